@@ -1,0 +1,66 @@
+/**
+ * Every error code bulkhead throws. The union type {@link BulkheadErrorCode} is derived from it,
+ * so a `switch` over `error.code` is checked for exhaustiveness.
+ */
+export const BULKHEAD_ERROR_CODES = {
+  /** An argument failed validation; the message names the parameter and the value. */
+  INVALID_ARGUMENT: "INVALID_ARGUMENT",
+  /** A task spec (`handover.yaml`) is malformed; `problems` lists every issue with its position. */
+  INVALID_TASK_SPEC: "INVALID_TASK_SPEC",
+  /** A resolved scope is over `max_files` or `max_tokens`, or names a path that does not exist. */
+  SCOPE_LIMIT: "SCOPE_LIMIT",
+  /** A path leaves its root (`..`, absolute, a symlink pointing outside). */
+  PATH_OUTSIDE_ROOT: "PATH_OUTSIDE_ROOT",
+  /** No proposal with this id exists in the guard's store. */
+  PROPOSAL_NOT_FOUND: "PROPOSAL_NOT_FOUND",
+  /** A proposal was already approved or rejected. */
+  PROPOSAL_ALREADY_DECIDED: "PROPOSAL_ALREADY_DECIDED",
+  /** A cross-process lock could not be taken in time. */
+  LOCK_TIMEOUT: "LOCK_TIMEOUT",
+  /** The operation was canceled through its `abortSignal`. */
+  ABORTED: "ABORTED",
+} as const;
+
+export type BulkheadErrorCode = (typeof BULKHEAD_ERROR_CODES)[keyof typeof BULKHEAD_ERROR_CODES];
+
+const marker = Symbol.for("bulkhead.error");
+
+export interface BulkheadErrorOptions {
+  /** The underlying error, kept for debugging. */
+  cause?: unknown;
+  /** Structured data that says more than the message (limits, paths, suggestions). */
+  data?: Record<string, unknown>;
+}
+
+/**
+ * The base class of every error bulkhead throws. Check with {@link BulkheadError.isInstance}
+ * rather than `instanceof`, so errors from two copies of the package are still recognised.
+ *
+ * @example
+ * try { await loadTaskSpec("handover.yaml"); }
+ * catch (error) { if (BulkheadError.isInstance(error)) console.error(error.code, error.message); }
+ */
+export class BulkheadError extends Error {
+  private readonly [marker] = true;
+  /** A stable code from {@link BULKHEAD_ERROR_CODES}. */
+  readonly code: BulkheadErrorCode;
+  /** Structured details, safe to serialise. */
+  readonly data: Record<string, unknown>;
+
+  constructor(code: BulkheadErrorCode, message: string, options: BulkheadErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "BulkheadError";
+    this.code = code;
+    this.data = options.data ?? {};
+  }
+
+  /** True for any bulkhead error, whichever copy of the package created it. */
+  static isInstance(value: unknown): value is BulkheadError {
+    return typeof value === "object" && value !== null && marker in value;
+  }
+
+  /** A plain object for logs and `--json` output. */
+  toJSON(): { name: string; code: BulkheadErrorCode; message: string; data: Record<string, unknown> } {
+    return { name: this.name, code: this.code, message: this.message, data: this.data };
+  }
+}

@@ -1,0 +1,41 @@
+// The public API of @bulkhead/core: one deliberate list.
+export { AbortedError, throwIfAborted } from "./aborted-error.js";
+export { BULKHEAD_ERROR_CODES, BulkheadError, type BulkheadErrorCode, type BulkheadErrorOptions } from "./bulkhead-error.js";
+export { InvalidArgumentError } from "./invalid-argument-error.js";
+export { InvalidTaskSpecError, formatTaskSpecProblem, type TaskSpecProblem } from "./invalid-task-spec-error.js";
+export { LockTimeoutError } from "./lock-timeout-error.js";
+export { MultiRepoGuard, type GuardEvents, type MultiRepoGuardOptions, type ProposeResult } from "./multi-repo-guard.js";
+export { MAX_TASK_SPEC_BYTES, loadTaskSpec, parseTaskSpec, type ParseTaskSpecOptions } from "./parse-task-spec.js";
+export { PathOutsideRootError } from "./path-outside-root-error.js";
+export { ProposalAlreadyDecidedError, ProposalNotFoundError } from "./proposal-errors.js";
+export { createFileProposalStore, createMemoryProposalStore, type ProposalStore } from "./proposal-store.js";
+export { proposalSchema, type Proposal, type ProposalStatus } from "./proposal.js";
+export { isPathWithin, normalizeRepoPath, type NormalizedRepoPath } from "./repo-path.js";
+export {
+  resolveScope,
+  type RefusedPath,
+  type ResolveScopeOptions,
+  type ResolvedScope,
+  type ScopeFile,
+  type SkippedFile,
+} from "./resolve-scope.js";
+export { createScopeCache, type CachedContent, type ScopeCache, type ScopeCacheOptions } from "./scope-cache.js";
+export { ScopeLimitError, type ScopeHotspot, type ScopeViolation } from "./scope-limit-error.js";
+export { createScopeMatcher } from "./scope-matcher.js";
+export { taskSpecJsonSchema } from "./task-spec-json-schema.js";
+export { taskSpecFileSchema, taskSpecToFile, type ScopeRepo, type TaskSpec, type TaskSpecFile } from "./task-spec.js";
+export { ESTIMATE_BYTES_PER_TOKEN, createByteEstimateCounter, type TokenCounter } from "./token-counter.js";
+export { TypedEmitter, type EventListener } from "./typed-emitter.js";
+export {
+  addUsage,
+  emptyUsage,
+  usageBreakdownSchema,
+  usageReportSchema,
+  usageSchema,
+  type Usage,
+  type UsageBreakdown,
+  type UsageReport,
+} from "./usage.js";
+export { validateOptions } from "./validate-options.js";
+export { withFileLock, type FileLockOptions } from "./with-file-lock.js";
+export { writeFileAtomic } from "./write-file-atomic.js";

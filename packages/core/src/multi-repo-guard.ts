@@ -1,0 +1,169 @@
+import { randomBytes } from "node:crypto";
+import { join } from "node:path";
+import { z } from "zod";
+import { normalizeRepoPath } from "./repo-path.js";
+import { REPO_NAME_PATTERN } from "./task-spec.js";
+import { ProposalAlreadyDecidedError, ProposalNotFoundError } from "./proposal-errors.js";
+import { createFileProposalStore, type ProposalStore } from "./proposal-store.js";
+import type { Proposal } from "./proposal.js";
+import type { ResolvedScope } from "./resolve-scope.js";
+import { TypedEmitter } from "./typed-emitter.js";
+import { validateOptions } from "./validate-options.js";
+
+/** Events of a {@link MultiRepoGuard}; each carries the proposal as stored. */
+export interface GuardEvents {
+  "proposal-pending": { proposal: Proposal };
+  "proposal-approved": { proposal: Proposal };
+  "proposal-rejected": { proposal: Proposal };
+}
+
+export interface MultiRepoGuardOptions {
+  /** The repo the task owns: changes there pass. */
+  primaryRepo: string;
+  /** Other repos the task may change without approval. @default [] */
+  allowedWrites?: readonly string[];
+  /** When given, a change passes only where `scope.canWrite(repo, file)` is true. */
+  scope?: Pick<ResolvedScope, "canWrite">;
+  /** Where proposals persist. @default a file store in `.bulkhead/proposals` under the working directory */
+  store?: ProposalStore;
+}
+
+/** The guard's answer to a proposed change. */
+export type ProposeResult = { status: "allowed" } | { status: "pending"; id: string; reason: Proposal["reason"] };
+
+const repoName = z.string().regex(REPO_NAME_PATTERN, "expected a repo name");
+const optionsSchema = z.object({
+  primaryRepo: repoName,
+  allowedWrites: z.array(repoName).optional(),
+  scope: z
+    .custom<Pick<ResolvedScope, "canWrite">>(
+      (value) => typeof (value as ResolvedScope | undefined)?.canWrite === "function",
+      "expected a ResolvedScope",
+    )
+    .optional(),
+  store: z
+    .custom<ProposalStore>((value) => typeof (value as ProposalStore | undefined)?.update === "function", "expected a ProposalStore")
+    .optional(),
+});
+const changeSchema = z.object({
+  repo: repoName,
+  file: z.string().min(1, "expected a file path"),
+  diff: z.string().max(4 * 1024 * 1024, "is over 4 MiB: propose a smaller change"),
+  author: z.string().min(1).max(200).optional(),
+});
+const decisionSchema = z.object({ by: z.string().min(1, "say who decides").max(200) });
+const rejectionSchema = decisionSchema.extend({ reason: z.string().min(1, "say why").max(2000) });
+
+function newProposalId(): string {
+  return `p-${Date.now().toString(36)}-${randomBytes(4).toString("hex")}`;
+}
+
+/**
+ * Holds cross-repo changes for a person's approval (seed 000). A change inside the primary repo
+ * (and inside the scope, when one is given) or in an allowed repo passes; anything else is
+ * stored as a pending proposal until someone approves or rejects it. Proposing the same pending
+ * change twice returns the same proposal.
+ *
+ * @example
+ * const guard = new MultiRepoGuard({ primaryRepo: "backend-api" });
+ * const result = await guard.propose({ repo: "frontend", file: "src/api.ts", diff });
+ * if (result.status === "pending") await guard.approve(result.id, { by: "ana" });
+ */
+export class MultiRepoGuard extends TypedEmitter<GuardEvents> {
+  readonly primaryRepo: string;
+  readonly allowedWrites: readonly string[];
+  readonly #scope: Pick<ResolvedScope, "canWrite"> | undefined;
+  readonly #store: ProposalStore;
+
+  constructor(options: MultiRepoGuardOptions) {
+    super();
+    const { primaryRepo, allowedWrites = [], scope, store } = validateOptions(optionsSchema, options, "options");
+    this.primaryRepo = primaryRepo;
+    this.allowedWrites = allowedWrites;
+    this.#scope = scope;
+    this.#store = store ?? createFileProposalStore(join(process.cwd(), ".bulkhead", "proposals"));
+  }
+
+  /** Allows the change, or holds it as a pending proposal and returns its id. */
+  async propose(change: { repo: string; file: string; diff: string; author?: string }): Promise<ProposeResult> {
+    const { repo, file, diff, author } = validateOptions(changeSchema, change, "change");
+    const normalized = normalizeRepoPath(file);
+    const path = normalized.ok ? normalized.path : file;
+    const ownRepo = repo === this.primaryRepo || this.allowedWrites.includes(repo);
+    const inScope = normalized.ok && (!this.#scope || this.#scope.canWrite(repo, path));
+    if (ownRepo && inScope) return { status: "allowed" };
+
+    const reason: Proposal["reason"] = ownRepo ? "out-of-scope" : "cross-repo";
+    const { proposal, created } = await this.#store.exclusive(async () => {
+      const same = (await this.#store.list({ status: "pending" })).find(
+        (held) => held.repo === repo && held.file === path && held.diff === diff,
+      );
+      if (same) return { proposal: same, created: false };
+      const fresh: Proposal = {
+        id: newProposalId(),
+        repo,
+        file: path,
+        diff,
+        reason,
+        status: "pending",
+        createdAt: new Date().toISOString(),
+        ...(author === undefined ? {} : { author }),
+      };
+      await this.#store.create(fresh);
+      return { proposal: fresh, created: true };
+    });
+    if (created) this.emit("proposal-pending", { proposal });
+    return { status: "pending", id: proposal.id, reason: proposal.reason };
+  }
+
+  /** True while any proposal waits for a decision. */
+  async requiresHumanApproval(): Promise<boolean> {
+    return (await this.pending()).length > 0;
+  }
+
+  /** Proposals waiting for a decision, oldest first. */
+  pending(): Promise<Proposal[]> {
+    return this.#store.list({ status: "pending" });
+  }
+
+  /** Every proposal, decided or not, oldest first. */
+  proposals(): Promise<Proposal[]> {
+    return this.#store.list();
+  }
+
+  /** Approves a pending proposal. Approving twice, or an unknown id, throws. */
+  async approve(id: string, decision: { by: string }): Promise<Proposal> {
+    const { by } = validateOptions(decisionSchema, decision, "decision");
+    const proposal = await this.#decide(id, (current) => ({
+      ...current,
+      status: "approved",
+      decidedBy: by,
+      decidedAt: new Date().toISOString(),
+    }));
+    this.emit("proposal-approved", { proposal });
+    return proposal;
+  }
+
+  /** Rejects a pending proposal with a reason. Deciding twice, or an unknown id, throws. */
+  async reject(id: string, decision: { by: string; reason: string }): Promise<Proposal> {
+    const { by, reason } = validateOptions(rejectionSchema, decision, "decision");
+    const proposal = await this.#decide(id, (current) => ({
+      ...current,
+      status: "rejected",
+      decidedBy: by,
+      decidedAt: new Date().toISOString(),
+      rejectionReason: reason,
+    }));
+    this.emit("proposal-rejected", { proposal });
+    return proposal;
+  }
+
+  #decide(id: string, decide: (current: Proposal) => Proposal): Promise<Proposal> {
+    if (typeof id !== "string" || !/^[A-Za-z0-9_-]{1,64}$/.test(id)) return Promise.reject(new ProposalNotFoundError(String(id)));
+    return this.#store.update(id, (current) => {
+      if (!current) throw new ProposalNotFoundError(id);
+      if (current.status !== "pending") throw new ProposalAlreadyDecidedError(current);
+      return decide(current);
+    });
+  }
+}

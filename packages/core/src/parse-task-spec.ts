@@ -1,0 +1,255 @@
+import { readFile, stat } from "node:fs/promises";
+import { isMap, isScalar, LineCounter, parseDocument, type Document, type Node as YamlNode } from "yaml";
+import type { z } from "zod";
+import { didYouMean } from "./did-you-mean.js";
+import { InvalidArgumentError } from "./invalid-argument-error.js";
+import { InvalidTaskSpecError, type TaskSpecProblem } from "./invalid-task-spec-error.js";
+import { REPO_NAME_PATTERN, taskSpecFileSchema, taskSpecFromFile, type TaskSpec } from "./task-spec.js";
+
+/** Largest task spec accepted, in bytes: a spec is a page, not a data set. */
+export const MAX_TASK_SPEC_BYTES = 256 * 1024;
+/** Most YAML aliases expanded: enough for real reuse, too few for an alias bomb. */
+const MAX_ALIAS_COUNT = 64;
+
+export interface ParseTaskSpecOptions {
+  /** The name used in error messages, usually the file path. @default "handover.yaml" */
+  source?: string;
+  /**
+   * Repos the caller knows (e.g. the keys of its repo map). When given, every repo named in
+   * `allowed_cross_repo_reads`, `allowed_cross_repo_writes` and `expected_files` must be one of
+   * them or a scope repo.
+   */
+  knownRepos?: readonly string[];
+}
+
+type Path = readonly (string | number)[];
+
+function formatPath(path: Path): string {
+  let text = "";
+  for (const key of path) text += typeof key === "number" ? `[${key}]` : text === "" ? key : `.${key}`;
+  return text;
+}
+
+/** Locates a key path in the document: the deepest existing node along it, or the pair's key. */
+function locate(document: Document, lines: LineCounter, path: Path, unknownKey?: string): { line: number; column: number } {
+  let node: unknown = document.contents;
+  for (const key of path) {
+    const next = (node as { get?: (key: unknown, keepScalar: boolean) => unknown } | null)?.get?.(key, true);
+    if (next === undefined || next === null) break;
+    node = next;
+  }
+  if (unknownKey !== undefined && isMap(node)) {
+    const pair = node.items.find((item) => isScalar(item.key) && item.key.value === unknownKey);
+    if (pair && isScalar(pair.key)) node = pair.key;
+  }
+  const range = (node as YamlNode | null)?.range;
+  if (!range) return { line: 1, column: 1 };
+  const position = lines.linePos(range[0]);
+  return { line: position.line, column: position.col };
+}
+
+/** The keys a strict object schema accepts at a path, for "did you mean". */
+function knownKeysAt(path: Path): string[] {
+  let schema: unknown = taskSpecFileSchema();
+  for (const key of path) {
+    schema = unwrap(schema);
+    const def = (schema as { _zod: { def: Record<string, unknown> } })._zod.def;
+    if (def.type === "object") schema = (def.shape as Record<string, unknown>)[String(key)];
+    else if (def.type === "array") schema = def.element;
+    if (schema === undefined) return [];
+  }
+  const def = (unwrap(schema) as { _zod: { def: Record<string, unknown> } })._zod.def;
+  return def.type === "object" ? Object.keys(def.shape as object) : [];
+}
+
+function unwrap(schema: unknown): unknown {
+  let current = schema as { _zod: { def: { type: string; innerType?: unknown } } };
+  while (current._zod.def.innerType !== undefined) current = current._zod.def.innerType as typeof current;
+  return current;
+}
+
+function problemsFromZod(error: z.ZodError, document: Document, lines: LineCounter): TaskSpecProblem[] {
+  const problems: TaskSpecProblem[] = [];
+  for (const issue of error.issues) {
+    if (issue.code === "unrecognized_keys") {
+      const known = knownKeysAt(issue.path as Path);
+      for (const key of issue.keys) {
+        const suggestion = didYouMean(key, known);
+        const hint = suggestion ? `did you mean "${suggestion}"?` : `expected one of: ${known.join(", ")}`;
+        problems.push({
+          path: formatPath([...(issue.path as Path), key]),
+          ...locate(document, lines, issue.path as Path, key),
+          message: `unknown key; ${hint}`,
+        });
+      }
+      continue;
+    }
+    problems.push({ path: formatPath(issue.path as Path), ...locate(document, lines, issue.path as Path), message: issue.message });
+  }
+  return problems;
+}
+
+const asRecord = (value: unknown): Record<string, unknown> =>
+  typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
+const asList = (value: unknown): unknown[] => (Array.isArray(value) ? value : []);
+const asNames = (value: unknown): (string | undefined)[] => asList(value).map((item) => (typeof item === "string" ? item : undefined));
+
+/**
+ * Cross-field rules that a per-field schema cannot express. They read the raw file defensively,
+ * so they are reported together with field errors: one run lists every problem.
+ */
+function crossFieldProblems(
+  raw: unknown,
+  options: ParseTaskSpecOptions,
+  at: (path: Path) => { line: number; column: number },
+): TaskSpecProblem[] {
+  const problems: TaskSpecProblem[] = [];
+  const add = (path: Path, message: string) => problems.push({ path: formatPath(path), ...at(path), message });
+  const file = asRecord(raw);
+  const scope = asRecord(file.context_scope);
+  const ownership = asRecord(file.ownership);
+  const scopeRepos = asList(scope.repos).map((repo) => asRecord(repo).name);
+
+  const seen = new Set<unknown>();
+  scopeRepos.forEach((name, index) => {
+    if (typeof name === "string" && seen.has(name))
+      add(["context_scope", "repos", index, "name"], `repo "${name}" is listed twice: merge its paths into one entry`);
+    seen.add(name);
+  });
+  const names = scopeRepos.filter((name): name is string => typeof name === "string" && REPO_NAME_PATTERN.test(name));
+
+  const primary = ownership.primary_repo;
+  if (typeof primary === "string" && names.length > 0 && names.length === scopeRepos.length && !names.includes(primary)) {
+    const suggestion = didYouMean(primary, names);
+    add(
+      ["ownership", "primary_repo"],
+      `"${primary}" is not one of the scope's repos (${names.join(", ")})${suggestion ? `; did you mean "${suggestion}"?` : ": name a repo listed in context_scope.repos"}`,
+    );
+  }
+
+  const known = options.knownRepos ? [...new Set([...options.knownRepos, ...names])] : undefined;
+  for (const key of ["allowed_cross_repo_reads", "allowed_cross_repo_writes"]) {
+    asNames(ownership[key]).forEach((name, index) => {
+      if (name === undefined) return;
+      if (known && !known.includes(name)) {
+        const suggestion = didYouMean(name, known);
+        add(
+          ["ownership", key, index],
+          `repo "${name}" is unknown${suggestion ? `; did you mean "${suggestion}"?` : `: known repos are ${known.join(", ")}`}`,
+        );
+      }
+      if (name === primary) add(["ownership", key, index], `"${name}" is the primary repo, which is always allowed: remove it`);
+    });
+  }
+
+  const dependsOn = asNames(file.depends_on);
+  if (typeof file.id === "string" && dependsOn.includes(file.id)) {
+    add(["depends_on", dependsOn.indexOf(file.id)], `task "${file.id}" cannot depend on itself`);
+  }
+
+  const writable = [primary, ...asNames(ownership.allowed_cross_repo_writes)];
+  asList(file.expected_files).forEach((entry, index) => {
+    const repo = asRecord(entry).repo;
+    if (typeof repo === "string" && typeof primary === "string" && !writable.includes(repo)) {
+      add(
+        ["expected_files", index, "repo"],
+        `"${repo}" is not writable by this task: use the primary repo or list it in ownership.allowed_cross_repo_writes`,
+      );
+    }
+  });
+  return problems;
+}
+
+/**
+ * Parses a task spec (seed 000's `handover.yaml`) from YAML or JSON text, validates it and
+ * returns it in camelCase. Throws {@link InvalidTaskSpecError} listing every problem with its
+ * key path and `line:column`; unknown keys get a "did you mean" hint; alias bombs and files over
+ * {@link MAX_TASK_SPEC_BYTES} are refused.
+ *
+ * @example
+ * const spec = parseTaskSpec(await readFile("handover.yaml", "utf8"), { source: "handover.yaml" });
+ * spec.contextScope.maxFiles; // 15
+ */
+export function parseTaskSpec(text: string, options: ParseTaskSpecOptions = {}): TaskSpec {
+  if (typeof text !== "string") throw new InvalidArgumentError("text", `expected the spec's text as a string, got ${typeof text}`);
+  const source = options.source ?? "handover.yaml";
+  const bytes = Buffer.byteLength(text, "utf8");
+  if (bytes > MAX_TASK_SPEC_BYTES) {
+    throw new InvalidTaskSpecError(source, [
+      {
+        path: "",
+        line: 0,
+        column: 0,
+        message: `is ${bytes} bytes, over the ${MAX_TASK_SPEC_BYTES}-byte limit for a task spec: split the task`,
+      },
+    ]);
+  }
+
+  const lines = new LineCounter();
+  const document = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, strict: true });
+  if (document.errors.length > 0) {
+    throw new InvalidTaskSpecError(
+      source,
+      document.errors.map((error) => {
+        const position = lines.linePos(error.pos[0]);
+        return { path: "", line: position.line, column: position.col, message: `not valid YAML or JSON: ${error.message.split("\n")[0]}` };
+      }),
+    );
+  }
+
+  let raw: unknown;
+  try {
+    raw = document.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+  } catch (error) {
+    throw new InvalidTaskSpecError(source, [
+      {
+        path: "",
+        line: 0,
+        column: 0,
+        message: `refused: ${(error as Error).message} (more than ${MAX_ALIAS_COUNT} alias expansions; is this an alias bomb?)`,
+      },
+    ]);
+  }
+
+  const result = taskSpecFileSchema().safeParse(raw ?? undefined);
+  const problems = [
+    ...(result.success ? [] : problemsFromZod(result.error, document, lines)),
+    ...crossFieldProblems(raw, options, (path) => locate(document, lines, path)),
+  ];
+  if (problems.length > 0 || !result.success) throw new InvalidTaskSpecError(source, sortProblems(problems));
+  return taskSpecFromFile(result.data);
+}
+
+function sortProblems(problems: TaskSpecProblem[]): TaskSpecProblem[] {
+  return problems.sort((left, right) => left.line - right.line || left.column - right.column);
+}
+
+/**
+ * Reads and parses a task spec file (YAML or JSON). Files over {@link MAX_TASK_SPEC_BYTES} are
+ * refused before they are read.
+ *
+ * @example
+ * const spec = await loadTaskSpec("tasks/rate-limit/handover.yaml");
+ */
+export async function loadTaskSpec(path: string, options: Omit<ParseTaskSpecOptions, "source"> = {}): Promise<TaskSpec> {
+  if (typeof path !== "string" || path === "") throw new InvalidArgumentError("path", "expected the path of a task spec file");
+  let size: number;
+  try {
+    size = (await stat(path)).size;
+  } catch (error) {
+    throw new InvalidArgumentError("path", `cannot read task spec ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, {
+      cause: error,
+    });
+  }
+  if (size > MAX_TASK_SPEC_BYTES) {
+    throw new InvalidTaskSpecError(path, [
+      {
+        path: "",
+        line: 0,
+        column: 0,
+        message: `is ${size} bytes, over the ${MAX_TASK_SPEC_BYTES}-byte limit for a task spec: split the task`,
+      },
+    ]);
+  }
+  return parseTaskSpec(await readFile(path, "utf8"), { ...options, source: path });
+}

@@ -1,0 +1,549 @@
+import { createHash } from "node:crypto";
+import { closeSync, fstatSync, openSync, readdirSync, readSync, statSync, type Stats } from "node:fs";
+import { lstat, readFile, realpath, stat } from "node:fs/promises";
+import { isAbsolute, join, relative, sep } from "node:path";
+import ignore, { type Ignore } from "ignore";
+import { z } from "zod";
+import { throwIfAborted } from "./aborted-error.js";
+import { InvalidArgumentError } from "./invalid-argument-error.js";
+import { mapLimit } from "./map-limit.js";
+import { isPathWithin, normalizeRepoPath } from "./repo-path.js";
+import { createScopeCache, type ScopeCache } from "./scope-cache.js";
+import { ScopeLimitError, type ScopeHotspot, type ScopeViolation } from "./scope-limit-error.js";
+import { compileEntries, createScopeMatcher, globBase, isGlob, touchesGitDirectory } from "./scope-matcher.js";
+import type { ScopeRepo, TaskSpec } from "./task-spec.js";
+import { createByteEstimateCounter, type TokenCounter } from "./token-counter.js";
+import { validateOptions } from "./validate-options.js";
+
+/** A file the agent may see. */
+export interface ScopeFile {
+  repo: string;
+  /** Relative to the repo root, POSIX separators. */
+  path: string;
+  bytes: number;
+  tokens: number;
+}
+
+/** A file that matched the scope but was left out, and why. */
+export interface SkippedFile {
+  repo: string;
+  path: string;
+  reason: "binary" | "too-large" | "broken-symlink" | "unreadable";
+}
+
+/** A path that was refused because following it would leave the repo. */
+export interface RefusedPath {
+  repo: string;
+  path: string;
+  reason: string;
+}
+
+/** The exact list of files a task may see, with totals, limit checks and permission checks. */
+export interface ResolvedScope {
+  /** Sorted by repo, then path (byte order). */
+  files: ScopeFile[];
+  totals: { files: number; bytes: number; tokens: number };
+  /** True when token counts are estimates (no exact counter was given). */
+  estimated: boolean;
+  /** The counter's name, e.g. `o200k_base` or `bytes/4`. */
+  counter: string;
+  /** Over `max_files`, over `max_tokens`, or a path that does not exist. Empty when usable. */
+  violations: ScopeViolation[];
+  skipped: SkippedFile[];
+  refused: RefusedPath[];
+  /** The directories and files holding the most tokens, heaviest first. */
+  largest(limit?: number): { directories: ScopeHotspot[]; files: ScopeHotspot[] };
+  /** Throws {@link ScopeLimitError} with narrowing advice when there are violations. */
+  assertWithinLimits(): void;
+  /** True when the path is inside the scope, or in a repo the task may read across. */
+  canRead(repo: string, path: string): boolean;
+  /** True when the path is inside the primary repo's scope, or in a repo the task may write across. */
+  canWrite(repo: string, path: string): boolean;
+}
+
+export interface ResolveScopeOptions {
+  /** Repo name → directory on disk, for every repo the spec names. */
+  repos: Record<string, string>;
+  /** Counts tokens; without one, counts are `ceil(bytes / 4)` and marked estimated. */
+  counter?: TokenCounter;
+  abortSignal?: AbortSignal;
+  /** Reuses fingerprints and counts across calls. `false` turns caching off. @default a shared cache */
+  cache?: ScopeCache | false;
+  /** Files larger than this are skipped as `too-large`. @default 1_048_576 */
+  maxFileBytes?: number;
+  /** Leave out files that `.gitignore` and `.git/info/exclude` ignore. @default true */
+  gitignore?: boolean;
+  /** Files read at once. @default 64 */
+  concurrency?: number;
+}
+
+const optionsSchema = z.object({
+  repos: z.record(z.string(), z.string().min(1, "expected a directory path")),
+  counter: z
+    .custom<TokenCounter>((value) => typeof (value as TokenCounter | undefined)?.count === "function", "expected a TokenCounter")
+    .optional(),
+  abortSignal: z.custom<AbortSignal>((value) => value instanceof AbortSignal, "expected an AbortSignal").optional(),
+  cache: z
+    .union([
+      z.literal(false),
+      z.custom<ScopeCache>((value) => typeof (value as ScopeCache | undefined)?.getContent === "function", "expected a ScopeCache"),
+    ])
+    .optional(),
+  maxFileBytes: z.number().int().positive().optional(),
+  gitignore: z.boolean().optional(),
+  concurrency: z.number().int().min(1).max(1024).optional(),
+});
+
+let sharedCache: ScopeCache | undefined;
+const BINARY_SNIFF_BYTES = 8000;
+
+interface Candidate {
+  repo: string;
+  root: string;
+  path: string;
+}
+
+/** Walks one repo and collects the files its scope entries expand to. */
+class RepoWalker {
+  readonly candidates = new Map<string, Candidate>();
+  readonly refused: RefusedPath[] = [];
+  readonly skipped: SkippedFile[] = [];
+  readonly notFound: string[] = [];
+  /** Directory symlinks followed inside the repo: link path → target path. */
+  readonly links = new Map<string, string>();
+  readonly #rules = new Map<string, Promise<{ dir: string; rules: Ignore }[]>>();
+  readonly #ancestors: string[] = [];
+  #walked = 0;
+  readonly #excluded: (path: string) => boolean;
+
+  constructor(
+    readonly repo: ScopeRepo,
+    readonly root: string,
+    readonly gitignore: boolean,
+    readonly signal: AbortSignal | undefined,
+  ) {
+    this.#excluded = compileEntries(repo.exclude);
+  }
+
+  async addEntry(entry: string): Promise<void> {
+    if (isGlob(entry)) {
+      const before = this.candidates.size;
+      const base = globBase(entry);
+      const info = await lstat(join(this.root, base)).catch(() => undefined);
+      if (info?.isDirectory()) await this.walk(base, compileEntries([entry]));
+      if (this.candidates.size === before) this.notFound.push(entry);
+      return;
+    }
+    const absolute = join(this.root, entry);
+    const info = await lstat(absolute).catch(() => undefined);
+    if (!info) return void this.notFound.push(entry);
+    if (this.#excluded(entry) || touchesGitDirectory(entry)) return;
+    const target = info.isSymbolicLink() ? await this.follow(entry) : { path: entry, isDirectory: info.isDirectory() };
+    if (!target) return;
+    // A path named explicitly is included even when git ignores it: the spec author asked for it.
+    if (target.isDirectory) await this.walk(entry, undefined);
+    else this.add(entry);
+  }
+
+  /** Resolves a symlink; records a refusal or a broken link and returns undefined when it cannot be followed. */
+  async follow(path: string): Promise<{ path: string; isDirectory: boolean } | undefined> {
+    const absolute = join(this.root, path);
+    let real: string;
+    try {
+      real = await realpath(absolute);
+    } catch {
+      this.skipped.push({ repo: this.repo.name, path, reason: "broken-symlink" });
+      return undefined;
+    }
+    const inside = relative(this.root, real);
+    if (inside.startsWith("..") || isAbsolute(inside)) {
+      this.refused.push({ repo: this.repo.name, path, reason: `symlink points outside the repo (to ${real})` });
+      return undefined;
+    }
+    const targetPath = inside === "" ? "." : inside.split(sep).join("/");
+    if (touchesGitDirectory(targetPath)) {
+      this.refused.push({ repo: this.repo.name, path, reason: "symlink points into .git" });
+      return undefined;
+    }
+    const info = await stat(real);
+    if (info.isDirectory()) this.links.set(path, targetPath);
+    return { path: targetPath, isDirectory: info.isDirectory() };
+  }
+
+  add(path: string): void {
+    // A file reached through a directory symlink is excluded when its real path is.
+    if (this.links.size > 0 && resolveLinks(this.links, path).some((alias) => this.#excluded(alias) || touchesGitDirectory(alias))) return;
+    if (!this.candidates.has(path)) this.candidates.set(path, { repo: this.repo.name, root: this.root, path });
+  }
+
+  /**
+   * Walks a directory depth-first. Listing is synchronous (much faster than the promise API for
+   * many small directories); the loop yields to the event loop every few directories so an
+   * abort is noticed. `real` is the directory's real path, known without a syscall unless a
+   * symlink led here; a directory that is its own ancestor (a symlink cycle) is not entered again.
+   */
+  async walk(
+    directory: string,
+    match: ((path: string) => boolean) | undefined,
+    real = directory === "." ? this.root : join(this.root, directory),
+  ): Promise<void> {
+    if (this.#ancestors.includes(real)) return;
+    this.#ancestors.push(real);
+    try {
+      await this.#list(directory, match, real);
+    } finally {
+      this.#ancestors.pop();
+    }
+  }
+
+  async #list(directory: string, match: ((path: string) => boolean) | undefined, real: string): Promise<void> {
+    if (++this.#walked % 64 === 0) await new Promise((resolve) => setImmediate(resolve));
+    throwIfAborted(this.signal, "resolveScope");
+    const rules = this.gitignore ? await this.rulesFor(directory) : [];
+    const entries = readdirSync(join(this.root, directory), { withFileTypes: true });
+    for (const entry of entries) {
+      if (entry.name === ".git") continue;
+      const path = directory === "." ? entry.name : `${directory}/${entry.name}`;
+      if (this.#excluded(path)) continue;
+      let isDirectory = entry.isDirectory();
+      const ignored = rules.length > 0 && (isIgnored(rules, path, isDirectory) || (entry.isSymbolicLink() && isIgnored(rules, path, true)));
+      if (ignored) continue;
+      let childReal = `${real}/${entry.name}`;
+      if (entry.isSymbolicLink()) {
+        if (match && !match(path) && !(await isDirectoryTarget(join(this.root, path)))) continue;
+        const target = await this.follow(path);
+        if (!target) continue;
+        isDirectory = target.isDirectory;
+        childReal = target.path === "." ? this.root : join(this.root, target.path);
+      } else if (!isDirectory && !entry.isFile()) {
+        continue;
+      }
+      if (isDirectory) await this.walk(path, match, childReal);
+      else if (!match || match(path)) this.add(path);
+    }
+  }
+
+  /** The `.gitignore` rules that apply inside a directory, from the root down. */
+  rulesFor(directory: string): Promise<{ dir: string; rules: Ignore }[]> {
+    let cached = this.#rules.get(directory);
+    if (!cached) {
+      cached = (async () => {
+        const parent =
+          directory === "." ? [] : await this.rulesFor(directory.includes("/") ? directory.slice(0, directory.lastIndexOf("/")) : ".");
+        const sources = [join(this.root, directory, ".gitignore")];
+        if (directory === ".") sources.push(join(this.root, ".git", "info", "exclude"));
+        const texts = await Promise.all(sources.map((file) => readFile(file, "utf8").catch(() => "")));
+        const text = texts.join("\n");
+        return text.trim() === "" ? parent : [...parent, { dir: directory, rules: ignore().add(text) }];
+      })();
+      this.#rules.set(directory, cached);
+    }
+    return cached;
+  }
+}
+
+async function isDirectoryTarget(path: string): Promise<boolean> {
+  return (await stat(path).catch(() => undefined))?.isDirectory() ?? false;
+}
+
+function isIgnored(rules: readonly { dir: string; rules: Ignore }[], path: string, isDirectory: boolean): boolean {
+  let ignored = false;
+  for (const { dir, rules: set } of rules) {
+    const local = dir === "." ? path : path.slice(dir.length + 1);
+    const result = set.test(isDirectory ? `${local}/` : local);
+    if (result.ignored) ignored = true;
+    else if (result.unignored) ignored = false;
+  }
+  return ignored;
+}
+
+function isBinary(buffer: Buffer): boolean {
+  return buffer.subarray(0, BINARY_SNIFF_BYTES).includes(0);
+}
+
+/**
+ * Resolves a task spec's context scope against real directories: the exact files the agent may
+ * see, with sizes and token counts, checked against `max_files` and `max_tokens`. Directories are
+ * walked recursively, globs matched, `exclude` always wins, `.git/` and git-ignored files are left
+ * out, binary files are skipped and listed, and symlinks are followed only inside their repo.
+ *
+ * @example
+ * const scope = await resolveScope(spec, { repos: { "backend-api": "../backend-api" } });
+ * scope.assertWithinLimits();
+ * scope.canWrite("backend-api", "src/middleware/rate-limit.ts"); // true
+ */
+export async function resolveScope(spec: TaskSpec, options: ResolveScopeOptions): Promise<ResolvedScope> {
+  const {
+    repos,
+    counter = createByteEstimateCounter(),
+    abortSignal,
+    cache = (sharedCache ??= createScopeCache()),
+    maxFileBytes = 1_048_576,
+    gitignore = true,
+    concurrency = 64,
+  } = validateOptions(optionsSchema, options, "options");
+  if (!spec?.contextScope?.repos) throw new InvalidArgumentError("spec", "expected a TaskSpec from parseTaskSpec or loadTaskSpec");
+  throwIfAborted(abortSignal, "resolveScope");
+
+  const roots = new Map<string, string>();
+  for (const repo of [...spec.contextScope.repos.map((entry) => entry.name)]) {
+    const directory = repos[repo];
+    if (directory === undefined) {
+      throw new InvalidArgumentError("options.repos", `no directory for repo "${repo}": pass repos: { "${repo}": "<dir>" }`);
+    }
+    const root = await realpath(directory).catch(() => undefined);
+    if (!root || !(await isDirectoryTarget(root))) {
+      throw new InvalidArgumentError("options.repos", `repo "${repo}" maps to ${directory}, which is not a directory`);
+    }
+    roots.set(repo, root);
+  }
+
+  const walkers = await Promise.all(
+    spec.contextScope.repos.map(async (repo) => {
+      const walker = new RepoWalker(repo, roots.get(repo.name)!, gitignore, abortSignal);
+      for (const entry of repo.paths) await walker.addEntry(entry);
+      return walker;
+    }),
+  );
+
+  const candidates = walkers.flatMap((walker) => [...walker.candidates.values()]);
+  const skipped = walkers.flatMap((walker) => walker.skipped);
+  const measured = await mapLimit(candidates, concurrency, async (candidate, index) => {
+    // Small files are read synchronously; yield now and then so timers and aborts get a turn.
+    if (index % 256 === 255) await new Promise((resolve) => setImmediate(resolve));
+    throwIfAborted(abortSignal, "resolveScope");
+    return measure(candidate, { counter, cache: cache || undefined, maxFileBytes, skipped });
+  });
+  const files = measured.filter((file): file is ScopeFile => file !== undefined).sort(compareFiles);
+
+  const totals = { files: files.length, bytes: 0, tokens: 0 };
+  for (const file of files) {
+    totals.bytes += file.bytes;
+    totals.tokens += file.tokens;
+  }
+
+  const violations: ScopeViolation[] = [];
+  const { maxFiles, maxTokens } = spec.contextScope;
+  if (totals.files > maxFiles) {
+    violations.push({
+      kind: "max-files",
+      limit: maxFiles,
+      actual: totals.files,
+      message: `scope resolves to ${totals.files.toLocaleString("en-US")} files, over max_files ${maxFiles.toLocaleString("en-US")}: narrow paths or raise the limit`,
+    });
+  }
+  if (totals.tokens > maxTokens) {
+    violations.push({
+      kind: "max-tokens",
+      limit: maxTokens,
+      actual: totals.tokens,
+      message: `scope holds ${totals.tokens.toLocaleString("en-US")} tokens, over max_tokens ${maxTokens.toLocaleString("en-US")}: narrow paths, add excludes or raise the limit`,
+    });
+  }
+  for (const walker of walkers) {
+    for (const path of walker.notFound) {
+      violations.push({
+        kind: "path-not-found",
+        repo: walker.repo.name,
+        path,
+        message: `path "${path}" in repo "${walker.repo.name}" ${isGlob(path) ? "matches no file" : "does not exist"}: fix or remove it`,
+      });
+    }
+  }
+
+  const largest = (limit = 5) => hotspots(files, limit);
+  const permissions = createPermissions(spec, walkers);
+  return {
+    files,
+    totals,
+    estimated: counter.estimated,
+    counter: counter.name,
+    violations,
+    skipped: skipped.sort(compareFiles),
+    refused: walkers.flatMap((walker) => walker.refused).sort(compareFiles),
+    largest,
+    assertWithinLimits() {
+      if (violations.length === 0) return;
+      const { directories, files: heaviest } = largest();
+      throw new ScopeLimitError(violations, directories, heaviest);
+    },
+    canRead: (repo, path) => permissions.canRead(repo, path),
+    canWrite: (repo, path) => permissions.canWrite(repo, path),
+  };
+}
+
+function compareFiles(left: { repo: string; path: string }, right: { repo: string; path: string }): number {
+  if (left.repo !== right.repo) return left.repo < right.repo ? -1 : 1;
+  return left.path < right.path ? -1 : left.path > right.path ? 1 : 0;
+}
+
+/** Files up to this size are read synchronously: for small files that beats the promise API by far. */
+const SYNC_READ_BYTES = 256 * 1024;
+
+const fingerprintOf = (info: Stats) => `${info.size}:${info.mtimeMs}:${info.ctimeMs}:${info.ino}`;
+
+/**
+ * Reads a file with one open, fstat, read and close; large files go through the promise API.
+ * A file over `maxBytes` is not read: its buffer is undefined.
+ */
+async function readWithStats(path: string, maxBytes: number): Promise<{ info: Stats; buffer: Buffer | undefined }> {
+  const descriptor = openSync(path, "r");
+  try {
+    const info = fstatSync(descriptor);
+    if (info.size > maxBytes) return { info, buffer: undefined };
+    if (info.size > SYNC_READ_BYTES) return { info, buffer: await readFile(path) };
+    const buffer = Buffer.allocUnsafe(info.size);
+    let offset = 0;
+    while (offset < info.size) {
+      const read = readSync(descriptor, buffer, offset, info.size - offset, offset);
+      if (read === 0) break;
+      offset += read;
+    }
+    return { info, buffer: offset === info.size ? buffer : buffer.subarray(0, offset) };
+  } finally {
+    closeSync(descriptor);
+  }
+}
+
+async function measure(
+  candidate: Candidate,
+  context: { counter: TokenCounter; cache: ScopeCache | undefined; maxFileBytes: number; skipped: SkippedFile[] },
+): Promise<ScopeFile | undefined> {
+  const { repo, root, path } = candidate;
+  const absolute = join(root, path);
+  const key = `${root}\u0000${path}`;
+  let text: string | undefined;
+  try {
+    // Seen before: one stat says whether it changed. Never seen: read it without a separate stat.
+    let content = context.cache?.getContent(key);
+    if (content) {
+      const info = statSync(absolute);
+      if (fingerprintOf(info) !== content.fingerprint || info.size > context.maxFileBytes) content = undefined;
+    }
+    if (!content) {
+      const { info, buffer } = await readWithStats(absolute, context.maxFileBytes);
+      if (!buffer) {
+        context.skipped.push({ repo, path, reason: "too-large" });
+        return undefined;
+      }
+      content = {
+        fingerprint: fingerprintOf(info),
+        hash: createHash("sha256").update(buffer).digest("hex"),
+        bytes: buffer.length,
+        binary: isBinary(buffer),
+      };
+      context.cache?.setContent(key, content);
+      if (!content.binary) text = buffer.toString("utf8");
+    }
+    if (content.binary) {
+      context.skipped.push({ repo, path, reason: "binary" });
+      return undefined;
+    }
+    let tokens = context.cache?.getTokens(context.counter.name, content.hash);
+    if (tokens === undefined) {
+      const counted = context.counter.count(text ?? (await readFile(absolute, "utf8")));
+      tokens = typeof counted === "number" ? counted : await counted;
+      context.cache?.setTokens(context.counter.name, content.hash, tokens);
+    }
+    return { repo, path, bytes: content.bytes, tokens };
+  } catch (error) {
+    if ((error as { code?: string }).code === undefined) throw error;
+    context.skipped.push({ repo, path, reason: "unreadable" });
+    return undefined;
+  }
+}
+
+function hotspots(files: readonly ScopeFile[], limit: number): { directories: ScopeHotspot[]; files: ScopeHotspot[] } {
+  const directories = new Map<string, ScopeHotspot>();
+  for (const file of files) {
+    let slash = file.path.lastIndexOf("/");
+    while (slash > 0) {
+      const path = file.path.slice(0, slash);
+      const key = `${file.repo}\u0000${path}`;
+      const spot = directories.get(key) ?? { repo: file.repo, path, files: 0, tokens: 0 };
+      spot.files++;
+      spot.tokens += file.tokens;
+      directories.set(key, spot);
+      slash = path.lastIndexOf("/");
+    }
+  }
+  const heaviest = (spots: ScopeHotspot[]) =>
+    spots.sort((left, right) => right.tokens - left.tokens || compareFiles(left, right)).slice(0, limit);
+  return {
+    directories: heaviest([...directories.values()]),
+    files: heaviest(files.map((file) => ({ repo: file.repo, path: file.path, files: 1, tokens: file.tokens }))),
+  };
+}
+
+function createPermissions(spec: TaskSpec, walkers: readonly RepoWalker[]) {
+  const byRepo = new Map(
+    walkers.map((walker) => [
+      walker.repo.name,
+      {
+        root: walker.root,
+        inScope: createScopeMatcher(walker.repo.paths, walker.repo.exclude),
+        excluded: compileEntries(walker.repo.exclude),
+        refused: walker.refused.map((entry) => entry.path),
+        links: walker.links,
+      },
+    ]),
+  );
+  const { primaryRepo, allowedCrossRepoReads, allowedCrossRepoWrites } = spec.ownership;
+
+  /** The normalized path, or undefined when it cannot name a file inside the repo. */
+  const clean = (repo: string, path: string): string | undefined => {
+    if (typeof repo !== "string" || typeof path !== "string") return undefined;
+    let candidate = path;
+    const root = byRepo.get(repo)?.root;
+    if (root && (candidate === root || candidate.startsWith(`${root}/`))) candidate = candidate.slice(root.length + 1) || ".";
+    const normalized = normalizeRepoPath(candidate);
+    if (!normalized.ok || touchesGitDirectory(normalized.path)) return undefined;
+    return normalized.path;
+  };
+
+  /**
+   * Reads need the path as written inside the scope and none of its symlink-resolved forms
+   * excluded; writes need every form inside the scope, so a link cannot carry a write elsewhere.
+   */
+  const inScope = (repo: string, path: string, everyForm: boolean): boolean => {
+    const entry = byRepo.get(repo);
+    if (!entry) return false;
+    const forms = resolveLinks(entry.links, path);
+    const allowed = (form: string) => !entry.refused.some((refused) => isPathWithin(form, refused));
+    if (!forms.every(allowed)) return false;
+    if (everyForm) return forms.every(entry.inScope);
+    return entry.inScope(path) && forms.every((form) => !entry.excluded(form) && !touchesGitDirectory(form));
+  };
+
+  return {
+    canRead(repo: string, path: string): boolean {
+      const normalized = clean(repo, path);
+      if (normalized === undefined) return false;
+      if (allowedCrossRepoReads.includes(repo) || allowedCrossRepoWrites.includes(repo)) return true;
+      return inScope(repo, normalized, false);
+    },
+    canWrite(repo: string, path: string): boolean {
+      const normalized = clean(repo, path);
+      if (normalized === undefined) return false;
+      if (allowedCrossRepoWrites.includes(repo)) return true;
+      return repo === primaryRepo && inScope(repo, normalized, true);
+    },
+  };
+}
+
+/** The path as written, then as it reads after following known directory symlinks, hop by hop. */
+function resolveLinks(links: ReadonlyMap<string, string>, path: string): string[] {
+  const forms = [path];
+  let current = path;
+  for (let hop = 0; hop < 16; hop++) {
+    let link: string | undefined;
+    for (const prefix of links.keys()) if (prefix !== "." && isPathWithin(current, prefix)) link = prefix;
+    if (link === undefined) break;
+    const target = links.get(link)!;
+    const rest = current.slice(link.length);
+    current = target === "." ? rest.replace(/^\//, "") || "." : `${target}${rest}`;
+    if (forms.includes(current)) break;
+    forms.push(current);
+  }
+  return forms;
+}

@@ -1,0 +1,29 @@
+/**
+ * Counts tokens in text. `@bulkhead/budget` implements it with tiktoken; core ships only the
+ * byte-based estimate below, so core stays free of a tokenizer.
+ */
+export interface TokenCounter {
+  /** A stable name for the encoding, part of every cache key (`o200k_base`, `bytes/4`). */
+  readonly name: string;
+  /** True when counts are an estimate rather than the model's exact tokenization. */
+  readonly estimated: boolean;
+  /** The number of tokens in `text`. */
+  count(text: string): number | Promise<number>;
+}
+
+/** Bytes per token of the fallback estimate: a common figure for English text and code. */
+export const ESTIMATE_BYTES_PER_TOKEN = 4;
+
+/**
+ * The counter used when none is given: `ceil(utf8Bytes / 4)`, marked as estimated.
+ *
+ * @example
+ * createByteEstimateCounter().count("hello world"); // 3
+ */
+export function createByteEstimateCounter(): TokenCounter {
+  return {
+    name: `bytes/${ESTIMATE_BYTES_PER_TOKEN}`,
+    estimated: true,
+    count: (text) => Math.ceil(Buffer.byteLength(text, "utf8") / ESTIMATE_BYTES_PER_TOKEN),
+  };
+}

@@ -1,0 +1,61 @@
+import { createHash } from "node:crypto";
+import { execFileSync, spawnSync } from "node:child_process";
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+// @ts-expect-error: a plain .mjs script without types, shared with the root scripts.
+import { BUSYBOX_PATH, ensureDockerEngine } from "../../../scripts/docker-engine.mjs";
+
+/** The label every image and container created by tests carries, for cleanup. */
+export const TEST_LABEL = "dev.bulkhead.test";
+
+/** Runs the docker CLI and returns its trimmed stdout; throws with stderr on failure. */
+export function docker(args: readonly string[], options: { input?: string } = {}): string {
+  const result = spawnSync("docker", args, { encoding: "utf8", input: options.input, maxBuffer: 64 * 1024 * 1024 });
+  if (result.status !== 0) throw new Error(`docker ${args.join(" ")} failed (exit ${result.status}): ${result.stderr.trim()}`);
+  return result.stdout.trim();
+}
+
+/**
+ * Makes sure a Docker engine is reachable (installing and starting one when root on Debian).
+ * Returns `stop()`, which stops the engine only if this call started it.
+ */
+export async function ensureDocker(): Promise<{ started: boolean; stop: () => Promise<void> }> {
+  return ensureDockerEngine();
+}
+
+/**
+ * Builds, once, a tiny offline image `FROM scratch` holding the static busybox from Debian's
+ * `busybox-static`, with its applets linked into `/bin`. Nothing is pulled. Returns the tag,
+ * which is derived from the busybox binary and the Dockerfile, so a rebuild happens only when
+ * either changes.
+ */
+export function ensureTestImage(): string {
+  const dockerfile = [
+    "FROM scratch",
+    "COPY rootfs/ /",
+    'RUN ["/bin/busybox", "--install", "-s", "/bin"]',
+    `LABEL ${TEST_LABEL}=1`,
+    'CMD ["/bin/sh"]',
+    "",
+  ].join("\n");
+  const busybox = readFileSync(BUSYBOX_PATH);
+  const hash = createHash("sha256").update(busybox).update(dockerfile).digest("hex").slice(0, 12);
+  const tag = `bulkhead-test-busybox:${hash}`;
+  if (spawnSync("docker", ["image", "inspect", tag], { stdio: "ignore" }).status === 0) return tag;
+
+  const context = mkdtempSync(join(tmpdir(), "bulkhead-test-image-"));
+  try {
+    mkdirSync(join(context, "rootfs", "bin"), { recursive: true });
+    mkdirSync(join(context, "rootfs", "tmp"), { recursive: true });
+    cpSync(BUSYBOX_PATH, join(context, "rootfs", "bin", "busybox"));
+    writeFileSync(join(context, "Dockerfile"), dockerfile);
+    execFileSync("docker", ["build", "--quiet", "--tag", tag, context], {
+      stdio: ["ignore", "ignore", "pipe"],
+      env: { ...process.env, DOCKER_BUILDKIT: "0" },
+    });
+  } finally {
+    rmSync(context, { recursive: true, force: true });
+  }
+  return tag;
+}

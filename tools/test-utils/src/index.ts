@@ -1,0 +1,2 @@
+export { TEST_LABEL, docker, ensureDocker, ensureTestImage } from "./docker.js";
+export { createTempDir, git, initRepo, type TempDir } from "./fs.js";
