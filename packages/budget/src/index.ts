@@ -1,6 +1,50 @@
-// The public API of @bulkhead/budget. This package is a skeleton until its own issue lands;
-// it re-exports the core vocabulary it will build on so the package installs and imports today.
-export type { BulkheadErrorCode } from "@bulkhead/core";
-
-/** The package's name and version, for diagnostics. */
-export const packageInfo = { name: "@bulkhead/budget", version: "0.1.0" } as const;
+// The public API of @bulkhead/budget: one deliberate list.
+export { budgetMiddleware, type BudgetMiddlewareOptions } from "./adapters/ai-sdk-middleware.js";
+export { meterAnthropic, type AnthropicLike, type AnthropicParams, type MeterAnthropicOptions } from "./adapters/meter-anthropic.js";
+export {
+  meterClaudeCodeStream,
+  type ClaudeCodeStreamResult,
+  type MeterClaudeCodeStreamOptions,
+} from "./adapters/meter-claude-code-stream.js";
+export { BudgetExceededError } from "./budget-exceeded-error.js";
+export { BUDGET_ACTIONS, BUDGET_KINDS, type BudgetAction, type BudgetKind } from "./budget-kinds.js";
+export {
+  Budget,
+  createBudget,
+  restoreBudget,
+  type BudgetEvents,
+  type BudgetLimits,
+  type ContextCheck,
+  type CreateBudgetOptions,
+  type Lease,
+  type MeterResult,
+  type MeterStreamOptions,
+  type StreamChunk,
+  type ToolCallDecision,
+} from "./create-budget.js";
+export {
+  createTokenCounter,
+  MESSAGE_FRAMING,
+  type BudgetTokenCounter,
+  type ChatMessage,
+  type CreateTokenCounterOptions,
+  type TokenCount,
+  type ToolDefinition,
+} from "./create-token-counter.js";
+export { createTracker, restoreTracker, TOOL_OPERATIONS, type Span, type Tracker, type TrackerOptions } from "./create-tracker.js";
+export { CLAUDE_FACTORS, CLAUDE_UPPER_BOUND_MARGIN, ENCODINGS, type Encoding } from "./encodings.js";
+export { InvalidUsageError } from "./invalid-usage-error.js";
+export { LeaseNotActiveError } from "./lease-not-active-error.js";
+export {
+  createFileLedger,
+  createMemoryLedger,
+  parseLedger,
+  type FileLedgerOptions,
+  type Ledger,
+  type LedgerContents,
+  type LedgerEvent,
+} from "./ledger.js";
+export { normalizeUsage, usageOnly, USAGE_SOURCES, type NormalizedUsage, type UsageSource } from "./normalize-usage.js";
+export { loadPriceTable, priceUsage, type PricedUsage, type PriceUsageOptions } from "./price-usage.js";
+export { BUNDLED_PRICES, priceEntrySchema, priceTableSchema, type PriceEntry } from "./prices.js";
+export { UnknownModelError } from "./unknown-model-error.js";

@@ -19,6 +19,14 @@ export const BULKHEAD_ERROR_CODES = {
   LOCK_TIMEOUT: "LOCK_TIMEOUT",
   /** The operation was canceled through its `abortSignal`. */
   ABORTED: "ABORTED",
+  /** Token usage is malformed: negative, not a number, or parts that exceed their total. */
+  INVALID_USAGE: "INVALID_USAGE",
+  /** No price or tokenizer is known for a model; never priced as zero. */
+  UNKNOWN_MODEL: "UNKNOWN_MODEL",
+  /** A reservation does not fit in a budget (or one of its parents). */
+  BUDGET_EXCEEDED: "BUDGET_EXCEEDED",
+  /** A lease was already settled or released, or belongs to another budget. */
+  LEASE_NOT_ACTIVE: "LEASE_NOT_ACTIVE",
 } as const;
 
 export type BulkheadErrorCode = (typeof BULKHEAD_ERROR_CODES)[keyof typeof BULKHEAD_ERROR_CODES];

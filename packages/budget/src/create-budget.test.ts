@@ -1,0 +1,224 @@
+import { emptyUsage, parseTaskSpec, resolveScope } from "@bulkhead/core";
+import { createTempDir } from "@bulkhead/test-utils";
+import { describe, expect, it } from "vitest";
+import { BudgetExceededError } from "./budget-exceeded-error.js";
+import { createBudget, type BudgetEvents } from "./create-budget.js";
+import { createTokenCounter } from "./create-token-counter.js";
+
+const usage = (inputTokens: number, outputTokens: number) => ({
+  ...emptyUsage(),
+  inputTokens,
+  uncachedInputTokens: inputTokens,
+  outputTokens,
+});
+
+function collect(budget: ReturnType<typeof createBudget>) {
+  const events: string[] = [];
+  budget.on("budget-warning", ({ kind, used, limit }) => events.push(`warning ${kind} ${used}/${limit}`));
+  budget.on("budget-exceeded", ({ kind, action, used, limit }) => events.push(`exceeded ${kind} ${action} ${used}/${limit}`));
+  budget.on("handover-required", ({ used, limit }) => events.push(`handover ${used}/${limit}`));
+  return events;
+}
+
+async function* deltas(parts: string[], aborted: { value: boolean }) {
+  try {
+    for (const part of parts) yield part;
+  } finally {
+    aborted.value = true;
+  }
+}
+
+describe("Budget", () => {
+  it("context read, pre-execution: rejects an over-budget scope with what to narrow", async () => {
+    await using dir = createTempDir();
+    dir.write({ "src/big/a.ts": "x".repeat(4000), "src/small/b.ts": "y".repeat(400) });
+    const spec = parseTaskSpec(
+      JSON.stringify({
+        task: "t",
+        context_scope: { repos: [{ name: "api", paths: ["src"] }], max_files: 10, max_tokens: 100_000 },
+        ownership: { primary_repo: "api" },
+      }),
+    );
+    const scope = await resolveScope(spec, { repos: { api: dir.path }, cache: false });
+    const budget = createBudget({ limits: { contextRead: 500, sessionTotal: 10_000 } });
+    const check = budget.checkContext(scope);
+    expect(check).toEqual({
+      allowed: false,
+      tokens: 1100,
+      available: 500,
+      reason: "context-read",
+      message:
+        "context of 1,100 tokens is over the context-read budget (500 tokens available): narrow the scope; largest directories: api/src (1,100 tokens), api/src/big (1,000 tokens), api/src/small (100 tokens) or raise the limit",
+    });
+    expect(budget.checkContext(400)).toEqual({ allowed: true, tokens: 400, available: 500 });
+  });
+
+  it("reservations hold until settled or released; spend is booked per kind and on the session total", () => {
+    const budget = createBudget({ limits: { contextRead: 1000, generation: 500, sessionTotal: 2000 } });
+    const lease = budget.reserve({ contextRead: 800, generation: 400 });
+    expect(budget.reserved("sessionTotal")).toBe(1200);
+    expect(budget.available("generation")).toBe(100);
+    expect(() => budget.reserve("generation", 101)).toThrow(BudgetExceededError);
+    expect(() => budget.reserve("generation", 101)).toThrow(
+      'budget "budget" has 100 tokens of generation left of 500 tokens, not the 101 tokens requested: narrow the work or extend the budget',
+    );
+    expect(budget.tryReserve("generation", 101)).toBeUndefined();
+    budget.settle(lease, usage(700, 350));
+    expect(budget.snapshot()).toMatchObject({
+      used: { contextRead: 700, generation: 350, sessionTotal: 1050 },
+      reserved: { contextRead: 0, generation: 0, sessionTotal: 0 },
+      activeLeases: 0,
+    });
+    expect(() => budget.settle(lease, 1)).toThrow(/is settled: settle or release a lease once/);
+    const unused = budget.reserve("generation", 150);
+    budget.release(unused);
+    expect(budget.available("generation")).toBe(150);
+  });
+
+  it("nests task ⊂ session ⊂ team: a reservation holds at every level, all or nothing", () => {
+    const team = createBudget({ id: "team", limits: { sessionTotal: 10_000 } });
+    const session = createBudget({ id: "session", parent: team, limits: { sessionTotal: 3000 } });
+    const task = createBudget({ id: "task", parent: session, limits: { generation: 5000 } });
+    const other = createBudget({ id: "other", parent: team, limits: {} });
+    const lease = task.reserve("generation", 2500);
+    expect([team.reserved("sessionTotal"), session.reserved("sessionTotal"), task.reserved("generation")]).toEqual([2500, 2500, 2500]);
+    expect(() => task.reserve("generation", 600)).toThrow('budget "session" has 500 tokens of sessionTotal left');
+    expect([team.reserved("sessionTotal"), session.reserved("sessionTotal"), task.reserved("generation")]).toEqual([2500, 2500, 2500]);
+    other.reserve("sessionTotal", 7000);
+    expect(task.available("generation")).toBe(2500);
+    expect(task.available("sessionTotal")).toBe(500);
+    task.settle(lease, 2000);
+    expect([team.used("sessionTotal"), session.used("sessionTotal"), task.used("generation")]).toEqual([2000, 2000, 2000]);
+  });
+
+  it("tool calls, per invocation: blocks further tool use with a message for the model", () => {
+    const budget = createBudget({ limits: { toolCalls: 1000 } });
+    const first = budget.beforeToolCall({ tool: "run_tests", inputTokens: 200 });
+    if (!first.allowed) throw new Error("expected the first call to be allowed");
+    budget.settle(first.lease, 1000);
+    const second = budget.beforeToolCall({ tool: "run_tests", inputTokens: 10 });
+    expect(second).toEqual({
+      allowed: false,
+      reason: "tool-calls",
+      message:
+        "Tool budget exhausted: 1,000 tokens of 1,000 tokens spent on tool calls. Do not call run_tests or any other tool again; finish the task with what you have and say what is left.",
+    });
+  });
+
+  it("session total, cumulative: emits handover-required and marks the budget exhausted without throwing", () => {
+    const budget = createBudget({ limits: { sessionTotal: 1000 } });
+    const events = collect(budget);
+    const lease = budget.reserve({ contextRead: 300, generation: 200 });
+    budget.settle(lease, usage(500, 350));
+    expect(events).toEqual(["warning sessionTotal 850/1000"]);
+    budget.charge(usage(100, 100));
+    expect(events).toEqual(["warning sessionTotal 850/1000", "exceeded sessionTotal handover 1050/1000", "handover 1050/1000"]);
+    expect(budget.exhausted).toBe(true);
+    expect(() => budget.reserve("generation", 1)).toThrow(BudgetExceededError);
+    expect(budget.beforeToolCall({ tool: "grep", inputTokens: 1 })).toMatchObject({ allowed: false, reason: "session-total" });
+    budget.extend("sessionTotal", 500, { approvedBy: "ana", reason: "finish the tests" });
+    expect(budget.exhausted).toBe(false);
+    expect(budget.extensions).toEqual([
+      expect.objectContaining({ kind: "sessionTotal", amount: 500, approvedBy: "ana", reason: "finish the tests" }),
+    ]);
+    expect(() => budget.extend("generation", 10, { approvedBy: "ana" })).toThrow('budget "budget" has no generation limit to extend');
+    expect(() => budget.extend("sessionTotal", 10, { approvedBy: " " })).toThrow("say who approved the extension");
+  });
+
+  it("generation, mid-execution: stops a stream at the limit, aborts upstream and keeps the partial text", async () => {
+    using counter = createTokenCounter({ encoding: "o200k_base" });
+    const budget = createBudget({ limits: { generation: 12 } });
+    const events = collect(budget);
+    const upstream = new AbortController();
+    const closed = { value: false };
+    const words = Array.from({ length: 40 }, (_, index) => ` word${index}`);
+    const result = await budget.meterStream(deltas(words, closed), { counter, abortController: upstream });
+    expect(result.stoppedBy).toBe("generation");
+    expect(upstream.signal.aborted).toBe(true);
+    expect(closed.value).toBe(true);
+    expect(counter.count(result.text)).toBeLessThanOrEqual(12);
+    expect(words.join("").startsWith(result.text)).toBe(true);
+    expect(result.text.length).toBeGreaterThan(0);
+    expect(budget.used("generation")).toBe(result.outputTokens);
+    expect(events.at(-1)).toBe(`exceeded generation stop ${result.outputTokens}/12`);
+    result.reconcile(usage(50, 14));
+    expect(budget.used("generation")).toBe(14);
+    expect(budget.used("contextRead")).toBe(50);
+    expect(() => result.reconcile(usage(1, 1))).toThrow("already reconciled");
+  });
+
+  it("books what a stream used when the caller aborts it", async () => {
+    using counter = createTokenCounter({ encoding: "o200k_base" });
+    const budget = createBudget({ limits: { generation: 1000 } });
+    const controller = new AbortController();
+    async function* slow() {
+      yield "first chunk";
+      controller.abort();
+      yield "second chunk";
+    }
+    const result = await budget.meterStream(slow(), { counter, abortSignal: controller.signal });
+    expect(result).toMatchObject({
+      stoppedBy: "aborted",
+      text: "first chunk",
+      outputTokens: counter.count("first chunk") + counter.count("second chunk"),
+    });
+    expect(budget.used("generation")).toBe(result.outputTokens);
+  });
+
+  it("expired leases give their reservation back; late spend is still booked", () => {
+    let now = 0;
+    const budget = createBudget({ limits: { generation: 100 }, leaseTtlMs: 1000, now: () => now });
+    const lease = budget.reserve("generation", 80);
+    now = 999;
+    expect(budget.available("generation")).toBe(20);
+    now = 1000;
+    expect(budget.available("generation")).toBe(100);
+    expect(lease.state).toBe("expired");
+    budget.settle(lease, 30);
+    expect(budget.used("generation")).toBe(30);
+    expect(() => budget.release(lease)).toThrow(/is settled/);
+  });
+
+  it("validates its input with clear errors", () => {
+    expect(() => createBudget({ limits: { tokens: 5 } as never })).toThrow('unknown budget kind "tokens"');
+    expect(() => createBudget({ limits: { generation: -1 } })).toThrow("generation must be a non-negative number, got -1");
+    const budget = createBudget({ limits: {} });
+    expect(() => budget.reserve("generation", Number.NaN)).toThrow("invalid estimate: expected a non-negative number, got null");
+    expect(() => budget.settle({ id: "x", budgetId: "other" } as never, 1)).toThrow('not a lease of budget "budget"');
+    expect(() => budget.beforeToolCall({ tool: "", inputTokens: 1 })).toThrow("invalid tool: expected the tool's name");
+  });
+
+  it("8 parallel callers × 1,000 reservations never overshoot a cap at any level", async () => {
+    const team = createBudget({ id: "team", limits: { sessionTotal: 300_000 } });
+    const task = createBudget({ id: "task", parent: team, limits: { generation: 200_000 } });
+    const exceeded: BudgetEvents["budget-exceeded"][] = [];
+    team.on("budget-exceeded", (event) => exceeded.push(event));
+    let granted = 0;
+    let refused = 0;
+    const random = (seed: number) => () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+    const caller = async (index: number) => {
+      const next = random(index + 1);
+      for (let call = 0; call < 1000; call++) {
+        const estimate = 1 + Math.floor(next() * 600);
+        const lease = task.tryReserve("generation", estimate);
+        if (!lease) {
+          refused++;
+          await new Promise((resolve) => setImmediate(resolve));
+          continue;
+        }
+        granted++;
+        await new Promise((resolve) => setImmediate(resolve));
+        task.settle(lease, Math.floor(next() * (estimate + 1)));
+        expect(task.used("generation")).toBeLessThanOrEqual(200_000);
+        expect(team.used("sessionTotal")).toBeLessThanOrEqual(300_000);
+      }
+    };
+    await Promise.all(Array.from({ length: 8 }, (_, index) => caller(index)));
+    expect(granted + refused).toBe(8000);
+    expect(refused).toBeGreaterThan(0);
+    expect(task.used("generation")).toBeLessThanOrEqual(200_000);
+    expect(task.used("generation")).toBeGreaterThan(150_000);
+    expect(task.reserved("generation")).toBe(0);
+    expect(exceeded).toEqual([]);
+  });
+});

@@ -1,0 +1,585 @@
+import { InvalidArgumentError, TypedEmitter, type ResolvedScope, type TokenCounter, type Usage } from "@bulkhead/core";
+import { BUDGET_ACTIONS, BUDGET_KINDS, type BudgetAction, type BudgetKind } from "./budget-kinds.js";
+import { BudgetExceededError, formatAmount } from "./budget-exceeded-error.js";
+import { createTokenCounter } from "./create-token-counter.js";
+import { LeaseNotActiveError } from "./lease-not-active-error.js";
+import type { Ledger, LedgerEvent } from "./ledger.js";
+
+/** Limits per kind; a kind without a limit is tracked but never enforced. */
+export type BudgetLimits = Partial<Record<BudgetKind, number>>;
+type Amounts = Partial<Record<BudgetKind, number>>;
+
+/** Events of a {@link Budget}; each level of a nested budget emits its own. */
+export interface BudgetEvents {
+  "budget-warning": { budgetId: string; kind: BudgetKind; used: number; limit: number; ratio: number };
+  "budget-exceeded": { budgetId: string; kind: BudgetKind; action: BudgetAction; used: number; limit: number };
+  "handover-required": { budgetId: string; used: number; limit: number };
+}
+
+/** A reservation: amounts held on a budget and all its parents until settled, released or expired. */
+export interface Lease {
+  readonly id: string;
+  readonly budgetId: string;
+  readonly amounts: Readonly<Amounts>;
+  readonly expiresAt: number;
+  readonly state: "active" | "settled" | "released" | "expired";
+}
+
+export interface CreateBudgetOptions {
+  /** Names the budget in events, errors and the ledger. @default "budget" */
+  id?: string;
+  limits: BudgetLimits;
+  /** The enclosing budget (task ⊂ session ⊂ team): every reservation holds at every level. */
+  parent?: Budget;
+  /** Where settlements and extensions are recorded durably. */
+  ledger?: Ledger;
+  /** Emit `budget-warning` when a kind reaches this share of its limit. @default 0.8 */
+  warningRatio?: number;
+  /** How long a lease holds its reservation unless settled or released. @default 600_000 */
+  leaseTtlMs?: number;
+  /** The clock, for tests. @default Date.now */
+  now?: () => number;
+}
+
+/** The answer of {@link Budget.checkContext}. */
+export type ContextCheck =
+  | { allowed: true; tokens: number; available: number }
+  | { allowed: false; tokens: number; available: number; reason: "context-read" | "session-total"; message: string };
+
+/** The answer of {@link Budget.beforeToolCall}: a lease to settle, or a message for the model. */
+export type ToolCallDecision =
+  { allowed: true; lease: Lease } | { allowed: false; reason: "tool-calls" | "session-total" | "usd"; message: string };
+
+/** A text chunk of a model stream: a string, or an object with `text`, `delta` or `textDelta`. */
+export type StreamChunk = string | { text?: string; delta?: string; textDelta?: string };
+
+export interface MeterStreamOptions {
+  /** Counts the deltas. @default an o200k_base counter */
+  counter?: TokenCounter;
+  /** Aborted when the meter stops the stream, so the upstream request is canceled. */
+  abortController?: AbortController;
+  abortSignal?: AbortSignal;
+  /** A reservation made for this call; its generation amount is used first. */
+  lease?: Lease;
+}
+
+/** How a metered stream ended. */
+export interface MeterResult {
+  /** The text of every delta that fit in the budget. */
+  text: string;
+  /** Why it stopped early, or null when the stream ended by itself. */
+  stoppedBy: "generation" | "session-total" | "aborted" | null;
+  /** Output tokens counted locally (every delta received, also the one that did not fit). */
+  outputTokens: number;
+  /** Books the provider's reported usage in place of the local count; call it once. */
+  reconcile(usage: Usage): void;
+}
+
+const TOKEN_KINDS: readonly BudgetKind[] = ["contextRead", "generation", "toolCalls"];
+
+function zero(): Record<BudgetKind, number> {
+  return { contextRead: 0, generation: 0, toolCalls: 0, sessionTotal: 0, usd: 0 };
+}
+
+interface LeaseRecord extends Lease {
+  state: Lease["state"];
+  amounts: Amounts;
+}
+
+/**
+ * Seed 000's four budget kinds, each with its own enforcement point and action, plus a dollar
+ * cap. Reservations make parallel callers safe: with upper-bound estimates, committed spend never
+ * exceeds a cap, at any level of a nested budget. Nothing throws in the middle of a call: the
+ * session total marks the budget exhausted and emits `handover-required`.
+ */
+export class Budget extends TypedEmitter<BudgetEvents> {
+  readonly id: string;
+  readonly parent: Budget | undefined;
+  readonly #limits: BudgetLimits;
+  readonly #used = zero();
+  readonly #reserved = zero();
+  readonly #warned = new Set<BudgetKind>();
+  readonly #exceeded = new Set<BudgetKind>();
+  readonly #leases = new Map<string, LeaseRecord>();
+  readonly #chain: Budget[];
+  readonly #ledger: Ledger | undefined;
+  readonly #warningRatio: number;
+  readonly #leaseTtlMs: number;
+  readonly #now: () => number;
+  readonly #extensions: { kind: BudgetKind; amount: number; approvedBy: string; reason?: string; at: number }[] = [];
+  #nextLease = 0;
+
+  constructor(options: CreateBudgetOptions) {
+    super();
+    const {
+      id = "budget",
+      limits,
+      parent,
+      ledger,
+      warningRatio = 0.8,
+      leaseTtlMs = 600_000,
+      now = Date.now,
+    } = options ?? ({} as CreateBudgetOptions);
+    if (typeof id !== "string" || !/^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/.test(id))
+      throw new InvalidArgumentError(
+        "options.id",
+        `expected a budget id of letters, digits, '.', '_', ':', '/' or '-', got ${JSON.stringify(id)}`,
+      );
+    if (typeof limits !== "object" || limits === null)
+      throw new InvalidArgumentError("options.limits", "expected { contextRead?, generation?, toolCalls?, sessionTotal?, usd? }");
+    for (const [kind, limit] of Object.entries(limits)) {
+      if (!BUDGET_KINDS.includes(kind as BudgetKind))
+        throw new InvalidArgumentError("options.limits", `unknown budget kind "${kind}": use ${BUDGET_KINDS.join(", ")}`);
+      if (limit !== undefined && !(typeof limit === "number" && limit >= 0 && Number.isFinite(limit)))
+        throw new InvalidArgumentError("options.limits", `${kind} must be a non-negative number, got ${JSON.stringify(limit)}`);
+    }
+    if (!(warningRatio > 0 && warningRatio <= 1))
+      throw new InvalidArgumentError("options.warningRatio", `expected a ratio in (0, 1], got ${warningRatio}`);
+    if (!(leaseTtlMs > 0)) throw new InvalidArgumentError("options.leaseTtlMs", `expected a positive duration, got ${leaseTtlMs}`);
+    if (parent !== undefined && !(parent instanceof Budget))
+      throw new InvalidArgumentError("options.parent", "expected a Budget from createBudget");
+    this.id = id;
+    this.parent = parent;
+    this.#limits = { ...limits };
+    this.#ledger = ledger;
+    this.#warningRatio = warningRatio;
+    this.#leaseTtlMs = leaseTtlMs;
+    this.#now = now;
+    this.#chain = [this, ...(parent ? parent.#chain : [])];
+  }
+
+  /** The current limit of a kind (extensions included), or undefined when unlimited. */
+  limit(kind: BudgetKind): number | undefined {
+    return this.#limits[kind];
+  }
+
+  /** Spend settled so far at this level (children included). */
+  used(kind: BudgetKind): number {
+    return this.#used[kind];
+  }
+
+  /** Amounts held by active leases at this level (children included). */
+  reserved(kind: BudgetKind): number {
+    this.#sweep();
+    return this.#reserved[kind];
+  }
+
+  /** What can still be reserved, across this budget and all its parents. */
+  available(kind: BudgetKind): number {
+    let available = Infinity;
+    for (const level of this.#chain) {
+      level.#sweep();
+      const limit = level.#limits[kind];
+      if (limit !== undefined) available = Math.min(available, limit - level.#used[kind] - level.#reserved[kind]);
+    }
+    return Math.max(0, available);
+  }
+
+  /** True once the session total is spent here or in a parent: hand over to a new session. */
+  get exhausted(): boolean {
+    return this.#chain.some((level) => level.#exceeded.has("sessionTotal"));
+  }
+
+  /**
+   * Holds an estimate until the call settles. `reserve("generation", 4096)` or
+   * `reserve({ contextRead: 1200, generation: 4096 })`; token kinds also hold on the session
+   * total. Throws {@link BudgetExceededError} when it does not fit at some level.
+   */
+  reserve(kindOrAmounts: BudgetKind | Amounts, estimate?: number, options: { ttlMs?: number } = {}): Lease {
+    const amounts = this.#amounts(kindOrAmounts, estimate);
+    const refusal = this.#refusal(amounts);
+    if (refusal)
+      throw new BudgetExceededError(refusal.level.id, refusal.kind, amounts[refusal.kind] ?? 0, refusal.available, refusal.limit);
+    return this.#hold(amounts, options.ttlMs);
+  }
+
+  /** Like {@link reserve}, but returns undefined instead of throwing when it does not fit. */
+  tryReserve(kindOrAmounts: BudgetKind | Amounts, estimate?: number, options: { ttlMs?: number } = {}): Lease | undefined {
+    const amounts = this.#amounts(kindOrAmounts, estimate);
+    return this.#refusal(amounts) ? undefined : this.#hold(amounts, options.ttlMs);
+  }
+
+  /**
+   * Ends a lease with what was actually spent: a number of units of the lease's kind, or a
+   * usage (input counts as context read, output as generation, both as the session total;
+   * for a tool-call lease both count as tool calls). Spend on an expired lease is still booked.
+   */
+  settle(lease: Lease, actual: number | Usage | Amounts): void {
+    const record = this.#own(lease, true);
+    const amounts = this.#actual(record, actual);
+    if (record.state === "active") this.#unhold(record);
+    record.state = "settled";
+    this.#spend(amounts, "settle", record.id);
+  }
+
+  /** Ends a lease without spend (the call did not happen). */
+  release(lease: Lease): void {
+    const record = this.#own(lease, false);
+    this.#unhold(record);
+    record.state = "released";
+  }
+
+  /** Books spend that had no reservation (e.g. a usage report after the fact). */
+  charge(amounts: Amounts | Usage): void {
+    this.#spend(
+      "inputTokens" in amounts ? this.#fromUsage(amounts as Usage, "generation") : this.#withSession(amounts as Amounts),
+      "charge",
+    );
+  }
+
+  /** Raises a limit after a stop, recording who approved it. */
+  extend(kind: BudgetKind, amount: number, { approvedBy, reason }: { approvedBy: string; reason?: string }): void {
+    if (!BUDGET_KINDS.includes(kind)) throw new InvalidArgumentError("kind", `unknown budget kind "${kind}"`);
+    if (!(amount > 0 && Number.isFinite(amount))) throw new InvalidArgumentError("amount", `expected a positive amount, got ${amount}`);
+    if (typeof approvedBy !== "string" || approvedBy.trim() === "")
+      throw new InvalidArgumentError("approvedBy", "say who approved the extension");
+    const limit = this.#limits[kind];
+    if (limit === undefined) throw new InvalidArgumentError("kind", `budget "${this.id}" has no ${kind} limit to extend`);
+    this.#limits[kind] = limit + amount;
+    const at = this.#now();
+    this.#extensions.push({ kind, amount, approvedBy, at, ...(reason === undefined ? {} : { reason }) });
+    this.#ledger?.append({ type: "extend", at, budget: this.id, kind, amount, approvedBy, ...(reason === undefined ? {} : { reason }) });
+    this.#recheck(kind);
+  }
+
+  /** Extensions granted so far. */
+  get extensions(): readonly { kind: BudgetKind; amount: number; approvedBy: string; reason?: string; at: number }[] {
+    return this.#extensions;
+  }
+
+  /**
+   * Context read, pre-execution: is a resolved scope (or a token count) within the context-read
+   * budget and the session total? When not, the message says what to narrow.
+   */
+  checkContext(scopeOrTokens: number | Pick<ResolvedScope, "totals" | "largest">): ContextCheck {
+    const tokens = typeof scopeOrTokens === "number" ? scopeOrTokens : scopeOrTokens?.totals?.tokens;
+    if (typeof tokens !== "number" || !(tokens >= 0)) throw new InvalidArgumentError("scope", "expected a ResolvedScope or a token count");
+    const context = this.available("contextRead");
+    const session = this.available("sessionTotal");
+    const available = Math.min(context, session);
+    if (tokens <= available) return { allowed: true, tokens, available };
+    const reason = tokens > context ? "context-read" : "session-total";
+    const hotspots =
+      typeof scopeOrTokens === "number"
+        ? []
+        : scopeOrTokens.largest(3).directories.map((spot) => `${spot.repo}/${spot.path} (${spot.tokens.toLocaleString("en-US")} tokens)`);
+    const message =
+      `context of ${formatAmount("contextRead", tokens)} is over the ${reason === "context-read" ? "context-read budget" : "session total"} (${formatAmount("contextRead", available)} available): narrow the scope` +
+      (hotspots.length > 0 ? `; largest directories: ${hotspots.join(", ")}` : "") +
+      " or raise the limit";
+    return { allowed: false, tokens, available, reason, message };
+  }
+
+  /**
+   * Tool calls, per invocation: reserves the call's input, or refuses with a message that can go
+   * back to the model instead of a crash. Settle the lease with the tool's input and output tokens.
+   */
+  beforeToolCall({ tool, inputTokens }: { tool: string; inputTokens: number }): ToolCallDecision {
+    if (typeof tool !== "string" || tool === "") throw new InvalidArgumentError("tool", "expected the tool's name");
+    if (!(inputTokens >= 0)) throw new InvalidArgumentError("inputTokens", `expected a non-negative token count, got ${inputTokens}`);
+    const amounts = this.#amounts("toolCalls", inputTokens);
+    const refusal = this.#refusal(amounts, true);
+    if (!refusal) return { allowed: true, lease: this.#hold(amounts) };
+    const reason = refusal.kind === "sessionTotal" ? "session-total" : refusal.kind === "usd" ? "usd" : "tool-calls";
+    const spent = refusal.level.#used[refusal.kind];
+    const message =
+      reason === "tool-calls"
+        ? `Tool budget exhausted: ${formatAmount("toolCalls", spent)} of ${formatAmount("toolCalls", refusal.limit)} spent on tool calls. Do not call ${tool} or any other tool again; finish the task with what you have and say what is left.`
+        : `The session budget is spent (${formatAmount(refusal.kind, spent)} of ${formatAmount(refusal.kind, refusal.limit)}). Do not call ${tool}; write a short summary of what is done and what is left for a handover.`;
+    return { allowed: false, reason, message };
+  }
+
+  /**
+   * Generation, mid-execution: counts output tokens as deltas arrive and stops at the
+   * generation limit or the session total, aborting upstream and keeping the partial text.
+   * Local counts are booked when the stream ends (also on abort); `reconcile` replaces them
+   * with the provider's reported usage.
+   */
+  async meterStream(
+    stream: AsyncIterable<StreamChunk>,
+    { counter, abortController, abortSignal, lease }: MeterStreamOptions = {},
+  ): Promise<MeterResult> {
+    if (!stream || typeof (stream as AsyncIterable<StreamChunk>)[Symbol.asyncIterator] !== "function")
+      throw new InvalidArgumentError("stream", "expected an async iterable of text chunks");
+    const ownCounter = counter ? undefined : createTokenCounter({ encoding: "o200k_base" });
+    const count = counter ?? ownCounter!;
+    const meter = lease ? this.#own(lease, false) : this.#hold({}, undefined);
+    let heldGeneration = meter.amounts.generation ?? 0;
+    let text = "";
+    let outputTokens = 0;
+    let stoppedBy: MeterResult["stoppedBy"] = null;
+    const iterator = stream[Symbol.asyncIterator]();
+    try {
+      for (;;) {
+        if (abortSignal?.aborted) {
+          stoppedBy = "aborted";
+          break;
+        }
+        const next = await iterator.next();
+        if (next.done) break;
+        const chunk = next.value;
+        const delta = typeof chunk === "string" ? chunk : (chunk.text ?? chunk.delta ?? chunk.textDelta ?? "");
+        if (delta === "") continue;
+        const tokens = await count.count(delta);
+        outputTokens += tokens;
+        if (abortSignal?.aborted) {
+          // Aborted while this delta was on its way: it was generated, so it is booked, not kept.
+          stoppedBy = "aborted";
+          break;
+        }
+        const needed = outputTokens - heldGeneration;
+        if (needed > 0) {
+          const extra = this.#withSession({ generation: needed });
+          const refusal = this.#refusal(extra);
+          if (refusal) {
+            stoppedBy = refusal.kind === "sessionTotal" ? "session-total" : "generation";
+            break;
+          }
+          this.#grow(meter, extra);
+          heldGeneration = outputTokens;
+        }
+        text += delta;
+      }
+    } finally {
+      if (stoppedBy !== null) {
+        abortController?.abort(new Error(`stopped by the ${stoppedBy} budget`));
+        await iterator.return?.().catch(() => undefined);
+      }
+      ownCounter?.dispose();
+    }
+    this.settle(meter, { generation: outputTokens });
+    let reconciled = false;
+    return {
+      text,
+      stoppedBy,
+      outputTokens,
+      reconcile: (usage) => {
+        if (reconciled) throw new InvalidArgumentError("reconcile", "this stream was already reconciled");
+        reconciled = true;
+        const difference = usage.outputTokens - outputTokens;
+        this.#spend({ contextRead: usage.inputTokens, generation: difference, sessionTotal: usage.inputTokens + difference }, "charge");
+      },
+    };
+  }
+
+  /** A plain summary, for logs and `--json`. */
+  snapshot(): {
+    id: string;
+    limits: BudgetLimits;
+    used: Record<BudgetKind, number>;
+    reserved: Record<BudgetKind, number>;
+    exhausted: boolean;
+    activeLeases: number;
+  } {
+    this.#sweep();
+    return {
+      id: this.id,
+      limits: { ...this.#limits },
+      used: { ...this.#used },
+      reserved: { ...this.#reserved },
+      exhausted: this.exhausted,
+      activeLeases: this.#leases.size,
+    };
+  }
+
+  /** Applies a ledger event during replay. */
+  replay(event: LedgerEvent): void {
+    if (event.type === "extend") {
+      if (event.budget !== this.id) return;
+      const limit = this.#limits[event.kind];
+      if (limit !== undefined) this.#limits[event.kind] = limit + event.amount;
+      this.#extensions.push({
+        kind: event.kind,
+        amount: event.amount,
+        approvedBy: event.approvedBy,
+        at: event.at,
+        ...(event.reason === undefined ? {} : { reason: event.reason }),
+      });
+      this.#recheck(event.kind);
+      return;
+    }
+    if ((event.type === "settle" || event.type === "charge") && event.chain.includes(this.id)) {
+      for (const kind of BUDGET_KINDS) {
+        const amount = event.amounts[kind];
+        if (amount) this.#used[kind] += amount;
+      }
+      for (const kind of BUDGET_KINDS) this.#recheck(kind);
+    }
+  }
+
+  #amounts(kindOrAmounts: BudgetKind | Amounts, estimate: number | undefined): Amounts {
+    if (typeof kindOrAmounts === "string") {
+      if (!BUDGET_KINDS.includes(kindOrAmounts))
+        throw new InvalidArgumentError("kind", `unknown budget kind "${kindOrAmounts}": use ${BUDGET_KINDS.join(", ")}`);
+      if (typeof estimate !== "number" || !(estimate >= 0) || !Number.isFinite(estimate))
+        throw new InvalidArgumentError("estimate", `expected a non-negative number, got ${JSON.stringify(estimate)}`);
+      return this.#withSession({ [kindOrAmounts]: estimate });
+    }
+    if (typeof kindOrAmounts !== "object" || kindOrAmounts === null)
+      throw new InvalidArgumentError("amounts", "expected a kind and an estimate, or { kind: amount }");
+    for (const [kind, amount] of Object.entries(kindOrAmounts)) {
+      if (!BUDGET_KINDS.includes(kind as BudgetKind)) throw new InvalidArgumentError("amounts", `unknown budget kind "${kind}"`);
+      if (typeof amount !== "number" || !(amount >= 0) || !Number.isFinite(amount))
+        throw new InvalidArgumentError("amounts", `${kind} must be a non-negative number, got ${JSON.stringify(amount)}`);
+    }
+    return this.#withSession(kindOrAmounts);
+  }
+
+  /** Token kinds also count toward the session total, unless it was given explicitly. */
+  #withSession(amounts: Amounts): Amounts {
+    if (amounts.sessionTotal !== undefined) return amounts;
+    let session = 0;
+    for (const kind of TOKEN_KINDS) session += amounts[kind] ?? 0;
+    return session === 0 ? amounts : { ...amounts, sessionTotal: session };
+  }
+
+  #refusal(amounts: Amounts, blockWhenSpent = false): { level: Budget; kind: BudgetKind; available: number; limit: number } | undefined {
+    for (const level of this.#chain) {
+      level.#sweep();
+      for (const kind of BUDGET_KINDS) {
+        const limit = level.#limits[kind];
+        if (limit === undefined) continue;
+        const amount = amounts[kind];
+        const exhausted = kind === "sessionTotal" && level.#exceeded.has(kind);
+        if (amount === undefined && !exhausted) continue;
+        const available = limit - level.#used[kind] - level.#reserved[kind];
+        if (exhausted || (amount ?? 0) > available || (blockWhenSpent && available <= 0 && amount !== undefined))
+          return { level, kind, available: Math.max(0, available), limit };
+      }
+    }
+    return undefined;
+  }
+
+  #hold(amounts: Amounts, ttlMs = this.#leaseTtlMs): LeaseRecord {
+    const record: LeaseRecord = {
+      id: `${this.id}#${++this.#nextLease}`,
+      budgetId: this.id,
+      amounts,
+      expiresAt: this.#now() + ttlMs,
+      state: "active",
+    };
+    for (const level of this.#chain) {
+      for (const kind in amounts) level.#reserved[kind as BudgetKind] += amounts[kind as BudgetKind]!;
+    }
+    this.#leases.set(record.id, record);
+    return record;
+  }
+
+  #grow(record: LeaseRecord, extra: Amounts): void {
+    for (const kind in extra) {
+      const amount = extra[kind as BudgetKind]!;
+      record.amounts[kind as BudgetKind] = (record.amounts[kind as BudgetKind] ?? 0) + amount;
+      for (const level of this.#chain) level.#reserved[kind as BudgetKind] += amount;
+    }
+  }
+
+  #unhold(record: LeaseRecord): void {
+    for (const level of this.#chain) {
+      for (const kind in record.amounts) level.#reserved[kind as BudgetKind] -= record.amounts[kind as BudgetKind]!;
+    }
+    this.#leases.delete(record.id);
+  }
+
+  #own(lease: Lease, allowExpired: boolean): LeaseRecord {
+    const record = lease as LeaseRecord;
+    if (typeof lease !== "object" || lease === null || lease.budgetId !== this.id)
+      throw new LeaseNotActiveError(String(lease?.id), `not a lease of budget "${this.id}"`);
+    this.#sweep();
+    if (record.state === "active" || (allowExpired && record.state === "expired")) return record;
+    throw new LeaseNotActiveError(record.id, record.state);
+  }
+
+  #actual(record: LeaseRecord, actual: number | Usage | Amounts): Amounts {
+    if (typeof actual === "number") {
+      if (!(actual >= 0) || !Number.isFinite(actual))
+        throw new InvalidArgumentError("actual", `expected a non-negative number, got ${actual}`);
+      const kinds = Object.keys(record.amounts).filter((kind) => kind !== "sessionTotal") as BudgetKind[];
+      const kind = kinds[0] ?? "sessionTotal";
+      return this.#withSession({ [kind]: actual });
+    }
+    if (typeof actual !== "object" || actual === null)
+      throw new InvalidArgumentError("actual", "expected a number, a Usage or { kind: amount }");
+    if ("inputTokens" in actual && "outputTokens" in actual)
+      return this.#fromUsage(actual as Usage, record.amounts.toolCalls !== undefined ? "toolCalls" : "generation");
+    return this.#amounts(actual as Amounts, undefined);
+  }
+
+  #fromUsage(usage: Usage, as: "generation" | "toolCalls"): Amounts {
+    for (const field of ["inputTokens", "outputTokens"] as const) {
+      if (!(usage[field] >= 0) || !Number.isFinite(usage[field]))
+        throw new InvalidArgumentError("usage", `${field} must be a non-negative number, got ${usage[field]}`);
+    }
+    const total = usage.inputTokens + usage.outputTokens;
+    return as === "toolCalls"
+      ? { toolCalls: total, sessionTotal: total }
+      : { contextRead: usage.inputTokens, generation: usage.outputTokens, sessionTotal: total };
+  }
+
+  #spend(amounts: Amounts, type: "settle" | "charge", lease?: string): void {
+    for (const level of this.#chain) {
+      for (const kind in amounts) level.#used[kind as BudgetKind] += amounts[kind as BudgetKind]!;
+    }
+    if (this.#ledger) {
+      this.#ledger.append({
+        type,
+        at: this.#now(),
+        chain: this.#chain.map((level) => level.id),
+        amounts,
+        ...(lease === undefined ? {} : { lease }),
+      });
+    }
+    for (const level of this.#chain) {
+      for (const kind in amounts) level.#recheck(kind as BudgetKind);
+    }
+  }
+
+  /** Emits warnings and exceedances once per crossing; an extension re-arms them. */
+  #recheck(kind: BudgetKind): void {
+    const limit = this.#limits[kind];
+    if (limit === undefined) return;
+    const used = this.#used[kind];
+    if (used < limit * this.#warningRatio) this.#warned.delete(kind);
+    else if (!this.#warned.has(kind)) {
+      this.#warned.add(kind);
+      this.emit("budget-warning", { budgetId: this.id, kind, used, limit, ratio: limit === 0 ? 1 : used / limit });
+    }
+    if (used < limit) this.#exceeded.delete(kind);
+    else if (!this.#exceeded.has(kind)) {
+      this.#exceeded.add(kind);
+      this.emit("budget-exceeded", { budgetId: this.id, kind, action: BUDGET_ACTIONS[kind], used, limit });
+      if (kind === "sessionTotal") this.emit("handover-required", { budgetId: this.id, used, limit });
+    }
+  }
+
+  /** Releases expired leases, oldest first (leases are kept in creation order). */
+  #sweep(): void {
+    if (this.#leases.size === 0) return;
+    const now = this.#now();
+    for (const record of this.#leases.values()) {
+      if (record.expiresAt > now) break;
+      this.#unhold(record);
+      record.state = "expired";
+    }
+  }
+}
+
+/**
+ * Creates a budget. Limits are per kind, in tokens (`usd` in dollars).
+ *
+ * @example
+ * const session = createBudget({ id: "session", limits: { sessionTotal: 100_000 } });
+ * const task = createBudget({ id: "task", parent: session, limits: { contextRead: 50_000, generation: 10_000, toolCalls: 20_000 } });
+ * const lease = task.reserve({ contextRead: 1_200, generation: 4_096 });
+ * task.settle(lease, usage);
+ */
+export function createBudget(options: CreateBudgetOptions): Budget {
+  return new Budget(options);
+}
+
+/** Rebuilds a budget from a ledger: its spend and extensions, exactly as recorded. */
+export async function restoreBudget(options: CreateBudgetOptions & { ledger: Ledger }): Promise<Budget> {
+  const { events } = await options.ledger.read();
+  const budget = new Budget(options);
+  for (const event of events) budget.replay(event);
+  return budget;
+}

@@ -1,0 +1,232 @@
+import { createHash } from "node:crypto";
+import { createRequire } from "node:module";
+import { InvalidArgumentError, type TokenCounter } from "@bulkhead/core";
+import { z } from "zod";
+import { CLAUDE_UPPER_BOUND_MARGIN, claudeFactor, ENCODINGS, knownModelFamilies, openAiEncoding, type Encoding } from "./encodings.js";
+import { UnknownModelError } from "./unknown-model-error.js";
+
+interface Encoder {
+  encode_ordinary(text: string): Uint32Array;
+  free(): void;
+}
+
+/** One encoder per encoding for the whole process, freed when the last counter using it is disposed. */
+const encoders = new Map<Encoding, { encoder: Encoder; holders: number }>();
+const require = createRequire(import.meta.url);
+
+function acquire(encoding: Encoding): Encoder {
+  let entry = encoders.get(encoding);
+  if (!entry) {
+    // Loaded on first use: the WASM module and its rank table cost ~0.3 s and ~60 MB.
+    const { get_encoding } = require("tiktoken") as { get_encoding(name: Encoding): Encoder };
+    entry = { encoder: get_encoding(encoding), holders: 0 };
+    encoders.set(encoding, entry);
+  }
+  entry.holders++;
+  return entry.encoder;
+}
+
+function releaseEncoder(encoding: Encoding): void {
+  const entry = encoders.get(encoding);
+  if (!entry || --entry.holders > 0) return;
+  entry.encoder.free();
+  encoders.delete(encoding);
+}
+
+/** A count, its upper bound, and whether it is exact or an estimate. */
+export interface TokenCount {
+  tokens: number;
+  /** Equal to `tokens` for exact counts; a safe ceiling for estimates (use it to reserve). */
+  upperBound: number;
+  method: "exact" | "estimate";
+}
+
+/** A chat message to count. Non-text parts (images, files) are not counted; see `uncountedParts`. */
+export interface ChatMessage {
+  role: string;
+  content: string | readonly ({ type: "text"; text: string } | { type: string; [key: string]: unknown })[];
+  name?: string;
+}
+
+/** A tool definition to count: its name, description and JSON Schema. */
+export interface ToolDefinition {
+  name: string;
+  description?: string;
+  parameters?: unknown;
+  inputSchema?: unknown;
+  input_schema?: unknown;
+}
+
+/**
+ * Framing overhead used for chat messages, from OpenAI's published counting recipe for its chat
+ * models: 3 tokens per message, 1 more when it has a `name`, and 3 to prime the reply. Tool
+ * definitions cost their name, description and schema JSON plus 8 tokens each. Both are
+ * approximations for other providers.
+ */
+export const MESSAGE_FRAMING = { perMessage: 3, perName: 1, replyPriming: 3, perTool: 8 } as const;
+
+/** A tiktoken-backed {@link TokenCounter} with exact or estimated counts, a cache and calibration. */
+export interface BudgetTokenCounter extends TokenCounter, Disposable {
+  /** The encoding counted with. */
+  readonly encoding: Encoding;
+  /** The model this counter was made for, if any. */
+  readonly model: string | undefined;
+  /** Counts text (an estimate for Claude models). */
+  count(text: string): number;
+  /** Counts text and says how sure the count is. */
+  countWithBound(text: string): TokenCount;
+  /** Counts chat messages with {@link MESSAGE_FRAMING}. */
+  countMessages(messages: readonly ChatMessage[]): TokenCount & { uncountedParts: number };
+  /** Counts tool definitions with {@link MESSAGE_FRAMING}. */
+  countTools(tools: readonly ToolDefinition[]): TokenCount;
+  /**
+   * Learns a Claude model's factor from reported usage: `estimated` is what this counter said,
+   * `actual` what the provider billed for the same input.
+   */
+  calibrate(model: string, estimated: number, actual: number): { factor: number; margin: number };
+  /** Cache statistics. */
+  readonly cache: { hits: number; misses: number; size: number };
+  /** Frees the encoder when no other counter uses it. Idempotent. */
+  dispose(): void;
+}
+
+export type CreateTokenCounterOptions = ({ encoding: Encoding; model?: never } | { model: string; encoding?: never }) & {
+  /** Texts cached by content hash. @default 10_000 */
+  cacheSize?: number;
+};
+
+const optionsSchema = z.union([
+  z.object({ encoding: z.enum(ENCODINGS), cacheSize: z.number().int().nonnegative().optional() }).strict(),
+  z.object({ model: z.string().min(1), cacheSize: z.number().int().nonnegative().optional() }).strict(),
+]);
+
+/** Texts shorter than this are counted directly: hashing them costs about as much as counting. */
+const CACHE_MIN_CHARS = 64;
+
+/**
+ * Creates a token counter backed by tiktoken (WASM, loaded on first use, shared per encoding,
+ * freed when the last counter is disposed). With `{ model }`, OpenAI models map to their
+ * encoding; Claude models are counted with o200k_base times a per-model factor and marked
+ * estimates with an upper bound.
+ *
+ * @example
+ * using counter = createTokenCounter({ model: "gpt-4o" });
+ * counter.count("hello world"); // 2
+ * createTokenCounter({ model: "claude-sonnet-4-5" }).countWithBound(text); // { tokens, upperBound, method: "estimate" }
+ */
+export function createTokenCounter(options: CreateTokenCounterOptions): BudgetTokenCounter {
+  const parsed = optionsSchema.safeParse(options);
+  if (!parsed.success) {
+    throw new InvalidArgumentError(
+      "options",
+      `expected { encoding: ${ENCODINGS.map((name) => `"${name}"`).join(" | ")} } or { model: string }, got ${JSON.stringify(options)}`,
+    );
+  }
+  const cacheSize = parsed.data.cacheSize ?? 10_000;
+  const model = "model" in parsed.data ? parsed.data.model : undefined;
+  let encoding: Encoding;
+  let factor: number | undefined;
+  if ("encoding" in parsed.data) encoding = parsed.data.encoding;
+  else {
+    const openAi = openAiEncoding(parsed.data.model);
+    factor = openAi ? undefined : claudeFactor(parsed.data.model);
+    if (!openAi && factor === undefined) throw new UnknownModelError(parsed.data.model, "tokenizer", knownModelFamilies());
+    encoding = openAi ?? "o200k_base";
+  }
+
+  let encoder: Encoder | undefined;
+  let disposed = false;
+  const cache = new Map<string, number>();
+  const stats = { hits: 0, misses: 0 };
+  const calibrations = new Map<string, { factor: number; margin: number }>();
+  const margin = () => (model && calibrations.get(model)?.margin) || CLAUDE_UPPER_BOUND_MARGIN;
+  const currentFactor = () => (model && calibrations.get(model)?.factor) || factor;
+
+  const raw = (text: string): number => {
+    if (disposed) throw new InvalidArgumentError("counter", "this counter was disposed: create a new one");
+    encoder ??= acquire(encoding);
+    return encoder.encode_ordinary(text).length;
+  };
+  const exact = (text: string): number => {
+    if (typeof text !== "string") throw new InvalidArgumentError("text", `expected a string, got ${typeof text}`);
+    if (text.length < CACHE_MIN_CHARS || cacheSize === 0) return raw(text);
+    const key = createHash("sha1").update(text).digest("base64");
+    const cached = cache.get(key);
+    if (cached !== undefined) {
+      stats.hits++;
+      return cached;
+    }
+    stats.misses++;
+    const tokens = raw(text);
+    cache.set(key, tokens);
+    if (cache.size > cacheSize) cache.delete(cache.keys().next().value as string);
+    return tokens;
+  };
+  const bounded = (tokens: number): TokenCount => {
+    const multiplier = currentFactor();
+    if (multiplier === undefined) return { tokens, upperBound: tokens, method: "exact" };
+    const estimate = Math.ceil(tokens * multiplier);
+    return { tokens: estimate, upperBound: Math.ceil(estimate * margin()), method: "estimate" };
+  };
+
+  const counter: BudgetTokenCounter = {
+    name: factor === undefined ? encoding : `${encoding}×${model}`,
+    get estimated() {
+      return currentFactor() !== undefined;
+    },
+    encoding,
+    model,
+    count: (text) => bounded(exact(text)).tokens,
+    countWithBound: (text) => bounded(exact(text)),
+    countMessages(messages) {
+      let tokens = MESSAGE_FRAMING.replyPriming;
+      let uncountedParts = 0;
+      for (const message of messages) {
+        tokens += MESSAGE_FRAMING.perMessage + exact(message.role);
+        if (message.name) tokens += MESSAGE_FRAMING.perName + exact(message.name);
+        if (typeof message.content === "string") tokens += exact(message.content);
+        else
+          for (const part of message.content) {
+            if (part.type === "text" && typeof part.text === "string") tokens += exact(part.text);
+            else uncountedParts++;
+          }
+      }
+      return { ...bounded(tokens), uncountedParts };
+    },
+    countTools(tools) {
+      let tokens = 0;
+      for (const tool of tools) {
+        tokens += MESSAGE_FRAMING.perTool + exact(tool.name) + exact(tool.description ?? "");
+        tokens += exact(JSON.stringify(tool.parameters ?? tool.inputSchema ?? tool.input_schema ?? {}));
+      }
+      return bounded(tokens);
+    },
+    calibrate(calibratedModel, estimated, actual) {
+      if (!(estimated > 0) || !(actual > 0))
+        throw new InvalidArgumentError("calibrate", `expected positive token counts, got estimated ${estimated} and actual ${actual}`);
+      const base = calibrations.get(calibratedModel) ?? { factor: claudeFactor(calibratedModel) ?? 1, margin: CLAUDE_UPPER_BOUND_MARGIN };
+      const ratio = actual / estimated;
+      // Exponential moving average of the correction; the margin follows the error seen.
+      const next = {
+        factor: base.factor * (1 + 0.5 * (ratio - 1)),
+        margin: Math.max(1.05, 0.7 * base.margin + 0.3 * (1 + 2 * Math.abs(ratio - 1))),
+      };
+      calibrations.set(calibratedModel, next);
+      return next;
+    },
+    get cache() {
+      return { ...stats, size: cache.size };
+    },
+    dispose() {
+      if (disposed) return;
+      disposed = true;
+      cache.clear();
+      if (encoder) releaseEncoder(encoding);
+      encoder = undefined;
+    },
+    [Symbol.dispose]() {
+      counter.dispose();
+    },
+  };
+  return counter;
+}

@@ -1,0 +1,151 @@
+import { addUsage, emptyUsage, InvalidArgumentError, type Usage, type UsageBreakdown, type UsageReport, usageSchema } from "@bulkhead/core";
+import type { Ledger } from "./ledger.js";
+import { priceUsage } from "./price-usage.js";
+import type { PriceEntry } from "./prices.js";
+
+/** Operations whose tokens count as tool calls in a report; everything else is model calls. */
+export const TOOL_OPERATIONS = /^(tool|tool-call|tools)(:|$)/;
+
+export interface TrackerOptions {
+  taskId: string;
+  /** Where usage records go durably. */
+  ledger?: Ledger;
+  /** Price entries that take precedence over the bundled table. */
+  prices?: readonly PriceEntry[];
+  /** The clock, for tests. @default Date.now */
+  now?: () => number;
+}
+
+/** One unit of attributed work: a repo and an operation (`plan`, `edit`, `tool:test`, ...). */
+export interface Span {
+  readonly repo: string;
+  readonly operation: string;
+  /** Records a usage; with a model, it is priced (an unknown model throws). */
+  record(usage: Usage, options?: { model?: string }): void;
+  /** Ends the span; later records throw. Idempotent. */
+  end(): void;
+}
+
+/** seed 000's TokenTracker, done properly: spans by repo and operation, priced, durable. */
+export interface Tracker {
+  readonly taskId: string;
+  startSpan(attributes: { repo: string; operation: string; model?: string }): Span;
+  /** Totals by seed 000's budget kinds, by repo and by operation, with dollars and cache hit rate. */
+  report(): UsageReport & { cacheHitRate: number };
+  /** Applies a ledger record during replay. */
+  replay(record: { task: string; repo: string; operation: string; usage: Usage; usd?: number }): void;
+}
+
+interface Row {
+  repo: string;
+  operation: string;
+  usage: Usage;
+  usd: number | undefined;
+}
+
+function breakdown(rows: readonly Row[], key: "repo" | "operation"): Record<string, UsageBreakdown> {
+  const groups: Record<string, UsageBreakdown> = {};
+  for (const row of rows) {
+    const group = (groups[row[key]] ??= { usage: emptyUsage(), totalTokens: 0 });
+    group.usage = addUsage(group.usage, row.usage);
+    group.totalTokens += row.usage.inputTokens + row.usage.outputTokens;
+    if (row.usd !== undefined) group.usd = (group.usd ?? 0) + row.usd;
+  }
+  return groups;
+}
+
+/**
+ * Creates a tracker that attributes usage to spans (repo, operation) of one task and reports it
+ * as core's `UsageReport`. Input tokens of model calls count as context read, their output as
+ * generation, and both sides of `tool:*` operations as tool calls; the three add up to the total.
+ *
+ * @example
+ * const tracker = createTracker({ taskId: "rate-limit" });
+ * const span = tracker.startSpan({ repo: "backend-api", operation: "edit", model: "claude-sonnet-4-5" });
+ * span.record(normalizeUsage("anthropic", response.usage));
+ * span.end();
+ * tracker.report().byRepo["backend-api"].totalTokens;
+ */
+export function createTracker({ taskId, ledger, prices = [], now = Date.now }: TrackerOptions): Tracker {
+  if (typeof taskId !== "string" || taskId === "") throw new InvalidArgumentError("options.taskId", "expected the task's id");
+  const rows: Row[] = [];
+  const tracker: Tracker = {
+    taskId,
+    startSpan({ repo, operation, model }) {
+      if (typeof repo !== "string" || repo === "") throw new InvalidArgumentError("repo", "expected the repo the work is attributed to");
+      if (typeof operation !== "string" || operation === "")
+        throw new InvalidArgumentError("operation", "expected an operation name, e.g. edit or tool:test");
+      let ended = false;
+      return {
+        repo,
+        operation,
+        record(usage, options = {}) {
+          if (ended) throw new InvalidArgumentError("span", `span ${repo}/${operation} has ended: start a new span`);
+          const parsed = usageSchema.safeParse(usage);
+          if (!parsed.success)
+            throw new InvalidArgumentError(
+              "usage",
+              parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`).join("; "),
+            );
+          const priceModel = options.model ?? model;
+          const usd = priceModel === undefined ? undefined : priceUsage(parsed.data, { model: priceModel, prices }).usd;
+          rows.push({ repo, operation, usage: parsed.data, usd });
+          ledger?.append({
+            type: "usage",
+            at: now(),
+            task: taskId,
+            repo,
+            operation,
+            usage: parsed.data,
+            ...(priceModel === undefined ? {} : { model: priceModel }),
+            ...(usd === undefined ? {} : { usd }),
+          });
+        },
+        end() {
+          ended = true;
+        },
+      };
+    },
+    report() {
+      let usage = emptyUsage();
+      let contextReadTokens = 0;
+      let generationTokens = 0;
+      let toolCallTokens = 0;
+      let usd: number | undefined;
+      for (const row of rows) {
+        usage = addUsage(usage, row.usage);
+        if (TOOL_OPERATIONS.test(row.operation)) toolCallTokens += row.usage.inputTokens + row.usage.outputTokens;
+        else {
+          contextReadTokens += row.usage.inputTokens;
+          generationTokens += row.usage.outputTokens;
+        }
+        if (row.usd !== undefined) usd = (usd ?? 0) + row.usd;
+      }
+      return {
+        taskId,
+        contextReadTokens,
+        generationTokens,
+        toolCallTokens,
+        totalTokens: contextReadTokens + generationTokens + toolCallTokens,
+        ...(usd === undefined ? {} : { usd }),
+        usage,
+        byRepo: breakdown(rows, "repo"),
+        byOperation: breakdown(rows, "operation"),
+        cacheHitRate: usage.inputTokens === 0 ? 0 : usage.cacheReadTokens / usage.inputTokens,
+      };
+    },
+    replay(record) {
+      if (record.task !== taskId) return;
+      rows.push({ repo: record.repo, operation: record.operation, usage: usageSchema.parse(record.usage), usd: record.usd });
+    },
+  };
+  return tracker;
+}
+
+/** Rebuilds a tracker's report from a ledger, exactly as recorded. */
+export async function restoreTracker(options: TrackerOptions & { ledger: Ledger }): Promise<Tracker> {
+  const { events } = await options.ledger.read();
+  const tracker = createTracker(options);
+  for (const event of events) if (event.type === "usage") tracker.replay(event);
+  return tracker;
+}

@@ -1,0 +1,94 @@
+import { execFile, spawn } from "node:child_process";
+import { appendFileSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { emptyUsage } from "@bulkhead/core";
+import { createTempDir } from "@bulkhead/test-utils";
+import { describe, expect, it } from "vitest";
+import { createBudget, restoreBudget } from "./create-budget.js";
+import { createTracker, restoreTracker } from "./create-tracker.js";
+import { createFileLedger, createMemoryLedger, parseLedger } from "./ledger.js";
+
+const writer = new URL("../test/ledger-writer.ts", import.meta.url).pathname;
+const run = promisify(execFile);
+const node = (args: string[]) => run(process.execPath, ["--import", "tsx", writer, ...args], { cwd: join(import.meta.dirname, "..") });
+
+describe("ledgers", () => {
+  it("replay rebuilds budgets and reports exactly", async () => {
+    await using dir = createTempDir();
+    for (const make of [() => createMemoryLedger(), () => createFileLedger(join(dir.path, "ledger.jsonl"))]) {
+      const ledger = make();
+      const session = createBudget({ id: "session", limits: { sessionTotal: 10_000 }, ledger });
+      const task = createBudget({ id: "task", parent: session, limits: { generation: 2000 }, ledger });
+      task.settle(task.reserve({ contextRead: 500, generation: 800 }), { ...emptyUsage(), inputTokens: 450, outputTokens: 700 });
+      task.charge({ toolCalls: 120 });
+      task.extend("generation", 1000, { approvedBy: "ana" });
+      const tracker = createTracker({ taskId: "rate-limit", ledger });
+      const span = tracker.startSpan({ repo: "backend-api", operation: "edit", model: "claude-sonnet-4-5" });
+      span.record({ ...emptyUsage(), inputTokens: 1000, uncachedInputTokens: 200, cacheReadTokens: 800, outputTokens: 300 });
+      tracker
+        .startSpan({ repo: "shared-types", operation: "tool:read" })
+        .record({ ...emptyUsage(), inputTokens: 50, uncachedInputTokens: 50, outputTokens: 10 });
+      await ledger.flush();
+
+      const restoredSession = await restoreBudget({ id: "session", limits: { sessionTotal: 10_000 }, ledger });
+      const restoredTask = await restoreBudget({ id: "task", parent: restoredSession, limits: { generation: 2000 }, ledger });
+      expect(restoredTask.snapshot().used).toEqual(task.snapshot().used);
+      expect(restoredTask.limit("generation")).toBe(3000);
+      expect(restoredSession.snapshot().used).toEqual(session.snapshot().used);
+      const restoredTracker = await restoreTracker({ taskId: "rate-limit", ledger });
+      expect(restoredTracker.report()).toEqual(tracker.report());
+      await ledger.close();
+    }
+  });
+
+  it("ignores a torn last line and counts corrupt ones", () => {
+    const line = (amount: number) => `${JSON.stringify({ type: "charge", at: 1, chain: ["b"], amounts: { generation: amount } })}\n`;
+    const contents = parseLedger(`${line(1)}not json\n${line(2)}{"type":"nope","at":1}\n${line(3)}{"type":"charge","at":1,"cha`);
+    expect(contents.events.map((event) => (event.type === "charge" ? event.amounts.generation : 0))).toEqual([1, 2, 3]);
+    expect(contents).toMatchObject({ tornTail: true, corruptLines: 2 });
+  });
+
+  it("is safe for two processes appending to one file", async () => {
+    await using dir = createTempDir();
+    const path = join(dir.path, "ledger.jsonl");
+    await Promise.all([node([path, "one", "20", "50"]), node([path, "two", "20", "50"])]);
+    const { events, corruptLines, tornTail } = parseLedger(readFileSync(path, "utf8"));
+    expect({ corruptLines, tornTail, events: events.length }).toEqual({ corruptLines: 0, tornTail: false, events: 2000 });
+    const one = await restoreBudget({ id: "one", limits: { generation: 1e12 }, ledger: createFileLedger(path) });
+    const two = await restoreBudget({ id: "two", limits: { generation: 1e12 }, ledger: createFileLedger(path) });
+    expect(one.used("generation")).toBe(two.used("generation"));
+    expect(one.used("generation")).toBe(
+      Array.from({ length: 20 * 50 }, (_, n) => 1 + ((Math.floor(n / 50) * 7 + (n % 50)) % 10)).reduce((a, b) => a + b, 0),
+    );
+  });
+
+  it("a writer killed with SIGKILL mid-write replays to at least what it had made durable, exactly what is on disk", async () => {
+    await using dir = createTempDir();
+    const path = join(dir.path, "ledger.jsonl");
+    const child = spawn(process.execPath, ["--import", "tsx", writer, path, "crash", "100000", "200"], {
+      cwd: join(import.meta.dirname, ".."),
+    });
+    let durable = 0;
+    await new Promise<void>((resolve) => {
+      child.stdout.on("data", (chunk: Buffer) => {
+        const lines = chunk.toString().trim().split("\n");
+        durable = Number(lines.at(-1)!.split(" ")[1]);
+        if (durable > 20_000) child.kill("SIGKILL");
+      });
+      child.on("exit", () => resolve());
+    });
+    expect(child.signalCode).toBe("SIGKILL");
+    // Simulate the worst case too: a line cut in half by the crash.
+    appendFileSync(path, '{"type":"settle","at":1,"chain":["crash"],"amounts":{"generation":5');
+    const contents = parseLedger(readFileSync(path, "utf8"));
+    expect(contents.tornTail).toBe(true);
+    expect(contents.corruptLines).toBe(0);
+    const onDisk = contents.events.reduce((sum, event) => sum + (event.type === "settle" ? (event.amounts.generation ?? 0) : 0), 0);
+    const restored = await restoreBudget({ id: "crash", limits: { generation: 1e12 }, ledger: createFileLedger(path) });
+    expect(restored.used("generation")).toBe(onDisk);
+    expect(restored.used("generation")).toBeGreaterThanOrEqual(durable);
+    const again = await restoreBudget({ id: "crash", limits: { generation: 1e12 }, ledger: createFileLedger(path) });
+    expect(again.used("generation")).toBe(restored.used("generation"));
+  });
+});

@@ -1,0 +1,139 @@
+import { mkdir, open, readFile, type FileHandle } from "node:fs/promises";
+import { dirname } from "node:path";
+import { InvalidArgumentError, type Usage, withFileLock } from "@bulkhead/core";
+import type { BudgetKind } from "./budget-kinds.js";
+
+/** One durable fact. Budgets replay `settle`, `charge` and `extend`; trackers replay `usage`. */
+export type LedgerEvent =
+  | { type: "settle" | "charge"; at: number; chain: string[]; amounts: Partial<Record<BudgetKind, number>>; lease?: string }
+  | { type: "extend"; at: number; budget: string; kind: BudgetKind; amount: number; approvedBy: string; reason?: string }
+  | { type: "usage"; at: number; task: string; repo: string; operation: string; model?: string; usage: Usage; usd?: number };
+
+/** What replay found: the events, and the lines it had to skip (counted, never silent). */
+export interface LedgerContents {
+  events: LedgerEvent[];
+  /** A last line cut short by a crash; ignored. */
+  tornTail: boolean;
+  /** Lines in the middle that are not valid events; skipped and counted. */
+  corruptLines: number;
+}
+
+/** An append-only log of budget and usage events. */
+export interface Ledger {
+  /** Queues an event; it is durable once `flush()` resolves. */
+  append(event: LedgerEvent): void;
+  /** Writes and fsyncs everything queued. */
+  flush(): Promise<void>;
+  /** Every event written so far (after a flush), in order. */
+  read(): Promise<LedgerContents>;
+  /** Flushes and closes. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** A ledger in memory, for tests and one-shot scripts. */
+export function createMemoryLedger(): Ledger {
+  const events: LedgerEvent[] = [];
+  return {
+    append: (event) => void events.push(structuredClone(event)),
+    flush: async () => {},
+    read: async () => ({ events: events.map((event) => structuredClone(event)), tornTail: false, corruptLines: 0 }),
+    close: async () => {},
+  };
+}
+
+export interface FileLedgerOptions {
+  /** Most events per write and fsync. @default 4096 */
+  maxBatch?: number;
+  /** How long an event may wait for its batch, in ms. @default 5 */
+  flushIntervalMs?: number;
+}
+
+function isEvent(value: unknown): value is LedgerEvent {
+  const event = value as { type?: unknown; at?: unknown } | null;
+  return (
+    typeof event === "object" &&
+    event !== null &&
+    typeof event.at === "number" &&
+    ["settle", "charge", "extend", "usage"].includes(event.type as string)
+  );
+}
+
+/** Parses JSONL: a torn last line is ignored, corrupt middle lines are counted and skipped. */
+export function parseLedger(text: string): LedgerContents {
+  const lines = text.split("\n");
+  const complete = text.endsWith("\n");
+  const last = lines.pop() ?? "";
+  const contents: LedgerContents = { events: [], tornTail: !complete && last !== "", corruptLines: 0 };
+  for (const line of lines) {
+    if (line === "") continue;
+    try {
+      const event = JSON.parse(line) as unknown;
+      if (isEvent(event)) contents.events.push(event);
+      else contents.corruptLines++;
+    } catch {
+      contents.corruptLines++;
+    }
+  }
+  return contents;
+}
+
+/**
+ * A durable JSONL ledger: events are batched, each batch is one append and one fsync, taken
+ * under a lock beside the file so several processes on one host can share it. Replay ignores a
+ * torn last line (a crash mid-write) and counts corrupt lines.
+ *
+ * @example
+ * const ledger = createFileLedger(".bulkhead/ledger.jsonl");
+ * const budget = createBudget({ limits: { sessionTotal: 100_000 }, ledger });
+ */
+export function createFileLedger(path: string, { maxBatch = 4096, flushIntervalMs = 5 }: FileLedgerOptions = {}): Ledger {
+  if (typeof path !== "string" || path === "") throw new InvalidArgumentError("path", "expected the ledger file's path");
+  let queue: string[] = [];
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let writing: Promise<void> = Promise.resolve();
+  let handle: Promise<FileHandle> | undefined;
+  let closed = false;
+
+  const write = async (lines: string[]) => {
+    handle ??= mkdir(dirname(path), { recursive: true }).then(() => open(path, "a"));
+    const file = await handle;
+    const text = lines.join("");
+    await withFileLock(`${path}.lock`, async () => {
+      await file.appendFile(text);
+      await file.datasync();
+    });
+  };
+  const flush = (): Promise<void> => {
+    if (timer) clearTimeout(timer);
+    timer = undefined;
+    if (queue.length > 0) {
+      const batch = queue;
+      queue = [];
+      writing = writing.then(() => write(batch));
+    }
+    return writing;
+  };
+  return {
+    append(event) {
+      if (closed) throw new InvalidArgumentError("ledger", `ledger ${path} is closed`);
+      queue.push(`${JSON.stringify(event)}\n`);
+      if (queue.length >= maxBatch) void flush().catch(() => undefined);
+      else timer ??= setTimeout(() => void flush().catch(() => undefined), flushIntervalMs);
+    },
+    flush,
+    async read() {
+      await flush();
+      const text = await readFile(path, "utf8").catch((error: NodeJS.ErrnoException) => {
+        if (error.code === "ENOENT") return "";
+        throw error;
+      });
+      return parseLedger(text);
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await flush();
+      if (handle) await (await handle).close();
+    },
+  };
+}

@@ -1,0 +1,16 @@
+import { BulkheadError } from "@bulkhead/core";
+
+/** No price or tokenizer is known for the model. bulkhead never prices an unknown model as zero. */
+export class UnknownModelError extends BulkheadError {
+  constructor(model: string, what: "price" | "tokenizer", known: readonly string[]) {
+    const hint = what === "price" ? "pass prices: { [model]: {...} } or load a price table" : "pass { encoding } instead";
+    super(
+      "UNKNOWN_MODEL",
+      `no ${what} known for model "${model}": ${hint} (known: ${known.slice(0, 12).join(", ")}${known.length > 12 ? ", ..." : ""})`,
+      {
+        data: { model, what },
+      },
+    );
+    this.name = "UnknownModelError";
+  }
+}
