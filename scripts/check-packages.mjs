@@ -24,6 +24,12 @@ function run(command, args, options = {}) {
   return result.stdout;
 }
 
+/** A line per package that must run from the installed tarball, beyond importing it. */
+const smoke = {
+  "@bulkhead/core": `if (api.parseTaskSpec('task: t\\ncontext_scope: { repos: [{ name: a, paths: [src] }], max_files: 1, max_tokens: 1 }\\nownership: { primary_repo: a }').ownership.primaryRepo !== "a") throw new Error("parseTaskSpec");`,
+  "@bulkhead/budget": `if (api.createTokenCounter({ encoding: "o200k_base" }).count("hello world") !== 2) throw new Error("tiktoken did not load from the tarball");`,
+};
+
 const failures = [];
 const check = (name, ok, message) => {
   if (!ok) failures.push(`${name}: ${message}`);
@@ -64,6 +70,7 @@ try {
         `const require = createRequire(import.meta.url);`,
         `const subpaths = ${JSON.stringify(Object.keys(manifest.exports).filter((key) => key !== "."))};`,
         `for (const subpath of subpaths) require.resolve(${JSON.stringify(manifest.name)} + subpath.slice(1));`,
+        smoke[manifest.name] ?? "",
         `process.stdout.write(JSON.stringify(Object.keys(api).sort()));`,
       ].join("\n"),
     );

@@ -75,15 +75,33 @@ export interface MeterResult {
   reconcile(usage: Usage): void;
 }
 
-const TOKEN_KINDS: readonly BudgetKind[] = ["contextRead", "generation", "toolCalls"];
+/** One amount per kind, always the same shape, so the hot path is plain field arithmetic. */
+type Vector = Record<BudgetKind, number>;
 
-function zero(): Record<BudgetKind, number> {
-  return { contextRead: 0, generation: 0, toolCalls: 0, sessionTotal: 0, usd: 0 };
+function vector(contextRead = 0, generation = 0, toolCalls = 0, sessionTotal = 0, usd = 0): Vector {
+  return { contextRead, generation, toolCalls, sessionTotal, usd };
+}
+
+function addInto(target: Vector, source: Vector, sign: 1 | -1 = 1): void {
+  target.contextRead += sign * source.contextRead;
+  target.generation += sign * source.generation;
+  target.toolCalls += sign * source.toolCalls;
+  target.sessionTotal += sign * source.sessionTotal;
+  target.usd += sign * source.usd;
+}
+
+/** The non-zero entries, for ledger events and public views. */
+function sparse(amounts: Vector): Amounts {
+  const result: Amounts = {};
+  for (const kind of BUDGET_KINDS) if (amounts[kind] !== 0) result[kind] = amounts[kind];
+  return result;
 }
 
 interface LeaseRecord extends Lease {
   state: Lease["state"];
-  amounts: Amounts;
+  amounts: Vector;
+  /** The kind a plain-number settlement is booked to. */
+  primary: BudgetKind;
 }
 
 /**
@@ -95,9 +113,10 @@ interface LeaseRecord extends Lease {
 export class Budget extends TypedEmitter<BudgetEvents> {
   readonly id: string;
   readonly parent: Budget | undefined;
-  readonly #limits: BudgetLimits;
-  readonly #used = zero();
-  readonly #reserved = zero();
+  /** Limits per kind; Infinity where there is none. */
+  readonly #limits: Vector;
+  readonly #used = vector();
+  readonly #reserved = vector();
   readonly #warned = new Set<BudgetKind>();
   readonly #exceeded = new Set<BudgetKind>();
   readonly #leases = new Map<string, LeaseRecord>();
@@ -108,6 +127,8 @@ export class Budget extends TypedEmitter<BudgetEvents> {
   readonly #now: () => number;
   readonly #extensions: { kind: BudgetKind; amount: number; approvedBy: string; reason?: string; at: number }[] = [];
   #nextLease = 0;
+  /** No lease expires before this time, so sweeping can be skipped until then. */
+  #sweepAt = Infinity;
 
   constructor(options: CreateBudgetOptions) {
     super();
@@ -120,18 +141,23 @@ export class Budget extends TypedEmitter<BudgetEvents> {
       leaseTtlMs = 600_000,
       now = Date.now,
     } = options ?? ({} as CreateBudgetOptions);
-    if (typeof id !== "string" || !/^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/.test(id))
+    if (typeof id !== "string" || !/^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/.test(id)) {
       throw new InvalidArgumentError(
         "options.id",
         `expected a budget id of letters, digits, '.', '_', ':', '/' or '-', got ${JSON.stringify(id)}`,
       );
+    }
     if (typeof limits !== "object" || limits === null)
       throw new InvalidArgumentError("options.limits", "expected { contextRead?, generation?, toolCalls?, sessionTotal?, usd? }");
+    this.#limits = vector(Infinity, Infinity, Infinity, Infinity, Infinity);
     for (const [kind, limit] of Object.entries(limits)) {
       if (!BUDGET_KINDS.includes(kind as BudgetKind))
         throw new InvalidArgumentError("options.limits", `unknown budget kind "${kind}": use ${BUDGET_KINDS.join(", ")}`);
-      if (limit !== undefined && !(typeof limit === "number" && limit >= 0 && Number.isFinite(limit)))
+      if (limit === undefined) continue;
+      if (!(typeof limit === "number" && limit >= 0 && Number.isFinite(limit))) {
         throw new InvalidArgumentError("options.limits", `${kind} must be a non-negative number, got ${JSON.stringify(limit)}`);
+      }
+      this.#limits[kind as BudgetKind] = limit;
     }
     if (!(warningRatio > 0 && warningRatio <= 1))
       throw new InvalidArgumentError("options.warningRatio", `expected a ratio in (0, 1], got ${warningRatio}`);
@@ -140,7 +166,6 @@ export class Budget extends TypedEmitter<BudgetEvents> {
       throw new InvalidArgumentError("options.parent", "expected a Budget from createBudget");
     this.id = id;
     this.parent = parent;
-    this.#limits = { ...limits };
     this.#ledger = ledger;
     this.#warningRatio = warningRatio;
     this.#leaseTtlMs = leaseTtlMs;
@@ -150,7 +175,8 @@ export class Budget extends TypedEmitter<BudgetEvents> {
 
   /** The current limit of a kind (extensions included), or undefined when unlimited. */
   limit(kind: BudgetKind): number | undefined {
-    return this.#limits[kind];
+    const limit = this.#limits[kind];
+    return limit === Infinity ? undefined : limit;
   }
 
   /** Spend settled so far at this level (children included). */
@@ -164,13 +190,12 @@ export class Budget extends TypedEmitter<BudgetEvents> {
     return this.#reserved[kind];
   }
 
-  /** What can still be reserved, across this budget and all its parents. */
+  /** What can still be reserved of a kind, across this budget and all its parents. */
   available(kind: BudgetKind): number {
     let available = Infinity;
     for (const level of this.#chain) {
       level.#sweep();
-      const limit = level.#limits[kind];
-      if (limit !== undefined) available = Math.min(available, limit - level.#used[kind] - level.#reserved[kind]);
+      available = Math.min(available, level.#limits[kind] - level.#used[kind] - level.#reserved[kind]);
     }
     return Math.max(0, available);
   }
@@ -186,17 +211,16 @@ export class Budget extends TypedEmitter<BudgetEvents> {
    * total. Throws {@link BudgetExceededError} when it does not fit at some level.
    */
   reserve(kindOrAmounts: BudgetKind | Amounts, estimate?: number, options: { ttlMs?: number } = {}): Lease {
-    const amounts = this.#amounts(kindOrAmounts, estimate);
+    const [amounts, primary] = this.#amounts(kindOrAmounts, estimate);
     const refusal = this.#refusal(amounts);
-    if (refusal)
-      throw new BudgetExceededError(refusal.level.id, refusal.kind, amounts[refusal.kind] ?? 0, refusal.available, refusal.limit);
-    return this.#hold(amounts, options.ttlMs);
+    if (refusal) throw new BudgetExceededError(refusal.level.id, refusal.kind, amounts[refusal.kind], refusal.available, refusal.limit);
+    return this.#hold(amounts, primary, options.ttlMs);
   }
 
   /** Like {@link reserve}, but returns undefined instead of throwing when it does not fit. */
   tryReserve(kindOrAmounts: BudgetKind | Amounts, estimate?: number, options: { ttlMs?: number } = {}): Lease | undefined {
-    const amounts = this.#amounts(kindOrAmounts, estimate);
-    return this.#refusal(amounts) ? undefined : this.#hold(amounts, options.ttlMs);
+    const [amounts, primary] = this.#amounts(kindOrAmounts, estimate);
+    return this.#refusal(amounts) ? undefined : this.#hold(amounts, primary, options.ttlMs);
   }
 
   /**
@@ -222,7 +246,7 @@ export class Budget extends TypedEmitter<BudgetEvents> {
   /** Books spend that had no reservation (e.g. a usage report after the fact). */
   charge(amounts: Amounts | Usage): void {
     this.#spend(
-      "inputTokens" in amounts ? this.#fromUsage(amounts as Usage, "generation") : this.#withSession(amounts as Amounts),
+      "inputTokens" in amounts ? this.#fromUsage(amounts as Usage, "generation") : this.#amounts(amounts as Amounts, undefined)[0],
       "charge",
     );
   }
@@ -233,13 +257,10 @@ export class Budget extends TypedEmitter<BudgetEvents> {
     if (!(amount > 0 && Number.isFinite(amount))) throw new InvalidArgumentError("amount", `expected a positive amount, got ${amount}`);
     if (typeof approvedBy !== "string" || approvedBy.trim() === "")
       throw new InvalidArgumentError("approvedBy", "say who approved the extension");
-    const limit = this.#limits[kind];
-    if (limit === undefined) throw new InvalidArgumentError("kind", `budget "${this.id}" has no ${kind} limit to extend`);
-    this.#limits[kind] = limit + amount;
+    if (this.#limits[kind] === Infinity) throw new InvalidArgumentError("kind", `budget "${this.id}" has no ${kind} limit to extend`);
     const at = this.#now();
-    this.#extensions.push({ kind, amount, approvedBy, at, ...(reason === undefined ? {} : { reason }) });
+    this.#applyExtension({ kind, amount, approvedBy, at, ...(reason === undefined ? {} : { reason }) });
     this.#ledger?.append({ type: "extend", at, budget: this.id, kind, amount, approvedBy, ...(reason === undefined ? {} : { reason }) });
-    this.#recheck(kind);
   }
 
   /** Extensions granted so far. */
@@ -277,9 +298,9 @@ export class Budget extends TypedEmitter<BudgetEvents> {
   beforeToolCall({ tool, inputTokens }: { tool: string; inputTokens: number }): ToolCallDecision {
     if (typeof tool !== "string" || tool === "") throw new InvalidArgumentError("tool", "expected the tool's name");
     if (!(inputTokens >= 0)) throw new InvalidArgumentError("inputTokens", `expected a non-negative token count, got ${inputTokens}`);
-    const amounts = this.#amounts("toolCalls", inputTokens);
-    const refusal = this.#refusal(amounts, true);
-    if (!refusal) return { allowed: true, lease: this.#hold(amounts) };
+    const [amounts] = this.#amounts("toolCalls", inputTokens);
+    const refusal = this.#refusal(amounts, "toolCalls");
+    if (!refusal) return { allowed: true, lease: this.#hold(amounts, "toolCalls") };
     const reason = refusal.kind === "sessionTotal" ? "session-total" : refusal.kind === "usd" ? "usd" : "tool-calls";
     const spent = refusal.level.#used[refusal.kind];
     const message =
@@ -299,12 +320,13 @@ export class Budget extends TypedEmitter<BudgetEvents> {
     stream: AsyncIterable<StreamChunk>,
     { counter, abortController, abortSignal, lease }: MeterStreamOptions = {},
   ): Promise<MeterResult> {
-    if (!stream || typeof (stream as AsyncIterable<StreamChunk>)[Symbol.asyncIterator] !== "function")
+    if (!stream || typeof (stream as AsyncIterable<StreamChunk>)[Symbol.asyncIterator] !== "function") {
       throw new InvalidArgumentError("stream", "expected an async iterable of text chunks");
+    }
     const ownCounter = counter ? undefined : createTokenCounter({ encoding: "o200k_base" });
     const count = counter ?? ownCounter!;
-    const meter = lease ? this.#own(lease, false) : this.#hold({}, undefined);
-    let heldGeneration = meter.amounts.generation ?? 0;
+    const meter = lease ? this.#own(lease, false) : this.#hold(vector(), "generation");
+    let held = meter.amounts.generation;
     let text = "";
     let outputTokens = 0;
     let stoppedBy: MeterResult["stoppedBy"] = null;
@@ -320,23 +342,21 @@ export class Budget extends TypedEmitter<BudgetEvents> {
         const chunk = next.value;
         const delta = typeof chunk === "string" ? chunk : (chunk.text ?? chunk.delta ?? chunk.textDelta ?? "");
         if (delta === "") continue;
-        const tokens = await count.count(delta);
-        outputTokens += tokens;
+        outputTokens += await count.count(delta);
         if (abortSignal?.aborted) {
           // Aborted while this delta was on its way: it was generated, so it is booked, not kept.
           stoppedBy = "aborted";
           break;
         }
-        const needed = outputTokens - heldGeneration;
-        if (needed > 0) {
-          const extra = this.#withSession({ generation: needed });
+        if (outputTokens > held) {
+          const extra = vector(0, outputTokens - held, 0, outputTokens - held);
           const refusal = this.#refusal(extra);
           if (refusal) {
             stoppedBy = refusal.kind === "sessionTotal" ? "session-total" : "generation";
             break;
           }
           this.#grow(meter, extra);
-          heldGeneration = outputTokens;
+          held = outputTokens;
         }
         text += delta;
       }
@@ -357,7 +377,7 @@ export class Budget extends TypedEmitter<BudgetEvents> {
         if (reconciled) throw new InvalidArgumentError("reconcile", "this stream was already reconciled");
         reconciled = true;
         const difference = usage.outputTokens - outputTokens;
-        this.#spend({ contextRead: usage.inputTokens, generation: difference, sessionTotal: usage.inputTokens + difference }, "charge");
+        this.#spend(vector(usage.inputTokens, difference, 0, usage.inputTokens + difference), "charge");
       },
     };
   }
@@ -372,9 +392,11 @@ export class Budget extends TypedEmitter<BudgetEvents> {
     activeLeases: number;
   } {
     this.#sweep();
+    const limits: BudgetLimits = {};
+    for (const kind of BUDGET_KINDS) if (this.#limits[kind] !== Infinity) limits[kind] = this.#limits[kind];
     return {
       id: this.id,
-      limits: { ...this.#limits },
+      limits,
       used: { ...this.#used },
       reserved: { ...this.#reserved },
       exhausted: this.exhausted,
@@ -385,158 +407,152 @@ export class Budget extends TypedEmitter<BudgetEvents> {
   /** Applies a ledger event during replay. */
   replay(event: LedgerEvent): void {
     if (event.type === "extend") {
-      if (event.budget !== this.id) return;
-      const limit = this.#limits[event.kind];
-      if (limit !== undefined) this.#limits[event.kind] = limit + event.amount;
-      this.#extensions.push({
-        kind: event.kind,
-        amount: event.amount,
-        approvedBy: event.approvedBy,
-        at: event.at,
-        ...(event.reason === undefined ? {} : { reason: event.reason }),
-      });
-      this.#recheck(event.kind);
+      if (event.budget === this.id && this.#limits[event.kind] !== Infinity) {
+        this.#applyExtension({
+          kind: event.kind,
+          amount: event.amount,
+          approvedBy: event.approvedBy,
+          at: event.at,
+          ...(event.reason === undefined ? {} : { reason: event.reason }),
+        });
+      }
       return;
     }
     if ((event.type === "settle" || event.type === "charge") && event.chain.includes(this.id)) {
-      for (const kind of BUDGET_KINDS) {
-        const amount = event.amounts[kind];
-        if (amount) this.#used[kind] += amount;
-      }
-      for (const kind of BUDGET_KINDS) this.#recheck(kind);
+      const amounts = vector();
+      for (const kind of BUDGET_KINDS) amounts[kind] = event.amounts[kind] ?? 0;
+      addInto(this.#used, amounts);
+      this.#recheckAll(amounts);
     }
   }
 
-  #amounts(kindOrAmounts: BudgetKind | Amounts, estimate: number | undefined): Amounts {
+  #applyExtension(extension: { kind: BudgetKind; amount: number; approvedBy: string; reason?: string; at: number }): void {
+    this.#limits[extension.kind] += extension.amount;
+    this.#extensions.push(extension);
+    this.#recheck(extension.kind);
+  }
+
+  /** Validates and turns `(kind, estimate)` or `{ kind: amount }` into a vector; token kinds also count on the session total. */
+  #amounts(kindOrAmounts: BudgetKind | Amounts, estimate: number | undefined): [Vector, BudgetKind] {
+    const amounts = vector();
+    let primary: BudgetKind | undefined;
     if (typeof kindOrAmounts === "string") {
-      if (!BUDGET_KINDS.includes(kindOrAmounts))
+      if (!(kindOrAmounts in amounts))
         throw new InvalidArgumentError("kind", `unknown budget kind "${kindOrAmounts}": use ${BUDGET_KINDS.join(", ")}`);
-      if (typeof estimate !== "number" || !(estimate >= 0) || !Number.isFinite(estimate))
+      if (typeof estimate !== "number" || !(estimate >= 0) || estimate === Infinity) {
         throw new InvalidArgumentError("estimate", `expected a non-negative number, got ${JSON.stringify(estimate)}`);
-      return this.#withSession({ [kindOrAmounts]: estimate });
+      }
+      amounts[kindOrAmounts] = estimate;
+      primary = kindOrAmounts;
+    } else {
+      if (typeof kindOrAmounts !== "object" || kindOrAmounts === null)
+        throw new InvalidArgumentError("amounts", "expected a kind and an estimate, or { kind: amount }");
+      for (const [kind, amount] of Object.entries(kindOrAmounts)) {
+        if (!BUDGET_KINDS.includes(kind as BudgetKind)) throw new InvalidArgumentError("amounts", `unknown budget kind "${kind}"`);
+        if (typeof amount !== "number" || !(amount >= 0) || amount === Infinity) {
+          throw new InvalidArgumentError("amounts", `${kind} must be a non-negative number, got ${JSON.stringify(amount)}`);
+        }
+        amounts[kind as BudgetKind] = amount;
+        if (kind !== "sessionTotal") primary ??= kind as BudgetKind;
+      }
+      if (kindOrAmounts.sessionTotal !== undefined) return [amounts, primary ?? "sessionTotal"];
     }
-    if (typeof kindOrAmounts !== "object" || kindOrAmounts === null)
-      throw new InvalidArgumentError("amounts", "expected a kind and an estimate, or { kind: amount }");
-    for (const [kind, amount] of Object.entries(kindOrAmounts)) {
-      if (!BUDGET_KINDS.includes(kind as BudgetKind)) throw new InvalidArgumentError("amounts", `unknown budget kind "${kind}"`);
-      if (typeof amount !== "number" || !(amount >= 0) || !Number.isFinite(amount))
-        throw new InvalidArgumentError("amounts", `${kind} must be a non-negative number, got ${JSON.stringify(amount)}`);
-    }
-    return this.#withSession(kindOrAmounts);
+    if (primary !== "sessionTotal") amounts.sessionTotal += amounts.contextRead + amounts.generation + amounts.toolCalls;
+    return [amounts, primary ?? "sessionTotal"];
   }
 
-  /** Token kinds also count toward the session total, unless it was given explicitly. */
-  #withSession(amounts: Amounts): Amounts {
-    if (amounts.sessionTotal !== undefined) return amounts;
-    let session = 0;
-    for (const kind of TOKEN_KINDS) session += amounts[kind] ?? 0;
-    return session === 0 ? amounts : { ...amounts, sessionTotal: session };
-  }
-
-  #refusal(amounts: Amounts, blockWhenSpent = false): { level: Budget; kind: BudgetKind; available: number; limit: number } | undefined {
+  /** The first level and kind the amounts do not fit in; `block` also refuses that kind once it is spent. */
+  #refusal(amounts: Vector, block?: BudgetKind): { level: Budget; kind: BudgetKind; available: number; limit: number } | undefined {
     for (const level of this.#chain) {
       level.#sweep();
       for (const kind of BUDGET_KINDS) {
         const limit = level.#limits[kind];
-        if (limit === undefined) continue;
+        if (limit === Infinity) continue;
         const amount = amounts[kind];
         const exhausted = kind === "sessionTotal" && level.#exceeded.has(kind);
-        if (amount === undefined && !exhausted) continue;
+        if (amount === 0 && !exhausted && kind !== block) continue;
         const available = limit - level.#used[kind] - level.#reserved[kind];
-        if (exhausted || (amount ?? 0) > available || (blockWhenSpent && available <= 0 && amount !== undefined))
+        if (exhausted || amount > available || (kind === block && available <= 0))
           return { level, kind, available: Math.max(0, available), limit };
       }
     }
     return undefined;
   }
 
-  #hold(amounts: Amounts, ttlMs = this.#leaseTtlMs): LeaseRecord {
-    const record: LeaseRecord = {
-      id: `${this.id}#${++this.#nextLease}`,
-      budgetId: this.id,
-      amounts,
-      expiresAt: this.#now() + ttlMs,
-      state: "active",
-    };
-    for (const level of this.#chain) {
-      for (const kind in amounts) level.#reserved[kind as BudgetKind] += amounts[kind as BudgetKind]!;
-    }
+  #hold(amounts: Vector, primary: BudgetKind, ttlMs = this.#leaseTtlMs): LeaseRecord {
+    const expiresAt = this.#now() + ttlMs;
+    const record: LeaseRecord = { id: `${this.id}#${++this.#nextLease}`, budgetId: this.id, amounts, primary, expiresAt, state: "active" };
+    for (const level of this.#chain) addInto(level.#reserved, amounts);
     this.#leases.set(record.id, record);
+    if (expiresAt < this.#sweepAt) this.#sweepAt = expiresAt;
     return record;
   }
 
-  #grow(record: LeaseRecord, extra: Amounts): void {
-    for (const kind in extra) {
-      const amount = extra[kind as BudgetKind]!;
-      record.amounts[kind as BudgetKind] = (record.amounts[kind as BudgetKind] ?? 0) + amount;
-      for (const level of this.#chain) level.#reserved[kind as BudgetKind] += amount;
-    }
+  #grow(record: LeaseRecord, extra: Vector): void {
+    addInto(record.amounts, extra);
+    for (const level of this.#chain) addInto(level.#reserved, extra);
   }
 
   #unhold(record: LeaseRecord): void {
-    for (const level of this.#chain) {
-      for (const kind in record.amounts) level.#reserved[kind as BudgetKind] -= record.amounts[kind as BudgetKind]!;
-    }
+    for (const level of this.#chain) addInto(level.#reserved, record.amounts, -1);
     this.#leases.delete(record.id);
   }
 
   #own(lease: Lease, allowExpired: boolean): LeaseRecord {
-    const record = lease as LeaseRecord;
-    if (typeof lease !== "object" || lease === null || lease.budgetId !== this.id)
+    if (typeof lease !== "object" || lease === null || lease.budgetId !== this.id) {
       throw new LeaseNotActiveError(String(lease?.id), `not a lease of budget "${this.id}"`);
+    }
+    const record = lease as LeaseRecord;
     this.#sweep();
     if (record.state === "active" || (allowExpired && record.state === "expired")) return record;
     throw new LeaseNotActiveError(record.id, record.state);
   }
 
-  #actual(record: LeaseRecord, actual: number | Usage | Amounts): Amounts {
+  #actual(record: LeaseRecord, actual: number | Usage | Amounts): Vector {
     if (typeof actual === "number") {
-      if (!(actual >= 0) || !Number.isFinite(actual))
-        throw new InvalidArgumentError("actual", `expected a non-negative number, got ${actual}`);
-      const kinds = Object.keys(record.amounts).filter((kind) => kind !== "sessionTotal") as BudgetKind[];
-      const kind = kinds[0] ?? "sessionTotal";
-      return this.#withSession({ [kind]: actual });
+      if (!(actual >= 0) || actual === Infinity) throw new InvalidArgumentError("actual", `expected a non-negative number, got ${actual}`);
+      return this.#amounts(record.primary, actual)[0];
     }
     if (typeof actual !== "object" || actual === null)
       throw new InvalidArgumentError("actual", "expected a number, a Usage or { kind: amount }");
     if ("inputTokens" in actual && "outputTokens" in actual)
-      return this.#fromUsage(actual as Usage, record.amounts.toolCalls !== undefined ? "toolCalls" : "generation");
-    return this.#amounts(actual as Amounts, undefined);
+      return this.#fromUsage(actual as Usage, record.primary === "toolCalls" ? "toolCalls" : "generation");
+    return this.#amounts(actual as Amounts, undefined)[0];
   }
 
-  #fromUsage(usage: Usage, as: "generation" | "toolCalls"): Amounts {
+  #fromUsage(usage: Usage, as: "generation" | "toolCalls"): Vector {
     for (const field of ["inputTokens", "outputTokens"] as const) {
       if (!(usage[field] >= 0) || !Number.isFinite(usage[field]))
         throw new InvalidArgumentError("usage", `${field} must be a non-negative number, got ${usage[field]}`);
     }
     const total = usage.inputTokens + usage.outputTokens;
-    return as === "toolCalls"
-      ? { toolCalls: total, sessionTotal: total }
-      : { contextRead: usage.inputTokens, generation: usage.outputTokens, sessionTotal: total };
+    return as === "toolCalls" ? vector(0, 0, total, total) : vector(usage.inputTokens, usage.outputTokens, 0, total);
   }
 
-  #spend(amounts: Amounts, type: "settle" | "charge", lease?: string): void {
-    for (const level of this.#chain) {
-      for (const kind in amounts) level.#used[kind as BudgetKind] += amounts[kind as BudgetKind]!;
-    }
-    if (this.#ledger) {
-      this.#ledger.append({
-        type,
-        at: this.#now(),
-        chain: this.#chain.map((level) => level.id),
-        amounts,
-        ...(lease === undefined ? {} : { lease }),
-      });
-    }
-    for (const level of this.#chain) {
-      for (const kind in amounts) level.#recheck(kind as BudgetKind);
-    }
+  #spend(amounts: Vector, type: "settle" | "charge", lease?: string): void {
+    for (const level of this.#chain) addInto(level.#used, amounts);
+    this.#ledger?.append({
+      type,
+      at: this.#now(),
+      chain: this.#chain.map((level) => level.id),
+      amounts: sparse(amounts),
+      ...(lease === undefined ? {} : { lease }),
+    });
+    for (const level of this.#chain) level.#recheckAll(amounts);
+  }
+
+  #recheckAll(amounts: Vector): void {
+    if (amounts.contextRead !== 0) this.#recheck("contextRead");
+    if (amounts.generation !== 0) this.#recheck("generation");
+    if (amounts.toolCalls !== 0) this.#recheck("toolCalls");
+    if (amounts.sessionTotal !== 0) this.#recheck("sessionTotal");
+    if (amounts.usd !== 0) this.#recheck("usd");
   }
 
   /** Emits warnings and exceedances once per crossing; an extension re-arms them. */
   #recheck(kind: BudgetKind): void {
     const limit = this.#limits[kind];
-    if (limit === undefined) return;
+    if (limit === Infinity) return;
     const used = this.#used[kind];
     if (used < limit * this.#warningRatio) this.#warned.delete(kind);
     else if (!this.#warned.has(kind)) {
@@ -551,15 +567,19 @@ export class Budget extends TypedEmitter<BudgetEvents> {
     }
   }
 
-  /** Releases expired leases, oldest first (leases are kept in creation order). */
+  /** Releases expired leases; skipped until the earliest expiry is due. */
   #sweep(): void {
-    if (this.#leases.size === 0) return;
+    if (this.#sweepAt === Infinity) return;
     const now = this.#now();
+    if (now < this.#sweepAt) return;
+    let next = Infinity;
     for (const record of this.#leases.values()) {
-      if (record.expiresAt > now) break;
-      this.#unhold(record);
-      record.state = "expired";
+      if (record.expiresAt <= now) {
+        this.#unhold(record);
+        record.state = "expired";
+      } else if (record.expiresAt < next) next = record.expiresAt;
     }
+    this.#sweepAt = next;
   }
 }
 

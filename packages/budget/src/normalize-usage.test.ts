@@ -156,22 +156,18 @@ describe("normalizeUsage", () => {
         extra_field: fc.string(),
       }),
       "claude-code-stream": fc.record({ input_tokens: count, cache_read_input_tokens: count, output_tokens: count }),
-      openai: fc
-        .tuple(count, count, count, count)
-        .map(([input, cached, output, reasoning]) => ({
-          prompt_tokens: input + cached,
-          prompt_tokens_details: { cached_tokens: cached },
-          completion_tokens: output + reasoning,
-          completion_tokens_details: { reasoning_tokens: reasoning },
-          extra_field: 1,
-        })),
-      "ai-sdk": fc
-        .tuple(count, count, count, count, count)
-        .map(([noCache, read, write, text, reasoning]) => ({
-          inputTokens: { total: noCache + read + write, noCache, cacheRead: read, cacheWrite: write },
-          outputTokens: { total: text + reasoning, text, reasoning },
-          extra_field: true,
-        })),
+      openai: fc.tuple(count, count, count, count).map(([input, cached, output, reasoning]) => ({
+        prompt_tokens: input + cached,
+        prompt_tokens_details: { cached_tokens: cached },
+        completion_tokens: output + reasoning,
+        completion_tokens_details: { reasoning_tokens: reasoning },
+        extra_field: 1,
+      })),
+      "ai-sdk": fc.tuple(count, count, count, count, count).map(([noCache, read, write, text, reasoning]) => ({
+        inputTokens: { total: noCache + read + write, noCache, cacheRead: read, cacheWrite: write },
+        outputTokens: { total: text + reasoning, text, reasoning },
+        extra_field: true,
+      })),
       "claude-agent-sdk": fc.record({
         inputTokens: count,
         outputTokens: count,

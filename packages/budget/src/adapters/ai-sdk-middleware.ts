@@ -117,6 +117,15 @@ export function budgetMiddleware({
       };
       const counted = () => ({ ...emptyUsage(), inputTokens, uncachedInputTokens: inputTokens, outputTokens });
       const reader = upstream.stream.getReader();
+      // An aborted call may never cancel this stream: book what was counted when the signal fires.
+      params.abortSignal?.addEventListener(
+        "abort",
+        () => {
+          settle(counted());
+          void reader.cancel(params.abortSignal?.reason).catch(() => undefined);
+        },
+        { once: true },
+      );
       const stream = new ReadableStream<LanguageModelV3StreamPart>({
         async pull(controller) {
           const next = await reader.read().catch((error: unknown) => {

@@ -128,6 +128,7 @@ export function meterAnthropic<TClient extends AnthropicLike>(
       async *[Symbol.asyncIterator]() {
         let reported: Json = {};
         let counted = 0;
+        let final = false;
         let settled = false;
         const settle = () => {
           if (settled) return;
@@ -135,7 +136,10 @@ export function meterAnthropic<TClient extends AnthropicLike>(
           const usage =
             "input_tokens" in reported
               ? usageOnly(
-                  normalizeUsage("anthropic", { ...reported, output_tokens: Math.max(Number(reported.output_tokens ?? 0), counted) }),
+                  normalizeUsage(
+                    "anthropic",
+                    final ? reported : { ...reported, output_tokens: Math.max(Number(reported.output_tokens ?? 0), counted) },
+                  ),
                 )
               : { ...emptyUsage(), inputTokens, uncachedInputTokens: inputTokens, outputTokens: counted };
           budget.settle(lease, usage);
@@ -145,7 +149,11 @@ export function meterAnthropic<TClient extends AnthropicLike>(
           for await (const event of stream) {
             if (event.type === "message_start" && isObject(event.message) && isObject(event.message.usage))
               reported = { ...event.message.usage };
-            if (event.type === "message_delta" && isObject(event.usage)) reported = { ...reported, ...event.usage };
+            // message_delta carries the final output count; before it, the local count is the best bound.
+            if (event.type === "message_delta" && isObject(event.usage)) {
+              reported = { ...reported, ...event.usage };
+              final = true;
+            }
             if (event.type === "content_block_delta" && isObject(event.delta) && typeof event.delta.text === "string") {
               counted += count.count(event.delta.text);
               if (counted > maxTokens) {

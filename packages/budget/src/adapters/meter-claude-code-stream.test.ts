@@ -1,0 +1,50 @@
+import { createReadStream, readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { createBudget } from "../create-budget.js";
+import { createTracker } from "../create-tracker.js";
+import { meterClaudeCodeStream } from "./meter-claude-code-stream.js";
+
+const fixture = new URL("../../test/fixtures/claude-code-stream.jsonl", import.meta.url);
+
+describe("meterClaudeCodeStream", () => {
+  it("counts each assistant message once, reconciles with the result line, and skips bad lines", async () => {
+    const tracker = createTracker({ taskId: "rate-limit" });
+    const budget = createBudget({ limits: { sessionTotal: 100_000 } });
+    const result = await meterClaudeCodeStream(createReadStream(fixture), { budget, tracker, repo: "backend-api" });
+    expect(result).toMatchObject({
+      sessionId: "5f0c2a8e-6f4b-4f5e-9d51-3c1d1c1b2a01",
+      model: "claude-sonnet-4-5-20250929",
+      resultSubtype: "success",
+      isError: false,
+      numTurns: 3,
+      costUsd: 0.0312,
+      assistantMessages: 2,
+      toolUses: 1,
+      resultText: "Added the rate-limit middleware.",
+      skippedLines: [5],
+      stoppedBy: null,
+    });
+    expect(result.usage).toEqual({
+      inputTokens: 12_710,
+      uncachedInputTokens: 10,
+      cacheReadTokens: 6200,
+      cacheWrite5mTokens: 6500,
+      cacheWrite1hTokens: 0,
+      outputTokens: 290,
+      reasoningTokens: 0,
+    });
+    expect(budget.used("sessionTotal")).toBe(13_000);
+    expect(tracker.report().byRepo["backend-api"]!.totalTokens).toBe(13_000);
+  });
+
+  it("calls onStop once when the budget runs out, and reads chunks split mid-line", async () => {
+    const budget = createBudget({ limits: { sessionTotal: 7000 } });
+    const text = readFileSync(fixture, "utf8");
+    const chunks = text.match(/[\s\S]{1,37}/g)!;
+    const stops: string[] = [];
+    const result = await meterClaudeCodeStream(chunks, { budget, onStop: (reason) => stops.push(reason) });
+    expect(stops).toEqual(["session-total"]);
+    expect(result.stoppedBy).toBe("session-total");
+    expect(budget.exhausted).toBe(true);
+  });
+});
