@@ -27,6 +27,14 @@ export const BULKHEAD_ERROR_CODES = {
   BUDGET_EXCEEDED: "BUDGET_EXCEEDED",
   /** A lease was already settled or released, or belongs to another budget. */
   LEASE_NOT_ACTIVE: "LEASE_NOT_ACTIVE",
+  /** A handover document is malformed. */
+  INVALID_HANDOVER: "INVALID_HANDOVER",
+  /** A handover was already consumed by someone else. */
+  HANDOVER_CONSUMED: "HANDOVER_CONSUMED",
+  /** A rendered handover is over its token bound. */
+  HANDOVER_TOO_LARGE: "HANDOVER_TOO_LARGE",
+  /** A command run as a check failed to start or timed out. */
+  COMMAND_FAILED: "COMMAND_FAILED",
 } as const;
 
 export type BulkheadErrorCode = (typeof BULKHEAD_ERROR_CODES)[keyof typeof BULKHEAD_ERROR_CODES];

@@ -1,6 +1,22 @@
-// The public API of @bulkhead/handover. This package is a skeleton until its own issue lands;
-// it re-exports the core vocabulary it will build on so the package installs and imports today.
-export type { BulkheadErrorCode } from "@bulkhead/core";
-
-/** The package's name and version, for diagnostics. */
-export const packageInfo = { name: "@bulkhead/handover", version: "0.1.0" } as const;
+// The public API of @bulkhead/handover: one deliberate list.
+export { assessCompletion, type CompletionAssessment, type ExpectedChange } from "./assess-completion.js";
+export { buildHandover, type BuildHandoverOptions } from "./build-handover.js";
+export { checkBeforeSpawn, type SpawnCheck } from "./check-before-spawn.js";
+export { consumeHandover, handoverFromJson, handoverToJson, loadHandover } from "./consume-handover.js";
+export { CONTEXT_COSTS, CONTEXT_RULE, estimateContext, layerOf, type ContextEstimate, type ContextWork } from "./estimate-context.js";
+export {
+  changedFileSchema,
+  gateOutcomeSchema,
+  handoverSchema,
+  heldProposalSchema,
+  TRIMMABLE_SECTIONS,
+  trimmedListSchema,
+  type ChangedFile,
+  type GateOutcome,
+  type HandoverDocument,
+} from "./handover-document.js";
+export { HandoverConsumedError, HandoverTooLargeError, InvalidHandoverError } from "./handover-errors.js";
+export { parseHandover } from "./parse-handover.js";
+export { renderContinuationPrompt, type PatternReference } from "./render-continuation-prompt.js";
+export { renderHandover } from "./render-handover.js";
+export { suggestSplit, type SplitScope } from "./suggest-split.js";

@@ -1,0 +1,90 @@
+import { join } from "node:path";
+import { createByteEstimateCounter } from "@bulkhead/core";
+import { createTempDir } from "@bulkhead/test-utils";
+import { describe, expect, it } from "vitest";
+import { checkBeforeSpawn } from "./check-before-spawn.js";
+import { estimateContext, layerOf } from "./estimate-context.js";
+import { suggestSplit } from "./suggest-split.js";
+
+describe("estimateContext", () => {
+  it("sums seed 003's table and applies the 70% rule", async () => {
+    const estimate = await estimateContext({ filesToRead: 6, edits: 6, testRuns: 3, gateRuns: 2 }, { contextWindow: 100_000 });
+    expect(estimate).toMatchObject({
+      low: 3000 + 6000 + 3000 + 6000 + 6000,
+      high: 8000 + 24000 + 12000 + 15000 + 16000,
+      risk: "plan-continuation",
+    });
+    expect(estimate.ratio).toBeCloseTo(0.75, 10);
+    expect((await estimateContext({ filesToRead: 2, edits: 2 }, { contextWindow: 200_000 })).risk).toBe("ok");
+    expect((await estimateContext({ filesToRead: 40, edits: 40, testRuns: 10 }, { contextWindow: 100_000 })).risk).toBe("split");
+  });
+
+  it("uses real token counts and raises seed 003's warning signs", async () => {
+    await using dir = createTempDir();
+    const files = [
+      "src/domain/block.rs",
+      "src/application/create_block.rs",
+      "src/infrastructure/sqlite/repo.rs",
+      "src-tauri/commands/page.rs",
+      "src-react/components/Insert.tsx",
+      "src/a.ts",
+      "src/b.ts",
+      "src/c.ts",
+    ];
+    dir.write(Object.fromEntries(files.map((file) => [file, "x".repeat(400)])));
+    const estimate = await estimateContext(
+      { prompt: "p".repeat(24_000), filesToRead: files, edits: 2 },
+      { contextWindow: 200_000, counter: createByteEstimateCounter(), root: dir.path },
+    );
+    expect(estimate.low).toBe(6000 + 8 * 100 + 1000);
+    expect(estimate.layers).toEqual(["domain", "application", "infrastructure", "framework", "frontend"]);
+    expect(estimate.warnings).toEqual([
+      "the prompt is 6,000 tokens, over 5k: reference files instead of pasting them",
+      "the work spans 5 layers (domain, application, infrastructure, framework, frontend): split it before spawning",
+      "the agent must read 8 files: point it at the patterns it needs instead",
+      "backend and frontend work in one task: give each to its own agent",
+    ]);
+    await expect(estimateContext({}, { contextWindow: 0 })).rejects.toThrow("invalid options.contextWindow");
+    expect(layerOf("src/middleware/rateLimit.ts")).toBe("framework");
+  });
+});
+
+describe("suggestSplit", () => {
+  it("groups files by layer into scopes that each fit within 70% of the window", () => {
+    const files = [
+      ...Array.from({ length: 6 }, (_, index) => ({ path: `src/domain/e${index}.ts`, tokens: 3000 })),
+      ...Array.from({ length: 6 }, (_, index) => ({ path: `web/components/C${index}.tsx`, tokens: 3000 })),
+      { path: "scripts/build.sh", tokens: 200 },
+    ];
+    const scopes = suggestSplit({ files }, { contextWindow: 60_000 });
+    for (const scope of scopes) expect(scope.high).toBeLessThanOrEqual(42_000);
+    expect(scopes.flatMap((scope) => scope.files).sort()).toEqual(files.map((file) => file.path).sort());
+    expect(scopes[0]!.name.startsWith("domain")).toBe(true);
+    expect(
+      scopes.some((scope) => scope.files.some((file) => file.includes("domain")) && scope.files.some((file) => file.endsWith(".tsx"))),
+    ).toBe(false);
+  });
+});
+
+describe("checkBeforeSpawn", () => {
+  it("runs the project's own check and reports whether the partial state is sound", async () => {
+    await using dir = createTempDir();
+    expect(await checkBeforeSpawn({ command: [process.execPath, "-e", "console.log('0 errors')"], cwd: dir.path })).toMatchObject({
+      ok: true,
+      exitCode: 0,
+      timedOut: false,
+      output: "0 errors\n",
+    });
+    expect(
+      await checkBeforeSpawn({
+        command: [process.execPath, "-e", "console.error('src/a.ts(1,1): error TS2304'); process.exit(2)"],
+        cwd: dir.path,
+      }),
+    ).toMatchObject({ ok: false, exitCode: 2, output: expect.stringContaining("TS2304") });
+    expect(
+      await checkBeforeSpawn({ command: [process.execPath, "-e", "setTimeout(() => {}, 60000)"], cwd: dir.path, timeoutMs: 200 }),
+    ).toMatchObject({ ok: false, timedOut: true });
+    await expect(checkBeforeSpawn({ command: ["definitely-not-a-command-xyz"], cwd: dir.path })).rejects.toThrow("could not start");
+    expect(() => checkBeforeSpawn({ command: [] as string[], cwd: join(dir.path) })).toThrow("invalid command");
+  });
+});
