@@ -35,6 +35,14 @@ export const BULKHEAD_ERROR_CODES = {
   HANDOVER_TOO_LARGE: "HANDOVER_TOO_LARGE",
   /** A command run as a check failed to start or timed out. */
   COMMAND_FAILED: "COMMAND_FAILED",
+  /** Another lead took over: this one's fencing token is stale, so it must not write. */
+  LEAD_FENCED: "LEAD_FENCED",
+  /** A git ref or the index moved, or is locked, while the lead tried to update it. */
+  GIT_CONFLICT: "GIT_CONFLICT",
+  /** Tasks or dependencies cannot be planned: a cycle, an unknown id, a duplicate. */
+  INVALID_PLAN: "INVALID_PLAN",
+  /** A work-hook claim was refused or has expired. */
+  CLAIM_REFUSED: "CLAIM_REFUSED",
 } as const;
 
 export type BulkheadErrorCode = (typeof BULKHEAD_ERROR_CODES)[keyof typeof BULKHEAD_ERROR_CODES];

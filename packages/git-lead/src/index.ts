@@ -1,6 +1,15 @@
-// The public API of @bulkhead/git-lead. This package is a skeleton until its own issue lands;
-// it re-exports the core vocabulary it will build on so the package installs and imports today.
-export type { BulkheadErrorCode } from "@bulkhead/core";
-
-/** The package's name and version, for diagnostics. */
-export const packageInfo = { name: "@bulkhead/git-lead", version: "0.1.0" } as const;
+// The public API of @bulkhead/git-lead: one deliberate list.
+export {
+  CommitLead,
+  createCommitLead,
+  type CommitLeadEvents,
+  type CommitLeadOptions,
+  type Gate,
+  type GateResult,
+  type Submission,
+  type SubmitResult,
+} from "./create-commit-lead.js";
+export { ClaimRefusedError, GitConflictError, InvalidPlanError, LeadFencedError } from "./git-lead-errors.js";
+export { createWorkHook, type Claim, type HookTask, type WorkHook } from "./create-work-hook.js";
+export { findSharedFiles, type ScopedTask, type SharedFile } from "./find-shared-files.js";
+export { planWaves, validateTasks, type PlannedTask } from "./plan-waves.js";

@@ -1,0 +1,98 @@
+// bench/git-lead: per-commit latency on a 10k-file repository. The lead (blobs, trees along the
+// changed path, commit, compare-and-swap, index entries for that path, journal and queue
+// included) beside `git add` + `git commit` in the same run, and naive isomorphic-git
+// `add` + `commit` as a reference line. Run with `npm run bench -- git-lead`.
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import { join } from "node:path";
+import { createCommitLead } from "@bulkhead/git-lead";
+import git from "isomorphic-git";
+
+const FILES = Number(process.env.BENCH_LEAD_FILES ?? 10_000);
+const COMMITS = Number(process.env.BENCH_LEAD_COMMITS ?? 40);
+const data = join(import.meta.dirname, ".data");
+const template = join(data, `lead-${FILES}`);
+const author = { name: "Bench", email: "bench@example.com" };
+const env = {
+  ...process.env,
+  GIT_AUTHOR_NAME: "Bench",
+  GIT_AUTHOR_EMAIL: "bench@example.com",
+  GIT_COMMITTER_NAME: "Bench",
+  GIT_COMMITTER_EMAIL: "bench@example.com",
+};
+const sh = (cwd: string, args: string[]) => execFileSync("git", args, { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
+
+if (!fs.existsSync(join(template, ".done"))) {
+  fs.rmSync(template, { recursive: true, force: true });
+  for (let index = 0; index < FILES; index++) {
+    const dir = join(template, "src", `pkg${Math.floor(index / 100)}`);
+    if (index % 100 === 0) fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(join(dir, `file${index}.ts`), `export const value${index} = ${index};\n`);
+  }
+  sh(template, ["init", "--quiet", "--initial-branch=main"]);
+  sh(template, ["add", "--all"]);
+  sh(template, ["commit", "--quiet", "-m", "initial"]);
+  fs.writeFileSync(join(template, ".git", "info", "exclude"), ".done\n");
+  fs.writeFileSync(join(template, ".done"), "");
+}
+const fresh = (name: string) => {
+  const dir = join(data, name);
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.cpSync(template, dir, { recursive: true });
+  return dir;
+};
+const touch = (dir: string, round: number, index: number) => {
+  const path = `src/pkg${index % 100}/file${index}.ts`;
+  fs.writeFileSync(join(dir, path), `export const value${index} = ${index}; // round ${round}\n`);
+  return path;
+};
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+const ms = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e6;
+
+const cliDir = fresh("lead-cli");
+const leadDir = fresh("lead-bulkhead");
+const isoDir = fresh("lead-isogit");
+const lead = await createCommitLead({ dir: leadDir, author });
+const cli: number[] = [];
+const ours: number[] = [];
+const iso: number[] = [];
+const cache = {};
+for (let round = 0; round < COMMITS; round++) {
+  const index = (round * 7919) % FILES;
+  let path = touch(cliDir, round, index);
+  let start = process.hrtime.bigint();
+  sh(cliDir, ["add", "--", path]);
+  sh(cliDir, ["commit", "--quiet", "-m", `round ${round}`]);
+  cli.push(ms(start));
+
+  path = touch(leadDir, round, index);
+  start = process.hrtime.bigint();
+  const result = await lead.submit({ issueId: `BENCH-${round}`, worker: "bench", files: [path], message: `round ${round}` });
+  ours.push(ms(start));
+  if (result.status !== "committed") throw new Error(`lead did not commit: ${JSON.stringify(result)}`);
+
+  if (round < Math.min(COMMITS, 10)) {
+    path = touch(isoDir, round, index);
+    start = process.hrtime.bigint();
+    await git.add({ fs, dir: isoDir, filepath: path, cache });
+    await git.commit({ fs, dir: isoDir, message: `round ${round}`, author, cache });
+    iso.push(ms(start));
+  }
+}
+await lead.close();
+if (sh(leadDir, ["status", "--porcelain"]).toString().trim() !== "") throw new Error("the lead left git status dirty");
+sh(leadDir, ["fsck", "--full", "--no-progress"]);
+
+const base = median(cli);
+console.log(
+  `\nbench/git-lead: ${FILES.toLocaleString("en-US")}-file repository, ${COMMITS} commits of one changed file each, median latency, Node ${process.version}`,
+);
+console.log("| per commit | median ms | vs git CLI |");
+console.log("|---|---:|---:|");
+console.log(`| git add + git commit (CLI) | ${base.toFixed(1)} | 1.00x |`);
+console.log(
+  `| bulkhead lead.submit (queue, lock, journal, commit, index entries) | ${median(ours).toFixed(1)} | ${(median(ours) / base).toFixed(2)}x |`,
+);
+console.log(
+  `| isomorphic-git add + commit (naive, ${iso.length} commits) | ${median(iso).toFixed(1)} | ${(median(iso) / base).toFixed(2)}x |`,
+);

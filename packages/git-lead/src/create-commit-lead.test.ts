@@ -1,0 +1,141 @@
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { createMemoryProposalStore, MultiRepoGuard } from "@bulkhead/core";
+import { createTempDir, git, initRepo, type TempDir } from "@bulkhead/test-utils";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { createCommitLead, type CommitLeadEvents } from "./create-commit-lead.js";
+
+const author = { name: "Lead", email: "lead@example.com" };
+
+describe("createCommitLead", () => {
+  let dir: TempDir;
+  let repo: string;
+  beforeEach(() => {
+    dir = createTempDir();
+    repo = join(dir.path, "backend-api");
+    initRepo(repo, { "src/routes/index.ts": "export const routes = [];\n", "src/old.ts": "old\n", "docs/a.md": "a\n" });
+  });
+  afterEach(() => dir.remove());
+
+  it("makes exactly one commit holding exactly the submitted files, with trailers, and leaves git status clean", async () => {
+    const lead = await createCommitLead({ dir: repo, author });
+    const events: string[] = [];
+    for (const name of ["submission-queued", "commit-created"] as const)
+      lead.on(name, (event: CommitLeadEvents[typeof name]) => events.push(`${name} ${event.issueId}`));
+    dir.write({
+      "backend-api/src/middleware/rateLimit.ts": "export const rateLimit = 1;\n",
+      "backend-api/src/routes/index.ts": "export const routes = [rateLimit];\n",
+      "backend-api/notes.txt": "a worker's scratch file\n",
+    });
+    rmSync(join(repo, "src/old.ts"));
+    const result = await lead.submit({
+      issueId: "RATE-1",
+      worker: "agent-1",
+      files: ["src/middleware/rateLimit.ts", "./src/routes/index.ts", "src/old.ts"],
+      message: "Add rate limiting",
+      usage: { inputTokens: 1000, outputTokens: 200 },
+    });
+    expect(result).toMatchObject({
+      status: "committed",
+      issueId: "RATE-1",
+      files: ["src/middleware/rateLimit.ts", "src/routes/index.ts", "src/old.ts"],
+    });
+    if (result.status !== "committed") throw new Error("expected a commit");
+    expect(git(repo, ["rev-parse", "HEAD"])).toBe(result.sha);
+    expect(git(repo, ["show", "--name-status", "--format=", "HEAD"]).split("\n").sort()).toEqual([
+      "A\tsrc/middleware/rateLimit.ts",
+      "D\tsrc/old.ts",
+      "M\tsrc/routes/index.ts",
+    ]);
+    expect(git(repo, ["log", "-1", "--format=%B"])).toBe(
+      "Add rate limiting\n\nBulkhead-Issue: RATE-1\nBulkhead-Worker: agent-1\nBulkhead-Tokens: 1200 (in 1000, out 200)",
+    );
+    expect(git(repo, ["status", "--porcelain"])).toBe("?? notes.txt");
+    expect(git(repo, ["fsck", "--full", "--no-progress"])).toBe("");
+    expect(events).toEqual(["submission-queued RATE-1", "commit-created RATE-1"]);
+    const again = await lead.submit({ issueId: "RATE-1", worker: "agent-2", files: ["notes.txt"], message: "More" });
+    expect(again).toMatchObject({
+      status: "rejected",
+      reason: expect.stringMatching(/^issue RATE-1 already has its commit [0-9a-f]{12}: submit with fixup: true/),
+    });
+    expect(await lead.submit({ issueId: "RATE-1", worker: "agent-2", files: ["notes.txt"], message: "Fixup", fixup: true })).toMatchObject({
+      status: "committed",
+    });
+    await lead.close();
+  });
+
+  it("refuses files outside the manifest, holds guarded writes, and fails closed on gates", async () => {
+    const guard = new MultiRepoGuard({
+      primaryRepo: "backend-api",
+      store: createMemoryProposalStore(),
+      scope: { canWrite: (_repo, path) => path.startsWith("src/") },
+    });
+    const lead = await createCommitLead({
+      dir: repo,
+      author,
+      guard,
+      gates: [{ name: "lint", run: ({ files }) => ({ ok: !files.some((file) => file.includes("bad")), output: "checked" }) }],
+    });
+    dir.write({ "backend-api/src/a.ts": "a\n", "backend-api/docs/b.md": "b\n", "backend-api/src/bad.ts": "x\n" });
+    expect(await lead.submit({ issueId: "A-1", worker: "w", files: ["docs/b.md"], message: "m", manifest: ["src/"] })).toMatchObject({
+      status: "rejected",
+      reason: "files outside w's manifest: docs/b.md",
+    });
+    expect(await lead.submit({ issueId: "A-2", worker: "w", files: ["docs/b.md"], message: "m" })).toMatchObject({
+      status: "held",
+      proposals: [{ file: "docs/b.md" }],
+    });
+    expect(await lead.submit({ issueId: "A-3", worker: "w", files: ["src/bad.ts"], message: "m" })).toMatchObject({
+      status: "rejected",
+      reason: "gate lint failed",
+      gates: [{ name: "lint", ok: false, output: "checked" }],
+    });
+    const commandGate = await createCommitLead({
+      dir: repo,
+      author,
+      gates: [{ name: "slow", command: [process.execPath, "-e", "setTimeout(() => {}, 60000)"], timeoutMs: 100 }],
+    });
+    expect(await commandGate.submit({ issueId: "A-4", worker: "w", files: ["src/a.ts"], message: "m" })).toMatchObject({
+      status: "rejected",
+      gates: [{ ok: false, output: expect.stringContaining("timed out after 100 ms") }],
+    });
+    expect(git(repo, ["rev-list", "--count", "HEAD"])).toBe("1");
+    expect((await lead.status()).held).toHaveLength(1);
+    await expect(lead.submit({ issueId: "", worker: "w", files: [], message: "" })).rejects.toThrow(
+      "invalid submission: issueId: expected an issue id; files: list at least one file; message: write a commit message",
+    );
+    await expect(lead.submit({ issueId: "A-5", worker: "w", files: ["../outside.txt"], message: "m" })).resolves.toMatchObject({
+      status: "rejected",
+      reason: 'file "../outside.txt" climbs above the repo root',
+    });
+  });
+
+  it("recovers an intent whose ref moved, and rolls back one whose ref did not", async () => {
+    const lead = await createCommitLead({ dir: repo, author });
+    dir.write({ "backend-api/src/a.ts": "a\n" });
+    const first = await lead.submit({ issueId: "R-1", worker: "w", files: ["src/a.ts"], message: "m" });
+    if (first.status !== "committed") throw new Error("expected a commit");
+    const state = join(repo, ".git/bulkhead");
+    // Simulate a crash after the ref moved but before the outcome was journaled.
+    const journal = readFileSync(join(state, "journal.jsonl"), "utf8").trim().split("\n");
+    writeFileSync(join(state, "journal.jsonl"), `${journal.filter((line) => !line.includes('"committed"')).join("\n")}\n`);
+    rmSync(join(state, "results", `${first.id}.json`));
+    const stale = JSON.stringify({
+      type: "intent",
+      id: "ghost",
+      issueId: "G-1",
+      worker: "w",
+      parent: first.sha,
+      commit: "0".repeat(40),
+      paths: ["x"],
+      fence: 1,
+      at: new Date().toISOString(),
+      gates: [],
+    });
+    writeFileSync(join(state, "journal.jsonl"), `${readFileSync(join(state, "journal.jsonl"), "utf8")}${stale}\n`);
+    const fresh = await createCommitLead({ dir: repo, author });
+    expect(await fresh.recover()).toEqual({ finished: [first.id], rolledBack: ["ghost"] });
+    expect(existsSync(join(state, "results", `${first.id}.json`))).toBe(true);
+    expect(await fresh.recover()).toEqual({ finished: [], rolledBack: [] });
+  });
+});

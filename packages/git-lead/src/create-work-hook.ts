@@ -1,0 +1,225 @@
+import { randomBytes } from "node:crypto";
+import { link, mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { InvalidArgumentError, withFileLock, writeFileAtomic } from "@bulkhead/core";
+import { ClaimRefusedError } from "./git-lead-errors.js";
+import { validateTasks } from "./plan-waves.js";
+
+/** A task on the hook. */
+export interface HookTask {
+  id: string;
+  dependsOn: string[];
+  /** Anything the worker needs: a spec path, a prompt, a payload. */
+  payload?: unknown;
+  state: "open" | "complete" | "failed";
+  attempts: number;
+  result?: unknown;
+  reason?: string;
+}
+
+/** A worker's hold on a task, valid until `expiresAt` unless renewed. */
+export interface Claim {
+  taskId: string;
+  worker: string;
+  token: string;
+  expiresAt: number;
+}
+
+/** The hook (seed 001, lesson 5): workers pull ready work; humans stock it. */
+export interface WorkHook {
+  /** Adds tasks (with their dependencies) atomically; ids already on the hook are refused. */
+  add(tasks: readonly { id: string; dependsOn?: readonly string[]; payload?: unknown }[]): Promise<void>;
+  /** Open tasks whose dependencies are complete and that nobody holds, by id. */
+  ready(): Promise<HookTask[]>;
+  /** Takes a ready task; exactly one of several concurrent claimers (in any process) wins. */
+  claim(taskId: string, worker: string, options?: { ttlMs?: number }): Promise<Claim>;
+  /** Extends a claim; refused when it expired and someone else took the task. */
+  renew(claim: Claim, options?: { ttlMs?: number }): Promise<Claim>;
+  complete(claim: Claim, options?: { result?: unknown }): Promise<void>;
+  /** Gives the task back as open (another attempt), recording why. */
+  fail(claim: Claim, options: { reason: string; final?: boolean }): Promise<void>;
+  /** Gives the task back without an attempt. */
+  release(claim: Claim): Promise<void>;
+  tasks(): Promise<HookTask[]>;
+}
+
+const ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+
+/**
+ * A durable work hook in a directory: one JSON file per task, one claim file per held task.
+ * A claim is created with a hard link, which fails when the file exists, so exactly one
+ * concurrent claimer wins across processes; an expired claim is moved aside (one mover wins)
+ * before it is taken again. State changes hold a lock beside the tasks.
+ *
+ * @example
+ * const hook = createWorkHook({ dir: ".bulkhead/hook" });
+ * await hook.add([{ id: "types" }, { id: "routes", dependsOn: ["types"] }]);
+ * const [next] = await hook.ready();
+ * const claim = await hook.claim(next.id, "agent-1");
+ */
+export function createWorkHook({
+  dir,
+  defaultTtlMs = 600_000,
+  now = Date.now,
+}: {
+  dir: string;
+  defaultTtlMs?: number;
+  now?: () => number;
+}): WorkHook {
+  if (typeof dir !== "string" || dir === "") throw new InvalidArgumentError("options.dir", "expected the hook's directory");
+  const tasksDir = join(dir, "tasks");
+  const claimsDir = join(dir, "claims");
+  const locked = <TResult>(work: () => Promise<TResult>) => withFileLock(join(dir, ".lock"), work);
+  const readTask = async (id: string): Promise<HookTask | undefined> => {
+    const text = await readFile(join(tasksDir, `${id}.json`), "utf8").catch(() => undefined);
+    return text === undefined ? undefined : (JSON.parse(text) as HookTask);
+  };
+  const readClaim = async (id: string): Promise<Claim | undefined> => {
+    const text = await readFile(join(claimsDir, `${id}.json`), "utf8").catch(() => undefined);
+    if (!text) return undefined;
+    try {
+      return JSON.parse(text) as Claim;
+    } catch {
+      return undefined;
+    }
+  };
+  const all = async () => {
+    const names = await readdir(tasksDir).catch(() => [] as string[]);
+    const tasks = await Promise.all(names.filter((name) => name.endsWith(".json")).map((name) => readTask(name.slice(0, -5))));
+    return tasks.filter((task): task is HookTask => task !== undefined).sort((left, right) => (left.id < right.id ? -1 : 1));
+  };
+  const isReady = (task: HookTask, tasks: readonly HookTask[]) =>
+    task.state === "open" && task.dependsOn.every((dependency) => tasks.find((other) => other.id === dependency)?.state === "complete");
+  const ownClaim = async (claim: Claim): Promise<void> => {
+    const current = await readClaim(claim.taskId);
+    if (!current || current.token !== claim.token)
+      throw new ClaimRefusedError(`${claim.worker} no longer holds ${claim.taskId}: its claim expired and was taken, or was released`, {
+        taskId: claim.taskId,
+      });
+    if (current.expiresAt <= now())
+      throw new ClaimRefusedError(`${claim.worker}'s claim on ${claim.taskId} expired: renew claims before they run out`, {
+        taskId: claim.taskId,
+      });
+  };
+  const dropClaim = (id: string) => rm(join(claimsDir, `${id}.json`), { force: true });
+
+  return {
+    async add(tasks) {
+      validateTasks([...(await all()).map((task) => ({ id: task.id, dependsOn: task.dependsOn })), ...tasks]);
+      for (const task of tasks) if (!ID.test(task.id)) throw new InvalidArgumentError("tasks", `"${task.id}" is not a usable task id`);
+      await mkdir(tasksDir, { recursive: true });
+      await locked(async () => {
+        for (const task of tasks) {
+          if (await readTask(task.id)) throw new InvalidArgumentError("tasks", `task "${task.id}" is already on the hook`);
+        }
+        for (const task of tasks) {
+          await writeFileAtomic(
+            join(tasksDir, `${task.id}.json`),
+            JSON.stringify({
+              id: task.id,
+              dependsOn: [...(task.dependsOn ?? [])],
+              ...(task.payload === undefined ? {} : { payload: task.payload }),
+              state: "open",
+              attempts: 0,
+            } satisfies HookTask),
+          );
+        }
+      });
+    },
+    async ready() {
+      const tasks = await all();
+      const result: HookTask[] = [];
+      for (const task of tasks) {
+        if (!isReady(task, tasks)) continue;
+        const claim = await readClaim(task.id);
+        if (!claim || claim.expiresAt <= now()) result.push(task);
+      }
+      return result;
+    },
+    async claim(taskId, worker, { ttlMs = defaultTtlMs } = {}) {
+      if (!ID.test(String(taskId)) || typeof worker !== "string" || worker === "")
+        throw new InvalidArgumentError("claim", "expected a task id and a worker name");
+      const tasks = await all();
+      const task = tasks.find((candidate) => candidate.id === taskId);
+      if (!task) throw new ClaimRefusedError(`no task "${taskId}" on the hook`, { taskId });
+      if (!isReady(task, tasks))
+        throw new ClaimRefusedError(
+          `task "${taskId}" is not ready: it is ${task.state}${task.state === "open" ? " and waits for its dependencies" : ""}`,
+          { taskId },
+        );
+      await mkdir(claimsDir, { recursive: true });
+      const claim: Claim = { taskId, worker, token: randomBytes(8).toString("hex"), expiresAt: now() + ttlMs };
+      const staged = join(claimsDir, `.${taskId}.${claim.token}`);
+      await writeFile(staged, JSON.stringify(claim));
+      try {
+        for (let attempt = 0; attempt < 2; attempt++) {
+          try {
+            await link(staged, join(claimsDir, `${taskId}.json`));
+            return claim;
+          } catch (error) {
+            if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+          }
+          const held = await readClaim(taskId);
+          if (held && held.expiresAt > now())
+            throw new ClaimRefusedError(`task "${taskId}" is held by ${held.worker} until ${new Date(held.expiresAt).toISOString()}`, {
+              taskId,
+              holder: held.worker,
+            });
+          // Expired (or unreadable): move it aside; only one mover wins, the others retry the link and lose.
+          const aside = join(claimsDir, `.expired.${taskId}.${claim.token}`);
+          if (
+            await rename(join(claimsDir, `${taskId}.json`), aside).then(
+              () => true,
+              () => false,
+            )
+          ) {
+            const moved = JSON.parse(await readFile(aside, "utf8").catch(() => "{}")) as Partial<Claim>;
+            await rm(aside, { force: true });
+            if (moved.token !== held?.token)
+              throw new ClaimRefusedError(`task "${taskId}" was claimed by someone else meanwhile`, { taskId });
+          }
+        }
+        throw new ClaimRefusedError(`task "${taskId}" was claimed by someone else meanwhile`, { taskId });
+      } finally {
+        await rm(staged, { force: true });
+      }
+    },
+    async renew(claim, { ttlMs = defaultTtlMs } = {}) {
+      return locked(async () => {
+        await ownClaim(claim);
+        const renewed = { ...claim, expiresAt: now() + ttlMs };
+        await writeFileAtomic(join(claimsDir, `${claim.taskId}.json`), JSON.stringify(renewed));
+        return renewed;
+      });
+    },
+    async complete(claim, { result } = {}) {
+      await locked(async () => {
+        await ownClaim(claim);
+        const task = (await readTask(claim.taskId))!;
+        await writeFileAtomic(
+          join(tasksDir, `${task.id}.json`),
+          JSON.stringify({ ...task, state: "complete", attempts: task.attempts + 1, ...(result === undefined ? {} : { result }) }),
+        );
+        await dropClaim(task.id);
+      });
+    },
+    async fail(claim, { reason, final = false }) {
+      await locked(async () => {
+        await ownClaim(claim);
+        const task = (await readTask(claim.taskId))!;
+        await writeFileAtomic(
+          join(tasksDir, `${task.id}.json`),
+          JSON.stringify({ ...task, state: final ? "failed" : "open", attempts: task.attempts + 1, reason }),
+        );
+        await dropClaim(task.id);
+      });
+    },
+    async release(claim) {
+      await locked(async () => {
+        await ownClaim(claim);
+        await dropClaim(claim.taskId);
+      });
+    },
+    tasks: all,
+  };
+}

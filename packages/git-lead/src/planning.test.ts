@@ -1,0 +1,215 @@
+import { execFile } from "node:child_process";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { parseTaskSpec } from "@bulkhead/core";
+import { createTempDir } from "@bulkhead/test-utils";
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { createWorkHook } from "./create-work-hook.js";
+import { findSharedFiles } from "./find-shared-files.js";
+import { InvalidPlanError } from "./git-lead-errors.js";
+import { planWaves } from "./plan-waves.js";
+
+const run = promisify(execFile);
+
+describe("findSharedFiles", () => {
+  it("reports files two tasks claim, from specs and globs, with a strategy", async () => {
+    await using dir = createTempDir();
+    dir.write({
+      "api/src/routes/index.ts": "x",
+      "api/src/routes/user.ts": "x",
+      "api/src/types.ts": "x",
+      "api/src/middleware/auth.ts": "x",
+    });
+    const spec = parseTaskSpec(
+      JSON.stringify({
+        task: "rate limit",
+        id: "rate",
+        context_scope: { repos: [{ name: "api", paths: ["src/routes/", "src/types.ts"] }], max_files: 10, max_tokens: 1e6 },
+        ownership: { primary_repo: "api" },
+      }),
+    );
+    const shared = await findSharedFiles(
+      [
+        { id: "rate", spec },
+        { id: "auth", repo: "api", files: ["src/middleware/**", "src/routes/index.ts", "src/types.ts", "src/new.ts"] },
+        { id: "audit", dependsOn: ["auth"], repo: "api", files: ["src/new.ts"] },
+      ],
+      { repos: { api: join(dir.path, "api") } },
+    );
+    expect(shared).toEqual([
+      {
+        file: "api/src/new.ts",
+        tasks: ["audit", "auth"],
+        strategy: "sequence",
+        reason: "the tasks already depend on each other: let them change it in that order",
+      },
+      {
+        file: "api/src/routes/index.ts",
+        tasks: ["auth", "rate"],
+        strategy: "one-owner",
+        owner: "auth",
+        reason: "give every change to api/src/routes/index.ts to auth, which claims the most shared files",
+      },
+      {
+        file: "api/src/types.ts",
+        tasks: ["auth", "rate"],
+        strategy: "interface-first",
+        reason: "a type or contract file: agree on it in a foundation wave, then let each task work against it",
+      },
+    ]);
+  });
+});
+
+describe("planWaves", () => {
+  it("puts shared-file tasks first, respects dependencies and the wave size", () => {
+    const waves = planWaves(
+      [
+        { id: "routes", dependsOn: ["types"], files: ["api/routes.ts"] },
+        { id: "types", files: ["api/types.ts", "api/index.ts"] },
+        { id: "ui", files: ["web/app.tsx", "api/index.ts"] },
+        { id: "docs", files: ["docs/a.md"] },
+      ],
+      { maxPerWave: 2 },
+    );
+    expect(waves).toEqual([
+      ["types", "docs"],
+      ["ui", "routes"],
+    ]);
+  });
+
+  it("names cycles and unknown dependencies", () => {
+    expect(() =>
+      planWaves([
+        { id: "a", dependsOn: ["b"], files: [] },
+        { id: "b", dependsOn: ["a"], files: [] },
+      ]),
+    ).toThrow("dependencies form a cycle: a → b → a: break one of these dependencies");
+    expect(() => planWaves([{ id: "a", dependsOn: ["z"], files: [] }])).toThrow('task "a" depends on "z", which is not in the plan');
+    expect(() =>
+      planWaves([
+        { id: "a", files: [] },
+        { id: "a", files: [] },
+      ]),
+    ).toThrow(InvalidPlanError);
+  });
+
+  const plans = fc.integer({ min: 1, max: 12 }).chain((count) =>
+    fc.tuple(
+      ...Array.from({ length: count }, (_, index) =>
+        fc.record({
+          id: fc.constant(`t${index}`),
+          dependsOn: fc.subarray(
+            Array.from({ length: index }, (_, earlier) => `t${earlier}`),
+            { maxLength: Math.min(3, index) },
+          ),
+          files: fc.uniqueArray(fc.constantFrom("a.ts", "b.ts", "c.ts", "d.ts", "e.ts", "f.ts", "g.ts"), { maxLength: 3 }),
+        }),
+      ),
+    ),
+  );
+
+  it("property: no file overlaps within a wave, dependencies come first, the plan is deterministic", () => {
+    fc.assert(
+      fc.property(plans, fc.integer({ min: 1, max: 4 }), (tasks, maxPerWave) => {
+        const waves = planWaves(tasks, { maxPerWave });
+        expect(waves.flat().sort()).toEqual(tasks.map((task) => task.id).sort());
+        const waveOf = new Map(waves.flatMap((wave, index) => wave.map((id) => [id, index] as const)));
+        for (const wave of waves) {
+          expect(wave.length).toBeLessThanOrEqual(maxPerWave);
+          const files = wave.flatMap((id) => tasks.find((task) => task.id === id)!.files);
+          expect(new Set(files).size).toBe(files.length);
+        }
+        for (const task of tasks)
+          for (const dependency of task.dependsOn) expect(waveOf.get(dependency)!).toBeLessThan(waveOf.get(task.id)!);
+        expect(planWaves([...tasks].reverse(), { maxPerWave })).toEqual(waves);
+      }),
+      { numRuns: 500 },
+    );
+  });
+});
+
+describe("createWorkHook", () => {
+  it("lists ready work, claims atomically, and moves tasks through complete, fail and release", async () => {
+    await using dir = createTempDir();
+    let clock = 1_000;
+    const hook = createWorkHook({ dir: dir.path, now: () => clock });
+    await hook.add([{ id: "types" }, { id: "routes", dependsOn: ["types"], payload: { spec: "routes.yaml" } }]);
+    await expect(hook.add([{ id: "types" }])).rejects.toThrow("is listed twice");
+    expect((await hook.ready()).map((task) => task.id)).toEqual(["types"]);
+    await expect(hook.claim("routes", "w1")).rejects.toThrow('task "routes" is not ready: it is open and waits for its dependencies');
+    const claim = await hook.claim("types", "w1", { ttlMs: 100 });
+    await expect(hook.claim("types", "w2")).rejects.toThrow(/task "types" is held by w1 until/);
+    expect(await hook.ready()).toEqual([]);
+    clock += 100;
+    const stolen = await hook.claim("types", "w2");
+    await expect(hook.complete(claim)).rejects.toThrow("w1 no longer holds types");
+    await hook.fail(stolen, { reason: "tests failed" });
+    expect((await hook.tasks())[1]).toMatchObject({ id: "types", state: "open", attempts: 1, reason: "tests failed" });
+    const again = await hook.claim("types", "w3");
+    await hook.complete(again, { result: { sha: "abc" } });
+    expect((await hook.ready()).map((task) => task.id)).toEqual(["routes"]);
+    const routes = await hook.claim("routes", "w1");
+    await hook.release(routes);
+    expect((await hook.ready()).map((task) => task.id)).toEqual(["routes"]);
+  });
+
+  it("never grants one task twice, across processes", async () => {
+    await using dir = createTempDir();
+    const hook = createWorkHook({ dir: dir.path });
+    await hook.add(Array.from({ length: 40 }, (_, index) => ({ id: `t${index}` })));
+    const worker = new URL("../test/hook-worker.ts", import.meta.url).pathname;
+    const outputs = await Promise.all(
+      Array.from({ length: 4 }, (_, index) =>
+        run(process.execPath, ["--import", "tsx", worker, dir.path, `w${index}`], { cwd: join(import.meta.dirname, "..") }),
+      ),
+    );
+    const won = outputs.flatMap((output) => JSON.parse(output.stdout) as string[]);
+    expect(won.sort()).toEqual(Array.from({ length: 40 }, (_, index) => `t${index}`).sort());
+  });
+
+  it("property: at most one live claim per task, whatever the interleaving", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(
+          fc.tuple(fc.constantFrom("claim", "complete", "release", "tick"), fc.integer({ min: 0, max: 2 }), fc.integer({ min: 0, max: 2 })),
+          { maxLength: 25 },
+        ),
+        async (steps) => {
+          await using dir = createTempDir();
+          let clock = 0;
+          const hook = createWorkHook({ dir: dir.path, now: () => clock, defaultTtlMs: 50 });
+          await hook.add([{ id: "a" }, { id: "b" }, { id: "c" }]);
+          const held = new Map<string, { worker: string; claim: Awaited<ReturnType<typeof hook.claim>> }>();
+          const completed = new Set<string>();
+          for (const [action, task, worker] of steps) {
+            const id = ["a", "b", "c"][task]!;
+            if (action === "tick") clock += 30;
+            if (action === "claim") {
+              const attempt = await hook.claim(id, `w${worker}`).catch(() => undefined);
+              const live = held.get(id);
+              if (attempt) {
+                expect(completed.has(id)).toBe(false);
+                expect(live === undefined || live.claim.expiresAt <= clock).toBe(true);
+                held.set(id, { worker: `w${worker}`, claim: attempt });
+              }
+            }
+            if ((action === "complete" || action === "release") && held.has(id)) {
+              const entry = held.get(id)!;
+              const ok = await (action === "complete" ? hook.complete(entry.claim) : hook.release(entry.claim)).then(
+                () => true,
+                () => false,
+              );
+              expect(ok).toBe(entry.claim.expiresAt > clock);
+              if (ok) {
+                held.delete(id);
+                if (action === "complete") completed.add(id);
+              }
+            }
+          }
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+});
