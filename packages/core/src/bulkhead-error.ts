@@ -43,6 +43,12 @@ export const BULKHEAD_ERROR_CODES = {
   INVALID_PLAN: "INVALID_PLAN",
   /** A work-hook claim was refused or has expired. */
   CLAIM_REFUSED: "CLAIM_REFUSED",
+  /** A sandbox project config is invalid (missing repo, not a git repo, bad name, ...). */
+  INVALID_PROJECT: "INVALID_PROJECT",
+  /** A required device or GPU runtime is not available on this host. */
+  DEVICE_UNAVAILABLE: "DEVICE_UNAVAILABLE",
+  /** A sandbox session could not be created, found or used; `data.step` names where it failed. */
+  SESSION_FAILED: "SESSION_FAILED",
 } as const;
 
 export type BulkheadErrorCode = (typeof BULKHEAD_ERROR_CODES)[keyof typeof BULKHEAD_ERROR_CODES];

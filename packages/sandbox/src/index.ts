@@ -1,6 +1,16 @@
-// The public API of @bulkhead/sandbox. This package is a skeleton until its own issue lands;
-// it re-exports the core vocabulary it will build on so the package installs and imports today.
-export type { BulkheadErrorCode } from "@bulkhead/core";
-
-/** The package's name and version, for diagnostics. */
-export const packageInfo = { name: "@bulkhead/sandbox", version: "0.1.0" } as const;
+// The public API of @bulkhead/sandbox: one deliberate list.
+export { buildImage, imageTag, LABEL } from "./build-image.js";
+export { checkDevices, containerSpec, type GrantedDevices } from "./container-spec.js";
+export { defineProject, loadProject, projectSchema, type Project, type ProjectInput } from "./project-config.js";
+export { DeviceUnavailableError, InvalidProjectError, SessionError } from "./sandbox-errors.js";
+export {
+  createSession,
+  getSession,
+  Job,
+  listSessions,
+  Session,
+  type ExecResult,
+  type FetchResult,
+  type JobRecord,
+  type SessionState,
+} from "./session.js";

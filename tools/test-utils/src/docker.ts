@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { execFileSync, spawnSync } from "node:child_process";
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 // @ts-expect-error: a plain .mjs script without types, shared with the root scripts.
@@ -35,7 +35,7 @@ export function ensureTestImage(): string {
     "FROM scratch",
     "COPY rootfs/ /",
     'RUN ["/bin/busybox", "--install", "-s", "/bin"]',
-    `LABEL ${TEST_LABEL}=1`,
+    `LABEL ${TEST_LABEL}=1 ${TEST_LABEL}.version=2`,
     'CMD ["/bin/sh"]',
     "",
   ].join("\n");
@@ -48,6 +48,8 @@ export function ensureTestImage(): string {
   try {
     mkdirSync(join(context, "rootfs", "bin"), { recursive: true });
     mkdirSync(join(context, "rootfs", "tmp"), { recursive: true });
+    // Like any distribution image: Docker copies this mode onto the tmpfs mounted over /tmp.
+    chmodSync(join(context, "rootfs", "tmp"), 0o1777);
     cpSync(BUSYBOX_PATH, join(context, "rootfs", "bin", "busybox"));
     writeFileSync(join(context, "Dockerfile"), dockerfile);
     execFileSync("docker", ["build", "--quiet", "--tag", tag, context], {

@@ -1,0 +1,163 @@
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { isAbsolute, resolve } from "node:path";
+import { parse } from "yaml";
+import { z } from "zod";
+import { InvalidProjectError } from "./sandbox-errors.js";
+
+const NAME = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** A sandbox project: which repos, how the image is made, what the agent runs, what it may use. */
+export const projectSchema = z.strictObject({
+  /** Lower-case letters, digits, `.`, `_`, `-`: used in labels and image tags. */
+  name: z.string().regex(NAME, "expected a lower-case name of letters, digits, '.', '_' or '-'"),
+  repos: z
+    .array(
+      z.strictObject({
+        name: z.string().regex(NAME, "expected a lower-case repo name"),
+        /** A local git repository. */
+        path: z.string().min(1),
+        /** What to check out. @default HEAD */
+        ref: z.string().min(1).optional(),
+        /** `clone`: a private clone on the session branch; `mount-ro`: the repo bind-mounted read-only. @default "clone" */
+        mode: z.enum(["clone", "mount-ro"]).default("clone"),
+      }),
+    )
+    .min(1, "list at least one repo"),
+  /** The repo the agent starts in. @default the first repo */
+  workdir: z.string().regex(NAME).optional(),
+  mounts: z
+    .array(
+      z.strictObject({
+        host: z.string().min(1),
+        container: z.string().regex(/^\/[^:]*$/, "expected an absolute container path"),
+        readOnly: z.boolean().default(true),
+      }),
+    )
+    .default([]),
+  image: z.union([
+    z.strictObject({ files: z.record(z.string(), z.string()), dockerfile: z.string().min(1) }),
+    z.strictObject({ dockerfile: z.string().min(1), context: z.string().min(1).optional() }),
+    z.strictObject({ existing: z.string().min(1) }),
+  ]),
+  /** Explicit environment values. */
+  env: z.record(z.string().regex(ENV_NAME, "expected an environment variable name"), z.string()).default({}),
+  /** Names copied from the host environment; nothing else leaks in. */
+  passEnv: z.array(z.string().regex(ENV_NAME)).default([]),
+  agent: z
+    .strictObject({ command: z.array(z.string()).min(1), env: z.record(z.string().regex(ENV_NAME), z.string()).optional() })
+    .optional(),
+  devices: z
+    .strictObject({
+      gpus: z.union([z.literal("all"), z.number().int().positive(), z.array(z.string().min(1)).min(1)]).optional(),
+      gpuCapabilities: z.array(z.string()).default(["gpu"]),
+      gpuRequired: z.boolean().default(true),
+      devices: z
+        .array(
+          z.strictObject({
+            hostPath: z.string().regex(/^\//),
+            containerPath: z.string().regex(/^\//).optional(),
+            permissions: z
+              .string()
+              .regex(/^[rwm]{1,3}$/)
+              .default("rwm"),
+            required: z.boolean().default(true),
+          }),
+        )
+        .default([]),
+    })
+    .default({ gpuCapabilities: ["gpu"], gpuRequired: true, devices: [] }),
+  resources: z
+    .strictObject({
+      memoryMb: z.number().int().positive().default(1024),
+      cpus: z.number().positive().default(1),
+      pids: z.number().int().positive().default(256),
+    })
+    .default({ memoryMb: 1024, cpus: 1, pids: 256 }),
+  /** `none` (default), `bridge`, or the name of a network. */
+  network: z.string().min(1).default("none"),
+  /** An OCI runtime, e.g. `runsc`, when installed. */
+  runtime: z.string().min(1).optional(),
+  /** Named opt-outs from the hardened defaults. */
+  security: z
+    .strictObject({
+      writableRoot: z.boolean().default(false),
+      user: z
+        .string()
+        .regex(/^\d+(:\d+)?$/)
+        .optional(),
+    })
+    .default({ writableRoot: false }),
+});
+
+export type ProjectInput = z.input<typeof projectSchema>;
+export type Project = z.output<typeof projectSchema> & { configHash: string };
+
+/**
+ * Validates a project (an object, or YAML/JSON text) and checks the host before anything is
+ * created: repos exist and are git repositories, mount sources exist, names are unique. Every
+ * problem is reported at once as an {@link InvalidProjectError}. Paths resolve against `cwd`.
+ *
+ * @example
+ * const project = defineProject({ name: "rate-limit", repos: [{ name: "backend-api", path: "../backend-api" }], image: { existing: "node:20" } });
+ */
+export function defineProject(input: ProjectInput | string, { cwd = process.cwd() }: { cwd?: string } = {}): Project {
+  let raw: unknown = input;
+  if (typeof input === "string") {
+    try {
+      raw = parse(input, { maxAliasCount: 64 });
+    } catch (error) {
+      throw new InvalidProjectError([`not valid YAML or JSON: ${(error as Error).message.split("\n")[0]}`]);
+    }
+  }
+  const parsed = projectSchema.safeParse(raw);
+  if (!parsed.success)
+    throw new InvalidProjectError(parsed.error.issues.map((issue) => `${issue.path.join(".") || "(project)"}: ${issue.message}`));
+  const project = parsed.data;
+  const problems: string[] = [];
+  const names = new Set<string>();
+  for (const repo of project.repos) {
+    if (names.has(repo.name)) problems.push(`repos: "${repo.name}" is listed twice`);
+    names.add(repo.name);
+    repo.path = resolve(cwd, repo.path);
+    if (!existsSync(repo.path)) problems.push(`repos.${repo.name}: ${repo.path} does not exist`);
+    else if (!existsSync(resolve(repo.path, ".git"))) problems.push(`repos.${repo.name}: ${repo.path} is not a git repository (no .git)`);
+  }
+  if (project.workdir && !names.has(project.workdir))
+    problems.push(`workdir: "${project.workdir}" is not one of the repos (${[...names].join(", ")})`);
+  for (const mount of project.mounts) {
+    mount.host = resolve(cwd, mount.host);
+    if (!existsSync(mount.host)) problems.push(`mounts: ${mount.host} does not exist`);
+    if (mount.host === "/var/run/docker.sock" || mount.host.endsWith("/docker.sock"))
+      problems.push("mounts: the Docker socket is never mounted into a session");
+  }
+  if ("context" in project.image && project.image.context) {
+    project.image.context = resolve(cwd, project.image.context);
+    if (!existsSync(project.image.context) || !statSync(project.image.context).isDirectory())
+      problems.push(`image.context: ${project.image.context} is not a directory`);
+  }
+  if ("files" in project.image) {
+    for (const [target, source] of Object.entries(project.image.files)) {
+      if (isAbsolute(target) || target.split("/").includes(".."))
+        problems.push(`image.files: "${target}" must be a relative path inside the build context`);
+      const path = resolve(cwd, source);
+      if (!existsSync(path)) problems.push(`image.files.${target}: ${path} does not exist`);
+      project.image.files[target] = path;
+    }
+  }
+  if (problems.length > 0) throw new InvalidProjectError(problems);
+  const configHash = createHash("sha256").update(JSON.stringify(project)).digest("hex").slice(0, 16);
+  return { ...project, configHash };
+}
+
+/** Reads a project file (YAML or JSON); paths in it resolve against the file's directory. */
+export function loadProject(path: string): Project {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    throw new InvalidProjectError([`cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`]);
+  }
+  return defineProject(text, { cwd: resolve(path, "..") });
+}

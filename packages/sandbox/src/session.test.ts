@@ -1,0 +1,293 @@
+import { execFile, execFileSync } from "node:child_process";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { createTempDir, docker, git, initRepo, type TempDir } from "@bulkhead/test-utils";
+import Docker from "dockerode";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { checkDevices, containerSpec } from "./container-spec.js";
+import { defineProject, type Project } from "./project-config.js";
+import { DeviceUnavailableError, InvalidProjectError, SessionError } from "./sandbox-errors.js";
+import { createSession, getSession, listSessions, type Session } from "./session.js";
+
+const run = promisify(execFile);
+const image = inject("testImage");
+const hostGit = (cwd: string, args: string[]) =>
+  execFileSync("git", ["-c", "safe.directory=*", "-c", "user.name=Agent", "-c", "user.email=agent@example.com", ...args], {
+    cwd,
+    encoding: "utf8",
+  }).trim();
+
+describe("sandbox sessions on a real Docker engine", () => {
+  let dir: TempDir;
+  let home: string;
+  let project: Project;
+  let session: Session;
+
+  beforeAll(async () => {
+    dir = createTempDir();
+    home = join(dir.path, "home");
+    initRepo(join(dir.path, "backend-api"), { "src/index.ts": "export {};\n" });
+    initRepo(join(dir.path, "shared-types"), { "index.d.ts": "export type Id = string;\n" });
+    process.env.BULKHEAD_TEST_SECRET = "must-not-leak";
+    process.env.BULKHEAD_TEST_PASSED = "named";
+    project = defineProject({
+      name: "rate-limit",
+      repos: [
+        { name: "backend-api", path: join(dir.path, "backend-api") },
+        { name: "shared-types", path: join(dir.path, "shared-types"), mode: "mount-ro" },
+      ],
+      image: { existing: image },
+      env: { EXPLICIT: "yes" },
+      passEnv: ["BULKHEAD_TEST_PASSED"],
+      agent: { command: ["/bin/sh", "-c", "echo agent start; echo 'export const rateLimit = 1;' > src/rateLimit.ts; echo agent done"] },
+    });
+    session = await createSession(project, { home });
+  });
+  afterAll(async () => {
+    await session?.remove({ force: true }).catch(() => undefined);
+    dir.remove();
+  });
+
+  it("creates a labelled container over clones on the session branch", async () => {
+    const clone = join(session.state.workspace, "backend-api");
+    expect(hostGit(clone, ["rev-parse", "--abbrev-ref", "HEAD"])).toBe(`bulkhead/${session.id}`);
+    expect(session.state.repos.map((repo) => [repo.name, repo.mode, repo.baseSha])).toEqual([
+      ["backend-api", "clone", git(join(dir.path, "backend-api"), ["rev-parse", "HEAD"])],
+      ["shared-types", "mount-ro", git(join(dir.path, "shared-types"), ["rev-parse", "HEAD"])],
+    ]);
+    const labels = JSON.parse(docker(["inspect", `bulkhead-${session.id}`]))[0].Config.Labels;
+    expect(labels).toMatchObject({
+      "dev.bulkhead.session": session.id,
+      "dev.bulkhead.project": "rate-limit",
+      "dev.bulkhead.config-hash": project.configHash,
+      "dev.bulkhead.version": "0.1.0",
+    });
+    expect((await listSessions({ home })).map((entry) => [entry.id, entry.container])).toEqual([[session.id, "running"]]);
+  });
+
+  it("runs commands with exit codes, stdin, cwd and only the named environment", async () => {
+    expect(await session.exec(["/bin/sh", "-c", "echo out; echo err >&2; exit 3"])).toEqual({
+      exitCode: 3,
+      stdout: "out\n",
+      stderr: "err\n",
+      timedOut: false,
+      canceled: false,
+    });
+    expect((await session.exec(["cat"], { stdin: "from stdin" })).stdout).toBe("from stdin");
+    expect((await session.exec(["pwd"])).stdout).toBe("/workspace/backend-api\n");
+    expect((await session.exec(["cat", "index.d.ts"], { cwd: "/workspace/shared-types" })).stdout).toBe("export type Id = string;\n");
+    const env = (await session.exec(["env"])).stdout;
+    expect(env).toContain("EXPLICIT=yes");
+    expect(env).toContain("BULKHEAD_TEST_PASSED=named");
+    expect(env).not.toContain("must-not-leak");
+    const chunks: string[] = [];
+    const stream = session.execStream(["/bin/sh", "-c", "echo one; echo two >&2"]);
+    for await (const chunk of stream) chunks.push(`${chunk.stream}:${chunk.data.toString().trim()}`);
+    expect(chunks.sort()).toEqual(["stderr:two", "stdout:one"]);
+  });
+
+  it("kills a command in the container on timeout or abort, and says why it ended", async () => {
+    const timed = await session.exec(["sleep", "30"], { timeoutMs: 300 });
+    expect(timed).toMatchObject({ timedOut: true, canceled: false });
+    expect(timed.exitCode).not.toBe(0);
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 200);
+    expect(await session.exec(["sleep", "30"], { abortSignal: controller.signal })).toMatchObject({ canceled: true, timedOut: false });
+  });
+
+  it("is hardened, and says so when read back", async () => {
+    const probe = await session.exec([
+      "/bin/sh",
+      "-c",
+      "id -u; grep CapEff /proc/self/status; ls /sys/class/net; touch /probe 2>&1 || echo root-read-only; ls /var/run/docker.sock 2>&1 || echo no-socket; mount -t tmpfs none /mnt 2>&1 || echo mount-denied; chown 0 /tmp 2>&1 || echo chown-denied",
+    ]);
+    const lines = probe.stdout.trim().split("\n");
+    expect(lines[0]).not.toBe("0");
+    expect(lines[1]).toMatch(/^CapEff:\s+0000000000000000$/);
+    expect(lines[2]).toBe("lo");
+    expect(probe.stdout).toContain("root-read-only");
+    expect(probe.stdout).toContain("no-socket");
+    expect(probe.stdout).toContain("mount-denied");
+    expect(probe.stdout).toContain("chown-denied");
+    expect(await session.inspectSecurity()).toMatchObject({
+      capDrop: ["ALL"],
+      securityOpt: ["no-new-privileges"],
+      networkMode: "none",
+      readonlyRootfs: true,
+      privileged: false,
+      pidsLimit: 256,
+      memoryBytes: 1024 * 1024 * 1024,
+      nanoCpus: 1e9,
+      dockerSocketMounted: false,
+    });
+  });
+
+  it("injects the agent as a detached job, logs it on the host, and finds it again", async () => {
+    const job = await session.inject();
+    expect(await job.wait()).toEqual({ exitCode: 0 });
+    let log = "";
+    for await (const chunk of job.logs()) log += chunk;
+    expect(log).toBe("agent start\nagent done\n");
+    expect(readFileSync(join(session.state.workspace, "backend-api/src/rateLimit.ts"), "utf8")).toBe("export const rateLimit = 1;\n");
+    const again = getSession(session.id, { home });
+    expect(again.jobs()).toEqual([expect.objectContaining({ id: job.id, exitCode: 0 })]);
+    const follow = await again.inject({ command: ["/bin/sh", "-c", "echo a; sleep 0.3; echo b; exit 4"] });
+    let followed = "";
+    for await (const chunk of follow.logs({ follow: true })) followed += chunk;
+    expect(followed).toBe("a\nb\n");
+    expect(await again.job(follow.id).wait()).toEqual({ exitCode: 4 });
+  });
+
+  it("fetches the session branch into the source repo without touching its checkout", async () => {
+    const clone = join(session.state.workspace, "backend-api");
+    const source = join(dir.path, "backend-api");
+    const before = git(source, ["rev-parse", "HEAD"]);
+    hostGit(clone, ["add", "src/rateLimit.ts"]);
+    hostGit(clone, ["commit", "--quiet", "-m", "Add rate limit"]);
+    writeFileSync(join(clone, "scratch.txt"), "not committed\n");
+    const [result] = await session.fetchCode({ strict: true });
+    expect(result).toMatchObject({
+      repo: "backend-api",
+      status: "fetched",
+      commits: 1,
+      changedFiles: ["src/rateLimit.ts"],
+      uncommitted: ["scratch.txt"],
+      ref: `refs/bulkhead/${session.id}/${session.id}`,
+    });
+    expect(git(source, ["rev-parse", result!.ref!])).toBe(result!.headSha);
+    expect(git(source, ["rev-parse", "HEAD"])).toBe(before);
+    expect(git(source, ["status", "--porcelain"])).toBe("");
+    expect(git(source, ["fsck", "--no-progress"])).toBe("");
+    hostGit(clone, ["commit", "--quiet", "--allow-empty", "-m", "not fetched"]);
+    await expect(session.remove()).rejects.toThrow(
+      "repo backend-api has commits that were not fetched: run fetchCode() first, or remove({ force: true })",
+    );
+  });
+
+  it("is found again by a new process after the controlling one died", async () => {
+    const creator = new URL("../test/detached-creator.ts", import.meta.url).pathname;
+    const { stdout: id } = await run(process.execPath, ["--import", "tsx", creator, home, join(dir.path, "backend-api"), image], {
+      cwd: join(import.meta.dirname, ".."),
+    });
+    const orphan = getSession(id, { home });
+    expect((await orphan.exec(["echo", "alive"])).stdout).toBe("alive\n");
+    await orphan.stop();
+    await orphan.stop();
+    expect((await listSessions({ home, project: "detached" })).map((entry) => entry.container)).toEqual(["exited"]);
+    await orphan.remove();
+    expect(existsSync(join(home, "sessions", id))).toBe(false);
+    await expect(orphan.container.inspect()).rejects.toMatchObject({ statusCode: 404 });
+  });
+});
+
+describe("devices and bad configs", () => {
+  it("passes a real device through", async () => {
+    await using dir = createTempDir();
+    initRepo(join(dir.path, "app"));
+    const project = defineProject({
+      name: "devices",
+      repos: [{ name: "app", path: join(dir.path, "app") }],
+      image: { existing: image },
+      devices: {
+        devices: [
+          { hostPath: "/dev/zero", containerPath: "/dev/bulkhead-zero", permissions: "r" },
+          { hostPath: "/dev/does-not-exist", required: false },
+        ],
+      },
+    });
+    const session = await createSession(project, { home: join(dir.path, "home") });
+    try {
+      expect((await session.exec(["/bin/sh", "-c", "head -c 4 /dev/bulkhead-zero | od -An -tx1"])).stdout.trim()).toBe("00 00 00 00");
+      expect(session.state.granted).toEqual({ devices: ["/dev/zero"], gpus: false, skipped: ["/dev/does-not-exist"] });
+    } finally {
+      await session.remove({ force: true });
+    }
+  });
+
+  it("refuses a missing required device or GPU runtime before creating anything, and sends GPU requests as asked", async () => {
+    await using dir = createTempDir();
+    initRepo(join(dir.path, "app"));
+    const home = join(dir.path, "home");
+    const base = { name: "gpu", repos: [{ name: "app", path: join(dir.path, "app") }], image: { existing: image } };
+    await expect(createSession(defineProject({ ...base, devices: { devices: [{ hostPath: "/dev/nope" }] } }), { home })).rejects.toThrow(
+      DeviceUnavailableError,
+    );
+    await expect(createSession(defineProject({ ...base, devices: { gpus: "all" } }), { home })).rejects.toThrow(
+      "a GPU runtime is not available on this host",
+    );
+    expect(existsSync(join(home, "sessions"))).toBe(false);
+    const project = defineProject({ ...base, devices: { gpus: ["GPU-0", "GPU-1"], gpuCapabilities: ["gpu", "compute"] } });
+    expect(await checkDevices({ ...project, devices: { ...project.devices, gpuRequired: false } }, new Docker())).toEqual({
+      devices: [],
+      gpus: false,
+      skipped: ["gpus"],
+    });
+    // The pre-check is bypassed here: no GPU on this machine, so the container is created, not started.
+    const spec = containerSpec(project, {
+      tag: image,
+      sessionId: "gputest",
+      workspace: dir.path,
+      user: "1000:1000",
+      granted: { devices: [], gpus: true, skipped: [] },
+      env: {},
+      version: "0.1.0",
+    });
+    const container = await new Docker().createContainer({ ...spec, name: `bulkhead-gputest-${Date.now()}` });
+    try {
+      const info = await container.inspect();
+      expect(info.HostConfig.DeviceRequests).toEqual([
+        { Driver: "", Count: 0, DeviceIDs: ["GPU-0", "GPU-1"], Capabilities: [["gpu", "compute"]], Options: null },
+      ]);
+    } finally {
+      await container.remove({ force: true });
+    }
+  });
+
+  it("lists every config problem at once and leaves nothing behind when a step fails", async () => {
+    await using dir = createTempDir();
+    dir.write({ "plain/file.txt": "x" });
+    initRepo(join(dir.path, "app"));
+    try {
+      defineProject({
+        name: "Bad Name",
+        repos: [
+          { name: "app", path: join(dir.path, "missing") },
+          { name: "plain", path: join(dir.path, "plain") },
+        ],
+        image: { existing: "x" },
+        workdir: "nope",
+      } as never);
+    } catch (error) {
+      expect(error).toBeInstanceOf(InvalidProjectError);
+      expect((error as InvalidProjectError).problems).toEqual(["name: expected a lower-case name of letters, digits, '.', '_' or '-'"]);
+    }
+    expect(() =>
+      defineProject({
+        name: "ok",
+        repos: [
+          { name: "app", path: join(dir.path, "missing") },
+          { name: "plain", path: join(dir.path, "plain") },
+        ],
+        image: { existing: "x" },
+        workdir: "nope",
+        mounts: [{ host: "/var/run/docker.sock", container: "/sock" }],
+      }),
+    ).toThrow(
+      [
+        "invalid sandbox project:",
+        `- repos.app: ${join(dir.path, "missing")} does not exist`,
+        `- repos.plain: ${join(dir.path, "plain")} is not a git repository (no .git)`,
+        '- workdir: "nope" is not one of the repos (app, plain)',
+        "- mounts: the Docker socket is never mounted into a session",
+      ].join("\n"),
+    );
+    const home = join(dir.path, "home");
+    const project = defineProject({ name: "broken", repos: [{ name: "app", path: join(dir.path, "app") }], image: { existing: image } });
+    const error = await createSession(project, { home, tag: "bulkhead-no-such-image:latest" }).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(SessionError);
+    expect((error as SessionError).step).toBe("container");
+    expect(existsSync(join(home, "sessions")) ? execFileSync("ls", [join(home, "sessions")], { encoding: "utf8" }) : "").toBe("");
+    expect(docker(["ps", "-a", "--filter", "label=dev.bulkhead.project=broken", "--format", "{{.ID}}"])).toBe("");
+  });
+});

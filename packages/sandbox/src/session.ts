@@ -1,0 +1,561 @@
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { PassThrough } from "node:stream";
+import { InvalidArgumentError, throwIfAborted, withFileLock, writeFileAtomic } from "@bulkhead/core";
+import Docker from "dockerode";
+import { buildImage, LABEL } from "./build-image.js";
+import { checkDevices, containerSpec, type GrantedDevices } from "./container-spec.js";
+import { git, run } from "./git.js";
+import type { Project } from "./project-config.js";
+import { SessionError } from "./sandbox-errors.js";
+
+const VERSION = "0.1.0";
+
+/** A job record, kept in the session state so any process can find it again. */
+export interface JobRecord {
+  id: string;
+  command: string[];
+  startedAt: string;
+  endedAt?: string;
+  exitCode?: number;
+}
+
+/** What a session remembers on disk, beside its container's labels. */
+export interface SessionState {
+  id: string;
+  project: string;
+  configHash: string;
+  tag: string;
+  createdAt: string;
+  workspace: string;
+  user: string;
+  workdir: string;
+  env: Record<string, string>;
+  agent?: { command: string[]; env?: Record<string, string> };
+  granted: GrantedDevices;
+  repos: { name: string; mode: "clone" | "mount-ro"; source: string; branch: string; baseSha: string }[];
+  jobs: JobRecord[];
+}
+
+/** How a command in the session ended. */
+export interface ExecResult {
+  exitCode: number | null;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+  canceled: boolean;
+}
+
+/** One repo's code brought back to its source repository. */
+export interface FetchResult {
+  repo: string;
+  branch: string;
+  baseSha: string;
+  headSha: string;
+  commits: number;
+  changedFiles: string[];
+  uncommitted: string[];
+  status: "fetched" | "unchanged" | "diverged" | "failed";
+  /** Where the commits arrived in the source repo. */
+  ref?: string;
+  error?: string;
+}
+
+const defaultHome = () => process.env.BULKHEAD_HOME ?? join(homedir(), ".bulkhead");
+const sessionDir = (home: string, id: string) => join(home, "sessions", id);
+
+/** A detached job running in a session. */
+export class Job {
+  constructor(
+    readonly session: Session,
+    readonly id: string,
+  ) {}
+
+  get #log(): string {
+    return join(this.session.state.workspace, ".bulkhead", "jobs", `${this.id}.log`);
+  }
+
+  get #exit(): string {
+    return join(this.session.state.workspace, ".bulkhead", "jobs", `${this.id}.exit`);
+  }
+
+  /** Resolves with the exit code once the job ends, and records it in the session state. */
+  async wait({ abortSignal, pollMs = 100 }: { abortSignal?: AbortSignal; pollMs?: number } = {}): Promise<{ exitCode: number }> {
+    for (;;) {
+      throwIfAborted(abortSignal, `job ${this.id}`);
+      if (existsSync(this.#exit)) {
+        const exitCode = Number(readFileSync(this.#exit, "utf8").trim());
+        await this.session.updateState((state) => {
+          const record = state.jobs.find((job) => job.id === this.id);
+          if (record && record.exitCode === undefined) Object.assign(record, { exitCode, endedAt: new Date().toISOString() });
+        });
+        return { exitCode };
+      }
+      await new Promise((resolve) => setTimeout(resolve, pollMs));
+    }
+  }
+
+  /** The job's output so far, or, with `follow`, as it is written until the job ends. */
+  async *logs({ follow = false, pollMs = 100 }: { follow?: boolean; pollMs?: number } = {}): AsyncGenerator<string> {
+    let offset = 0;
+    for (;;) {
+      const ended = existsSync(this.#exit);
+      const text = existsSync(this.#log) ? readFileSync(this.#log) : Buffer.alloc(0);
+      if (text.length > offset) {
+        yield text.subarray(offset).toString("utf8");
+        offset = text.length;
+      }
+      if (!follow || ended) return;
+      await new Promise((resolve) => setTimeout(resolve, pollMs));
+    }
+  }
+}
+
+/** A started container session over a multi-repo workspace (seed 002). */
+export class Session implements AsyncDisposable {
+  #state: SessionState;
+
+  constructor(
+    state: SessionState,
+    readonly docker: Docker,
+    readonly home: string,
+  ) {
+    this.#state = state;
+  }
+
+  get id(): string {
+    return this.#state.id;
+  }
+
+  get state(): SessionState {
+    return this.#state;
+  }
+
+  get container(): Docker.Container {
+    return this.docker.getContainer(`bulkhead-${this.id}`);
+  }
+
+  /** Changes the state file under a lock, so several processes can record jobs. */
+  async updateState(change: (state: SessionState) => void): Promise<void> {
+    const dir = sessionDir(this.home, this.id);
+    await withFileLock(join(dir, ".state.lock"), async () => {
+      const state = JSON.parse(readFileSync(join(dir, "state.json"), "utf8")) as SessionState;
+      change(state);
+      await writeFileAtomic(join(dir, "state.json"), JSON.stringify(state, null, 2));
+      this.#state = state;
+    });
+  }
+
+  /** Runs a command to completion. `abortSignal` and `timeoutMs` kill it inside the container. */
+  async exec(
+    command: readonly string[],
+    options: { env?: Record<string, string>; cwd?: string; stdin?: string; timeoutMs?: number; abortSignal?: AbortSignal } = {},
+  ): Promise<ExecResult> {
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    const result = await this.#run(command, options, (stream, data) => (stream === "stdout" ? out : err).push(data));
+    return { ...result, stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(err).toString("utf8") };
+  }
+
+  /** Runs a command and yields its output as demultiplexed chunks as they arrive. */
+  async *execStream(
+    command: readonly string[],
+    options: { env?: Record<string, string>; cwd?: string; stdin?: string; timeoutMs?: number; abortSignal?: AbortSignal } = {},
+  ): AsyncGenerator<{ stream: "stdout" | "stderr"; data: Buffer }, Omit<ExecResult, "stdout" | "stderr">> {
+    const queue: { stream: "stdout" | "stderr"; data: Buffer }[] = [];
+    let wake: (() => void) | undefined;
+    let finished: Omit<ExecResult, "stdout" | "stderr"> | undefined;
+    const done = this.#run(command, options, (stream, data) => {
+      queue.push({ stream, data });
+      wake?.();
+    }).then((result) => {
+      finished = result;
+      wake?.();
+    });
+    for (;;) {
+      while (queue.length > 0) yield queue.shift()!;
+      if (finished) return finished;
+      await new Promise<void>((resolve) => (wake = resolve));
+      wake = undefined;
+      await Promise.race([done, Promise.resolve()]);
+    }
+  }
+
+  async #run(
+    command: readonly string[],
+    {
+      env = {},
+      cwd,
+      stdin,
+      timeoutMs,
+      abortSignal,
+    }: { env?: Record<string, string>; cwd?: string; stdin?: string; timeoutMs?: number; abortSignal?: AbortSignal },
+    onData: (stream: "stdout" | "stderr", data: Buffer) => void,
+  ): Promise<Omit<ExecResult, "stdout" | "stderr">> {
+    if (!Array.isArray(command) || command.length === 0) throw new InvalidArgumentError("command", "expected an argument list");
+    throwIfAborted(abortSignal, "exec");
+    const pidFile = `/tmp/.bulkhead-exec-${randomBytes(6).toString("hex")}`;
+    const exec = await this.container.exec({
+      // Record the pid so a timeout or an abort can kill the process inside the container.
+      Cmd: ["/bin/sh", "-c", 'echo $$ > "$0"; exec "$@"', pidFile, ...command],
+      AttachStdout: true,
+      AttachStderr: true,
+      AttachStdin: stdin !== undefined,
+      Env: Object.entries({ ...this.#state.env, ...env }).map(([key, value]) => `${key}=${value}`),
+      WorkingDir: cwd ?? this.#state.workdir,
+      User: this.#state.user,
+    });
+    const stream = await exec.start({ hijack: true, stdin: stdin !== undefined });
+    const stdout = new PassThrough();
+    const stderr = new PassThrough();
+    stdout.on("data", (data: Buffer) => onData("stdout", data));
+    stderr.on("data", (data: Buffer) => onData("stderr", data));
+    this.docker.modem.demuxStream(stream, stdout, stderr);
+    if (stdin !== undefined) stream.end(stdin);
+    let timedOut = false;
+    let canceled = false;
+    const kill = () =>
+      void this.container
+        .exec({
+          Cmd: ["/bin/sh", "-c", `kill -TERM $(cat ${pidFile}) 2>/dev/null; sleep 1; kill -KILL $(cat ${pidFile}) 2>/dev/null; true`],
+          User: this.#state.user,
+        })
+        .then((killer) => killer.start({ Detach: true }))
+        .catch(() => undefined);
+    const timer = timeoutMs === undefined ? undefined : setTimeout(() => ((timedOut = true), kill()), timeoutMs);
+    const onAbort = () => ((canceled = true), kill());
+    abortSignal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        stream.on("end", resolve);
+        stream.on("close", resolve);
+        stream.on("error", reject);
+      });
+      // The demultiplexer may still hold output: drain both sides before reporting.
+      const drained = Promise.all([stdout, stderr].map((side) => new Promise((resolve) => side.on("end", resolve))));
+      stdout.end();
+      stderr.end();
+      await drained;
+    } finally {
+      if (timer) clearTimeout(timer);
+      abortSignal?.removeEventListener("abort", onAbort);
+    }
+    const { ExitCode } = await exec.inspect();
+    return { exitCode: ExitCode ?? null, timedOut, canceled };
+  }
+
+  /** Starts a detached job (the agent by default); its output goes to a log file on the host. */
+  async inject(job: { command?: string[]; env?: Record<string, string>; id?: string } = {}): Promise<Job> {
+    const command = job.command ?? this.#state.agent?.command;
+    if (!command || command.length === 0) throw new InvalidArgumentError("job.command", "the project has no agent command: pass one");
+    const id = job.id ?? `j-${Date.now().toString(36)}-${randomBytes(3).toString("hex")}`;
+    const jobs = "/workspace/.bulkhead/jobs";
+    const exec = await this.container.exec({
+      Cmd: [
+        "/bin/sh",
+        "-c",
+        'log=$1; ex=$2; shift 2; "$@" > "$log" 2>&1; echo $? > "$ex.tmp" && mv "$ex.tmp" "$ex"',
+        "job",
+        `${jobs}/${id}.log`,
+        `${jobs}/${id}.exit`,
+        ...command,
+      ],
+      Env: Object.entries({ ...this.#state.env, ...this.#state.agent?.env, ...job.env }).map(([key, value]) => `${key}=${value}`),
+      WorkingDir: this.#state.workdir,
+      User: this.#state.user,
+    });
+    await exec.start({ Detach: true });
+    await this.updateState((state) => state.jobs.push({ id, command: [...command], startedAt: new Date().toISOString() }));
+    return new Job(this, id);
+  }
+
+  /** A job by id, also one started by another process. */
+  job(id: string): Job {
+    if (!this.#state.jobs.some((job) => job.id === id)) throw new SessionError("job", `session ${this.id} has no job "${id}"`);
+    return new Job(this, id);
+  }
+
+  jobs(): JobRecord[] {
+    return this.#state.jobs;
+  }
+
+  /**
+   * Brings each cloned repo's session branch back to its source repository as
+   * `refs/bulkhead/<session>/<branch>`, never touching the checked-out branch. With `strict`,
+   * it is all or nothing: refs fetched in this call are removed again if any repo fails.
+   */
+  async fetchCode({ strict = false }: { strict?: boolean } = {}): Promise<FetchResult[]> {
+    const results: FetchResult[] = [];
+    const fetched: { source: string; ref: string; previous: string | undefined }[] = [];
+    for (const repo of this.#state.repos.filter((entry) => entry.mode === "clone")) {
+      const path = join(this.#state.workspace, repo.name);
+      const ref = `refs/bulkhead/${this.id}/${repo.branch.replace(/^bulkhead\//, "")}`;
+      const base: FetchResult = {
+        repo: repo.name,
+        branch: repo.branch,
+        baseSha: repo.baseSha,
+        headSha: repo.baseSha,
+        commits: 0,
+        changedFiles: [],
+        uncommitted: [],
+        status: "unchanged",
+      };
+      try {
+        const headSha = await git(path, ["rev-parse", `refs/heads/${repo.branch}`]);
+        const commits = Number(await git(path, ["rev-list", "--count", `${repo.baseSha}..${headSha}`]));
+        const changedFiles =
+          commits === 0 ? [] : (await git(path, ["diff", "--name-only", repo.baseSha, headSha])).split("\n").filter(Boolean);
+        const uncommitted = (await git(path, ["status", "--porcelain", "--untracked-files=all"]))
+          .split("\n")
+          .filter(Boolean)
+          .map((line) => line.slice(3));
+        const result: FetchResult = { ...base, headSha, commits, changedFiles, uncommitted };
+        if (commits === 0) {
+          results.push(result);
+          continue;
+        }
+        const previous = await git(repo.source, ["rev-parse", "--verify", "--quiet", ref]).catch(() => undefined);
+        if (
+          previous &&
+          previous !== headSha &&
+          (await git(repo.source, ["merge-base", "--is-ancestor", previous, headSha]).then(
+            () => false,
+            () => true,
+          ))
+        ) {
+          results.push({
+            ...result,
+            status: "diverged",
+            error: `${ref} in ${repo.source} is at ${previous.slice(0, 12)}, which the session branch does not contain`,
+          });
+          continue;
+        }
+        // The workspace may belong to the container's user: tell upload-pack it is safe too.
+        await git(repo.source, [
+          "fetch",
+          "--quiet",
+          "--no-tags",
+          "--upload-pack=git -c safe.directory=* upload-pack",
+          path,
+          `${headSha}:${ref}`,
+        ]);
+        fetched.push({ source: repo.source, ref, previous });
+        results.push({ ...result, status: "fetched", ref });
+      } catch (error) {
+        results.push({ ...base, status: "failed", error: (error as Error).message });
+      }
+    }
+    if (strict && results.some((result) => result.status === "failed" || result.status === "diverged")) {
+      for (const { source, ref, previous } of fetched)
+        await git(source, previous ? ["update-ref", ref, previous] : ["update-ref", "-d", ref]).catch(() => undefined);
+      const failed = results.filter((result) => result.status === "failed" || result.status === "diverged");
+      throw new SessionError(
+        "fetch",
+        `strict fetch failed for ${failed.map((result) => `${result.repo} (${result.status}: ${result.error})`).join(", ")}; nothing was fetched`,
+      );
+    }
+    return results;
+  }
+
+  /** The effective security settings, read back from the container. */
+  async inspectSecurity(): Promise<{
+    user: string;
+    capDrop: string[];
+    capAdd: string[];
+    securityOpt: string[];
+    networkMode: string;
+    readonlyRootfs: boolean;
+    privileged: boolean;
+    pidsLimit: number;
+    memoryBytes: number;
+    nanoCpus: number;
+    binds: string[];
+    dockerSocketMounted: boolean;
+    devices: string[];
+    runtime: string;
+    env: string[];
+  }> {
+    const info = await this.container.inspect();
+    const host = info.HostConfig as Docker.HostConfig & { NanoCpus?: number };
+    const binds = host.Binds ?? [];
+    return {
+      user: info.Config.User,
+      capDrop: host.CapDrop ?? [],
+      capAdd: host.CapAdd ?? [],
+      securityOpt: host.SecurityOpt ?? [],
+      networkMode: host.NetworkMode ?? "",
+      readonlyRootfs: host.ReadonlyRootfs ?? false,
+      privileged: host.Privileged ?? false,
+      pidsLimit: host.PidsLimit ?? 0,
+      memoryBytes: host.Memory ?? 0,
+      nanoCpus: host.NanoCpus ?? 0,
+      binds,
+      dockerSocketMounted: binds.some((bind) => bind.includes("docker.sock")),
+      devices: (host.Devices ?? []).map((device: { PathInContainer: string }) => device.PathInContainer),
+      runtime: host.Runtime ?? "runc",
+      env: info.Config.Env ?? [],
+    };
+  }
+
+  /** Stops the container and keeps the workspace. Idempotent. */
+  async stop(): Promise<void> {
+    await this.container.stop({ t: 5 }).catch((error: { statusCode?: number }) => {
+      if (error.statusCode !== 304 && error.statusCode !== 404) throw error;
+    });
+  }
+
+  /** Starts a stopped session's container again. */
+  async start(): Promise<void> {
+    await this.container.start().catch((error: { statusCode?: number }) => {
+      if (error.statusCode !== 304) throw error;
+    });
+  }
+
+  /** Deletes container and workspace; refuses while commits are not fetched unless `force`. */
+  async remove({ force = false }: { force?: boolean } = {}): Promise<void> {
+    if (!force) {
+      for (const repo of this.#state.repos.filter((entry) => entry.mode === "clone")) {
+        const path = join(this.#state.workspace, repo.name);
+        const head = await git(path, ["rev-parse", `refs/heads/${repo.branch}`]).catch(() => repo.baseSha);
+        if (head === repo.baseSha) continue;
+        const ref = `refs/bulkhead/${this.id}/${repo.branch.replace(/^bulkhead\//, "")}`;
+        const fetched = await git(repo.source, ["rev-parse", "--verify", "--quiet", ref]).catch(() => undefined);
+        if (fetched !== head)
+          throw new SessionError(
+            "remove",
+            `repo ${repo.name} has commits that were not fetched: run fetchCode() first, or remove({ force: true })`,
+          );
+      }
+    }
+    await this.container.remove({ force: true }).catch((error: { statusCode?: number }) => {
+      if (error.statusCode !== 404) throw error;
+    });
+    rmSync(sessionDir(this.home, this.id), { recursive: true, force: true });
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+}
+
+/**
+ * Creates a started session: a workspace on the host with a hardlinked local clone of each repo
+ * on branch `bulkhead/<id>` (read-only repos are bind-mounted instead), and one long-lived,
+ * hardened container over it. Creation is atomic: if a step fails, what earlier steps created is
+ * removed and the error names the step.
+ *
+ * @example
+ * await using session = await createSession(project);
+ * const { stdout } = await session.exec(["git", "status"]);
+ */
+export async function createSession(
+  project: Project,
+  {
+    tag,
+    docker = new Docker(),
+    home = defaultHome(),
+    abortSignal,
+  }: { tag?: string; docker?: Docker; home?: string; abortSignal?: AbortSignal } = {},
+): Promise<Session> {
+  throwIfAborted(abortSignal, "createSession");
+  const id = `s${Date.now().toString(36)}${randomBytes(4).toString("hex")}`;
+  const cleanup: (() => Promise<unknown>)[] = [];
+  let step = "devices";
+  try {
+    const granted = await checkDevices(project, docker);
+    step = "image";
+    const image = tag ?? (await buildImage(project, { docker, ...(abortSignal ? { abortSignal } : {}) })).tag;
+    step = "workspace";
+    const dir = sessionDir(home, id);
+    const workspace = join(dir, "workspace");
+    mkdirSync(join(workspace, ".bulkhead", "jobs"), { recursive: true });
+    cleanup.push(async () => rmSync(dir, { recursive: true, force: true }));
+    const repos: SessionState["repos"] = [];
+    for (const repo of project.repos) {
+      throwIfAborted(abortSignal, "createSession");
+      const branch = `bulkhead/${id}`;
+      if (repo.mode === "mount-ro") {
+        repos.push({ name: repo.name, mode: repo.mode, source: repo.path, branch, baseSha: await git(repo.path, ["rev-parse", "HEAD"]) });
+        continue;
+      }
+      step = `clone ${repo.name}`;
+      const baseSha = await git(repo.path, ["rev-parse", "--verify", `${repo.ref ?? "HEAD"}^{commit}`]);
+      const target = join(workspace, repo.name);
+      await git(workspace, ["clone", "--quiet", "--local", "--no-checkout", repo.path, target]);
+      await git(target, ["checkout", "--quiet", "-b", branch, baseSha]);
+      repos.push({ name: repo.name, mode: repo.mode, source: repo.path, branch, baseSha });
+    }
+    // Non-root inside: the host user, or 1000 when the host user is root (files then belong to 1000).
+    const uid = process.getuid?.() ?? 1000;
+    const gid = process.getgid?.() ?? 1000;
+    const user = project.security.user ?? (uid === 0 ? "1000:1000" : `${uid}:${gid}`);
+    if (uid === 0) await run("chown", ["-R", user, workspace]);
+    const env: Record<string, string> = { ...project.env, HOME: "/tmp" };
+    for (const name of project.passEnv) if (process.env[name] !== undefined) env[name] = process.env[name]!;
+    step = "container";
+    const container = await docker.createContainer(
+      containerSpec(project, { tag: image, sessionId: id, workspace, user, granted, env, version: VERSION }),
+    );
+    cleanup.push(() => container.remove({ force: true }));
+    step = "start";
+    await container.start();
+    const state: SessionState = {
+      id,
+      project: project.name,
+      configHash: project.configHash,
+      tag: image,
+      createdAt: new Date().toISOString(),
+      workspace,
+      user,
+      workdir: `/workspace/${project.workdir ?? project.repos[0]!.name}`,
+      env,
+      ...(project.agent ? { agent: project.agent } : {}),
+      granted,
+      repos,
+      jobs: [],
+    };
+    step = "state";
+    await writeFileAtomic(join(dir, "state.json"), JSON.stringify(state, null, 2));
+    return new Session(state, docker, home);
+  } catch (error) {
+    for (const undo of cleanup.reverse()) await undo().catch(() => undefined);
+    if (
+      error instanceof SessionError ||
+      (error as { code?: string }).code === "DEVICE_UNAVAILABLE" ||
+      (error as { code?: string }).code === "INVALID_PROJECT" ||
+      (error as { code?: string }).code === "ABORTED"
+    )
+      throw error;
+    throw new SessionError(step, (error as Error).message, error);
+  }
+}
+
+/** Reattaches to a session by id, from any process. */
+export function getSession(id: string, { docker = new Docker(), home = defaultHome() }: { docker?: Docker; home?: string } = {}): Session {
+  const path = join(sessionDir(home, id), "state.json");
+  if (!existsSync(path)) throw new SessionError("get", `no session "${id}" under ${home}`);
+  return new Session(JSON.parse(readFileSync(path, "utf8")) as SessionState, docker, home);
+}
+
+/** Sessions on this host, from their state files and their containers' labels. */
+export async function listSessions({
+  project,
+  docker = new Docker(),
+  home = defaultHome(),
+}: { project?: string; docker?: Docker; home?: string } = {}): Promise<
+  { id: string; project: string; createdAt: string; container: string }[]
+> {
+  const containers = await docker.listContainers({ all: true, filters: { label: [`${LABEL}.session`] } });
+  const byId = new Map(containers.map((container) => [container.Labels[`${LABEL}.session`]!, container.State]));
+  const dir = join(home, "sessions");
+  const ids = existsSync(dir)
+    ? readdirSync(dir).filter((name) => existsSync(join(dir, name, "state.json")) && statSync(join(dir, name)).isDirectory())
+    : [];
+  return ids
+    .map((id) => JSON.parse(readFileSync(join(dir, id, "state.json"), "utf8")) as SessionState)
+    .filter((state) => !project || state.project === project)
+    .map((state) => ({ id: state.id, project: state.project, createdAt: state.createdAt, container: byId.get(state.id) ?? "missing" }))
+    .sort((left, right) => left.createdAt.localeCompare(right.createdAt));
+}
