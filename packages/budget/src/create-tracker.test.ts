@@ -38,3 +38,40 @@ describe("createTracker", () => {
     expect(() => tracker.startSpan({ repo: "", operation: "y" })).toThrow("invalid repo");
   });
 });
+
+describe("OpenTelemetry export", () => {
+  it("gives each span the GenAI usage attributes and a namespaced cost", async () => {
+    const { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } = await import("@opentelemetry/sdk-trace-base");
+    const exporter = new InMemorySpanExporter();
+    const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+    const tracker = createTracker({ taskId: "rate-limit", tracer: provider.getTracer("bulkhead") });
+    const span = tracker.startSpan({ repo: "backend-api", operation: "edit", model: "claude-sonnet-4-5" });
+    span.record({
+      ...emptyUsage(),
+      inputTokens: 1000,
+      uncachedInputTokens: 200,
+      cacheReadTokens: 700,
+      cacheWrite5mTokens: 100,
+      outputTokens: 50,
+      reasoningTokens: 10,
+    });
+    span.record({ ...emptyUsage(), inputTokens: 10, uncachedInputTokens: 10, outputTokens: 5 });
+    span.end();
+    tracker.startSpan({ repo: "backend-api", operation: "tool:test" }).end();
+    const [chat, tool] = exporter.getFinishedSpans();
+    expect(chat!.name).toBe("chat claude-sonnet-4-5");
+    expect(chat!.attributes).toMatchObject({
+      "gen_ai.operation.name": "chat",
+      "gen_ai.request.model": "claude-sonnet-4-5",
+      "gen_ai.usage.input_tokens": 1010,
+      "gen_ai.usage.output_tokens": 55,
+      "gen_ai.usage.cache_read.input_tokens": 700,
+      "gen_ai.usage.cache_creation.input_tokens": 100,
+      "gen_ai.usage.reasoning.output_tokens": 10,
+      "bulkhead.task.id": "rate-limit",
+      "bulkhead.repo": "backend-api",
+    });
+    expect(chat!.attributes["bulkhead.usage.cost_usd"]).toBeCloseTo(tracker.report().usd!, 12);
+    expect(tool!.name).toBe("execute_tool backend-api");
+  });
+});

@@ -6,8 +6,24 @@ import type { PriceEntry } from "./prices.js";
 /** Operations whose tokens count as tool calls in a report; everything else is model calls. */
 export const TOOL_OPERATIONS = /^(tool|tool-call|tools)(:|$)/;
 
+/**
+ * The part of an OpenTelemetry `Tracer` the tracker uses (`@opentelemetry/api` is an optional
+ * peer: pass `trace.getTracer("bulkhead")`).
+ */
+export interface OtelTracerLike {
+  startSpan(
+    name: string,
+    options?: { attributes?: Record<string, string | number> },
+  ): { setAttributes(attributes: Record<string, string | number>): unknown; end(): void };
+}
+
+/** The cost attribute, namespaced until OpenTelemetry's `gen_ai.usage.cost.*` is accepted. */
+export const OTEL_COST_ATTRIBUTE = "bulkhead.usage.cost_usd";
+
 export interface TrackerOptions {
   taskId: string;
+  /** Each span is also an OpenTelemetry span with the GenAI `gen_ai.usage.*` attributes. */
+  tracer?: OtelTracerLike;
   /** Where usage records go durably. */
   ledger?: Ledger;
   /** Price entries that take precedence over the bundled table. */
@@ -66,7 +82,7 @@ function breakdown(rows: readonly Row[], key: "repo" | "operation"): Record<stri
  * span.end();
  * tracker.report().byRepo["backend-api"].totalTokens;
  */
-export function createTracker({ taskId, ledger, prices = [], now = Date.now }: TrackerOptions): Tracker {
+export function createTracker({ taskId, ledger, prices = [], now = Date.now, tracer }: TrackerOptions): Tracker {
   if (typeof taskId !== "string" || taskId === "") throw new InvalidArgumentError("options.taskId", "expected the task's id");
   const rows: Row[] = [];
   const tracker: Tracker = {
@@ -76,6 +92,18 @@ export function createTracker({ taskId, ledger, prices = [], now = Date.now }: T
       if (typeof operation !== "string" || operation === "")
         throw new InvalidArgumentError("operation", "expected an operation name, e.g. edit or tool:test");
       let ended = false;
+      const tool = TOOL_OPERATIONS.test(operation);
+      const otel = tracer?.startSpan(`${tool ? "execute_tool" : "chat"} ${model ?? repo}`, {
+        attributes: {
+          "gen_ai.operation.name": tool ? "execute_tool" : "chat",
+          ...(model ? { "gen_ai.request.model": model } : {}),
+          "bulkhead.task.id": taskId,
+          "bulkhead.repo": repo,
+          "bulkhead.operation": operation,
+        },
+      });
+      let total = emptyUsage();
+      let cost: number | undefined;
       return {
         repo,
         operation,
@@ -90,6 +118,19 @@ export function createTracker({ taskId, ledger, prices = [], now = Date.now }: T
           const priceModel = options.model ?? model;
           const usd = priceModel === undefined ? undefined : priceUsage(parsed.data, { model: priceModel, prices }).usd;
           rows.push({ repo, operation, usage: parsed.data, usd });
+          if (otel) {
+            // GenAI conventions: input_tokens includes cached tokens, which core's inputTokens does.
+            total = addUsage(total, parsed.data);
+            if (usd !== undefined) cost = (cost ?? 0) + usd;
+            otel.setAttributes({
+              "gen_ai.usage.input_tokens": total.inputTokens,
+              "gen_ai.usage.output_tokens": total.outputTokens,
+              "gen_ai.usage.cache_read.input_tokens": total.cacheReadTokens,
+              "gen_ai.usage.cache_creation.input_tokens": total.cacheWrite5mTokens + total.cacheWrite1hTokens,
+              "gen_ai.usage.reasoning.output_tokens": total.reasoningTokens,
+              ...(cost === undefined ? {} : { [OTEL_COST_ATTRIBUTE]: cost }),
+            });
+          }
           ledger?.append({
             type: "usage",
             at: now(),
@@ -102,6 +143,7 @@ export function createTracker({ taskId, ledger, prices = [], now = Date.now }: T
           });
         },
         end() {
+          if (!ended) otel?.end();
           ended = true;
         },
       };

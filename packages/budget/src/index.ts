@@ -31,7 +31,16 @@ export {
   type TokenCount,
   type ToolDefinition,
 } from "./create-token-counter.js";
-export { createTracker, restoreTracker, TOOL_OPERATIONS, type Span, type Tracker, type TrackerOptions } from "./create-tracker.js";
+export {
+  createTracker,
+  OTEL_COST_ATTRIBUTE,
+  restoreTracker,
+  TOOL_OPERATIONS,
+  type OtelTracerLike,
+  type Span,
+  type Tracker,
+  type TrackerOptions,
+} from "./create-tracker.js";
 export { CLAUDE_FACTORS, CLAUDE_UPPER_BOUND_MARGIN, ENCODINGS, type Encoding } from "./encodings.js";
 export { InvalidUsageError } from "./invalid-usage-error.js";
 export { LeaseNotActiveError } from "./lease-not-active-error.js";
