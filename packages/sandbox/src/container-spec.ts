@@ -1,8 +1,15 @@
+import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
+import { resolve } from "node:path";
 import type Docker from "dockerode";
 import { LABEL } from "./build-image.js";
 import type { Project } from "./project-config.js";
 import { DeviceUnavailableError } from "./sandbox-errors.js";
+
+/** Sessions of one state directory (`home`) share this label, so tools never touch another home's containers. */
+export function homeLabel(home: string): string {
+  return createHash("sha256").update(resolve(home)).digest("hex").slice(0, 16);
+}
 
 /** What the device pre-check granted. */
 export interface GrantedDevices {
@@ -51,6 +58,7 @@ export function containerSpec(
     granted,
     env,
     version,
+    home,
   }: {
     tag: string;
     sessionId: string;
@@ -59,6 +67,8 @@ export function containerSpec(
     granted: GrantedDevices;
     env: Record<string, string>;
     version: string;
+    /** The state directory, labelled (hashed) so each home only sees its own containers. */
+    home?: string;
   },
 ): Docker.ContainerCreateOptions {
   const gpus = project.devices.gpus;
@@ -77,6 +87,7 @@ export function containerSpec(
     Env: Object.entries(env).map(([key, value]) => `${key}=${value}`),
     Labels: {
       [LABEL]: "1",
+      ...(home ? { [`${LABEL}.home`]: homeLabel(home) } : {}),
       [`${LABEL}.session`]: sessionId,
       [`${LABEL}.project`]: project.name,
       [`${LABEL}.config-hash`]: project.configHash,

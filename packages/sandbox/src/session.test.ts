@@ -165,6 +165,40 @@ describe("sandbox sessions on a real Docker engine", () => {
     );
   });
 
+  it("gives parallel worktree jobs their own branch and working tree, and fetches each", async () => {
+    const write = (name: string) => ["/bin/sh", "-c", `pwd; echo ${name} > src/${name}.ts; sleep 0.2`];
+    const [first, second] = await Promise.all([
+      session.inject({ command: write("first") }, { worktree: true }),
+      session.inject({ command: write("second") }, { worktree: true }),
+    ]);
+    expect(await first.wait()).toEqual({ exitCode: 0 });
+    expect(await second.wait()).toEqual({ exitCode: 0 });
+    const records = session.jobs().filter((job) => job.worktree);
+    expect(records).toHaveLength(2);
+    for (const [job, name, other] of [
+      [first, "first", "second"],
+      [second, "second", "first"],
+    ] as const) {
+      const record = records.find((entry) => entry.id === job.id)!;
+      let log = "";
+      for await (const chunk of job.logs()) log += chunk;
+      expect(log.trim()).toBe(`/workspace/${record.worktree!.path}/backend-api`);
+      const tree = join(session.state.workspace, record.worktree!.path, "backend-api");
+      expect(readFileSync(join(tree, `src/${name}.ts`), "utf8")).toBe(`${name}\n`);
+      expect(existsSync(join(tree, `src/${other}.ts`))).toBe(false);
+      expect(hostGit(tree, ["rev-parse", "--abbrev-ref", "HEAD"])).toBe(record.worktree!.branch);
+      hostGit(tree, ["add", `src/${name}.ts`]);
+      hostGit(tree, ["commit", "--quiet", "-m", `job ${name}`]);
+    }
+    const fetched = (await session.fetchCode()).filter((result) => result.branch.startsWith("bulkhead/jobs/"));
+    // Job branches start from the session branch, so the session's own commit is in both.
+    expect(fetched.map((result) => [result.status, result.changedFiles]).sort()).toEqual([
+      ["fetched", ["src/first.ts", "src/rateLimit.ts"]],
+      ["fetched", ["src/rateLimit.ts", "src/second.ts"]],
+    ]);
+    for (const result of fetched) expect(git(join(dir.path, "backend-api"), ["rev-parse", result.ref!])).toBe(result.headSha);
+  });
+
   it("is found again by a new process after the controlling one died", async () => {
     const creator = new URL("../test/detached-creator.ts", import.meta.url).pathname;
     const { stdout: id } = await run(process.execPath, ["--import", "tsx", creator, home, join(dir.path, "backend-api"), image], {

@@ -1,12 +1,12 @@
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
-import { join } from "node:path";
+import { dirname, join, relative } from "node:path";
 import { PassThrough } from "node:stream";
 import { InvalidArgumentError, throwIfAborted, withFileLock, writeFileAtomic } from "@bulkhead/core";
 import Docker from "dockerode";
 import { buildImage, LABEL } from "./build-image.js";
-import { checkDevices, containerSpec, type GrantedDevices } from "./container-spec.js";
+import { checkDevices, containerSpec, homeLabel, type GrantedDevices } from "./container-spec.js";
 import { git, run } from "./git.js";
 import type { Project } from "./project-config.js";
 import { SessionError } from "./sandbox-errors.js";
@@ -18,6 +18,8 @@ export interface JobRecord {
   id: string;
   command: string[];
   startedAt: string;
+  /** With `worktree: true`: the job's own branch, checked out in a worktree of every cloned repo. */
+  worktree?: { branch: string; path: string };
   endedAt?: string;
   exitCode?: number;
 }
@@ -116,6 +118,8 @@ export class Job {
 /** A started container session over a multi-repo workspace (seed 002). */
 export class Session implements AsyncDisposable {
   #state: SessionState;
+  /** Worktrees are added one at a time: git locks the repository's config while adding one. */
+  #worktreesAdded: Promise<unknown> = Promise.resolve();
 
   constructor(
     state: SessionState,
@@ -197,9 +201,10 @@ export class Session implements AsyncDisposable {
     if (!Array.isArray(command) || command.length === 0) throw new InvalidArgumentError("command", "expected an argument list");
     throwIfAborted(abortSignal, "exec");
     const pidFile = `/tmp/.bulkhead-exec-${randomBytes(6).toString("hex")}`;
+    // Only a command that may be killed runs under a shell that records its pid first.
+    const killable = timeoutMs !== undefined || abortSignal !== undefined;
     const exec = await this.container.exec({
-      // Record the pid so a timeout or an abort can kill the process inside the container.
-      Cmd: ["/bin/sh", "-c", 'echo $$ > "$0"; exec "$@"', pidFile, ...command],
+      Cmd: killable ? ["/bin/sh", "-c", 'echo $$ > "$0"; exec "$@"', pidFile, ...command] : [...command],
       AttachStdout: true,
       AttachStderr: true,
       AttachStdin: stdin !== undefined,
@@ -247,11 +252,26 @@ export class Session implements AsyncDisposable {
   }
 
   /** Starts a detached job (the agent by default); its output goes to a log file on the host. */
-  async inject(job: { command?: string[]; env?: Record<string, string>; id?: string } = {}): Promise<Job> {
+  async inject(
+    job: { command?: string[]; env?: Record<string, string>; id?: string } = {},
+    { worktree = false }: { worktree?: boolean } = {},
+  ): Promise<Job> {
     const command = job.command ?? this.#state.agent?.command;
     if (!command || command.length === 0) throw new InvalidArgumentError("job.command", "the project has no agent command: pass one");
     const id = job.id ?? `j-${Date.now().toString(36)}-${randomBytes(3).toString("hex")}`;
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(id)) throw new InvalidArgumentError("job.id", `"${id}" is not a usable job id`);
     const jobs = "/workspace/.bulkhead/jobs";
+    let workdir = this.#state.workdir;
+    let record: JobRecord["worktree"];
+    if (worktree) {
+      // Not under bulkhead/<session>: that branch exists, and git cannot nest a branch inside another.
+      const branch = `bulkhead/jobs/${this.id}/${id}`;
+      record = { branch, path: `.bulkhead/worktrees/${id}` };
+      const added = this.#worktreesAdded.then(() => this.#addWorktrees({ branch, path: `.bulkhead/worktrees/${id}` }));
+      this.#worktreesAdded = added.catch(() => undefined);
+      await added;
+      workdir = `/workspace/${record.path}/${workdir.slice("/workspace/".length)}`;
+    }
     const exec = await this.container.exec({
       Cmd: [
         "/bin/sh",
@@ -263,12 +283,32 @@ export class Session implements AsyncDisposable {
         ...command,
       ],
       Env: Object.entries({ ...this.#state.env, ...this.#state.agent?.env, ...job.env }).map(([key, value]) => `${key}=${value}`),
-      WorkingDir: this.#state.workdir,
+      WorkingDir: workdir,
       User: this.#state.user,
     });
     await exec.start({ Detach: true });
-    await this.updateState((state) => state.jobs.push({ id, command: [...command], startedAt: new Date().toISOString() }));
+    await this.updateState((state) =>
+      state.jobs.push({ id, command: [...command], startedAt: new Date().toISOString(), ...(record ? { worktree: record } : {}) }),
+    );
     return new Job(this, id);
+  }
+
+  /**
+   * A worktree per cloned repo on the job's own branch, so parallel jobs never share a working
+   * tree. The worktree's `.git` file points back relatively, so git works inside the container too.
+   */
+  async #addWorktrees(worktree: NonNullable<JobRecord["worktree"]>): Promise<void> {
+    for (const repo of this.#state.repos.filter((entry) => entry.mode === "clone")) {
+      const clone = join(this.#state.workspace, repo.name);
+      const target = join(this.#state.workspace, worktree.path, repo.name);
+      mkdirSync(dirname(target), { recursive: true });
+      await git(clone, ["worktree", "add", "--quiet", "-b", worktree.branch, target, `refs/heads/${repo.branch}`]);
+      const gitdir = readFileSync(join(target, ".git"), "utf8")
+        .trim()
+        .replace(/^gitdir: /, "");
+      writeFileSync(join(target, ".git"), `gitdir: ${relative(target, gitdir)}\n`);
+    }
+    if (process.getuid?.() === 0) await run("chown", ["-R", this.#state.user, this.#state.workspace]);
   }
 
   /** A job by id, also one started by another process. */
@@ -289,9 +329,8 @@ export class Session implements AsyncDisposable {
   async fetchCode({ strict = false }: { strict?: boolean } = {}): Promise<FetchResult[]> {
     const results: FetchResult[] = [];
     const fetched: { source: string; ref: string; previous: string | undefined }[] = [];
-    for (const repo of this.#state.repos.filter((entry) => entry.mode === "clone")) {
-      const path = join(this.#state.workspace, repo.name);
-      const ref = `refs/bulkhead/${this.id}/${repo.branch.replace(/^bulkhead\//, "")}`;
+    for (const { repo: target, branch, path, ref } of this.#targets()) {
+      const repo = { ...target, branch };
       const base: FetchResult = {
         repo: repo.name,
         branch: repo.branch,
@@ -359,6 +398,25 @@ export class Session implements AsyncDisposable {
     return results;
   }
 
+  /** The session branch of every clone, then each worktree job's own branch, with the ref each arrives at. */
+  #targets(): { repo: SessionState["repos"][number]; branch: string; path: string; ref: string }[] {
+    const ref = (branch: string) =>
+      `refs/bulkhead/${this.id}/${branch.startsWith("bulkhead/jobs/") ? branch.slice(branch.lastIndexOf("/") + 1) : this.id}`;
+    return this.#state.repos
+      .filter((entry) => entry.mode === "clone")
+      .flatMap((repo) => [
+        { repo, branch: repo.branch, path: join(this.#state.workspace, repo.name), ref: ref(repo.branch) },
+        ...this.#state.jobs
+          .filter((job) => job.worktree)
+          .map((job) => ({
+            repo,
+            branch: job.worktree!.branch,
+            path: join(this.#state.workspace, job.worktree!.path, repo.name),
+            ref: ref(job.worktree!.branch),
+          })),
+      ]);
+  }
+
   /** The effective security settings, read back from the container. */
   async inspectSecurity(): Promise<{
     user: string;
@@ -416,11 +474,9 @@ export class Session implements AsyncDisposable {
   /** Deletes container and workspace; refuses while commits are not fetched unless `force`. */
   async remove({ force = false }: { force?: boolean } = {}): Promise<void> {
     if (!force) {
-      for (const repo of this.#state.repos.filter((entry) => entry.mode === "clone")) {
-        const path = join(this.#state.workspace, repo.name);
-        const head = await git(path, ["rev-parse", `refs/heads/${repo.branch}`]).catch(() => repo.baseSha);
+      for (const { repo, branch, path, ref } of this.#targets()) {
+        const head = await git(path, ["rev-parse", `refs/heads/${branch}`]).catch(() => repo.baseSha);
         if (head === repo.baseSha) continue;
-        const ref = `refs/bulkhead/${this.id}/${repo.branch.replace(/^bulkhead\//, "")}`;
         const fetched = await git(repo.source, ["rev-parse", "--verify", "--quiet", ref]).catch(() => undefined);
         if (fetched !== head)
           throw new SessionError(
@@ -496,7 +552,7 @@ export async function createSession(
     for (const name of project.passEnv) if (process.env[name] !== undefined) env[name] = process.env[name]!;
     step = "container";
     const container = await docker.createContainer(
-      containerSpec(project, { tag: image, sessionId: id, workspace, user, granted, env, version: VERSION }),
+      containerSpec(project, { tag: image, sessionId: id, workspace, user, granted, env, version: VERSION, home }),
     );
     cleanup.push(() => container.remove({ force: true }));
     step = "start";
@@ -547,7 +603,10 @@ export async function listSessions({
 }: { project?: string; docker?: Docker; home?: string } = {}): Promise<
   { id: string; project: string; createdAt: string; container: string }[]
 > {
-  const containers = await docker.listContainers({ all: true, filters: { label: [`${LABEL}.session`] } });
+  const containers = await docker.listContainers({
+    all: true,
+    filters: { label: [`${LABEL}.session`, `${LABEL}.home=${homeLabel(home)}`] },
+  });
   const byId = new Map(containers.map((container) => [container.Labels[`${LABEL}.session`]!, container.State]));
   const dir = join(home, "sessions");
   const ids = existsSync(dir)

@@ -1,0 +1,45 @@
+import { rmSync } from "node:fs";
+import { join } from "node:path";
+import { createTempDir, docker, initRepo } from "@bulkhead/test-utils";
+import Docker from "dockerode";
+import { describe, expect, inject, it } from "vitest";
+import { createSessions, gc, reconcile } from "./manage-sessions.js";
+import { defineProject } from "./project-config.js";
+import { listSessions } from "./session.js";
+
+describe("fan-out, reconcile and gc", () => {
+  it("creates several sessions at once, then finds orphans and missing containers", async () => {
+    await using dir = createTempDir();
+    initRepo(join(dir.path, "app"));
+    const home = join(dir.path, "home");
+    const project = defineProject({
+      name: "fanout",
+      repos: [{ name: "app", path: join(dir.path, "app") }],
+      image: { existing: inject("testImage") },
+    });
+    const sessions = await createSessions(project, 3, { concurrency: 2, home });
+    try {
+      expect(new Set(sessions.map((session) => session.id)).size).toBe(3);
+      expect((await listSessions({ home, project: "fanout" })).map((entry) => entry.container)).toEqual(["running", "running", "running"]);
+      expect(await reconcile({ home })).toEqual({ orphanContainers: [], missingContainers: [], configDrift: [] });
+
+      const [orphaned, missing] = sessions as [(typeof sessions)[0], (typeof sessions)[0]];
+      rmSync(join(home, "sessions", orphaned.id), { recursive: true });
+      await new Docker().getContainer(`bulkhead-${missing.id}`).remove({ force: true });
+      const found = await reconcile({ home });
+      expect(found.orphanContainers).toContain(orphaned.id);
+      expect(found.missingContainers).toEqual([missing.id]);
+
+      expect(await gc({ home, dryRun: true, missing: true })).toEqual({
+        removedContainers: found.orphanContainers,
+        removedSessions: [missing.id],
+      });
+      expect(docker(["ps", "-a", "--filter", `label=dev.bulkhead.session=${orphaned.id}`, "--format", "{{.ID}}"])).not.toBe("");
+      await gc({ home, missing: true });
+      expect(docker(["ps", "-a", "--filter", `label=dev.bulkhead.session=${orphaned.id}`, "--format", "{{.ID}}"])).toBe("");
+      expect((await listSessions({ home, project: "fanout" })).map((entry) => entry.id)).toEqual([sessions[2]!.id]);
+    } finally {
+      for (const session of sessions) await session.remove({ force: true }).catch(() => undefined);
+    }
+  });
+});

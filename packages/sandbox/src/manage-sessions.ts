@@ -1,0 +1,115 @@
+import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import Docker from "dockerode";
+import pLimit from "p-limit";
+import { buildImage, LABEL } from "./build-image.js";
+import { homeLabel } from "./container-spec.js";
+import type { Project } from "./project-config.js";
+import { createSession, type Session, type SessionState } from "./session.js";
+
+const defaultHome = () => process.env.BULKHEAD_HOME ?? join(homedir(), ".bulkhead");
+
+/**
+ * Creates `count` sessions of one project, `concurrency` at a time, baking the image once. All or
+ * nothing: if one fails, the ones already created are removed and the error is thrown.
+ *
+ * @example
+ * const sessions = await createSessions(project, 8, { concurrency: 4 });
+ */
+export async function createSessions(
+  project: Project,
+  count: number,
+  {
+    concurrency = 4,
+    docker = new Docker(),
+    home = defaultHome(),
+    abortSignal,
+  }: { concurrency?: number; docker?: Docker; home?: string; abortSignal?: AbortSignal } = {},
+): Promise<Session[]> {
+  const { tag } = await buildImage(project, { docker, ...(abortSignal ? { abortSignal } : {}) });
+  const limit = pLimit(concurrency);
+  const outcomes = await Promise.allSettled(
+    Array.from({ length: count }, () =>
+      limit(() => createSession(project, { tag, docker, home, ...(abortSignal ? { abortSignal } : {}) })),
+    ),
+  );
+  const created = outcomes
+    .filter((outcome): outcome is PromiseFulfilledResult<Session> => outcome.status === "fulfilled")
+    .map((outcome) => outcome.value);
+  const failed = outcomes.find((outcome): outcome is PromiseRejectedResult => outcome.status === "rejected");
+  if (failed) {
+    await Promise.all(created.map((session) => session.remove({ force: true }).catch(() => undefined)));
+    throw failed.reason;
+  }
+  return created;
+}
+
+/** What differs between the state files and the engine. */
+export interface Reconciliation {
+  /** Containers labelled as sessions with no state file. */
+  orphanContainers: string[];
+  /** Sessions whose container is gone (the workspace is still on disk). */
+  missingContainers: string[];
+  /** Sessions whose container was made from another config than the state records. */
+  configDrift: string[];
+}
+
+/**
+ * Compares the sessions' state files with the containers the engine has for this `home`, after a
+ * restart or a crash. Containers of other homes (other users, other tests) are never considered.
+ */
+export async function reconcile({
+  docker = new Docker(),
+  home = defaultHome(),
+}: { docker?: Docker; home?: string } = {}): Promise<Reconciliation> {
+  const containers = await docker.listContainers({
+    all: true,
+    filters: { label: [`${LABEL}.session`, `${LABEL}.home=${homeLabel(home)}`] },
+  });
+  const dir = join(home, "sessions");
+  const states = new Map<string, SessionState>();
+  if (existsSync(dir)) {
+    for (const id of readdirSync(dir)) {
+      const path = join(dir, id, "state.json");
+      if (existsSync(path)) states.set(id, JSON.parse(readFileSync(path, "utf8")) as SessionState);
+    }
+  }
+  const seen = new Set<string>();
+  const result: Reconciliation = { orphanContainers: [], missingContainers: [], configDrift: [] };
+  for (const container of containers) {
+    const id = container.Labels[`${LABEL}.session`]!;
+    seen.add(id);
+    const state = states.get(id);
+    if (!state) result.orphanContainers.push(id);
+    else if (container.Labels[`${LABEL}.config-hash`] !== state.configHash) result.configDrift.push(id);
+  }
+  for (const id of states.keys()) if (!seen.has(id)) result.missingContainers.push(id);
+  return result;
+}
+
+/**
+ * Removes what no session can use any more: containers without a state file and, with
+ * `missing: true`, state and workspace of sessions whose container is gone. `dryRun` only reports.
+ */
+export async function gc({
+  dryRun = false,
+  missing = false,
+  docker = new Docker(),
+  home = defaultHome(),
+}: { dryRun?: boolean; missing?: boolean; docker?: Docker; home?: string } = {}): Promise<{
+  removedContainers: string[];
+  removedSessions: string[];
+}> {
+  const found = await reconcile({ docker, home });
+  const removedSessions = missing ? found.missingContainers : [];
+  if (!dryRun) {
+    for (const id of found.orphanContainers)
+      await docker
+        .getContainer(`bulkhead-${id}`)
+        .remove({ force: true })
+        .catch(() => undefined);
+    for (const id of removedSessions) rmSync(join(home, "sessions", id), { recursive: true, force: true });
+  }
+  return { removedContainers: found.orphanContainers, removedSessions };
+}
