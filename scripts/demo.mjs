@@ -4,5 +4,5 @@ import { installDependencies, run, withEngine } from "./run.mjs";
 await withEngine(async () => {
   installDependencies();
   run("npm", ["run", "build"]);
-  run("npx", ["tsx", "--tsconfig", "tsconfig.check.json", "examples/core-demo/index.ts"]);
+  run("npx", ["tsx", "--tsconfig", "tsconfig.check.json", "examples/rate-limit/index.ts"]);
 });

@@ -1,16 +1,25 @@
 import { execFile } from "node:child_process";
 import { InvalidArgumentError } from "@bulkhead/core";
 
-/** Runs the git CLI and returns stdout; a failure names the repo and git's own message. */
+/**
+ * Runs the git CLI and returns stdout; a failure names the repo and git's own message. The repos
+ * are the ones the caller named, so git's ownership check is waived for them: a session's
+ * workspace belongs to the container's user.
+ */
 export function git(cwd: string, args: readonly string[], { allowFailure = false } = {}): Promise<string | undefined> {
   return new Promise((resolve, reject) => {
-    execFile("git", args, { cwd, maxBuffer: 256 * 1024 * 1024, encoding: "utf8" }, (error, stdout, stderr) => {
-      if (!error) return resolve(stdout);
-      if (allowFailure) return resolve(undefined);
-      reject(
-        new InvalidArgumentError("repos", `git ${args.join(" ")} failed in ${cwd}: ${stderr.trim() || error.message}`, { cause: error }),
-      );
-    });
+    execFile(
+      "git",
+      ["-c", "safe.directory=*", ...args],
+      { cwd, maxBuffer: 256 * 1024 * 1024, encoding: "utf8" },
+      (error, stdout, stderr) => {
+        if (!error) return resolve(stdout);
+        if (allowFailure) return resolve(undefined);
+        reject(
+          new InvalidArgumentError("repos", `git ${args.join(" ")} failed in ${cwd}: ${stderr.trim() || error.message}`, { cause: error }),
+        );
+      },
+    );
   });
 }
 
