@@ -44,6 +44,17 @@ export const priceTableSchema = z.union([
 const ANTHROPIC = "https://www.anthropic.com/pricing (list prices, checked 2025-11)";
 const OPENAI = "https://openai.com/api/pricing (standard tier, checked 2025-11)";
 
+/** Sonnet 4 and 4.5 share list prices, with a long-context tier above 200k input tokens. */
+const SONNET_4_RATES = {
+  input: 3,
+  output: 15,
+  cacheRead: 0.3,
+  cacheWrite5m: 3.75,
+  cacheWrite1h: 6,
+  longContext: { thresholdTokens: 200_000, input: 6, output: 22.5, cacheRead: 0.6, cacheWrite5m: 7.5, cacheWrite1h: 12 },
+  source: ANTHROPIC,
+} as const;
+
 /**
  * The bundled list prices, dated. They age: check them against the providers' pages, and pass
  * your own (`prices`) or load a table (`loadPriceTable`) where it matters.
@@ -83,25 +94,13 @@ export const BUNDLED_PRICES: readonly PriceEntry[] = [
   {
     model: "claude-sonnet-4-5",
     effectiveFrom: "2025-09-29",
-    input: 3,
-    output: 15,
-    cacheRead: 0.3,
-    cacheWrite5m: 3.75,
-    cacheWrite1h: 6,
-    longContext: { thresholdTokens: 200_000, input: 6, output: 22.5, cacheRead: 0.6, cacheWrite5m: 7.5, cacheWrite1h: 12 },
-    source: ANTHROPIC,
+    ...SONNET_4_RATES,
   },
   {
     model: "claude-sonnet-4",
     aliases: ["claude-sonnet-4-0"],
     effectiveFrom: "2025-05-22",
-    input: 3,
-    output: 15,
-    cacheRead: 0.3,
-    cacheWrite5m: 3.75,
-    cacheWrite1h: 6,
-    longContext: { thresholdTokens: 200_000, input: 6, output: 22.5, cacheRead: 0.6, cacheWrite5m: 7.5, cacheWrite1h: 12 },
-    source: ANTHROPIC,
+    ...SONNET_4_RATES,
   },
   {
     model: "claude-haiku-4-5",

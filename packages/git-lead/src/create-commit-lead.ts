@@ -21,7 +21,7 @@ import { createScopeMatcher, InvalidArgumentError, normalizeRepoPath, TypedEmitt
 import { z } from "zod";
 import { GitConflictError, LeadFencedError } from "./git-lead-errors.js";
 import { refreshIndex, type IndexUpdate } from "./git-index.js";
-import { compareAndSwapBranch, readBranch } from "./git-refs.js";
+import { compareAndSwapBranch, gitTimestamp, readBranch } from "./git-refs.js";
 import { Journal, type JournalEntry } from "./journal.js";
 import { tryAcquireLeadLock, type LeadLock } from "./lead-lock.js";
 import { ObjectStore, type TreeEntry } from "./object-store.js";
@@ -268,15 +268,7 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
     const tip = await readBranch(this.#gitdir, this.branch);
     for (const intent of open) {
       if (intent.commit === tip) {
-        const committed = {
-          type: "committed" as const,
-          id: intent.id,
-          issueId: intent.issueId,
-          sha: intent.commit,
-          at: new Date().toISOString(),
-        };
-        await this.#journal.append(committed);
-        this.#committed.push(committed);
+        await this.#recordCommitted(intent.id, intent.issueId, intent.commit);
         await this.#refreshFromHead(intent.paths);
         await this.#writeResult({
           status: "committed",
@@ -361,6 +353,13 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
     });
     this.#driving = turn.catch(() => undefined);
     return turn;
+  }
+
+  /** Journals a commit's outcome and remembers it while this process leads. */
+  async #recordCommitted(id: string, issueId: string, sha: string): Promise<void> {
+    const committed = { type: "committed" as const, id, issueId, sha, at: new Date().toISOString() };
+    await this.#journal.append(committed);
+    this.#committed.push(committed);
   }
 
   async #queue(): Promise<QueueEntry[]> {
@@ -529,15 +528,7 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
         if (error instanceof GitConflictError && attempt < 3) continue;
         throw error;
       }
-      const committed = {
-        type: "committed" as const,
-        id: entry.id,
-        issueId: entry.issueId,
-        sha: built.commit,
-        at: new Date().toISOString(),
-      };
-      await this.#journal.append(committed);
-      this.#committed.push(committed);
+      await this.#recordCommitted(entry.id, entry.issueId, built.commit);
       if (await this.#isCheckedOut()) await refreshIndex(this.dir, this.#gitdir, built.index);
       return this.#finish(entry, {
         status: "committed",
@@ -595,9 +586,7 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
     const message = `${entry.message.trim()}\n\n${Object.entries(trailers)
       .map(([key, value]) => `${key}: ${value}`)
       .join("\n")}\n`;
-    const offset = -new Date().getTimezoneOffset();
-    const zone = `${offset >= 0 ? "+" : "-"}${String(Math.floor(Math.abs(offset) / 60)).padStart(2, "0")}${String(Math.abs(offset) % 60).padStart(2, "0")}`;
-    const who = `${this.#options.author.name} <${this.#options.author.email}> ${Math.floor(Date.now() / 1000)} ${zone}`;
+    const who = `${this.#options.author.name} <${this.#options.author.email}> ${gitTimestamp()}`;
     const body = `tree ${tree}\n${parent ? `parent ${parent}\n` : ""}author ${who}\ncommitter ${who}\n\n${message}`;
     return { commit: store.write("commit", Buffer.from(body)), index };
   }

@@ -3,6 +3,13 @@ import { dirname, join } from "node:path";
 import { withGitLock } from "./file-lock.js";
 import { GitConflictError } from "./git-lead-errors.js";
 
+/** Now, as git writes it in commits and reflogs: seconds since the epoch and the UTC offset. */
+export function gitTimestamp(date = new Date()): string {
+  const offset = -date.getTimezoneOffset();
+  const zone = `${offset >= 0 ? "+" : "-"}${String(Math.floor(Math.abs(offset) / 60)).padStart(2, "0")}${String(Math.abs(offset) % 60).padStart(2, "0")}`;
+  return `${Math.floor(date.getTime() / 1000)} ${zone}`;
+}
+
 /** The commit a branch points at (loose ref, then packed-refs), or undefined for an unborn branch. */
 export async function readBranch(gitdir: string, branch: string): Promise<string | undefined> {
   const read = (path: string) => {
@@ -51,11 +58,8 @@ export async function compareAndSwapBranch(
     closeSync(descriptor);
     renameSync(lockPath, refPath);
     consumed();
-    const seconds = Math.floor(Date.now() / 1000);
-    const offset = -new Date().getTimezoneOffset();
-    const zone = `${offset >= 0 ? "+" : "-"}${String(Math.floor(Math.abs(offset) / 60)).padStart(2, "0")}${String(Math.abs(offset) % 60).padStart(2, "0")}`;
     const log = join(gitdir, "logs", "refs", "heads", branch);
     mkdirSync(dirname(log), { recursive: true });
-    appendFileSync(log, `${expected ?? "0".repeat(40)} ${next} ${committer} ${seconds} ${zone}\t${message.split("\n")[0]}\n`);
+    appendFileSync(log, `${expected ?? "0".repeat(40)} ${next} ${committer} ${gitTimestamp()}\t${message.split("\n")[0]}\n`);
   });
 }
