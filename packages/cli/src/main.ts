@@ -1,43 +1,55 @@
+import { readFile, writeFile } from "node:fs/promises";
+import { basename } from "node:path";
+import { parseArgs } from "node:util";
+import { createTokenCounter } from "@bulkhead/budget";
 import { BulkheadError, loadTaskSpec, resolveScope } from "@bulkhead/core";
+import { createCommitLead, findSharedFiles, planWaves } from "@bulkhead/git-lead";
+import { handoverFromJson, handoverToJson, parseHandover, renderHandover } from "@bulkhead/handover";
+import { buildImage, createSession, gc, getSession, listSessions, loadProject } from "@bulkhead/sandbox";
 
 export interface MainOptions {
   stdout?: (text: string) => void;
   stderr?: (text: string) => void;
 }
 
-const USAGE = `bulkhead: primitives for running coding agents across repositories
+/** What a command produced: an exit code (0 ok, 1 failure, 2 refused by a limit or a guard), data for --json, lines for people. */
+interface Outcome {
+  code: 0 | 1 | 2;
+  data: unknown;
+  text: string[];
+}
 
-Usage:
-  bulkhead scope resolve <spec> --repo <name>=<dir> ... [--json]
-  bulkhead --version
+interface Command {
+  usage: string;
+  example: string;
+  run(positionals: string[], flags: Record<string, string | boolean | (string | boolean)[] | undefined>): Promise<Outcome>;
+}
 
-Example:
-  bulkhead scope resolve handover.yaml --repo backend-api=../backend-api --json
+const ok = (data: unknown, text: string[]): Outcome => ({ code: 0, data, text });
 
-Exit codes: 0 ok, 1 failure, 2 refused by a limit or a guard.`;
-
-/** Runs the CLI with `argv` (without `node` and the script) and returns the exit code. */
-export async function main(
-  argv: readonly string[],
-  { stdout = (text) => process.stdout.write(text), stderr = (text) => process.stderr.write(text) }: MainOptions = {},
-): Promise<number> {
-  const json = argv.includes("--json");
-  const args = argv.filter((arg) => arg !== "--json");
-  if (args.includes("--version")) {
-    stdout("0.1.0\n");
-    return 0;
+function repoMap(values: string[] | undefined): Record<string, string> {
+  const repos: Record<string, string> = {};
+  for (const value of values ?? []) {
+    const [name, dir] = value.split("=");
+    if (!name || !dir) throw new BulkheadError("INVALID_ARGUMENT", `--repo expects name=dir, got "${value}"`);
+    repos[name] = dir;
   }
-  if (args[0] === "scope" && args[1] === "resolve" && args[2] && !args.includes("--help")) {
-    try {
-      const repos: Record<string, string> = {};
-      args.forEach((arg, index) => {
-        if (arg !== "--repo") return;
-        const [name, dir] = (args[index + 1] ?? "").split("=");
-        if (name && dir) repos[name] = dir;
-      });
-      const spec = await loadTaskSpec(args[2]);
-      const scope = await resolveScope(spec, { repos });
-      const result = {
+  return repos;
+}
+
+async function scopeOf(specPath: string, repos: Record<string, string>) {
+  const spec = await loadTaskSpec(specPath);
+  using counter = createTokenCounter({ encoding: "o200k_base" });
+  return { spec, scope: await resolveScope(spec, { repos, counter }) };
+}
+
+const commands: Record<string, Command> = {
+  "scope resolve": {
+    usage: "bulkhead scope resolve <spec> --repo <name>=<dir> ... [--json]",
+    example: "bulkhead scope resolve handover.yaml --repo backend-api=../backend-api",
+    async run([spec], flags) {
+      const { scope } = await scopeOf(spec!, repoMap(flags.repo as string[]));
+      const data = {
         files: scope.files,
         totals: scope.totals,
         estimated: scope.estimated,
@@ -45,20 +57,300 @@ export async function main(
         skipped: scope.skipped,
         refused: scope.refused,
       };
-      if (json) stdout(`${JSON.stringify(result)}\n`);
-      else {
-        for (const file of scope.files) stdout(`${file.repo}/${file.path}  ${file.tokens} tokens\n`);
-        stdout(`${scope.totals.files} files, ${scope.totals.tokens} tokens${scope.estimated ? " (estimated)" : ""}\n`);
-        for (const violation of scope.violations) stderr(`${violation.message}\n`);
+      const text = [
+        ...scope.files.map((file) => `${file.repo}/${file.path}  ${file.tokens} tokens`),
+        `${scope.totals.files} files, ${scope.totals.tokens} tokens`,
+        ...scope.violations.map((violation) => violation.message),
+      ];
+      return { code: scope.violations.length > 0 ? 2 : 0, data, text };
+    },
+  },
+  "budget check": {
+    usage: "bulkhead budget check <spec> --repo <name>=<dir> ... [--json]",
+    example: "bulkhead budget check handover.yaml --repo backend-api=../backend-api",
+    async run([specPath], flags) {
+      const { spec, scope } = await scopeOf(specPath!, repoMap(flags.repo as string[]));
+      const limit = spec.budgets.contextRead ?? spec.contextScope.maxTokens;
+      const allowed = scope.totals.tokens <= limit && scope.violations.length === 0;
+      const data = { allowed, tokens: scope.totals.tokens, contextRead: limit, violations: scope.violations };
+      return {
+        code: allowed ? 0 : 2,
+        data,
+        text: [
+          `context: ${scope.totals.tokens} tokens of ${limit} allowed: ${allowed ? "ok" : "over budget or over the scope's limits: narrow the scope"}`,
+        ],
+      };
+    },
+  },
+  "plan waves": {
+    usage: "bulkhead plan waves <spec>... --repo <name>=<dir> ... [--max-per-wave N] [--json]",
+    example: "bulkhead plan waves tasks/*.yaml --repo api=../api --max-per-wave 3",
+    async run(specs, flags) {
+      const repos = repoMap(flags.repo as string[]);
+      const tasks = [];
+      for (const path of specs) {
+        const { spec, scope } = await scopeOf(path, repos);
+        tasks.push({
+          id: spec.id ?? basename(path).replace(/\.(ya?ml|json)$/, ""),
+          dependsOn: spec.dependsOn,
+          files: scope.files.map((file) => `${file.repo}/${file.path}`),
+        });
       }
-      return scope.violations.length > 0 ? 2 : 0;
-    } catch (error) {
-      const body = BulkheadError.isInstance(error) ? error.toJSON() : { message: String(error) };
-      if (json) stdout(`${JSON.stringify({ error: body })}\n`);
-      else stderr(`${body.message}\n`);
-      return 1;
-    }
+      const waves = planWaves(tasks, { maxPerWave: flags["max-per-wave"] ? Number(flags["max-per-wave"]) : Infinity });
+      return ok(
+        { waves },
+        waves.map((wave, index) => `wave ${index + 1}: ${wave.join(", ")}`),
+      );
+    },
+  },
+  "plan shared": {
+    usage: "bulkhead plan shared <spec>... --repo <name>=<dir> ... [--json]",
+    example: "bulkhead plan shared tasks/*.yaml --repo api=../api",
+    async run(specs, flags) {
+      const repos = repoMap(flags.repo as string[]);
+      const tasks = await Promise.all(
+        specs.map(async (path) => {
+          const spec = await loadTaskSpec(path);
+          return { id: spec.id ?? basename(path).replace(/\.(ya?ml|json)$/, ""), dependsOn: spec.dependsOn, spec };
+        }),
+      );
+      const shared = await findSharedFiles(tasks, { repos });
+      return ok(
+        { shared },
+        shared.length === 0
+          ? ["no shared files"]
+          : shared.map((entry) => `${entry.file}: ${entry.tasks.join(", ")} → ${entry.strategy}${entry.owner ? ` (${entry.owner})` : ""}`),
+      );
+    },
+  },
+  "handover render": {
+    usage: "bulkhead handover render <handover.json> [--out handover.md]",
+    example: "bulkhead handover render handover.json --out handover.md",
+    async run([path], flags) {
+      const markdown = renderHandover(handoverFromJson(await readFile(path!, "utf8"), { source: path! }));
+      if (typeof flags.out === "string") await writeFile(flags.out, markdown);
+      return ok({ markdown }, [markdown]);
+    },
+  },
+  "handover parse": {
+    usage: "bulkhead handover parse <handover.md>",
+    example: "bulkhead handover parse handover.md > handover.json",
+    async run([path]) {
+      const document = parseHandover(await readFile(path!, "utf8"), { source: path! });
+      return ok(document, [handoverToJson(document).trimEnd()]);
+    },
+  },
+  "handover check": {
+    usage: "bulkhead handover check <handover.md>",
+    example: "bulkhead handover check handover.md",
+    async run([path]) {
+      const document = parseHandover(await readFile(path!, "utf8"), { source: path! });
+      return ok({ valid: true, status: document.status, consumed: document.consumed ?? null }, [
+        `${path}: valid, ${document.status}${document.consumed ? `, consumed by ${document.consumed.by}` : ""}`,
+      ]);
+    },
+  },
+  "lead submit": {
+    usage: "bulkhead lead submit <repo-dir> --issue <id> --worker <name> --message <text> <file>...",
+    example: "bulkhead lead submit . --issue RATE-1 --worker agent-1 --message 'Add rate limiting' src/middleware/rateLimit.ts",
+    async run([dir, ...files], flags) {
+      const lead = await createCommitLead({ dir: dir!, author: { name: "bulkhead lead", email: "lead@bulkhead.local" } });
+      try {
+        const result = await lead.submit({
+          issueId: String(flags.issue),
+          worker: String(flags.worker),
+          message: String(flags.message),
+          files,
+        });
+        return {
+          code: result.status === "committed" ? 0 : 2,
+          data: result,
+          text: [result.status === "committed" ? `committed ${result.sha}` : `${result.status}: ${result.reason}`],
+        };
+      } finally {
+        await lead.close();
+      }
+    },
+  },
+  "lead status": {
+    usage: "bulkhead lead status <repo-dir>",
+    example: "bulkhead lead status . --json",
+    async run([dir]) {
+      const status = await (
+        await createCommitLead({ dir: dir!, author: { name: "bulkhead lead", email: "lead@bulkhead.local" } })
+      ).status();
+      return ok(status, [
+        `queue: ${status.queue.length}, in flight: ${status.inFlight ?? "none"}, held: ${status.held.length}`,
+        ...status.recentCommits.map((commit) => `${commit.sha.slice(0, 12)} ${commit.issueId}`),
+      ]);
+    },
+  },
+  "lead recover": {
+    usage: "bulkhead lead recover <repo-dir>",
+    example: "bulkhead lead recover .",
+    async run([dir]) {
+      const outcome = await (
+        await createCommitLead({ dir: dir!, author: { name: "bulkhead lead", email: "lead@bulkhead.local" } })
+      ).recover();
+      return ok(outcome, [`finished ${outcome.finished.length}, rolled back ${outcome.rolledBack.length}`]);
+    },
+  },
+  build: {
+    usage: "bulkhead build <project.yaml> [--force]",
+    example: "bulkhead build bulkhead.yaml",
+    async run([path], flags) {
+      const result = await buildImage(loadProject(path!), { force: flags.force === true });
+      return ok(result, [`${result.tag}${result.cached ? " (cached)" : ""}`]);
+    },
+  },
+  "session start": {
+    usage: "bulkhead session start <project.yaml>",
+    example: "bulkhead session start bulkhead.yaml --json",
+    async run([path]) {
+      const session = await createSession(loadProject(path!));
+      return ok({ id: session.id, workspace: session.state.workspace, repos: session.state.repos }, [session.id]);
+    },
+  },
+  "session list": {
+    usage: "bulkhead session list [--project <name>]",
+    example: "bulkhead session list --json",
+    async run(_positionals, flags) {
+      const sessions = await listSessions(typeof flags.project === "string" ? { project: flags.project } : {});
+      return ok(
+        sessions,
+        sessions.map((entry) => `${entry.id}  ${entry.project}  ${entry.container}  ${entry.createdAt}`),
+      );
+    },
+  },
+  "session status": {
+    usage: "bulkhead session status <id>",
+    example: "bulkhead session status s123 --json",
+    async run([id]) {
+      const session = getSession(id!);
+      const security = await session.inspectSecurity().catch(() => undefined);
+      return ok({ state: session.state, security }, [
+        `${id}: ${session.state.repos.length} repos, ${session.jobs().length} jobs, container ${security ? "present" : "missing"}`,
+      ]);
+    },
+  },
+  "session stop": {
+    usage: "bulkhead session stop <id>",
+    example: "bulkhead session stop s123",
+    async run([id]) {
+      await getSession(id!).stop();
+      return ok({ stopped: id }, [`stopped ${id}`]);
+    },
+  },
+  "session rm": {
+    usage: "bulkhead session rm <id> [--force]",
+    example: "bulkhead session rm s123",
+    async run([id], flags) {
+      await getSession(id!).remove({ force: flags.force === true });
+      return ok({ removed: id }, [`removed ${id}`]);
+    },
+  },
+  "session gc": {
+    usage: "bulkhead session gc [--dry-run] [--missing]",
+    example: "bulkhead session gc --dry-run",
+    async run(_positionals, flags) {
+      const result = await gc({ dryRun: flags["dry-run"] === true, missing: flags.missing === true });
+      return ok(result, [
+        `containers: ${result.removedContainers.join(", ") || "none"}; sessions: ${result.removedSessions.join(", ") || "none"}`,
+      ]);
+    },
+  },
+  inject: {
+    usage: "bulkhead inject <session> [--follow] -- <command>...",
+    example: "bulkhead inject s123 --follow -- npm test",
+    async run([id, ...command], flags) {
+      const session = getSession(id!);
+      const job = await session.inject(command.length > 0 ? { command } : {});
+      if (!flags.follow) return ok({ job: job.id }, [job.id]);
+      const text: string[] = [];
+      for await (const chunk of job.logs({ follow: true })) text.push(chunk.trimEnd());
+      const { exitCode } = await job.wait();
+      return { code: exitCode === 0 ? 0 : 1, data: { job: job.id, exitCode }, text };
+    },
+  },
+  "code fetch": {
+    usage: "bulkhead code fetch <session> [--strict]",
+    example: "bulkhead code fetch s123 --strict --json",
+    async run([id], flags) {
+      const results = await getSession(id!).fetchCode({ strict: flags.strict === true });
+      return {
+        code: results.some((result) => result.status === "failed" || result.status === "diverged") ? 1 : 0,
+        data: results,
+        text: results.map((result) => `${result.repo} ${result.branch}: ${result.status}${result.ref ? ` → ${result.ref}` : ""}`),
+      };
+    },
+  },
+};
+
+function help(): string {
+  return [
+    "bulkhead: primitives for running coding agents across repositories",
+    "",
+    "Commands:",
+    ...Object.values(commands).map((command) => `  ${command.usage}`),
+    "",
+    "Every command takes --json (one JSON document on stdout) and --help.",
+    "Exit codes: 0 ok, 1 failure, 2 refused by a limit or a guard.",
+  ].join("\n");
+}
+
+/** Runs the CLI with `argv` (without `node` and the script) and returns the exit code. */
+export async function main(
+  argv: readonly string[],
+  { stdout = (text) => process.stdout.write(text), stderr = (text) => process.stderr.write(text) }: MainOptions = {},
+): Promise<number> {
+  const separator = argv.indexOf("--");
+  const passthrough = separator === -1 ? [] : argv.slice(separator + 1);
+  let parsed: ReturnType<typeof parseArgs>;
+  try {
+    parsed = parseArgs({
+      args: separator === -1 ? [...argv] : argv.slice(0, separator),
+      allowPositionals: true,
+      options: {
+        json: { type: "boolean" },
+        help: { type: "boolean" },
+        version: { type: "boolean" },
+        repo: { type: "string", multiple: true },
+        issue: { type: "string" },
+        worker: { type: "string" },
+        message: { type: "string" },
+        out: { type: "string" },
+        project: { type: "string" },
+        "max-per-wave": { type: "string" },
+        force: { type: "boolean" },
+        follow: { type: "boolean" },
+        strict: { type: "boolean" },
+        "dry-run": { type: "boolean" },
+        missing: { type: "boolean" },
+      },
+    });
+  } catch (error) {
+    stderr(`${(error as Error).message}: see bulkhead --help\n`);
+    return 1;
   }
-  (args.length === 0 || args.includes("--help") ? stdout : stderr)(`${USAGE}\n`);
-  return args.length === 0 || args.includes("--help") ? 0 : 1;
+  const { values, positionals } = parsed;
+  const json = values.json === true;
+  if (values.version) return (stdout("0.1.0\n"), 0);
+  const name = [`${positionals[0]} ${positionals[1]}`, positionals[0]].find((candidate) => candidate && candidate in commands);
+  if (!name) {
+    (positionals.length === 0 ? stdout : stderr)(`${help()}\n`);
+    return positionals.length === 0 ? 0 : 1;
+  }
+  const command = commands[name]!;
+  if (values.help) return (stdout(`Usage: ${command.usage}\n\nExample:\n  ${command.example}\n`), 0);
+  try {
+    const outcome = await command.run([...positionals.slice(name.split(" ").length), ...passthrough], values);
+    if (json) stdout(`${JSON.stringify(outcome.data)}\n`);
+    else (outcome.code === 0 ? stdout : stderr)(`${outcome.text.join("\n")}\n`);
+    return outcome.code;
+  } catch (error) {
+    const body = BulkheadError.isInstance(error) ? error.toJSON() : { name: "Error", message: (error as Error).message };
+    if (json) stdout(`${JSON.stringify({ error: body })}\n`);
+    else stderr(`${body.message}\n`);
+    return 1;
+  }
 }
