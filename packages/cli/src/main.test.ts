@@ -1,4 +1,4 @@
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createTempDir, git, initRepo } from "@bulkhead/test-utils";
 import { describe, expect, inject, it } from "vitest";
@@ -96,6 +96,58 @@ describe("bulkhead CLI", () => {
         expect.objectContaining({ repo: "app", status: "unchanged" }),
       ]);
       expect((await cli(["session", "rm", id])).code).toBe(0);
+      expect(JSON.parse((await cli(["session", "list", "--json"])).out)).toEqual([]);
+    } finally {
+      delete process.env.BULKHEAD_HOME;
+    }
+  });
+});
+
+describe("bulkhead dispatch → harvest → finish", () => {
+  it("runs the agent, commits the primary repo, holds the cross-repo edit, writes the handover", async () => {
+    await using dir = createTempDir();
+    initRepo(join(dir.path, "backend-api"), { "src/index.ts": "export {};\n" });
+    initRepo(join(dir.path, "frontend"), { "src/api.ts": "export {};\n" });
+    const agent = new URL("../test/agent.sh", import.meta.url).pathname;
+    writeFileSync(
+      join(dir.path, "bulkhead.yaml"),
+      `name: e2e\nrepos:\n  - name: backend-api\n    path: backend-api\n  - name: frontend\n    path: frontend\nimage:\n  files:\n    rootfs/bin/busybox: /bin/busybox\n    rootfs/agent.sh: ${agent}\n  dockerfile: |\n    FROM scratch\n    COPY rootfs/ /\n    RUN ["/bin/busybox", "--install", "-s", "/bin"]\n    RUN ["/bin/busybox", "mkdir", "-p", "-m", "1777", "/tmp"]\nagent:\n  command: ["/bin/sh", "/agent.sh"]\n`,
+    );
+    writeFileSync(
+      join(dir.path, "handover.yaml"),
+      `task: "Add a limit"\nid: LIMIT-1\ncontext_scope:\n  repos:\n    - name: backend-api\n      paths: ["src/"]\n  max_files: 10\n  max_tokens: 10000\nownership:\n  primary_repo: backend-api\nbudgets:\n  context_read: 5000\n  session_total: 100000\n`,
+    );
+    process.env.BULKHEAD_HOME = join(dir.path, "home");
+    try {
+      const dispatched = await cli(["dispatch", join(dir.path, "bulkhead.yaml"), "--spec", join(dir.path, "handover.yaml"), "--json"]);
+      expect(dispatched.code).toBe(0);
+      const { session, report } = JSON.parse(dispatched.out) as { session: string; report: { totalTokens: number } };
+      expect(report.totalTokens).toBe(1250);
+      const handover = join(dir.path, "handover.md");
+      const harvested = await cli(["harvest", session, "--out", handover, "--json"]);
+      expect(harvested.code).toBe(2);
+      const { sha, held } = JSON.parse(harvested.out) as { sha: string; held: { repo: string; file: string }[] };
+      expect(held).toEqual([expect.objectContaining({ repo: "frontend", file: "src/api.ts" })]);
+      const source = join(dir.path, "backend-api");
+      expect(git(source, ["rev-parse", `refs/bulkhead/${session}/${session}`])).toBe(sha);
+      expect(
+        git(source, ["show", "--name-only", "--format=%(trailers:key=Bulkhead-Issue,valueonly)", sha]).split("\n").filter(Boolean),
+      ).toEqual(["LIMIT-1", "src/limit.ts"]);
+      expect(git(source, ["fsck", "--no-progress"])).toBe("");
+      const text = readFileSync(handover, "utf8");
+      expect(text).toContain("# Handover: Add a limit");
+      expect(text).toContain("- added: src/limit.ts");
+      expect(text).toContain("- Total: 1,250 tokens");
+      expect(text).toMatch(/- Held for approval: p-\S+ frontend src\/api\.ts \(pending\)/);
+      expect((await cli(["finish", session, "--out", handover])).code).toBe(2);
+      expect(JSON.parse((await cli(["session", "list", "--json"])).out)).toEqual([]);
+      writeFileSync(
+        join(dir.path, "tight.yaml"),
+        readFileSync(join(dir.path, "handover.yaml"), "utf8").replace("context_read: 5000", "context_read: 1"),
+      );
+      const refused = await cli(["dispatch", join(dir.path, "bulkhead.yaml"), "--spec", join(dir.path, "tight.yaml")]);
+      expect(refused.code).toBe(2);
+      expect(refused.err).toContain('budget "LIMIT-1" has 1 tokens of contextRead left');
       expect(JSON.parse((await cli(["session", "list", "--json"])).out)).toEqual([]);
     } finally {
       delete process.env.BULKHEAD_HOME;

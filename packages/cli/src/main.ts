@@ -6,6 +6,7 @@ import { BulkheadError, loadTaskSpec, resolveScope } from "@bulkhead/core";
 import { createCommitLead, findSharedFiles, planWaves } from "@bulkhead/git-lead";
 import { handoverFromJson, handoverToJson, parseHandover, renderHandover } from "@bulkhead/handover";
 import { buildImage, createSession, gc, getSession, listSessions, loadProject } from "@bulkhead/sandbox";
+import { dispatch, finish, harvest } from "./composites.js";
 
 export interface MainOptions {
   stdout?: (text: string) => void;
@@ -44,6 +45,33 @@ async function scopeOf(specPath: string, repos: Record<string, string>) {
 }
 
 const commands: Record<string, Command> = {
+  dispatch: {
+    usage: "bulkhead dispatch <project.yaml> --spec <handover.yaml>",
+    example: "bulkhead dispatch bulkhead.yaml --spec handover.yaml --json",
+    async run([project], flags) {
+      const lines: string[] = [];
+      const result = await dispatch(project!, String(flags.spec), (line) => lines.push(line));
+      return { code: result.exitCode === 0 ? (result.stoppedBy ? 2 : 0) : 1, data: result, text: lines };
+    },
+  },
+  harvest: {
+    usage: "bulkhead harvest <session> [--out handover.md]",
+    example: "bulkhead harvest s123 --out handover.md",
+    async run([id], flags) {
+      const lines: string[] = [];
+      const result = await harvest(id!, { ...(typeof flags.out === "string" ? { out: flags.out } : {}), log: (line) => lines.push(line) });
+      return { code: result.held.length > 0 ? 2 : 0, data: result, text: lines };
+    },
+  },
+  finish: {
+    usage: "bulkhead finish <session> [--out handover.md]",
+    example: "bulkhead finish s123",
+    async run([id], flags) {
+      const lines: string[] = [];
+      const result = await finish(id!, { ...(typeof flags.out === "string" ? { out: flags.out } : {}), log: (line) => lines.push(line) });
+      return { code: result.held.length > 0 ? 2 : 0, data: result, text: lines };
+    },
+  },
   "scope resolve": {
     usage: "bulkhead scope resolve <spec> --repo <name>=<dir> ... [--json]",
     example: "bulkhead scope resolve handover.yaml --repo backend-api=../backend-api",
@@ -320,6 +348,7 @@ export async function main(
         message: { type: "string" },
         out: { type: "string" },
         project: { type: "string" },
+        spec: { type: "string" },
         "max-per-wave": { type: "string" },
         force: { type: "boolean" },
         follow: { type: "boolean" },
@@ -351,6 +380,7 @@ export async function main(
     const body = BulkheadError.isInstance(error) ? error.toJSON() : { name: "Error", message: (error as Error).message };
     if (json) stdout(`${JSON.stringify({ error: body })}\n`);
     else stderr(`${body.message}\n`);
-    return 1;
+    // Refused by a limit is not a failure of the tool: scripts tell the two apart.
+    return "code" in body && (body.code === "SCOPE_LIMIT" || body.code === "BUDGET_EXCEEDED") ? 2 : 1;
   }
 }

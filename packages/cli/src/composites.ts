@@ -1,0 +1,145 @@
+import { execFileSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { BudgetExceededError, createBudget, createTokenCounter, createTracker, meterClaudeCodeStream } from "@bulkhead/budget";
+import { createFileProposalStore, loadTaskSpec, MultiRepoGuard, resolveScope, writeFileAtomic, type UsageReport } from "@bulkhead/core";
+import { createCommitLead } from "@bulkhead/git-lead";
+import { buildHandover, renderHandover } from "@bulkhead/handover";
+import { buildImage, createSession, getSession, loadProject, type Session } from "@bulkhead/sandbox";
+
+/** What `dispatch` leaves beside the workspace for `harvest`. */
+interface DispatchRecord {
+  spec: string;
+  job: string;
+  report: UsageReport;
+  stoppedBy: string | null;
+}
+
+const recordPath = (session: Session) => join(session.state.workspace, ".bulkhead", "dispatch.json");
+const gitRaw = (cwd: string, args: string[]) => execFileSync("git", ["-c", "safe.directory=*", ...args], { cwd, encoding: "utf8" });
+
+/**
+ * Resolve the scope → check the context budget → build the image if needed → start a session →
+ * inject the agent → meter its stream-json output against the spec's budgets. Refused (exit 2)
+ * with a ScopeLimitError or BudgetExceededError when the context does not fit.
+ */
+export async function dispatch(
+  projectPath: string,
+  specPath: string,
+  log: (line: string) => void,
+): Promise<{ session: string; job: string; exitCode: number; report: UsageReport; stoppedBy: string | null }> {
+  const project = loadProject(projectPath);
+  const spec = await loadTaskSpec(specPath, { knownRepos: project.repos.map((repo) => repo.name) });
+  const repos = Object.fromEntries(
+    project.repos.filter((repo) => spec.contextScope.repos.some((entry) => entry.name === repo.name)).map((repo) => [repo.name, repo.path]),
+  );
+  using counter = createTokenCounter({ encoding: "o200k_base" });
+  const scope = await resolveScope(spec, { repos, counter });
+  scope.assertWithinLimits();
+  const budget = createBudget({
+    id: spec.id ?? "task",
+    limits: Object.fromEntries(Object.entries(spec.budgets).filter(([, value]) => value !== undefined)),
+  });
+  const check = budget.checkContext(scope);
+  if (!check.allowed)
+    throw new BudgetExceededError(budget.id, "contextRead", check.tokens, check.available, spec.budgets.contextRead ?? check.available);
+  log(`scope: ${scope.totals.files} files, ${scope.totals.tokens} tokens: within budget`);
+  const { tag, cached } = await buildImage(project, { onProgress: () => undefined });
+  log(`image: ${tag}${cached ? " (cached)" : ""}`);
+  const session = await createSession(project, { tag });
+  log(`session: ${session.id}`);
+  const job = await session.inject();
+  const { exitCode } = await job.wait();
+  const tracker = createTracker({ taskId: spec.id ?? "task" });
+  let output = "";
+  for await (const chunk of job.logs()) output += chunk;
+  const metered = await meterClaudeCodeStream([output], { budget, tracker, repo: spec.ownership.primaryRepo, operation: "agent" });
+  const report = tracker.report();
+  log(`agent: exit ${exitCode}, ${report.totalTokens} tokens${metered.stoppedBy ? `, stopped by the ${metered.stoppedBy} budget` : ""}`);
+  await writeFileAtomic(
+    recordPath(session),
+    JSON.stringify({ spec: resolve(specPath), job: job.id, report, stoppedBy: metered.stoppedBy } satisfies DispatchRecord),
+  );
+  return { session: session.id, job: job.id, exitCode, report, stoppedBy: metered.stoppedBy };
+}
+
+/**
+ * Fetch → guard → lead commit → handover: changes in the primary repo become one commit for the
+ * issue; changes anywhere else are held by the guard; the session branch is fetched back; the
+ * handover is written to `out`.
+ */
+export async function harvest(
+  sessionId: string,
+  { out = "handover.md", log }: { out?: string; log: (line: string) => void },
+): Promise<{ sha: string | undefined; held: { repo: string; file: string; id: string }[]; handover: string }> {
+  const session = getSession(sessionId);
+  if (!existsSync(recordPath(session))) throw new Error(`session ${sessionId} was not started by bulkhead dispatch: nothing to harvest`);
+  const record = JSON.parse(readFileSync(recordPath(session), "utf8")) as DispatchRecord;
+  const spec = await loadTaskSpec(record.spec);
+  const primary = spec.ownership.primaryRepo;
+  const guard = new MultiRepoGuard({
+    primaryRepo: primary,
+    allowedWrites: spec.ownership.allowedCrossRepoWrites,
+    store: createFileProposalStore(join(session.home, "proposals")),
+  });
+  const held: { repo: string; file: string; id: string }[] = [];
+  const allowed: string[] = [];
+  for (const repo of session.state.repos.filter((entry) => entry.mode === "clone")) {
+    const clone = join(session.state.workspace, repo.name);
+    for (const file of gitRaw(clone, ["status", "--porcelain", "-z", "--untracked-files=all"])
+      .split("\0")
+      .filter(Boolean)
+      .map((entry) => entry.slice(3))) {
+      const diff =
+        gitRaw(clone, ["diff", "--no-color", "--", file]) ||
+        (existsSync(join(clone, file)) ? readFileSync(join(clone, file), "utf8") : `deleted ${file}`);
+      const outcome = await guard.propose({ repo: repo.name, file, diff, author: "agent" });
+      if (outcome.status === "pending") held.push({ repo: repo.name, file, id: outcome.id });
+      else if (repo.name === primary) allowed.push(file);
+    }
+  }
+  for (const proposal of held) log(`guard: held ${proposal.repo}/${proposal.file} (${proposal.id})`);
+  let sha: string | undefined;
+  const clone = join(session.state.workspace, primary);
+  if (allowed.length > 0) {
+    const lead = await createCommitLead({ dir: clone, author: { name: "bulkhead lead", email: "lead@bulkhead.local" } });
+    const result = await lead.submit({
+      issueId: spec.id ?? "task",
+      worker: "agent",
+      files: allowed,
+      message: spec.task,
+      usage: { inputTokens: record.report.usage.inputTokens, outputTokens: record.report.usage.outputTokens },
+    });
+    await lead.close();
+    if (result.status !== "committed") throw new Error(`the lead did not commit: ${result.reason}`);
+    sha = result.sha;
+    log(`lead: ${sha.slice(0, 12)} with ${result.files.join(", ")}`);
+  }
+  const fetched = await session.fetchCode({ strict: true });
+  for (const result of fetched.filter((entry) => entry.status === "fetched")) log(`fetched: ${result.repo} → ${result.ref}`);
+  const base = session.state.repos.find((repo) => repo.name === primary)!.baseSha;
+  const document = await buildHandover({
+    spec,
+    repos: { [primary]: clone },
+    base: { [primary]: base },
+    report: record.report,
+    guard,
+    summary: [`Ran the agent for "${spec.task}"`],
+    status: held.length > 0 || record.stoppedBy ? "partial" : "complete",
+    ...(record.stoppedBy ? { notes: [`The ${record.stoppedBy} budget stopped the agent.`] } : {}),
+  });
+  await writeFileAtomic(out, renderHandover(document));
+  log(`handover: ${out}`);
+  return { sha, held, handover: out };
+}
+
+/** Harvest, then remove the session. */
+export async function finish(
+  sessionId: string,
+  options: { out?: string; log: (line: string) => void },
+): Promise<Awaited<ReturnType<typeof harvest>>> {
+  const harvested = await harvest(sessionId, options);
+  await getSession(sessionId).remove();
+  options.log(`removed ${sessionId}`);
+  return harvested;
+}
