@@ -154,3 +154,49 @@ describe("bulkhead dispatch → harvest → finish", () => {
     }
   });
 });
+
+describe("budget report, hook and continue", () => {
+  it("reports usage from a ledger, drives the hook, and writes a continuation prompt", async () => {
+    await using dir = createTempDir();
+    const { createFileLedger, createTracker } = await import("@bulkhead/budget");
+    const ledgerPath = join(dir.path, "ledger.jsonl");
+    const ledger = createFileLedger(ledgerPath);
+    const tracker = createTracker({ taskId: "rate-limit", ledger });
+    tracker.startSpan({ repo: "api", operation: "edit" }).record({
+      inputTokens: 1000,
+      uncachedInputTokens: 1000,
+      cacheReadTokens: 0,
+      cacheWrite5mTokens: 0,
+      cacheWrite1hTokens: 0,
+      outputTokens: 200,
+      reasoningTokens: 0,
+    });
+    await ledger.close();
+    const report = JSON.parse((await cli(["budget", "report", ledgerPath, "--json"])).out) as {
+      reports: { taskId: string; totalTokens: number }[];
+    };
+    expect(report.reports.map((entry) => [entry.taskId, entry.totalTokens])).toEqual([["rate-limit", 1200]]);
+
+    const hookDir = join(dir.path, "hook");
+    const { createWorkHook } = await import("@bulkhead/git-lead");
+    await createWorkHook({ dir: hookDir }).add([{ id: "types" }, { id: "routes", dependsOn: ["types"] }]);
+    expect((await cli(["hook", "ready", hookDir])).out).toBe("types\n");
+    const claim = JSON.parse((await cli(["hook", "claim", hookDir, "types", "--worker", "agent-1", "--json"])).out) as { token: string };
+    expect((await cli(["hook", "claim", hookDir, "types", "--worker", "agent-2"])).code).toBe(1);
+    expect((await cli(["hook", "complete", hookDir, "types", "--token", "wrong"])).code).toBe(1);
+    expect((await cli(["hook", "complete", hookDir, "types", "--token", claim.token])).code).toBe(0);
+    expect((await cli(["hook", "ready", hookDir])).out).toBe("routes\n");
+
+    const repo = join(dir.path, "api");
+    initRepo(repo, { "src/index.ts": "export {};\n" });
+    const base = git(repo, ["rev-parse", "HEAD"]);
+    dir.write({
+      "api/src/limit.ts": "export const limit = 1;\n",
+      "spec.yaml": `${spec("rate", ["src/"])}expected_files:\n  - path: src/limit.ts\n    change: create\n  - path: src/routes.ts\n    change: create\n`,
+    });
+    const continued = await cli(["continue", join(dir.path, "spec.yaml"), "--repo", `api=${repo}`, "--base", `api=${base}`]);
+    expect(continued.code).toBe(0);
+    expect(continued.out).toContain("1. ✅ create `api/src/limit.ts`");
+    expect(continued.out).toContain("### 1. create `api/src/routes.ts`\nCurrently: does not exist yet.");
+  });
+});

@@ -1,10 +1,17 @@
 import { readFile, writeFile } from "node:fs/promises";
 import { basename } from "node:path";
 import { parseArgs } from "node:util";
-import { createTokenCounter } from "@bulkhead/budget";
+import { createFileLedger, createTokenCounter, restoreTracker } from "@bulkhead/budget";
 import { BulkheadError, loadTaskSpec, resolveScope } from "@bulkhead/core";
-import { createCommitLead, findSharedFiles, planWaves } from "@bulkhead/git-lead";
-import { handoverFromJson, handoverToJson, parseHandover, renderHandover } from "@bulkhead/handover";
+import { createCommitLead, createWorkHook, findSharedFiles, planWaves } from "@bulkhead/git-lead";
+import {
+  assessCompletion,
+  handoverFromJson,
+  handoverToJson,
+  parseHandover,
+  renderContinuationPrompt,
+  renderHandover,
+} from "@bulkhead/handover";
 import { buildImage, createSession, gc, getSession, listSessions, loadProject } from "@bulkhead/sandbox";
 import { dispatch, finish, harvest } from "./composites.js";
 
@@ -32,7 +39,7 @@ function repoMap(values: string[] | undefined): Record<string, string> {
   const repos: Record<string, string> = {};
   for (const value of values ?? []) {
     const [name, dir] = value.split("=");
-    if (!name || !dir) throw new BulkheadError("INVALID_ARGUMENT", `--repo expects name=dir, got "${value}"`);
+    if (!name || !dir) throw new BulkheadError("INVALID_ARGUMENT", `expected name=value, got "${value}"`);
     repos[name] = dir;
   }
   return repos;
@@ -108,6 +115,72 @@ const commands: Record<string, Command> = {
           `context: ${scope.totals.tokens} tokens of ${limit} allowed: ${allowed ? "ok" : "over budget or over the scope's limits: narrow the scope"}`,
         ],
       };
+    },
+  },
+  "budget report": {
+    usage: "bulkhead budget report <ledger.jsonl> [--task <id>]",
+    example: "bulkhead budget report .bulkhead/ledger.jsonl --json",
+    async run([path], flags) {
+      const ledger = createFileLedger(path!);
+      const { events, tornTail, corruptLines } = await ledger.read();
+      const tasks = [...new Set(events.flatMap((event) => (event.type === "usage" ? [event.task] : [])))].filter(
+        (task) => !flags.task || task === flags.task,
+      );
+      const reports = await Promise.all(tasks.map(async (taskId) => (await restoreTracker({ taskId, ledger })).report()));
+      await ledger.close();
+      const text = reports.map(
+        (report) =>
+          `${report.taskId}: ${report.totalTokens} tokens (context ${report.contextReadTokens}, generation ${report.generationTokens}, tools ${report.toolCallTokens})${report.usd === undefined ? "" : `, $${report.usd.toFixed(4)}`}`,
+      );
+      if (tornTail || corruptLines > 0) text.push(`skipped: ${corruptLines} corrupt line(s)${tornTail ? " and a torn last line" : ""}`);
+      return ok({ reports, tornTail, corruptLines }, text.length > 0 ? text : ["no usage recorded"]);
+    },
+  },
+  "hook ready": {
+    usage: "bulkhead hook ready <hook-dir>",
+    example: "bulkhead hook ready .bulkhead/hook --json",
+    async run([dir]) {
+      const ready = await createWorkHook({ dir: dir! }).ready();
+      return ok(ready, ready.length === 0 ? ["nothing is ready"] : ready.map((task) => task.id));
+    },
+  },
+  "hook claim": {
+    usage: "bulkhead hook claim <hook-dir> <task> --worker <name>",
+    example: "bulkhead hook claim .bulkhead/hook types --worker agent-1 --json",
+    async run([dir, task], flags) {
+      const claim = await createWorkHook({ dir: dir! }).claim(task!, String(flags.worker ?? ""));
+      return ok(claim, [
+        `${claim.taskId} claimed by ${claim.worker} until ${new Date(claim.expiresAt).toISOString()} (token ${claim.token})`,
+      ]);
+    },
+  },
+  "hook complete": {
+    usage: "bulkhead hook complete <hook-dir> <task> --token <token>",
+    example: "bulkhead hook complete .bulkhead/hook types --token 0123abcd",
+    async run([dir, task], flags) {
+      // The hook checks the token (and the claim's own expiry) against the claim it holds.
+      await createWorkHook({ dir: dir! }).complete({
+        taskId: task!,
+        worker: "this token",
+        token: String(flags.token ?? ""),
+        expiresAt: Number.MAX_SAFE_INTEGER,
+      });
+      return ok({ completed: task }, [`completed ${task}`]);
+    },
+  },
+  continue: {
+    usage: "bulkhead continue <spec> --repo <name>=<dir> ... --base <name>=<sha> ...",
+    example: "bulkhead continue handover.yaml --repo backend-api=. --base backend-api=abc123",
+    async run([specPath], flags) {
+      const spec = await loadTaskSpec(specPath!);
+      const expected = spec.expectedFiles.map((file) => ({ repo: file.repo, path: file.path, change: file.change ?? "modify" }));
+      const assessment = await assessCompletion({
+        expected,
+        repos: repoMap(flags.repo as string[]),
+        base: repoMap(flags.base as string[]),
+      });
+      const prompt = renderContinuationPrompt({ assessment, task: spec });
+      return ok({ assessment, prompt }, [prompt.trimEnd()]);
     },
   },
   "plan waves": {
@@ -349,6 +422,9 @@ export async function main(
         out: { type: "string" },
         project: { type: "string" },
         spec: { type: "string" },
+        task: { type: "string" },
+        token: { type: "string" },
+        base: { type: "string", multiple: true },
         "max-per-wave": { type: "string" },
         force: { type: "boolean" },
         follow: { type: "boolean" },
