@@ -115,6 +115,15 @@ export class Job {
   }
 }
 
+/**
+ * Starts an exec without attaching. The daemon still answers with a stream: it is drained here,
+ * or its socket would stay open and keep a short-lived process (the CLI) from exiting.
+ */
+async function startDetached(exec: Docker.Exec): Promise<void> {
+  const stream = (await exec.start({ Detach: true })) as NodeJS.ReadableStream | undefined;
+  stream?.resume();
+}
+
 /** A started container session over a multi-repo workspace (seed 002). */
 export class Session implements AsyncDisposable {
   #state: SessionState;
@@ -227,7 +236,7 @@ export class Session implements AsyncDisposable {
           Cmd: ["/bin/sh", "-c", `kill -TERM $(cat ${pidFile}) 2>/dev/null; sleep 1; kill -KILL $(cat ${pidFile}) 2>/dev/null; true`],
           User: this.#state.user,
         })
-        .then((killer) => killer.start({ Detach: true }))
+        .then(startDetached)
         .catch(() => undefined);
     const timer = timeoutMs === undefined ? undefined : setTimeout(() => ((timedOut = true), kill()), timeoutMs);
     const onAbort = () => ((canceled = true), kill());
@@ -286,7 +295,7 @@ export class Session implements AsyncDisposable {
       WorkingDir: workdir,
       User: this.#state.user,
     });
-    await exec.start({ Detach: true });
+    await startDetached(exec);
     await this.updateState((state) =>
       state.jobs.push({ id, command: [...command], startedAt: new Date().toISOString(), ...(record ? { worktree: record } : {}) }),
     );
