@@ -28,6 +28,17 @@ describe("BulkheadError", () => {
     expect(BulkheadError.isInstance(new InvalidArgumentError("x", "bad"))).toBe(true);
   });
 
+  it("narrows to the subclass it is called on, here and across copies", () => {
+    const invalid = new InvalidArgumentError("x", "bad");
+    const timeout = new BulkheadError("LOCK_TIMEOUT", "lock held");
+    expect(InvalidArgumentError.isInstance(invalid)).toBe(true);
+    expect(InvalidArgumentError.isInstance(timeout)).toBe(false);
+    expect(InvalidArgumentError.isInstance({ [Symbol.for("bulkhead.error")]: true, name: "InvalidArgumentError" })).toBe(true);
+    expect(InvalidArgumentError.isInstance({ name: "InvalidArgumentError" })).toBe(false);
+    const caught: unknown = invalid;
+    if (InvalidArgumentError.isInstance(caught)) expect(caught.parameter).toBe("x");
+  });
+
   it("validateOptions names the parameter, the key and the problem", () => {
     const schema = z.object({ timeoutMs: z.number().int().positive() });
     expect(() => validateOptions(schema, { timeoutMs: -1 }, "options")).toThrow(

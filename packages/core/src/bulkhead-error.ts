@@ -49,6 +49,8 @@ export const BULKHEAD_ERROR_CODES = {
   DEVICE_UNAVAILABLE: "DEVICE_UNAVAILABLE",
   /** A sandbox session could not be created, found or used; `data.step` names where it failed. */
   SESSION_FAILED: "SESSION_FAILED",
+  /** `bulkhead harvest` could not finish (the lead refused the agent's changes, ...). */
+  HARVEST_FAILED: "HARVEST_FAILED",
 } as const;
 
 export type BulkheadErrorCode = (typeof BULKHEAD_ERROR_CODES)[keyof typeof BULKHEAD_ERROR_CODES];
@@ -84,9 +86,14 @@ export class BulkheadError extends Error {
     this.data = options.data ?? {};
   }
 
-  /** True for any bulkhead error, whichever copy of the package created it. */
-  static isInstance(value: unknown): value is BulkheadError {
-    return typeof value === "object" && value !== null && marker in value;
+  /**
+   * On `BulkheadError`: true for any bulkhead error, whichever copy of the package created it.
+   * On a subclass (`BudgetExceededError.isInstance(error)`): true for that kind only, matched by
+   * `instanceof` or, across copies, by the error's `name`.
+   */
+  static isInstance<T extends abstract new (...args: never[]) => BulkheadError>(this: T, value: unknown): value is InstanceType<T> {
+    if (typeof value !== "object" || value === null || !(marker in value)) return false;
+    return (this as unknown) === BulkheadError || value instanceof this || (value as { name?: unknown }).name === this.name;
   }
 
   /** A plain object for logs and `--json` output. */
