@@ -2,10 +2,34 @@ import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { BudgetExceededError, createBudget, createTokenCounter, createTracker, meterClaudeCodeStream } from "@bulkhead/budget";
-import { createFileProposalStore, loadTaskSpec, MultiRepoGuard, resolveScope, writeFileAtomic, type UsageReport } from "@bulkhead/core";
+import {
+  BulkheadError,
+  type BulkheadErrorOptions,
+  createFileProposalStore,
+  InvalidArgumentError,
+  loadTaskSpec,
+  MultiRepoGuard,
+  resolveScope,
+  writeFileAtomic,
+  type UsageReport,
+} from "@bulkhead/core";
 import { createCommitLead } from "@bulkhead/git-lead";
 import { buildHandover, renderHandover } from "@bulkhead/handover";
 import { buildImage, createSession, getSession, loadProject, type Session } from "@bulkhead/sandbox";
+
+/** Harvest could not finish: the message names the step and what to look at. */
+export class HarvestError extends BulkheadError {
+  constructor(message: string, options: BulkheadErrorOptions = {}) {
+    super("HARVEST_FAILED", message, options);
+    this.name = "HarvestError";
+  }
+}
+
+/** `log`: the summary lines a command prints; `progress`: each long step as it starts. */
+export interface Reporter {
+  log: (line: string) => void;
+  progress?: (line: string) => void;
+}
 
 /** What `dispatch` leaves beside the workspace for `harvest`. */
 interface DispatchRecord {
@@ -26,13 +50,14 @@ const gitRaw = (cwd: string, args: string[]) => execFileSync("git", ["-c", "safe
 export async function dispatch(
   projectPath: string,
   specPath: string,
-  log: (line: string) => void,
+  { log, progress = () => undefined }: Reporter,
 ): Promise<{ session: string; job: string; exitCode: number; report: UsageReport; stoppedBy: string | null }> {
   const project = loadProject(projectPath);
   const spec = await loadTaskSpec(specPath, { knownRepos: project.repos.map((repo) => repo.name) });
   const repos = Object.fromEntries(
     project.repos.filter((repo) => spec.contextScope.repos.some((entry) => entry.name === repo.name)).map((repo) => [repo.name, repo.path]),
   );
+  progress(`resolving the scope over ${Object.keys(repos).length} repo(s)`);
   using counter = createTokenCounter({ encoding: "o200k_base" });
   const scope = await resolveScope(spec, { repos, counter });
   scope.assertWithinLimits();
@@ -44,11 +69,14 @@ export async function dispatch(
   if (!check.allowed)
     throw new BudgetExceededError(budget.id, "contextRead", check.tokens, check.available, spec.budgets.contextRead ?? check.available);
   log(`scope: ${scope.totals.files} files, ${scope.totals.tokens} tokens: within budget`);
-  const { tag, cached } = await buildImage(project, { onProgress: () => undefined });
+  progress("baking the image (cached when unchanged)");
+  const { tag, cached } = await buildImage(project, { onProgress: progress });
   log(`image: ${tag}${cached ? " (cached)" : ""}`);
+  progress(`cloning ${project.repos.length} repo(s) and starting the container`);
   const session = await createSession(project, { tag });
   log(`session: ${session.id}`);
   const job = await session.inject();
+  progress(`agent running as job ${job.id}`);
   const { exitCode } = await job.wait();
   const tracker = createTracker({ taskId: spec.id ?? "task" });
   let output = "";
@@ -70,10 +98,11 @@ export async function dispatch(
  */
 export async function harvest(
   sessionId: string,
-  { out = "handover.md", log }: { out?: string; log: (line: string) => void },
+  { out = "handover.md", log, progress = () => undefined }: Reporter & { out?: string },
 ): Promise<{ sha: string | undefined; held: { repo: string; file: string; id: string }[]; handover: string }> {
   const session = getSession(sessionId);
-  if (!existsSync(recordPath(session))) throw new Error(`session ${sessionId} was not started by bulkhead dispatch: nothing to harvest`);
+  if (!existsSync(recordPath(session)))
+    throw new InvalidArgumentError("session", `session ${sessionId} was not started by bulkhead dispatch: nothing to harvest`);
   const record = JSON.parse(readFileSync(recordPath(session), "utf8")) as DispatchRecord;
   const spec = await loadTaskSpec(record.spec);
   const primary = spec.ownership.primaryRepo;
@@ -82,6 +111,7 @@ export async function harvest(
     allowedWrites: spec.ownership.allowedCrossRepoWrites,
     store: createFileProposalStore(join(session.home, "proposals")),
   });
+  progress("checking every changed file against the guard");
   const held: { repo: string; file: string; id: string }[] = [];
   const allowed: string[] = [];
   for (const repo of session.state.repos.filter((entry) => entry.mode === "clone")) {
@@ -102,6 +132,7 @@ export async function harvest(
   let sha: string | undefined;
   const clone = join(session.state.workspace, primary);
   if (allowed.length > 0) {
+    progress(`committing ${allowed.length} file(s) in ${primary} through the lead`);
     const lead = await createCommitLead({ dir: clone, author: { name: "bulkhead lead", email: "lead@bulkhead.local" } });
     const result = await lead.submit({
       issueId: spec.id ?? "task",
@@ -111,10 +142,14 @@ export async function harvest(
       usage: { inputTokens: record.report.usage.inputTokens, outputTokens: record.report.usage.outputTokens },
     });
     await lead.close();
-    if (result.status !== "committed") throw new Error(`the lead did not commit: ${result.reason}`);
+    if (result.status !== "committed")
+      throw new HarvestError(`the lead did not commit the agent's changes (${result.reason}); see bulkhead lead status ${clone}`, {
+        data: { session: sessionId, reason: result.reason },
+      });
     sha = result.sha;
     log(`lead: ${sha.slice(0, 12)} with ${result.files.join(", ")}`);
   }
+  progress("fetching the session branches back");
   const fetched = await session.fetchCode({ strict: true });
   for (const result of fetched.filter((entry) => entry.status === "fetched")) log(`fetched: ${result.repo} → ${result.ref}`);
   const base = session.state.repos.find((repo) => repo.name === primary)!.baseSha;
@@ -134,10 +169,7 @@ export async function harvest(
 }
 
 /** Harvest, then remove the session. */
-export async function finish(
-  sessionId: string,
-  options: { out?: string; log: (line: string) => void },
-): Promise<Awaited<ReturnType<typeof harvest>>> {
+export async function finish(sessionId: string, options: Reporter & { out?: string }): Promise<Awaited<ReturnType<typeof harvest>>> {
   const harvested = await harvest(sessionId, options);
   await getSession(sessionId).remove();
   options.log(`removed ${sessionId}`);

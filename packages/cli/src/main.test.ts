@@ -4,11 +4,16 @@ import { createTempDir, git, initRepo } from "@bulkhead/test-utils";
 import { describe, expect, inject, it } from "vitest";
 import { main } from "./main.js";
 
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
+async function cli(args: string[]): Promise<{ code: number; out: string; err: string; progress: string[] }> {
   let out = "";
   let err = "";
-  const code = await main(args, { stdout: (text) => void (out += text), stderr: (text) => void (err += text) });
-  return { code, out, err };
+  const progress: string[] = [];
+  const code = await main(args, {
+    stdout: (text) => void (out += text),
+    stderr: (text) => void (err += text),
+    progress: (line) => void progress.push(line),
+  });
+  return { code, out, err, progress };
 }
 
 const spec = (id: string, paths: string[], extra = "") =>
@@ -68,6 +73,45 @@ describe("bulkhead CLI", () => {
     expect(JSON.parse(submitted.out).sha).toBe(git(repo, ["rev-parse", "HEAD"]));
     expect((await cli(["lead", "submit", repo, "--issue", "CLI-1", "--worker", "w", "--message", "Again", "src/a.ts"])).code).toBe(2);
     expect(JSON.parse((await cli(["lead", "status", repo, "--json"])).out).recentCommits).toHaveLength(1);
+
+    // Gates run before the commit and report as they finish; a failing gate refuses the commit (exit 2).
+    dir.write({ "api/src/b.ts": "b\n" });
+    const gated = await cli([
+      "lead",
+      "submit",
+      repo,
+      "--issue",
+      "CLI-2",
+      "--worker",
+      "w",
+      "--message",
+      "Add b",
+      "--gate",
+      "test -f src/b.ts",
+      "src/b.ts",
+    ]);
+    expect(gated.code).toBe(0);
+    expect(gated.progress).toEqual(["running 1 gate(s)", expect.stringMatching(/^gate test -f src\/b.ts: passed in \d+ ms$/)]);
+    dir.write({ "api/src/c.ts": "c\n" });
+    const refused = await cli([
+      "lead",
+      "submit",
+      repo,
+      "--issue",
+      "CLI-3",
+      "--worker",
+      "w",
+      "--message",
+      "Add c",
+      "--gate",
+      "exit 3",
+      "src/c.ts",
+      "--json",
+    ]);
+    expect(refused.code).toBe(2);
+    expect(JSON.parse(refused.out)).toMatchObject({ status: "rejected", gates: [{ name: "exit 3", ok: false }] });
+    expect(refused.progress).toEqual([]);
+    expect(git(repo, ["log", "--format=%s"]).split("\n")).toEqual(["Add b", "Add a", expect.any(String)]);
     const markdown = `# Handover: t\n\n- Handover: h-1\n- Status: partial\n- Created: 2026-11-24T10:00:00.000Z\n\n## What was done\n- x\n\n## Files changed\n_None._\n\n## Token consumption\n_None._\n\n## Cross-repo impact\n_None._\n\n## Next task dependencies\n_None._\n\n## Gates\n_None._\n\n## Notes\n_None._\n`;
     writeFileSync(join(dir.path, "handover.md"), markdown);
     expect((await cli(["handover", "check", join(dir.path, "handover.md")])).code).toBe(0);
@@ -92,6 +136,7 @@ describe("bulkhead CLI", () => {
       expect(JSON.parse((await cli(["session", "list", "--json"])).out)).toEqual([expect.objectContaining({ id, container: "running" })]);
       const run = await cli(["inject", id, "--follow", "--", "/bin/sh", "-c", "echo hello from the job"]);
       expect(run).toMatchObject({ code: 0, out: "hello from the job\n" });
+      expect(run.progress).toEqual([expect.stringMatching(/^job \S+ started$/), expect.stringMatching(/^job \S+ exited with 0$/)]);
       expect(JSON.parse((await cli(["code", "fetch", id, "--json"])).out)).toEqual([
         expect.objectContaining({ repo: "app", status: "unchanged" }),
       ]);
@@ -121,6 +166,7 @@ describe("bulkhead dispatch → harvest → finish", () => {
     try {
       const dispatched = await cli(["dispatch", join(dir.path, "bulkhead.yaml"), "--spec", join(dir.path, "handover.yaml"), "--json"]);
       expect(dispatched.code).toBe(0);
+      expect(dispatched.progress).toEqual([]);
       const { session, report } = JSON.parse(dispatched.out) as { session: string; report: { totalTokens: number } };
       expect(report.totalTokens).toBe(1250);
       const handover = join(dir.path, "handover.md");
@@ -139,7 +185,13 @@ describe("bulkhead dispatch → harvest → finish", () => {
       expect(text).toContain("- added: src/limit.ts");
       expect(text).toContain("- Total: 1,250 tokens");
       expect(text).toMatch(/- Held for approval: p-\S+ frontend src\/api\.ts \(pending\)/);
-      expect((await cli(["finish", session, "--out", handover])).code).toBe(2);
+      const finished = await cli(["finish", session, "--out", handover]);
+      expect(finished.code).toBe(2);
+      expect(finished.progress).toEqual([
+        // backend-api was committed by the harvest above: nothing is left for the lead.
+        "checking every changed file against the guard",
+        "fetching the session branches back",
+      ]);
       expect(JSON.parse((await cli(["session", "list", "--json"])).out)).toEqual([]);
       writeFileSync(
         join(dir.path, "tight.yaml"),

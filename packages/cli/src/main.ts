@@ -2,7 +2,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import { basename } from "node:path";
 import { parseArgs } from "node:util";
 import { createFileLedger, createTokenCounter, restoreTracker } from "@bulkhead/budget";
-import { BulkheadError, loadTaskSpec, resolveScope } from "@bulkhead/core";
+import { BulkheadError, InvalidArgumentError, loadTaskSpec, resolveScope } from "@bulkhead/core";
 import { createCommitLead, createWorkHook, findSharedFiles, planWaves } from "@bulkhead/git-lead";
 import {
   assessCompletion,
@@ -18,6 +18,11 @@ import { dispatch, finish, harvest } from "./composites.js";
 export interface MainOptions {
   stdout?: (text: string) => void;
   stderr?: (text: string) => void;
+  /**
+   * Where long steps (image bake, clones, gates, jobs) report as they go. Never called with
+   * `--json`. @default one dim line per step on stderr when stderr is a TTY, else nothing
+   */
+  progress?: (line: string) => void;
 }
 
 /** What a command produced: an exit code (0 ok, 1 failure, 2 refused by a limit or a guard), data for --json, lines for people. */
@@ -27,10 +32,17 @@ interface Outcome {
   text: string[];
 }
 
+/** What a command may do while it runs: report a step, or stream output (`inject --follow`). */
+interface Io {
+  progress(line: string): void;
+  /** Output that belongs on stdout as it arrives; swallowed with `--json`. */
+  stream(chunk: string): void;
+}
+
 interface Command {
   usage: string;
   example: string;
-  run(positionals: string[], flags: Record<string, string | boolean | (string | boolean)[] | undefined>): Promise<Outcome>;
+  run(positionals: string[], flags: Record<string, string | boolean | (string | boolean)[] | undefined>, io: Io): Promise<Outcome>;
 }
 
 const ok = (data: unknown, text: string[]): Outcome => ({ code: 0, data, text });
@@ -39,7 +51,7 @@ function repoMap(values: string[] | undefined): Record<string, string> {
   const repos: Record<string, string> = {};
   for (const value of values ?? []) {
     const [name, dir] = value.split("=");
-    if (!name || !dir) throw new BulkheadError("INVALID_ARGUMENT", `expected name=value, got "${value}"`);
+    if (!name || !dir) throw new InvalidArgumentError("argument", `expected name=value, got "${value}"`);
     repos[name] = dir;
   }
   return repos;
@@ -55,27 +67,35 @@ const commands: Record<string, Command> = {
   dispatch: {
     usage: "bulkhead dispatch <project.yaml> --spec <handover.yaml>",
     example: "bulkhead dispatch bulkhead.yaml --spec handover.yaml --json",
-    async run([project], flags) {
+    async run([project], flags, io) {
       const lines: string[] = [];
-      const result = await dispatch(project!, String(flags.spec), (line) => lines.push(line));
+      const result = await dispatch(project!, String(flags.spec), { log: (line) => lines.push(line), progress: io.progress });
       return { code: result.exitCode === 0 ? (result.stoppedBy ? 2 : 0) : 1, data: result, text: lines };
     },
   },
   harvest: {
     usage: "bulkhead harvest <session> [--out handover.md]",
     example: "bulkhead harvest s123 --out handover.md",
-    async run([id], flags) {
+    async run([id], flags, io) {
       const lines: string[] = [];
-      const result = await harvest(id!, { ...(typeof flags.out === "string" ? { out: flags.out } : {}), log: (line) => lines.push(line) });
+      const result = await harvest(id!, {
+        ...(typeof flags.out === "string" ? { out: flags.out } : {}),
+        log: (line) => lines.push(line),
+        progress: io.progress,
+      });
       return { code: result.held.length > 0 ? 2 : 0, data: result, text: lines };
     },
   },
   finish: {
     usage: "bulkhead finish <session> [--out handover.md]",
     example: "bulkhead finish s123",
-    async run([id], flags) {
+    async run([id], flags, io) {
       const lines: string[] = [];
-      const result = await finish(id!, { ...(typeof flags.out === "string" ? { out: flags.out } : {}), log: (line) => lines.push(line) });
+      const result = await finish(id!, {
+        ...(typeof flags.out === "string" ? { out: flags.out } : {}),
+        log: (line) => lines.push(line),
+        progress: io.progress,
+      });
       return { code: result.held.length > 0 ? 2 : 0, data: result, text: lines };
     },
   },
@@ -252,10 +272,15 @@ const commands: Record<string, Command> = {
     },
   },
   "lead submit": {
-    usage: "bulkhead lead submit <repo-dir> --issue <id> --worker <name> --message <text> <file>...",
-    example: "bulkhead lead submit . --issue RATE-1 --worker agent-1 --message 'Add rate limiting' src/middleware/rateLimit.ts",
-    async run([dir, ...files], flags) {
-      const lead = await createCommitLead({ dir: dir!, author: { name: "bulkhead lead", email: "lead@bulkhead.local" } });
+    usage: "bulkhead lead submit <repo-dir> --issue <id> --worker <name> --message <text> [--gate <shell command>]... <file>...",
+    example:
+      "bulkhead lead submit . --issue RATE-1 --worker agent-1 --message 'Add rate limiting' --gate 'npm test' src/middleware/rateLimit.ts",
+    async run([dir, ...files], flags, io) {
+      // Each --gate runs with `sh -c` in the repo; the lead commits only when every gate passes.
+      const gates = ((flags.gate as string[] | undefined) ?? []).map((command) => ({ name: command, command: ["sh", "-c", command] }));
+      const lead = await createCommitLead({ dir: dir!, author: { name: "bulkhead lead", email: "lead@bulkhead.local" }, gates });
+      lead.on("gate-end", ({ gate }) => io.progress(`gate ${gate.name}: ${gate.ok ? "passed" : "failed"} in ${gate.durationMs} ms`));
+      if (gates.length > 0) io.progress(`running ${gates.length} gate(s)`);
       try {
         const result = await lead.submit({
           issueId: String(flags.issue),
@@ -299,16 +324,19 @@ const commands: Record<string, Command> = {
   build: {
     usage: "bulkhead build <project.yaml> [--force]",
     example: "bulkhead build bulkhead.yaml",
-    async run([path], flags) {
-      const result = await buildImage(loadProject(path!), { force: flags.force === true });
+    async run([path], flags, io) {
+      io.progress("baking the image");
+      const result = await buildImage(loadProject(path!), { force: flags.force === true, onProgress: io.progress });
       return ok(result, [`${result.tag}${result.cached ? " (cached)" : ""}`]);
     },
   },
   "session start": {
     usage: "bulkhead session start <project.yaml>",
     example: "bulkhead session start bulkhead.yaml --json",
-    async run([path]) {
-      const session = await createSession(loadProject(path!));
+    async run([path], _flags, io) {
+      const project = loadProject(path!);
+      io.progress(`cloning ${project.repos.length} repo(s) and starting the container`);
+      const session = await createSession(project);
       return ok({ id: session.id, workspace: session.state.workspace, repos: session.state.repos }, [session.id]);
     },
   },
@@ -363,14 +391,15 @@ const commands: Record<string, Command> = {
   inject: {
     usage: "bulkhead inject <session> [--follow] -- <command>...",
     example: "bulkhead inject s123 --follow -- npm test",
-    async run([id, ...command], flags) {
+    async run([id, ...command], flags, io) {
       const session = getSession(id!);
       const job = await session.inject(command.length > 0 ? { command } : {});
       if (!flags.follow) return ok({ job: job.id }, [job.id]);
-      const text: string[] = [];
-      for await (const chunk of job.logs({ follow: true })) text.push(chunk.trimEnd());
+      io.progress(`job ${job.id} started`);
+      for await (const chunk of job.logs({ follow: true })) io.stream(chunk);
       const { exitCode } = await job.wait();
-      return { code: exitCode === 0 ? 0 : 1, data: { job: job.id, exitCode }, text };
+      io.progress(`job ${job.id} exited with ${exitCode}`);
+      return { code: exitCode === 0 ? 0 : 1, data: { job: job.id, exitCode }, text: [] };
     },
   },
   "code fetch": {
@@ -402,7 +431,7 @@ function help(): string {
 /** Runs the CLI with `argv` (without `node` and the script) and returns the exit code. */
 export async function main(
   argv: readonly string[],
-  { stdout = (text) => process.stdout.write(text), stderr = (text) => process.stderr.write(text) }: MainOptions = {},
+  { stdout = (text) => process.stdout.write(text), stderr = (text) => process.stderr.write(text), progress }: MainOptions = {},
 ): Promise<number> {
   const separator = argv.indexOf("--");
   const passthrough = separator === -1 ? [] : argv.slice(separator + 1);
@@ -425,6 +454,7 @@ export async function main(
         task: { type: "string" },
         token: { type: "string" },
         base: { type: "string", multiple: true },
+        gate: { type: "string", multiple: true },
         "max-per-wave": { type: "string" },
         force: { type: "boolean" },
         follow: { type: "boolean" },
@@ -447,10 +477,16 @@ export async function main(
   }
   const command = commands[name]!;
   if (values.help) return (stdout(`Usage: ${command.usage}\n\nExample:\n  ${command.example}\n`), 0);
+  const io: Io = {
+    progress: json
+      ? () => undefined
+      : (progress ?? (process.stderr.isTTY ? (line) => stderr(`\x1b[2m› ${line}\x1b[22m\n`) : () => undefined)),
+    stream: json ? () => undefined : stdout,
+  };
   try {
-    const outcome = await command.run([...positionals.slice(name.split(" ").length), ...passthrough], values);
+    const outcome = await command.run([...positionals.slice(name.split(" ").length), ...passthrough], values, io);
     if (json) stdout(`${JSON.stringify(outcome.data)}\n`);
-    else (outcome.code === 0 ? stdout : stderr)(`${outcome.text.join("\n")}\n`);
+    else if (outcome.text.length > 0) (outcome.code === 0 ? stdout : stderr)(`${outcome.text.join("\n")}\n`);
     return outcome.code;
   } catch (error) {
     const body = BulkheadError.isInstance(error) ? error.toJSON() : { name: "Error", message: (error as Error).message };
