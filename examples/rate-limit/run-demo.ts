@@ -10,7 +10,7 @@ import { createCommitLead } from "@bulkhead/git-lead";
 import { buildHandover, renderHandover } from "@bulkhead/handover";
 import { buildImage, createSession, defineProject } from "@bulkhead/sandbox";
 
-const handoverYaml = `# handover.yaml (seed 000)
+export const handoverYaml = `# handover.yaml (seed 000)
 task: "Add rate limiting to user API"
 id: rate-limit
 context_scope:
@@ -62,8 +62,11 @@ export interface DemoResult {
   totalTokens: number;
 }
 
-/** Runs the whole flow under `root` and reports what it did through `log`. */
-export async function runRateLimitDemo({ root, log = console.log }: { root: string; log?: (line: string) => void }): Promise<DemoResult> {
+/** Seed 000's three repositories under `root` and its `handover.yaml`; the CI-script example uses them too. */
+export function createRateLimitWorkspace(root: string): {
+  repos: Record<"backend-api" | "shared-types" | "frontend", string>;
+  spec: string;
+} {
   const repos = {
     "backend-api": makeRepo(root, "backend-api", {
       "src/routes/user.ts": "export const user = { path: '/users/:id' };\n",
@@ -77,6 +80,19 @@ export async function runRateLimitDemo({ root, log = console.log }: { root: stri
     frontend: makeRepo(root, "frontend", { "src/api.ts": "export const fetchUser = (id: string) => fetch(`/users/${id}`);\n" }),
   };
   writeFileSync(join(root, "handover.yaml"), handoverYaml);
+  return { repos, spec: join(root, "handover.yaml") };
+}
+
+/** The scripted agent baked into the image: `rootfs/` files and the Dockerfile for a project. */
+export const agentImage = {
+  files: { "rootfs/bin/busybox": "/bin/busybox", "rootfs/agent.sh": new URL("agent.sh", import.meta.url).pathname },
+  dockerfile:
+    'FROM scratch\nCOPY rootfs/ /\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\nRUN ["/bin/busybox", "mkdir", "-p", "-m", "1777", "/tmp"]\n',
+};
+
+/** Runs the whole flow under `root` and reports what it did through `log`. */
+export async function runRateLimitDemo({ root, log = console.log }: { root: string; log?: (line: string) => void }): Promise<DemoResult> {
+  const { repos } = createRateLimitWorkspace(root);
 
   // 1. Resolve the scope and check the context budget before anything runs.
   const spec = await loadTaskSpec(join(root, "handover.yaml"), { knownRepos: Object.keys(repos) });
@@ -106,11 +122,7 @@ export async function runRateLimitDemo({ root, log = console.log }: { root: stri
       { name: "shared-types", path: repos["shared-types"], mode: "mount-ro" },
       { name: "frontend", path: repos.frontend },
     ],
-    image: {
-      files: { "rootfs/bin/busybox": "/bin/busybox", "rootfs/agent.sh": new URL("agent.sh", import.meta.url).pathname },
-      dockerfile:
-        'FROM scratch\nCOPY rootfs/ /\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\nRUN ["/bin/busybox", "mkdir", "-p", "-m", "1777", "/tmp"]\n',
-    },
+    image: agentImage,
     agent: { command: ["/bin/sh", "/agent.sh"] },
   });
   const { tag, cached } = await buildImage(project);
