@@ -12,6 +12,8 @@ export default defineConfig({
   },
   test: {
     include: ["packages/*/src/**/*.test.ts", "packages/*/test/**/*.test.ts", "tools/*/src/**/*.test.ts", "examples/**/*.test.ts"],
+    // Restarts dockerd: its own stage after everything else (vitest.engine-restart.config.ts).
+    exclude: ["**/node_modules/**", "**/*.engine-restart.test.ts"],
     globalSetup: ["./tools/test-utils/src/global-setup.ts"],
     pool: "forks",
     // A guard against hangs, not a speed assertion: Docker and git tests do real work.

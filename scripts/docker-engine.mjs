@@ -87,8 +87,44 @@ export async function ensureDockerEngine({ log = (message) => console.error(`[bu
   if (reachable) return { started: false, stop: async () => {} };
   if (!isRoot()) throw new Error(HOW_TO_GET_ONE);
 
-  log("starting dockerd in the background (log: /tmp/bulkhead-dockerd.log)");
-  const output = openSync("/tmp/bulkhead-dockerd.log", "a");
+  const daemon = await startDaemon(log);
+  return {
+    started: true,
+    async stop() {
+      // The daemon running now, which may not be the one started here (restartEngine).
+      const pid = daemonPid() ?? daemon.pid;
+      if (pid === undefined || !isAlive(pid)) return;
+      log("stopping the Docker engine this run started");
+      process.kill(pid, "SIGTERM");
+      if (!(await waitFor(() => !isAlive(pid), 30_000))) process.kill(pid, "SIGKILL");
+    },
+  };
+}
+
+const PID_FILE = "/var/run/docker.pid";
+const LOG_FILE = "/tmp/bulkhead-dockerd.log";
+
+function daemonPid() {
+  try {
+    return Number(readFileSync(PID_FILE, "utf8").trim()) || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function isAlive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Starts `dockerd` detached and waits for `docker info`; the daemon outlives this process. */
+async function startDaemon(log) {
+  log(`starting dockerd in the background (log: ${LOG_FILE})`);
+  const output = openSync(LOG_FILE, "a");
   const daemon = spawn("dockerd", [], { detached: true, stdio: ["ignore", output, output] });
   daemon.unref();
   let exited = false;
@@ -97,16 +133,22 @@ export async function ensureDockerEngine({ log = (message) => console.error(`[bu
   });
   if (!(await waitFor(() => exited || isEngineReachable(), 60_000)) || exited) {
     if (!exited) daemon.kill("SIGTERM");
-    throw new Error("dockerd did not become ready within 60 s: see /tmp/bulkhead-dockerd.log.");
+    throw new Error(`dockerd did not become ready within 60 s: see ${LOG_FILE}.`);
   }
   log(`Docker engine ready (pid ${daemon.pid})`);
-  return {
-    started: true,
-    async stop() {
-      if (exited) return;
-      log("stopping the Docker engine this run started");
-      daemon.kill("SIGTERM");
-      if (!(await waitFor(() => exited, 30_000))) daemon.kill("SIGKILL");
-    },
-  };
+  return daemon;
+}
+
+/**
+ * Stops the running `dockerd` (SIGTERM, as a service manager would) and starts it again, for the
+ * engine-restart test. Root only; every container stops with the daemon.
+ */
+export async function restartEngine({ log = (message) => console.error(`[bulkhead] ${message}`) } = {}) {
+  if (!isRoot()) throw new Error("restarting the Docker engine needs root");
+  const pid = daemonPid();
+  if (pid === undefined || !isAlive(pid)) throw new Error(`no running dockerd found through ${PID_FILE}`);
+  log(`stopping dockerd (pid ${pid})`);
+  process.kill(pid, "SIGTERM");
+  if (!(await waitFor(() => !isAlive(pid), 60_000))) throw new Error(`dockerd (pid ${pid}) did not stop within 60 s`);
+  await startDaemon(log);
 }

@@ -25,7 +25,7 @@ export async function withEngine(main) {
   }
   try {
     engine = await ensureDockerEngine();
-    await main();
+    await main(engine);
   } catch (error) {
     console.error(`\n[bulkhead] ${error.message}`);
     process.exitCode = error.exitCode ?? 1;

@@ -105,6 +105,9 @@ export function containerSpec(
       ReadonlyRootfs: !project.security.writableRoot,
       Tmpfs: { "/tmp": "rw,nosuid,nodev,size=256m,mode=1777" },
       Privileged: false,
+      // A daemon restart stops every container; this brings sessions back after it, unless
+      // they were stopped on purpose (session.stop()).
+      RestartPolicy: { Name: "unless-stopped" },
       Devices: project.devices.devices
         .filter((device) => granted.devices.includes(device.hostPath))
         .map((device) => ({

@@ -21,7 +21,7 @@ describe("fan-out, reconcile and gc", () => {
     try {
       expect(new Set(sessions.map((session) => session.id)).size).toBe(3);
       expect((await listSessions({ home, project: "fanout" })).map((entry) => entry.container)).toEqual(["running", "running", "running"]);
-      expect(await reconcile({ home })).toEqual({ orphanContainers: [], missingContainers: [], configDrift: [] });
+      expect(await reconcile({ home })).toEqual({ orphanContainers: [], missingContainers: [], configDrift: [], stopped: [] });
 
       const [orphaned, missing] = sessions as [(typeof sessions)[0], (typeof sessions)[0]];
       rmSync(join(home, "sessions", orphaned.id), { recursive: true });
@@ -38,6 +38,12 @@ describe("fan-out, reconcile and gc", () => {
       await gc({ home, missing: true });
       expect(docker(["ps", "-a", "--filter", `label=dev.bulkhead.session=${orphaned.id}`, "--format", "{{.ID}}"])).toBe("");
       expect((await listSessions({ home, project: "fanout" })).map((entry) => entry.id)).toEqual([sessions[2]!.id]);
+
+      // A stopped container is reported, and start() brings it back.
+      await sessions[2]!.stop();
+      expect((await reconcile({ home })).stopped).toEqual([sessions[2]!.id]);
+      await sessions[2]!.start();
+      expect((await reconcile({ home })).stopped).toEqual([]);
     } finally {
       for (const session of sessions) await session.remove({ force: true }).catch(() => undefined);
     }

@@ -53,6 +53,8 @@ export interface Reconciliation {
   missingContainers: string[];
   /** Sessions whose container was made from another config than the state records. */
   configDrift: string[];
+  /** Sessions whose container exists but is not running: `session.start()` brings it back. */
+  stopped: string[];
 }
 
 /**
@@ -76,13 +78,14 @@ export async function reconcile({
     }
   }
   const seen = new Set<string>();
-  const result: Reconciliation = { orphanContainers: [], missingContainers: [], configDrift: [] };
+  const result: Reconciliation = { orphanContainers: [], missingContainers: [], configDrift: [], stopped: [] };
   for (const container of containers) {
     const id = container.Labels[`${LABEL}.session`]!;
     seen.add(id);
     const state = states.get(id);
     if (!state) result.orphanContainers.push(id);
     else if (container.Labels[`${LABEL}.config-hash`] !== state.configHash) result.configDrift.push(id);
+    if (state && container.State !== "running") result.stopped.push(id);
   }
   for (const id of states.keys()) if (!seen.has(id)) result.missingContainers.push(id);
   return result;

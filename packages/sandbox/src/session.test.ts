@@ -325,3 +325,23 @@ describe("devices and bad configs", () => {
     expect(docker(["ps", "-a", "--filter", "label=dev.bulkhead.project=broken", "--format", "{{.ID}}"])).toBe("");
   });
 });
+
+describe("a job whose container goes away", () => {
+  it("makes wait() fail with a SessionError and ends logs({ follow }) instead of waiting forever", async () => {
+    await using dir = createTempDir();
+    initRepo(join(dir.path, "app"));
+    const project = defineProject({ name: "lost-job", repos: [{ name: "app", path: join(dir.path, "app") }], image: { existing: image } });
+    await using session = await createSession(project, { home: join(dir.path, "home") });
+    const job = await session.inject({ command: ["/bin/sh", "-c", "echo started; sleep 600"] });
+    for (let attempt = 0; attempt < 100 && !(await job.logs().next()).value; attempt++)
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    await session.stop();
+    const error = await job.wait().catch((caught: unknown) => caught);
+    expect(SessionError.isInstance(error) && error.step).toBe("job");
+    expect((error as Error).message).toContain(`job ${job.id} ended without an exit code`);
+    expect(session.jobs()).toEqual([expect.objectContaining({ id: job.id, lost: true })]);
+    let output = "";
+    for await (const chunk of job.logs({ follow: true })) output += chunk;
+    expect(output).toBe("started\n");
+  });
+});

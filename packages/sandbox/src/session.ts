@@ -22,6 +22,10 @@ export interface JobRecord {
   worktree?: { branch: string; path: string };
   endedAt?: string;
   exitCode?: number;
+  /** When the container the job runs in was started: a different value later means it restarted. */
+  containerStartedAt?: string;
+  /** The job ended without an exit code: its container stopped or restarted while it ran. */
+  lost?: boolean;
 }
 
 /** What a session remembers on disk, beside its container's labels. */
@@ -83,10 +87,43 @@ export class Job {
     return join(this.session.state.workspace, ".bulkhead", "jobs", `${this.id}.exit`);
   }
 
-  /** Resolves with the exit code once the job ends, and records it in the session state. */
+  /**
+   * True when the job can no longer end by itself: its container is not running, or was
+   * restarted since the job started (a dockerd restart), so its process is gone.
+   */
+  async #lost(): Promise<boolean> {
+    const record = this.session.state.jobs.find((job) => job.id === this.id);
+    const state = await this.session.container
+      .inspect()
+      .then((info) => info.State)
+      .catch(() => undefined);
+    const lost = !state?.Running || (record?.containerStartedAt !== undefined && state.StartedAt !== record.containerStartedAt);
+    // The job may have finished just before the container went away.
+    return lost && !existsSync(this.#exit);
+  }
+
+  #lostError(): SessionError {
+    return new SessionError(
+      "job",
+      `job ${this.id} ended without an exit code: its container stopped or restarted while it ran; its output so far is in ${this.#log}`,
+    );
+  }
+
+  /**
+   * Resolves with the exit code once the job ends, and records it in the session state. Throws
+   * a SessionError when the job is lost (its container stopped or restarted under it).
+   */
   async wait({ abortSignal, pollMs = 100 }: { abortSignal?: AbortSignal; pollMs?: number } = {}): Promise<{ exitCode: number }> {
-    for (;;) {
+    const checkEvery = Math.max(1, Math.round(1000 / pollMs));
+    for (let round = 1; ; round++) {
       throwIfAborted(abortSignal, `job ${this.id}`);
+      if (round % checkEvery === 0 && (await this.#lost())) {
+        await this.session.updateState((state) => {
+          const record = state.jobs.find((job) => job.id === this.id);
+          if (record && record.exitCode === undefined) Object.assign(record, { lost: true, endedAt: new Date().toISOString() });
+        });
+        throw this.#lostError();
+      }
       if (existsSync(this.#exit)) {
         const exitCode = Number(readFileSync(this.#exit, "utf8").trim());
         await this.session.updateState((state) => {
@@ -101,9 +138,10 @@ export class Job {
 
   /** The job's output so far, or, with `follow`, as it is written until the job ends. */
   async *logs({ follow = false, pollMs = 100 }: { follow?: boolean; pollMs?: number } = {}): AsyncGenerator<string> {
+    const checkEvery = Math.max(1, Math.round(1000 / pollMs));
     let offset = 0;
-    for (;;) {
-      const ended = existsSync(this.#exit);
+    for (let round = 1; ; round++) {
+      const ended = existsSync(this.#exit) || (follow && round % checkEvery === 0 && (await this.#lost()));
       const text = existsSync(this.#log) ? readFileSync(this.#log) : Buffer.alloc(0);
       if (text.length > offset) {
         yield text.subarray(offset).toString("utf8");
@@ -296,8 +334,15 @@ export class Session implements AsyncDisposable {
       User: this.#state.user,
     });
     await startDetached(exec);
+    const containerStartedAt = (await this.container.inspect()).State.StartedAt;
     await this.updateState((state) =>
-      state.jobs.push({ id, command: [...command], startedAt: new Date().toISOString(), ...(record ? { worktree: record } : {}) }),
+      state.jobs.push({
+        id,
+        command: [...command],
+        startedAt: new Date().toISOString(),
+        containerStartedAt,
+        ...(record ? { worktree: record } : {}),
+      }),
     );
     return new Job(this, id);
   }

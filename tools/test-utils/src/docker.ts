@@ -4,7 +4,7 @@ import { chmodSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeF
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 // @ts-expect-error: a plain .mjs script without types, shared with the root scripts.
-import { BUSYBOX_PATH, ensureDockerEngine } from "../../../scripts/docker-engine.mjs";
+import { BUSYBOX_PATH, ensureDockerEngine, restartEngine as restartDaemon } from "../../../scripts/docker-engine.mjs";
 
 /** The label every image and container created by tests carries, for cleanup. */
 export const TEST_LABEL = "dev.bulkhead.test";
@@ -22,6 +22,14 @@ export function docker(args: readonly string[], options: { input?: string } = {}
  */
 export async function ensureDocker(): Promise<{ started: boolean; stop: () => Promise<void> }> {
   return ensureDockerEngine();
+}
+
+/**
+ * Stops the running dockerd and starts it again (root only): every container stops with it.
+ * Only the engine-restart test stage calls this; nothing else may run at the same time.
+ */
+export async function restartEngine(): Promise<void> {
+  await restartDaemon();
 }
 
 /**

@@ -1,2 +1,2 @@
-export { TEST_LABEL, docker, ensureDocker, ensureTestImage } from "./docker.js";
+export { TEST_LABEL, docker, ensureDocker, ensureTestImage, restartEngine } from "./docker.js";
 export { createTempDir, git, initRepo, type TempDir } from "./fs.js";
