@@ -30,6 +30,9 @@ if (!fs.existsSync(join(template, ".done"))) {
     fs.writeFileSync(join(dir, `file${index}.ts`), `export const value${index} = ${index};\n`);
   }
   sh(template, ["init", "--quiet", "--initial-branch=main"]);
+  // No background `gc --auto` after the 10k-object commit: it would pack and delete loose objects
+  // while the copies below are being made.
+  sh(template, ["config", "gc.auto", "0"]);
   sh(template, ["add", "--all"]);
   sh(template, ["commit", "--quiet", "-m", "initial"]);
   fs.writeFileSync(join(template, ".git", "info", "exclude"), ".done\n");

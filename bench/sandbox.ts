@@ -10,7 +10,7 @@ import Docker from "dockerode";
 import pLimit from "p-limit";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
-const EXECS = Number(process.env.BENCH_EXECS ?? 30);
+const EXECS = Number(process.env.BENCH_EXECS ?? 100);
 const data = join(import.meta.dirname, ".data");
 const template = join(data, "lead-10000");
 const engine = await ensureDocker();
@@ -64,22 +64,27 @@ const session: Session = await createSession(defineProject({ name: "bench-exec",
   tag: image,
   docker,
 });
-const execOurs: number[] = [];
-const execRaw: number[] = [];
-const execCli: number[] = [];
+const execTimes = { ours: [] as number[], raw: [] as number[], cli: [] as number[] };
+const execVariants: Record<keyof typeof execTimes, () => Promise<unknown>> = {
+  ours: () => session.exec(["true"]),
+  raw: async () => {
+    const exec = await session.container.exec({ Cmd: ["true"], AttachStdout: true, AttachStderr: true });
+    const stream = await exec.start({ hijack: true, stdin: false });
+    await new Promise((resolve) => stream.on("end", resolve).resume());
+    await exec.inspect();
+  },
+  cli: async () => execFileSync("docker", ["exec", `bulkhead-${session.id}`, "true"]),
+};
+const variantNames = Object.keys(execVariants) as (keyof typeof execTimes)[];
+for (let warm = 0; warm < 5; warm++) for (const name of variantNames) await execVariants[name]();
 for (let index = 0; index < EXECS; index++) {
-  let start = process.hrtime.bigint();
-  await session.exec(["true"]);
-  execOurs.push(since(start));
-  start = process.hrtime.bigint();
-  const exec = await session.container.exec({ Cmd: ["true"], AttachStdout: true, AttachStderr: true });
-  const stream = await exec.start({ hijack: true, stdin: false });
-  await new Promise((resolve) => stream.on("end", resolve).resume());
-  await exec.inspect();
-  execRaw.push(since(start));
-  start = process.hrtime.bigint();
-  execFileSync("docker", ["exec", `bulkhead-${session.id}`, "true"]);
-  execCli.push(since(start));
+  // A fresh random order each round, so no variant always follows another (the daemon's
+  // state after one exec shifts the next by a few per cent).
+  for (const name of [...variantNames].sort(() => Math.random() - 0.5)) {
+    const start = process.hrtime.bigint();
+    await execVariants[name]();
+    execTimes[name].push(since(start));
+  }
 }
 await session.remove({ force: true });
 
@@ -111,9 +116,11 @@ console.log(`| shell: git clone --local × 3 + docker run -d | ${median(shell).t
 console.log(`| bulkhead createSession | ${median(ours).toFixed(0)} | ${(median(ours) / median(shell)).toFixed(2)}x |`);
 console.log("\n| exec round trip (`true`) | median ms | vs raw dockerode |");
 console.log("|---|---:|---:|");
-console.log(`| raw dockerode exec | ${median(execRaw).toFixed(1)} | 1.00x |`);
-console.log(`| bulkhead session.exec | ${median(execOurs).toFixed(1)} | ${(median(execOurs) / median(execRaw)).toFixed(2)}x |`);
-console.log(`| docker exec (CLI) | ${median(execCli).toFixed(1)} | ${(median(execCli) / median(execRaw)).toFixed(2)}x |`);
+console.log(`| raw dockerode exec | ${median(execTimes.raw).toFixed(1)} | 1.00x |`);
+console.log(
+  `| bulkhead session.exec | ${median(execTimes.ours).toFixed(1)} | ${(median(execTimes.ours) / median(execTimes.raw)).toFixed(2)}x |`,
+);
+console.log(`| docker exec (CLI) | ${median(execTimes.cli).toFixed(1)} | ${(median(execTimes.cli) / median(execTimes.raw)).toFixed(2)}x |`);
 console.log(
   `\nfan-out: 8 sessions, 4 at a time: wall ${wall.toFixed(0)} ms, per session p50 ${percentile(each, 0.5).toFixed(0)} ms, p95 ${percentile(each, 0.95).toFixed(0)} ms`,
 );

@@ -140,6 +140,10 @@ describe("bulkhead CLI", () => {
       expect(JSON.parse((await cli(["code", "fetch", id, "--json"])).out)).toEqual([
         expect.objectContaining({ repo: "app", status: "unchanged" }),
       ]);
+      expect((await cli(["session", "stop", id])).code).toBe(0);
+      expect(JSON.parse((await cli(["session", "reconcile", "--json"])).out)).toMatchObject({ stopped: [id], started: [] });
+      expect(JSON.parse((await cli(["session", "reconcile", "--start", "--json"])).out)).toMatchObject({ started: [id] });
+      expect(JSON.parse((await cli(["session", "reconcile", "--json"])).out)).toMatchObject({ stopped: [], missingContainers: [] });
       expect((await cli(["session", "rm", id])).code).toBe(0);
       expect(JSON.parse((await cli(["session", "list", "--json"])).out)).toEqual([]);
     } finally {

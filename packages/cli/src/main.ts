@@ -12,7 +12,7 @@ import {
   renderContinuationPrompt,
   renderHandover,
 } from "@bulkhead/handover";
-import { buildImage, createSession, gc, getSession, listSessions, loadProject } from "@bulkhead/sandbox";
+import { buildImage, createSession, gc, getSession, listSessions, loadProject, reconcile } from "@bulkhead/sandbox";
 import { dispatch, finish, harvest } from "./composites.js";
 
 export interface MainOptions {
@@ -388,6 +388,26 @@ const commands: Record<string, Command> = {
       ]);
     },
   },
+  "session reconcile": {
+    usage: "bulkhead session reconcile [--start]",
+    example: "bulkhead session reconcile --start --json",
+    async run(_positionals, flags) {
+      const found = await reconcile();
+      // After an engine restart or a host reboot: bring back what was stopped under it.
+      const started: string[] = [];
+      if (flags.start === true) {
+        for (const id of found.stopped) {
+          await getSession(id).start();
+          started.push(id);
+        }
+      }
+      const list = (ids: string[]) => ids.join(", ") || "none";
+      return ok({ ...found, started }, [
+        `stopped: ${list(found.stopped)}; started: ${list(started)}`,
+        `orphan containers: ${list(found.orphanContainers)}; missing containers: ${list(found.missingContainers)}; config drift: ${list(found.configDrift)}`,
+      ]);
+    },
+  },
   inject: {
     usage: "bulkhead inject <session> [--follow] -- <command>...",
     example: "bulkhead inject s123 --follow -- npm test",
@@ -461,6 +481,7 @@ export async function main(
         strict: { type: "boolean" },
         "dry-run": { type: "boolean" },
         missing: { type: "boolean" },
+        start: { type: "boolean" },
       },
     });
   } catch (error) {

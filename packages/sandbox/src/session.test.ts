@@ -81,6 +81,12 @@ describe("sandbox sessions on a real Docker engine", () => {
     expect(env).toContain("EXPLICIT=yes");
     expect(env).toContain("BULKHEAD_TEST_PASSED=named");
     expect(env).not.toContain("must-not-leak");
+    // The exec inherits the session's user and environment from the container; per-call env adds to it.
+    expect((await session.exec(["id", "-u"])).stdout).toBe(`${session.state.user.split(":")[0]}\n`);
+    const withExtra = (await session.exec(["env"], { env: { PER_CALL: "1", EXPLICIT: "overridden" } })).stdout;
+    expect(withExtra).toContain("PER_CALL=1");
+    expect(withExtra).toContain("EXPLICIT=overridden");
+    expect(withExtra).toContain("BULKHEAD_TEST_PASSED=named");
     const chunks: string[] = [];
     const stream = session.execStream(["/bin/sh", "-c", "echo one; echo two >&2"]);
     for await (const chunk of stream) chunks.push(`${chunk.stream}:${chunk.data.toString().trim()}`);
