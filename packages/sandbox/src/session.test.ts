@@ -1,5 +1,5 @@
 import { execFile, execFileSync } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { createTempDir, docker, git, initRepo, type TempDir } from "@bulkhead/test-utils";
@@ -56,6 +56,15 @@ describe("sandbox sessions on a real Docker engine", () => {
       ["backend-api", "clone", git(join(dir.path, "backend-api"), ["rev-parse", "HEAD"])],
       ["shared-types", "mount-ro", git(join(dir.path, "shared-types"), ["rev-parse", "HEAD"])],
     ]);
+    // The clone shares the source's object files (hard links); handing the workspace to the
+    // container's user must not change who owns the source repository's files.
+    const head = git(join(dir.path, "backend-api"), ["rev-parse", "HEAD"]);
+    const object = (repo: string) => statSync(join(repo, ".git", "objects", head.slice(0, 2), head.slice(2)));
+    expect(object(clone).ino).toBe(object(join(dir.path, "backend-api")).ino);
+    expect(object(join(dir.path, "backend-api")).uid).toBe(process.getuid!());
+    const [uid] = session.state.user.split(":").map(Number);
+    expect(statSync(join(clone, ".git", "objects")).uid).toBe(uid);
+    expect(statSync(join(clone, "src", "index.ts")).uid).toBe(uid);
     const labels = JSON.parse(docker(["inspect", `bulkhead-${session.id}`]))[0].Config.Labels;
     expect(labels).toMatchObject({
       "dev.bulkhead.session": session.id,
@@ -329,6 +338,19 @@ describe("devices and bad configs", () => {
     expect((error as SessionError).step).toBe("container");
     expect(existsSync(join(home, "sessions")) ? execFileSync("ls", [join(home, "sessions")], { encoding: "utf8" }) : "").toBe("");
     expect(docker(["ps", "-a", "--filter", "label=dev.bulkhead.project=broken", "--format", "{{.ID}}"])).toBe("");
+    // Repos are cloned side by side: one failing clone names its repo, and the other is removed too.
+    initRepo(join(dir.path, "other"));
+    const badRef = defineProject({
+      name: "broken",
+      repos: [
+        { name: "app", path: join(dir.path, "app") },
+        { name: "other", path: join(dir.path, "other"), ref: "no-such-branch" },
+      ],
+      image: { existing: image },
+    });
+    const cloneError = await createSession(badRef, { home, tag: image }).catch((caught: unknown) => caught);
+    expect(SessionError.isInstance(cloneError) && cloneError.step).toBe("clone other");
+    expect(existsSync(join(home, "sessions")) ? execFileSync("ls", [join(home, "sessions")], { encoding: "utf8" }) : "").toBe("");
   });
 });
 

@@ -365,7 +365,7 @@ export class Session implements AsyncDisposable {
         .replace(/^gitdir: /, "");
       writeFileSync(join(target, ".git"), `gitdir: ${relative(target, gitdir)}\n`);
     }
-    if (process.getuid?.() === 0) await run("chown", ["-R", this.#state.user, this.#state.workspace]);
+    if (process.getuid?.() === 0) await chownTree(this.#state.user, this.#state.workspace);
   }
 
   /** A job by id, also one started by another process. */
@@ -585,26 +585,39 @@ export async function createSession(
     const workspace = join(dir, "workspace");
     mkdirSync(join(workspace, ".bulkhead", "jobs"), { recursive: true });
     cleanup.push(async () => rmSync(dir, { recursive: true, force: true }));
-    const repos: SessionState["repos"] = [];
-    for (const repo of project.repos) {
-      throwIfAborted(abortSignal, "createSession");
-      const branch = `bulkhead/${id}`;
-      if (repo.mode === "mount-ro") {
-        repos.push({ name: repo.name, mode: repo.mode, source: repo.path, branch, baseSha: await git(repo.path, ["rev-parse", "HEAD"]) });
-        continue;
-      }
-      step = `clone ${repo.name}`;
-      const baseSha = await git(repo.path, ["rev-parse", "--verify", `${repo.ref ?? "HEAD"}^{commit}`]);
-      const target = join(workspace, repo.name);
-      await git(workspace, ["clone", "--quiet", "--local", "--no-checkout", repo.path, target]);
-      await git(target, ["checkout", "--quiet", "-b", branch, baseSha]);
-      repos.push({ name: repo.name, mode: repo.mode, source: repo.path, branch, baseSha });
-    }
     // Non-root inside: the host user, or 1000 when the host user is root (files then belong to 1000).
     const uid = process.getuid?.() ?? 1000;
     const gid = process.getgid?.() ?? 1000;
     const user = project.security.user ?? (uid === 0 ? "1000:1000" : `${uid}:${gid}`);
-    if (uid === 0) await run("chown", ["-R", user, workspace]);
+    const branch = `bulkhead/${id}`;
+    // The repos are cloned side by side: each clone is mostly checkout, and two cores check out
+    // two trees faster than one tree after another.
+    const settled = await Promise.allSettled(
+      project.repos.map(async (repo): Promise<SessionState["repos"][number]> => {
+        throwIfAborted(abortSignal, "createSession");
+        if (repo.mode === "mount-ro") {
+          return { name: repo.name, mode: repo.mode, source: repo.path, branch, baseSha: await git(repo.path, ["rev-parse", "HEAD"]) };
+        }
+        try {
+          const baseSha = await git(repo.path, ["rev-parse", "--verify", `${repo.ref ?? "HEAD"}^{commit}`]);
+          const target = join(workspace, repo.name);
+          await git(workspace, ["clone", "--quiet", "--local", "--no-checkout", repo.path, target]);
+          await git(target, ["checkout", "--quiet", "-b", branch, baseSha]);
+          if (uid === 0) await chownTree(user, target);
+          return { name: repo.name, mode: repo.mode, source: repo.path, branch, baseSha };
+        } catch (error) {
+          throw Object.assign(error as Error, { step: `clone ${repo.name}` });
+        }
+      }),
+    );
+    const failed = settled.find((outcome) => outcome.status === "rejected");
+    if (failed) {
+      const error = (failed as PromiseRejectedResult).reason as Error & { step?: string };
+      if (error.step) step = error.step;
+      throw error;
+    }
+    const repos = settled.map((outcome) => (outcome as PromiseFulfilledResult<SessionState["repos"][number]>).value);
+    if (uid === 0) await run("chown", [user, workspace, join(workspace, ".bulkhead"), join(workspace, ".bulkhead", "jobs")]);
     const env: Record<string, string> = { ...project.env, HOME: "/tmp" };
     for (const name of project.passEnv) if (process.env[name] !== undefined) env[name] = process.env[name]!;
     step = "container";
@@ -643,6 +656,15 @@ export async function createSession(
       throw error;
     throw new SessionError(step, (error as Error).message, error);
   }
+}
+
+/**
+ * Hands a tree to the container's user. Object files are left alone: git never writes to them,
+ * and in a `--local` clone they are hard links into the source repository, whose files must keep
+ * their owner. Directories (where new objects go) and everything else change owner.
+ */
+function chownTree(user: string, path: string): Promise<string> {
+  return run("find", [path, "!", "(", "-type", "f", "-path", "*/.git/objects/*", ")", "-exec", "chown", "-h", user, "{}", "+"]);
 }
 
 /** Reattaches to a session by id, from any process. */
