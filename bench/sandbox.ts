@@ -130,8 +130,8 @@ console.log(`| raw dockerode exec | ${median(execTimes.raw).toFixed(1)} | 1.00x 
 console.log(
   `| bulkhead session.exec | ${median(execTimes.ours).toFixed(1)} | ${(median(execTimes.ours) / median(execTimes.raw)).toFixed(2)}x |`,
 );
-console.log(`\nexec, median of the per-round ratios session.exec / raw dockerode: ${median(pairedRatios).toFixed(3)}x`);
 console.log(`| docker exec (CLI) | ${median(execTimes.cli).toFixed(1)} | ${(median(execTimes.cli) / median(execTimes.raw)).toFixed(2)}x |`);
+console.log(`\nexec, median of the per-round ratios session.exec / raw dockerode: ${median(pairedRatios).toFixed(3)}x`);
 console.log(
   `\nfan-out: 8 sessions, 4 at a time: wall ${wall.toFixed(0)} ms, per session p50 ${percentile(each, 0.5).toFixed(0)} ms, p95 ${percentile(each, 0.95).toFixed(0)} ms`,
 );
