@@ -112,12 +112,22 @@ function daemonPid() {
   }
 }
 
+/**
+ * Whether the process runs. A daemon that exited but was not reaped yet is a zombie, which
+ * kill(pid, 0) still finds: its parent (the script that started it) may be blocked in a
+ * synchronous child process and cannot reap it until that ends.
+ */
 function isAlive(pid) {
   try {
     process.kill(pid, 0);
-    return true;
   } catch {
     return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return true;
   }
 }
 

@@ -76,6 +76,10 @@ describe("createCommitLead", () => {
       guard,
       gates: [{ name: "lint", run: ({ files }) => ({ ok: !files.some((file) => file.includes("bad")), output: "checked" }) }],
     });
+    const events: string[] = [];
+    lead.on("gate-end", (event) => events.push(`gate-end ${event.issueId} ${event.gate.name} ${event.gate.ok}`));
+    lead.on("submission-held", (event) => events.push(`submission-held ${event.issueId}`));
+    lead.on("submission-rejected", (event) => events.push(`submission-rejected ${event.issueId}`));
     dir.write({ "backend-api/src/a.ts": "a\n", "backend-api/docs/b.md": "b\n", "backend-api/src/bad.ts": "x\n" });
     expect(await lead.submit({ issueId: "A-1", worker: "w", files: ["docs/b.md"], message: "m", manifest: ["src/"] })).toMatchObject({
       status: "rejected",
@@ -90,6 +94,17 @@ describe("createCommitLead", () => {
       reason: "gate lint failed",
       gates: [{ name: "lint", ok: false, output: "checked" }],
     });
+    expect(events).toEqual(["submission-rejected A-1", "submission-held A-2", "gate-end A-3 lint false", "submission-rejected A-3"]);
+    // The gate's output is evidence in the journal too, not only in the result.
+    const rejected = readFileSync(join(repo, ".git/bulkhead/journal.jsonl"), "utf8")
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line) as { type: string; issueId?: string; gates?: unknown })
+      .filter((entry) => entry.type === "rejected");
+    expect(rejected).toEqual([
+      expect.objectContaining({ issueId: "A-1", gates: [] }),
+      expect.objectContaining({ issueId: "A-3", reason: "gate lint failed", gates: [{ name: "lint", ok: false, output: "checked" }] }),
+    ]);
     const commandGate = await createCommitLead({
       dir: repo,
       author,
@@ -108,6 +123,7 @@ describe("createCommitLead", () => {
       status: "rejected",
       reason: 'file "../outside.txt" climbs above the repo root',
     });
+    await Promise.all([lead.close(), commandGate.close()]);
   });
 
   it("recovers an intent whose ref moved, and rolls back one whose ref did not", async () => {
@@ -133,9 +149,60 @@ describe("createCommitLead", () => {
       gates: [],
     });
     writeFileSync(join(state, "journal.jsonl"), `${readFileSync(join(state, "journal.jsonl"), "utf8")}${stale}\n`);
+    // A new lead recovers on start, before anything is submitted.
     const fresh = await createCommitLead({ dir: repo, author });
-    expect(await fresh.recover()).toEqual({ finished: [first.id], rolledBack: ["ghost"] });
     expect(existsSync(join(state, "results", `${first.id}.json`))).toBe(true);
+    expect((await fresh.status()).recentCommits).toEqual([{ id: first.id, issueId: "R-1", sha: first.sha }]);
+    expect(readFileSync(join(state, "journal.jsonl"), "utf8")).toContain('"type":"aborted","id":"ghost"');
     expect(await fresh.recover()).toEqual({ finished: [], rolledBack: [] });
+    await Promise.all([lead.close(), fresh.close()]);
+  });
+
+  it("waits for git's index.lock, and keeps the commit when git holds it too long", async () => {
+    const lead = await createCommitLead({ dir: repo, author, lock: { indexTimeoutMs: 300 } });
+    dir.write({ "backend-api/src/a.ts": "a\n", "backend-api/src/b.ts": "b\n" });
+    const indexLock = join(repo, ".git", "index.lock");
+    // A git process holds the index for 100 ms: the lead waits, then refreshes it.
+    writeFileSync(indexLock, "");
+    setTimeout(() => rmSync(indexLock), 100);
+    const waited = await lead.submit({ issueId: "I-1", worker: "w", files: ["src/a.ts"], message: "a" });
+    expect(waited).toMatchObject({ status: "committed" });
+    expect(waited).not.toHaveProperty("indexNotRefreshed");
+    expect(git(repo, ["status", "--porcelain"])).toBe("?? src/b.ts");
+    // Held past the timeout: the branch has moved, so the submission is committed, with a note.
+    writeFileSync(indexLock, "");
+    const held = await lead.submit({ issueId: "I-2", worker: "w", files: ["src/b.ts"], message: "b" });
+    expect(held).toMatchObject({ status: "committed", indexNotRefreshed: expect.stringContaining("index.lock") });
+    expect(readFileSync(indexLock, "utf8")).toBe("");
+    rmSync(indexLock);
+    expect(git(repo, ["log", "--format=%s"])).toBe("b\na\ninitial");
+    expect(git(repo, ["fsck", "--full", "--no-progress"])).toBe("");
+    expect(git(repo, ["diff", "--cached", "--name-only"])).toBe("src/b.ts");
+    await lead.close();
+  });
+
+  it("commits to a branch that is not checked out, with the caller's trailers, and reports the queue", async () => {
+    git(repo, ["branch", "integration"]);
+    const lead = await createCommitLead({ dir: repo, author, branch: "integration" });
+    dir.write({ "backend-api/src/a.ts": "a\n" });
+    const result = await lead.submit({
+      issueId: "T-1",
+      worker: "w",
+      files: ["src/a.ts"],
+      message: "On integration",
+      trailers: { "Reviewed-By": "lead" },
+    });
+    expect(result).toMatchObject({ status: "committed" });
+    expect(git(repo, ["log", "-1", "--format=%B", "integration"])).toBe(
+      "On integration\n\nBulkhead-Issue: T-1\nBulkhead-Worker: w\nReviewed-By: lead",
+    );
+    expect(git(repo, ["rev-list", "--count", "main"])).toBe("1");
+    expect(git(repo, ["status", "--porcelain"])).toBe("?? src/a.ts");
+    expect(await lead.status()).toMatchObject({
+      queue: [],
+      inFlight: undefined,
+      recentCommits: [expect.objectContaining({ issueId: "T-1" })],
+    });
+    await lead.close();
   });
 });

@@ -66,7 +66,17 @@ export interface Submission {
 
 /** How a submission ended. */
 export type SubmitResult =
-  | { status: "committed"; id: string; issueId: string; sha: string; parent: string | undefined; files: string[]; gates: GateResult[] }
+  | {
+      status: "committed";
+      id: string;
+      issueId: string;
+      sha: string;
+      parent: string | undefined;
+      files: string[];
+      gates: GateResult[];
+      /** Set when the commit landed but the index could not be refreshed (`index.lock` held too long). */
+      indexNotRefreshed?: string;
+    }
   | { status: "held"; id: string; issueId: string; reason: string; proposals: { file: string; proposalId: string }[] }
   | { status: "rejected"; id: string; issueId: string; reason: string; gates: GateResult[] };
 
@@ -89,7 +99,11 @@ export interface CommitLeadOptions {
   guard?: Pick<MultiRepoGuard, "propose">;
   /** The repo's name for the guard. @default the directory's name */
   repo?: string;
-  lock?: { leaseMs?: number };
+  /**
+   * `leaseMs`: how long a lead's lease lasts without renewal (renewed every third of it).
+   * `indexTimeoutMs`: how long to wait for git's `index.lock` after a commit (default 10 s).
+   */
+  lock?: { leaseMs?: number; indexTimeoutMs?: number };
 }
 
 const optionsSchema = z.object({
@@ -107,7 +121,7 @@ const optionsSchema = z.object({
     )
     .optional(),
   repo: z.string().min(1).optional(),
-  lock: z.object({ leaseMs: z.number().int().positive().optional() }).optional(),
+  lock: z.object({ leaseMs: z.number().int().positive().optional(), indexTimeoutMs: z.number().int().positive().optional() }).optional(),
 });
 const submissionSchema = z.object({
   issueId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:/#-]{0,127}$/, "expected an issue id"),
@@ -325,8 +339,13 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
   /** Becomes the lead if nobody is, and works through the queue. Calls in this process take turns. */
   #drive(): Promise<void> {
     const turn = this.#driving.then(async () => {
-      const lock = await tryAcquireLeadLock(this.#state, { leaseMs: this.#options.lock?.leaseMs ?? 30_000 });
+      const leaseMs = this.#options.lock?.leaseMs ?? 30_000;
+      const lock = await tryAcquireLeadLock(this.#state, { leaseMs });
       if (!lock) return;
+      // The lease is kept alive while this process leads, also through a gate that runs for
+      // minutes. If another lead took over, renewing fails and the next write is fenced.
+      const keepAlive = setInterval(() => void lock.renew().catch(() => undefined), Math.max(20, leaseMs / 3));
+      keepAlive.unref();
       try {
         await this.#recover();
         for (;;) {
@@ -348,6 +367,7 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
           }
         }
       } finally {
+        clearInterval(keepAlive);
         await lock.release();
       }
     });
@@ -424,8 +444,18 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
         files: entry.files,
         gates: [],
       });
-    const reject = (reason: string, gates: GateResult[] = []) =>
-      this.#finish(entry, { status: "rejected", id: entry.id, issueId: entry.issueId, reason, gates });
+    const reject = async (reason: string, gates: GateResult[] = []) => {
+      // The journal keeps the evidence, also of a refusal: which gate failed and what it said.
+      await this.#journal.append({
+        type: "rejected",
+        id: entry.id,
+        issueId: entry.issueId,
+        reason,
+        at: new Date().toISOString(),
+        gates: gates.map(({ name, ok, output }) => ({ name, ok, output })),
+      });
+      return this.#finish(entry, { status: "rejected", id: entry.id, issueId: entry.issueId, reason, gates });
+    };
 
     const paths: string[] = [];
     for (const file of entry.files) {
@@ -529,7 +559,17 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
         throw error;
       }
       await this.#recordCommitted(entry.id, entry.issueId, built.commit);
-      if (await this.#isCheckedOut()) await refreshIndex(this.dir, this.#gitdir, built.index);
+      // The commit has landed: an index that cannot be refreshed now (a git process holds
+      // index.lock) makes `git status` show the paths as changed, but loses nothing.
+      let indexNotRefreshed: string | undefined;
+      if (await this.#isCheckedOut()) {
+        const indexTimeoutMs = this.#options.lock?.indexTimeoutMs;
+        await refreshIndex(this.dir, this.#gitdir, built.index, indexTimeoutMs === undefined ? {} : { timeoutMs: indexTimeoutMs }).catch(
+          (error: unknown) => {
+            indexNotRefreshed = `${(error as Error).message}; run \`git reset -- <files>\` to refresh the index`;
+          },
+        );
+      }
       return this.#finish(entry, {
         status: "committed",
         id: entry.id,
@@ -538,6 +578,7 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
         parent,
         files: paths,
         gates,
+        ...(indexNotRefreshed === undefined ? {} : { indexNotRefreshed }),
       });
     }
   }
@@ -650,5 +691,11 @@ export async function createCommitLead(options: CommitLeadOptions): Promise<Comm
     throw new InvalidArgumentError("options.dir", `${options.dir} is not the root of a git working tree (no .git/HEAD)`);
   const branch = options.branch ?? /^ref: refs\/heads\/(.+)$/.exec(head.trim())?.[1];
   if (!branch) throw new InvalidArgumentError("options.branch", `${options.dir} has a detached HEAD: pass the branch to commit to`);
-  return new CommitLead({ ...options, branch });
+  const lead = new CommitLead({ ...options, branch });
+  // Run on start: finish or roll back what a crashed lead left in flight. A live lead holding the
+  // lock has done that already when it took over.
+  await lead.recover({ timeoutMs: 0 }).catch((error: unknown) => {
+    if (!(error instanceof GitConflictError)) throw error;
+  });
+  return lead;
 }

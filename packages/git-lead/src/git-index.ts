@@ -78,49 +78,58 @@ function parseIndex(data: Buffer): { version: number; entries: Entry[] } | undef
  * byte for byte; the cache-tree extension is dropped (git rebuilds it). Index formats this
  * patcher does not handle (v4, split index) fall back to `git reset -- <paths>`.
  */
-export async function refreshIndex(workdir: string, gitdir: string, updates: readonly IndexUpdate[]): Promise<void> {
+export async function refreshIndex(
+  workdir: string,
+  gitdir: string,
+  updates: readonly IndexUpdate[],
+  { timeoutMs }: { timeoutMs?: number } = {},
+): Promise<void> {
   if (updates.length === 0) return;
   const indexPath = join(gitdir, "index");
-  const fallback = await withGitLock(indexPath, async (lockPath, consumed) => {
-    const current = statSync(indexPath, { throwIfNoEntry: false });
-    let parsed: { version: number; entries: Entry[] } | undefined;
-    if (current && lastWritten?.key === `${indexPath}:${identity(current)}`) parsed = lastWritten;
-    else if (!current) parsed = { version: 2, entries: [] };
-    else parsed = parseIndex(readFileSync(indexPath));
-    if (!parsed) return true;
-    // The index is sorted by path bytes: replace and delete in place, insert by binary search.
-    const changed = new Map(updates.map((update) => [update.path, update]));
-    const kept: Entry[] = parsed.entries.filter((entry) => {
-      if (changed.has(entry.path)) return false;
-      const slash = entry.path.indexOf("/");
-      if (slash === -1) return true;
-      for (let at = slash; at !== -1; at = entry.path.indexOf("/", at + 1)) if (changed.has(entry.path.slice(0, at))) return false;
-      return true;
-    });
-    for (const update of updates) {
-      if (update.deleted) continue;
-      const key = Buffer.from(update.path);
-      let low = 0;
-      let high = kept.length;
-      while (low < high) {
-        const middle = (low + high) >>> 1;
-        if (Buffer.compare(Buffer.from(kept[middle]!.path), key) < 0) low = middle + 1;
-        else high = middle;
+  const fallback = await withGitLock(
+    indexPath,
+    async (lockPath, consumed) => {
+      const current = statSync(indexPath, { throwIfNoEntry: false });
+      let parsed: { version: number; entries: Entry[] } | undefined;
+      if (current && lastWritten?.key === `${indexPath}:${identity(current)}`) parsed = lastWritten;
+      else if (!current) parsed = { version: 2, entries: [] };
+      else parsed = parseIndex(readFileSync(indexPath));
+      if (!parsed) return true;
+      // The index is sorted by path bytes: replace and delete in place, insert by binary search.
+      const changed = new Map(updates.map((update) => [update.path, update]));
+      const kept: Entry[] = parsed.entries.filter((entry) => {
+        if (changed.has(entry.path)) return false;
+        const slash = entry.path.indexOf("/");
+        if (slash === -1) return true;
+        for (let at = slash; at !== -1; at = entry.path.indexOf("/", at + 1)) if (changed.has(entry.path.slice(0, at))) return false;
+        return true;
+      });
+      for (const update of updates) {
+        if (update.deleted) continue;
+        const key = Buffer.from(update.path);
+        let low = 0;
+        let high = kept.length;
+        while (low < high) {
+          const middle = (low + high) >>> 1;
+          if (Buffer.compare(Buffer.from(kept[middle]!.path), key) < 0) low = middle + 1;
+          else high = middle;
+        }
+        kept.splice(low, 0, { path: update.path, bytes: entryBytes(update) });
       }
-      kept.splice(low, 0, { path: update.path, bytes: entryBytes(update) });
-    }
-    const header = Buffer.alloc(12);
-    header.write("DIRC", 0, "latin1");
-    header.writeUInt32BE(parsed.version, 4);
-    const body = kept.map((entry) => entry.bytes);
-    header.writeUInt32BE(body.length, 8);
-    const content = Buffer.concat([header, ...body]);
-    const checksum = createHash("sha1").update(content).digest();
-    writeFileSync(lockPath, Buffer.concat([content, checksum]));
-    renameSync(lockPath, indexPath);
-    lastWritten = { key: `${indexPath}:${identity(statSync(indexPath))}`, version: parsed.version, entries: kept };
-    consumed();
-    return false;
-  });
+      const header = Buffer.alloc(12);
+      header.write("DIRC", 0, "latin1");
+      header.writeUInt32BE(parsed.version, 4);
+      const body = kept.map((entry) => entry.bytes);
+      header.writeUInt32BE(body.length, 8);
+      const content = Buffer.concat([header, ...body]);
+      const checksum = createHash("sha1").update(content).digest();
+      writeFileSync(lockPath, Buffer.concat([content, checksum]));
+      renameSync(lockPath, indexPath);
+      lastWritten = { key: `${indexPath}:${identity(statSync(indexPath))}`, version: parsed.version, entries: kept };
+      consumed();
+      return false;
+    },
+    timeoutMs === undefined ? {} : { timeoutMs },
+  );
   if (fallback) await run("git", ["reset", "--quiet", "HEAD", "--", ...updates.map((update) => update.path)], { cwd: workdir });
 }

@@ -17,7 +17,9 @@ export type JournalEntry =
       gates: { name: string; ok: boolean; output: string }[];
     }
   | { type: "committed"; id: string; issueId: string; sha: string; at: string }
-  | { type: "aborted"; id: string; reason: string; at: string };
+  | { type: "aborted"; id: string; reason: string; at: string }
+  /** A submission refused before any commit: a failed gate (with its output as evidence), a bad path, a repeat. */
+  | { type: "rejected"; id: string; issueId: string; reason: string; at: string; gates: { name: string; ok: boolean; output: string }[] };
 
 export class Journal {
   #handle: Promise<FileHandle> | undefined;

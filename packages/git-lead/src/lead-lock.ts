@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
-import { mkdir, rename, rm, stat } from "node:fs/promises";
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { LeadFencedError } from "./git-lead-errors.js";
 
@@ -52,11 +52,40 @@ function alive(pid: number): boolean {
   }
 }
 
+/** A breaker is held for a few file operations; one older than this belongs to a dead process. */
+const BREAKER_STALE_MS = 5_000;
+
+/**
+ * Removes a lock judged stale, unless it changed since it was judged. Contenders take turns
+ * through a breaker directory (mkdir is atomic), and the lock goes only while it is still the very
+ * file that was judged (same inode, same content): a lock another contender has taken meanwhile
+ * is never removed. Returns false when another contender is breaking it right now.
+ */
+export function breakStaleLock(lockPath: string, judged: { text: string | undefined; ino: number | undefined }): boolean {
+  const breaker = `${lockPath}.break`;
+  try {
+    mkdirSync(breaker);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    const age = Date.now() - (statSync(breaker, { throwIfNoEntry: false })?.mtimeMs ?? Date.now());
+    if (age > BREAKER_STALE_MS) rmSync(breaker, { recursive: true, force: true });
+    return false;
+  }
+  try {
+    const now = { text: readText(lockPath), ino: statSync(lockPath, { throwIfNoEntry: false })?.ino };
+    if (now.ino !== undefined && now.ino === judged.ino && now.text === judged.text) rmSync(lockPath, { force: true });
+    return true;
+  } finally {
+    rmSync(breaker, { recursive: true, force: true });
+  }
+}
+
 /**
  * Tries to become the lead of a repository: a lock file created with O_EXCL in `stateDir`
  * holding the owner's pid, lease and fencing token. A lock whose process is gone or whose lease
- * expired is moved aside (only one contender's rename wins) and taken over; every acquisition
- * increments the fencing token, so a lead that was taken over can tell before it writes.
+ * expired is broken (one contender at a time, and only while it is still the lock that was
+ * judged) and taken over. Only the holder of the lock increments the fencing token, so tokens are
+ * unique, and a lead that was taken over can tell before it writes.
  * Returns undefined when a live lead holds it.
  */
 export async function tryAcquireLeadLock(stateDir: string, { leaseMs = 30_000 } = {}): Promise<LeadLock | undefined> {
@@ -68,23 +97,17 @@ export async function tryAcquireLeadLock(stateDir: string, { leaseMs = 30_000 } 
       closeSync(openSync(lockPath, "wx"));
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+      const judged = { text: readText(lockPath), ino: statSync(lockPath, { throwIfNoEntry: false })?.ino };
       let holder: Holder | undefined;
       try {
-        holder = JSON.parse(readText(lockPath) ?? "") as Holder;
+        holder = JSON.parse(judged.text ?? "") as Holder;
       } catch {
         holder = undefined;
       }
       if (holder && alive(holder.pid) && holder.expiresAt > Date.now()) return undefined;
       // An empty lock is being written by its creator right now, unless it is older than a lease.
-      if (!holder && Date.now() - ((await stat(lockPath).catch(() => undefined))?.mtimeMs ?? 0) < leaseMs) return undefined;
-      const aside = `${lockPath}.stale.${randomBytes(4).toString("hex")}`;
-      if (
-        await rename(lockPath, aside).then(
-          () => true,
-          () => false,
-        )
-      )
-        await rm(aside, { force: true });
+      if (!holder && Date.now() - (statSync(lockPath, { throwIfNoEntry: false })?.mtimeMs ?? 0) < leaseMs) return undefined;
+      if (!breakStaleLock(lockPath, judged)) return undefined;
       continue;
     }
     const token = Number(readText(fencePath) ?? "0") + 1;
