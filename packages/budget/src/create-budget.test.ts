@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import { BudgetExceededError } from "./budget-exceeded-error.js";
 import { createBudget, type BudgetEvents } from "./create-budget.js";
 import { createTokenCounter } from "./create-token-counter.js";
+import { priceUsage } from "./price-usage.js";
 
 const usage = (inputTokens: number, outputTokens: number) => ({
   ...emptyUsage(),
@@ -165,6 +166,37 @@ describe("Budget", () => {
     expect(budget.used("generation")).toBe(result.outputTokens);
   });
 
+  it("books what a stream produced when the stream itself fails, and gives the reservation back", async () => {
+    using counter = createTokenCounter({ encoding: "o200k_base" });
+    const budget = createBudget({ limits: { generation: 1000 } });
+    async function* broken() {
+      yield "partial answer";
+      throw new Error("socket hang up");
+    }
+    await expect(budget.meterStream(broken(), { counter })).rejects.toThrow("socket hang up");
+    expect(budget.used("generation")).toBe(counter.count("partial answer"));
+    expect(budget.snapshot()).toMatchObject({ reserved: { generation: 0 }, activeLeases: 0 });
+  });
+
+  it("dollars: prices what it books, and refuses new work once the usd limit is reached", async () => {
+    const pricing = { model: "claude-sonnet-4-5" };
+    const price = (input: number, output: number) => priceUsage(usage(input, output), pricing).usd;
+    const budget = createBudget({ limits: { usd: price(100_000, 10_000) * 1.5 }, pricing });
+    const events = collect(budget);
+    budget.settle(budget.reserve("generation", 10_000), usage(100_000, 10_000));
+    expect(budget.used("usd")).toBeCloseTo(price(100_000, 10_000), 10);
+    expect(budget.tryReserve("generation", 10)).toBeDefined();
+    // A stream's local count carries no price; its reconcile books the reported usage's dollars.
+    const result = await budget.meterStream(deltas(["more"], { value: false }), {});
+    result.reconcile(usage(100_000, 10_000));
+    expect(budget.used("usd")).toBeCloseTo(2 * price(100_000, 10_000), 10);
+    expect(events).toContainEqual(expect.stringMatching(/^exceeded usd /));
+    expect(budget.exhausted).toBe(true);
+    expect(() => budget.reserve("generation", 1)).toThrow(BudgetExceededError);
+    expect(budget.beforeToolCall({ tool: "grep", inputTokens: 1 })).toMatchObject({ allowed: false, reason: "usd" });
+    expect(() => createBudget({ limits: { usd: 1 }, pricing: { model: "no-such-model" } })).toThrow(/no-such-model/);
+  });
+
   it("expired leases give their reservation back; late spend is still booked", () => {
     let now = 0;
     const budget = createBudget({ limits: { generation: 100 }, leaseTtlMs: 1000, now: () => now });
@@ -186,6 +218,13 @@ describe("Budget", () => {
     expect(() => budget.reserve("generation", Number.NaN)).toThrow("invalid estimate: expected a non-negative number, got null");
     expect(() => budget.settle({ id: "x", budgetId: "other" } as never, 1)).toThrow('not a lease of budget "budget"');
     expect(() => budget.beforeToolCall({ tool: "", inputTokens: 1 })).toThrow("invalid tool: expected the tool's name");
+    return budget.meterStream(deltas(["x"], { value: false }), {}).then((result) => {
+      expect(() => result.reconcile({ ...usage(1, 1), outputTokens: Number.NaN })).toThrow(
+        "invalid usage: outputTokens must be a non-negative number, got NaN",
+      );
+      expect(() => result.reconcile({ ...usage(1, 1), inputTokens: -5 })).toThrow("inputTokens must be a non-negative number, got -5");
+      expect(budget.used("generation")).toBe(1);
+    });
   });
 
   it("8 parallel callers × 1,000 reservations never overshoot a cap at any level", async () => {

@@ -4,6 +4,8 @@ import { BudgetExceededError, formatAmount } from "./budget-exceeded-error.js";
 import { createTokenCounter } from "./create-token-counter.js";
 import { LeaseNotActiveError } from "./lease-not-active-error.js";
 import type { Ledger, LedgerEvent } from "./ledger.js";
+import { priceUsage } from "./price-usage.js";
+import type { PriceEntry } from "./prices.js";
 
 /** Limits per kind; a kind without a limit is tracked but never enforced. */
 export type BudgetLimits = Partial<Record<BudgetKind, number>>;
@@ -39,6 +41,13 @@ export interface CreateBudgetOptions {
   leaseTtlMs?: number;
   /** The clock, for tests. @default Date.now */
   now?: () => number;
+  /**
+   * Prices every usage this budget books (settle, charge, a stream's reconcile) with
+   * {@link priceUsage}, so a `usd` limit is fed. Dollars are known only after a call: once spend
+   * reaches the `usd` limit, every later reservation is refused. Without it, `usd` moves only
+   * through `charge({ usd })`.
+   */
+  pricing?: { model: string; prices?: PriceEntry[] };
 }
 
 /** The answer of {@link Budget.checkContext}. */
@@ -119,6 +128,7 @@ export class Budget extends TypedEmitter<BudgetEvents> {
   readonly #reserved = vector();
   readonly #warned = new Set<BudgetKind>();
   readonly #exceeded = new Set<BudgetKind>();
+  #pricing: { model: string; prices: PriceEntry[] } | undefined;
   readonly #leases = new Map<string, LeaseRecord>();
   readonly #chain: Budget[];
   readonly #ledger: Ledger | undefined;
@@ -140,6 +150,7 @@ export class Budget extends TypedEmitter<BudgetEvents> {
       warningRatio = 0.8,
       leaseTtlMs = 600_000,
       now = Date.now,
+      pricing,
     } = options ?? ({} as CreateBudgetOptions);
     if (typeof id !== "string" || !/^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/.test(id)) {
       throw new InvalidArgumentError(
@@ -171,6 +182,13 @@ export class Budget extends TypedEmitter<BudgetEvents> {
     this.#leaseTtlMs = leaseTtlMs;
     this.#now = now;
     this.#chain = [this, ...(parent ? parent.#chain : [])];
+    if (pricing !== undefined) {
+      if (typeof pricing !== "object" || pricing === null || typeof pricing.model !== "string")
+        throw new InvalidArgumentError("options.pricing", "expected { model, prices? }");
+      // An unknown model fails here, with the hint to add prices, not at the first settlement.
+      priceUsage({ inputTokens: 0, outputTokens: 0 } as Usage, { model: pricing.model, prices: pricing.prices ?? [], at: new Date(now()) });
+      this.#pricing = { model: pricing.model, prices: pricing.prices ?? [] };
+    }
   }
 
   /** The current limit of a kind (extensions included), or undefined when unlimited. */
@@ -200,9 +218,14 @@ export class Budget extends TypedEmitter<BudgetEvents> {
     return Math.max(0, available);
   }
 
-  /** True once the session total is spent here or in a parent: hand over to a new session. */
+  /** The model whose prices this budget books usage at, when created with `pricing`. */
+  get pricedModel(): string | undefined {
+    return this.#pricing?.model;
+  }
+
+  /** True once the session total (or the dollar limit) is spent here or in a parent: hand over to a new session. */
   get exhausted(): boolean {
-    return this.#chain.some((level) => level.#exceeded.has("sessionTotal"));
+    return this.#chain.some((level) => level.#exceeded.has("sessionTotal") || level.#exceeded.has("usd"));
   }
 
   /**
@@ -360,6 +383,11 @@ export class Budget extends TypedEmitter<BudgetEvents> {
         }
         text += delta;
       }
+    } catch (error) {
+      // The stream failed (an SDK aborted it upstream, the connection broke): what arrived was
+      // generated, so it is booked now instead of holding the reservation until the lease expires.
+      this.settle(meter, { generation: outputTokens });
+      throw error;
     } finally {
       if (stoppedBy !== null) {
         abortController?.abort(new Error(`stopped by the ${stoppedBy} budget`));
@@ -375,9 +403,14 @@ export class Budget extends TypedEmitter<BudgetEvents> {
       outputTokens,
       reconcile: (usage) => {
         if (reconciled) throw new InvalidArgumentError("reconcile", "this stream was already reconciled");
+        for (const field of ["inputTokens", "outputTokens"] as const) {
+          const value = (usage as Partial<Usage> | undefined)?.[field];
+          if (!(typeof value === "number" && value >= 0 && Number.isFinite(value)))
+            throw new InvalidArgumentError("usage", `${field} must be a non-negative number, got ${String(value)}`);
+        }
         reconciled = true;
         const difference = usage.outputTokens - outputTokens;
-        this.#spend(vector(usage.inputTokens, difference, 0, usage.inputTokens + difference), "charge");
+        this.#spend(vector(usage.inputTokens, difference, 0, usage.inputTokens + difference, this.#price(usage)), "charge");
       },
     };
   }
@@ -469,7 +502,8 @@ export class Budget extends TypedEmitter<BudgetEvents> {
         const limit = level.#limits[kind];
         if (limit === Infinity) continue;
         const amount = amounts[kind];
-        const exhausted = kind === "sessionTotal" && level.#exceeded.has(kind);
+        // Session total and dollars are known late (dollars only after a call): once reached, nothing more starts.
+        const exhausted = (kind === "sessionTotal" || kind === "usd") && level.#exceeded.has(kind);
         if (amount === 0 && !exhausted && kind !== block) continue;
         const available = limit - level.#used[kind] - level.#reserved[kind];
         if (exhausted || amount > available || (kind === block && available <= 0))
@@ -526,7 +560,14 @@ export class Budget extends TypedEmitter<BudgetEvents> {
         throw new InvalidArgumentError("usage", `${field} must be a non-negative number, got ${usage[field]}`);
     }
     const total = usage.inputTokens + usage.outputTokens;
-    return as === "toolCalls" ? vector(0, 0, total, total) : vector(usage.inputTokens, usage.outputTokens, 0, total);
+    const usd = this.#price(usage);
+    return as === "toolCalls" ? vector(0, 0, total, total, usd) : vector(usage.inputTokens, usage.outputTokens, 0, total, usd);
+  }
+
+  /** The dollars of a usage under this budget's pricing; 0 without pricing. */
+  #price(usage: Usage): number {
+    if (!this.#pricing) return 0;
+    return priceUsage(usage, { model: this.#pricing.model, prices: this.#pricing.prices, at: new Date(this.#now()) }).usd;
   }
 
   #spend(amounts: Vector, type: "settle" | "charge", lease?: string): void {

@@ -1,5 +1,5 @@
 import { execFile, spawn } from "node:child_process";
-import { appendFileSync, readFileSync } from "node:fs";
+import { appendFileSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { emptyUsage } from "@bulkhead/core";
@@ -47,6 +47,31 @@ describe("ledgers", () => {
     const contents = parseLedger(`${line(1)}not json\n${line(2)}{"type":"nope","at":1}\n${line(3)}{"type":"charge","at":1,"cha`);
     expect(contents.events.map((event) => (event.type === "charge" ? event.amounts.generation : 0))).toEqual([1, 2, 3]);
     expect(contents).toMatchObject({ tornTail: true, corruptLines: 2 });
+    // Lines that parse but could not be replayed are counted too, not half-applied.
+    const malformed = [
+      { type: "settle", at: 1, amounts: { generation: 1 } },
+      { type: "charge", at: 1, chain: ["b"], amounts: { generation: "9" } },
+      { type: "usage", at: 1, task: "t", repo: "r", operation: "o", usage: { inputTokens: -1, outputTokens: 0 } },
+      { type: "extend", at: 1, budget: "b", kind: "generation", amount: 0, approvedBy: "x" },
+    ];
+    expect(parseLedger(malformed.map((event) => `${JSON.stringify(event)}\n`).join(""))).toEqual({
+      events: [],
+      tornTail: false,
+      corruptLines: 4,
+    });
+  });
+
+  it("starts on a new line after a torn tail, so the next event is not lost", async () => {
+    await using dir = createTempDir();
+    const path = join(dir.path, "ledger.jsonl");
+    const event = (amount: number) => ({ type: "charge" as const, at: 1, chain: ["b"], amounts: { generation: amount } });
+    writeFileSync(path, `${JSON.stringify(event(1))}\n{"type":"charge","at":1,"cha`);
+    const ledger = createFileLedger(path);
+    ledger.append(event(2));
+    const contents = await ledger.read();
+    expect(contents.events.map((entry) => (entry.type === "charge" ? entry.amounts.generation : 0))).toEqual([1, 2]);
+    expect(contents).toMatchObject({ tornTail: false, corruptLines: 1 });
+    await ledger.close();
   });
 
   it("is safe for two processes appending to one file", async () => {

@@ -48,14 +48,49 @@ export interface FileLedgerOptions {
   flushIntervalMs?: number;
 }
 
+const isAmounts = (value: unknown): boolean =>
+  typeof value === "object" &&
+  value !== null &&
+  Object.values(value).every((amount) => typeof amount === "number" && Number.isFinite(amount));
+const isTokenCount = (value: unknown): boolean => typeof value === "number" && value >= 0 && Number.isFinite(value);
+
+/** A line is an event only when replay can use it as one: a malformed line is counted, never half-applied. */
 function isEvent(value: unknown): value is LedgerEvent {
-  const event = value as { type?: unknown; at?: unknown } | null;
-  return (
-    typeof event === "object" &&
-    event !== null &&
-    typeof event.at === "number" &&
-    ["settle", "charge", "extend", "usage"].includes(event.type as string)
-  );
+  if (typeof value !== "object" || value === null) return false;
+  const event = value as Record<string, unknown>;
+  if (typeof event.at !== "number") return false;
+  switch (event.type) {
+    case "settle":
+    case "charge":
+      return (
+        Array.isArray(event.chain) &&
+        event.chain.length > 0 &&
+        event.chain.every((id) => typeof id === "string") &&
+        isAmounts(event.amounts)
+      );
+    case "extend":
+      return (
+        typeof event.budget === "string" &&
+        typeof event.kind === "string" &&
+        typeof event.amount === "number" &&
+        event.amount > 0 &&
+        typeof event.approvedBy === "string"
+      );
+    case "usage": {
+      const usage = event.usage as Record<string, unknown> | null;
+      return (
+        typeof event.task === "string" &&
+        typeof event.repo === "string" &&
+        typeof event.operation === "string" &&
+        typeof usage === "object" &&
+        usage !== null &&
+        isTokenCount(usage.inputTokens) &&
+        isTokenCount(usage.outputTokens)
+      );
+    }
+    default:
+      return false;
+  }
 }
 
 /** Parses JSONL: a torn last line is ignored, corrupt middle lines are counted and skipped. */
@@ -95,11 +130,20 @@ export function createFileLedger(path: string, { maxBatch = 4096, flushIntervalM
   let closed = false;
 
   const write = async (lines: string[]) => {
-    handle ??= mkdir(dirname(path), { recursive: true }).then(() => open(path, "a"));
+    handle ??= mkdir(dirname(path), { recursive: true }).then(() => open(path, "a+"));
     const file = await handle;
     const text = lines.join("");
     await withFileLock(`${path}.lock`, async () => {
-      await file.appendFile(text);
+      // A writer that crashed mid-line left a torn tail: start on a new line, so the fragment
+      // stays one corrupt line (counted on replay) instead of swallowing this batch's first event.
+      const { size } = await file.stat();
+      let prefix = "";
+      if (size > 0) {
+        const last = Buffer.alloc(1);
+        await file.read(last, 0, 1, size - 1);
+        if (last[0] !== 0x0a) prefix = "\n";
+      }
+      await file.appendFile(prefix + text);
       await file.datasync();
     });
   };

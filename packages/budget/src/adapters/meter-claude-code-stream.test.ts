@@ -2,6 +2,7 @@ import { createReadStream, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { createBudget } from "../create-budget.js";
 import { createTracker } from "../create-tracker.js";
+import { priceUsage } from "../price-usage.js";
 import { meterClaudeCodeStream } from "./meter-claude-code-stream.js";
 
 const fixture = new URL("../../test/fixtures/claude-code-stream.jsonl", import.meta.url);
@@ -46,5 +47,17 @@ describe("meterClaudeCodeStream", () => {
     expect(stops).toEqual(["session-total"]);
     expect(result.stoppedBy).toBe("session-total");
     expect(budget.exhausted).toBe(true);
+  });
+
+  it("feeds a usd limit with the run's reported cost, or with the budget's own pricing, never both", async () => {
+    const capped = createBudget({ limits: { usd: 0.03 } });
+    const stops: string[] = [];
+    await meterClaudeCodeStream(createReadStream(fixture), { budget: capped, onStop: (reason) => stops.push(reason) });
+    expect(capped.used("usd")).toBe(0.0312);
+    expect(stops).toEqual(["usd"]);
+    const priced = createBudget({ limits: {}, pricing: { model: "claude-sonnet-4-5" } });
+    const run = await meterClaudeCodeStream(createReadStream(fixture), { budget: priced });
+    // Priced from the tokens at list prices, and the reported cost not added on top.
+    expect(priced.used("usd")).toBeCloseTo(priceUsage(run.usage, { model: "claude-sonnet-4-5" }).usd, 10);
   });
 });

@@ -100,12 +100,18 @@ export async function meterClaudeCodeStream(
     span?.record(usage);
     if (!budget) return;
     budget.charge(usage);
-    if (result.stoppedBy) return;
-    const reason = budget.exhausted
-      ? "session-total"
-      : budget.available("generation") <= 0 && budget.limit("generation") !== undefined
-        ? "generation"
-        : undefined;
+    check();
+  };
+  const check = () => {
+    if (!budget || result.stoppedBy) return;
+    const reason =
+      budget.limit("usd") !== undefined && budget.available("usd") <= 0
+        ? "usd"
+        : budget.exhausted
+          ? "session-total"
+          : budget.available("generation") <= 0 && budget.limit("generation") !== undefined
+            ? "generation"
+            : undefined;
     if (reason) {
       result.stoppedBy = reason;
       onStop?.(reason);
@@ -153,6 +159,12 @@ export async function meterClaudeCodeStream(
         // The result line carries the run's totals: book whatever the messages did not show.
         const total = usageOnly(normalizeUsage("claude-code-stream", event.usage));
         book(subtract(total, result.usage));
+      }
+      // Claude Code's own figure for the run. A budget that prices usage itself has booked the
+      // dollars already; any other budget gets them from here, so a usd limit is fed.
+      if (budget && result.costUsd !== undefined && result.costUsd > 0 && budget.pricedModel === undefined) {
+        budget.charge({ usd: result.costUsd });
+        check();
       }
     }
   }
