@@ -23,7 +23,7 @@ export { createScopeCache, type CachedContent, type ScopeCache, type ScopeCacheO
 export { ScopeLimitError, type ScopeHotspot, type ScopeViolation } from "./scope-limit-error.js";
 export { createScopeMatcher } from "./scope-matcher.js";
 export { taskSpecJsonSchema } from "./task-spec-json-schema.js";
-export { taskSpecFileSchema, taskSpecToFile, type ScopeRepo, type TaskSpec, type TaskSpecFile } from "./task-spec.js";
+export { REPO_NAME_PATTERN, taskSpecFileSchema, taskSpecToFile, type ScopeRepo, type TaskSpec, type TaskSpecFile } from "./task-spec.js";
 export { ESTIMATE_BYTES_PER_TOKEN, createByteEstimateCounter, type TokenCounter } from "./token-counter.js";
 export { TypedEmitter, type EventListener } from "./typed-emitter.js";
 export {

@@ -61,7 +61,10 @@ describe("MultiRepoGuard", () => {
     const guard = new MultiRepoGuard({ primaryRepo: "backend-api", store: createMemoryProposalStore() });
     const result = await guard.propose({ repo: "frontend", file: "a.ts", diff: "+a" });
     if (result.status !== "pending") throw new Error("expected a pending proposal");
+    const events: string[] = [];
+    guard.on("proposal-rejected", ({ proposal }) => events.push(`rejected ${proposal.id === result.id} ${proposal.rejectionReason}`));
     const rejected = await guard.reject(result.id, { by: "ana", reason: "frontend owns its API client" });
+    expect(events).toEqual(["rejected true frontend owns its API client"]);
     expect(rejected).toMatchObject({ status: "rejected", rejectionReason: "frontend owns its API client" });
     await expect(guard.approve(result.id, { by: "bo" })).rejects.toMatchObject({
       code: "PROPOSAL_ALREADY_DECIDED",

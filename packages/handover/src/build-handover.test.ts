@@ -90,6 +90,24 @@ describe("handover from real repositories", () => {
     expect(handoverFromJson(handoverToJson(document))).toEqual(document);
   });
 
+  it("compares each file at base with the file on disk: committed deletions, files written again, files gone again", async () => {
+    dir.write({ "backend-api/src/temp.ts": "temporary\n" });
+    git(backend, ["add", "--all"]);
+    git(backend, ["commit", "--quiet", "-m", "wip"]);
+    git(backend, ["rm", "--quiet", "src/routes/user.ts", "src/temp.ts"]);
+    git(backend, ["commit", "--quiet", "-m", "remove"]);
+    // Deleted in a commit, then written again in the working tree: changed, not deleted.
+    dir.write({ "backend-api/src/routes/user.ts": "export const user = 3;\n" });
+    const document = await buildHandover({ spec, repos: { "backend-api": backend }, base: { "backend-api": base }, summary: ["wip"] });
+    expect(document.filesChanged).toEqual([
+      { repo: "backend-api", path: "src/legacy.ts", change: "deleted", state: "committed" },
+      { repo: "backend-api", path: "src/middleware/rateLimit.ts", change: "added", state: "committed" },
+      { repo: "backend-api", path: "src/routes/index.ts", change: "modified", state: "committed" },
+      { repo: "backend-api", path: "src/routes/user.ts", change: "modified", state: "uncommitted" },
+      { repo: "backend-api", path: "src/scratch.ts", change: "added", state: "committed" },
+    ]);
+  });
+
   it("trims lists to fit maxTokens with a recorded (+N more), or throws when asked", async () => {
     const summary = Array.from({ length: 60 }, (_, index) => `Step ${index}: changed something worth a sentence or two of explanation`);
     const options = { spec, repos: { "backend-api": backend }, base: { "backend-api": base }, summary };

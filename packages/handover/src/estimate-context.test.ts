@@ -1,5 +1,6 @@
+import { symlinkSync } from "node:fs";
 import { join } from "node:path";
-import { createByteEstimateCounter } from "@bulkhead/core";
+import { createByteEstimateCounter, PathOutsideRootError } from "@bulkhead/core";
 import { createTempDir } from "@bulkhead/test-utils";
 import { describe, expect, it } from "vitest";
 import { checkBeforeSpawn } from "./check-before-spawn.js";
@@ -45,6 +46,16 @@ describe("estimateContext", () => {
       "backend and frontend work in one task: give each to its own agent",
     ]);
     await expect(estimateContext({}, { contextWindow: 0 })).rejects.toThrow("invalid options.contextWindow");
+    // Paths stay inside root, also through a symlink; counting files needs to know the root.
+    const counter = createByteEstimateCounter();
+    await expect(estimateContext({ filesToRead: ["../outside.ts"] }, { contextWindow: 1000, counter, root: dir.path })).rejects.toThrow(
+      PathOutsideRootError,
+    );
+    symlinkSync("/etc", join(dir.path, "src", "etc"));
+    await expect(estimateContext({ filesToRead: ["src/etc/hostname"] }, { contextWindow: 1000, counter, root: dir.path })).rejects.toThrow(
+      "is a symlink that leads outside the root",
+    );
+    await expect(estimateContext({ filesToRead: ["src/a.ts"] }, { contextWindow: 1000, counter })).rejects.toThrow("pass root");
     expect(layerOf("src/middleware/rateLimit.ts")).toBe("framework");
   });
 });
@@ -63,6 +74,23 @@ describe("suggestSplit", () => {
     expect(
       scopes.some((scope) => scope.files.some((file) => file.includes("domain")) && scope.files.some((file) => file.endsWith(".tsx"))),
     ).toBe(false);
+    expect(scopes.every((scope) => scope.fits)).toBe(true);
+    // One file alone over 70% of the window cannot be fitted: it gets its own scope, marked.
+    const huge = suggestSplit(
+      {
+        files: [
+          { path: "src/domain/a.ts", tokens: 1000 },
+          { path: "src/domain/generated.ts", tokens: 50_000 },
+        ],
+      },
+      {
+        contextWindow: 60_000,
+      },
+    );
+    expect(huge.map((scope) => [scope.files, scope.fits])).toEqual([
+      [["src/domain/a.ts"], true],
+      [["src/domain/generated.ts"], false],
+    ]);
   });
 });
 

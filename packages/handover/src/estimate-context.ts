@@ -1,6 +1,6 @@
-import { readFile } from "node:fs/promises";
-import { join } from "node:path";
-import { InvalidArgumentError, type TokenCounter } from "@bulkhead/core";
+import { readFile, realpath } from "node:fs/promises";
+import { join, sep } from "node:path";
+import { InvalidArgumentError, normalizeRepoPath, PathOutsideRootError, type TokenCounter } from "@bulkhead/core";
 
 /**
  * Seed 003's table of approximate context consumption, in tokens: [low, high].
@@ -88,9 +88,23 @@ export async function estimateContext(
 
   const paths = typeof filesToRead === "number" ? [] : filesToRead;
   const fileCount = typeof filesToRead === "number" ? filesToRead : filesToRead.length;
-  if (counter && root && paths.length > 0) {
+  if (counter && root === undefined && paths.length > 0)
+    throw new InvalidArgumentError(
+      "options.root",
+      "a counter counts the files' real tokens: pass root, the directory the paths are relative to",
+    );
+  if (counter && root !== undefined && paths.length > 0) {
+    const realRoot = await realpath(root).catch(() => {
+      throw new InvalidArgumentError("options.root", `${root} does not exist`);
+    });
     for (const path of paths) {
-      const text = await readFile(join(root, path), "utf8").catch(() => undefined);
+      // Paths come from the caller: they stay inside root, also through symlinks.
+      const normalized = normalizeRepoPath(path);
+      if (!normalized.ok) throw new PathOutsideRootError(path, root, normalized.reason);
+      const real = await realpath(join(realRoot, normalized.path)).catch(() => undefined);
+      if (real !== undefined && real !== realRoot && !real.startsWith(realRoot + sep))
+        throw new PathOutsideRootError(path, root, "is a symlink that leads outside the root");
+      const text = real === undefined ? undefined : await readFile(real, "utf8").catch(() => undefined);
       if (text === undefined) add(CONTEXT_COSTS.fileRead);
       else {
         const tokens = await counter.count(text);

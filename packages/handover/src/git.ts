@@ -1,4 +1,6 @@
 import { execFile } from "node:child_process";
+import { lstatSync } from "node:fs";
+import { join } from "node:path";
 import { InvalidArgumentError } from "@bulkhead/core";
 
 /**
@@ -25,36 +27,36 @@ export function git(cwd: string, args: readonly string[], { allowFailure = false
 
 export type Change = "added" | "modified" | "deleted";
 
-/** Files changed in commits since `base`, then in the working tree (untracked files included). */
+/**
+ * Files changed since `base`, in commits and in the working tree (untracked files included). The
+ * change compares the file at `base` with the file on disk now: deleted in a commit and written
+ * again is `modified`; added in a commit and removed again is no change at all.
+ */
 export async function changesSince(
   dir: string,
   base: string,
 ): Promise<{ path: string; change: Change; state: "committed" | "uncommitted" }[]> {
   const committed = (await git(dir, ["diff", "--name-status", "--no-renames", "-z", `${base}..HEAD`]))!;
-  const changes: { path: string; change: Change; state: "committed" | "uncommitted" }[] = [];
+  // Per path: did it exist at base, and is it touched in the working tree?
+  const paths = new Map<string, { atBase: boolean; uncommitted: boolean }>();
   const fields = committed.split("\0").filter(Boolean);
   for (let index = 0; index + 1 < fields.length; index += 2) {
-    changes.push({ path: fields[index + 1]!, change: toChange(fields[index]!), state: "committed" });
+    paths.set(fields[index + 1]!, { atBase: !fields[index]!.startsWith("A"), uncommitted: false });
   }
   const status = (await git(dir, ["status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames"]))!;
   for (const entry of status.split("\0").filter(Boolean)) {
     const code = entry.slice(0, 2);
     const path = entry.slice(3);
-    const change: Change = code === "??" || code.includes("A") ? "added" : code.includes("D") ? "deleted" : "modified";
-    const existing = changes.find((candidate) => candidate.path === path);
-    if (!existing) changes.push({ path, change, state: "uncommitted" });
-    else if (existing.change === "added" && change === "deleted") changes.splice(changes.indexOf(existing), 1);
-    else {
-      // Committed, then changed again in the working tree: the tree's state is what counts.
-      existing.state = "uncommitted";
-      if (change === "deleted") existing.change = "deleted";
-    }
+    const known = paths.get(path);
+    // Not changed in a commit: it was at base exactly when it is at HEAD.
+    if (known) known.uncommitted = true;
+    else paths.set(path, { atBase: code !== "??" && !code.includes("A"), uncommitted: true });
+  }
+  const changes: { path: string; change: Change; state: "committed" | "uncommitted" }[] = [];
+  for (const [path, { atBase, uncommitted }] of paths) {
+    const now = lstatSync(join(dir, path), { throwIfNoEntry: false }) !== undefined;
+    if (!atBase && !now) continue;
+    changes.push({ path, change: !atBase ? "added" : now ? "modified" : "deleted", state: uncommitted ? "uncommitted" : "committed" });
   }
   return changes.sort((left, right) => (left.path < right.path ? -1 : left.path > right.path ? 1 : 0));
-}
-
-function toChange(code: string): Change {
-  if (code.startsWith("A")) return "added";
-  if (code.startsWith("D")) return "deleted";
-  return "modified";
 }

@@ -1,11 +1,13 @@
-import { usageReportSchema } from "@bulkhead/core";
+import { REPO_NAME_PATTERN, usageReportSchema } from "@bulkhead/core";
 import { z } from "zod";
+
+const repoName = z.string().regex(REPO_NAME_PATTERN, "expected a repo name of letters, digits, '.', '_' or '-'");
 
 const line = (what: string) => z.string({ error: `expected ${what}` }).refine((value) => !/[\r\n]/.test(value), `${what} must be one line`);
 
 /** A file a task changed, as git sees it. */
 export const changedFileSchema = z.object({
-  repo: z.string().min(1),
+  repo: repoName,
   path: z.string().min(1),
   change: z.enum(["added", "modified", "deleted"]),
   /** Committed since the base, or still only in the working tree. */
@@ -22,7 +24,7 @@ export const gateOutcomeSchema = z.object({
 /** A change held by the guard for approval. */
 export const heldProposalSchema = z.object({
   id: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/),
-  repo: z.string().min(1),
+  repo: repoName,
   file: z.string().min(1),
   status: z.enum(["pending", "approved", "rejected"]),
 });
@@ -54,10 +56,20 @@ export const handoverSchema = z.object({
   status: z.enum(["complete", "partial", "blocked"]),
   /** The agent's narrative: the only part that does not come from data. */
   done: z.array(z.string()),
-  filesChanged: z.array(changedFileSchema),
+  /** Each repo's files together (the Markdown groups them by repo), as `buildHandover` lists them. */
+  filesChanged: z
+    .array(changedFileSchema)
+    .refine(
+      (files) =>
+        files.every(
+          (file, index) =>
+            index === 0 || file.repo === files[index - 1]!.repo || !files.slice(0, index).some((earlier) => earlier.repo === file.repo),
+        ),
+      "list each repo's files together",
+    ),
   /** Token consumption, from the tracker's report. */
   tokens: usageReportSchema.optional(),
-  crossRepoImpact: z.object({ reposTouched: z.array(z.string().min(1)), held: z.array(heldProposalSchema) }),
+  crossRepoImpact: z.object({ reposTouched: z.array(repoName), held: z.array(heldProposalSchema) }),
   nextTaskDependencies: z.array(z.string()),
   gates: z.array(gateOutcomeSchema),
   notes: z.array(z.string()),
@@ -67,7 +79,15 @@ export const handoverSchema = z.object({
     .regex(/^[A-Za-z0-9._:-]{1,100}$/)
     .optional(),
   /** Lists shortened to fit the size bound; the rendered document says "(+N more)". */
-  trimmed: z.array(trimmedListSchema),
+  trimmed: z
+    .array(trimmedListSchema)
+    .refine(
+      (lists) =>
+        lists.every(
+          (list, index) => index === 0 || TRIMMABLE_SECTIONS.indexOf(list.section) > TRIMMABLE_SECTIONS.indexOf(lists[index - 1]!.section),
+        ),
+      `list each trimmed section once, in document order (${TRIMMABLE_SECTIONS.join(", ")})`,
+    ),
   /** Set once by `consumeHandover`; a second consumer is refused. */
   consumed: z.object({ by: line("who consumed it").pipe(z.string().min(1)), at: z.iso.datetime() }).optional(),
 });

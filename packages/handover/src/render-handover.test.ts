@@ -105,6 +105,22 @@ describe("renderHandover and parseHandover", () => {
     const parsed = parseHandover(renderHandover(document));
     expect(parsed).toEqual(handoverSchema.parse(document));
     expect(renderHandover(document)).toContain("- _(+12 more)_");
+    // The tracked task id is free text too: a newline or a backslash in it comes back as written.
+    const tracked = { ...seed, tokens: { ...seed.tokens!, taskId: "task\\n one\nline two" } };
+    expect(parseHandover(renderHandover(tracked)).tokens?.taskId).toBe("task\\n one\nline two");
+    // What the Markdown cannot say exactly is refused up front: files of one repo apart, a repo
+    // name with a space, trimmed sections out of order.
+    const file = (repo: string, path: string) => ({ repo, path, change: "added" as const, state: "committed" as const });
+    const problems = (input: unknown) => handoverSchema.safeParse(input).error?.issues.map((issue) => issue.message);
+    expect(problems({ ...document, filesChanged: [file("b", "x"), file("a", "y"), file("b", "z")] })).toEqual([
+      "list each repo's files together",
+    ]);
+    expect(problems({ ...document, crossRepoImpact: { reposTouched: ["front end"], held: [] } })).toEqual([
+      "expected a repo name of letters, digits, '.', '_' or '-'",
+    ]);
+    expect(problems({ ...document, trimmed: [...document.trimmed].reverse() })).toEqual([
+      "list each trimmed section once, in document order (done, filesChanged, nextTaskDependencies, gates, notes)",
+    ]);
   });
 
   const text = fc.string({ unit: "grapheme", maxLength: 30 });
@@ -149,6 +165,7 @@ describe("renderHandover and parseHandover", () => {
         byRepo: fc.dictionary(name, breakdown, { maxKeys: 3 }),
         byOperation: fc.dictionary(text, breakdown, { maxKeys: 3 }),
         usd,
+        taskId: fc.option(text, { nil: undefined }),
       }),
       { nil: undefined },
     ),
@@ -191,7 +208,11 @@ describe("renderHandover and parseHandover", () => {
           filesChanged: files,
           ...(input.tokens === undefined
             ? {}
-            : { tokens: input.tokens.usd === undefined ? (({ usd: _usd, ...rest }) => rest)(input.tokens) : input.tokens }),
+            : {
+                tokens: Object.fromEntries(
+                  Object.entries(input.tokens).filter(([key, value]) => !((key === "usd" || key === "taskId") && value === undefined)),
+                ),
+              }),
           crossRepoImpact: { reposTouched: input.touched, held: input.held },
           nextTaskDependencies: input.deps,
           gates: input.gates,

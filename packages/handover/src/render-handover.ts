@@ -91,7 +91,7 @@ export function renderHandover(document: HandoverDocument): string {
       `- Total: ${number(tokens.totalTokens)} tokens`,
     );
     if (tokens.usd !== undefined) out.push(`- Cost: $${tokens.usd}`);
-    if (tokens.taskId !== undefined) out.push(`- Tracked task: ${tokens.taskId}`);
+    if (tokens.taskId !== undefined) out.push(`- Tracked task: ${escapeLine(tokens.taskId)}`);
     out.push("", `| usage | ${USAGE_COLUMNS.join(" | ")} |`, `|---|${USAGE_COLUMNS.map(() => "---:").join("|")}|`);
     out.push(usageRow("all", tokens.usage, tokens.usage.inputTokens + tokens.usage.outputTokens, undefined));
     const breakdown = (prefix: string, entries: Record<string, UsageBreakdown>) => {

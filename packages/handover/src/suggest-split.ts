@@ -9,6 +9,11 @@ export interface SplitScope {
   /** Its estimated consumption, from seed 003's table or real counts. */
   low: number;
   high: number;
+  /**
+   * Whether `high` stays within 70% of the window. False only for a scope holding one file that
+   * alone does not fit: split that file, summarize it, or use a larger window.
+   */
+  fits: boolean;
 }
 
 const LAYER_ORDER = ["domain", "application", "infrastructure", "framework", "frontend", "tests"];
@@ -48,7 +53,7 @@ export function suggestSplit(
   const scopes: SplitScope[] = [];
   let current: SplitScope | undefined;
   const open = (name: string) => {
-    current = { name, files: [], low: baseLow, high: base };
+    current = { name, files: [], low: baseLow, high: base, fits: true };
     scopes.push(current);
     return current;
   };
@@ -66,6 +71,7 @@ export function suggestSplit(
       current!.high += high;
     }
   }
+  for (const scope of scopes) scope.fits = scope.high <= limit;
   return scopes;
 }
 
