@@ -103,4 +103,40 @@ describe("meterAnthropic", () => {
     for await (const _event of stream);
     expect(budget.used("generation")).toBe(20);
   });
+
+  it("keeps the SDK client's prototype methods, bound to the original objects", async () => {
+    // Like the real SDK: classes whose methods live on prototypes and use `this`.
+    class Messages {
+      readonly calls: string[] = [];
+      async create(params: AnthropicParams) {
+        this.calls.push(`create ${params.model}`);
+        return { id: "m", content: [], usage: { input_tokens: 5, output_tokens: 3 } };
+      }
+      async countTokens(params: AnthropicParams) {
+        this.calls.push("countTokens");
+        return { input_tokens: params.messages.length * 10 };
+      }
+      stream() {
+        this.calls.push("stream");
+        return "a MessageStream";
+      }
+    }
+    class Client {
+      readonly messages = new Messages();
+      readonly apiKey = "sk-test";
+      baseURL() {
+        return `https://api.example.com/${this.apiKey.length}`;
+      }
+    }
+    const budget = createBudget({ limits: { sessionTotal: 10_000 } });
+    const original = new Client();
+    const anthropic = meterAnthropic(original, { budget, price: false });
+    await anthropic.messages.create(params);
+    expect(await anthropic.messages.countTokens(params)).toEqual({ input_tokens: 10 });
+    expect(anthropic.messages.stream()).toBe("a MessageStream");
+    expect(anthropic.baseURL()).toBe("https://api.example.com/7");
+    expect(anthropic.apiKey).toBe("sk-test");
+    expect(original.messages.calls).toEqual(["create claude-sonnet-4-5", "countTokens", "stream"]);
+    expect(budget.used("sessionTotal")).toBe(8);
+  });
 });

@@ -171,5 +171,17 @@ export function meterAnthropic<TClient extends AnthropicLike>(
     return metered;
   };
 
-  return { ...client, messages: { ...client.messages, create } } as TClient;
+  // The SDK's clients are class instances: their methods live on prototypes (messages.stream,
+  // messages.countTokens, client.models, …) and use `this`. A proxy keeps all of them, bound to
+  // the original objects, and swaps in the metered create alone.
+  const forward = <T extends object>(target: T, replace: Record<PropertyKey, unknown>): T =>
+    new Proxy(target, {
+      get(object, property) {
+        if (Object.hasOwn(replace, property)) return replace[property];
+        const value: unknown = Reflect.get(object, property, object);
+        return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(object) : value;
+      },
+    });
+  const messages = forward(client.messages as object, { create });
+  return forward(client as object, { messages }) as TClient;
 }
