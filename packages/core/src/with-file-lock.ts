@@ -27,10 +27,52 @@ function isProcessAlive(pid: number): boolean {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** The lock directory as found: its inode and owner, to tell it from a lock taken later. */
+async function identify(lockPath: string): Promise<{ ino: number; mtimeMs: number; holder: Holder | undefined } | undefined> {
+  const found = await stat(lockPath).catch(() => undefined);
+  if (!found) return undefined;
+  const holder = await readFile(join(lockPath, "owner.json"), "utf8")
+    .then((text) => JSON.parse(text) as Holder)
+    .catch(() => undefined);
+  return { ino: found.ino, mtimeMs: found.mtimeMs, holder };
+}
+
+/** A breaker is held for a few file operations; one older than this belongs to a dead process. */
+const BREAKER_STALE_MS = 5_000;
+
+/**
+ * Breaks a lock judged stale, one contender at a time (a breaker directory), and only while it
+ * is still the lock that was judged: a lock another contender took meanwhile is left alone.
+ * Returns false when someone else is breaking it right now.
+ */
+async function breakStale(lockPath: string, judged: { ino: number; holder: Holder | undefined }, token: string): Promise<boolean> {
+  const breaker = `${lockPath}.break`;
+  try {
+    await mkdir(breaker);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    const age = Date.now() - ((await stat(breaker).catch(() => undefined))?.mtimeMs ?? Date.now());
+    if (age > BREAKER_STALE_MS) await rm(breaker, { recursive: true, force: true });
+    return false;
+  }
+  try {
+    const now = await identify(lockPath);
+    if (now && now.ino === judged.ino && now.holder?.token === judged.holder?.token) {
+      const aside = `${lockPath}.stale.${token}`;
+      await rename(lockPath, aside);
+      await rm(aside, { recursive: true, force: true });
+    }
+    return true;
+  } finally {
+    await rm(breaker, { recursive: true, force: true });
+  }
+}
+
 /**
  * Runs `work` while holding a cross-process lock: a directory created with `mkdir` (atomic on
  * every local file system) holding the owner's pid. A lock whose process is gone, or that is
- * older than `staleMs`, is moved aside and taken over.
+ * older than `staleMs`, is broken (one contender at a time, and only while it is still the lock
+ * that was judged) and taken over.
  */
 export async function withFileLock<TResult>(
   lockPath: string,
@@ -49,21 +91,11 @@ export async function withFileLock<TResult>(
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
     }
-    const holder = await readFile(join(lockPath, "owner.json"), "utf8")
-      .then((text) => JSON.parse(text) as Holder)
-      .catch(() => undefined);
-    const age = holder ? Date.now() - holder.at : Date.now() - ((await stat(lockPath).catch(() => undefined))?.mtimeMs ?? Date.now());
-    if ((holder && !isProcessAlive(holder.pid)) || age > staleMs) {
-      // Move the stale lock aside rather than deleting it: only one contender's rename succeeds.
-      const aside = `${lockPath}.stale.${token}`;
-      if (
-        await rename(lockPath, aside).then(
-          () => true,
-          () => false,
-        )
-      )
-        await rm(aside, { recursive: true, force: true });
-      continue;
+    const judged = await identify(lockPath);
+    const holder = judged?.holder;
+    const age = holder ? Date.now() - holder.at : Date.now() - (judged?.mtimeMs ?? Date.now());
+    if (judged && ((holder && !isProcessAlive(holder.pid)) || age > staleMs)) {
+      if (await breakStale(lockPath, judged, token)) continue;
     }
     if (Date.now() - started > timeoutMs) throw new LockTimeoutError(lockPath, timeoutMs, holder);
     await sleep(delayMs + Math.random() * delayMs);
@@ -72,6 +104,12 @@ export async function withFileLock<TResult>(
   try {
     return await work();
   } finally {
-    await rm(lockPath, { recursive: true, force: true });
+    // Only our own lock goes: held past staleMs, it may have been broken and taken by another.
+    const current = await identify(lockPath);
+    if (current?.holder?.token === token) {
+      const aside = `${lockPath}.released.${token}`;
+      await rename(lockPath, aside).catch(() => undefined);
+      await rm(aside, { recursive: true, force: true });
+    }
   }
 }

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { link, mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { InvalidArgumentError, withFileLock, writeFileAtomic } from "@bulkhead/core";
 import { ClaimRefusedError } from "./git-lead-errors.js";
@@ -47,9 +47,9 @@ const ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 
 /**
  * A durable work hook in a directory: one JSON file per task, one claim file per held task.
- * A claim is created with a hard link, which fails when the file exists, so exactly one
- * concurrent claimer wins across processes; an expired claim is moved aside (one mover wins)
- * before it is taken again. State changes hold a lock beside the tasks.
+ * Every change (add, claim, renew, complete, fail, release) happens under one cross-process
+ * lock, so exactly one concurrent claimer wins across processes; an expired claim is replaced
+ * when its task is claimed again. The lock is a directory beside the tasks.
  *
  * @example
  * const hook = createWorkHook({ dir: ".bulkhead/hook" });
@@ -139,50 +139,28 @@ export function createWorkHook({
     async claim(taskId, worker, { ttlMs = defaultTtlMs } = {}) {
       if (!ID.test(String(taskId)) || typeof worker !== "string" || worker === "")
         throw new InvalidArgumentError("claim", "expected a task id and a worker name");
-      const tasks = await all();
-      const task = tasks.find((candidate) => candidate.id === taskId);
-      if (!task) throw new ClaimRefusedError(`no task "${taskId}" on the hook`, { taskId });
-      if (!isReady(task, tasks))
-        throw new ClaimRefusedError(
-          `task "${taskId}" is not ready: it is ${task.state}${task.state === "open" ? " and waits for its dependencies" : ""}`,
-          { taskId },
-        );
       await mkdir(claimsDir, { recursive: true });
-      const claim: Claim = { taskId, worker, token: randomBytes(8).toString("hex"), expiresAt: now() + ttlMs };
-      const staged = join(claimsDir, `.${taskId}.${claim.token}`);
-      await writeFile(staged, JSON.stringify(claim));
-      try {
-        for (let attempt = 0; attempt < 2; attempt++) {
-          try {
-            await link(staged, join(claimsDir, `${taskId}.json`));
-            return claim;
-          } catch (error) {
-            if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-          }
-          const held = await readClaim(taskId);
-          if (held && held.expiresAt > now())
-            throw new ClaimRefusedError(`task "${taskId}" is held by ${held.worker} until ${new Date(held.expiresAt).toISOString()}`, {
-              taskId,
-              holder: held.worker,
-            });
-          // Expired (or unreadable): move it aside; only one mover wins, the others retry the link and lose.
-          const aside = join(claimsDir, `.expired.${taskId}.${claim.token}`);
-          if (
-            await rename(join(claimsDir, `${taskId}.json`), aside).then(
-              () => true,
-              () => false,
-            )
-          ) {
-            const moved = JSON.parse(await readFile(aside, "utf8").catch(() => "{}")) as Partial<Claim>;
-            await rm(aside, { force: true });
-            if (moved.token !== held?.token)
-              throw new ClaimRefusedError(`task "${taskId}" was claimed by someone else meanwhile`, { taskId });
-          }
-        }
-        throw new ClaimRefusedError(`task "${taskId}" was claimed by someone else meanwhile`, { taskId });
-      } finally {
-        await rm(staged, { force: true });
-      }
+      // Under the hook's lock, like every other change of a claim: readiness, the current claim
+      // and the new one are one step, so a task completed or claimed meanwhile cannot be taken.
+      return locked(async () => {
+        const tasks = await all();
+        const task = tasks.find((candidate) => candidate.id === taskId);
+        if (!task) throw new ClaimRefusedError(`no task "${taskId}" on the hook`, { taskId });
+        if (!isReady(task, tasks))
+          throw new ClaimRefusedError(
+            `task "${taskId}" is not ready: it is ${task.state}${task.state === "open" ? " and waits for its dependencies" : ""}`,
+            { taskId },
+          );
+        const held = await readClaim(taskId);
+        if (held && held.expiresAt > now())
+          throw new ClaimRefusedError(`task "${taskId}" is held by ${held.worker} until ${new Date(held.expiresAt).toISOString()}`, {
+            taskId,
+            holder: held.worker,
+          });
+        const claim: Claim = { taskId, worker, token: randomBytes(8).toString("hex"), expiresAt: now() + ttlMs };
+        await writeFileAtomic(join(claimsDir, `${taskId}.json`), JSON.stringify(claim));
+        return claim;
+      });
     },
     async renew(claim, { ttlMs = defaultTtlMs } = {}) {
       return locked(async () => {

@@ -27,7 +27,13 @@ const INTERFACE = /(^|\/)(types?|interfaces?|contracts?|schemas?|models?)(\/|\.|
  * await findSharedFiles([{ id: "a", repo: "api", files: ["src/routes/**"] }, { id: "b", repo: "api", files: ["src/routes/index.ts"] }], { repos: { api: "../api" } });
  */
 export async function findSharedFiles(tasks: readonly ScopedTask[], { repos }: { repos: Record<string, string> }): Promise<SharedFile[]> {
-  const sorted = validateTasks(tasks);
+  // A spec's own depends_on counts as much as the wrapper's.
+  const sorted = validateTasks(
+    tasks.map((task) => ({
+      ...task,
+      dependsOn: [...new Set([...(task.dependsOn ?? []), ...("spec" in task ? (task.spec.dependsOn ?? []) : [])])],
+    })),
+  );
   const claims = new Map<string, string[]>();
   const filesOf = new Map<string, string[]>();
   for (const task of sorted) {

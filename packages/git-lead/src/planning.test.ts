@@ -58,6 +58,25 @@ describe("findSharedFiles", () => {
         reason: "a type or contract file: agree on it in a foundation wave, then let each task work against it",
       },
     ]);
+    // The spec's own depends_on counts: the rate task now follows auth, so they are sequenced.
+    const after = parseTaskSpec(
+      JSON.stringify({
+        task: "rate limit",
+        id: "rate",
+        depends_on: ["auth"],
+        context_scope: { repos: [{ name: "api", paths: ["src/routes/index.ts"] }], max_files: 10, max_tokens: 1e6 },
+        ownership: { primary_repo: "api" },
+      }),
+    );
+    expect(
+      await findSharedFiles(
+        [
+          { id: "rate", spec: after },
+          { id: "auth", repo: "api", files: ["src/routes/index.ts"] },
+        ],
+        { repos: { api: join(dir.path, "api") } },
+      ),
+    ).toEqual([expect.objectContaining({ file: "api/src/routes/index.ts", strategy: "sequence" })]);
   });
 });
 
@@ -123,6 +142,12 @@ describe("planWaves", () => {
         for (const task of tasks)
           for (const dependency of task.dependsOn) expect(waveOf.get(dependency)!).toBeLessThan(waveOf.get(task.id)!);
         expect(planWaves([...tasks].reverse(), { maxPerWave })).toEqual(waves);
+        // Shared files first: the plan opens with a task free to start that touches the most shared files.
+        const claims = new Map<string, number>();
+        for (const task of tasks) for (const file of task.files) claims.set(file, (claims.get(file) ?? 0) + 1);
+        const shared = (id: string) => tasks.find((task) => task.id === id)!.files.filter((file) => claims.get(file)! > 1).length;
+        const free = tasks.filter((task) => task.dependsOn.length === 0).map((task) => task.id);
+        expect(shared(waves[0]![0]!)).toBe(Math.max(...free.map(shared)));
       }),
       { numRuns: 500 },
     );
@@ -150,8 +175,13 @@ describe("createWorkHook", () => {
     await hook.complete(again, { result: { sha: "abc" } });
     expect((await hook.ready()).map((task) => task.id)).toEqual(["routes"]);
     const routes = await hook.claim("routes", "w1");
-    await hook.release(routes);
+    const renewed = await hook.renew(routes, { ttlMs: 50 });
+    expect(renewed.expiresAt).toBe(clock + 50);
+    await hook.release(renewed);
     expect((await hook.ready()).map((task) => task.id)).toEqual(["routes"]);
+    const late = await hook.claim("routes", "w2", { ttlMs: 10 });
+    clock += 10;
+    await expect(hook.renew(late)).rejects.toThrow("w2's claim on routes expired: renew claims before they run out");
   });
 
   it("never grants one task twice, across processes", async () => {
@@ -166,6 +196,21 @@ describe("createWorkHook", () => {
     );
     const won = outputs.flatMap((output) => JSON.parse(output.stdout) as string[]);
     expect(won.sort()).toEqual(Array.from({ length: 40 }, (_, index) => `t${index}`).sort());
+    // Again over claims that have all expired: replacing an expired claim grants it once too.
+    const second = createWorkHook({ dir: join(dir.path, "expired") });
+    await second.add(Array.from({ length: 40 }, (_, index) => ({ id: `t${index}` })));
+    for (const task of await second.tasks()) await second.claim(task.id, "gone", { ttlMs: 1 });
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    const retaken = await Promise.all(
+      Array.from({ length: 4 }, (_, index) =>
+        run(process.execPath, ["--import", "tsx", worker, join(dir.path, "expired"), `w${index}`], {
+          cwd: join(import.meta.dirname, ".."),
+        }),
+      ),
+    );
+    expect(retaken.flatMap((output) => JSON.parse(output.stdout) as string[]).sort()).toEqual(
+      Array.from({ length: 40 }, (_, index) => `t${index}`).sort(),
+    );
   });
 
   it("property: at most one live claim per task, whatever the interleaving", async () => {
