@@ -35,6 +35,12 @@ describe("MultiRepoGuard", () => {
     expect(approved).toMatchObject({ status: "approved", decidedBy: "ana" });
     expect(await guard.requiresHumanApproval()).toBe(false);
     expect(events).toEqual(["pending frontend/src/api.ts", "approved true"]);
+    // The approved change, submitted again, goes through; a different diff is held anew.
+    expect(await guard.propose({ repo: "frontend", file: "src/api.ts", diff: "+429" })).toEqual({
+      status: "allowed",
+      approved: { id: held.id, by: "ana" },
+    });
+    expect(await guard.propose({ repo: "frontend", file: "src/api.ts", diff: "+500" })).toMatchObject({ status: "pending" });
   });
 
   it("holds writes outside the scope and passes allowed cross-repo writes", async () => {

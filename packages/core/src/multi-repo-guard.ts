@@ -29,7 +29,9 @@ export interface MultiRepoGuardOptions {
 }
 
 /** The guard's answer to a proposed change. */
-export type ProposeResult = { status: "allowed" } | { status: "pending"; id: string; reason: Proposal["reason"] };
+export type ProposeResult =
+  /** `approved` names the proposal a person approved for exactly this change, when that is why. */
+  { status: "allowed"; approved?: { id: string; by: string } } | { status: "pending"; id: string; reason: Proposal["reason"] };
 
 const repoName = z.string().regex(REPO_NAME_PATTERN, "expected a repo name");
 const optionsSchema = z.object({
@@ -62,7 +64,8 @@ function newProposalId(): string {
  * Holds cross-repo changes for a person's approval (seed 000). A change inside the primary repo
  * (and inside the scope, when one is given) or in an allowed repo passes; anything else is
  * stored as a pending proposal until someone approves or rejects it. Proposing the same pending
- * change twice returns the same proposal.
+ * change twice returns the same proposal; proposing a change that was approved (same repo, file
+ * and diff) allows it, so the work held for approval goes through when it is submitted again.
  *
  * @example
  * const guard = new MultiRepoGuard({ primaryRepo: "backend-api" });
@@ -95,10 +98,12 @@ export class MultiRepoGuard extends TypedEmitter<GuardEvents> {
 
     const reason: Proposal["reason"] = ownRepo ? "out-of-scope" : "cross-repo";
     const { proposal, created } = await this.#store.exclusive(async () => {
-      const same = (await this.#store.list({ status: "pending" })).find(
-        (held) => held.repo === repo && held.file === path && held.diff === diff,
-      );
-      if (same) return { proposal: same, created: false };
+      const same = (await this.#store.list()).filter((held) => held.repo === repo && held.file === path && held.diff === diff);
+      // Approved once, this exact change goes through (the resubmission after a person's yes).
+      const approved = same.find((held) => held.status === "approved");
+      if (approved) return { proposal: approved, created: false };
+      const pending = same.find((held) => held.status === "pending");
+      if (pending) return { proposal: pending, created: false };
       const fresh: Proposal = {
         id: newProposalId(),
         repo,
@@ -112,6 +117,7 @@ export class MultiRepoGuard extends TypedEmitter<GuardEvents> {
       await this.#store.create(fresh);
       return { proposal: fresh, created: true };
     });
+    if (proposal.status === "approved") return { status: "allowed", approved: { id: proposal.id, by: proposal.decidedBy ?? "" } };
     if (created) this.emit("proposal-pending", { proposal });
     return { status: "pending", id: proposal.id, reason: proposal.reason };
   }

@@ -95,6 +95,10 @@ describe("createCommitLead", () => {
       gates: [{ name: "lint", ok: false, output: "checked" }],
     });
     expect(events).toEqual(["submission-rejected A-1", "submission-held A-2", "gate-end A-3 lint false", "submission-rejected A-3"]);
+    // A person approves the held change: submitted again, it is committed.
+    const [proposal] = await guard.pending();
+    await guard.approve(proposal!.id, { by: "ana" });
+    expect(await lead.submit({ issueId: "A-2", worker: "w", files: ["docs/b.md"], message: "m" })).toMatchObject({ status: "committed" });
     // The gate's output is evidence in the journal too, not only in the result.
     const rejected = readFileSync(join(repo, ".git/bulkhead/journal.jsonl"), "utf8")
       .trim()
@@ -114,8 +118,8 @@ describe("createCommitLead", () => {
       status: "rejected",
       gates: [{ ok: false, output: expect.stringContaining("timed out after 100 ms") }],
     });
-    expect(git(repo, ["rev-list", "--count", "HEAD"])).toBe("1");
-    expect((await lead.status()).held).toHaveLength(1);
+    expect(git(repo, ["rev-list", "--count", "HEAD"])).toBe("2");
+    expect((await lead.status()).held).toHaveLength(0);
     await expect(lead.submit({ issueId: "", worker: "w", files: [], message: "" })).rejects.toThrow(
       "invalid submission: issueId: expected an issue id; files: list at least one file; message: write a commit message",
     );

@@ -322,11 +322,13 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
       .filter((entry): entry is Extract<JournalEntry, { type: "committed" }> => entry.type === "committed")
       .slice(-20)
       .map(({ id, issueId, sha }) => ({ id, issueId, sha }));
+    const committedIssues = new Set(entries.flatMap((entry) => (entry.type === "committed" ? [entry.issueId] : [])));
     const results = await readdir(join(this.#state, "results")).catch(() => [] as string[]);
     const held: SubmitResult[] = [];
     for (const name of results) {
       const result = await this.#result(name.replace(/\.json$/, ""));
-      if (result?.status === "held") held.push(result);
+      // Held until approved: once the issue is committed (resubmitted after approval), it is not held any more.
+      if (result?.status === "held" && !committedIssues.has(result.issueId)) held.push(result);
     }
     return { queue, inFlight, recentCommits, held };
   }
