@@ -197,6 +197,29 @@ describe("Budget", () => {
     expect(() => createBudget({ limits: { usd: 1 }, pricing: { model: "no-such-model" } })).toThrow(/no-such-model/);
   });
 
+  it("says which check refused what, and at which level", async () => {
+    const session = createBudget({ id: "session", limits: { sessionTotal: 100 } });
+    const task = createBudget({ id: "task", parent: session, limits: { generation: 50, toolCalls: 10, contextRead: 80 } });
+    const refused: string[] = [];
+    task.on("budget-refused", ({ budgetId, kind, at, requested, available }) =>
+      refused.push(`${at} ${budgetId} ${kind} ${requested}>${available}`),
+    );
+    expect(() => task.reserve("generation", 60)).toThrow(BudgetExceededError);
+    expect(task.tryReserve("sessionTotal", 120)).toBeUndefined();
+    expect(task.beforeToolCall({ tool: "grep", inputTokens: 11 })).toMatchObject({ allowed: false });
+    expect(task.checkContext(90)).toMatchObject({ allowed: false, reason: "context-read" });
+    using counter = createTokenCounter({ encoding: "o200k_base" });
+    const words = Array.from({ length: 80 }, (_, index) => ` word${index}`);
+    expect((await task.meterStream(deltas(words, { value: false }), { counter })).stoppedBy).toBe("generation");
+    expect(refused).toEqual([
+      "reserve task generation 60>50",
+      "tryReserve session sessionTotal 120>100",
+      "beforeToolCall task toolCalls 11>10",
+      "checkContext task contextRead 90>80",
+      expect.stringMatching(/^meterStream task generation \d+>\d+$/),
+    ]);
+  });
+
   it("expired leases give their reservation back; late spend is still booked", () => {
     let now = 0;
     const budget = createBudget({ limits: { generation: 100 }, leaseTtlMs: 1000, now: () => now });

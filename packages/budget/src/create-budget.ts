@@ -16,6 +16,18 @@ export interface BudgetEvents {
   "budget-warning": { budgetId: string; kind: BudgetKind; used: number; limit: number; ratio: number };
   "budget-exceeded": { budgetId: string; kind: BudgetKind; action: BudgetAction; used: number; limit: number };
   "handover-required": { budgetId: string; used: number; limit: number };
+  /**
+   * A request was refused before it ran: which check (`at`), which budget's limit (`budgetId`,
+   * this one or a parent), and by how much it did not fit.
+   */
+  "budget-refused": {
+    budgetId: string;
+    kind: BudgetKind;
+    at: "reserve" | "tryReserve" | "beforeToolCall" | "meterStream" | "checkContext";
+    requested: number;
+    available: number;
+    limit: number;
+  };
 }
 
 /** A reservation: amounts held on a budget and all its parents until settled, released or expired. */
@@ -235,7 +247,7 @@ export class Budget extends TypedEmitter<BudgetEvents> {
    */
   reserve(kindOrAmounts: BudgetKind | Amounts, estimate?: number, options: { ttlMs?: number } = {}): Lease {
     const [amounts, primary] = this.#amounts(kindOrAmounts, estimate);
-    const refusal = this.#refusal(amounts);
+    const refusal = this.#refusal(amounts, "reserve");
     if (refusal) throw new BudgetExceededError(refusal.level.id, refusal.kind, amounts[refusal.kind], refusal.available, refusal.limit);
     return this.#hold(amounts, primary, options.ttlMs);
   }
@@ -243,7 +255,7 @@ export class Budget extends TypedEmitter<BudgetEvents> {
   /** Like {@link reserve}, but returns undefined instead of throwing when it does not fit. */
   tryReserve(kindOrAmounts: BudgetKind | Amounts, estimate?: number, options: { ttlMs?: number } = {}): Lease | undefined {
     const [amounts, primary] = this.#amounts(kindOrAmounts, estimate);
-    return this.#refusal(amounts) ? undefined : this.#hold(amounts, primary, options.ttlMs);
+    return this.#refusal(amounts, "tryReserve") ? undefined : this.#hold(amounts, primary, options.ttlMs);
   }
 
   /**
@@ -303,6 +315,17 @@ export class Budget extends TypedEmitter<BudgetEvents> {
     const available = Math.min(context, session);
     if (tokens <= available) return { allowed: true, tokens, available };
     const reason = tokens > context ? "context-read" : "session-total";
+    const kind = reason === "context-read" ? "contextRead" : "sessionTotal";
+    const kindAvailable = reason === "context-read" ? context : session;
+    const limiting = this.#chain.find((level) => level.#limits[kind] - level.#used[kind] - level.#reserved[kind] <= kindAvailable) ?? this;
+    this.emit("budget-refused", {
+      budgetId: limiting.id,
+      kind,
+      at: "checkContext",
+      requested: tokens,
+      available: kindAvailable,
+      limit: limiting.#limits[kind],
+    });
     const hotspots =
       typeof scopeOrTokens === "number"
         ? []
@@ -322,7 +345,7 @@ export class Budget extends TypedEmitter<BudgetEvents> {
     if (typeof tool !== "string" || tool === "") throw new InvalidArgumentError("tool", "expected the tool's name");
     if (!(inputTokens >= 0)) throw new InvalidArgumentError("inputTokens", `expected a non-negative token count, got ${inputTokens}`);
     const [amounts] = this.#amounts("toolCalls", inputTokens);
-    const refusal = this.#refusal(amounts, "toolCalls");
+    const refusal = this.#refusal(amounts, "beforeToolCall", "toolCalls");
     if (!refusal) return { allowed: true, lease: this.#hold(amounts, "toolCalls") };
     const reason = refusal.kind === "sessionTotal" ? "session-total" : refusal.kind === "usd" ? "usd" : "tool-calls";
     const spent = refusal.level.#used[refusal.kind];
@@ -373,7 +396,7 @@ export class Budget extends TypedEmitter<BudgetEvents> {
         }
         if (outputTokens > held) {
           const extra = vector(0, outputTokens - held, 0, outputTokens - held);
-          const refusal = this.#refusal(extra);
+          const refusal = this.#refusal(extra, "meterStream");
           if (refusal) {
             stoppedBy = refusal.kind === "sessionTotal" ? "session-total" : "generation";
             break;
@@ -495,7 +518,25 @@ export class Budget extends TypedEmitter<BudgetEvents> {
   }
 
   /** The first level and kind the amounts do not fit in; `block` also refuses that kind once it is spent. */
-  #refusal(amounts: Vector, block?: BudgetKind): { level: Budget; kind: BudgetKind; available: number; limit: number } | undefined {
+  #refusal(
+    amounts: Vector,
+    at: BudgetEvents["budget-refused"]["at"],
+    block?: BudgetKind,
+  ): { level: Budget; kind: BudgetKind; available: number; limit: number } | undefined {
+    const refused = this.#findRefusal(amounts, block);
+    if (refused)
+      this.emit("budget-refused", {
+        budgetId: refused.level.id,
+        kind: refused.kind,
+        at,
+        requested: amounts[refused.kind],
+        available: refused.available,
+        limit: refused.limit,
+      });
+    return refused;
+  }
+
+  #findRefusal(amounts: Vector, block?: BudgetKind): { level: Budget; kind: BudgetKind; available: number; limit: number } | undefined {
     for (const level of this.#chain) {
       level.#sweep();
       for (const kind of BUDGET_KINDS) {
