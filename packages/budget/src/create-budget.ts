@@ -679,8 +679,15 @@ export function createBudget(options: CreateBudgetOptions): Budget {
 }
 
 /** Rebuilds a budget from a ledger: its spend and extensions, exactly as recorded. */
-export async function restoreBudget(options: CreateBudgetOptions & { ledger: Ledger }): Promise<Budget> {
-  const { events } = await options.ledger.read();
+export async function restoreBudget(
+  options: CreateBudgetOptions & {
+    ledger: Ledger;
+    /** Called when replay skipped lines: corrupt ones in the middle, or a torn last line. */
+    onSkipped?: (skipped: { corruptLines: number; tornTail: boolean }) => void;
+  },
+): Promise<Budget> {
+  const { events, corruptLines, tornTail } = await options.ledger.read();
+  if (corruptLines > 0 || tornTail) options.onSkipped?.({ corruptLines, tornTail });
   const budget = new Budget(options);
   for (const event of events) budget.replay(event);
   return budget;

@@ -185,8 +185,15 @@ export function createTracker({ taskId, ledger, prices = [], now = Date.now, tra
 }
 
 /** Rebuilds a tracker's report from a ledger, exactly as recorded. */
-export async function restoreTracker(options: TrackerOptions & { ledger: Ledger }): Promise<Tracker> {
-  const { events } = await options.ledger.read();
+export async function restoreTracker(
+  options: TrackerOptions & {
+    ledger: Ledger;
+    /** Called when replay skipped lines: corrupt ones in the middle, or a torn last line. */
+    onSkipped?: (skipped: { corruptLines: number; tornTail: boolean }) => void;
+  },
+): Promise<Tracker> {
+  const { events, corruptLines, tornTail } = await options.ledger.read();
+  if (corruptLines > 0 || tornTail) options.onSkipped?.({ corruptLines, tornTail });
   const tracker = createTracker(options);
   for (const event of events) if (event.type === "usage") tracker.replay(event);
   return tracker;

@@ -71,6 +71,10 @@ describe("ledgers", () => {
     const contents = await ledger.read();
     expect(contents.events.map((entry) => (entry.type === "charge" ? entry.amounts.generation : 0))).toEqual([1, 2]);
     expect(contents).toMatchObject({ tornTail: false, corruptLines: 1 });
+    const skipped: unknown[] = [];
+    const restored = await restoreBudget({ id: "b", limits: {}, ledger, onSkipped: (found) => skipped.push(found) });
+    expect(restored.used("generation")).toBe(3);
+    expect(skipped).toEqual([{ corruptLines: 1, tornTail: false }]);
     await ledger.close();
   });
 

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readFileSync, realpathSync, statSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import { parse } from "yaml";
 import { z } from "zod";
@@ -75,8 +75,14 @@ export const projectSchema = z.strictObject({
       pids: z.number().int().positive().default(256),
     })
     .default({ memoryMb: 1024, cpus: 1, pids: 256 }),
-  /** `none` (default), `bridge`, or the name of a network. */
-  network: z.string().min(1).default("none"),
+  /** `none` (default), `bridge`, or the name of a network; never the host's or another container's. */
+  network: z
+    .string()
+    .min(1)
+    .refine((name) => name !== "host" && !name.startsWith("container:"), {
+      error: "the host's network, or another container's, would undo the session's network isolation: use none, bridge or a named network",
+    })
+    .default("none"),
   /** An OCI runtime, e.g. `runsc`, when installed. */
   runtime: z.string().min(1).optional(),
   /** Named opt-outs from the hardened defaults. */
@@ -90,6 +96,19 @@ export const projectSchema = z.strictObject({
     })
     .default({ writableRoot: false }),
 });
+
+/** The engine's sockets on this host, resolved: mounting one gives the container the host. */
+function engineSockets(): string[] {
+  const named = [
+    process.env.DOCKER_HOST?.startsWith("unix://") ? process.env.DOCKER_HOST.slice("unix://".length) : undefined,
+    "/var/run/docker.sock",
+    "/run/docker.sock",
+    "/run/containerd/containerd.sock",
+  ];
+  return [
+    ...new Set(named.filter((path): path is string => path !== undefined).map((path) => (existsSync(path) ? realpathSync(path) : path))),
+  ];
+}
 
 export type ProjectInput = z.input<typeof projectSchema>;
 export type Project = z.output<typeof projectSchema> & { configHash: string };
@@ -129,8 +148,13 @@ export function defineProject(input: ProjectInput | string, { cwd = process.cwd(
   for (const mount of project.mounts) {
     mount.host = resolve(cwd, mount.host);
     if (!existsSync(mount.host)) problems.push(`mounts: ${mount.host} does not exist`);
-    if (mount.host === "/var/run/docker.sock" || mount.host.endsWith("/docker.sock"))
-      problems.push("mounts: the Docker socket is never mounted into a session");
+    // By what it is, not by its name: a parent directory or a link exposes the socket as well.
+    const real = existsSync(mount.host) ? realpathSync(mount.host) : mount.host;
+    const exposed = engineSockets().find((socket) => socket === real || socket.startsWith(real === "/" ? "/" : `${real}/`));
+    if (exposed !== undefined || real.endsWith("/docker.sock"))
+      problems.push(
+        `mounts: the Docker socket is never mounted into a session (${mount.host}${exposed && exposed !== real ? ` holds ${exposed}` : ""})`,
+      );
   }
   if ("context" in project.image && project.image.context) {
     project.image.context = resolve(cwd, project.image.context);

@@ -328,7 +328,7 @@ describe("devices and bad configs", () => {
         `- repos.app: ${join(dir.path, "missing")} does not exist`,
         `- repos.plain: ${join(dir.path, "plain")} is not a git repository (no .git)`,
         '- workdir: "nope" is not one of the repos (app, plain)',
-        "- mounts: the Docker socket is never mounted into a session",
+        "- mounts: the Docker socket is never mounted into a session (/var/run/docker.sock)",
       ].join("\n"),
     );
     const home = join(dir.path, "home");
@@ -371,5 +371,50 @@ describe("a job whose container goes away", () => {
     let output = "";
     for await (const chunk of job.logs({ follow: true })) output += chunk;
     expect(output).toBe("started\n");
+  });
+});
+
+describe("a hostile agent", () => {
+  it("cannot make the host run its git config, follow its links, or widen its isolation", async () => {
+    await using dir = createTempDir();
+    initRepo(join(dir.path, "app"), { "src/index.ts": "export {};\n" });
+    const project = defineProject({ name: "hostile", repos: [{ name: "app", path: join(dir.path, "app") }], image: { existing: image } });
+    await using session = await createSession(project, { home: join(dir.path, "home") });
+    // Inside the container, the agent owns the clone's .git: it asks git to run commands, which
+    // would leave marker files on the host if the host ran them.
+    const marker = (name: string) => join(dir.path, `ran-${name}`);
+    const setup = [
+      "cd /workspace/app",
+      `printf '[core]\\n\\tfsmonitor = touch ${marker("fsmonitor")}; false\\n[filter "evil"]\\n\\tclean = touch ${marker("clean")}; cat\\n\\tsmudge = touch ${marker("smudge")}; cat\\n' >> .git/config`,
+      "echo '* filter=evil' > .gitattributes",
+      `printf '#!/bin/sh\\ntouch ${marker("hook")}\\n' > .git/hooks/post-checkout && chmod +x .git/hooks/post-checkout`,
+      "echo changed > src/index.ts",
+    ].join(" && ");
+    expect(await session.exec(["/bin/sh", "-c", setup])).toMatchObject({ exitCode: 0 });
+    const [fetched] = await session.fetchCode();
+    expect(fetched).toMatchObject({ status: "unchanged", uncommitted: [".gitattributes", "src/index.ts"] });
+    const worktreeJob = await session.inject({ command: ["/bin/sh", "-c", "true"] }, { worktree: true });
+    expect(await worktreeJob.wait()).toEqual({ exitCode: 0 });
+    expect(["fsmonitor", "clean", "smudge", "hook"].filter((name) => existsSync(marker(name)))).toEqual([]);
+    // A job that replaces its log with a link to a host file: the host does not follow it.
+    const linked = await session.inject({
+      id: "linked",
+      command: ["/bin/sh", "-c", "rm -f /workspace/.bulkhead/jobs/linked.log; ln -s /etc/hostname /workspace/.bulkhead/jobs/linked.log"],
+    });
+    expect(await linked.wait()).toEqual({ exitCode: 0 });
+    await expect(linked.logs().next()).rejects.toThrow("is a symbolic link: a job file is never read through a link");
+    // The state (the passEnv values in it) is readable by its owner only.
+    expect(statSync(join(dir.path, "home", "sessions", session.id, "state.json")).mode & 0o777).toBe(0o600);
+    // An exec into a stopped container fails as an error, not as an unhandled rejection.
+    await session.stop();
+    const stream = session.execStream(["true"]);
+    await expect(stream.next()).rejects.toThrow();
+    // The config refuses what would undo the isolation.
+    const base = { name: "hostile", repos: [{ name: "app", path: join(dir.path, "app") }], image: { existing: image } };
+    expect(() => defineProject({ ...base, network: "host" })).toThrow("would undo the session's network isolation");
+    expect(() => defineProject({ ...base, network: "container:abc" })).toThrow("would undo the session's network isolation");
+    expect(() => defineProject({ ...base, mounts: [{ host: "/run", container: "/host-run" }] })).toThrow(
+      /the Docker socket is never mounted into a session \(\/run holds \/run\/docker\.sock\)/,
+    );
   });
 });

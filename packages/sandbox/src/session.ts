@@ -1,5 +1,19 @@
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  constants,
+  existsSync,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  realpathSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { homedir } from "node:os";
 import { dirname, join, relative } from "node:path";
 import { PassThrough } from "node:stream";
@@ -7,7 +21,7 @@ import { InvalidArgumentError, throwIfAborted, withFileLock, writeFileAtomic } f
 import Docker from "dockerode";
 import { buildImage, LABEL } from "./build-image.js";
 import { checkDevices, containerSpec, homeLabel, type GrantedDevices } from "./container-spec.js";
-import { git, run } from "./git.js";
+import { git, run, workspaceGit } from "./git.js";
 import type { Project } from "./project-config.js";
 import { SessionError } from "./sandbox-errors.js";
 
@@ -88,6 +102,38 @@ export class Job {
   }
 
   /**
+   * Reads a job file the container wrote. The container owns the directory, so the file or a
+   * directory above it may be a link it planted to a host file: the final link is refused
+   * (O_NOFOLLOW), and the opened file must be the very path under the workspace.
+   */
+  #read(path: string): Buffer | undefined {
+    let descriptor: number;
+    try {
+      descriptor = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === "ENOENT") return undefined;
+      if (code === "ELOOP") throw new SessionError("job", `${path} is a symbolic link: a job file is never read through a link`);
+      throw error;
+    }
+    try {
+      if (!fstatSync(descriptor).isFile()) throw new SessionError("job", `${path} is not a regular file`);
+      const expected = join(realpathSync(this.session.state.workspace), relative(this.session.state.workspace, path));
+      const opened = (() => {
+        try {
+          return readlinkSync(`/proc/self/fd/${descriptor}`);
+        } catch {
+          return expected; // No /proc (not Linux): the O_NOFOLLOW check stands alone.
+        }
+      })();
+      if (opened !== expected) throw new SessionError("job", `${path} leads to ${opened}, outside the session's job directory`);
+      return readFileSync(descriptor);
+    } finally {
+      closeSync(descriptor);
+    }
+  }
+
+  /**
    * True when the job can no longer end by itself: its container is not running, or was
    * restarted since the job started (a dockerd restart), so its process is gone.
    */
@@ -124,8 +170,9 @@ export class Job {
         });
         throw this.#lostError();
       }
-      if (existsSync(this.#exit)) {
-        const exitCode = Number(readFileSync(this.#exit, "utf8").trim());
+      const exitText = this.#read(this.#exit);
+      if (exitText !== undefined) {
+        const exitCode = Number(exitText.toString("utf8").trim());
         await this.session.updateState((state) => {
           const record = state.jobs.find((job) => job.id === this.id);
           if (record && record.exitCode === undefined) Object.assign(record, { exitCode, endedAt: new Date().toISOString() });
@@ -141,8 +188,8 @@ export class Job {
     const checkEvery = Math.max(1, Math.round(1000 / pollMs));
     let offset = 0;
     for (let round = 1; ; round++) {
-      const ended = existsSync(this.#exit) || (follow && round % checkEvery === 0 && (await this.#lost()));
-      const text = existsSync(this.#log) ? readFileSync(this.#log) : Buffer.alloc(0);
+      const ended = this.#read(this.#exit) !== undefined || (follow && round % checkEvery === 0 && (await this.#lost()));
+      const text = this.#read(this.#log) ?? Buffer.alloc(0);
       if (text.length > offset) {
         yield text.subarray(offset).toString("utf8");
         offset = text.length;
@@ -194,7 +241,7 @@ export class Session implements AsyncDisposable {
     await withFileLock(join(dir, ".state.lock"), async () => {
       const state = JSON.parse(readFileSync(join(dir, "state.json"), "utf8")) as SessionState;
       change(state);
-      await writeFileAtomic(join(dir, "state.json"), JSON.stringify(state, null, 2));
+      await writeFileAtomic(join(dir, "state.json"), JSON.stringify(state, null, 2), { mode: 0o600 });
       this.#state = state;
     });
   }
@@ -218,15 +265,24 @@ export class Session implements AsyncDisposable {
     const queue: { stream: "stdout" | "stderr"; data: Buffer }[] = [];
     let wake: (() => void) | undefined;
     let finished: Omit<ExecResult, "stdout" | "stderr"> | undefined;
+    let failed: { error: unknown } | undefined;
     const done = this.#run(command, options, (stream, data) => {
       queue.push({ stream, data });
       wake?.();
-    }).then((result) => {
-      finished = result;
-      wake?.();
-    });
+    }).then(
+      (result) => {
+        finished = result;
+        wake?.();
+      },
+      // A failed exec (the container stopped) ends the stream with its error, never unhandled.
+      (error: unknown) => {
+        failed = { error };
+        wake?.();
+      },
+    );
     for (;;) {
       while (queue.length > 0) yield queue.shift()!;
+      if (failed) throw failed.error;
       if (finished) return finished;
       await new Promise<void>((resolve) => (wake = resolve));
       wake = undefined;
@@ -250,19 +306,21 @@ export class Session implements AsyncDisposable {
     const pidFile = `/tmp/.bulkhead-exec-${randomBytes(6).toString("hex")}`;
     // Only a command that may be killed runs under a shell that records its pid first.
     const killable = timeoutMs !== undefined || abortSignal !== undefined;
-    const exec = await this.container.exec({
-      Cmd: killable ? ["/bin/sh", "-c", 'echo $$ > "$0"; exec "$@"', pidFile, ...command] : [...command],
-      AttachStdout: true,
-      AttachStderr: true,
-      AttachStdin: stdin !== undefined,
-      // The container was created with the session's user, environment and working directory, and
-      // an exec inherits them: send only what this call changes, so the request is raw dockerode's.
-      ...(Object.keys(env).length > 0 ? { Env: Object.entries(env).map(([key, value]) => `${key}=${value}`) } : {}),
-      ...(cwd !== undefined ? { WorkingDir: cwd } : {}),
-    });
-    // Without stdin the output comes back as a plain streamed response: no connection upgrade,
-    // and the keep-alive connection is reused (measured ~2% faster per round trip).
-    const stream = await exec.start({ hijack: stdin !== undefined, stdin: stdin !== undefined });
+    const { exec, started: stream } = await this.#execStart(
+      {
+        Cmd: killable ? ["/bin/sh", "-c", 'echo $$ > "$0"; exec "$@"', pidFile, ...command] : [...command],
+        AttachStdout: true,
+        AttachStderr: true,
+        AttachStdin: stdin !== undefined,
+        // The container was created with the session's user, environment and working directory, and
+        // an exec inherits them: send only what this call changes, so the request is raw dockerode's.
+        ...(Object.keys(env).length > 0 ? { Env: Object.entries(env).map(([key, value]) => `${key}=${value}`) } : {}),
+        ...(cwd !== undefined ? { WorkingDir: cwd } : {}),
+      },
+      // Without stdin the output comes back as a plain streamed response: no connection upgrade,
+      // and the keep-alive connection is reused (measured ~2% faster per round trip).
+      (created) => created.start({ hijack: stdin !== undefined, stdin: stdin !== undefined }),
+    );
     const stdout = new PassThrough();
     const stderr = new PassThrough();
     stdout.on("data", (data: Buffer) => onData("stdout", data));
@@ -272,13 +330,13 @@ export class Session implements AsyncDisposable {
     let timedOut = false;
     let canceled = false;
     const kill = () =>
-      void this.container
-        .exec({
+      void this.#execStart(
+        {
           Cmd: ["/bin/sh", "-c", `kill -TERM $(cat ${pidFile}) 2>/dev/null; sleep 1; kill -KILL $(cat ${pidFile}) 2>/dev/null; true`],
           User: this.#state.user,
-        })
-        .then(startDetached)
-        .catch(() => undefined);
+        },
+        startDetached,
+      ).catch(() => undefined);
     const timer = timeoutMs === undefined ? undefined : setTimeout(() => ((timedOut = true), kill()), timeoutMs);
     const onAbort = () => ((canceled = true), kill());
     abortSignal?.addEventListener("abort", onAbort, { once: true });
@@ -322,21 +380,23 @@ export class Session implements AsyncDisposable {
       await added;
       workdir = `/workspace/${record.path}/${workdir.slice("/workspace/".length)}`;
     }
-    const exec = await this.container.exec({
-      Cmd: [
-        "/bin/sh",
-        "-c",
-        'log=$1; ex=$2; shift 2; "$@" > "$log" 2>&1; echo $? > "$ex.tmp" && mv "$ex.tmp" "$ex"',
-        "job",
-        `${jobs}/${id}.log`,
-        `${jobs}/${id}.exit`,
-        ...command,
-      ],
-      Env: Object.entries({ ...this.#state.env, ...this.#state.agent?.env, ...job.env }).map(([key, value]) => `${key}=${value}`),
-      WorkingDir: workdir,
-      User: this.#state.user,
-    });
-    await startDetached(exec);
+    await this.#execStart(
+      {
+        Cmd: [
+          "/bin/sh",
+          "-c",
+          'log=$1; ex=$2; shift 2; "$@" > "$log" 2>&1; echo $? > "$ex.tmp" && mv "$ex.tmp" "$ex"',
+          "job",
+          `${jobs}/${id}.log`,
+          `${jobs}/${id}.exit`,
+          ...command,
+        ],
+        Env: Object.entries({ ...this.#state.env, ...this.#state.agent?.env, ...job.env }).map(([key, value]) => `${key}=${value}`),
+        WorkingDir: workdir,
+        User: this.#state.user,
+      },
+      startDetached,
+    );
     const containerStartedAt = (await this.container.inspect()).State.StartedAt;
     await this.updateState((state) =>
       state.jobs.push({
@@ -359,13 +419,52 @@ export class Session implements AsyncDisposable {
       const clone = join(this.#state.workspace, repo.name);
       const target = join(this.#state.workspace, worktree.path, repo.name);
       mkdirSync(dirname(target), { recursive: true });
-      await git(clone, ["worktree", "add", "--quiet", "-b", worktree.branch, target, `refs/heads/${repo.branch}`]);
+      await this.#frozen(() =>
+        workspaceGit(clone, ["worktree", "add", "--quiet", "-b", worktree.branch, target, `refs/heads/${repo.branch}`]),
+      );
       const gitdir = readFileSync(join(target, ".git"), "utf8")
         .trim()
         .replace(/^gitdir: /, "");
       writeFileSync(join(target, ".git"), `gitdir: ${relative(target, gitdir)}\n`);
     }
     if (process.getuid?.() === 0) await chownTree(this.#state.user, this.#state.workspace);
+  }
+
+  /**
+   * Creates and starts an exec, waiting while the container is briefly paused by {@link #frozen}
+   * (here or in another process): the daemon refuses both steps then.
+   */
+  async #execStart<TStarted>(
+    options: Docker.ExecCreateOptions,
+    start: (exec: Docker.Exec) => Promise<TStarted>,
+  ): Promise<{ exec: Docker.Exec; started: TStarted }> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const exec = await this.container.exec(options);
+        return { exec, started: await start(exec) };
+      } catch (error) {
+        if (!/paused/i.test((error as Error).message) || attempt >= 500) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    }
+  }
+
+  /**
+   * Runs host-side work on the workspace with the container paused (when it runs), so nothing in
+   * it changes meanwhile: see {@link workspaceGit}.
+   */
+  async #frozen<TResult>(work: () => Promise<TResult>): Promise<TResult> {
+    const state = await this.container.inspect().then(
+      (info) => info.State,
+      () => undefined,
+    );
+    if (!state?.Running || state.Paused) return work();
+    await this.container.pause();
+    try {
+      return await work();
+    } finally {
+      await this.container.unpause().catch(() => undefined);
+    }
   }
 
   /** A job by id, also one started by another process. */
@@ -403,10 +502,14 @@ export class Session implements AsyncDisposable {
         const commits = Number(await git(path, ["rev-list", "--count", `${repo.baseSha}..${headSha}`]));
         const changedFiles =
           commits === 0 ? [] : (await git(path, ["diff", "--name-only", repo.baseSha, headSha])).split("\n").filter(Boolean);
-        const uncommitted = (await git(path, ["status", "--porcelain", "--untracked-files=all"]))
-          .split("\n")
-          .filter(Boolean)
-          .map((line) => line.slice(3));
+        // Plumbing that never reads file content (no clean filter can run): staged changes, files
+        // whose stat differs from the index, and untracked files.
+        const listed = await Promise.all([
+          workspaceGit(path, ["diff-index", "--cached", "--name-only", "HEAD"]),
+          workspaceGit(path, ["diff-files", "--name-only"]),
+          workspaceGit(path, ["ls-files", "--others", "--exclude-standard"]),
+        ]);
+        const uncommitted = [...new Set(listed.flatMap((text) => text.split("\n").filter(Boolean)))].sort();
         const result: FetchResult = { ...base, headSha, commits, changedFiles, uncommitted };
         if (commits === 0) {
           results.push(result);
@@ -643,7 +746,7 @@ export async function createSession(
       jobs: [],
     };
     step = "state";
-    await writeFileAtomic(join(dir, "state.json"), JSON.stringify(state, null, 2));
+    await writeFileAtomic(join(dir, "state.json"), JSON.stringify(state, null, 2), { mode: 0o600 });
     return new Session(state, docker, home);
   } catch (error) {
     for (const undo of cleanup.reverse()) await undo().catch(() => undefined);
