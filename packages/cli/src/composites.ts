@@ -66,8 +66,10 @@ export async function dispatch(
     limits: Object.fromEntries(Object.entries(spec.budgets).filter(([, value]) => value !== undefined)),
   });
   const check = budget.checkContext(scope);
-  if (!check.allowed)
-    throw new BudgetExceededError(budget.id, "contextRead", check.tokens, check.available, spec.budgets.contextRead ?? check.available);
+  if (!check.allowed) {
+    const kind = check.reason === "context-read" ? "contextRead" : "sessionTotal";
+    throw new BudgetExceededError(budget.id, kind, check.tokens, check.available, spec.budgets[kind] ?? check.available);
+  }
   log(`scope: ${scope.totals.files} files, ${scope.totals.tokens} tokens: within budget`);
   progress("baking the image (cached when unchanged)");
   const { tag, cached } = await buildImage(project, { onProgress: progress });

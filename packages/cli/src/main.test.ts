@@ -26,9 +26,18 @@ describe("bulkhead CLI", () => {
     expect((await cli(["lead", "submit", "--help"])).out).toContain("Example:\n  bulkhead lead submit . --issue RATE-1");
     expect(await cli(["nope"])).toMatchObject({ code: 1 });
     expect((await cli(["scope", "resolve", "x.yaml", "--bogus"])).err).toContain("Unknown option '--bogus'");
-    const missing = await cli(["scope", "resolve", "missing.yaml", "--json"]);
+    const missing = await cli(["scope", "resolve", "missing.yaml", "--repo", "api=.", "--json"]);
     expect(missing.code).toBe(1);
     expect(JSON.parse(missing.out).error.code).toBe("INVALID_ARGUMENT");
+    // With --json every error is one JSON document on stdout; what the usage requires is checked.
+    expect(JSON.parse((await cli(["scope", "resolve", "x.yaml", "--bogus", "--json"])).out).error).toMatchObject({ code: "USAGE" });
+    expect(JSON.parse((await cli(["nope", "--json"])).out).error.message).toContain('unknown command "nope"');
+    expect(JSON.parse((await cli(["--version", "--json"])).out)).toEqual({ version: "0.1.0" });
+    const noIssue = await cli(["lead", "submit", ".", "--worker", "w", "src/a.ts"]);
+    expect(noIssue).toMatchObject({ code: 1, err: expect.stringContaining("missing --issue, --message. Usage: bulkhead lead submit") });
+    expect((await cli(["dispatch", "bulkhead.yaml"])).err).toContain("missing --spec");
+    expect((await cli(["session", "status"])).err).toContain("missing 1 argument(s)");
+    expect((await cli(["session", "status", "../../etc"])).err).toContain('"../../etc" is not a session id');
   });
 
   it("resolves scopes, checks budgets and plans waves with --json", async () => {
@@ -48,6 +57,11 @@ describe("bulkhead CLI", () => {
     const check = await cli(["budget", "check", join(dir.path, "b.yaml"), "--repo", repo, "--json"]);
     expect(check.code).toBe(2);
     expect(JSON.parse(check.out)).toMatchObject({ allowed: false, contextRead: 1000 });
+    // The session total holds the context too, as in dispatch.
+    dir.write({ "tight.yaml": spec("tight", ["src/types.ts"], "budgets:\n  context_read: 1000\n  session_total: 2\n") });
+    const tight = await cli(["budget", "check", join(dir.path, "tight.yaml"), "--repo", repo, "--json"]);
+    expect(tight.code).toBe(2);
+    expect(JSON.parse(tight.out)).toMatchObject({ allowed: false, contextRead: 1000, sessionTotal: 2 });
     const waves = await cli([
       "plan",
       "waves",

@@ -47,6 +47,25 @@ interface Command {
 
 const ok = (data: unknown, text: string[]): Outcome => ({ code: 0, data, text });
 
+/** The arguments and flags a usage line requires: what is outside [brackets] and before " -- ". */
+function requirements(usage: string, name: string): { positionals: number; flags: string[] } {
+  const rest = usage
+    .slice(`bulkhead ${name}`.length)
+    .split(" -- ")[0]!
+    .replace(/\[[^\]]*\](\.\.\.)?/g, "");
+  const tokens = rest.trim().split(/\s+/).filter(Boolean);
+  const flags: string[] = [];
+  let positionals = 0;
+  for (let index = 0; index < tokens.length; index++) {
+    const token = tokens[index]!;
+    if (token.startsWith("--")) {
+      flags.push(token.slice(2));
+      index++;
+    } else if (token.startsWith("<")) positionals++;
+  }
+  return { positionals, flags };
+}
+
 function repoMap(values: string[] | undefined): Record<string, string> {
   const repos: Record<string, string> = {};
   for (const value of values ?? []) {
@@ -125,9 +144,12 @@ const commands: Record<string, Command> = {
     example: "bulkhead budget check handover.yaml --repo backend-api=../backend-api",
     async run([specPath], flags) {
       const { spec, scope } = await scopeOf(specPath!, repoMap(flags.repo as string[]));
-      const limit = spec.budgets.contextRead ?? spec.contextScope.maxTokens;
+      // The same check dispatch makes: the context-read budget and the session total both hold it.
+      const contextRead = spec.budgets.contextRead ?? spec.contextScope.maxTokens;
+      const sessionTotal = spec.budgets.sessionTotal;
+      const limit = Math.min(contextRead, sessionTotal ?? Infinity);
       const allowed = scope.totals.tokens <= limit && scope.violations.length === 0;
-      const data = { allowed, tokens: scope.totals.tokens, contextRead: limit, violations: scope.violations };
+      const data = { allowed, tokens: scope.totals.tokens, contextRead, sessionTotal, violations: scope.violations };
       return {
         code: allowed ? 0 : 2,
         data,
@@ -485,19 +507,39 @@ export async function main(
       },
     });
   } catch (error) {
-    stderr(`${(error as Error).message}: see bulkhead --help\n`);
+    // With --json, even a usage error is one JSON document on stdout.
+    const message = `${(error as Error).message}: see bulkhead --help`;
+    if (argv.includes("--json")) stdout(`${JSON.stringify({ error: { name: "UsageError", code: "USAGE", message } })}\n`);
+    else stderr(`${message}\n`);
     return 1;
   }
   const { values, positionals } = parsed;
   const json = values.json === true;
-  if (values.version) return (stdout("0.1.0\n"), 0);
+  const usageError = (message: string): number => {
+    if (json) stdout(`${JSON.stringify({ error: { name: "UsageError", code: "USAGE", message } })}\n`);
+    else stderr(`${message}\n`);
+    return 1;
+  };
+  if (values.version) return (stdout(json ? `${JSON.stringify({ version: "0.1.0" })}\n` : "0.1.0\n"), 0);
   const name = [`${positionals[0]} ${positionals[1]}`, positionals[0]].find((candidate) => candidate && candidate in commands);
   if (!name) {
-    (positionals.length === 0 ? stdout : stderr)(`${help()}\n`);
-    return positionals.length === 0 ? 0 : 1;
+    if (positionals.length === 0) return (stdout(`${help()}\n`), 0);
+    return json ? usageError(`unknown command "${positionals.join(" ")}": see bulkhead --help`) : (stderr(`${help()}\n`), 1);
   }
   const command = commands[name]!;
   if (values.help) return (stdout(`Usage: ${command.usage}\n\nExample:\n  ${command.example}\n`), 0);
+  // What the usage line requires (outside [brackets] and before " -- ") must be there.
+  const required = requirements(command.usage, name);
+  const given =
+    positionals.length - name.split(" ").length + (passthrough.length > 0 && !command.usage.includes(" -- ") ? passthrough.length : 0);
+  const missingFlags = required.flags.filter((flag) => values[flag as keyof typeof values] === undefined);
+  if (given < required.positionals || missingFlags.length > 0) {
+    const missing = [
+      ...(given < required.positionals ? [`${required.positionals - given} argument(s)`] : []),
+      ...missingFlags.map((flag) => `--${flag}`),
+    ];
+    return usageError(`missing ${missing.join(", ")}. Usage: ${command.usage}`);
+  }
   const io: Io = {
     progress: json
       ? () => undefined

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
 import { throwIfAborted } from "@bulkhead/core";
@@ -15,7 +15,13 @@ function hashTree(root: string, hash: ReturnType<typeof createHash>): void {
     for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
       const path = join(dir, entry.name);
       if (entry.isDirectory()) walk(path);
-      else if (entry.isFile()) hash.update(relative(root, path)).update("\0").update(readFileSync(path)).update("\0");
+      else if (entry.isFile())
+        hash
+          .update(relative(root, path))
+          .update(`\0${statSync(path).mode & 0o111 ? "x" : "-"}\0`)
+          .update(readFileSync(path))
+          .update("\0");
+      else if (entry.isSymbolicLink()) hash.update(relative(root, path)).update("\0link\0").update(readlinkSync(path)).update("\0");
     }
   };
   walk(root);
@@ -27,7 +33,8 @@ export function imageTag(project: Project): string {
   const hash = createHash("sha256").update(project.image.dockerfile);
   if ("files" in project.image)
     for (const [target, source] of Object.entries(project.image.files).sort())
-      hash.update(target).update(statSync(source).isDirectory() ? "" : readFileSync(source));
+      if (statSync(source).isDirectory()) hashTree(source, hash.update(target).update("\0dir\0"));
+      else hash.update(target).update(`\0${statSync(source).mode & 0o111 ? "x" : "-"}\0`).update(readFileSync(source));
   else if (project.image.context) hashTree(project.image.context, hash);
   return `bulkhead-${project.name}:${hash.digest("hex").slice(0, 16)}`;
 }
