@@ -2,7 +2,7 @@
 // session, a scripted agent (a shell script, no model), metering from its stream-json
 // transcript, the guard, one commit by the lead, the code fetched back, and the handover.
 import { execFileSync } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { createBudget, createTokenCounter, createTracker, meterClaudeCodeStream } from "@bulkhead/budget";
 import { createFileProposalStore, loadTaskSpec, MultiRepoGuard, resolveScope } from "@bulkhead/core";
@@ -150,14 +150,12 @@ export async function runRateLimitDemo({ root, log = console.log }: { root: stri
   });
   const held: DemoResult["held"] = [];
   const allowed: Record<string, string[]> = {};
+  // The clones are the agent's: read without following its links or running its git config.
+  const uncommitted = await session.uncommitted();
   for (const repo of session.state.repos.filter((entry) => entry.mode === "clone")) {
-    const clone = join(session.state.workspace, repo.name);
-    const changed = gitRaw(clone, ["status", "--porcelain", "-z", "--untracked-files=all"])
-      .split("\0")
-      .filter(Boolean)
-      .map((entry) => entry.slice(3));
-    for (const file of changed) {
-      const diff = git(clone, ["diff", "--no-color", "--", file]) || readFileSync(join(clone, file), "utf8");
+    for (const file of uncommitted[repo.name] ?? []) {
+      const found = session.readWorkspaceFile(repo.name, file);
+      const diff = found.kind === "file" ? `+++ ${file}\n${found.content.toString("utf8")}` : `${found.kind} ${file}`;
       const outcome = await guard.propose({ repo: repo.name, file, diff, author: "agent" });
       if (outcome.status === "pending") held.push({ repo: repo.name, file, id: outcome.id });
       else (allowed[repo.name] ??= []).push(file);

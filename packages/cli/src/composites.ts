@@ -1,4 +1,3 @@
-import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { BudgetExceededError, createBudget, createTokenCounter, createTracker, meterClaudeCodeStream } from "@bulkhead/budget";
@@ -40,7 +39,6 @@ interface DispatchRecord {
 }
 
 const recordPath = (session: Session) => join(session.state.workspace, ".bulkhead", "dispatch.json");
-const gitRaw = (cwd: string, args: string[]) => execFileSync("git", ["-c", "safe.directory=*", ...args], { cwd, encoding: "utf8" });
 
 /**
  * Resolve the scope → check the context budget → build the image if needed → start a session →
@@ -79,11 +77,19 @@ export async function dispatch(
   log(`session: ${session.id}`);
   const job = await session.inject();
   progress(`agent running as job ${job.id}`);
-  const { exitCode } = await job.wait();
   const tracker = createTracker({ taskId: spec.id ?? "task" });
-  let output = "";
-  for await (const chunk of job.logs()) output += chunk;
-  const metered = await meterClaudeCodeStream([output], { budget, tracker, repo: spec.ownership.primaryRepo, operation: "agent" });
+  // Metered while it runs: when the budget runs out, the agent is stopped there and then.
+  const metered = await meterClaudeCodeStream(job.logs({ follow: true }), {
+    budget,
+    tracker,
+    repo: spec.ownership.primaryRepo,
+    operation: "agent",
+    onStop: (reason) => {
+      progress(`the ${reason} budget is spent: stopping the agent`);
+      void job.kill().catch(() => undefined);
+    },
+  });
+  const { exitCode } = await job.wait();
   const report = tracker.report();
   log(`agent: exit ${exitCode}, ${report.totalTokens} tokens${metered.stoppedBy ? `, stopped by the ${metered.stoppedBy} budget` : ""}`);
   await writeFileAtomic(
@@ -116,15 +122,18 @@ export async function harvest(
   progress("checking every changed file against the guard");
   const held: { repo: string; file: string; id: string }[] = [];
   const allowed: string[] = [];
+  // The clones are the agent's: their files are read without following links, and no git
+  // command the clones' config could hook into runs on the host.
+  const uncommitted = await session.uncommitted();
   for (const repo of session.state.repos.filter((entry) => entry.mode === "clone")) {
-    const clone = join(session.state.workspace, repo.name);
-    for (const file of gitRaw(clone, ["status", "--porcelain", "-z", "--untracked-files=all"])
-      .split("\0")
-      .filter(Boolean)
-      .map((entry) => entry.slice(3))) {
+    for (const file of uncommitted[repo.name] ?? []) {
+      const found = session.readWorkspaceFile(repo.name, file);
       const diff =
-        gitRaw(clone, ["diff", "--no-color", "--", file]) ||
-        (existsSync(join(clone, file)) ? readFileSync(join(clone, file), "utf8") : `deleted ${file}`);
+        found.kind === "file"
+          ? `+++ ${file}\n${found.content.toString("utf8")}`
+          : found.kind === "link"
+            ? `+++ ${file} (symbolic link to ${found.target})`
+            : `deleted ${file}`;
       const outcome = await guard.propose({ repo: repo.name, file, diff, author: "agent" });
       if (outcome.status === "pending") held.push({ repo: repo.name, file, id: outcome.id });
       else if (repo.name === primary) allowed.push(file);

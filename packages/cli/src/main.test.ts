@@ -270,3 +270,34 @@ describe("budget report, hook and continue", () => {
     expect(continued.out).toContain("### 1. create `api/src/routes.ts`\nCurrently: does not exist yet.");
   });
 });
+
+describe("bulkhead dispatch under a budget", () => {
+  it("stops an agent while it runs once the session total is spent, and exits 2", async () => {
+    await using dir = createTempDir();
+    initRepo(join(dir.path, "backend-api"), { "src/index.ts": "export {};\n" });
+    const agent = new URL("../test/agent-hungry.sh", import.meta.url).pathname;
+    writeFileSync(
+      join(dir.path, "bulkhead.yaml"),
+      `name: hungry\nrepos:\n  - name: backend-api\n    path: backend-api\nimage:\n  files:\n    rootfs/bin/busybox: /bin/busybox\n    rootfs/agent.sh: ${agent}\n  dockerfile: |\n    FROM scratch\n    COPY rootfs/ /\n    RUN ["/bin/busybox", "--install", "-s", "/bin"]\n    RUN ["/bin/busybox", "mkdir", "-p", "-m", "1777", "/tmp"]\nagent:\n  command: ["/bin/sh", "/agent.sh"]\n`,
+    );
+    writeFileSync(
+      join(dir.path, "handover.yaml"),
+      `task: "Spend"\nid: SPEND-1\ncontext_scope:\n  repos:\n    - name: backend-api\n      paths: ["src/"]\n  max_files: 10\n  max_tokens: 10000\nownership:\n  primary_repo: backend-api\nbudgets:\n  session_total: 1000\n`,
+    );
+    process.env.BULKHEAD_HOME = join(dir.path, "home");
+    try {
+      const dispatched = await cli(["dispatch", join(dir.path, "bulkhead.yaml"), "--spec", join(dir.path, "handover.yaml"), "--json"]);
+      const result = JSON.parse(dispatched.out) as {
+        session: string;
+        exitCode: number;
+        stoppedBy: string;
+        report: { totalTokens: number };
+      };
+      expect(result).toMatchObject({ stoppedBy: "session-total", exitCode: 143, report: { totalTokens: 1200 } });
+      expect(dispatched.code).toBe(2);
+      await cli(["session", "rm", result.session, "--force"]);
+    } finally {
+      delete process.env.BULKHEAD_HOME;
+    }
+  });
+});

@@ -89,7 +89,8 @@ const commands: Record<string, Command> = {
     async run([project], flags, io) {
       const lines: string[] = [];
       const result = await dispatch(project!, String(flags.spec), { log: (line) => lines.push(line), progress: io.progress });
-      return { code: result.exitCode === 0 ? (result.stoppedBy ? 2 : 0) : 1, data: result, text: lines };
+      // Stopped by a budget is a refusal (2), whatever the killed agent's exit code; else its exit decides.
+      return { code: result.stoppedBy ? 2 : result.exitCode === 0 ? 0 : 1, data: result, text: lines };
     },
   },
   harvest: {

@@ -6,11 +6,7 @@ import { dirname } from "node:path";
  * Writes a file so that readers see the old content or the new, never half of it: the data goes
  * to a temporary file beside the target, is flushed to disk, then renamed over the target.
  */
-export async function writeFileAtomic(
-  path: string,
-  data: string | Uint8Array,
-  { mode = 0o644 }: { mode?: number } = {},
-): Promise<void> {
+export async function writeFileAtomic(path: string, data: string | Uint8Array, { mode = 0o644 }: { mode?: number } = {}): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
   const temporary = `${path}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
   const handle = await open(temporary, "wx", mode);

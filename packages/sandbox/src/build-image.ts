@@ -34,7 +34,11 @@ export function imageTag(project: Project): string {
   if ("files" in project.image)
     for (const [target, source] of Object.entries(project.image.files).sort())
       if (statSync(source).isDirectory()) hashTree(source, hash.update(target).update("\0dir\0"));
-      else hash.update(target).update(`\0${statSync(source).mode & 0o111 ? "x" : "-"}\0`).update(readFileSync(source));
+      else
+        hash
+          .update(target)
+          .update(`\0${statSync(source).mode & 0o111 ? "x" : "-"}\0`)
+          .update(readFileSync(source));
   else if (project.image.context) hashTree(project.image.context, hash);
   return `bulkhead-${project.name}:${hash.digest("hex").slice(0, 16)}`;
 }

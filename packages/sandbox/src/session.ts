@@ -15,9 +15,16 @@ import {
   writeFileSync,
 } from "node:fs";
 import { homedir } from "node:os";
-import { dirname, join, relative } from "node:path";
+import { basename, dirname, join, relative } from "node:path";
 import { PassThrough } from "node:stream";
-import { InvalidArgumentError, throwIfAborted, withFileLock, writeFileAtomic } from "@bulkhead/core";
+import {
+  InvalidArgumentError,
+  normalizeRepoPath,
+  PathOutsideRootError,
+  throwIfAborted,
+  withFileLock,
+  writeFileAtomic,
+} from "@bulkhead/core";
 import Docker from "dockerode";
 import { buildImage, LABEL } from "./build-image.js";
 import { checkDevices, containerSpec, homeLabel, type GrantedDevices } from "./container-spec.js";
@@ -181,6 +188,25 @@ export class Job {
       }
       await new Promise((resolve) => setTimeout(resolve, pollMs));
     }
+  }
+
+  /**
+   * Stops the job's command inside the container (SIGTERM, then SIGKILL after `graceMs`); its exit
+   * code is then 143 or 137. For an agent a budget stopped, say. Does nothing once the job ended.
+   */
+  async kill({ graceMs = 2000 }: { graceMs?: number } = {}): Promise<void> {
+    if (this.#read(this.#exit) !== undefined) return;
+    const pidFile = `/workspace/.bulkhead/jobs/${this.id}.exit.pid`;
+    const seconds = Math.max(0, Math.ceil(graceMs / 1000));
+    const exec = await this.session.container.exec({
+      Cmd: [
+        "/bin/sh",
+        "-c",
+        `pid=$(cat "${pidFile}") || exit 0; kill -TERM "$pid" 2>/dev/null; sleep ${seconds}; kill -KILL "$pid" 2>/dev/null; true`,
+      ],
+      User: this.session.state.user,
+    });
+    await startDetached(exec);
   }
 
   /** The job's output so far, or, with `follow`, as it is written until the job ends. */
@@ -385,7 +411,8 @@ export class Session implements AsyncDisposable {
         Cmd: [
           "/bin/sh",
           "-c",
-          'log=$1; ex=$2; shift 2; "$@" > "$log" 2>&1; echo $? > "$ex.tmp" && mv "$ex.tmp" "$ex"',
+          // The command runs in the background so that its pid can be recorded for job.kill().
+          'log=$1; ex=$2; shift 2; "$@" > "$log" 2>&1 & echo $! > "$ex.pid"; wait $!; echo $? > "$ex.tmp" && mv "$ex.tmp" "$ex"',
           "job",
           `${jobs}/${id}.log`,
           `${jobs}/${id}.exit`,
@@ -502,14 +529,7 @@ export class Session implements AsyncDisposable {
         const commits = Number(await git(path, ["rev-list", "--count", `${repo.baseSha}..${headSha}`]));
         const changedFiles =
           commits === 0 ? [] : (await git(path, ["diff", "--name-only", repo.baseSha, headSha])).split("\n").filter(Boolean);
-        // Plumbing that never reads file content (no clean filter can run): staged changes, files
-        // whose stat differs from the index, and untracked files.
-        const listed = await Promise.all([
-          workspaceGit(path, ["diff-index", "--cached", "--name-only", "HEAD"]),
-          workspaceGit(path, ["diff-files", "--name-only"]),
-          workspaceGit(path, ["ls-files", "--others", "--exclude-standard"]),
-        ]);
-        const uncommitted = [...new Set(listed.flatMap((text) => text.split("\n").filter(Boolean)))].sort();
+        const uncommitted = await this.#frozen(() => uncommittedIn(path));
         const result: FetchResult = { ...base, headSha, commits, changedFiles, uncommitted };
         if (commits === 0) {
           results.push(result);
@@ -629,6 +649,53 @@ export class Session implements AsyncDisposable {
     await this.container.start().catch((error: { statusCode?: number }) => {
       if (error.statusCode !== 304) throw error;
     });
+  }
+
+  /**
+   * Files changed in each cloned repo's working tree and not committed (staged, modified,
+   * untracked), found without running anything the clone's config names (see `fetchCode`).
+   */
+  async uncommitted(): Promise<Record<string, string[]>> {
+    const result: Record<string, string[]> = {};
+    for (const repo of this.#state.repos.filter((entry) => entry.mode === "clone"))
+      result[repo.name] = await this.#frozen(() => uncommittedIn(join(this.#state.workspace, repo.name)));
+    return result;
+  }
+
+  /**
+   * A file of a cloned repo as the agent left it, read without following links: `{ kind: "file",
+   * content }`, `{ kind: "link", target }`, or `{ kind: "missing" }`. The path must stay in the repo.
+   */
+  readWorkspaceFile(
+    repo: string,
+    file: string,
+  ): { kind: "file"; content: Buffer } | { kind: "link"; target: string } | { kind: "missing" } {
+    const entry = this.#state.repos.find((candidate) => candidate.name === repo && candidate.mode === "clone");
+    if (!entry) throw new InvalidArgumentError("repo", `"${repo}" is not a cloned repo of session ${this.id}`);
+    const normalized = normalizeRepoPath(file);
+    if (!normalized.ok) throw new PathOutsideRootError(file, repo, normalized.reason);
+    const root = realpathSync(join(this.#state.workspace, repo));
+    const path = join(root, normalized.path);
+    // Every directory on the way must be a real directory inside the repo, not a planted link.
+    const parent = existsSync(dirname(path)) ? realpathSync(dirname(path)) : undefined;
+    if (parent === undefined) return { kind: "missing" };
+    if (parent !== root && !parent.startsWith(`${root}/`))
+      throw new PathOutsideRootError(file, repo, "leads outside the repo through a link");
+    let descriptor: number;
+    try {
+      descriptor = openSync(join(parent, basename(path)), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === "ENOENT") return { kind: "missing" };
+      if (code === "ELOOP") return { kind: "link", target: readlinkSync(join(parent, basename(path))) };
+      throw error;
+    }
+    try {
+      if (!fstatSync(descriptor).isFile()) throw new InvalidArgumentError("file", `${repo}/${normalized.path} is not a regular file`);
+      return { kind: "file", content: readFileSync(descriptor) };
+    } finally {
+      closeSync(descriptor);
+    }
   }
 
   /** Deletes container and workspace; refuses while commits are not fetched unless `force`. */
@@ -768,6 +835,23 @@ export async function createSession(
  */
 function chownTree(user: string, path: string): Promise<string> {
   return run("find", [path, "!", "(", "-type", "f", "-path", "*/.git/objects/*", ")", "-exec", "chown", "-h", user, "{}", "+"]);
+}
+
+/**
+ * Uncommitted files of a clone, from plumbing that never reads file content (no clean filter can
+ * run): staged changes, files whose stat differs from the index, and untracked files.
+ */
+async function uncommittedIn(path: string): Promise<string[]> {
+  // The host's chown (and the container's uid) changed every file's owner and ctime since the
+  // checkout wrote the index: compare size and mtime only. A file changed within the index's own
+  // second is "racily clean" to git and compared by content, so no change is missed.
+  const stat = ["-c", "core.checkStat=minimal", "-c", "core.trustctime=false"];
+  const listed = await Promise.all([
+    workspaceGit(path, [...stat, "diff-index", "--cached", "--name-only", "HEAD"]),
+    workspaceGit(path, [...stat, "diff-files", "--name-only"]),
+    workspaceGit(path, ["ls-files", "--others", "--exclude-standard"]),
+  ]);
+  return [...new Set(listed.flatMap((text) => text.split("\n").filter(Boolean)))].sort();
 }
 
 /** Reattaches to a session by id, from any process. */
