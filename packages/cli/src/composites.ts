@@ -106,8 +106,20 @@ export async function dispatch(
  */
 export async function harvest(
   sessionId: string,
-  { out = "handover.md", log, progress = () => undefined }: Reporter & { out?: string },
-): Promise<{ sha: string | undefined; held: { repo: string; file: string; id: string }[]; handover: string }> {
+  {
+    out = "handover.md",
+    next = [],
+    log,
+    progress = () => undefined,
+  }: Reporter & { out?: string; /** What the next task depends on, for the handover. */ next?: string[] },
+): Promise<{
+  /** The primary repo's commit, when the agent changed it. */
+  sha: string | undefined;
+  /** One commit per repo the agent changed and the guard allowed: the primary, and allowed cross-repo writes. */
+  commits: { repo: string; sha: string; files: string[] }[];
+  held: { repo: string; file: string; id: string }[];
+  handover: string;
+}> {
   const session = getSession(sessionId);
   if (!existsSync(recordPath(session)))
     throw new InvalidArgumentError("session", `session ${sessionId} was not started by bulkhead dispatch: nothing to harvest`);
@@ -121,7 +133,9 @@ export async function harvest(
   });
   progress("checking every changed file against the guard");
   const held: { repo: string; file: string; id: string }[] = [];
-  const allowed: string[] = [];
+  const allowed: Record<string, string[]> = {};
+  // Proposals carry the session, so this handover lists this task's held edits, not others'.
+  const author = `agent@${sessionId}`;
   // The clones are the agent's: their files are read without following links, and no git
   // command the clones' config could hook into runs on the host.
   const uncommitted = await session.uncommitted();
@@ -134,32 +148,39 @@ export async function harvest(
           : found.kind === "link"
             ? `+++ ${file} (symbolic link to ${found.target})`
             : `deleted ${file}`;
-      const outcome = await guard.propose({ repo: repo.name, file, diff, author: "agent" });
+      const outcome = await guard.propose({ repo: repo.name, file, diff, author });
       if (outcome.status === "pending") held.push({ repo: repo.name, file, id: outcome.id });
-      else if (repo.name === primary) allowed.push(file);
+      else (allowed[repo.name] ??= []).push(file);
     }
   }
   for (const proposal of held) log(`guard: held ${proposal.repo}/${proposal.file} (${proposal.id})`);
-  let sha: string | undefined;
-  const clone = join(session.state.workspace, primary);
-  if (allowed.length > 0) {
-    progress(`committing ${allowed.length} file(s) in ${primary} through the lead`);
-    const lead = await createCommitLead({ dir: clone, author: { name: "bulkhead lead", email: "lead@bulkhead.local" } });
+  // One commit per repo through its lead: the primary first, then allowed cross-repo writes.
+  const commits: { repo: string; sha: string; files: string[] }[] = [];
+  const order = Object.keys(allowed).sort((left, right) => Number(right === primary) - Number(left === primary) || (left < right ? -1 : 1));
+  for (const repoName of order) {
+    const dir = join(session.state.workspace, repoName);
+    progress(`committing ${allowed[repoName]!.length} file(s) in ${repoName} through the lead`);
+    const lead = await createCommitLead({ dir, author: { name: "bulkhead lead", email: "lead@bulkhead.local" } });
     const result = await lead.submit({
       issueId: spec.id ?? "task",
       worker: "agent",
-      files: allowed,
+      files: allowed[repoName]!,
       message: spec.task,
       usage: { inputTokens: record.report.usage.inputTokens, outputTokens: record.report.usage.outputTokens },
     });
     await lead.close();
     if (result.status !== "committed")
-      throw new HarvestError(`the lead did not commit the agent's changes (${result.reason}); see bulkhead lead status ${clone}`, {
-        data: { session: sessionId, reason: result.reason },
-      });
-    sha = result.sha;
-    log(`lead: ${sha.slice(0, 12)} with ${result.files.join(", ")}`);
+      throw new HarvestError(
+        `the lead did not commit the agent's changes in ${repoName} (${result.reason}); see bulkhead lead status ${dir}`,
+        {
+          data: { session: sessionId, repo: repoName, reason: result.reason },
+        },
+      );
+    commits.push({ repo: repoName, sha: result.sha, files: result.files });
+    log(`lead: ${repoName} ${result.sha.slice(0, 12)} with ${result.files.join(", ")}`);
   }
+  const sha = commits.find((commit) => commit.repo === primary)?.sha;
+  const clone = join(session.state.workspace, primary);
   progress("fetching the session branches back");
   const fetched = await session.fetchCode({ strict: true });
   for (const result of fetched.filter((entry) => entry.status === "fetched")) log(`fetched: ${result.repo} → ${result.ref}`);
@@ -169,18 +190,22 @@ export async function harvest(
     repos: { [primary]: clone },
     base: { [primary]: base },
     report: record.report,
-    guard,
+    guard: { proposals: async () => (await guard.proposals()).filter((proposal) => proposal.author === author) },
     summary: [`Ran the agent for "${spec.task}"`],
+    nextTaskDependencies: next,
     status: held.length > 0 || record.stoppedBy ? "partial" : "complete",
     ...(record.stoppedBy ? { notes: [`The ${record.stoppedBy} budget stopped the agent.`] } : {}),
   });
   await writeFileAtomic(out, renderHandover(document));
   log(`handover: ${out}`);
-  return { sha, held, handover: out };
+  return { sha, commits, held, handover: out };
 }
 
 /** Harvest, then remove the session. */
-export async function finish(sessionId: string, options: Reporter & { out?: string }): Promise<Awaited<ReturnType<typeof harvest>>> {
+export async function finish(
+  sessionId: string,
+  options: Reporter & { out?: string; next?: string[] },
+): Promise<Awaited<ReturnType<typeof harvest>>> {
   const harvested = await harvest(sessionId, options);
   await getSession(sessionId).remove();
   options.log(`removed ${sessionId}`);

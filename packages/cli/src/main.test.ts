@@ -188,7 +188,7 @@ describe("bulkhead dispatch → harvest → finish", () => {
       const { session, report } = JSON.parse(dispatched.out) as { session: string; report: { totalTokens: number } };
       expect(report.totalTokens).toBe(1250);
       const handover = join(dir.path, "handover.md");
-      const harvested = await cli(["harvest", session, "--out", handover, "--json"]);
+      const harvested = await cli(["harvest", session, "--out", handover, "--next", "Frontend handles 429", "--json"]);
       expect(harvested.code).toBe(2);
       const { sha, held } = JSON.parse(harvested.out) as { sha: string; held: { repo: string; file: string }[] };
       expect(held).toEqual([expect.objectContaining({ repo: "frontend", file: "src/api.ts" })]);
@@ -203,6 +203,7 @@ describe("bulkhead dispatch → harvest → finish", () => {
       expect(text).toContain("- added: src/limit.ts");
       expect(text).toContain("- Total: 1,250 tokens");
       expect(text).toMatch(/- Held for approval: p-\S+ frontend src\/api\.ts \(pending\)/);
+      expect(text).toContain("- Frontend handles 429");
       const finished = await cli(["finish", session, "--out", handover]);
       expect(finished.code).toBe(2);
       expect(finished.progress).toEqual([
@@ -219,6 +220,27 @@ describe("bulkhead dispatch → harvest → finish", () => {
       expect(refused.code).toBe(2);
       expect(refused.err).toContain('budget "LIMIT-1" has 1 tokens of contextRead left');
       expect(JSON.parse((await cli(["session", "list", "--json"])).out)).toEqual([]);
+      // A second task may write the frontend: its edit is committed there too, and its handover
+      // lists no held edit (the first task's proposal is not this task's).
+      writeFileSync(
+        join(dir.path, "both.yaml"),
+        readFileSync(join(dir.path, "handover.yaml"), "utf8")
+          .replace("id: LIMIT-1", "id: LIMIT-2")
+          .replace("  primary_repo: backend-api\n", "  primary_repo: backend-api\n  allowed_cross_repo_writes: [frontend]\n"),
+      );
+      const second = JSON.parse(
+        (await cli(["dispatch", join(dir.path, "bulkhead.yaml"), "--spec", join(dir.path, "both.yaml"), "--json"])).out,
+      ) as { session: string };
+      const both = await cli(["finish", second.session, "--out", join(dir.path, "second.md"), "--json"]);
+      expect(both.code).toBe(0);
+      expect(JSON.parse(both.out)).toMatchObject({
+        held: [],
+        commits: [
+          { repo: "backend-api", files: ["src/limit.ts"] },
+          { repo: "frontend", files: ["src/api.ts"] },
+        ],
+      });
+      expect(readFileSync(join(dir.path, "second.md"), "utf8")).not.toContain("Held for approval: p-");
     } finally {
       delete process.env.BULKHEAD_HOME;
     }

@@ -94,12 +94,13 @@ const commands: Record<string, Command> = {
     },
   },
   harvest: {
-    usage: "bulkhead harvest <session> [--out handover.md]",
+    usage: "bulkhead harvest <session> [--out handover.md] [--next <dependency>]...",
     example: "bulkhead harvest s123 --out handover.md",
     async run([id], flags, io) {
       const lines: string[] = [];
       const result = await harvest(id!, {
         ...(typeof flags.out === "string" ? { out: flags.out } : {}),
+        next: (flags.next as string[] | undefined) ?? [],
         log: (line) => lines.push(line),
         progress: io.progress,
       });
@@ -107,12 +108,13 @@ const commands: Record<string, Command> = {
     },
   },
   finish: {
-    usage: "bulkhead finish <session> [--out handover.md]",
+    usage: "bulkhead finish <session> [--out handover.md] [--next <dependency>]...",
     example: "bulkhead finish s123",
     async run([id], flags, io) {
       const lines: string[] = [];
       const result = await finish(id!, {
         ...(typeof flags.out === "string" ? { out: flags.out } : {}),
+        next: (flags.next as string[] | undefined) ?? [],
         log: (line) => lines.push(line),
         progress: io.progress,
       });
@@ -498,6 +500,7 @@ export async function main(
         token: { type: "string" },
         base: { type: "string", multiple: true },
         gate: { type: "string", multiple: true },
+        next: { type: "string", multiple: true },
         "max-per-wave": { type: "string" },
         force: { type: "boolean" },
         follow: { type: "boolean" },

@@ -1,4 +1,4 @@
-import { rmSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, utimesSync } from "node:fs";
 import { join } from "node:path";
 import { createTempDir, docker, initRepo } from "@bulkhead/test-utils";
 import Docker from "dockerode";
@@ -21,7 +21,13 @@ describe("fan-out, reconcile and gc", () => {
     try {
       expect(new Set(sessions.map((session) => session.id)).size).toBe(3);
       expect((await listSessions({ home, project: "fanout" })).map((entry) => entry.container)).toEqual(["running", "running", "running"]);
-      expect(await reconcile({ home })).toEqual({ orphanContainers: [], missingContainers: [], configDrift: [], stopped: [] });
+      expect(await reconcile({ home })).toEqual({
+        orphanContainers: [],
+        missingContainers: [],
+        configDrift: [],
+        stopped: [],
+        incomplete: [],
+      });
 
       const [orphaned, missing] = sessions as [(typeof sessions)[0], (typeof sessions)[0]];
       rmSync(join(home, "sessions", orphaned.id), { recursive: true });
@@ -44,6 +50,16 @@ describe("fan-out, reconcile and gc", () => {
       expect((await reconcile({ home })).stopped).toEqual([sessions[2]!.id]);
       await sessions[2]!.start();
       expect((await reconcile({ home })).stopped).toEqual([]);
+
+      // A controller that died mid-creation left a directory without a state file: once it is
+      // old enough not to be a creation in progress, gc removes it.
+      const abandoned = join(home, "sessions", "s0abandoned0");
+      mkdirSync(join(abandoned, "workspace"), { recursive: true });
+      expect((await reconcile({ home })).incomplete).toEqual([]);
+      utimesSync(abandoned, new Date(Date.now() - 3_600_000), new Date(Date.now() - 3_600_000));
+      expect((await reconcile({ home })).incomplete).toEqual(["s0abandoned0"]);
+      expect((await gc({ home })).removedSessions).toEqual(["s0abandoned0"]);
+      expect(existsSync(abandoned)).toBe(false);
     } finally {
       for (const session of sessions) await session.remove({ force: true }).catch(() => undefined);
     }

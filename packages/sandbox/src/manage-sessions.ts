@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import Docker from "dockerode";
@@ -55,7 +55,15 @@ export interface Reconciliation {
   configDrift: string[];
   /** Sessions whose container exists but is not running: `session.start()` brings it back. */
   stopped: string[];
+  /**
+   * Session directories without a state file, older than ten minutes: a controller died while
+   * creating them (a younger one may still be being created). `gc` removes them.
+   */
+  incomplete: string[];
 }
+
+/** A creation takes seconds; a directory this old without its state file was abandoned. */
+const INCOMPLETE_AFTER_MS = 10 * 60_000;
 
 /**
  * Compares the sessions' state files with the containers the engine has for this `home`, after a
@@ -71,14 +79,16 @@ export async function reconcile({
   });
   const dir = join(home, "sessions");
   const states = new Map<string, SessionState>();
+  const incomplete: string[] = [];
   if (existsSync(dir)) {
     for (const id of readdirSync(dir)) {
       const path = join(dir, id, "state.json");
       if (existsSync(path)) states.set(id, JSON.parse(readFileSync(path, "utf8")) as SessionState);
+      else if (Date.now() - statSync(join(dir, id)).mtimeMs > INCOMPLETE_AFTER_MS) incomplete.push(id);
     }
   }
   const seen = new Set<string>();
-  const result: Reconciliation = { orphanContainers: [], missingContainers: [], configDrift: [], stopped: [] };
+  const result: Reconciliation = { orphanContainers: [], missingContainers: [], configDrift: [], stopped: [], incomplete };
   for (const container of containers) {
     const id = container.Labels[`${LABEL}.session`]!;
     seen.add(id);
@@ -105,7 +115,8 @@ export async function gc({
   removedSessions: string[];
 }> {
   const found = await reconcile({ docker, home });
-  const removedSessions = missing ? found.missingContainers : [];
+  // An abandoned creation's directory goes; its container, if it got that far, is an orphan.
+  const removedSessions = [...found.incomplete, ...(missing ? found.missingContainers : [])];
   if (!dryRun) {
     for (const id of found.orphanContainers)
       await docker
