@@ -3,7 +3,10 @@ import { BulkheadError } from "@bulkhead/core";
 /** No price or tokenizer is known for the model. bulkhead never prices an unknown model as zero. */
 export class UnknownModelError extends BulkheadError {
   constructor(model: string, what: "price" | "tokenizer", known: readonly string[]) {
-    const hint = what === "price" ? "pass prices: { [model]: {...} } or load a price table" : "pass { encoding } instead";
+    const hint =
+      what === "price"
+        ? "pass prices: [{ model, effectiveFrom, input, output }] (dollars per million tokens) or loadPriceTable(path)"
+        : "pass { encoding } instead";
     super(
       "UNKNOWN_MODEL",
       `no ${what} known for model "${model}": ${hint} (known: ${known.slice(0, 12).join(", ")}${known.length > 12 ? ", ..." : ""})`,

@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import { basename } from "node:path";
 import { parseArgs } from "node:util";
@@ -69,7 +70,9 @@ function requirements(usage: string, name: string): { positionals: number; flags
 function repoMap(values: string[] | undefined): Record<string, string> {
   const repos: Record<string, string> = {};
   for (const value of values ?? []) {
-    const [name, dir] = value.split("=");
+    // Split at the first "=" only: a directory may contain one.
+    const at = value.indexOf("=");
+    const [name, dir] = at === -1 ? [value, ""] : [value.slice(0, at), value.slice(at + 1)];
     if (!name || !dir) throw new InvalidArgumentError("argument", `expected name=value, got "${value}"`);
     repos[name] = dir;
   }
@@ -125,10 +128,11 @@ const commands: Record<string, Command> = {
     usage: "bulkhead scope resolve <spec> --repo <name>=<dir> ... [--json]",
     example: "bulkhead scope resolve handover.yaml --repo backend-api=../backend-api",
     async run([spec], flags) {
-      const { scope } = await scopeOf(spec!, repoMap(flags.repo as string[]));
+      const { spec: parsed, scope } = await scopeOf(spec!, repoMap(flags.repo as string[]));
       const data = {
         files: scope.files,
         totals: scope.totals,
+        limits: { maxFiles: parsed.contextScope.maxFiles, maxTokens: parsed.contextScope.maxTokens },
         estimated: scope.estimated,
         violations: scope.violations,
         skipped: scope.skipped,
@@ -136,7 +140,7 @@ const commands: Record<string, Command> = {
       };
       const text = [
         ...scope.files.map((file) => `${file.repo}/${file.path}  ${file.tokens} tokens`),
-        `${scope.totals.files} files, ${scope.totals.tokens} tokens`,
+        `${scope.totals.files} files, ${scope.totals.tokens} tokens (limits: ${parsed.contextScope.maxFiles} files, ${parsed.contextScope.maxTokens} tokens)`,
         ...scope.violations.map((violation) => violation.message),
       ];
       return { code: scope.violations.length > 0 ? 2 : 0, data, text };
@@ -166,6 +170,8 @@ const commands: Record<string, Command> = {
     usage: "bulkhead budget report <ledger.jsonl> [--task <id>]",
     example: "bulkhead budget report .bulkhead/ledger.jsonl --json",
     async run([path], flags) {
+      if (!existsSync(path!))
+        throw new InvalidArgumentError("ledger", `${path} does not exist: pass the ledger file a budget or tracker wrote`);
       const ledger = createFileLedger(path!);
       const { events, tornTail, corruptLines } = await ledger.read();
       const tasks = [...new Set(events.flatMap((event) => (event.type === "usage" ? [event.task] : [])))].filter(

@@ -45,6 +45,17 @@ describe("fan-out, reconcile and gc", () => {
       expect(docker(["ps", "-a", "--filter", `label=dev.bulkhead.session=${orphaned.id}`, "--format", "{{.ID}}"])).toBe("");
       expect((await listSessions({ home, project: "fanout" })).map((entry) => entry.id)).toEqual([sessions[2]!.id]);
 
+      // The project's config changed since the session was made: drift, when asked against it.
+      const changed = defineProject({
+        name: "fanout",
+        repos: [{ name: "app", path: join(dir.path, "app") }],
+        image: { existing: inject("testImage") },
+        resources: { pids: 512 },
+      });
+      expect((await reconcile({ home, project: changed })).configDrift).toEqual([sessions[2]!.id]);
+      expect((await reconcile({ home, project })).configDrift).toEqual([]);
+      await expect(createSessions(project, 0, { home })).rejects.toThrow("expected a whole number of sessions from 1 to 1000, got 0");
+
       // A stopped container is reported, and start() brings it back.
       await sessions[2]!.stop();
       expect((await reconcile({ home })).stopped).toEqual([sessions[2]!.id]);

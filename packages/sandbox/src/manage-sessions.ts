@@ -1,6 +1,7 @@
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
+import { InvalidArgumentError } from "@bulkhead/core";
 import Docker from "dockerode";
 import pLimit from "p-limit";
 import { buildImage, LABEL } from "./build-image.js";
@@ -27,6 +28,10 @@ export async function createSessions(
     abortSignal,
   }: { concurrency?: number; docker?: Docker; home?: string; abortSignal?: AbortSignal } = {},
 ): Promise<Session[]> {
+  if (!Number.isInteger(count) || count < 1 || count > 1000)
+    throw new InvalidArgumentError("count", `expected a whole number of sessions from 1 to 1000, got ${count}`);
+  if (!Number.isInteger(concurrency) || concurrency < 1)
+    throw new InvalidArgumentError("options.concurrency", `expected a positive whole number, got ${concurrency}`);
   const { tag } = await buildImage(project, { docker, ...(abortSignal ? { abortSignal } : {}) });
   const limit = pLimit(concurrency);
   const outcomes = await Promise.allSettled(
@@ -51,7 +56,10 @@ export interface Reconciliation {
   orphanContainers: string[];
   /** Sessions whose container is gone (the workspace is still on disk). */
   missingContainers: string[];
-  /** Sessions whose container was made from another config than the state records. */
+  /**
+   * Sessions whose container was made from another config than the state records or, when
+   * `project` is given, than that project's current config (the config file changed since).
+   */
   configDrift: string[];
   /** Sessions whose container exists but is not running: `session.start()` brings it back. */
   stopped: string[];
@@ -72,7 +80,8 @@ const INCOMPLETE_AFTER_MS = 10 * 60_000;
 export async function reconcile({
   docker = new Docker(),
   home = defaultHome(),
-}: { docker?: Docker; home?: string } = {}): Promise<Reconciliation> {
+  project,
+}: { docker?: Docker; home?: string; project?: Project } = {}): Promise<Reconciliation> {
   const containers = await docker.listContainers({
     all: true,
     filters: { label: [`${LABEL}.session`, `${LABEL}.home=${homeLabel(home)}`] },
@@ -94,7 +103,11 @@ export async function reconcile({
     seen.add(id);
     const state = states.get(id);
     if (!state) result.orphanContainers.push(id);
-    else if (container.Labels[`${LABEL}.config-hash`] !== state.configHash) result.configDrift.push(id);
+    else if (
+      container.Labels[`${LABEL}.config-hash`] !== state.configHash ||
+      (project && state.project === project.name && state.configHash !== project.configHash)
+    )
+      result.configDrift.push(id);
     if (state && container.State !== "running") result.stopped.push(id);
   }
   for (const id of states.keys()) if (!seen.has(id)) result.missingContainers.push(id);

@@ -403,6 +403,10 @@ describe("a hostile agent", () => {
     });
     expect(await linked.wait()).toEqual({ exitCode: 0 });
     await expect(linked.logs().next()).rejects.toThrow("is a symbolic link: a job file is never read through a link");
+    // Bad input is refused before anything runs.
+    await expect(session.exec(["env"], { env: { "BAD NAME": "x" } })).rejects.toThrow('"BAD NAME" is not an environment variable name');
+    await expect(session.exec(["pwd"], { cwd: "relative" })).rejects.toThrow("expected an absolute path inside the container");
+    await expect(session.inject({ id: "linked", command: ["true"] })).rejects.toThrow('already has a job "linked"');
     // The state (the passEnv values in it) is readable by its owner only.
     expect(statSync(join(dir.path, "home", "sessions", session.id, "state.json")).mode & 0o777).toBe(0o600);
     // An exec into a stopped container fails as an error, not as an unhandled rejection.

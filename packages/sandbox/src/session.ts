@@ -327,7 +327,11 @@ export class Session implements AsyncDisposable {
     }: { env?: Record<string, string>; cwd?: string; stdin?: string; timeoutMs?: number; abortSignal?: AbortSignal },
     onData: (stream: "stdout" | "stderr", data: Buffer) => void,
   ): Promise<Omit<ExecResult, "stdout" | "stderr">> {
-    if (!Array.isArray(command) || command.length === 0) throw new InvalidArgumentError("command", "expected an argument list");
+    if (!Array.isArray(command) || command.length === 0 || !command.every((part) => typeof part === "string"))
+      throw new InvalidArgumentError("command", "expected an argument list of strings");
+    checkEnv(env, "options.env");
+    if (cwd !== undefined && (typeof cwd !== "string" || !cwd.startsWith("/")))
+      throw new InvalidArgumentError("options.cwd", `expected an absolute path inside the container, got ${JSON.stringify(cwd)}`);
     throwIfAborted(abortSignal, "exec");
     const pidFile = `/tmp/.bulkhead-exec-${randomBytes(6).toString("hex")}`;
     // Only a command that may be killed runs under a shell that records its pid first.
@@ -394,6 +398,10 @@ export class Session implements AsyncDisposable {
     if (!command || command.length === 0) throw new InvalidArgumentError("job.command", "the project has no agent command: pass one");
     const id = job.id ?? `j-${Date.now().toString(36)}-${randomBytes(3).toString("hex")}`;
     if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(id)) throw new InvalidArgumentError("job.id", `"${id}" is not a usable job id`);
+    // A reused id would find the earlier job's exit file and log.
+    if (this.#state.jobs.some((existing) => existing.id === id))
+      throw new InvalidArgumentError("job.id", `session ${this.id} already has a job "${id}": give each job its own id`);
+    checkEnv(job.env, "job.env");
     const jobs = "/workspace/.bulkhead/jobs";
     let workdir = this.#state.workdir;
     let record: JobRecord["worktree"];
@@ -790,11 +798,13 @@ export async function createSession(
     if (uid === 0) await run("chown", [user, workspace, join(workspace, ".bulkhead"), join(workspace, ".bulkhead", "jobs")]);
     const env: Record<string, string> = { ...project.env, HOME: "/tmp" };
     for (const name of project.passEnv) if (process.env[name] !== undefined) env[name] = process.env[name]!;
+    throwIfAborted(abortSignal, "createSession");
     step = "container";
     const container = await docker.createContainer(
       containerSpec(project, { tag: image, sessionId: id, workspace, user, granted, env, version: VERSION, home }),
     );
     cleanup.push(() => container.remove({ force: true }));
+    throwIfAborted(abortSignal, "createSession");
     step = "start";
     await container.start();
     const state: SessionState = {
@@ -852,6 +862,16 @@ async function uncommittedIn(path: string): Promise<string[]> {
     workspaceGit(path, ["ls-files", "--others", "--exclude-standard"]),
   ]);
   return [...new Set(listed.flatMap((text) => text.split("\n").filter(Boolean)))].sort();
+}
+
+/** Environment names a shell accepts, and string values: anything else is refused up front. */
+function checkEnv(env: Record<string, string> | undefined, name: string): void {
+  if (env === undefined) return;
+  if (typeof env !== "object" || env === null) throw new InvalidArgumentError(name, "expected { NAME: value }");
+  for (const [key, value] of Object.entries(env)) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) throw new InvalidArgumentError(name, `"${key}" is not an environment variable name`);
+    if (typeof value !== "string") throw new InvalidArgumentError(name, `${key} must be a string, got ${typeof value}`);
+  }
 }
 
 /** Reattaches to a session by id, from any process. */
