@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { emptyUsage, usageReportSchema } from "@bulkhead/core";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
@@ -50,6 +51,27 @@ const seed: HandoverDocument = {
 };
 
 describe("renderHandover and parseHandover", () => {
+  it("reads seed 000's own handover text, verbatim, in lenient mode", () => {
+    const text = readFileSync(new URL("../test/fixtures/seed-000-handover.md", import.meta.url), "utf8");
+    expect(() => parseHandover(text)).toThrow('missing section "## Files changed"');
+    const document = parseHandover(text, { lenient: true });
+    expect(document).toMatchObject({
+      task: { title: "Rate Limiting Implementation" },
+      status: "complete",
+      done: [
+        "Added rate limit middleware to user API routes",
+        "Configured Redis-backed rate limiter (100 req/min per user)",
+        "Updated route registration in `src/routes/index.ts`",
+      ],
+      tokens: { contextReadTokens: 42_000, generationTokens: 8500, toolCallTokens: 3200, totalTokens: 53_700 },
+      crossRepoImpact: { reposTouched: ["backend-api"], held: [] },
+      nextTaskDependencies: ["Frontend needs to handle 429 responses", "Monitoring dashboard should track rate limit hits"],
+      filesChanged: [],
+    });
+    // Rendered and read back strictly, it is the same document.
+    expect(parseHandover(renderHandover(document))).toEqual(document);
+  });
+
   it("renders seed 000's example in its shape", () => {
     const markdown = renderHandover(seed);
     expect(markdown.split("\n").slice(0, 1)).toEqual(["# Handover: Rate Limiting Implementation"]);
