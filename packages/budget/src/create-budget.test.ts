@@ -234,6 +234,20 @@ describe("Budget", () => {
     expect(() => budget.release(lease)).toThrow(/is settled/);
   });
 
+  it("a stream that outlives its lease books its spend and holds nothing afterwards", async () => {
+    let now = 0;
+    const budget = createBudget({ limits: { generation: 10_000 }, leaseTtlMs: 1000, now: () => now });
+    using counter = createTokenCounter({ encoding: "o200k_base" });
+    async function* slow() {
+      yield " first words";
+      now = 5000; // the lease expires while the stream goes on
+      yield " more words after the lease ran out";
+    }
+    const result = await budget.meterStream(slow(), { counter });
+    expect(budget.used("generation")).toBe(result.outputTokens);
+    expect(budget.snapshot().reserved.generation).toBe(0);
+  });
+
   it("validates its input with clear errors", () => {
     expect(() => createBudget({ limits: { tokens: 5 } as never })).toThrow('unknown budget kind "tokens"');
     expect(() => createBudget({ limits: { generation: -1 } })).toThrow("generation must be a non-negative number, got -1");

@@ -564,6 +564,10 @@ export class Budget extends TypedEmitter<BudgetEvents> {
   }
 
   #grow(record: LeaseRecord, extra: Vector): void {
+    this.#sweep();
+    // A lease that expired while its stream ran gave its hold back: growing it would hold
+    // tokens that no settlement ever returns. Its spend is still booked when it settles.
+    if (record.state !== "active") return;
     addInto(record.amounts, extra);
     for (const level of this.#chain) addInto(level.#reserved, extra);
   }

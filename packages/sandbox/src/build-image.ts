@@ -98,6 +98,8 @@ export async function buildImage(
       t: tag,
       dockerfile: "Dockerfile.bulkhead",
       labels: { [LABEL]: "1", [`${LABEL}.project`]: project.name },
+      // A failed step's intermediate container goes too, not only a successful build's.
+      forcerm: true,
       abortSignal,
     } as Docker.ImageBuildOptions);
     await new Promise<void>((resolve, reject) => {
