@@ -25,6 +25,7 @@ describe("bulkhead CLI", () => {
     expect(await cli(["--version"])).toMatchObject({ code: 0, out: "0.1.0\n" });
     expect((await cli(["lead", "submit", "--help"])).out).toContain("Example:\n  bulkhead lead submit . --issue RATE-1");
     expect(await cli(["nope"])).toMatchObject({ code: 1 });
+    expect(await cli(["scope", "--help"])).toMatchObject({ code: 0, out: expect.stringContaining("bulkhead scope resolve <spec>") });
     expect((await cli(["scope", "resolve", "x.yaml", "--bogus"])).err).toContain("Unknown option '--bogus'");
     const missing = await cli(["scope", "resolve", "missing.yaml", "--repo", "api=.", "--json"]);
     expect(missing.code).toBe(1);

@@ -533,7 +533,9 @@ export async function main(
   if (values.version) return (stdout(json ? `${JSON.stringify({ version: "0.1.0" })}\n` : "0.1.0\n"), 0);
   const name = [`${positionals[0]} ${positionals[1]}`, positionals[0]].find((candidate) => candidate && candidate in commands);
   if (!name) {
-    if (positionals.length === 0) return (stdout(`${help()}\n`), 0);
+    // `bulkhead --help`, or help on a group such as `bulkhead scope --help`: the overview.
+    if (positionals.length === 0 || (values.help && Object.keys(commands).some((key) => key.startsWith(`${positionals[0]} `))))
+      return (stdout(`${help()}\n`), 0);
     return json ? usageError(`unknown command "${positionals.join(" ")}": see bulkhead --help`) : (stderr(`${help()}\n`), 1);
   }
   const command = commands[name]!;
