@@ -22,7 +22,7 @@ describe("the lead lock", () => {
       const startAt = Date.now() + 2500;
       const outputs = await Promise.all(
         Array.from({ length: 8 }, () =>
-          run(process.execPath, ["--import", "tsx", contender, state, String(startAt)], { cwd: join(import.meta.dirname, "..") }).then(
+          run(process.execPath, ["--import", "tsx", contender, state, String(startAt), "8"], { cwd: join(import.meta.dirname, "..") }).then(
             ({ stdout }) => stdout,
           ),
         ),
