@@ -3,7 +3,7 @@ import { BUDGET_ACTIONS, BUDGET_KINDS, type BudgetAction, type BudgetKind } from
 import { BudgetExceededError, formatAmount } from "./budget-exceeded-error.js";
 import { createTokenCounter } from "./create-token-counter.js";
 import { LeaseNotActiveError } from "./lease-not-active-error.js";
-import type { Ledger, LedgerEvent } from "./ledger.js";
+import type { Ledger, LedgerEvent, RestoreOptions } from "./ledger.js";
 import { priceUsage } from "./price-usage.js";
 import type { PriceEntry } from "./prices.js";
 
@@ -683,13 +683,7 @@ export function createBudget(options: CreateBudgetOptions): Budget {
 }
 
 /** Rebuilds a budget from a ledger: its spend and extensions, exactly as recorded. */
-export async function restoreBudget(
-  options: CreateBudgetOptions & {
-    ledger: Ledger;
-    /** Called when replay skipped lines: corrupt ones in the middle, or a torn last line. */
-    onSkipped?: (skipped: { corruptLines: number; tornTail: boolean }) => void;
-  },
-): Promise<Budget> {
+export async function restoreBudget(options: CreateBudgetOptions & RestoreOptions): Promise<Budget> {
   const { events, corruptLines, tornTail } = await options.ledger.read();
   if (corruptLines > 0 || tornTail) options.onSkipped?.({ corruptLines, tornTail });
   const budget = new Budget(options);

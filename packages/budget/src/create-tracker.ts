@@ -1,5 +1,5 @@
 import { addUsage, emptyUsage, InvalidArgumentError, type Usage, type UsageBreakdown, type UsageReport, usageSchema } from "@bulkhead/core";
-import type { Ledger } from "./ledger.js";
+import type { Ledger, RestoreOptions } from "./ledger.js";
 import { priceUsage } from "./price-usage.js";
 import type { PriceEntry } from "./prices.js";
 
@@ -185,13 +185,7 @@ export function createTracker({ taskId, ledger, prices = [], now = Date.now, tra
 }
 
 /** Rebuilds a tracker's report from a ledger, exactly as recorded. */
-export async function restoreTracker(
-  options: TrackerOptions & {
-    ledger: Ledger;
-    /** Called when replay skipped lines: corrupt ones in the middle, or a torn last line. */
-    onSkipped?: (skipped: { corruptLines: number; tornTail: boolean }) => void;
-  },
-): Promise<Tracker> {
+export async function restoreTracker(options: TrackerOptions & RestoreOptions): Promise<Tracker> {
   const { events, corruptLines, tornTail } = await options.ledger.read();
   if (corruptLines > 0 || tornTail) options.onSkipped?.({ corruptLines, tornTail });
   const tracker = createTracker(options);

@@ -52,6 +52,7 @@ export {
   type Ledger,
   type LedgerContents,
   type LedgerEvent,
+  type RestoreOptions,
 } from "./ledger.js";
 export { normalizeUsage, usageOnly, USAGE_SOURCES, type NormalizedUsage, type UsageSource } from "./normalize-usage.js";
 export { loadPriceTable, priceUsage, type PricedUsage, type PriceUsageOptions } from "./price-usage.js";

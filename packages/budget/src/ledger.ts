@@ -18,6 +18,13 @@ export interface LedgerContents {
   corruptLines: number;
 }
 
+/** How to restore a budget or a tracker from a ledger. */
+export interface RestoreOptions {
+  ledger: Ledger;
+  /** Called when replay skipped lines: corrupt ones in the middle, or a torn last line. */
+  onSkipped?: (skipped: { corruptLines: number; tornTail: boolean }) => void;
+}
+
 /** An append-only log of budget and usage events. */
 export interface Ledger {
   /** Queues an event; it is durable once `flush()` resolves. */

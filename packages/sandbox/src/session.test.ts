@@ -2,7 +2,7 @@ import { execFile, execFileSync } from "node:child_process";
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { createTempDir, docker, git, initRepo, type TempDir } from "@bulkhead/test-utils";
+import { createTempDir, docker, git, initRepo, type TempDir, workspaceGit } from "@bulkhead/test-utils";
 import Docker from "dockerode";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { checkDevices, containerSpec } from "./container-spec.js";
@@ -12,11 +12,6 @@ import { createSession, getSession, listSessions, type Session } from "./session
 
 const run = promisify(execFile);
 const image = inject("testImage");
-const hostGit = (cwd: string, args: string[]) =>
-  execFileSync("git", ["-c", "safe.directory=*", "-c", "user.name=Agent", "-c", "user.email=agent@example.com", ...args], {
-    cwd,
-    encoding: "utf8",
-  }).trim();
 
 describe("sandbox sessions on a real Docker engine", () => {
   let dir: TempDir;
@@ -51,7 +46,7 @@ describe("sandbox sessions on a real Docker engine", () => {
 
   it("creates a labelled container over clones on the session branch", async () => {
     const clone = join(session.state.workspace, "backend-api");
-    expect(hostGit(clone, ["rev-parse", "--abbrev-ref", "HEAD"])).toBe(`bulkhead/${session.id}`);
+    expect(workspaceGit(clone, ["rev-parse", "--abbrev-ref", "HEAD"])).toBe(`bulkhead/${session.id}`);
     expect(session.state.repos.map((repo) => [repo.name, repo.mode, repo.baseSha])).toEqual([
       ["backend-api", "clone", git(join(dir.path, "backend-api"), ["rev-parse", "HEAD"])],
       ["shared-types", "mount-ro", git(join(dir.path, "shared-types"), ["rev-parse", "HEAD"])],
@@ -158,8 +153,8 @@ describe("sandbox sessions on a real Docker engine", () => {
     const clone = join(session.state.workspace, "backend-api");
     const source = join(dir.path, "backend-api");
     const before = git(source, ["rev-parse", "HEAD"]);
-    hostGit(clone, ["add", "src/rateLimit.ts"]);
-    hostGit(clone, ["commit", "--quiet", "-m", "Add rate limit"]);
+    workspaceGit(clone, ["add", "src/rateLimit.ts"]);
+    workspaceGit(clone, ["commit", "--quiet", "-m", "Add rate limit"]);
     writeFileSync(join(clone, "scratch.txt"), "not committed\n");
     const [result] = await session.fetchCode({ strict: true });
     expect(result).toMatchObject({
@@ -174,7 +169,7 @@ describe("sandbox sessions on a real Docker engine", () => {
     expect(git(source, ["rev-parse", "HEAD"])).toBe(before);
     expect(git(source, ["status", "--porcelain"])).toBe("");
     expect(git(source, ["fsck", "--no-progress"])).toBe("");
-    hostGit(clone, ["commit", "--quiet", "--allow-empty", "-m", "not fetched"]);
+    workspaceGit(clone, ["commit", "--quiet", "--allow-empty", "-m", "not fetched"]);
     await expect(session.remove()).rejects.toThrow(
       "repo backend-api has commits that were not fetched: run fetchCode() first, or remove({ force: true })",
     );
@@ -201,9 +196,9 @@ describe("sandbox sessions on a real Docker engine", () => {
       const tree = join(session.state.workspace, record.worktree!.path, "backend-api");
       expect(readFileSync(join(tree, `src/${name}.ts`), "utf8")).toBe(`${name}\n`);
       expect(existsSync(join(tree, `src/${other}.ts`))).toBe(false);
-      expect(hostGit(tree, ["rev-parse", "--abbrev-ref", "HEAD"])).toBe(record.worktree!.branch);
-      hostGit(tree, ["add", `src/${name}.ts`]);
-      hostGit(tree, ["commit", "--quiet", "-m", `job ${name}`]);
+      expect(workspaceGit(tree, ["rev-parse", "--abbrev-ref", "HEAD"])).toBe(record.worktree!.branch);
+      workspaceGit(tree, ["add", `src/${name}.ts`]);
+      workspaceGit(tree, ["commit", "--quiet", "-m", `job ${name}`]);
     }
     const fetched = (await session.fetchCode()).filter((result) => result.branch.startsWith("bulkhead/jobs/"));
     // Job branches start from the session branch, so the session's own commit is in both.

@@ -1,18 +1,11 @@
 // Runs in its own stage (vitest.engine-restart.config.ts): it stops and starts dockerd.
-import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { createTempDir, git, initRepo, restartEngine } from "@bulkhead/test-utils";
+import { createTempDir, git, initRepo, restartEngine, workspaceGit } from "@bulkhead/test-utils";
 import { describe, expect, inject, it } from "vitest";
 import { reconcile } from "../src/manage-sessions.js";
 import { defineProject } from "../src/project-config.js";
 import { createSession, getSession, listSessions } from "../src/session.js";
-
-const hostGit = (cwd: string, args: string[]) =>
-  execFileSync("git", ["-c", "safe.directory=*", "-c", "user.name=Agent", "-c", "user.email=agent@example.com", ...args], {
-    cwd,
-    encoding: "utf8",
-  }).trim();
 
 describe("a dockerd restart under running sessions", () => {
   it("brings running sessions back, leaves a stopped one stopped, and loses nothing in the workspaces", async () => {
@@ -34,9 +27,9 @@ describe("a dockerd restart under running sessions", () => {
         "echo 'export const limit = 100;' > /workspace/app/src/limit.ts; echo draft > /workspace/app/notes.txt",
       ]);
       const clone = join(running.state.workspace, "app");
-      hostGit(clone, ["add", "src/limit.ts"]);
-      hostGit(clone, ["commit", "--quiet", "-m", "Add a limit"]);
-      const head = hostGit(clone, ["rev-parse", "HEAD"]);
+      workspaceGit(clone, ["add", "src/limit.ts"]);
+      workspaceGit(clone, ["commit", "--quiet", "-m", "Add a limit"]);
+      const head = workspaceGit(clone, ["rev-parse", "HEAD"]);
       const busy = await running.inject({ command: ["/bin/sh", "-c", "echo working; sleep 600"] });
       await parked.exec(["/bin/sh", "-c", "echo parked > /workspace/app/parked.txt"]);
       await parked.stop();
@@ -47,7 +40,13 @@ describe("a dockerd restart under running sessions", () => {
       const states = async () => Object.fromEntries((await listSessions({ home })).map((entry) => [entry.id, entry.container]));
       for (let attempt = 0; attempt < 60 && (await states())[running.id] !== "running"; attempt++) await sleep(500);
       expect(await states()).toEqual({ [running.id]: "running", [parked.id]: "exited" });
-      expect(await reconcile({ home })).toEqual({ orphanContainers: [], missingContainers: [], configDrift: [], stopped: [parked.id] });
+      expect(await reconcile({ home })).toEqual({
+        orphanContainers: [],
+        missingContainers: [],
+        configDrift: [],
+        stopped: [parked.id],
+        incomplete: [],
+      });
 
       // Reattached as another process would: the workspace is as it was, and the session works.
       const again = getSession(running.id, { home });

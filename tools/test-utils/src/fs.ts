@@ -42,6 +42,17 @@ export function git(cwd: string, args: readonly string[]): string {
   }).trim();
 }
 
+/**
+ * Runs git in a session's workspace, as a person on the host would: the clone belongs to the
+ * container's user, so git's ownership check is waived, and commits are made as "Agent".
+ */
+export function workspaceGit(cwd: string, args: readonly string[]): string {
+  return execFileSync("git", ["-c", "safe.directory=*", "-c", "user.name=Agent", "-c", "user.email=agent@example.com", ...args], {
+    cwd,
+    encoding: "utf8",
+  }).trim();
+}
+
 /** `git init` with a first commit of the given files. */
 export function initRepo(path: string, files: Record<string, string> = { "README.md": "# repo\n" }): void {
   mkdirSync(path, { recursive: true });
