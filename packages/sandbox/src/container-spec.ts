@@ -33,9 +33,13 @@ export async function checkDevices(project: Project, docker: Docker): Promise<Gr
   }
   if (project.devices.gpus !== undefined) {
     const info = (await docker.info()) as { Runtimes?: Record<string, unknown>; CDISpecDirs?: string[] };
+    // The engine's own view: an nvidia runtime, or CDI spec directories it reports (Docker 25+).
+    // Older engines do not report CDISpecDirs; then the usual directories are looked at, which is
+    // only right when the engine runs on this host.
+    const cdiDirs = info.CDISpecDirs ?? ["/etc/cdi", "/var/run/cdi"];
     const runtime =
       Object.keys(info.Runtimes ?? {}).some((name) => name.includes("nvidia")) ||
-      ["/etc/cdi", "/var/run/cdi"].some((dir) => existsSync(dir));
+      (info.CDISpecDirs !== undefined ? info.CDISpecDirs.length > 0 : cdiDirs.some((dir) => existsSync(dir)));
     if (runtime) granted.gpus = true;
     else if (project.devices.gpuRequired)
       throw new DeviceUnavailableError(

@@ -6,7 +6,7 @@ import { createTempDir, docker, git, initRepo, type TempDir, workspaceGit } from
 import Docker from "dockerode";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { checkDevices, containerSpec } from "./container-spec.js";
-import { defineProject, type Project } from "./project-config.js";
+import { defineProject, loadProject, type Project } from "./project-config.js";
 import { DeviceUnavailableError, InvalidProjectError, SessionError } from "./sandbox-errors.js";
 import { createSession, getSession, listSessions, type Session } from "./session.js";
 
@@ -415,5 +415,48 @@ describe("a hostile agent", () => {
     expect(() => defineProject({ ...base, mounts: [{ host: "/run", container: "/host-run" }] })).toThrow(
       /the Docker socket is never mounted into a session \(\/run holds \/run\/docker\.sock\)/,
     );
+  });
+});
+
+describe("fetching code back", () => {
+  it("reports a diverged ref, and in strict mode fetches nothing at all", async () => {
+    await using dir = createTempDir();
+    initRepo(join(dir.path, "api"), { "src/index.ts": "export {};\n" });
+    initRepo(join(dir.path, "web"), { "src/app.ts": "export {};\n" });
+    // A YAML project file; its paths are relative to the file, and mount-ro repos cannot be written.
+    initRepo(join(dir.path, "docs"), { "README.md": "# docs\n" });
+    writeFileSync(
+      join(dir.path, "bulkhead.yaml"),
+      `name: fetch\nrepos:\n  - name: api\n    path: api\n  - name: web\n    path: web\n  - name: docs\n    path: docs\n    mode: mount-ro\nimage:\n  existing: ${image}\n`,
+    );
+    const project = loadProject(join(dir.path, "bulkhead.yaml"));
+    expect(project.repos.map((repo) => [repo.name, repo.path, repo.mode])).toEqual([
+      ["api", join(dir.path, "api"), "clone"],
+      ["web", join(dir.path, "web"), "clone"],
+      ["docs", join(dir.path, "docs"), "mount-ro"],
+    ]);
+    await using session = await createSession(project, { home: join(dir.path, "home") });
+    expect((await session.exec(["/bin/sh", "-c", "echo x > /workspace/docs/README.md"])).exitCode).not.toBe(0);
+    for (const repo of ["api", "web"]) {
+      const clone = join(session.state.workspace, repo);
+      writeFileSync(join(clone, "src", "new.ts"), "export const added = 1;\n");
+      workspaceGit(clone, ["add", "src/new.ts"]);
+      workspaceGit(clone, ["commit", "--quiet", "-m", `work in ${repo}`]);
+    }
+    // Someone already put a commit the session does not contain at web's ref.
+    const web = join(dir.path, "web");
+    git(web, ["checkout", "--quiet", "-b", "elsewhere"]);
+    git(web, ["commit", "--quiet", "--allow-empty", "-m", "unrelated"]);
+    const ref = `refs/bulkhead/${session.id}/${session.id}`;
+    git(web, ["update-ref", ref, "HEAD"]);
+    git(web, ["checkout", "--quiet", "main"]);
+    await expect(session.fetchCode({ strict: true })).rejects.toThrow(/strict fetch failed for web \(diverged: .*\); nothing was fetched/);
+    expect(() => git(join(dir.path, "api"), ["rev-parse", "--verify", "--quiet", ref])).toThrow();
+    const results = await session.fetchCode();
+    expect(results.map((result) => [result.repo, result.status])).toEqual([
+      ["api", "fetched"],
+      ["web", "diverged"],
+    ]);
+    expect(git(join(dir.path, "api"), ["rev-parse", ref])).toBe(results[0]!.headSha);
   });
 });
