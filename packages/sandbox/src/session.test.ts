@@ -1,5 +1,5 @@
 import { execFile, execFileSync } from "node:child_process";
-import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { createTempDir, docker, git, initRepo, type TempDir, workspaceGit } from "@bulkhead/test-utils";
@@ -391,6 +391,18 @@ describe("a hostile agent", () => {
     const worktreeJob = await session.inject({ command: ["/bin/sh", "-c", "true"] }, { worktree: true });
     expect(await worktreeJob.wait()).toEqual({ exitCode: 0 });
     expect(["fsmonitor", "clean", "smudge", "hook"].filter((name) => existsSync(marker(name)))).toEqual([]);
+    // The agent replaces the worktrees directory with a link to a host directory: no worktree is
+    // made there, and nothing is written through the link.
+    mkdirSync(join(dir.path, "escape"));
+    expect(
+      await session.exec([
+        "/bin/sh",
+        "-c",
+        `rm -rf /workspace/.bulkhead/worktrees && ln -s ${join(dir.path, "escape")} /workspace/.bulkhead/worktrees`,
+      ]),
+    ).toMatchObject({ exitCode: 0 });
+    await expect(session.inject({ command: ["true"] }, { worktree: true })).rejects.toThrow("a worktree is never made through a link");
+    expect(readdirSync(join(dir.path, "escape"))).toEqual([]);
     // A job that replaces its log with a link to a host file: the host does not follow it.
     const linked = await session.inject({
       id: "linked",

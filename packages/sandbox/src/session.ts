@@ -450,18 +450,35 @@ export class Session implements AsyncDisposable {
    * tree. The worktree's `.git` file points back relatively, so git works inside the container too.
    */
   async #addWorktrees(worktree: NonNullable<JobRecord["worktree"]>): Promise<void> {
-    for (const repo of this.#state.repos.filter((entry) => entry.mode === "clone")) {
-      const clone = join(this.#state.workspace, repo.name);
-      const target = join(this.#state.workspace, worktree.path, repo.name);
-      mkdirSync(dirname(target), { recursive: true });
-      await this.#frozen(() =>
-        workspaceGit(clone, ["worktree", "add", "--quiet", "-b", worktree.branch, target, `refs/heads/${repo.branch}`]),
-      );
-      const gitdir = readFileSync(join(target, ".git"), "utf8")
-        .trim()
-        .replace(/^gitdir: /, "");
-      writeFileSync(join(target, ".git"), `gitdir: ${relative(target, gitdir)}\n`);
-    }
+    // All of it with the container paused, and every directory checked to be a real one inside
+    // the workspace: the agent could have replaced .bulkhead or a directory in it with a link to
+    // a host path, and the host would then create and write files there.
+    await this.#frozen(async () => {
+      const root = realpathSync(this.#state.workspace);
+      const inside = (path: string): string => {
+        const real = realpathSync(path);
+        if (real !== root && !real.startsWith(`${root}/`))
+          throw new SessionError("worktree", `${path} leads outside the workspace (${real}): a worktree is never made through a link`);
+        return real;
+      };
+      // One level at a time: mkdir follows a link it meets on the way.
+      const bulkhead = inside(join(this.#state.workspace, ".bulkhead"));
+      mkdirSync(join(bulkhead, "worktrees"), { recursive: true });
+      const worktrees = inside(join(bulkhead, "worktrees"));
+      const parent = join(worktrees, basename(worktree.path));
+      mkdirSync(parent, { recursive: true });
+      inside(parent);
+      for (const repo of this.#state.repos.filter((entry) => entry.mode === "clone")) {
+        const clone = inside(join(this.#state.workspace, repo.name));
+        const target = join(parent, repo.name);
+        await workspaceGit(clone, ["worktree", "add", "--quiet", "-b", worktree.branch, target, `refs/heads/${repo.branch}`]);
+        const gitFile = join(inside(target), ".git");
+        const gitdir = readFileSync(gitFile, "utf8")
+          .trim()
+          .replace(/^gitdir: /, "");
+        writeFileSync(gitFile, `gitdir: ${relative(target, gitdir)}\n`);
+      }
+    });
     if (process.getuid?.() === 0) await chownTree(this.#state.user, this.#state.workspace);
   }
 
