@@ -2,7 +2,7 @@ import { execFile, execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { createTempDir, docker, git, initRepo, type TempDir, workspaceGit } from "@bulkhead/test-utils";
+import { createTempDir, docker, git, initRepo, type TempDir, gitInWorkspace } from "@bulkhead/test-utils";
 import Docker from "dockerode";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { checkDevices, containerSpec } from "./container-spec.js";
@@ -46,7 +46,7 @@ describe("sandbox sessions on a real Docker engine", () => {
 
   it("creates a labelled container over clones on the session branch", async () => {
     const clone = join(session.state.workspace, "backend-api");
-    expect(workspaceGit(clone, ["rev-parse", "--abbrev-ref", "HEAD"])).toBe(`bulkhead/${session.id}`);
+    expect(gitInWorkspace(clone, ["rev-parse", "--abbrev-ref", "HEAD"])).toBe(`bulkhead/${session.id}`);
     expect(session.state.repos.map((repo) => [repo.name, repo.mode, repo.baseSha])).toEqual([
       ["backend-api", "clone", git(join(dir.path, "backend-api"), ["rev-parse", "HEAD"])],
       ["shared-types", "mount-ro", git(join(dir.path, "shared-types"), ["rev-parse", "HEAD"])],
@@ -153,8 +153,8 @@ describe("sandbox sessions on a real Docker engine", () => {
     const clone = join(session.state.workspace, "backend-api");
     const source = join(dir.path, "backend-api");
     const before = git(source, ["rev-parse", "HEAD"]);
-    workspaceGit(clone, ["add", "src/rateLimit.ts"]);
-    workspaceGit(clone, ["commit", "--quiet", "-m", "Add rate limit"]);
+    gitInWorkspace(clone, ["add", "src/rateLimit.ts"]);
+    gitInWorkspace(clone, ["commit", "--quiet", "-m", "Add rate limit"]);
     writeFileSync(join(clone, "scratch.txt"), "not committed\n");
     const [result] = await session.fetchCode({ strict: true });
     expect(result).toMatchObject({
@@ -169,7 +169,7 @@ describe("sandbox sessions on a real Docker engine", () => {
     expect(git(source, ["rev-parse", "HEAD"])).toBe(before);
     expect(git(source, ["status", "--porcelain"])).toBe("");
     expect(git(source, ["fsck", "--no-progress"])).toBe("");
-    workspaceGit(clone, ["commit", "--quiet", "--allow-empty", "-m", "not fetched"]);
+    gitInWorkspace(clone, ["commit", "--quiet", "--allow-empty", "-m", "not fetched"]);
     await expect(session.remove()).rejects.toThrow(
       "repo backend-api has commits that were not fetched: run fetchCode() first, or remove({ force: true })",
     );
@@ -196,9 +196,9 @@ describe("sandbox sessions on a real Docker engine", () => {
       const tree = join(session.state.workspace, record.worktree!.path, "backend-api");
       expect(readFileSync(join(tree, `src/${name}.ts`), "utf8")).toBe(`${name}\n`);
       expect(existsSync(join(tree, `src/${other}.ts`))).toBe(false);
-      expect(workspaceGit(tree, ["rev-parse", "--abbrev-ref", "HEAD"])).toBe(record.worktree!.branch);
-      workspaceGit(tree, ["add", `src/${name}.ts`]);
-      workspaceGit(tree, ["commit", "--quiet", "-m", `job ${name}`]);
+      expect(gitInWorkspace(tree, ["rev-parse", "--abbrev-ref", "HEAD"])).toBe(record.worktree!.branch);
+      gitInWorkspace(tree, ["add", `src/${name}.ts`]);
+      gitInWorkspace(tree, ["commit", "--quiet", "-m", `job ${name}`]);
     }
     const fetched = (await session.fetchCode()).filter((result) => result.branch.startsWith("bulkhead/jobs/"));
     // Job branches start from the session branch, so the session's own commit is in both.
@@ -452,8 +452,8 @@ describe("fetching code back", () => {
     for (const repo of ["api", "web"]) {
       const clone = join(session.state.workspace, repo);
       writeFileSync(join(clone, "src", "new.ts"), "export const added = 1;\n");
-      workspaceGit(clone, ["add", "src/new.ts"]);
-      workspaceGit(clone, ["commit", "--quiet", "-m", `work in ${repo}`]);
+      gitInWorkspace(clone, ["add", "src/new.ts"]);
+      gitInWorkspace(clone, ["commit", "--quiet", "-m", `work in ${repo}`]);
     }
     // Someone already put a commit the session does not contain at web's ref.
     const web = join(dir.path, "web");

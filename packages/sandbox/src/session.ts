@@ -114,30 +114,11 @@ export class Job {
    * (O_NOFOLLOW), and the opened file must be the very path under the workspace.
    */
   #read(path: string): Buffer | undefined {
-    let descriptor: number;
-    try {
-      descriptor = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code === "ENOENT") return undefined;
-      if (code === "ELOOP") throw new SessionError("job", `${path} is a symbolic link: a job file is never read through a link`);
-      throw error;
-    }
-    try {
-      if (!fstatSync(descriptor).isFile()) throw new SessionError("job", `${path} is not a regular file`);
-      const expected = join(realpathSync(this.session.state.workspace), relative(this.session.state.workspace, path));
-      const opened = (() => {
-        try {
-          return readlinkSync(`/proc/self/fd/${descriptor}`);
-        } catch {
-          return expected; // No /proc (not Linux): the O_NOFOLLOW check stands alone.
-        }
-      })();
-      if (opened !== expected) throw new SessionError("job", `${path} leads to ${opened}, outside the session's job directory`);
-      return readFileSync(descriptor);
-    } finally {
-      closeSync(descriptor);
-    }
+    const found = readInside(this.session.state.workspace, relative(this.session.state.workspace, path), (reason) => {
+      throw new SessionError("job", `${path} ${reason}`);
+    });
+    if (found.kind === "link") throw new SessionError("job", `${path} is a symbolic link: a job file is never read through a link`);
+    return found.kind === "file" ? found.content : undefined;
   }
 
   /**
@@ -196,17 +177,7 @@ export class Job {
    */
   async kill({ graceMs = 2000 }: { graceMs?: number } = {}): Promise<void> {
     if (this.#read(this.#exit) !== undefined) return;
-    const pidFile = `/workspace/.bulkhead/jobs/${this.id}.exit.pid`;
-    const seconds = Math.max(0, Math.ceil(graceMs / 1000));
-    const exec = await this.session.container.exec({
-      Cmd: [
-        "/bin/sh",
-        "-c",
-        `pid=$(cat "${pidFile}") || exit 0; kill -TERM "$pid" 2>/dev/null; sleep ${seconds}; kill -KILL "$pid" 2>/dev/null; true`,
-      ],
-      User: this.session.state.user,
-    });
-    await startDetached(exec);
+    await this.session.stopProcess(`/workspace/.bulkhead/jobs/${this.id}.exit.pid`, graceMs);
   }
 
   /** The job's output so far, or, with `follow`, as it is written until the job ends. */
@@ -359,14 +330,7 @@ export class Session implements AsyncDisposable {
     if (stdin !== undefined) stream.end(stdin);
     let timedOut = false;
     let canceled = false;
-    const kill = () =>
-      void this.#execStart(
-        {
-          Cmd: ["/bin/sh", "-c", `kill -TERM $(cat ${pidFile}) 2>/dev/null; sleep 1; kill -KILL $(cat ${pidFile}) 2>/dev/null; true`],
-          User: this.#state.user,
-        },
-        startDetached,
-      ).catch(() => undefined);
+    const kill = () => void this.stopProcess(pidFile, 1000).catch(() => undefined);
     const timer = timeoutMs === undefined ? undefined : setTimeout(() => ((timedOut = true), kill()), timeoutMs);
     const onAbort = () => ((canceled = true), kill());
     abortSignal?.addEventListener("abort", onAbort, { once: true });
@@ -480,6 +444,27 @@ export class Session implements AsyncDisposable {
       }
     });
     if (process.getuid?.() === 0) await chownTree(this.#state.user, this.#state.workspace);
+  }
+
+  /**
+   * Stops the process whose pid a file in the container holds: SIGTERM, then SIGKILL after
+   * `graceMs`. Used for an exec's timeout or abort and by `job.kill()`; not meant to be called
+   * directly.
+   * @internal
+   */
+  async stopProcess(pidFile: string, graceMs: number): Promise<void> {
+    const seconds = Math.max(0, Math.ceil(graceMs / 1000));
+    await this.#execStart(
+      {
+        Cmd: [
+          "/bin/sh",
+          "-c",
+          `pid=$(cat "${pidFile}") || exit 0; kill -TERM "$pid" 2>/dev/null; sleep ${seconds}; kill -KILL "$pid" 2>/dev/null; true`,
+        ],
+        User: this.#state.user,
+      },
+      startDetached,
+    );
   }
 
   /**
@@ -699,28 +684,11 @@ export class Session implements AsyncDisposable {
     if (!entry) throw new InvalidArgumentError("repo", `"${repo}" is not a cloned repo of session ${this.id}`);
     const normalized = normalizeRepoPath(file);
     if (!normalized.ok) throw new PathOutsideRootError(file, repo, normalized.reason);
-    const root = realpathSync(join(this.#state.workspace, repo));
-    const path = join(root, normalized.path);
-    // Every directory on the way must be a real directory inside the repo, not a planted link.
-    const parent = existsSync(dirname(path)) ? realpathSync(dirname(path)) : undefined;
-    if (parent === undefined) return { kind: "missing" };
-    if (parent !== root && !parent.startsWith(`${root}/`))
-      throw new PathOutsideRootError(file, repo, "leads outside the repo through a link");
-    let descriptor: number;
-    try {
-      descriptor = openSync(join(parent, basename(path)), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code === "ENOENT") return { kind: "missing" };
-      if (code === "ELOOP") return { kind: "link", target: readlinkSync(join(parent, basename(path))) };
-      throw error;
-    }
-    try {
-      if (!fstatSync(descriptor).isFile()) throw new InvalidArgumentError("file", `${repo}/${normalized.path} is not a regular file`);
-      return { kind: "file", content: readFileSync(descriptor) };
-    } finally {
-      closeSync(descriptor);
-    }
+    return readInside(join(this.#state.workspace, repo), normalized.path, (reason, problem) => {
+      throw problem === "outside"
+        ? new PathOutsideRootError(file, repo, reason)
+        : new InvalidArgumentError("file", `${repo}/${file} ${reason}`);
+    });
   }
 
   /** Deletes container and workspace; refuses while commits are not fetched unless `force`. */
@@ -879,6 +847,48 @@ async function uncommittedIn(path: string): Promise<string[]> {
     workspaceGit(path, ["ls-files", "--others", "--exclude-standard"]),
   ]);
   return [...new Set(listed.flatMap((text) => text.split("\n").filter(Boolean)))].sort();
+}
+
+/**
+ * Reads a file the container wrote, at `path` under `root`, never through a link: a directory on
+ * the way must resolve inside `root`, the file itself is opened with O_NOFOLLOW (a link is
+ * reported, not followed), and the opened descriptor must be that very path (/proc/self/fd), so
+ * a swap between the checks and the open is caught. `refuse` throws the caller's error.
+ */
+function readInside(
+  root: string,
+  path: string,
+  refuse: (reason: string, problem: "outside" | "not-a-file") => never,
+): { kind: "file"; content: Buffer } | { kind: "link"; target: string } | { kind: "missing" } {
+  const realRoot = realpathSync(root);
+  const within = (real: string) => real === realRoot || real.startsWith(`${realRoot}/`);
+  const wanted = join(realRoot, path);
+  if (!existsSync(dirname(wanted))) return { kind: "missing" };
+  const parent = realpathSync(dirname(wanted));
+  if (!within(parent)) refuse(`leads outside ${root} through a link`, "outside");
+  const candidate = join(parent, basename(wanted));
+  let descriptor: number;
+  try {
+    descriptor = openSync(candidate, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") return { kind: "missing" };
+    if (code === "ELOOP") return { kind: "link", target: readlinkSync(candidate) };
+    throw error;
+  }
+  try {
+    if (!fstatSync(descriptor).isFile()) refuse("is not a regular file", "not-a-file");
+    let opened = candidate;
+    try {
+      opened = readlinkSync(`/proc/self/fd/${descriptor}`);
+    } catch {
+      // No /proc (not Linux): the checks above stand alone.
+    }
+    if (opened !== candidate) refuse(`leads to ${opened}, outside ${root}`, "outside");
+    return { kind: "file", content: readFileSync(descriptor) };
+  } finally {
+    closeSync(descriptor);
+  }
 }
 
 /** Environment names a shell accepts, and string values: anything else is refused up front. */

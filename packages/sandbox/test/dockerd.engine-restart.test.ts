@@ -1,7 +1,7 @@
 // Runs in its own stage (vitest.engine-restart.config.ts): it stops and starts dockerd.
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { createTempDir, git, initRepo, restartEngine, workspaceGit } from "@bulkhead/test-utils";
+import { createTempDir, git, initRepo, restartEngine, gitInWorkspace } from "@bulkhead/test-utils";
 import { describe, expect, inject, it } from "vitest";
 import { reconcile } from "../src/manage-sessions.js";
 import { defineProject } from "../src/project-config.js";
@@ -27,9 +27,9 @@ describe("a dockerd restart under running sessions", () => {
         "echo 'export const limit = 100;' > /workspace/app/src/limit.ts; echo draft > /workspace/app/notes.txt",
       ]);
       const clone = join(running.state.workspace, "app");
-      workspaceGit(clone, ["add", "src/limit.ts"]);
-      workspaceGit(clone, ["commit", "--quiet", "-m", "Add a limit"]);
-      const head = workspaceGit(clone, ["rev-parse", "HEAD"]);
+      gitInWorkspace(clone, ["add", "src/limit.ts"]);
+      gitInWorkspace(clone, ["commit", "--quiet", "-m", "Add a limit"]);
+      const head = gitInWorkspace(clone, ["rev-parse", "HEAD"]);
       const busy = await running.inject({ command: ["/bin/sh", "-c", "echo working; sleep 600"] });
       await parked.exec(["/bin/sh", "-c", "echo parked > /workspace/app/parked.txt"]);
       await parked.stop();

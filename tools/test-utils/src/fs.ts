@@ -46,7 +46,7 @@ export function git(cwd: string, args: readonly string[]): string {
  * Runs git in a session's workspace, as a person on the host would: the clone belongs to the
  * container's user, so git's ownership check is waived, and commits are made as "Agent".
  */
-export function workspaceGit(cwd: string, args: readonly string[]): string {
+export function gitInWorkspace(cwd: string, args: readonly string[]): string {
   return execFileSync("git", ["-c", "safe.directory=*", "-c", "user.name=Agent", "-c", "user.email=agent@example.com", ...args], {
     cwd,
     encoding: "utf8",

@@ -1,2 +1,2 @@
 export { TEST_LABEL, docker, ensureDocker, ensureTestImage, restartEngine } from "./docker.js";
-export { createTempDir, git, initRepo, workspaceGit, type TempDir } from "./fs.js";
+export { createTempDir, git, initRepo, gitInWorkspace, type TempDir } from "./fs.js";
