@@ -1,6 +1,7 @@
 // The public API of @bulkhead/core: one deliberate list.
 export { AbortedError, throwIfAborted } from "./aborted-error.js";
 export { BULKHEAD_ERROR_CODES, BulkheadError, type BulkheadErrorCode, type BulkheadErrorOptions } from "./bulkhead-error.js";
+export type { AgentCommit, ChangeKind, ChangeSet, ChangedEntry, ChangedPath, GitFileMode, RepoChangeSet } from "./change-set.js";
 export { InvalidArgumentError } from "./invalid-argument-error.js";
 export { InvalidTaskSpecError, formatTaskSpecProblem, type TaskSpecProblem } from "./invalid-task-spec-error.js";
 export { LockTimeoutError } from "./lock-timeout-error.js";
