@@ -41,6 +41,25 @@ describe("bulkhead CLI", () => {
     expect((await cli(["session", "status", "../../etc"])).err).toContain('"../../etc" is not a session id');
   });
 
+  it("plan waves never puts two tasks that create the same new file in one wave (one planner behind plan shared)", async () => {
+    await using dir = createTempDir();
+    dir.write({
+      "api/src/routes.ts": "export const routes = [];\n",
+      "x.yaml": spec("x", ["src/routes.ts", "src/limits.ts"]),
+      "y.yaml": spec("y", ["src/limits.ts"]),
+    });
+    const repo = `api=${join(dir.path, "api")}`;
+    const args = [join(dir.path, "x.yaml"), join(dir.path, "y.yaml"), "--repo", repo, "--json"];
+    const waves = JSON.parse((await cli(["plan", "waves", ...args])).out);
+    expect(waves.waves).toEqual([["x"], ["y"]]);
+    expect(waves.shared).toEqual([expect.objectContaining({ file: "api/src/limits.ts", tasks: ["x", "y"] })]);
+    const shared = JSON.parse((await cli(["plan", "shared", ...args])).out);
+    expect(shared.shared).toEqual(waves.shared);
+    const bad = await cli(["plan", "waves", ...args.slice(0, 4), "--max-per-wave", "0"]);
+    expect(bad.code).toBe(1);
+    expect(bad.err).toContain("--max-per-wave");
+  });
+
   it("resolves scopes, checks budgets and plans waves with --json", async () => {
     await using dir = createTempDir();
     dir.write({
@@ -73,7 +92,7 @@ describe("bulkhead CLI", () => {
       repo,
       "--json",
     ]);
-    expect(JSON.parse(waves.out)).toEqual({ waves: [["a"], ["b"], ["c"]] });
+    expect(JSON.parse(waves.out).waves).toEqual([["a"], ["b"], ["c"]]);
     const shared = await cli(["plan", "shared", join(dir.path, "a.yaml"), join(dir.path, "c.yaml"), "--repo", repo, "--json"]);
     expect(JSON.parse(shared.out).shared).toEqual([expect.objectContaining({ file: "api/src/types.ts", strategy: "interface-first" })]);
   });

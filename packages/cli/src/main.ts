@@ -4,7 +4,7 @@ import { basename } from "node:path";
 import { parseArgs } from "node:util";
 import { createFileLedger, createTokenCounter, restoreTracker } from "@bulkhead/budget";
 import { BulkheadError, InvalidArgumentError, loadTaskSpec, resolveScope } from "@bulkhead/core";
-import { createCommitLead, createWorkHook, findSharedFiles, planWaves } from "@bulkhead/git-lead";
+import { createCommitLead, createWorkHook, planWork } from "@bulkhead/git-lead";
 import {
   assessCompletion,
   handoverFromJson,
@@ -83,6 +83,24 @@ async function scopeOf(specPath: string, repos: Record<string, string>) {
   const spec = await loadTaskSpec(specPath);
   using counter = createTokenCounter({ encoding: "o200k_base" });
   return { spec, scope: await resolveScope(spec, { repos, counter }) };
+}
+
+/** The one planner behind `plan waves` and `plan shared`: each spec's scope resolved once. */
+async function planSpecs(specs: string[], flags: Record<string, unknown>) {
+  const repos = repoMap(flags.repo as string[]);
+  const maxPerWave = flags["max-per-wave"] === undefined ? Infinity : Number(flags["max-per-wave"]);
+  if (!(Number.isInteger(maxPerWave) || maxPerWave === Infinity) || maxPerWave < 1)
+    throw new InvalidArgumentError(
+      "--max-per-wave",
+      `expected a whole number of tasks, at least 1, got "${String(flags["max-per-wave"])}"`,
+    );
+  const tasks = await Promise.all(
+    specs.map(async (path) => {
+      const spec = await loadTaskSpec(path);
+      return { id: spec.id ?? basename(path).replace(/\.(ya?ml|json)$/, ""), dependsOn: spec.dependsOn, spec };
+    }),
+  );
+  return planWork(tasks, { repos, maxPerWave });
 }
 
 const commands: Record<string, Command> = {
@@ -238,20 +256,10 @@ const commands: Record<string, Command> = {
     usage: "bulkhead plan waves <spec>... --repo <name>=<dir> ... [--max-per-wave N] [--json]",
     example: "bulkhead plan waves tasks/*.yaml --repo api=../api --max-per-wave 3",
     async run(specs, flags) {
-      const repos = repoMap(flags.repo as string[]);
-      const tasks = [];
-      for (const path of specs) {
-        const { spec, scope } = await scopeOf(path, repos);
-        tasks.push({
-          id: spec.id ?? basename(path).replace(/\.(ya?ml|json)$/, ""),
-          dependsOn: spec.dependsOn,
-          files: scope.files.map((file) => `${file.repo}/${file.path}`),
-        });
-      }
-      const waves = planWaves(tasks, { maxPerWave: flags["max-per-wave"] ? Number(flags["max-per-wave"]) : Infinity });
+      const plan = await planSpecs(specs, flags);
       return ok(
-        { waves },
-        waves.map((wave, index) => `wave ${index + 1}: ${wave.join(", ")}`),
+        { waves: plan.waves, shared: plan.shared },
+        plan.waves.map((wave, index) => `wave ${index + 1}: ${wave.join(", ")}`),
       );
     },
   },
@@ -259,14 +267,7 @@ const commands: Record<string, Command> = {
     usage: "bulkhead plan shared <spec>... --repo <name>=<dir> ... [--json]",
     example: "bulkhead plan shared tasks/*.yaml --repo api=../api",
     async run(specs, flags) {
-      const repos = repoMap(flags.repo as string[]);
-      const tasks = await Promise.all(
-        specs.map(async (path) => {
-          const spec = await loadTaskSpec(path);
-          return { id: spec.id ?? basename(path).replace(/\.(ya?ml|json)$/, ""), dependsOn: spec.dependsOn, spec };
-        }),
-      );
-      const shared = await findSharedFiles(tasks, { repos });
+      const { shared } = await planSpecs(specs, flags);
       return ok(
         { shared },
         shared.length === 0

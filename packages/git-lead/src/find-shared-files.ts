@@ -27,6 +27,22 @@ const INTERFACE = /(^|\/)(types?|interfaces?|contracts?|schemas?|models?)(\/|\.|
  * await findSharedFiles([{ id: "a", repo: "api", files: ["src/routes/**"] }, { id: "b", repo: "api", files: ["src/routes/index.ts"] }], { repos: { api: "../api" } });
  */
 export async function findSharedFiles(tasks: readonly ScopedTask[], { repos }: { repos: Record<string, string> }): Promise<SharedFile[]> {
+  return sharedFilesOf(await resolveTaskFiles(tasks, { repos }));
+}
+
+/** Each task (dependencies merged with its spec's own `depends_on`) with the files it claims. */
+export interface ResolvedTask {
+  id: string;
+  dependsOn: string[];
+  /** `repo/path`, sorted; files named exactly that do not exist yet are included. */
+  files: string[];
+}
+
+/** Validates the tasks and resolves the files each claims, sorted by id. */
+export async function resolveTaskFiles(
+  tasks: readonly ScopedTask[],
+  { repos }: { repos: Record<string, string> },
+): Promise<ResolvedTask[]> {
   // A spec's own depends_on counts as much as the wrapper's.
   const sorted = validateTasks(
     tasks.map((task) => ({
@@ -34,15 +50,18 @@ export async function findSharedFiles(tasks: readonly ScopedTask[], { repos }: {
       dependsOn: [...new Set([...(task.dependsOn ?? []), ...("spec" in task ? (task.spec.dependsOn ?? []) : [])])],
     })),
   );
+  const resolved: ResolvedTask[] = [];
+  for (const task of sorted) resolved.push({ id: task.id, dependsOn: task.dependsOn, files: await claimedFiles(task, repos) });
+  return resolved;
+}
+
+/** The files two or more of the resolved tasks claim, each with a strategy. */
+export function sharedFilesOf(tasks: readonly ResolvedTask[]): SharedFile[] {
   const claims = new Map<string, string[]>();
-  const filesOf = new Map<string, string[]>();
-  for (const task of sorted) {
-    const files = await claimedFiles(task, repos);
-    filesOf.set(task.id, files);
-    for (const file of files) claims.set(file, [...(claims.get(file) ?? []), task.id]);
-  }
-  const sharedCount = (id: string) => filesOf.get(id)!.filter((file) => claims.get(file)!.length > 1).length;
-  const dependsOn = (left: string, right: string) => (sorted.find((task) => task.id === left)?.dependsOn ?? []).includes(right);
+  const byId = new Map(tasks.map((task) => [task.id, task]));
+  for (const task of tasks) for (const file of task.files) claims.set(file, [...(claims.get(file) ?? []), task.id]);
+  const sharedCount = (id: string) => byId.get(id)!.files.filter((file) => claims.get(file)!.length > 1).length;
+  const dependsOn = (left: string, right: string) => byId.get(left)?.dependsOn.includes(right) ?? false;
   const shared: SharedFile[] = [];
   for (const [file, ids] of [...claims.entries()].sort(([left], [right]) => (left < right ? -1 : 1))) {
     if (ids.length < 2) continue;

@@ -11,5 +11,6 @@ export {
 } from "./create-commit-lead.js";
 export { ClaimRefusedError, GitConflictError, InvalidPlanError, LeadFencedError } from "./git-lead-errors.js";
 export { createWorkHook, type Claim, type HookTask, type WorkHook } from "./create-work-hook.js";
-export { findSharedFiles, type ScopedTask, type SharedFile } from "./find-shared-files.js";
+export { findSharedFiles, type ResolvedTask, type ScopedTask, type SharedFile } from "./find-shared-files.js";
 export { planWaves, validateTasks, type PlannedTask } from "./plan-waves.js";
+export { planWork, type PlanWorkOptions, type WorkPlan } from "./plan-work.js";

@@ -12,6 +12,18 @@ import { planWaves } from "./plan-waves.js";
 
 const run = promisify(execFile);
 
+/** A small seeded generator (mulberry32), so the random plans are the same on every run. */
+function seeded(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let value = state;
+    value = Math.imul(value ^ (value >>> 15), value | 1);
+    value ^= value + Math.imul(value ^ (value >>> 7), value | 61);
+    return ((value ^ (value >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
 describe("findSharedFiles", () => {
   it("reports files two tasks claim, from specs and globs, with a strategy", async () => {
     await using dir = createTempDir();
@@ -81,7 +93,7 @@ describe("findSharedFiles", () => {
 });
 
 describe("planWaves", () => {
-  it("puts shared-file tasks first, respects dependencies and the wave size", () => {
+  it("puts the foundation first, respects dependencies and the wave size", () => {
     const waves = planWaves(
       [
         { id: "routes", dependsOn: ["types"], files: ["api/routes.ts"] },
@@ -95,6 +107,74 @@ describe("planWaves", () => {
       ["types", "docs"],
       ["ui", "routes"],
     ]);
+  });
+
+  it("lands a task the others depend on in the first wave, and takes no more waves than needed", () => {
+    // jwt depends on types, refresh on jwt; auth, session and audit fight over api/index.ts, and
+    // auth also touches types' file. Shared files first (the old rule) put auth first, so types
+    // went to wave 2 and the plan took 4 waves; the critical path puts types first: 3 waves, the
+    // lower bound (three tasks claim api/index.ts).
+    const waves = planWaves([
+      { id: "auth", files: ["api/index.ts", "api/types.ts"] },
+      { id: "session", files: ["api/index.ts"] },
+      { id: "audit", files: ["api/index.ts"] },
+      { id: "types", files: ["api/types.ts"] },
+      { id: "jwt", dependsOn: ["types"], files: ["api/jwt.ts"] },
+      { id: "refresh", dependsOn: ["jwt"], files: ["api/refresh.ts"] },
+    ]);
+    expect(waves).toEqual([
+      ["types", "audit"],
+      ["jwt", "auth"],
+      ["session", "refresh"],
+    ]);
+  });
+
+  it("takes exactly as many waves as the longest chain, on a seeded random plan of 200 tasks", () => {
+    // No shared files and no wave size: only dependencies limit the plan, so the minimum is the
+    // longest chain, and every task sits in wave (its longest chain of dependencies) + 1.
+    const random = seeded(2026);
+    const tasks = Array.from({ length: 200 }, (_, index) => ({
+      id: `t${String(index).padStart(3, "0")}`,
+      dependsOn:
+        index === 0
+          ? []
+          : Array.from({ length: Math.floor(random() * 3) }, () => `t${String(Math.floor(random() * index)).padStart(3, "0")}`),
+      files: [`repo/${index}.ts`],
+    }));
+    const waves = planWaves(tasks);
+    const depth = new Map<string, number>();
+    for (const task of tasks) depth.set(task.id, 1 + Math.max(0, ...task.dependsOn.map((dependency) => depth.get(dependency)!)));
+    expect(waves.length).toBe(Math.max(...depth.values()));
+    const waveOf = new Map(waves.flatMap((wave, index) => wave.map((id) => [id, index] as const)));
+    for (const task of tasks) expect(waveOf.get(task.id)).toBe(depth.get(task.id)! - 1);
+  });
+
+  it("on a seeded random plan of 200 tasks with shared files: no overlap in a wave, dependencies earlier, near the lower bound", () => {
+    const random = seeded(7);
+    const pool = Array.from({ length: 60 }, (_, index) => `repo/f${index}.ts`);
+    const tasks = Array.from({ length: 200 }, (_, index) => ({
+      id: `t${String(index).padStart(3, "0")}`,
+      dependsOn:
+        index === 0
+          ? []
+          : Array.from({ length: Math.floor(random() * 2) }, () => `t${String(Math.floor(random() * index)).padStart(3, "0")}`),
+      files: [...new Set(Array.from({ length: 1 + Math.floor(random() * 3) }, () => pool[Math.floor(random() * pool.length)]!))],
+    }));
+    const waves = planWaves(tasks, { maxPerWave: 16 });
+    expect(waves.flat().sort()).toEqual(tasks.map((task) => task.id).sort());
+    const waveOf = new Map(waves.flatMap((wave, index) => wave.map((id) => [id, index] as const)));
+    for (const wave of waves) {
+      expect(wave.length).toBeLessThanOrEqual(16);
+      const files = wave.flatMap((id) => tasks.find((task) => task.id === id)!.files);
+      expect(new Set(files).size).toBe(files.length);
+    }
+    for (const task of tasks) for (const dependency of task.dependsOn) expect(waveOf.get(dependency)!).toBeLessThan(waveOf.get(task.id)!);
+    // Lower bounds: the busiest file needs one wave per task claiming it; the wave size needs 200/16.
+    const claims = new Map<string, number>();
+    for (const task of tasks) for (const file of task.files) claims.set(file, (claims.get(file) ?? 0) + 1);
+    const bound = Math.max(Math.ceil(200 / 16), ...claims.values());
+    expect(waves.length).toBeGreaterThanOrEqual(bound);
+    expect(waves.length).toBeLessThanOrEqual(Math.ceil(bound * 1.5));
   });
 
   it("names cycles and unknown dependencies", () => {
@@ -142,12 +222,21 @@ describe("planWaves", () => {
         for (const task of tasks)
           for (const dependency of task.dependsOn) expect(waveOf.get(dependency)!).toBeLessThan(waveOf.get(task.id)!);
         expect(planWaves([...tasks].reverse(), { maxPerWave })).toEqual(waves);
-        // Shared files first: the plan opens with a task free to start that touches the most shared files.
-        const claims = new Map<string, number>();
-        for (const task of tasks) for (const file of task.files) claims.set(file, (claims.get(file) ?? 0) + 1);
-        const shared = (id: string) => tasks.find((task) => task.id === id)!.files.filter((file) => claims.get(file)! > 1).length;
+        // Foundation first: the plan opens with a task free to start that has the longest chain waiting on it.
+        const height = (id: string): number =>
+          1 + Math.max(0, ...tasks.filter((task) => task.dependsOn.includes(id)).map((task) => height(task.id)));
         const free = tasks.filter((task) => task.dependsOn.length === 0).map((task) => task.id);
-        expect(shared(waves[0]![0]!)).toBe(Math.max(...free.map(shared)));
+        expect(height(waves[0]![0]!)).toBe(Math.max(...free.map(height)));
+        // As few waves as the chains allow when nothing else limits them.
+        if (maxPerWave >= tasks.length && tasks.every((task) => task.files.length === 0))
+          expect(waves.length).toBe(
+            Math.max(
+              ...tasks
+                .map((task) => task.id)
+                .filter((id) => free.includes(id))
+                .map(height),
+            ),
+          );
       }),
       { numRuns: 500 },
     );
