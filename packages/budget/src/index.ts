@@ -13,6 +13,7 @@ export {
   createBudget,
   restoreBudget,
   type BudgetEvents,
+  type BookOptions,
   type BudgetLimits,
   type ContextCheck,
   type CreateBudgetOptions,
@@ -56,5 +57,5 @@ export {
 } from "./ledger.js";
 export { normalizeUsage, usageOnly, USAGE_SOURCES, type NormalizedUsage, type UsageSource } from "./normalize-usage.js";
 export { loadPriceTable, priceUsage, type PricedUsage, type PriceUsageOptions } from "./price-usage.js";
-export { BUNDLED_PRICES, priceEntrySchema, priceTableSchema, type PriceEntry } from "./prices.js";
+export { priceEntrySchema, priceTableSchema, type PriceEntry } from "./prices.js";
 export { UnknownModelError } from "./unknown-model-error.js";
