@@ -1,5 +1,11 @@
 // The public API of @bulkhead/budget: one deliberate list.
-export { budgetMiddleware, type BudgetMiddlewareOptions } from "./adapters/ai-sdk-middleware.js";
+export {
+  budgetMiddleware,
+  budgetMiddlewareV3,
+  type AiSdkCallOptions,
+  type BudgetLanguageModelMiddleware,
+  type BudgetMiddlewareOptions,
+} from "./adapters/ai-sdk-middleware.js";
 export { meterAnthropic, type AnthropicLike, type AnthropicParams, type MeterAnthropicOptions } from "./adapters/meter-anthropic.js";
 export {
   meterClaudeCodeStream,
