@@ -7,6 +7,7 @@ export {
   type BudgetMiddlewareOptions,
 } from "./adapters/ai-sdk-middleware.js";
 export { meterAnthropic, type AnthropicLike, type AnthropicParams, type MeterAnthropicOptions } from "./adapters/meter-anthropic.js";
+export { meterCodexStream, type CodexStreamResult, type MeterCodexStreamOptions } from "./adapters/meter-codex-stream.js";
 export { meterOpenAI, type MeterOpenAIOptions, type OpenAILike } from "./adapters/meter-openai.js";
 export {
   meterClaudeCodeStream,

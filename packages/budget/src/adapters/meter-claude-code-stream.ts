@@ -2,6 +2,8 @@ import { addUsage, emptyUsage, type Usage } from "@bulkhead/core";
 import type { Budget } from "../create-budget.js";
 import type { Tracker } from "../create-tracker.js";
 import { normalizeUsage, usageOnly } from "../normalize-usage.js";
+import { splitLines } from "./split-lines.js";
+import { stopReason } from "./stop-reason.js";
 
 export interface MeterClaudeCodeStreamOptions {
   budget?: Budget;
@@ -45,21 +47,6 @@ function subtract(left: Usage, right: Usage): Usage {
   return difference;
 }
 
-async function* splitLines(source: AsyncIterable<string | Uint8Array> | Iterable<string | Uint8Array>): AsyncGenerator<string> {
-  const decoder = new TextDecoder();
-  let buffer = "";
-  for await (const chunk of source) {
-    buffer += typeof chunk === "string" ? chunk : decoder.decode(chunk, { stream: true });
-    let newline = buffer.indexOf("\n");
-    while (newline >= 0) {
-      yield buffer.slice(0, newline);
-      buffer = buffer.slice(newline + 1);
-      newline = buffer.indexOf("\n");
-    }
-  }
-  buffer += decoder.decode();
-  if (buffer.trim() !== "") yield buffer;
-}
 
 /**
  * Meters the output of `claude -p --output-format stream-json --verbose` (Claude Code headless):
@@ -104,14 +91,7 @@ export async function meterClaudeCodeStream(
   };
   const check = () => {
     if (!budget || result.stoppedBy) return;
-    const reason =
-      budget.limit("usd") !== undefined && budget.available("usd") <= 0
-        ? "usd"
-        : budget.exhausted
-          ? "session-total"
-          : budget.available("generation") <= 0 && budget.limit("generation") !== undefined
-            ? "generation"
-            : undefined;
+    const reason = stopReason(budget);
     if (reason) {
       result.stoppedBy = reason;
       onStop?.(reason);
