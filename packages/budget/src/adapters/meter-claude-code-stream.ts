@@ -47,10 +47,11 @@ function subtract(left: Usage, right: Usage): Usage {
   return difference;
 }
 
-
 /**
  * Meters the output of `claude -p --output-format stream-json --verbose` (Claude Code headless):
- * assistant messages are counted once per message id (Claude Code repeats a message's usage on
+ * with `--include-partial-messages`, the `stream_event` lines' `message_start` and
+ * `message_delta` usage is booked while a message is still generating (mid-run counts, thinking
+ * tokens included); assistant messages are counted once per message id (Claude Code repeats a message's usage on
  * every content block), charged to the budget and the tracker as they arrive, and reconciled
  * with the final `result` line's usage and cost. When the budget runs out, `onStop` is called
  * once so the caller can stop the process. Malformed lines are skipped and counted.
@@ -61,8 +62,51 @@ function subtract(left: Usage, right: Usage): Usage {
  */
 export async function meterClaudeCodeStream(
   lines: AsyncIterable<string | Uint8Array> | Iterable<string | Uint8Array>,
-  { budget, tracker, repo = "default", operation = "agent", onStop }: MeterClaudeCodeStreamOptions = {},
+  options: MeterClaudeCodeStreamOptions = {},
 ): Promise<ClaudeCodeStreamResult> {
+  const meter = createClaudeMeter(options);
+  let number = 0;
+  try {
+    for await (const line of splitLines(lines)) {
+      number++;
+      if (line.trim() === "") continue;
+      let event: unknown;
+      try {
+        event = JSON.parse(line);
+      } catch {
+        meter.result.skippedLines.push(number);
+        continue;
+      }
+      if (!isObject(event)) meter.result.skippedLines.push(number);
+      else meter.observe(event, `line-${number}`);
+    }
+  } finally {
+    meter.end();
+  }
+  return meter.result;
+}
+
+/** Copies the usage fields that carry a value: `message_delta` may send nulls. */
+function mergeUsage(into: Json, from: Json): Json {
+  const merged = { ...into };
+  for (const [key, value] of Object.entries(from)) {
+    if (value === null || value === undefined) continue;
+    merged[key] = isObject(value) && isObject(into[key]) ? mergeUsage(into[key], value) : value;
+  }
+  return merged;
+}
+
+function maxUsage(left: Usage, right: Usage): Usage {
+  const result = emptyUsage();
+  for (const key of Object.keys(result) as (keyof Usage)[]) result[key] = Math.max(left[key], right[key]);
+  return result;
+}
+
+/**
+ * Internal: the meter of Claude Code's messages, shared by the stream-json reader and the Agent
+ * SDK adapter (whose messages are the same objects). `observe` takes one message; `end` once.
+ */
+export function createClaudeMeter({ budget, tracker, repo = "default", operation = "agent", onStop }: MeterClaudeCodeStreamOptions) {
   const result: ClaudeCodeStreamResult = {
     usage: emptyUsage(),
     costUsd: undefined,
@@ -77,18 +121,13 @@ export async function meterClaudeCodeStream(
     skippedLines: [],
     stoppedBy: null,
   };
+  /** The most seen of each message's usage, by message id: growth is booked, never a count twice. */
   const seen = new Map<string, Usage>();
+  /** Partial messages in flight (`stream_event`), by the tool use that spawned them ("" for the main agent). */
+  const streaming = new Map<string, { id: string; raw: Json }>();
   const toolUseIds = new Set<string>();
   const span = tracker?.startSpan({ repo, operation });
 
-  const book = (usage: Usage) => {
-    if (usage.inputTokens + usage.outputTokens === 0) return;
-    result.usage = addUsage(result.usage, usage);
-    span?.record(usage);
-    if (!budget) return;
-    budget.charge(usage);
-    check();
-  };
   const check = () => {
     if (!budget || result.stoppedBy) return;
     const reason = stopReason(budget);
@@ -97,37 +136,53 @@ export async function meterClaudeCodeStream(
       onStop?.(reason);
     }
   };
+  const book = (usage: Usage) => {
+    if (usage.inputTokens + usage.outputTokens === 0) return;
+    result.usage = addUsage(result.usage, usage);
+    span?.record(usage);
+    if (!budget) return;
+    budget.charge(usage);
+    check();
+  };
+  const grow = (id: string, usage: Usage) => {
+    const before = seen.get(id);
+    if (!before) result.assistantMessages++;
+    const after = before ? maxUsage(before, usage) : usage;
+    seen.set(id, after);
+    book(before ? subtract(after, before) : after);
+  };
 
-  let number = 0;
-  for await (const line of splitLines(lines)) {
-    number++;
-    if (line.trim() === "") continue;
-    let event: unknown;
-    try {
-      event = JSON.parse(line);
-    } catch {
-      result.skippedLines.push(number);
-      continue;
-    }
-    if (!isObject(event)) {
-      result.skippedLines.push(number);
-      continue;
-    }
+  const observe = (event: Json, fallbackId: string) => {
     if (typeof event.session_id === "string") result.sessionId = event.session_id;
     if (event.type === "system" && typeof event.model === "string") result.model = event.model;
+    const parent = typeof event.parent_tool_use_id === "string" ? event.parent_tool_use_id : "";
+    if (event.type === "stream_event" && isObject(event.event)) {
+      const inner = event.event;
+      if (inner.type === "message_start" && isObject(inner.message)) {
+        const message = inner.message;
+        if (typeof message.model === "string") result.model = message.model;
+        const id = typeof message.id === "string" ? message.id : fallbackId;
+        const raw = isObject(message.usage) ? { ...message.usage } : {};
+        streaming.set(parent, { id, raw });
+        grow(id, usageOnly(normalizeUsage("claude-code-stream", raw)));
+      } else if (inner.type === "message_delta" && isObject(inner.usage)) {
+        const current = streaming.get(parent);
+        if (current) {
+          current.raw = mergeUsage(current.raw, inner.usage);
+          grow(current.id, usageOnly(normalizeUsage("claude-code-stream", current.raw)));
+        }
+      } else if (inner.type === "message_stop") streaming.delete(parent);
+      return;
+    }
     if (event.type === "assistant" && isObject(event.message)) {
       const message = event.message;
       if (typeof message.model === "string") result.model = message.model;
       for (const block of Array.isArray(message.content) ? message.content : []) {
         if (isObject(block) && block.type === "tool_use" && typeof block.id === "string") toolUseIds.add(block.id);
       }
-      if (!isObject(message.usage)) continue;
-      const id = typeof message.id === "string" ? message.id : `line-${number}`;
-      const usage = usageOnly(normalizeUsage("claude-code-stream", message.usage));
-      const before = seen.get(id);
-      if (!before) result.assistantMessages++;
-      seen.set(id, usage);
-      book(before ? subtract(usage, before) : usage);
+      if (!isObject(message.usage)) return;
+      grow(typeof message.id === "string" ? message.id : fallbackId, usageOnly(normalizeUsage("claude-code-stream", message.usage)));
+      return;
     }
     if (event.type === "result") {
       result.resultSubtype = typeof event.subtype === "string" ? event.subtype : undefined;
@@ -147,8 +202,20 @@ export async function meterClaudeCodeStream(
         check();
       }
     }
-  }
-  span?.end();
-  result.toolUses = toolUseIds.size;
-  return result;
+  };
+  let ended = false;
+  return {
+    result,
+    observe,
+    /** True once the budget asked to stop. */
+    get stopped() {
+      return result.stoppedBy !== null;
+    },
+    end() {
+      if (ended) return;
+      ended = true;
+      span?.end();
+      result.toolUses = toolUseIds.size;
+    },
+  };
 }

@@ -44,13 +44,31 @@ describe("meterCodexStream on real codex exec --json output", () => {
     const budget = createBudget({ limits: { sessionTotal: 100_000 } });
     const tracker = createTracker({ taskId: "t" });
     const { result, exitCode, requests } = await runCodex(
-      { text: "Hello from the scripted model.", usage: { uncachedInputTokens: 300, cacheReadTokens: 24_448, cacheWrite5mTokens: 100, outputTokens: 122, reasoningTokens: 64 } },
+      {
+        text: "Hello from the scripted model.",
+        usage: { uncachedInputTokens: 300, cacheReadTokens: 24_448, cacheWrite5mTokens: 100, outputTokens: 122, reasoningTokens: 64 },
+      },
       (stdout) => meterCodexStream(stdout, { budget, tracker, model: "gpt-5.1", repo: "backend-api" }),
     );
     expect(exitCode).toBe(0);
     expect(requests.some((request) => request.api === "openai-responses")).toBe(true);
-    const usage = { inputTokens: 24_848, uncachedInputTokens: 300, cacheReadTokens: 24_448, cacheWrite5mTokens: 100, cacheWrite1hTokens: 0, outputTokens: 122, reasoningTokens: 64 };
-    expect(result).toMatchObject({ usage, turns: 1, failedTurns: 0, lastMessage: "Hello from the scripted model.", skippedLines: [], stoppedBy: null });
+    const usage = {
+      inputTokens: 24_848,
+      uncachedInputTokens: 300,
+      cacheReadTokens: 24_448,
+      cacheWrite5mTokens: 100,
+      cacheWrite1hTokens: 0,
+      outputTokens: 122,
+      reasoningTokens: 64,
+    };
+    expect(result).toMatchObject({
+      usage,
+      turns: 1,
+      failedTurns: 0,
+      lastMessage: "Hello from the scripted model.",
+      skippedLines: [],
+      stoppedBy: null,
+    });
     expect((result as { threadId?: string }).threadId).toMatch(/^[0-9a-f-]{36}$/);
     expect(budget.used("sessionTotal")).toBe(24_970);
     // Cached input at the cached rate: read as plain OpenAI usage, it was priced about 3× too high.
