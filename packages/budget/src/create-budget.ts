@@ -393,9 +393,12 @@ export class Budget extends TypedEmitter<BudgetEvents> {
     const unpriced = refusal.level.#unpricedDetail(refusal.kind);
     const message = unpriced
       ? `The dollar budget cannot be checked: ${unpriced}. Do not call ${tool}; write a short summary of what is done and what is left.`
-      : reason === "tool-calls"
-        ? `Tool budget exhausted: ${formatAmount("toolCalls", spent)} of ${formatAmount("toolCalls", refusal.limit)} spent on tool calls. Do not call ${tool} or any other tool again; finish the task with what you have and say what is left.`
-        : `The session budget is spent (${formatAmount(refusal.kind, spent)} of ${formatAmount(refusal.kind, refusal.limit)}). Do not call ${tool}; write a short summary of what is done and what is left for a handover.`;
+      : reason === "tool-calls" && spent + refusal.level.#reserved.toolCalls < refusal.limit
+        ? // Not spent: this one call does not fit. Say what it needs, and what is left.
+          `The tool budget cannot take this ${tool} call: it needs ${formatAmount("toolCalls", inputTokens)} and ${formatAmount("toolCalls", refusal.available)} of ${formatAmount("toolCalls", refusal.limit)} are left (${formatAmount("toolCalls", spent)} spent). Use a smaller input, or finish the task with what you have and say what is left.`
+        : reason === "tool-calls"
+          ? `Tool budget exhausted: ${formatAmount("toolCalls", spent)} of ${formatAmount("toolCalls", refusal.limit)} spent on tool calls. Do not call ${tool} or any other tool again; finish the task with what you have and say what is left.`
+          : `The session budget is spent (${formatAmount(refusal.kind, spent)} of ${formatAmount(refusal.kind, refusal.limit)}). Do not call ${tool}; write a short summary of what is done and what is left for a handover.`;
     return { allowed: false, reason, message };
   }
 

@@ -7,6 +7,16 @@ export {
   type BudgetMiddlewareOptions,
 } from "./adapters/ai-sdk-middleware.js";
 export { meterAnthropic, type AnthropicLike, type AnthropicParams, type MeterAnthropicOptions } from "./adapters/meter-anthropic.js";
+export {
+  budgetHooks,
+  meterAgentSdk,
+  type BudgetHookCallback,
+  type BudgetHookOutput,
+  type BudgetHooks,
+  type BudgetHooksOptions,
+  type MeterAgentSdkOptions,
+  type MeteredQuery,
+} from "./adapters/claude-agent-sdk.js";
 export { meterCodexStream, type CodexStreamResult, type MeterCodexStreamOptions } from "./adapters/meter-codex-stream.js";
 export { meterOpenAI, type MeterOpenAIOptions, type OpenAILike } from "./adapters/meter-openai.js";
 export {

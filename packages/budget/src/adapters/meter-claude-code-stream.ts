@@ -190,11 +190,16 @@ export function createClaudeMeter({ budget, tracker, repo = "default", operation
       result.numTurns = typeof event.num_turns === "number" ? event.num_turns : undefined;
       result.costUsd = typeof event.total_cost_usd === "number" ? event.total_cost_usd : undefined;
       result.resultText = typeof event.result === "string" ? event.result : undefined;
-      if (isObject(event.usage)) {
-        // The result line carries the run's totals: book whatever the messages did not show.
-        const total = usageOnly(normalizeUsage("claude-code-stream", event.usage));
-        book(subtract(total, result.usage));
+      // The result carries the run's totals: `usage` for the main agent, `modelUsage` per model
+      // with subagents included. Book whatever the messages did not show.
+      let total = isObject(event.usage) ? usageOnly(normalizeUsage("claude-code-stream", event.usage)) : emptyUsage();
+      if (isObject(event.modelUsage)) {
+        let byModel = emptyUsage();
+        for (const entry of Object.values(event.modelUsage))
+          if (isObject(entry)) byModel = addUsage(byModel, usageOnly(normalizeUsage("claude-agent-sdk", entry)));
+        total = maxUsage(total, byModel);
       }
+      book(subtract(total, result.usage));
       // Claude Code's own figure for the run. A budget that prices usage itself has booked the
       // dollars already; any other budget gets them from here, so a usd limit is fed.
       if (budget && result.costUsd !== undefined && result.costUsd > 0 && budget.pricedModel === undefined) {
