@@ -162,7 +162,32 @@ function wholeUsage(usage: Usage): Usage {
   };
 }
 
+const USAGE_FIELDS = [
+  "inputTokens",
+  "uncachedInputTokens",
+  "cacheReadTokens",
+  "cacheWrite5mTokens",
+  "cacheWrite1hTokens",
+  "outputTokens",
+  "reasoningTokens",
+] as const;
+
 function parseUsage(usage: Partial<Usage>): Usage {
+  // The hot path (every settled call is priced): a plain check of the seven counts, with zod's
+  // parse kept for the error message of a bad one.
+  if (typeof usage === "object" && usage !== null) {
+    const counts = {} as Usage;
+    let valid = true;
+    for (const field of USAGE_FIELDS) {
+      const value = usage[field] ?? 0;
+      if (!(Number.isInteger(value) && value >= 0)) {
+        valid = false;
+        break;
+      }
+      counts[field] = value;
+    }
+    if (valid) return wholeUsage(counts);
+  }
   const parsed = usageSchema.safeParse(usage);
   if (!parsed.success)
     throw new InvalidArgumentError("usage", parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`).join("; "));

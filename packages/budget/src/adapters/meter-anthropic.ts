@@ -130,8 +130,7 @@ export function meterAnthropic<TClient extends AnthropicLike>(
   };
 
   const middleware = async (request: Request, next: Next, context: { parse<T>(response: Response): Promise<T> }): Promise<Response> => {
-    if (request.method !== "POST" || !/\/v1\/messages$/.test(new URL(request.url).pathname) || typeof request.body !== "string")
-      return next(request);
+    if (request.method !== "POST" || !/\/v1\/messages(\?|$)/.test(request.url) || typeof request.body !== "string") return next(request);
     let params: AnthropicParams;
     try {
       params = JSON.parse(request.body) as AnthropicParams;
@@ -141,11 +140,18 @@ export function meterAnthropic<TClient extends AnthropicLike>(
     if (!isObject(params) || typeof params.model !== "string" || typeof params.max_tokens !== "number" || !Array.isArray(params.messages))
       return next(request);
     const { lease, inputTokens, maxTokens } = prepare(params);
-    const headers = new Headers(request.headers);
-    headers.delete("content-length");
+    let headers = request.headers;
+    if (headers.has("content-length")) {
+      headers = new Headers(headers);
+      headers.delete("content-length");
+    }
     let response: Response;
     try {
-      response = await next({ ...request, headers, body: JSON.stringify({ ...params, max_tokens: maxTokens }) });
+      response = await next({
+        ...request,
+        headers,
+        body: maxTokens === params.max_tokens ? request.body : JSON.stringify({ ...params, max_tokens: maxTokens }),
+      });
     } catch (error) {
       budget.release(lease);
       throw error;
