@@ -6,7 +6,12 @@ import { createRequire } from "node:module";
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { parseTaskSpec, resolveScope, createScopeCache } from "@bulkhead/core";
-import { createBudget, createFileLedger, createTokenCounter } from "@bulkhead/budget";
+import { budgetMiddleware, createBudget, createFileLedger, createTokenCounter, meterAnthropic, meterOpenAI } from "@bulkhead/budget";
+import { createScriptedUpstream } from "@bulkhead/test-utils";
+import Anthropic from "@anthropic-ai/sdk";
+import OpenAI from "openai";
+import { generateText, wrapLanguageModel } from "ai";
+import { MockLanguageModelV4 } from "ai/test";
 import { countTokens as gptCount } from "gpt-tokenizer/encoding/o200k_base";
 
 const require = createRequire(import.meta.url);
@@ -176,3 +181,86 @@ console.log(
 console.log(
   `| durable ledger events (batched append + fdatasync) | ${EVENTS.toLocaleString("en-US")} | ${ledgerMs.toFixed(0)} | ${Math.round(EVENTS / (ledgerMs / 1000)).toLocaleString("en-US")} |`,
 );
+
+// Adapters (issue 14): per-call overhead of each wrapper beside the bare client, against the same
+// local scripted API, calls interleaved (bare, metered, bare, ...) so drift hits both alike. The
+// AI SDK line uses the SDK's own mock model (no HTTP), so it shows the middleware alone.
+const CALLS = Number(process.env.BENCH_ADAPTER_CALLS ?? 400);
+const upstream = await createScriptedUpstream({
+  whenEmpty: { text: "Added the limiter.", usage: { uncachedInputTokens: 900, cacheReadTokens: 4000, outputTokens: 40 } },
+});
+const adapterBudget = () => createBudget({ limits: { generation: 1e12, sessionTotal: 1e15, usd: 1e9 } });
+const prompt = "Add a rate limit of 100 requests per minute to the user API, with a test. ".repeat(4);
+const anthropicParams = { model: "claude-sonnet-4-6", max_tokens: 1024, messages: [{ role: "user" as const, content: prompt }] };
+const bareAnthropic = new Anthropic({ baseURL: upstream.url, apiKey: "sk-ant-bench", maxRetries: 0 });
+const meteredAnthropic = meterAnthropic(bareAnthropic, { budget: adapterBudget() });
+const bareOpenAI = new OpenAI({ baseURL: `${upstream.url}/v1`, apiKey: "sk-bench", maxRetries: 0 });
+const meteredOpenAI = meterOpenAI(bareOpenAI, { budget: adapterBudget() });
+const mock = new MockLanguageModelV4({
+  modelId: "gpt-5.1",
+  doGenerate: async () => ({
+    content: [{ type: "text", text: "Added the limiter." }],
+    finishReason: { unified: "stop", raw: "stop" },
+    usage: {
+      inputTokens: { total: 4900, noCache: 900, cacheRead: 4000, cacheWrite: 0 },
+      outputTokens: { total: 40, text: 40, reasoning: 0 },
+    },
+    warnings: [],
+  }),
+});
+const wrappedMock = wrapLanguageModel({ model: mock, middleware: budgetMiddleware({ budget: adapterBudget() }) });
+const adapterCases: { name: string; bare: () => Promise<unknown>; metered: () => Promise<unknown> }[] = [
+  {
+    name: "meterAnthropic: messages.create",
+    bare: () => bareAnthropic.messages.create(anthropicParams),
+    metered: () => meteredAnthropic.messages.create(anthropicParams),
+  },
+  {
+    name: "meterAnthropic: messages.create, stream",
+    bare: async () => {
+      for await (const _event of await bareAnthropic.messages.create({ ...anthropicParams, stream: true }));
+    },
+    metered: async () => {
+      for await (const _event of await meteredAnthropic.messages.create({ ...anthropicParams, stream: true }));
+    },
+  },
+  {
+    name: "meterOpenAI: chat.completions.create",
+    bare: () => bareOpenAI.chat.completions.create({ model: "gpt-5.1", messages: [{ role: "user", content: prompt }] }),
+    metered: () => meteredOpenAI.chat.completions.create({ model: "gpt-5.1", messages: [{ role: "user", content: prompt }] }),
+  },
+  {
+    name: "meterOpenAI: responses.create",
+    bare: () => bareOpenAI.responses.create({ model: "gpt-5.1", input: prompt }),
+    metered: () => meteredOpenAI.responses.create({ model: "gpt-5.1", input: prompt }),
+  },
+  {
+    name: "budgetMiddleware (ai@7): generateText, mock model",
+    bare: () => generateText({ model: mock, prompt }),
+    metered: () => generateText({ model: wrappedMock, prompt }),
+  },
+];
+const adapterRows: { name: string; bare: number; metered: number }[] = [];
+for (const { name, bare, metered } of adapterCases) {
+  for (let warm = 0; warm < 20; warm++) {
+    await bare();
+    await metered();
+  }
+  const bareTimes: number[] = [];
+  const meteredTimes: number[] = [];
+  for (let call = 0; call < CALLS; call++) {
+    bareTimes.push(await timeAsync(bare));
+    meteredTimes.push(await timeAsync(metered));
+  }
+  adapterRows.push({ name, bare: median(bareTimes), metered: median(meteredTimes) });
+}
+await upstream.close();
+console.log(
+  `\n| adapter (median of ${CALLS} interleaved calls, local scripted API) | bare ms/call | metered ms/call | added ms/call | ratio |`,
+);
+console.log("|---|---:|---:|---:|---:|");
+for (const row of adapterRows) {
+  console.log(
+    `| ${row.name} | ${row.bare.toFixed(3)} | ${row.metered.toFixed(3)} | ${(row.metered - row.bare).toFixed(3)} | ${(row.metered / row.bare).toFixed(2)}x |`,
+  );
+}

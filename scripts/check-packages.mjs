@@ -84,8 +84,98 @@ try {
     }
     console.error(`[check:packages] ${manifest.name}: ${actual.length} exports import from the tarball`);
   }
+
+  await checkAdapterConsumers(project);
 } finally {
   rmSync(work, { recursive: true, force: true });
+}
+
+/**
+ * The adapters as a user meets them: the SDKs at the versions budget is tested with, installed
+ * beside the budget tarball without --legacy-peer-deps (ai@7 pins @ai-sdk/provider 4), and every
+ * TypeScript snippet of docs/adapters.md plus a file of type assertions compiled against them.
+ */
+async function checkAdapterConsumers(project) {
+  const budgetManifest = JSON.parse(readFileSync(join(root, "packages", "budget", "package.json"), "utf8"));
+  const rootManifest = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
+  const sdks = ["ai", "@anthropic-ai/sdk", "openai", "@anthropic-ai/claude-agent-sdk"].map(
+    (name) => `${name}@${budgetManifest.devDependencies[name]}`,
+  );
+  console.error(`[check:packages] installing ${sdks.join(", ")} beside @bulkhead/budget (no --legacy-peer-deps)`);
+  // --omit=optional: the Agent SDK's Claude Code binary is not needed to type-check.
+  run(
+    "npm",
+    [
+      "install",
+      "--no-audit",
+      "--no-fund",
+      "--prefer-offline",
+      "--omit=optional",
+      ...sdks,
+      `@types/node@${rootManifest.devDependencies["@types/node"]}`,
+    ],
+    { cwd: project },
+  );
+  const docs = readFileSync(join(root, "docs", "adapters.md"), "utf8");
+  const snippets = [...docs.matchAll(/```ts\n([\s\S]*?)```/g)].map((match) => match[1]);
+  check("docs/adapters.md", snippets.length >= 6, `expected a snippet per adapter, found ${snippets.length}`);
+  snippets.forEach((snippet, index) => {
+    const lines = snippet.trimEnd().split("\n").length;
+    check("docs/adapters.md", lines <= 10, `snippet ${index + 1} is ${lines} lines, over the ten the page promises`);
+    writeFileSync(join(project, `adapter-snippet-${index + 1}.ts`), snippet);
+  });
+  writeFileSync(
+    join(project, "adapter-globals.d.ts"),
+    'declare const budget: import("@bulkhead/budget").Budget;\ndeclare const tracker: import("@bulkhead/budget").Tracker;\n',
+  );
+  writeFileSync(
+    join(project, "adapter-types.ts"),
+    [
+      'import Anthropic from "@anthropic-ai/sdk";',
+      'import type { LanguageModelV4Middleware } from "@ai-sdk/provider";',
+      'import { budgetHooks, budgetMiddleware, meterAgentSdk, meterAnthropic, meterOpenAI, type ClaudeCodeStreamResult } from "@bulkhead/budget";',
+      'import { query, type Options, type SDKMessage } from "@anthropic-ai/claude-agent-sdk";',
+      'import OpenAI from "openai";',
+      "// The real client types in and out, the middleware type of ai@7, the hooks type of the Agent SDK.",
+      "const anthropic: Anthropic = meterAnthropic(new Anthropic(), { budget });",
+      "void anthropic.messages.countTokens;",
+      "void anthropic.beta.messages.stream;",
+      "const openai: OpenAI = meterOpenAI(new OpenAI(), { budget });",
+      "void openai.responses.create;",
+      "const middleware: LanguageModelV4Middleware = budgetMiddleware({ budget });",
+      "void middleware;",
+      'const hooks: Options["hooks"] = budgetHooks(budget);',
+      'const run = meterAgentSdk(query({ prompt: "x", options: { hooks } }), { budget });',
+      "void run.interrupt;",
+      "const metered: ClaudeCodeStreamResult = run.metered;",
+      "void metered;",
+      "export async function first(): Promise<SDKMessage | undefined> {",
+      "  for await (const message of run) return message;",
+      "  return undefined;",
+      "}",
+    ].join("\n"),
+  );
+  writeFileSync(
+    join(project, "tsconfig.json"),
+    JSON.stringify({
+      compilerOptions: {
+        strict: true,
+        noEmit: true,
+        target: "es2023",
+        module: "nodenext",
+        moduleResolution: "nodenext",
+        types: ["node"],
+        skipLibCheck: true,
+      },
+      include: ["adapter-*.ts"],
+    }),
+  );
+  const tsc = spawnSync(process.execPath, [join(root, "node_modules", "typescript", "bin", "tsc"), "-p", project], {
+    cwd: project,
+    encoding: "utf8",
+  });
+  check("adapters", tsc.status === 0, `the adapter consumer files do not type-check:\n${tsc.stdout}${tsc.stderr}`);
+  console.error(`[check:packages] adapters: ${snippets.length} doc snippets and the type assertions compile against the real SDKs`);
 }
 
 function collectTargets(exports) {

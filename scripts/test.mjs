@@ -1,4 +1,7 @@
-// `npm test`: set-up (dependencies, Docker engine), build, type-check, lint, package checks, tests.
+// `npm test`: set-up (dependencies, Docker engine), build, type-check, lint, package checks once,
+// then the test suite under each Node line of the matrix (22 and 24, fetched when missing).
+import { dirname, join } from "node:path";
+import { nodeMatrix } from "./node-versions.mjs";
 import { installDependencies, run, withEngine } from "./run.mjs";
 
 await withEngine(async (engine) => {
@@ -7,7 +10,13 @@ await withEngine(async (engine) => {
   run("npm", ["run", "typecheck"]);
   run("npm", ["run", "lint"]);
   run("npm", ["run", "check:packages"]);
-  run("npx", ["vitest", "run"]);
+  for (const { major, binary } of nodeMatrix()) {
+    console.error(`\n[bulkhead] test suite under Node ${major} (${binary})`);
+    // The Node under test first on PATH, so child processes (CLIs with a node shebang) use it too.
+    run(binary, [join("node_modules", "vitest", "vitest.mjs"), "run"], {
+      env: { ...process.env, PATH: `${dirname(binary)}:${process.env.PATH}` },
+    });
+  }
   // Restarting dockerd would break every test running beside it, so this test has its own stage,
   // and it restarts only an engine this run started (as in CI) unless told it may.
   if (engine.started || process.env.BULKHEAD_TEST_ENGINE_RESTART === "1") {

@@ -1,15 +1,15 @@
 // The budget guard embedded in a Vercel AI SDK agent loop. The model is the SDK's own mock
-// (`MockLanguageModelV3` from `ai/test`): no network, no API key, the same code path as a real
+// (`MockLanguageModelV4` from `ai/test`, ai@7): no network, no API key, the same code path as a real
 // provider. Swap `scriptedModel()` for `anthropic("claude-sonnet-4-5")` and nothing else changes.
-import type { LanguageModelV3StreamPart } from "@ai-sdk/provider";
+import type { LanguageModelV4StreamPart } from "@ai-sdk/provider";
 import { BudgetExceededError, budgetMiddleware, createBudget, createTracker, type Budget } from "@bulkhead/budget";
 import type { UsageReport } from "@bulkhead/core";
 import { simulateReadableStream, streamText, wrapLanguageModel } from "ai";
-import { MockLanguageModelV3 } from "ai/test";
+import { MockLanguageModelV4 } from "ai/test";
 
 /** A model that answers every call with `words` one-token words, then reports its usage. */
-function scriptedModel(words: number): MockLanguageModelV3 {
-  return new MockLanguageModelV3({
+function scriptedModel(words: number): MockLanguageModelV4 {
+  return new MockLanguageModelV4({
     doStream: async () => ({
       stream: simulateReadableStream({
         chunks: [
@@ -25,7 +25,7 @@ function scriptedModel(words: number): MockLanguageModelV3 {
               outputTokens: { total: words, text: words, reasoning: 0 },
             },
           },
-        ] satisfies LanguageModelV3StreamPart[],
+        ] satisfies LanguageModelV4StreamPart[],
       }),
     }),
   });

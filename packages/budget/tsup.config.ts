@@ -3,7 +3,7 @@ import { defineConfig } from "tsup";
 export default defineConfig({
   entry: ["src/index.ts"],
   format: ["esm"],
-  target: "node20",
+  target: "node22",
   clean: true,
   sourcemap: true,
   // tsup's declaration build sets baseUrl, which TypeScript 6 deprecates.

@@ -6,10 +6,12 @@ export class BudgetExceededError extends BulkheadError {
   readonly kind: BudgetKind;
   readonly budgetId: string;
 
-  constructor(budgetId: string, kind: BudgetKind, requested: number, available: number, limit: number) {
+  /** `detail` replaces the message when the refusal is not about the amounts (an unknown price). */
+  constructor(budgetId: string, kind: BudgetKind, requested: number, available: number, limit: number, detail?: string) {
     super(
       "BUDGET_EXCEEDED",
-      `budget "${budgetId}" has ${formatAmount(kind, available)} of ${kind} left of ${formatAmount(kind, limit)}, not the ${formatAmount(kind, requested)} requested: narrow the work or extend the budget`,
+      detail ??
+        `budget "${budgetId}" has ${formatAmount(kind, available)} of ${kind} left of ${formatAmount(kind, limit)}, not the ${formatAmount(kind, requested)} requested: narrow the work or extend the budget`,
       { data: { budgetId, kind, requested, available, limit } },
     );
     this.name = "BudgetExceededError";

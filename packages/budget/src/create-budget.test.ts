@@ -2,8 +2,9 @@ import { emptyUsage, parseTaskSpec, resolveScope } from "@bulkhead/core";
 import { createTempDir } from "@bulkhead/test-utils";
 import { describe, expect, it } from "vitest";
 import { BudgetExceededError } from "./budget-exceeded-error.js";
-import { createBudget, type BudgetEvents } from "./create-budget.js";
+import { createBudget, restoreBudget, type BudgetEvents } from "./create-budget.js";
 import { createTokenCounter } from "./create-token-counter.js";
+import { createMemoryLedger } from "./ledger.js";
 import { priceUsage } from "./price-usage.js";
 
 const usage = (inputTokens: number, outputTokens: number) => ({
@@ -296,5 +297,42 @@ describe("Budget", () => {
     expect(task.used("generation")).toBeGreaterThan(150_000);
     expect(task.reserved("generation")).toBe(0);
     expect(exceeded).toEqual([]);
+  });
+
+  it("books a paid call of an unknown model without throwing, and fails closed on a usd limit until the dollars are booked", async () => {
+    const ledger = createMemoryLedger();
+    const session = createBudget({ id: "session", limits: { usd: 5 }, ledger });
+    const task = createBudget({ id: "task", parent: session, limits: { generation: 10_000 }, ledger });
+    const unknown: BudgetEvents["price-unknown"][] = [];
+    task.on("price-unknown", (event) => unknown.push(event));
+    const lease = task.reserve("generation", 100);
+    // The call was served and paid: settling it must not throw, whatever the model.
+    task.settle(lease, usage(1200, 80), { model: "claude-opus-9-9" });
+    expect(task.used("sessionTotal")).toBe(1280);
+    expect(unknown).toEqual([{ budgetId: "task", model: "claude-opus-9-9", usage: usage(1200, 80) }]);
+    expect(session.unpricedModels).toEqual(["claude-opus-9-9"]);
+    expect(session.exhausted).toBe(true);
+    expect(() => task.reserve("generation", 1)).toThrow(
+      /^budget "session" booked usage of "claude-opus-9-9" that no price is known for, so its usd limit of \$5\.0000 fails closed/,
+    );
+    expect(task.beforeToolCall({ tool: "Bash", inputTokens: 10 })).toMatchObject({ allowed: false, reason: "usd" });
+    // A known model on the same budget is priced from the catalog.
+    const restored = await restoreBudget({ id: "session", limits: { usd: 5 }, ledger });
+    expect(restored.unpricedModels).toEqual(["claude-opus-9-9"]);
+    session.bookUnpriced(0.25);
+    expect(session.used("usd")).toBe(0.25);
+    expect(task.tryReserve("generation", 1)).toBeDefined();
+    expect((await restoreBudget({ id: "session", limits: { usd: 5 }, ledger })).unpricedModels).toEqual([]);
+    // A budget without a usd limit only records the unknown model.
+    const open = createBudget({ limits: { generation: 1000 } });
+    open.charge(usage(10, 10), { model: "mystery" });
+    expect(open.tryReserve("generation", 10)).toBeDefined();
+    expect(open.unpricedModels).toEqual(["mystery"]);
+  });
+
+  it("prices a settlement by the call's model when one is given", () => {
+    const budget = createBudget({ limits: { usd: 10 } });
+    budget.settle(budget.reserve("generation", 100), usage(1_000_000, 0), { model: "claude-sonnet-4-6" });
+    expect(budget.used("usd")).toBeCloseTo(3, 12);
   });
 });

@@ -6,6 +6,7 @@ import { LeaseNotActiveError } from "./lease-not-active-error.js";
 import type { Ledger, LedgerEvent, RestoreOptions } from "./ledger.js";
 import { priceUsage } from "./price-usage.js";
 import type { PriceEntry } from "./prices.js";
+import { UnknownModelError } from "./unknown-model-error.js";
 
 /** Limits per kind; a kind without a limit is tracked but never enforced. */
 export type BudgetLimits = Partial<Record<BudgetKind, number>>;
@@ -28,6 +29,18 @@ export interface BudgetEvents {
     available: number;
     limit: number;
   };
+  /**
+   * A usage was booked that no price is known for (its model is in neither the budget's prices
+   * nor the catalog): its tokens count, its dollars are unknown, and a `usd` limit on this budget
+   * or a parent refuses every later reservation until {@link Budget.bookUnpriced} books them.
+   */
+  "price-unknown": { budgetId: string; model: string; usage: Usage };
+}
+
+/** Options of {@link Budget.settle} and {@link Budget.charge}. */
+export interface BookOptions {
+  /** Price the usage as this model's (a call's own model), instead of the budget's `pricing.model`. */
+  model?: string;
 }
 
 /** A reservation: amounts held on a budget and all its parents until settled, released or expired. */
@@ -93,7 +106,7 @@ export interface MeterResult {
   /** Output tokens counted locally (every delta received, also the one that did not fit). */
   outputTokens: number;
   /** Books the provider's reported usage in place of the local count; call it once. */
-  reconcile(usage: Usage): void;
+  reconcile(usage: Usage, options?: BookOptions): void;
 }
 
 /** One amount per kind, always the same shape, so the hot path is plain field arithmetic. */
@@ -140,6 +153,8 @@ export class Budget extends TypedEmitter<BudgetEvents> {
   readonly #reserved = vector();
   readonly #warned = new Set<BudgetKind>();
   readonly #exceeded = new Set<BudgetKind>();
+  /** Models booked here (or in a child) without a price: a usd limit fails closed while any is. */
+  readonly #unpriced = new Set<string>();
   #pricing: { model: string; prices: PriceEntry[] } | undefined;
   readonly #leases = new Map<string, LeaseRecord>();
   readonly #chain: Budget[];
@@ -237,7 +252,10 @@ export class Budget extends TypedEmitter<BudgetEvents> {
 
   /** True once the session total (or the dollar limit) is spent here or in a parent: hand over to a new session. */
   get exhausted(): boolean {
-    return this.#chain.some((level) => level.#exceeded.has("sessionTotal") || level.#exceeded.has("usd"));
+    return this.#chain.some(
+      (level) =>
+        level.#exceeded.has("sessionTotal") || level.#exceeded.has("usd") || (level.#limits.usd !== Infinity && level.#unpriced.size > 0),
+    );
   }
 
   /**
@@ -248,7 +266,15 @@ export class Budget extends TypedEmitter<BudgetEvents> {
   reserve(kindOrAmounts: BudgetKind | Amounts, estimate?: number, options: { ttlMs?: number } = {}): Lease {
     const [amounts, primary] = this.#amounts(kindOrAmounts, estimate);
     const refusal = this.#refusal(amounts, "reserve");
-    if (refusal) throw new BudgetExceededError(refusal.level.id, refusal.kind, amounts[refusal.kind], refusal.available, refusal.limit);
+    if (refusal)
+      throw new BudgetExceededError(
+        refusal.level.id,
+        refusal.kind,
+        amounts[refusal.kind],
+        refusal.available,
+        refusal.limit,
+        refusal.level.#unpricedDetail(refusal.kind),
+      );
     return this.#hold(amounts, primary, options.ttlMs);
   }
 
@@ -263,12 +289,12 @@ export class Budget extends TypedEmitter<BudgetEvents> {
    * usage (input counts as context read, output as generation, both as the session total;
    * for a tool-call lease both count as tool calls). Spend on an expired lease is still booked.
    */
-  settle(lease: Lease, actual: number | Usage | Amounts): void {
+  settle(lease: Lease, actual: number | Usage | Amounts, options: BookOptions = {}): void {
     const record = this.#own(lease, true);
-    const amounts = this.#actual(record, actual);
+    const [amounts, unpriced] = this.#actual(record, actual, options.model);
     if (record.state === "active") this.#unhold(record);
     record.state = "settled";
-    this.#spend(amounts, "settle", record.id);
+    this.#spend(amounts, "settle", record.id, unpriced);
   }
 
   /** Ends a lease without spend (the call did not happen). */
@@ -279,11 +305,26 @@ export class Budget extends TypedEmitter<BudgetEvents> {
   }
 
   /** Books spend that had no reservation (e.g. a usage report after the fact). */
-  charge(amounts: Amounts | Usage): void {
-    this.#spend(
-      "inputTokens" in amounts ? this.#fromUsage(amounts as Usage, "generation") : this.#amounts(amounts as Amounts, undefined)[0],
-      "charge",
-    );
+  charge(amounts: Amounts | Usage, options: BookOptions = {}): void {
+    if ("inputTokens" in amounts) {
+      const [vector, unpriced] = this.#fromUsage(amounts as Usage, "generation", options.model);
+      this.#spend(vector, "charge", undefined, unpriced);
+    } else this.#spend(this.#amounts(amounts as Amounts, undefined)[0], "charge");
+  }
+
+  /** Models whose usage was booked here without a price (see the `price-unknown` event). */
+  get unpricedModels(): readonly string[] {
+    return [...this.#unpriced];
+  }
+
+  /**
+   * Books the dollars of usage that could not be priced (from an invoice or your own table) and
+   * lifts the fail-closed refusal of a `usd` limit. Pass prices for the model to avoid it.
+   */
+  bookUnpriced(usd: number): void {
+    if (!(typeof usd === "number" && usd >= 0 && Number.isFinite(usd)))
+      throw new InvalidArgumentError("usd", `expected a non-negative number of dollars, got ${JSON.stringify(usd)}`);
+    this.#spend(vector(0, 0, 0, 0, usd), "charge", undefined, undefined, true);
   }
 
   /** Raises a limit after a stop, recording who approved it. */
@@ -349,10 +390,15 @@ export class Budget extends TypedEmitter<BudgetEvents> {
     if (!refusal) return { allowed: true, lease: this.#hold(amounts, "toolCalls") };
     const reason = refusal.kind === "sessionTotal" ? "session-total" : refusal.kind === "usd" ? "usd" : "tool-calls";
     const spent = refusal.level.#used[refusal.kind];
-    const message =
-      reason === "tool-calls"
-        ? `Tool budget exhausted: ${formatAmount("toolCalls", spent)} of ${formatAmount("toolCalls", refusal.limit)} spent on tool calls. Do not call ${tool} or any other tool again; finish the task with what you have and say what is left.`
-        : `The session budget is spent (${formatAmount(refusal.kind, spent)} of ${formatAmount(refusal.kind, refusal.limit)}). Do not call ${tool}; write a short summary of what is done and what is left for a handover.`;
+    const unpriced = refusal.level.#unpricedDetail(refusal.kind);
+    const message = unpriced
+      ? `The dollar budget cannot be checked: ${unpriced}. Do not call ${tool}; write a short summary of what is done and what is left.`
+      : reason === "tool-calls" && spent + refusal.level.#reserved.toolCalls < refusal.limit
+        ? // Not spent: this one call does not fit. Say what it needs, and what is left.
+          `The tool budget cannot take this ${tool} call: it needs ${formatAmount("toolCalls", inputTokens)} and ${formatAmount("toolCalls", refusal.available)} of ${formatAmount("toolCalls", refusal.limit)} are left (${formatAmount("toolCalls", spent)} spent). Use a smaller input, or finish the task with what you have and say what is left.`
+        : reason === "tool-calls"
+          ? `Tool budget exhausted: ${formatAmount("toolCalls", spent)} of ${formatAmount("toolCalls", refusal.limit)} spent on tool calls. Do not call ${tool} or any other tool again; finish the task with what you have and say what is left.`
+          : `The session budget is spent (${formatAmount(refusal.kind, spent)} of ${formatAmount(refusal.kind, refusal.limit)}). Do not call ${tool}; write a short summary of what is done and what is left for a handover.`;
     return { allowed: false, reason, message };
   }
 
@@ -424,7 +470,7 @@ export class Budget extends TypedEmitter<BudgetEvents> {
       text,
       stoppedBy,
       outputTokens,
-      reconcile: (usage) => {
+      reconcile: (usage, { model }: BookOptions = {}) => {
         if (reconciled) throw new InvalidArgumentError("reconcile", "this stream was already reconciled");
         for (const field of ["inputTokens", "outputTokens"] as const) {
           const value = (usage as Partial<Usage> | undefined)?.[field];
@@ -433,7 +479,8 @@ export class Budget extends TypedEmitter<BudgetEvents> {
         }
         reconciled = true;
         const difference = usage.outputTokens - outputTokens;
-        this.#spend(vector(usage.inputTokens, difference, 0, usage.inputTokens + difference, this.#price(usage)), "charge");
+        const [usd, unpriced] = this.#price(usage, model);
+        this.#spend(vector(usage.inputTokens, difference, 0, usage.inputTokens + difference, usd), "charge", undefined, unpriced);
       },
     };
   }
@@ -478,7 +525,22 @@ export class Budget extends TypedEmitter<BudgetEvents> {
       const amounts = vector();
       for (const kind of BUDGET_KINDS) amounts[kind] = event.amounts[kind] ?? 0;
       addInto(this.#used, amounts);
+      if (event.unpriced !== undefined) this.#unpriced.add(event.unpriced);
+      if (event.resolvesUnpriced === true) this.#unpriced.clear();
       this.#recheckAll(amounts);
+    }
+  }
+
+  /** Why a usd refusal happened when it is the unknown price, not the spend. */
+  #unpricedDetail(kind: BudgetKind): string | undefined {
+    if (kind !== "usd" || this.#unpriced.size === 0) return undefined;
+    return `budget "${this.id}" booked usage of ${[...this.#unpriced].map((model) => `"${model}"`).join(", ")} that no price is known for, so its usd limit of ${formatAmount("usd", this.#limits.usd)} fails closed ($${this.#used.usd.toFixed(4)} priced so far): add prices for the model, or book the dollars with bookUnpriced(usd)`;
+  }
+
+  #markUnpriced(model: string | undefined, resolves: boolean): void {
+    for (const level of this.#chain) {
+      if (model !== undefined) level.#unpriced.add(model);
+      if (resolves) level.#unpriced.clear();
     }
   }
 
@@ -544,7 +606,9 @@ export class Budget extends TypedEmitter<BudgetEvents> {
         if (limit === Infinity) continue;
         const amount = amounts[kind];
         // Session total and dollars are known late (dollars only after a call): once reached, nothing more starts.
-        const exhausted = (kind === "sessionTotal" || kind === "usd") && level.#exceeded.has(kind);
+        // Dollars that could not be priced are unknown, not zero: a usd limit fails closed.
+        const exhausted =
+          (kind === "sessionTotal" || kind === "usd") && (level.#exceeded.has(kind) || (kind === "usd" && level.#unpriced.size > 0));
         if (amount === 0 && !exhausted && kind !== block) continue;
         const available = limit - level.#used[kind] - level.#reserved[kind];
         if (exhausted || amount > available || (kind === block && available <= 0))
@@ -587,42 +651,55 @@ export class Budget extends TypedEmitter<BudgetEvents> {
     throw new LeaseNotActiveError(record.id, record.state);
   }
 
-  #actual(record: LeaseRecord, actual: number | Usage | Amounts): Vector {
+  #actual(record: LeaseRecord, actual: number | Usage | Amounts, model: string | undefined): [Vector, string | undefined] {
     if (typeof actual === "number") {
       if (!(actual >= 0) || actual === Infinity) throw new InvalidArgumentError("actual", `expected a non-negative number, got ${actual}`);
-      return this.#amounts(record.primary, actual)[0];
+      return [this.#amounts(record.primary, actual)[0], undefined];
     }
     if (typeof actual !== "object" || actual === null)
       throw new InvalidArgumentError("actual", "expected a number, a Usage or { kind: amount }");
     if ("inputTokens" in actual && "outputTokens" in actual)
-      return this.#fromUsage(actual as Usage, record.primary === "toolCalls" ? "toolCalls" : "generation");
-    return this.#amounts(actual as Amounts, undefined)[0];
+      return this.#fromUsage(actual as Usage, record.primary === "toolCalls" ? "toolCalls" : "generation", model);
+    return [this.#amounts(actual as Amounts, undefined)[0], undefined];
   }
 
-  #fromUsage(usage: Usage, as: "generation" | "toolCalls"): Vector {
+  #fromUsage(usage: Usage, as: "generation" | "toolCalls", model: string | undefined): [Vector, string | undefined] {
     for (const field of ["inputTokens", "outputTokens"] as const) {
       if (!(usage[field] >= 0) || !Number.isFinite(usage[field]))
         throw new InvalidArgumentError("usage", `${field} must be a non-negative number, got ${usage[field]}`);
     }
     const total = usage.inputTokens + usage.outputTokens;
-    const usd = this.#price(usage);
-    return as === "toolCalls" ? vector(0, 0, total, total, usd) : vector(usage.inputTokens, usage.outputTokens, 0, total, usd);
+    const [usd, unpriced] = this.#price(usage, model);
+    return [as === "toolCalls" ? vector(0, 0, total, total, usd) : vector(usage.inputTokens, usage.outputTokens, 0, total, usd), unpriced];
   }
 
-  /** The dollars of a usage under this budget's pricing; 0 without pricing. */
-  #price(usage: Usage): number {
-    if (!this.#pricing) return 0;
-    return priceUsage(usage, { model: this.#pricing.model, prices: this.#pricing.prices, at: new Date(this.#now()) }).usd;
+  /**
+   * The dollars of a usage, priced as `model` (or the budget's pricing model); 0 without either.
+   * An unknown model never throws here, after the call was paid: the dollars are unknown, the
+   * model is returned so the booking marks the budget unpriced.
+   */
+  #price(usage: Usage, model = this.#pricing?.model): [number, string | undefined] {
+    if (model === undefined) return [0, undefined];
+    try {
+      return [priceUsage(usage, { model, prices: this.#pricing?.prices ?? [], at: new Date(this.#now()) }).usd, undefined];
+    } catch (error) {
+      if (!UnknownModelError.isInstance(error)) throw error;
+      this.emit("price-unknown", { budgetId: this.id, model, usage });
+      return [0, model];
+    }
   }
 
-  #spend(amounts: Vector, type: "settle" | "charge", lease?: string): void {
+  #spend(amounts: Vector, type: "settle" | "charge", lease?: string, unpriced?: string, resolvesUnpriced = false): void {
     for (const level of this.#chain) addInto(level.#used, amounts);
+    this.#markUnpriced(unpriced, resolvesUnpriced);
     this.#ledger?.append({
       type,
       at: this.#now(),
       chain: this.#chain.map((level) => level.id),
       amounts: sparse(amounts),
       ...(lease === undefined ? {} : { lease }),
+      ...(unpriced === undefined ? {} : { unpriced }),
+      ...(resolvesUnpriced ? { resolvesUnpriced } : {}),
     });
     for (const level of this.#chain) level.#recheckAll(amounts);
   }

@@ -32,9 +32,11 @@ describe("createTracker", () => {
     expect(report.usd).toBeCloseTo((12_000 * 3 + 30_000 * 0.3 + 8_500 * 15) / 1e6, 10);
     expect(report.byRepo["shared-types"]!.usd).toBeUndefined();
     expect(() => read.record(emptyUsage())).toThrow("span backend-api/read has ended: start a new span");
-    expect(() => tracker.startSpan({ repo: "x", operation: "y", model: "nope" }).record(emptyUsage())).toThrow(
-      'no price known for model "nope"',
-    );
+    // A model without a price never throws after the call: tokens recorded, dollars unknown.
+    const usdBefore = tracker.report().usd;
+    tracker.startSpan({ repo: "x", operation: "y", model: "nope" }).record({ ...emptyUsage(), inputTokens: 10, uncachedInputTokens: 10 });
+    expect(tracker.report()).toMatchObject({ unpricedModels: ["nope"], usd: usdBefore, totalTokens: 54_710 });
+    expect(tracker.report().byRepo["x"]!.usd).toBeUndefined();
     expect(() => tracker.startSpan({ repo: "", operation: "y" })).toThrow("invalid repo");
   });
 });

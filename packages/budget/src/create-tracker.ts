@@ -2,6 +2,7 @@ import { addUsage, emptyUsage, InvalidArgumentError, type Usage, type UsageBreak
 import type { Ledger, RestoreOptions } from "./ledger.js";
 import { priceUsage } from "./price-usage.js";
 import type { PriceEntry } from "./prices.js";
+import { UnknownModelError } from "./unknown-model-error.js";
 
 /** Operations whose tokens count as tool calls in a report; everything else is model calls. */
 export const TOOL_OPERATIONS = /^(tool|tool-call|tools)(:|$)/;
@@ -36,7 +37,11 @@ export interface TrackerOptions {
 export interface Span {
   readonly repo: string;
   readonly operation: string;
-  /** Records a usage; with a model, it is priced (an unknown model throws). */
+  /**
+   * Records a usage; with a model, it is priced. A model no price is known for never throws here
+   * (the call was paid): the tokens are recorded, the dollars left unknown, and the model listed
+   * in the report's `unpricedModels`.
+   */
   record(usage: Usage, options?: { model?: string }): void;
   /** Ends the span; later records throw. Idempotent. */
   end(): void;
@@ -46,10 +51,13 @@ export interface Span {
 export interface Tracker {
   readonly taskId: string;
   startSpan(attributes: { repo: string; operation: string; model?: string }): Span;
-  /** Totals by seed 000's budget kinds, by repo and by operation, with dollars and cache hit rate. */
-  report(): UsageReport & { cacheHitRate: number };
+  /**
+   * Totals by seed 000's budget kinds, by repo and by operation, with dollars and cache hit rate.
+   * `usd` leaves out usage listed in `unpricedModels` (its dollars are unknown, not zero).
+   */
+  report(): UsageReport & { cacheHitRate: number; unpricedModels: string[] };
   /** Applies a ledger record during replay. */
-  replay(record: { task: string; repo: string; operation: string; usage: Usage; usd?: number }): void;
+  replay(record: { task: string; repo: string; operation: string; model?: string; usage: Usage; usd?: number }): void;
 }
 
 interface Row {
@@ -85,6 +93,16 @@ function breakdown(rows: readonly Row[], key: "repo" | "operation"): Record<stri
 export function createTracker({ taskId, ledger, prices = [], now = Date.now, tracer }: TrackerOptions): Tracker {
   if (typeof taskId !== "string" || taskId === "") throw new InvalidArgumentError("options.taskId", "expected the task's id");
   const rows: Row[] = [];
+  const unpriced = new Set<string>();
+  const price = (usage: Usage, model: string): number | undefined => {
+    try {
+      return priceUsage(usage, { model, prices }).usd;
+    } catch (error) {
+      if (!UnknownModelError.isInstance(error)) throw error;
+      unpriced.add(model);
+      return undefined;
+    }
+  };
   const tracker: Tracker = {
     taskId,
     startSpan({ repo, operation, model }) {
@@ -116,7 +134,7 @@ export function createTracker({ taskId, ledger, prices = [], now = Date.now, tra
               parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`).join("; "),
             );
           const priceModel = options.model ?? model;
-          const usd = priceModel === undefined ? undefined : priceUsage(parsed.data, { model: priceModel, prices }).usd;
+          const usd = priceModel === undefined ? undefined : price(parsed.data, priceModel);
           rows.push({ repo, operation, usage: parsed.data, usd });
           if (otel) {
             // GenAI conventions: input_tokens includes cached tokens, which core's inputTokens does.
@@ -174,11 +192,13 @@ export function createTracker({ taskId, ledger, prices = [], now = Date.now, tra
         byRepo: breakdown(rows, "repo"),
         byOperation: breakdown(rows, "operation"),
         cacheHitRate: usage.inputTokens === 0 ? 0 : usage.cacheReadTokens / usage.inputTokens,
+        unpricedModels: [...unpriced],
       };
     },
     replay(record) {
       if (record.task !== taskId) return;
       rows.push({ repo: record.repo, operation: record.operation, usage: usageSchema.parse(record.usage), usd: record.usd });
+      if (record.model !== undefined && record.usd === undefined) unpriced.add(record.model);
     },
   };
   return tracker;

@@ -1,6 +1,24 @@
 // The public API of @bulkhead/budget: one deliberate list.
-export { budgetMiddleware, type BudgetMiddlewareOptions } from "./adapters/ai-sdk-middleware.js";
+export {
+  budgetMiddleware,
+  budgetMiddlewareV3,
+  type AiSdkCallOptions,
+  type BudgetLanguageModelMiddleware,
+  type BudgetMiddlewareOptions,
+} from "./adapters/ai-sdk-middleware.js";
 export { meterAnthropic, type AnthropicLike, type AnthropicParams, type MeterAnthropicOptions } from "./adapters/meter-anthropic.js";
+export {
+  budgetHooks,
+  meterAgentSdk,
+  type BudgetHookCallback,
+  type BudgetHookOutput,
+  type BudgetHooks,
+  type BudgetHooksOptions,
+  type MeterAgentSdkOptions,
+  type MeteredQuery,
+} from "./adapters/claude-agent-sdk.js";
+export { meterCodexStream, type CodexStreamResult, type MeterCodexStreamOptions } from "./adapters/meter-codex-stream.js";
+export { meterOpenAI, type MeterOpenAIOptions, type OpenAILike } from "./adapters/meter-openai.js";
 export {
   meterClaudeCodeStream,
   type ClaudeCodeStreamResult,
@@ -13,6 +31,7 @@ export {
   createBudget,
   restoreBudget,
   type BudgetEvents,
+  type BookOptions,
   type BudgetLimits,
   type ContextCheck,
   type CreateBudgetOptions,
@@ -56,5 +75,5 @@ export {
 } from "./ledger.js";
 export { normalizeUsage, usageOnly, USAGE_SOURCES, type NormalizedUsage, type UsageSource } from "./normalize-usage.js";
 export { loadPriceTable, priceUsage, type PricedUsage, type PriceUsageOptions } from "./price-usage.js";
-export { BUNDLED_PRICES, priceEntrySchema, priceTableSchema, type PriceEntry } from "./prices.js";
+export { priceEntrySchema, priceTableSchema, type PriceEntry } from "./prices.js";
 export { UnknownModelError } from "./unknown-model-error.js";

@@ -5,7 +5,17 @@ import type { BudgetKind } from "./budget-kinds.js";
 
 /** One durable fact. Budgets replay `settle`, `charge` and `extend`; trackers replay `usage`. */
 export type LedgerEvent =
-  | { type: "settle" | "charge"; at: number; chain: string[]; amounts: Partial<Record<BudgetKind, number>>; lease?: string }
+  | {
+      type: "settle" | "charge";
+      at: number;
+      chain: string[];
+      amounts: Partial<Record<BudgetKind, number>>;
+      lease?: string;
+      /** The model of a usage booked without a price: a usd limit fails closed after it. */
+      unpriced?: string;
+      /** Set by `bookUnpriced`: the unknown dollars are booked, the usd limit opens again. */
+      resolvesUnpriced?: boolean;
+    }
   | { type: "extend"; at: number; budget: string; kind: BudgetKind; amount: number; approvedBy: string; reason?: string }
   | { type: "usage"; at: number; task: string; repo: string; operation: string; model?: string; usage: Usage; usd?: number };
 

@@ -113,11 +113,84 @@ describe("normalizeUsage", () => {
       cacheWrite1hTokens: 0,
       outputTokens: 120,
       reasoningTokens: 0,
-      unknown: { webSearchRequests: 0, costUSD: 0.01, contextWindow: 200000 },
+      unknown: {},
     });
+    // The SDK's own field names: 14,000 one-hour writes are one-hour writes.
+    expect(
+      normalizeUsage("claude-agent-sdk", {
+        inputTokens: 10,
+        outputTokens: 300,
+        thinkingTokens: 120,
+        cacheReadInputTokens: 0,
+        cacheCreationInputTokens: 15_000,
+        cacheCreationEphemeral5mInputTokens: 500,
+        cacheCreationEphemeral1hInputTokens: 14_000,
+      }),
+    ).toMatchObject({ inputTokens: 15_010, cacheWrite5mTokens: 1000, cacheWrite1hTokens: 14_000, reasoningTokens: 120, unknown: {} });
     expect(normalizeUsage("claude-code-stream", { input_tokens: 4, cache_read_input_tokens: 100, output_tokens: 7 })).toMatchObject({
       inputTokens: 104,
       outputTokens: 7,
+    });
+    expect(
+      normalizeUsage("claude-code-stream", {
+        input_tokens: 4,
+        output_tokens: 700,
+        output_tokens_details: { thinking_tokens: 500 },
+        server_tool_use: { web_search_requests: 1, web_fetch_requests: 0 },
+        service_tier: "standard",
+      }),
+    ).toMatchObject({
+      outputTokens: 700,
+      reasoningTokens: 500,
+      unknown: { server_tool_use: { web_search_requests: 1, web_fetch_requests: 0 }, service_tier: "standard" },
+    });
+  });
+
+  it("reads OpenAI cache writes (Chat and Responses) and Codex's exec --json usage", () => {
+    expect(
+      normalizeUsage("openai", {
+        prompt_tokens: 10_000,
+        prompt_tokens_details: { cached_tokens: 6000, cache_write_tokens: 3000 },
+        completion_tokens: 500,
+        completion_tokens_details: { reasoning_tokens: 200 },
+      }),
+    ).toMatchObject({
+      inputTokens: 10_000,
+      uncachedInputTokens: 1000,
+      cacheReadTokens: 6000,
+      cacheWrite5mTokens: 3000,
+      reasoningTokens: 200,
+      unknown: {},
+    });
+    expect(
+      normalizeUsage("openai", {
+        input_tokens: 10_000,
+        input_tokens_details: {
+          cached_tokens: 0,
+          cache_write_tokens: 4000,
+          cache_write_tokens_details: { ttl_30m_tokens: 1000, ttl_12h_tokens: 3000 },
+        },
+        output_tokens: 10,
+        output_tokens_details: { reasoning_tokens: 0 },
+      }),
+    ).toMatchObject({ uncachedInputTokens: 6000, cacheWrite5mTokens: 1000, cacheWrite1hTokens: 3000, unknown: {} });
+    expect(
+      normalizeUsage("codex", {
+        input_tokens: 24_763,
+        cached_input_tokens: 24_448,
+        cache_write_input_tokens: 100,
+        output_tokens: 122,
+        reasoning_output_tokens: 64,
+      }),
+    ).toEqual({
+      inputTokens: 24_763,
+      uncachedInputTokens: 215,
+      cacheReadTokens: 24_448,
+      cacheWrite5mTokens: 100,
+      cacheWrite1hTokens: 0,
+      outputTokens: 122,
+      reasoningTokens: 64,
+      unknown: {},
     });
   });
 
@@ -128,7 +201,7 @@ describe("normalizeUsage", () => {
     [
       "openai",
       { prompt_tokens: 10, prompt_tokens_details: { cached_tokens: 11 } },
-      "openai usage field cached_tokens is 11: is larger than the total it is part of (10)",
+      "openai usage field cached + cache write tokens is 11: is larger than the total it is part of (10)",
     ],
     ["ai-sdk", { inputTokens: 1.5 }, "ai-sdk usage field inputTokens is 1.5: token counts are whole numbers"],
     [
@@ -175,6 +248,14 @@ describe("normalizeUsage", () => {
         cacheCreationInputTokens: count,
         extra_field: fc.constant("x"),
       }),
+      codex: fc.tuple(count, count, count, count, count).map(([uncached, cached, write, output, reasoning]) => ({
+        input_tokens: uncached + cached + write,
+        cached_input_tokens: cached,
+        cache_write_input_tokens: write,
+        output_tokens: output + reasoning,
+        reasoning_output_tokens: reasoning,
+        extra_field: 2,
+      })),
     } as const;
     for (const source of USAGE_SOURCES) {
       fc.assert(

@@ -2,7 +2,7 @@ import { emptyUsage, type Usage } from "@bulkhead/core";
 import { InvalidUsageError } from "./invalid-usage-error.js";
 
 /** Where a raw usage object comes from; each has its own cache semantics. */
-export const USAGE_SOURCES = ["anthropic", "openai", "ai-sdk", "claude-agent-sdk", "claude-code-stream"] as const;
+export const USAGE_SOURCES = ["anthropic", "openai", "ai-sdk", "claude-agent-sdk", "claude-code-stream", "codex"] as const;
 export type UsageSource = (typeof USAGE_SOURCES)[number];
 
 /** Normalized usage, with every field of the raw object that was not understood kept aside. */
@@ -52,6 +52,9 @@ const ANTHROPIC_KNOWN = [
   "cache_creation_input_tokens",
   "cache_creation.ephemeral_5m_input_tokens",
   "cache_creation.ephemeral_1h_input_tokens",
+  // Not read: server_tool_use (web search and fetch requests) and service_tier are not token
+  // counts; they stay in `unknown`, where a caller who prices them finds them.
+  "output_tokens_details.thinking_tokens",
 ];
 
 /** Anthropic style: `input_tokens` excludes the cache; the three input parts add up. */
@@ -70,6 +73,9 @@ function fromAnthropic(source: string, raw: Raw): NormalizedUsage {
       `its 5m and 1h parts (${write5m} + ${write1h}) do not add up to cache_creation_input_tokens (${creation})`,
     );
   }
+  const output = count(source, raw, "output_tokens");
+  const thinking = count(source, raw, "output_tokens_details.thinking_tokens");
+  subset(source, "output_tokens_details.thinking_tokens", thinking, output);
   return {
     ...emptyUsage(),
     inputTokens: uncached + cacheRead + write5m + write1h,
@@ -77,7 +83,8 @@ function fromAnthropic(source: string, raw: Raw): NormalizedUsage {
     cacheReadTokens: cacheRead,
     cacheWrite5mTokens: write5m,
     cacheWrite1hTokens: write1h,
-    outputTokens: count(source, raw, "output_tokens"),
+    outputTokens: output,
+    reasoningTokens: thinking,
     unknown: leftovers(raw, ANTHROPIC_KNOWN),
   };
 }
@@ -87,32 +94,85 @@ const OPENAI_KNOWN = [
   "completion_tokens",
   "total_tokens",
   "prompt_tokens_details.cached_tokens",
+  "prompt_tokens_details.cache_write_tokens",
   "completion_tokens_details.reasoning_tokens",
   "input_tokens",
   "output_tokens",
   "input_tokens_details.cached_tokens",
+  "input_tokens_details.cache_write_tokens",
+  "input_tokens_details.cache_write_tokens_details.ttl_30m_tokens",
+  "input_tokens_details.cache_write_tokens_details.ttl_12h_tokens",
   "output_tokens_details.reasoning_tokens",
 ];
 
-/** OpenAI style (Chat Completions or Responses): input includes cached tokens. */
+/**
+ * OpenAI style (Chat Completions or Responses): input includes cached reads and cache writes.
+ * Writes with 12-hour retention go to the long cache field, the rest to the short one.
+ */
 function fromOpenAi(raw: Raw): NormalizedUsage {
   const source = "openai";
   const responses = "input_tokens" in raw || "output_tokens" in raw;
+  const details = responses ? "input_tokens_details" : "prompt_tokens_details";
   const input = count(source, raw, responses ? "input_tokens" : "prompt_tokens");
-  const cached = count(source, raw, responses ? "input_tokens_details.cached_tokens" : "prompt_tokens_details.cached_tokens");
+  const cached = count(source, raw, `${details}.cached_tokens`);
+  const writes = count(source, raw, `${details}.cache_write_tokens`);
+  const long = Math.min(writes, count(source, raw, "input_tokens_details.cache_write_tokens_details.ttl_12h_tokens"));
   const output = count(source, raw, responses ? "output_tokens" : "completion_tokens");
   const reasoning = count(source, raw, responses ? "output_tokens_details.reasoning_tokens" : "completion_tokens_details.reasoning_tokens");
-  subset(source, "cached_tokens", cached, input);
-  subset(source, "reasoning_tokens", reasoning, output);
+  return openAiShaped(source, input, cached, writes - long, long, output, reasoning, leftovers(raw, OPENAI_KNOWN));
+}
+
+function openAiShaped(
+  source: string,
+  input: number,
+  cacheRead: number,
+  write5m: number,
+  write1h: number,
+  output: number,
+  reasoning: number,
+  unknown: Record<string, unknown>,
+): NormalizedUsage {
+  subset(source, "cached + cache write tokens", cacheRead + write5m + write1h, input);
+  subset(source, "reasoning tokens", reasoning, output);
   return {
     ...emptyUsage(),
     inputTokens: input,
-    uncachedInputTokens: input - cached,
-    cacheReadTokens: cached,
+    uncachedInputTokens: input - cacheRead - write5m - write1h,
+    cacheReadTokens: cacheRead,
+    cacheWrite5mTokens: write5m,
+    cacheWrite1hTokens: write1h,
     outputTokens: output,
     reasoningTokens: reasoning,
-    unknown: leftovers(raw, OPENAI_KNOWN),
+    unknown,
   };
+}
+
+const CODEX_KNOWN = [
+  "input_tokens",
+  "cached_input_tokens",
+  "cache_write_input_tokens",
+  "output_tokens",
+  "reasoning_output_tokens",
+  "total_tokens",
+];
+
+/**
+ * Codex (`codex exec --json`, `turn.completed.usage`): OpenAI semantics under Codex's own names.
+ * `input_tokens` includes `cached_input_tokens` and `cache_write_input_tokens`; `output_tokens`
+ * includes `reasoning_output_tokens`.
+ */
+function fromCodex(raw: Raw): NormalizedUsage {
+  const source = "codex";
+  return openAiShaped(
+    source,
+    count(source, raw, "input_tokens"),
+    count(source, raw, "cached_input_tokens"),
+    count(source, raw, "cache_write_input_tokens"),
+    0,
+    count(source, raw, "output_tokens"),
+    count(source, raw, "reasoning_output_tokens"),
+    leftovers(raw, CODEX_KNOWN),
+  );
 }
 
 const AI_SDK_KNOWN = [
@@ -174,7 +234,14 @@ const AGENT_SDK_KNOWN = [
   "cacheCreationInputTokens",
   "cacheCreation5mInputTokens",
   "cacheCreation1hInputTokens",
+  "cacheCreationEphemeral5mInputTokens",
+  "cacheCreationEphemeral1hInputTokens",
   "thinkingTokens",
+  // ModelUsage's other fields: not token counts of the call.
+  "webSearchRequests",
+  "costUSD",
+  "contextWindow",
+  "maxOutputTokens",
 ];
 
 /** Claude Agent SDK `modelUsage` entries (camelCase, Anthropic semantics) or its snake_case `usage`. */
@@ -183,11 +250,20 @@ function fromAgentSdk(raw: Raw): NormalizedUsage {
   if ("input_tokens" in raw || "output_tokens" in raw) return fromAnthropic(source, raw);
   const uncached = count(source, raw, "inputTokens");
   const cacheRead = count(source, raw, "cacheReadInputTokens");
-  const creation = count(source, raw, "cacheCreationInputTokens");
-  const write1h = count(source, raw, "cacheCreation1hInputTokens");
-  const write5m = count(source, raw, "cacheCreation5mInputTokens") || creation - write1h;
-  if (write5m < 0)
-    throw new InvalidUsageError(source, "cacheCreation1hInputTokens", write1h, `is larger than cacheCreationInputTokens (${creation})`);
+  // The SDK's ModelUsage says cacheCreationEphemeral5m/1hInputTokens (parts of
+  // cacheCreationInputTokens; writes whose lifetime was not reported are in neither, and are
+  // priced at the 5-minute rate, as costUSD does). Older shapes say cacheCreation5m/1h.
+  const part5m = count(source, raw, "cacheCreationEphemeral5mInputTokens") || count(source, raw, "cacheCreation5mInputTokens");
+  const write1h = count(source, raw, "cacheCreationEphemeral1hInputTokens") || count(source, raw, "cacheCreation1hInputTokens");
+  const creation = "cacheCreationInputTokens" in raw ? count(source, raw, "cacheCreationInputTokens") : part5m + write1h;
+  if (part5m + write1h > creation)
+    throw new InvalidUsageError(
+      source,
+      "cacheCreationInputTokens",
+      creation,
+      `is smaller than its 5m and 1h parts (${part5m} + ${write1h})`,
+    );
+  const write5m = creation - write1h;
   const output = count(source, raw, "outputTokens");
   const thinking = count(source, raw, "thinkingTokens");
   subset(source, "thinkingTokens", thinking, output);
@@ -227,6 +303,8 @@ export function normalizeUsage(source: UsageSource, raw: unknown): NormalizedUsa
       return fromAiSdk(raw);
     case "claude-agent-sdk":
       return fromAgentSdk(raw);
+    case "codex":
+      return fromCodex(raw);
     default:
       throw new InvalidUsageError(String(source), "(source)", source, `expected one of ${USAGE_SOURCES.join(", ")}`);
   }

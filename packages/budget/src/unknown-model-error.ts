@@ -5,15 +5,10 @@ export class UnknownModelError extends BulkheadError {
   constructor(model: string, what: "price" | "tokenizer", known: readonly string[]) {
     const hint =
       what === "price"
-        ? "pass prices: [{ model, effectiveFrom, input, output }] (dollars per million tokens) or loadPriceTable(path)"
+        ? "it is in neither your prices nor the @pydantic/genai-prices catalog: pass prices: [{ model, effectiveFrom, input, output }] (dollars per million tokens) or loadPriceTable(path)"
         : "pass { encoding } instead";
-    super(
-      "UNKNOWN_MODEL",
-      `no ${what} known for model "${model}": ${hint} (known: ${known.slice(0, 12).join(", ")}${known.length > 12 ? ", ..." : ""})`,
-      {
-        data: { model, what },
-      },
-    );
+    const list = known.length === 0 ? "" : ` (known: ${known.slice(0, 12).join(", ")}${known.length > 12 ? ", ..." : ""})`;
+    super("UNKNOWN_MODEL", `no ${what} known for model "${model}": ${hint}${list}`, { data: { model, what } });
     this.name = "UnknownModelError";
   }
 }

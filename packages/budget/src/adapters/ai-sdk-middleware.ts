@@ -1,4 +1,3 @@
-import type { LanguageModelV3Middleware, LanguageModelV3Prompt, LanguageModelV3StreamPart, LanguageModelV3Usage } from "@ai-sdk/provider";
 import { emptyUsage, InvalidArgumentError, type TokenCounter, type Usage } from "@bulkhead/core";
 import { BudgetExceededError } from "../budget-exceeded-error.js";
 import { Budget, type Lease } from "../create-budget.js";
@@ -16,49 +15,85 @@ export interface BudgetMiddlewareOptions {
   counter?: TokenCounter;
   /** Reserved for output when a call sets no `maxOutputTokens`. @default 4096 */
   defaultMaxOutputTokens?: number;
+  /** Price usage in the budget and tracker by the model's id (`model.modelId`). @default true */
+  price?: boolean;
 }
 
-function promptText(prompt: LanguageModelV3Prompt): string {
+/**
+ * The call options both specification versions share and the middleware reads. Typed by
+ * structure, so one build fits `@ai-sdk/provider` 3 (ai@6) and 4 (ai@7) without importing either.
+ */
+export interface AiSdkCallOptions {
+  prompt: readonly { role: string; content: string | readonly { type: string; text?: string; input?: unknown; output?: unknown }[] }[];
+  maxOutputTokens?: number | undefined;
+  abortSignal?: AbortSignal | undefined;
+}
+
+/**
+ * A language model middleware for `wrapLanguageModel`: `"v4"` for ai@7 (`LanguageModelV4Middleware`),
+ * `"v3"` for ai@6 (`LanguageModelV3Middleware`). The wrappers are generic, so each version's own
+ * result types flow through unchanged.
+ */
+export interface BudgetLanguageModelMiddleware<TVersion extends "v3" | "v4"> {
+  readonly specificationVersion: TVersion;
+  wrapGenerate<TResult extends object>(options: {
+    doGenerate: () => PromiseLike<TResult>;
+    params: AiSdkCallOptions;
+    model: { readonly modelId: string };
+  }): Promise<TResult>;
+  wrapStream<TResult extends { stream: ReadableStream<unknown> }>(options: {
+    doStream: () => PromiseLike<TResult>;
+    params: AiSdkCallOptions;
+    model: { readonly modelId: string };
+  }): Promise<TResult>;
+}
+
+type Part = { type: string; delta?: string; usage?: unknown };
+
+function promptText(prompt: AiSdkCallOptions["prompt"]): string {
   let text = "";
   for (const message of prompt) {
     text += `${message.role}\n`;
     if (typeof message.content === "string") text += `${message.content}\n`;
-    else for (const part of message.content) if (part.type === "text" || part.type === "reasoning") text += `${part.text}\n`;
+    else
+      for (const part of message.content) {
+        if (typeof part.text === "string") text += `${part.text}\n`;
+        // Tool calls and their results are prompt tokens of the next step.
+        if (part.input !== undefined) text += `${typeof part.input === "string" ? part.input : JSON.stringify(part.input)}\n`;
+        if (part.output !== undefined) text += `${JSON.stringify(part.output)}\n`;
+      }
   }
   return text;
 }
 
-function fromAiSdk(usage: LanguageModelV3Usage | undefined, fallback: Usage): Usage {
-  if (!usage || usage.inputTokens?.total === undefined || usage.outputTokens?.total === undefined) return fallback;
-  return usageOnly(normalizeUsage("ai-sdk", usage));
+type AiSdkUsage = { inputTokens?: { total?: number | undefined }; outputTokens?: { total?: number | undefined } };
+
+function fromAiSdk(usage: unknown, fallback: Usage): Usage {
+  const shaped = usage as AiSdkUsage | undefined;
+  if (!shaped || shaped.inputTokens?.total === undefined || shaped.outputTokens?.total === undefined) return fallback;
+  const { raw: _raw, ...known } = usage as Record<string, unknown>;
+  return usageOnly(normalizeUsage("ai-sdk", known));
 }
 
-/**
- * Embeds the budget in the Vercel AI SDK (`wrapLanguageModel({ model, middleware })`): each call
- * reserves its prompt (counted) and its output (`maxOutputTokens`, or what the budget has left)
- * before it runs, refuses with {@link BudgetExceededError} when that does not fit, settles with
- * the provider's usage after, stops a stream at the reserved output keeping the partial text
- * (finish reason `length`), and books what was counted when a stream is aborted.
- *
- * @example
- * const model = wrapLanguageModel({ model: openai("gpt-4o"), middleware: budgetMiddleware({ budget, tracker }) });
- */
-export function budgetMiddleware({
-  budget,
-  tracker,
-  repo = "default",
-  operation = "generate",
-  counter,
-  defaultMaxOutputTokens = 4096,
-}: BudgetMiddlewareOptions): LanguageModelV3Middleware {
+function createMiddleware<TVersion extends "v3" | "v4">(
+  specificationVersion: TVersion,
+  {
+    budget,
+    tracker,
+    repo = "default",
+    operation = "generate",
+    counter,
+    defaultMaxOutputTokens = 4096,
+    price = true,
+  }: BudgetMiddlewareOptions,
+): BudgetLanguageModelMiddleware<TVersion> {
   if (!(budget instanceof Budget)) throw new InvalidArgumentError("options.budget", "expected a Budget from createBudget");
+  if (!(Number.isInteger(defaultMaxOutputTokens) && defaultMaxOutputTokens > 0))
+    throw new InvalidArgumentError("options.defaultMaxOutputTokens", `expected a positive whole number, got ${defaultMaxOutputTokens}`);
   let ownCounter: BudgetTokenCounter | undefined;
   const count = (text: string) => Number((counter ?? (ownCounter ??= createTokenCounter({ encoding: "o200k_base" }))).count(text));
 
-  const reserve = (params: {
-    prompt: LanguageModelV3Prompt;
-    maxOutputTokens?: number;
-  }): { lease: Lease; inputTokens: number; outputLimit: number } => {
+  const reserve = (params: AiSdkCallOptions): { lease: Lease; inputTokens: number; outputLimit: number } => {
     const inputTokens = count(promptText(params.prompt));
     const wanted = params.maxOutputTokens ?? defaultMaxOutputTokens;
     const room = Math.min(budget.available("generation"), budget.available("sessionTotal") - inputTokens);
@@ -73,18 +108,21 @@ export function budgetMiddleware({
       );
     return { lease: budget.reserve({ contextRead: inputTokens, generation: outputLimit }), inputTokens, outputLimit };
   };
-  const record = (usage: Usage) => {
-    const span = tracker?.startSpan({ repo, operation });
+  const book = (lease: Lease, usage: Usage, model: string) => {
+    const options = price ? { model } : {};
+    budget.settle(lease, usage, options);
+    if (!tracker) return;
+    const span = tracker.startSpan({ repo, operation, ...options });
     try {
-      span?.record(usage);
+      span.record(usage);
     } finally {
-      span?.end();
+      span.end();
     }
   };
 
   return {
-    specificationVersion: "v3",
-    async wrapGenerate({ doGenerate, params }) {
+    specificationVersion,
+    async wrapGenerate({ doGenerate, params, model }) {
       const { lease, inputTokens } = reserve(params);
       let result;
       try {
@@ -93,12 +131,14 @@ export function budgetMiddleware({
         budget.release(lease);
         throw error;
       }
-      const usage = fromAiSdk(result.usage, { ...emptyUsage(), inputTokens, uncachedInputTokens: inputTokens });
-      budget.settle(lease, usage);
-      record(usage);
+      book(
+        lease,
+        fromAiSdk((result as { usage?: unknown }).usage, { ...emptyUsage(), inputTokens, uncachedInputTokens: inputTokens }),
+        model.modelId,
+      );
       return result;
     },
-    async wrapStream({ doStream, params }) {
+    async wrapStream({ doStream, params, model }) {
       const { lease, inputTokens, outputLimit } = reserve(params);
       let upstream;
       try {
@@ -112,21 +152,18 @@ export function budgetMiddleware({
       const settle = (usage: Usage) => {
         if (settled) return;
         settled = true;
-        budget.settle(lease, usage);
-        record(usage);
+        params.abortSignal?.removeEventListener("abort", onAbort);
+        book(lease, usage, model.modelId);
       };
       const counted = () => ({ ...emptyUsage(), inputTokens, uncachedInputTokens: inputTokens, outputTokens });
-      const reader = upstream.stream.getReader();
+      const reader = (upstream.stream as ReadableStream<Part>).getReader();
       // An aborted call may never cancel this stream: book what was counted when the signal fires.
-      params.abortSignal?.addEventListener(
-        "abort",
-        () => {
-          settle(counted());
-          void reader.cancel(params.abortSignal?.reason).catch(() => undefined);
-        },
-        { once: true },
-      );
-      const stream = new ReadableStream<LanguageModelV3StreamPart>({
+      const onAbort = () => {
+        settle(counted());
+        void reader.cancel(params.abortSignal?.reason).catch(() => undefined);
+      };
+      params.abortSignal?.addEventListener("abort", onAbort, { once: true });
+      const stream = new ReadableStream<Part>({
         async pull(controller) {
           const next = await reader.read().catch((error: unknown) => {
             settle(counted());
@@ -143,7 +180,7 @@ export function budgetMiddleware({
             controller.enqueue(part);
             return;
           }
-          if (part.type === "text-delta" || part.type === "reasoning-delta") {
+          if ((part.type === "text-delta" || part.type === "reasoning-delta") && typeof part.delta === "string") {
             const tokens = count(part.delta);
             if (outputTokens + tokens > outputLimit) {
               // The generation budget is reached: cancel upstream, keep what fit, finish as "length".
@@ -156,7 +193,7 @@ export function budgetMiddleware({
                   inputTokens: { total: inputTokens, noCache: inputTokens, cacheRead: 0, cacheWrite: 0 },
                   outputTokens: { total: outputTokens, text: outputTokens, reasoning: undefined },
                 },
-              });
+              } as Part);
               controller.close();
               return;
             }
@@ -170,7 +207,33 @@ export function budgetMiddleware({
           await reader.cancel(reason).catch(() => undefined);
         },
       });
-      return { ...upstream, stream };
+      return { ...upstream, stream } as typeof upstream;
     },
   };
+}
+
+/**
+ * Embeds the budget in the Vercel AI SDK 7 (`wrapLanguageModel({ model, middleware })`, a
+ * `LanguageModelV4Middleware`; for ai@6 use {@link budgetMiddlewareV3}). Each call reserves its
+ * prompt (counted) and its output (`maxOutputTokens`, or what the budget has left) before it
+ * runs, refuses with {@link BudgetExceededError} when that does not fit, settles with the
+ * provider's usage after (priced by the model's id), stops a stream at the reserved output
+ * keeping the partial text (finish reason `length`), and books what was counted when a stream
+ * is aborted. Every step of a tool loop is its own metered call.
+ *
+ * @example
+ * const model = wrapLanguageModel({ model: openai("gpt-5.1"), middleware: budgetMiddleware({ budget, tracker }) });
+ */
+export function budgetMiddleware(options: BudgetMiddlewareOptions): BudgetLanguageModelMiddleware<"v4"> {
+  return createMiddleware("v4", options);
+}
+
+/**
+ * {@link budgetMiddleware} for ai@6 (`LanguageModelV3Middleware`, `@ai-sdk/provider` 3).
+ *
+ * @example
+ * const model = wrapLanguageModel({ model: anthropic("claude-sonnet-4-5"), middleware: budgetMiddlewareV3({ budget }) });
+ */
+export function budgetMiddlewareV3(options: BudgetMiddlewareOptions): BudgetLanguageModelMiddleware<"v3"> {
+  return createMiddleware("v3", options);
 }

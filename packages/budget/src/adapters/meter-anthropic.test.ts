@@ -1,142 +1,202 @@
+// meterAnthropic against the real @anthropic-ai/sdk, talking to a scripted Messages API on
+// 127.0.0.1 that speaks the documented JSON and SSE wire format.
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import Anthropic from "@anthropic-ai/sdk";
+import { createScriptedUpstream } from "@bulkhead/test-utils";
 import { describe, expect, it } from "vitest";
 import { BudgetExceededError } from "../budget-exceeded-error.js";
 import { createBudget } from "../create-budget.js";
 import { createTracker } from "../create-tracker.js";
-import { meterAnthropic, type AnthropicParams } from "./meter-anthropic.js";
+import { priceUsage } from "../price-usage.js";
+import { meterAnthropic } from "./meter-anthropic.js";
 
-/** A stand-in for the Anthropic SDK client, answering with the documented response shapes. */
-function fakeAnthropic(words = 50) {
-  const calls: AnthropicParams[] = [];
-  const client = {
-    messages: {
-      async create(params: AnthropicParams) {
-        calls.push(params);
-        if (!params.stream) {
-          return {
-            id: "msg_01",
-            type: "message",
-            role: "assistant",
-            model: params.model,
-            content: [{ type: "text", text: "Done." }],
-            stop_reason: "end_turn",
-            usage: { input_tokens: 20, cache_creation_input_tokens: 0, cache_read_input_tokens: 1000, output_tokens: 12 },
-          };
-        }
-        const controller = new AbortController();
-        return {
-          controller,
-          async *[Symbol.asyncIterator]() {
-            yield {
-              type: "message_start",
-              message: { id: "msg_02", usage: { input_tokens: 30, cache_read_input_tokens: 0, output_tokens: 1 } },
-            };
-            yield { type: "content_block_start", index: 0, content_block: { type: "text", text: "" } };
-            for (let index = 0; index < words && !controller.signal.aborted; index++)
-              yield { type: "content_block_delta", index: 0, delta: { type: "text_delta", text: ` word${index}` } };
-            yield { type: "content_block_stop", index: 0 };
-            yield { type: "message_delta", delta: { stop_reason: "end_turn" }, usage: { output_tokens: words * 2 } };
-            yield { type: "message_stop" };
-          },
-        };
-      },
-    },
-  };
-  return { client, calls };
-}
+const params = {
+  model: "claude-sonnet-4-6",
+  max_tokens: 1024,
+  messages: [{ role: "user" as const, content: "Add a rate limit to the user API." }],
+};
+const client = (url: string) => new Anthropic({ baseURL: url, apiKey: "sk-ant-test", maxRetries: 0 });
+const words = (count: number) => Array.from({ length: count }, (_, index) => ` word${index}`);
 
-describe("meterAnthropic", () => {
-  const params = {
-    model: "claude-sonnet-4-5",
-    max_tokens: 1024,
-    messages: [{ role: "user", content: "Add a rate limit to the user API." }],
-  };
-
-  it("reserves before the call, settles with the reported usage, and prices it", async () => {
-    const { client, calls } = fakeAnthropic();
-    const budget = createBudget({ limits: { generation: 10_000, sessionTotal: 50_000 } });
-    const tracker = createTracker({ taskId: "t" });
-    const anthropic = meterAnthropic(client, { budget, tracker, repo: "backend-api" });
-    await anthropic.messages.create(params);
-    expect(calls[0]!.max_tokens).toBe(1024);
-    expect(budget.snapshot()).toMatchObject({
-      used: { contextRead: 1020, generation: 12, sessionTotal: 1032 },
-      reserved: { sessionTotal: 0 },
+describe("meterAnthropic with the real Anthropic SDK", () => {
+  it("messages.create: reserves, lowers max_tokens, settles with the reported usage, prices it, and keeps APIPromise", async () => {
+    await using upstream = await createScriptedUpstream({
+      turns: [
+        { text: "Done.", usage: { uncachedInputTokens: 20, cacheReadTokens: 1000, cacheWrite1hTokens: 14_000, outputTokens: 12 } },
+        { text: "Again." },
+      ],
     });
-    expect(tracker.report().usd).toBeCloseTo((20 * 3 + 1000 * 0.3 + 12 * 15) / 1e6, 12);
+    const budget = createBudget({ limits: { generation: 600, sessionTotal: 50_000 } });
+    const tracker = createTracker({ taskId: "t" });
+    // The real type in, the real type out: no cast.
+    const anthropic: Anthropic = meterAnthropic(client(upstream.url), { budget, tracker, repo: "backend-api" });
+    const message = await anthropic.messages.create(params);
+    expect(message.content).toEqual([{ type: "text", text: "Done." }]);
+    expect(upstream.requests[0]!.body).toMatchObject({ max_tokens: 600 });
+    expect(budget.snapshot()).toMatchObject({
+      used: { contextRead: 15_020, generation: 12, sessionTotal: 15_032 },
+      reserved: { sessionTotal: 0, generation: 0 },
+    });
+    const usage = { inputTokens: 15_020, uncachedInputTokens: 20, cacheReadTokens: 1000, cacheWrite1hTokens: 14_000, outputTokens: 12 };
+    expect(tracker.report().usd).toBeCloseTo(priceUsage(usage, { model: "claude-sonnet-4-6" }).usd, 12);
+    expect(tracker.report().usage.cacheWrite1hTokens).toBe(14_000);
+    const { data, response, request_id } = await anthropic.messages.create(params).withResponse();
+    expect(data.content[0]).toMatchObject({ text: "Again." });
+    expect(response.status).toBe(200);
+    expect(request_id === null || typeof request_id === "string").toBe(true);
+    expect(budget.used("generation")).toBeGreaterThan(12);
   });
 
-  it("lowers max_tokens to what the generation budget has left, and refuses when nothing is", async () => {
-    const { client, calls } = fakeAnthropic();
+  it("refuses before anything is sent when the budget has nothing left", async () => {
+    await using upstream = await createScriptedUpstream();
     const budget = createBudget({ limits: { generation: 300 } });
-    const anthropic = meterAnthropic(client, { budget });
-    await anthropic.messages.create(params);
-    expect(calls[0]!.max_tokens).toBe(300);
     budget.charge({ generation: 300 });
+    const anthropic = meterAnthropic(client(upstream.url), { budget });
     await expect(anthropic.messages.create(params)).rejects.toBeInstanceOf(BudgetExceededError);
-    expect(calls).toHaveLength(1);
+    await expect(anthropic.beta.messages.create(params)).rejects.toBeInstanceOf(BudgetExceededError);
+    expect(upstream.requestsFor("anthropic-messages")).toHaveLength(0);
   });
 
-  it("meters a stream, aborts it at the reserved output, and books the usage", async () => {
-    const { client } = fakeAnthropic(500);
-    const budget = createBudget({ limits: { generation: 40 } });
-    const anthropic = meterAnthropic(client, { budget, price: false });
-    const stream = (await anthropic.messages.create({ ...params, stream: true })) as AsyncIterable<{ type: string }> & {
-      controller: AbortController;
-    };
+  it("messages.create({ stream: true }): a real Stream (controller, tee, toReadableStream), metered", async () => {
+    await using upstream = await createScriptedUpstream({
+      turns: [
+        { text: words(10), usage: { uncachedInputTokens: 30, outputTokens: 20 } },
+        { text: words(10), usage: { uncachedInputTokens: 30, outputTokens: 20 } },
+      ],
+    });
+    const budget = createBudget({ limits: { generation: 1000 } });
+    const anthropic = meterAnthropic(client(upstream.url), { budget, price: false });
+    const stream = await anthropic.messages.create({ ...params, stream: true });
+    expect(stream.controller).toBeInstanceOf(AbortController);
+    const [left, right] = stream.tee();
     const types: string[] = [];
-    for await (const event of stream) types.push(event.type);
-    expect(stream.controller.signal.aborted).toBe(true);
-    expect(types.filter((type) => type === "content_block_delta").length).toBeLessThan(40);
-    expect(types).not.toContain("message_stop");
-    expect(budget.used("generation")).toBeGreaterThanOrEqual(40);
-    expect(budget.used("generation")).toBeLessThanOrEqual(42);
+    for await (const event of left) types.push(event.type);
+    let rightCount = 0;
+    for await (const _event of right) rightCount++;
+    expect(types.at(-1)).toBe("message_stop");
+    expect(rightCount).toBe(types.length);
+    expect(budget.snapshot()).toMatchObject({ used: { contextRead: 30, generation: 20 }, reserved: { generation: 0 } });
+    const second = await anthropic.messages.create({ ...params, stream: true });
+    const bytes = await new Response(second.toReadableStream()).text();
+    expect(bytes).toContain("message_stop");
+    expect(budget.used("generation")).toBe(40);
+  });
+
+  it("messages.stream() and finalMessage() are metered and clamped (they were not before)", async () => {
+    await using upstream = await createScriptedUpstream({
+      turns: [{ text: words(8), usage: { uncachedInputTokens: 1225, outputTokens: 200 } }],
+    });
+    const budget = createBudget({ limits: { generation: 500 } });
+    const anthropic = meterAnthropic(client(upstream.url), { budget });
+    const message = await anthropic.messages.stream(params).finalMessage();
+    expect(message.usage).toMatchObject({ input_tokens: 1225, output_tokens: 200 });
+    expect(upstream.requests[0]!.body).toMatchObject({ max_tokens: 500, stream: true });
+    expect(budget.snapshot()).toMatchObject({ used: { contextRead: 1225, generation: 200 }, reserved: { generation: 0 } });
+  });
+
+  it("beta.messages.create and beta.messages.stream are metered", async () => {
+    await using upstream = await createScriptedUpstream({
+      turns: [
+        { text: "beta", usage: { uncachedInputTokens: 50, outputTokens: 5 } },
+        { text: words(3), usage: { uncachedInputTokens: 60, outputTokens: 6 } },
+      ],
+    });
+    const budget = createBudget({ limits: { generation: 100 } });
+    const anthropic = meterAnthropic(client(upstream.url), { budget });
+    await anthropic.beta.messages.create({ ...params, betas: ["context-management-2025-06-27"] });
+    await anthropic.beta.messages.stream(params).finalMessage();
+    expect(upstream.requests.map((request) => request.body?.max_tokens)).toEqual([100, 95]);
+    expect(budget.snapshot()).toMatchObject({ used: { contextRead: 110, generation: 11 }, reserved: { generation: 0 } });
+  });
+
+  it("cuts a stream cleanly at the reserved output (max_tokens), and books what arrived", async () => {
+    await using upstream = await createScriptedUpstream({
+      turns: [{ text: words(500), usage: { uncachedInputTokens: 30, outputTokens: 1000 } }],
+    });
+    const budget = createBudget({ limits: { generation: 40 } });
+    const anthropic = meterAnthropic(client(upstream.url), { budget, price: false });
+    const message = await anthropic.messages.stream(params).finalMessage();
+    expect(message.stop_reason).toBe("max_tokens");
+    const text = message.content[0]!.type === "text" ? message.content[0]!.text : "";
+    expect(words(500).join("").startsWith(text)).toBe(true);
+    expect(text.length).toBeLessThan(words(500).join("").length);
+    expect(budget.used("generation")).toBeGreaterThan(40);
+    expect(budget.used("generation")).toBeLessThanOrEqual(45);
+    expect(budget.used("contextRead")).toBe(30);
+    expect(budget.reserved("generation")).toBe(0);
+  });
+
+  it("books what arrived when the caller aborts a stream", async () => {
+    await using upstream = await createScriptedUpstream({
+      turns: [{ text: words(200), eventDelayMs: 2, usage: { uncachedInputTokens: 30 } }],
+    });
+    const budget = createBudget({ limits: { generation: 5000 } });
+    const anthropic = meterAnthropic(client(upstream.url), { budget, price: false });
+    const stream = await anthropic.messages.create({ ...params, stream: true });
+    let deltas = 0;
+    for await (const event of stream) if (event.type === "content_block_delta" && ++deltas === 5) stream.controller.abort();
+    expect(budget.reserved("generation")).toBe(0);
+    expect(budget.used("generation")).toBeGreaterThanOrEqual(5);
     expect(budget.used("contextRead")).toBe(30);
   });
 
-  it("uses the provider's totals when a stream completes", async () => {
-    const { client } = fakeAnthropic(10);
-    const budget = createBudget({ limits: { generation: 1000 } });
-    const stream = (await meterAnthropic(client, { budget, price: false }).messages.create({
-      ...params,
-      stream: true,
-    })) as AsyncIterable<unknown>;
-    for await (const _event of stream);
-    expect(budget.used("generation")).toBe(20);
+  it("keeps countTokens, models and the rest of the client working", async () => {
+    await using upstream = await createScriptedUpstream({ countTokens: () => 42 });
+    const budget = createBudget({ limits: { generation: 100 } });
+    const anthropic = meterAnthropic(client(upstream.url), { budget });
+    expect(await anthropic.messages.countTokens({ model: params.model, messages: params.messages })).toEqual({ input_tokens: 42 });
+    expect(anthropic.baseURL).toBe(upstream.url);
+    expect(budget.snapshot().used.sessionTotal).toBe(0);
+    expect(() => meterAnthropic({ messages: {} } as never, { budget })).toThrow("expected an Anthropic client with middleware support");
   });
 
-  it("keeps the SDK client's prototype methods, bound to the original objects", async () => {
-    // Like the real SDK: classes whose methods live on prototypes and use `this`.
-    class Messages {
-      readonly calls: string[] = [];
-      async create(params: AnthropicParams) {
-        this.calls.push(`create ${params.model}`);
-        return { id: "m", content: [], usage: { input_tokens: 5, output_tokens: 3 } };
-      }
-      async countTokens(params: AnthropicParams) {
-        this.calls.push("countTokens");
-        return { input_tokens: params.messages.length * 10 };
-      }
-      stream() {
-        this.calls.push("stream");
-        return "a MessageStream";
-      }
+  it("a null usage field in message_delta does not overwrite message_start's count", async () => {
+    // The SDK's own types allow nulls in message_delta's usage; the API sends them for fields it has no update for.
+    const events = [
+      [
+        "message_start",
+        {
+          type: "message_start",
+          message: {
+            id: "msg_1",
+            type: "message",
+            role: "assistant",
+            model: "claude-sonnet-4-6",
+            content: [],
+            stop_reason: null,
+            stop_sequence: null,
+            usage: { input_tokens: 1225, cache_read_input_tokens: 0, cache_creation_input_tokens: 0, output_tokens: 1 },
+          },
+        },
+      ],
+      ["content_block_start", { type: "content_block_start", index: 0, content_block: { type: "text", text: "" } }],
+      ["content_block_delta", { type: "content_block_delta", index: 0, delta: { type: "text_delta", text: "Done." } }],
+      ["content_block_stop", { type: "content_block_stop", index: 0 }],
+      [
+        "message_delta",
+        {
+          type: "message_delta",
+          delta: { stop_reason: "end_turn", stop_sequence: null },
+          usage: { input_tokens: null, cache_read_input_tokens: null, cache_creation_input_tokens: null, output_tokens: 200 },
+        },
+      ],
+      ["message_stop", { type: "message_stop" }],
+    ] as const;
+    const server = createServer((request, response) => {
+      request.resume();
+      response.writeHead(200, { "content-type": "text/event-stream" });
+      for (const [name, data] of events) response.write(`event: ${name}\ndata: ${JSON.stringify(data)}\n\n`);
+      response.end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      const budget = createBudget({ limits: { generation: 1000 } });
+      const anthropic = meterAnthropic(client(`http://127.0.0.1:${(server.address() as AddressInfo).port}`), { budget, price: false });
+      await anthropic.messages.stream(params).finalMessage();
+      expect(budget.snapshot().used).toMatchObject({ contextRead: 1225, generation: 200 });
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
     }
-    class Client {
-      readonly messages = new Messages();
-      readonly apiKey = "sk-test";
-      baseURL() {
-        return `https://api.example.com/${this.apiKey.length}`;
-      }
-    }
-    const budget = createBudget({ limits: { sessionTotal: 10_000 } });
-    const original = new Client();
-    const anthropic = meterAnthropic(original, { budget, price: false });
-    await anthropic.messages.create(params);
-    expect(await anthropic.messages.countTokens(params)).toEqual({ input_tokens: 10 });
-    expect(anthropic.messages.stream()).toBe("a MessageStream");
-    expect(anthropic.baseURL()).toBe("https://api.example.com/7");
-    expect(anthropic.apiKey).toBe("sk-test");
-    expect(original.messages.calls).toEqual(["create claude-sonnet-4-5", "countTokens", "stream"]);
-    expect(budget.used("sessionTotal")).toBe(8);
   });
 });

@@ -3,13 +3,20 @@ import { BudgetExceededError } from "../budget-exceeded-error.js";
 import { Budget, type Lease } from "../create-budget.js";
 import { createTokenCounter, type BudgetTokenCounter } from "../create-token-counter.js";
 import type { Tracker } from "../create-tracker.js";
+import { claudeFactor } from "../encodings.js";
 import { normalizeUsage, usageOnly } from "../normalize-usage.js";
+import { meterSse } from "./meter-sse.js";
 
-/** The part of the Anthropic SDK's client this adapter uses. */
+/**
+ * What the adapter needs of an Anthropic SDK client (`@anthropic-ai/sdk` 1.x, or the Bedrock,
+ * Vertex and Foundry clients built on it): its client middleware and `withOptions`.
+ */
 export interface AnthropicLike {
-  messages: { create(params: AnthropicParams, options?: unknown): Promise<unknown> };
+  readonly middleware: ReadonlyArray<unknown>;
+  withOptions(options: never): unknown;
 }
 
+/** The request body fields the adapter reads. */
 export interface AnthropicParams {
   model: string;
   max_tokens: number;
@@ -27,60 +34,88 @@ export interface MeterAnthropicOptions {
   operation?: string;
   /** Counts prompts; Claude counts are estimates, reserved at their upper bound. @default a counter for the call's model */
   counter?: BudgetTokenCounter;
-  /** Price usage in the tracker by the call's model (an unknown model then throws). @default true */
+  /** Price usage in the budget and the tracker by the call's model. @default true */
   price?: boolean;
 }
 
 type Json = Record<string, unknown>;
-const isObject = (value: unknown): value is Json => typeof value === "object" && value !== null;
+const isObject = (value: unknown): value is Json => typeof value === "object" && value !== null && !Array.isArray(value);
 
+/** The text a prompt part contributes: text, tool inputs and results, anything else as JSON. */
 function textOf(value: unknown): string {
   if (typeof value === "string") return value;
   if (Array.isArray(value)) return value.map(textOf).join("\n");
-  if (isObject(value)) return typeof value.text === "string" ? value.text : JSON.stringify(value);
+  if (isObject(value)) {
+    if (typeof value.text === "string") return value.text;
+    if (value.type === "tool_result") return textOf(value.content);
+    if (value.type === "image" || value.type === "document") return JSON.stringify({ ...value, source: undefined });
+    return JSON.stringify(value);
+  }
   return "";
 }
 
+/** Copies the fields of a `message_delta` usage that carry a value: the SDK's types allow nulls. */
+function mergeUsage(into: Json, from: Json): Json {
+  const merged = { ...into };
+  for (const [key, value] of Object.entries(from)) {
+    if (value === null || value === undefined) continue;
+    merged[key] = isObject(value) && isObject(into[key]) ? mergeUsage(into[key], value) : value;
+  }
+  return merged;
+}
+
+type Request = RequestInit & { url: string; headers: Headers };
+type Next = (request: Request) => Promise<Response>;
+
 /**
- * Wraps an Anthropic SDK client so `messages.create` is metered: the prompt is reserved at its
- * upper-bound estimate, `max_tokens` is lowered to what the generation budget has left (so the
- * API itself stops there), the call is refused with {@link BudgetExceededError} when nothing is
- * left, and the reported usage settles the reservation. Streams (`stream: true`) are passed
- * through, counted, and aborted at the reserved output; their usage comes from `message_start`
- * and `message_delta`.
+ * Meters an Anthropic SDK client, returning a copy of the same type (`client.withOptions`) with a
+ * client middleware on it: every Messages request (`messages.create` in both modes,
+ * `messages.stream`, `beta.messages.*`, the tool runner) has its prompt reserved at the upper-bound
+ * estimate and `max_tokens` lowered to what the budget has left, so the API itself stops there;
+ * it is refused with {@link BudgetExceededError} before anything is sent when nothing is left;
+ * and it settles with the usage the API reports (a stream's `message_start` and `message_delta`,
+ * nulls ignored). A stream is also cut cleanly (`stop_reason: "max_tokens"`) when its counted
+ * output passes the reservation. Everything else the SDK returns is untouched: `APIPromise`
+ * (`withResponse`, `asResponse`), `Stream` (`tee`, `toReadableStream`, `controller`),
+ * `MessageStream`, `countTokens`, `models`.
  *
  * @example
  * const anthropic = meterAnthropic(new Anthropic(), { budget, tracker });
- * const message = await anthropic.messages.create({ model: "claude-sonnet-4-5", max_tokens: 1024, messages });
+ * const message = await anthropic.messages.create({ model: "claude-sonnet-4-6", max_tokens: 1024, messages });
  */
 export function meterAnthropic<TClient extends AnthropicLike>(
   client: TClient,
   { budget, tracker, repo = "default", operation = "generate", counter, price = true }: MeterAnthropicOptions,
 ): TClient {
   if (!(budget instanceof Budget)) throw new InvalidArgumentError("options.budget", "expected a Budget from createBudget");
-  if (!isObject(client) || typeof client.messages?.create !== "function")
-    throw new InvalidArgumentError("client", "expected an Anthropic client with messages.create");
+  if (!isObject(client as unknown) || typeof client.withOptions !== "function" || !Array.isArray(client.middleware))
+    throw new InvalidArgumentError(
+      "client",
+      "expected an Anthropic client with middleware support (new Anthropic() from @anthropic-ai/sdk 1.x): upgrade the SDK",
+    );
   const counters = new Map<string, BudgetTokenCounter>();
   const counterFor = (model: string) => {
     if (counter) return counter;
     let own = counters.get(model);
-    if (!own) counters.set(model, (own = createTokenCounter({ model })));
+    // A model the counter does not know is counted as the most expansive Claude tokenizer.
+    if (!own) counters.set(model, (own = createTokenCounter({ model: claudeFactor(model) === undefined ? "claude-opus-4-7" : model })));
     return own;
   };
-  const record = (usage: Usage, model: string) => {
-    const span = tracker?.startSpan({ repo, operation, ...(price ? { model } : {}) });
-    span?.record(usage);
-    span?.end();
+  const book = (lease: Lease, usage: Usage, model: string) => {
+    budget.settle(lease, usage, price ? { model } : {});
+    if (!tracker) return;
+    const span = tracker.startSpan({ repo, operation, ...(price ? { model } : {}) });
+    span.record(usage);
+    span.end();
   };
 
   const prepare = (params: AnthropicParams): { lease: Lease; inputTokens: number; maxTokens: number } => {
-    const count = counterFor(params.model);
     const prompt = [
       textOf(params.system),
       ...params.messages.map((message) => `${message.role}\n${textOf(message.content)}`),
       JSON.stringify(params.tools ?? []),
     ].join("\n");
-    const inputTokens = count.countWithBound(prompt).upperBound;
+    const inputTokens = counterFor(params.model).countWithBound(prompt).upperBound;
     const room = Math.min(budget.available("generation"), budget.available("sessionTotal") - inputTokens);
     const maxTokens = Math.min(params.max_tokens, room);
     if (maxTokens <= 0)
@@ -94,94 +129,107 @@ export function meterAnthropic<TClient extends AnthropicLike>(
     return { lease: budget.reserve({ contextRead: inputTokens, generation: maxTokens }), inputTokens, maxTokens };
   };
 
-  const create = async (params: AnthropicParams, options?: unknown): Promise<unknown> => {
-    if (!isObject(params) || typeof params.model !== "string" || typeof params.max_tokens !== "number" || !Array.isArray(params.messages)) {
-      throw new InvalidArgumentError("params", "expected { model, max_tokens, messages }");
-    }
-    const { lease, inputTokens, maxTokens } = prepare(params);
-    let response: unknown;
+  const middleware = async (request: Request, next: Next, context: { parse<T>(response: Response): Promise<T> }): Promise<Response> => {
+    if (request.method !== "POST" || !/\/v1\/messages(\?|$)/.test(request.url) || typeof request.body !== "string") return next(request);
+    let params: AnthropicParams;
     try {
-      response = await client.messages.create({ ...params, max_tokens: maxTokens }, options);
+      params = JSON.parse(request.body) as AnthropicParams;
+    } catch {
+      return next(request);
+    }
+    if (!isObject(params) || typeof params.model !== "string" || typeof params.max_tokens !== "number" || !Array.isArray(params.messages))
+      return next(request);
+    const { lease, inputTokens, maxTokens } = prepare(params);
+    let headers = request.headers;
+    if (headers.has("content-length")) {
+      headers = new Headers(headers);
+      headers.delete("content-length");
+    }
+    let response: Response;
+    try {
+      response = await next({
+        ...request,
+        headers,
+        body: maxTokens === params.max_tokens ? request.body : JSON.stringify({ ...params, max_tokens: maxTokens }),
+      });
     } catch (error) {
       budget.release(lease);
       throw error;
     }
-    if (!params.stream) {
-      const usage = usageOnly(normalizeUsage("anthropic", (response as Json).usage));
-      budget.settle(lease, usage);
-      record(usage, params.model);
+    if (!response.ok || response.body === null) {
+      // An API error is not billed; the SDK retries or throws it.
+      budget.release(lease);
       return response;
     }
-    return meterStream(response as AsyncIterable<Json> & { controller?: AbortController }, lease, inputTokens, maxTokens, params.model);
+    if (params.stream !== true) {
+      const message = await context.parse<Json>(response).catch(() => undefined);
+      const usage = isObject(message?.usage)
+        ? usageOnly(normalizeUsage("anthropic", message.usage))
+        : { ...emptyUsage(), inputTokens, uncachedInputTokens: inputTokens, outputTokens: maxTokens };
+      book(lease, usage, params.model);
+      return response;
+    }
+    return meteredStream(response, lease, inputTokens, maxTokens, params.model);
   };
 
-  const meterStream = (
-    stream: AsyncIterable<Json> & { controller?: AbortController },
-    lease: Lease,
-    inputTokens: number,
-    maxTokens: number,
-    model: string,
-  ) => {
+  const meteredStream = (response: Response, lease: Lease, inputTokens: number, maxTokens: number, model: string): Response => {
     const count = counterFor(model);
-    const metered = {
-      controller: stream.controller,
-      async *[Symbol.asyncIterator]() {
-        let reported: Json = {};
-        let counted = 0;
-        let final = false;
-        let settled = false;
-        const settle = () => {
-          if (settled) return;
-          settled = true;
-          const usage =
-            "input_tokens" in reported
-              ? usageOnly(
-                  normalizeUsage(
-                    "anthropic",
-                    final ? reported : { ...reported, output_tokens: Math.max(Number(reported.output_tokens ?? 0), counted) },
-                  ),
-                )
-              : { ...emptyUsage(), inputTokens, uncachedInputTokens: inputTokens, outputTokens: counted };
-          budget.settle(lease, usage);
-          record(usage, model);
-        };
+    let reported: Json | undefined;
+    let final = false;
+    let counted = 0;
+    let openBlock: number | undefined;
+    const body = meterSse(
+      response.body!,
+      (_name, data) => {
+        let event: Json;
         try {
-          for await (const event of stream) {
-            if (event.type === "message_start" && isObject(event.message) && isObject(event.message.usage))
-              reported = { ...event.message.usage };
-            // message_delta carries the final output count; before it, the local count is the best bound.
-            if (event.type === "message_delta" && isObject(event.usage)) {
-              reported = { ...reported, ...event.usage };
-              final = true;
-            }
-            if (event.type === "content_block_delta" && isObject(event.delta) && typeof event.delta.text === "string") {
-              counted += count.count(event.delta.text);
-              if (counted > maxTokens) {
-                stream.controller?.abort();
-                break;
-              }
-            }
-            yield event;
-          }
-        } finally {
-          settle();
+          event = JSON.parse(data) as Json;
+        } catch {
+          return undefined;
         }
+        if (event.type === "message_start" && isObject(event.message) && isObject(event.message.usage))
+          reported = { ...event.message.usage };
+        else if (event.type === "message_delta" && isObject(event.usage)) {
+          reported = mergeUsage(reported ?? {}, event.usage);
+          final = true;
+        } else if (event.type === "content_block_start" && typeof event.index === "number") openBlock = event.index;
+        else if (event.type === "content_block_stop") openBlock = undefined;
+        else if (event.type === "content_block_delta" && isObject(event.delta)) {
+          const delta = event.delta;
+          const text =
+            typeof delta.text === "string" ? delta.text : typeof delta.thinking === "string" ? delta.thinking : delta.partial_json;
+          if (typeof text === "string") counted += count.count(text);
+          if (counted > maxTokens) {
+            // Over the reservation: end the message as the API does at max_tokens, so the SDK's
+            // stream and MessageStream finish normally with what arrived.
+            const closing = [
+              ...(openBlock === undefined ? [] : [["content_block_stop", { type: "content_block_stop", index: openBlock }] as const]),
+              [
+                "message_delta",
+                { type: "message_delta", delta: { stop_reason: "max_tokens", stop_sequence: null }, usage: { output_tokens: counted } },
+              ] as const,
+              ["message_stop", { type: "message_stop" }] as const,
+            ];
+            return { end: true, append: closing.map(([name, payload]) => `event: ${name}\ndata: ${JSON.stringify(payload)}\n\n`).join("") };
+          }
+        }
+        return undefined;
       },
-    };
-    return metered;
+      () => {
+        const usage = reported
+          ? usageOnly(
+              normalizeUsage(
+                "anthropic",
+                final ? reported : { ...reported, output_tokens: Math.max(Number(reported.output_tokens ?? 0), counted) },
+              ),
+            )
+          : { ...emptyUsage(), inputTokens, uncachedInputTokens: inputTokens, outputTokens: counted };
+        book(lease, usage, model);
+      },
+    );
+    return new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers });
   };
 
-  // The SDK's clients are class instances: their methods live on prototypes (messages.stream,
-  // messages.countTokens, client.models, …) and use `this`. A proxy keeps all of them, bound to
-  // the original objects, and swaps in the metered create alone.
-  const forward = <T extends object>(target: T, replace: Record<PropertyKey, unknown>): T =>
-    new Proxy(target, {
-      get(object, property) {
-        if (Object.hasOwn(replace, property)) return replace[property];
-        const value: unknown = Reflect.get(object, property, object);
-        return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(object) : value;
-      },
-    });
-  const messages = forward(client.messages as object, { create });
-  return forward(client as object, { messages }) as TClient;
+  const withOptions = client.withOptions as unknown as (options: { middleware: unknown[] }) => TClient;
+  return withOptions.call(client, { middleware: [...client.middleware, middleware] });
 }

@@ -60,4 +60,62 @@ describe("meterClaudeCodeStream", () => {
     // Priced from the tokens at list prices, and the reported cost not added on top.
     expect(priced.used("usd")).toBeCloseTo(priceUsage(run.usage, { model: "claude-sonnet-4-5" }).usd, 10);
   });
+
+  it("reads --include-partial-messages stream_event usage mid-run: thinking tokens, nulls, subagents, each message once", async () => {
+    const budget = createBudget({ limits: { sessionTotal: 100_000 } });
+    const line = (value: unknown) => `${JSON.stringify(value)}\n`;
+    const start = (id: string, input: number, parent: string | null) =>
+      line({
+        type: "stream_event",
+        parent_tool_use_id: parent,
+        session_id: "s",
+        event: {
+          type: "message_start",
+          message: { id, model: "claude-opus-5-5", usage: { input_tokens: input, cache_read_input_tokens: 0, output_tokens: 1 } },
+        },
+      });
+    const delta = (output: number, thinking: number, parent: string | null) =>
+      line({
+        type: "stream_event",
+        parent_tool_use_id: parent,
+        session_id: "s",
+        event: {
+          type: "message_delta",
+          delta: { stop_reason: "end_turn" },
+          usage: {
+            input_tokens: null,
+            cache_read_input_tokens: null,
+            output_tokens: output,
+            output_tokens_details: { thinking_tokens: thinking },
+          },
+        },
+      });
+    const seen: number[] = [];
+    async function* lines() {
+      yield start("msg_main", 1225, null);
+      seen.push(budget.used("sessionTotal"));
+      yield start("msg_sub", 300, "toolu_task");
+      yield delta(200, 150, null);
+      seen.push(budget.used("sessionTotal"));
+      yield delta(40, 0, "toolu_task");
+      // The assistant line repeats the message's usage, with fewer output tokens than the delta said.
+      yield line({
+        type: "assistant",
+        session_id: "s",
+        message: { id: "msg_main", model: "claude-opus-5-5", content: [], usage: { input_tokens: 1225, output_tokens: 120 } },
+      });
+      yield line({
+        type: "assistant",
+        session_id: "s",
+        parent_tool_use_id: "toolu_task",
+        message: { id: "msg_sub", content: [], usage: { input_tokens: 300, output_tokens: 40 } },
+      });
+    }
+    const result = await meterClaudeCodeStream(lines(), { budget });
+    expect(seen).toEqual([1226, 1225 + 1 + 300 + 1 + 199]);
+    expect(result.usage).toMatchObject({ inputTokens: 1525, outputTokens: 240, reasoningTokens: 150 });
+    expect(result.assistantMessages).toBe(2);
+    expect(result.model).toBe("claude-opus-5-5");
+    expect(budget.used("sessionTotal")).toBe(1765);
+  });
 });

@@ -2,6 +2,8 @@ import { addUsage, emptyUsage, type Usage } from "@bulkhead/core";
 import type { Budget } from "../create-budget.js";
 import type { Tracker } from "../create-tracker.js";
 import { normalizeUsage, usageOnly } from "../normalize-usage.js";
+import { splitLines } from "./split-lines.js";
+import { stopReason } from "./stop-reason.js";
 
 export interface MeterClaudeCodeStreamOptions {
   budget?: Budget;
@@ -45,25 +47,11 @@ function subtract(left: Usage, right: Usage): Usage {
   return difference;
 }
 
-async function* splitLines(source: AsyncIterable<string | Uint8Array> | Iterable<string | Uint8Array>): AsyncGenerator<string> {
-  const decoder = new TextDecoder();
-  let buffer = "";
-  for await (const chunk of source) {
-    buffer += typeof chunk === "string" ? chunk : decoder.decode(chunk, { stream: true });
-    let newline = buffer.indexOf("\n");
-    while (newline >= 0) {
-      yield buffer.slice(0, newline);
-      buffer = buffer.slice(newline + 1);
-      newline = buffer.indexOf("\n");
-    }
-  }
-  buffer += decoder.decode();
-  if (buffer.trim() !== "") yield buffer;
-}
-
 /**
  * Meters the output of `claude -p --output-format stream-json --verbose` (Claude Code headless):
- * assistant messages are counted once per message id (Claude Code repeats a message's usage on
+ * with `--include-partial-messages`, the `stream_event` lines' `message_start` and
+ * `message_delta` usage is booked while a message is still generating (mid-run counts, thinking
+ * tokens included); assistant messages are counted once per message id (Claude Code repeats a message's usage on
  * every content block), charged to the budget and the tracker as they arrive, and reconciled
  * with the final `result` line's usage and cost. When the budget runs out, `onStop` is called
  * once so the caller can stop the process. Malformed lines are skipped and counted.
@@ -74,8 +62,51 @@ async function* splitLines(source: AsyncIterable<string | Uint8Array> | Iterable
  */
 export async function meterClaudeCodeStream(
   lines: AsyncIterable<string | Uint8Array> | Iterable<string | Uint8Array>,
-  { budget, tracker, repo = "default", operation = "agent", onStop }: MeterClaudeCodeStreamOptions = {},
+  options: MeterClaudeCodeStreamOptions = {},
 ): Promise<ClaudeCodeStreamResult> {
+  const meter = createClaudeMeter(options);
+  let number = 0;
+  try {
+    for await (const line of splitLines(lines)) {
+      number++;
+      if (line.trim() === "") continue;
+      let event: unknown;
+      try {
+        event = JSON.parse(line);
+      } catch {
+        meter.result.skippedLines.push(number);
+        continue;
+      }
+      if (!isObject(event)) meter.result.skippedLines.push(number);
+      else meter.observe(event, `line-${number}`);
+    }
+  } finally {
+    meter.end();
+  }
+  return meter.result;
+}
+
+/** Copies the usage fields that carry a value: `message_delta` may send nulls. */
+function mergeUsage(into: Json, from: Json): Json {
+  const merged = { ...into };
+  for (const [key, value] of Object.entries(from)) {
+    if (value === null || value === undefined) continue;
+    merged[key] = isObject(value) && isObject(into[key]) ? mergeUsage(into[key], value) : value;
+  }
+  return merged;
+}
+
+function maxUsage(left: Usage, right: Usage): Usage {
+  const result = emptyUsage();
+  for (const key of Object.keys(result) as (keyof Usage)[]) result[key] = Math.max(left[key], right[key]);
+  return result;
+}
+
+/**
+ * Internal: the meter of Claude Code's messages, shared by the stream-json reader and the Agent
+ * SDK adapter (whose messages are the same objects). `observe` takes one message; `end` once.
+ */
+export function createClaudeMeter({ budget, tracker, repo = "default", operation = "agent", onStop }: MeterClaudeCodeStreamOptions) {
   const result: ClaudeCodeStreamResult = {
     usage: emptyUsage(),
     costUsd: undefined,
@@ -90,10 +121,21 @@ export async function meterClaudeCodeStream(
     skippedLines: [],
     stoppedBy: null,
   };
+  /** The most seen of each message's usage, by message id: growth is booked, never a count twice. */
   const seen = new Map<string, Usage>();
+  /** Partial messages in flight (`stream_event`), by the tool use that spawned them ("" for the main agent). */
+  const streaming = new Map<string, { id: string; raw: Json }>();
   const toolUseIds = new Set<string>();
   const span = tracker?.startSpan({ repo, operation });
 
+  const check = () => {
+    if (!budget || result.stoppedBy) return;
+    const reason = stopReason(budget);
+    if (reason) {
+      result.stoppedBy = reason;
+      onStop?.(reason);
+    }
+  };
   const book = (usage: Usage) => {
     if (usage.inputTokens + usage.outputTokens === 0) return;
     result.usage = addUsage(result.usage, usage);
@@ -102,52 +144,45 @@ export async function meterClaudeCodeStream(
     budget.charge(usage);
     check();
   };
-  const check = () => {
-    if (!budget || result.stoppedBy) return;
-    const reason =
-      budget.limit("usd") !== undefined && budget.available("usd") <= 0
-        ? "usd"
-        : budget.exhausted
-          ? "session-total"
-          : budget.available("generation") <= 0 && budget.limit("generation") !== undefined
-            ? "generation"
-            : undefined;
-    if (reason) {
-      result.stoppedBy = reason;
-      onStop?.(reason);
-    }
+  const grow = (id: string, usage: Usage) => {
+    const before = seen.get(id);
+    if (!before) result.assistantMessages++;
+    const after = before ? maxUsage(before, usage) : usage;
+    seen.set(id, after);
+    book(before ? subtract(after, before) : after);
   };
 
-  let number = 0;
-  for await (const line of splitLines(lines)) {
-    number++;
-    if (line.trim() === "") continue;
-    let event: unknown;
-    try {
-      event = JSON.parse(line);
-    } catch {
-      result.skippedLines.push(number);
-      continue;
-    }
-    if (!isObject(event)) {
-      result.skippedLines.push(number);
-      continue;
-    }
+  const observe = (event: Json, fallbackId: string) => {
     if (typeof event.session_id === "string") result.sessionId = event.session_id;
     if (event.type === "system" && typeof event.model === "string") result.model = event.model;
+    const parent = typeof event.parent_tool_use_id === "string" ? event.parent_tool_use_id : "";
+    if (event.type === "stream_event" && isObject(event.event)) {
+      const inner = event.event;
+      if (inner.type === "message_start" && isObject(inner.message)) {
+        const message = inner.message;
+        if (typeof message.model === "string") result.model = message.model;
+        const id = typeof message.id === "string" ? message.id : fallbackId;
+        const raw = isObject(message.usage) ? { ...message.usage } : {};
+        streaming.set(parent, { id, raw });
+        grow(id, usageOnly(normalizeUsage("claude-code-stream", raw)));
+      } else if (inner.type === "message_delta" && isObject(inner.usage)) {
+        const current = streaming.get(parent);
+        if (current) {
+          current.raw = mergeUsage(current.raw, inner.usage);
+          grow(current.id, usageOnly(normalizeUsage("claude-code-stream", current.raw)));
+        }
+      } else if (inner.type === "message_stop") streaming.delete(parent);
+      return;
+    }
     if (event.type === "assistant" && isObject(event.message)) {
       const message = event.message;
       if (typeof message.model === "string") result.model = message.model;
       for (const block of Array.isArray(message.content) ? message.content : []) {
         if (isObject(block) && block.type === "tool_use" && typeof block.id === "string") toolUseIds.add(block.id);
       }
-      if (!isObject(message.usage)) continue;
-      const id = typeof message.id === "string" ? message.id : `line-${number}`;
-      const usage = usageOnly(normalizeUsage("claude-code-stream", message.usage));
-      const before = seen.get(id);
-      if (!before) result.assistantMessages++;
-      seen.set(id, usage);
-      book(before ? subtract(usage, before) : usage);
+      if (!isObject(message.usage)) return;
+      grow(typeof message.id === "string" ? message.id : fallbackId, usageOnly(normalizeUsage("claude-code-stream", message.usage)));
+      return;
     }
     if (event.type === "result") {
       result.resultSubtype = typeof event.subtype === "string" ? event.subtype : undefined;
@@ -155,11 +190,16 @@ export async function meterClaudeCodeStream(
       result.numTurns = typeof event.num_turns === "number" ? event.num_turns : undefined;
       result.costUsd = typeof event.total_cost_usd === "number" ? event.total_cost_usd : undefined;
       result.resultText = typeof event.result === "string" ? event.result : undefined;
-      if (isObject(event.usage)) {
-        // The result line carries the run's totals: book whatever the messages did not show.
-        const total = usageOnly(normalizeUsage("claude-code-stream", event.usage));
-        book(subtract(total, result.usage));
+      // The result carries the run's totals: `usage` for the main agent, `modelUsage` per model
+      // with subagents included. Book whatever the messages did not show.
+      let total = isObject(event.usage) ? usageOnly(normalizeUsage("claude-code-stream", event.usage)) : emptyUsage();
+      if (isObject(event.modelUsage)) {
+        let byModel = emptyUsage();
+        for (const entry of Object.values(event.modelUsage))
+          if (isObject(entry)) byModel = addUsage(byModel, usageOnly(normalizeUsage("claude-agent-sdk", entry)));
+        total = maxUsage(total, byModel);
       }
+      book(subtract(total, result.usage));
       // Claude Code's own figure for the run. A budget that prices usage itself has booked the
       // dollars already; any other budget gets them from here, so a usd limit is fed.
       if (budget && result.costUsd !== undefined && result.costUsd > 0 && budget.pricedModel === undefined) {
@@ -167,8 +207,20 @@ export async function meterClaudeCodeStream(
         check();
       }
     }
-  }
-  span?.end();
-  result.toolUses = toolUseIds.size;
-  return result;
+  };
+  let ended = false;
+  return {
+    result,
+    observe,
+    /** True once the budget asked to stop. */
+    get stopped() {
+      return result.stoppedBy !== null;
+    },
+    end() {
+      if (ended) return;
+      ended = true;
+      span?.end();
+      result.toolUses = toolUseIds.size;
+    },
+  };
 }

@@ -1,0 +1,9 @@
+import type { Budget } from "../create-budget.js";
+
+/** Why an agent run metered from its output should stop now, or undefined while it may go on. */
+export function stopReason(budget: Budget): "generation" | "session-total" | "usd" | undefined {
+  if (budget.limit("usd") !== undefined && (budget.available("usd") <= 0 || budget.unpricedModels.length > 0)) return "usd";
+  if (budget.exhausted) return "session-total";
+  if (budget.limit("generation") !== undefined && budget.available("generation") <= 0) return "generation";
+  return undefined;
+}
