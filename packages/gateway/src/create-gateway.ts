@@ -959,6 +959,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> implements AsyncDisposa
             delivered += tokens;
           }
           if (!info.drop) out.push(this.#redact(frame.raw));
+          info.delivered?.();
           if (info.terminal) terminal = true;
         }
         if (stopped) {

@@ -46,6 +46,8 @@ export interface FrameInfo {
   drop: boolean;
   /** The API's last event (`message_stop`, `response.completed`, `[DONE]`). */
   terminal: boolean;
+  /** Called when the frame is passed on: state that the closing frames repeat (partial text) counts only delivered frames. */
+  delivered?: () => void;
 }
 
 /** Per-stream state of one API's SSE. */

@@ -58,6 +58,13 @@ function prepareResponses(body: Json): PreparedRequest {
   };
 }
 
+interface OpenItem {
+  item: Json;
+  /** Text per content part still open, by content index. */
+  parts: Map<number, string>;
+  arguments: string;
+}
+
 class ResponsesStream implements StreamState {
   rawUsage: Json | undefined;
   hasInputUsage = false;
@@ -65,6 +72,8 @@ class ResponsesStream implements StreamState {
   #response: Json = {};
   #sequence = 0;
   readonly #done: unknown[] = [];
+  /** Output items added and not yet done, by output index: a cut stream closes them, as the SDKs require. */
+  readonly #open = new Map<number, OpenItem>();
 
   inspect(frame: SseFrame): FrameInfo {
     const info: FrameInfo = { text: "", drop: false, terminal: false };
@@ -72,8 +81,15 @@ class ResponsesStream implements StreamState {
     if (!data) return info;
     if (typeof data.sequence_number === "number") this.#sequence = data.sequence_number;
     const type = data.type;
+    const index = typeof data.output_index === "number" ? data.output_index : 0;
     if (typeof type === "string" && type.endsWith(".delta") && typeof data.delta === "string") {
-      info.text = data.delta;
+      const delta = data.delta;
+      info.text = delta;
+      const open = this.#open.get(index);
+      if (open && type === "response.output_text.delta") {
+        const part = typeof data.content_index === "number" ? data.content_index : 0;
+        info.delivered = () => open.parts.set(part, (open.parts.get(part) ?? "") + delta);
+      } else if (open && type === "response.function_call_arguments.delta") info.delivered = () => void (open.arguments += delta);
       return info;
     }
     switch (type) {
@@ -84,7 +100,19 @@ class ResponsesStream implements StreamState {
           if (typeof data.response.model === "string") this.model = data.response.model;
         }
         break;
+      case "response.output_item.added":
+        if (isObject(data.item)) this.#open.set(index, { item: data.item, parts: new Map(), arguments: "" });
+        break;
+      case "response.content_part.added": {
+        const part = typeof data.content_index === "number" ? data.content_index : 0;
+        this.#open.get(index)?.parts.set(part, "");
+        break;
+      }
+      case "response.content_part.done":
+        this.#open.get(index)?.parts.delete(typeof data.content_index === "number" ? data.content_index : 0);
+        break;
       case "response.output_item.done":
+        this.#open.delete(index);
         this.#done.push(data.item);
         break;
       case "response.completed":
@@ -106,17 +134,32 @@ class ResponsesStream implements StreamState {
   }
 
   closing(usage: Json): string {
-    return sse("response.completed", {
-      type: "response.completed",
-      sequence_number: ++this.#sequence,
-      response: {
-        ...this.#response,
-        status: "incomplete",
-        incomplete_details: { reason: "max_output_tokens" },
-        output: this.#done,
-        usage,
-      },
+    let frames = "";
+    const at = (type: string, data: Json) => (frames += sse(type, { type, sequence_number: ++this.#sequence, ...data }));
+    for (const [outputIndex, open] of [...this.#open.entries()].sort(([left], [right]) => left - right)) {
+      const itemId = open.item.id;
+      let item: Json = { ...open.item, status: "incomplete" };
+      if (open.item.type === "message") {
+        const content = Array.isArray(open.item.content) ? [...(open.item.content as unknown[])] : [];
+        for (const [contentIndex, text] of [...open.parts.entries()].sort(([left], [right]) => left - right)) {
+          const part = { type: "output_text", text, annotations: [] };
+          at("response.output_text.done", { item_id: itemId, output_index: outputIndex, content_index: contentIndex, text, logprobs: [] });
+          at("response.content_part.done", { item_id: itemId, output_index: outputIndex, content_index: contentIndex, part });
+          content[contentIndex] = part;
+        }
+        item = { ...item, content };
+      } else if (open.item.type === "function_call") {
+        at("response.function_call_arguments.done", { item_id: itemId, output_index: outputIndex, arguments: open.arguments });
+        item = { ...item, arguments: open.arguments };
+      }
+      at("response.output_item.done", { output_index: outputIndex, item });
+      this.#done.push(item);
+    }
+    this.#open.clear();
+    at("response.completed", {
+      response: { ...this.#response, status: "incomplete", incomplete_details: { reason: "max_output_tokens" }, output: this.#done, usage },
     });
+    return frames;
   }
 
   errorFrame(kind: WireErrorKind, message: string): string {
