@@ -13,13 +13,15 @@ const CR = 0x0d;
 
 /**
  * An incremental SSE parser: `push` a chunk, get back the frames it completed. Each byte is
- * scanned once (the search resumes where the last one stopped), so a stream costs linear time
- * whatever its chunking. Accepts `\n\n`, `\r\n\r\n` and mixed terminators.
+ * scanned once and copied at most once (a frame's pieces are joined when it completes), so a
+ * stream costs linear time whatever its chunking. Accepts `\n\n`, `\r\n\r\n` and mixed terminators.
  */
 export class SseParser {
-  #pending: Buffer = Buffer.alloc(0);
-  /** Where the search for the next terminator resumes inside `#pending`. */
-  #scanFrom = 0;
+  /** Bytes of the frame in progress, as received (copied once, when the frame completes). */
+  #parts: Buffer[] = [];
+  #size = 0;
+  /** 0: inside a line; 1: just after LF; 2: after LF CR. A second LF (after either) ends the frame. */
+  #state = 0;
   readonly #maxFrameBytes: number;
 
   /** @param maxFrameBytes a frame longer than this throws: an upstream that never ends a frame cannot make the gateway buffer without bound. */
@@ -29,40 +31,56 @@ export class SseParser {
 
   /** Bytes received but not yet part of a complete frame. */
   get buffered(): number {
-    return this.#pending.length;
+    return this.#size;
   }
 
   push(chunk: Buffer): SseFrame[] {
-    const buffer = this.#pending.length === 0 ? chunk : Buffer.concat([this.#pending, chunk]);
     const frames: SseFrame[] = [];
     let start = 0;
-    let index = Math.max(this.#scanFrom, 0);
-    for (; index < buffer.length; index++) {
-      if (buffer[index] !== LF) continue;
-      // A frame ends at an empty line: LF LF, or LF CR LF.
-      const next = buffer[index + 1];
-      let end = -1;
-      if (next === LF) end = index + 2;
-      else if (next === CR && buffer[index + 2] === LF) end = index + 3;
-      if (end === -1) continue;
-      frames.push(parseFrame(buffer.subarray(start, end)));
-      start = end;
-      index = end - 1;
+    let index = 0;
+    while (index < chunk.length) {
+      if (this.#state === 0) {
+        // Native search to the next line end: most bytes are never looked at one by one.
+        const lf = chunk.indexOf(LF, index);
+        if (lf === -1) break;
+        this.#state = 1;
+        index = lf + 1;
+        continue;
+      }
+      const byte = chunk[index];
+      if (byte === LF) {
+        const end = index + 1;
+        frames.push(parseFrame(this.#take(chunk.subarray(start, end))));
+        start = end;
+        index = end;
+        this.#state = 0;
+      } else {
+        this.#state = byte === CR && this.#state === 1 ? 2 : 0;
+        index++;
+      }
     }
-    this.#pending = start === 0 ? buffer : buffer.subarray(start);
-    // The last byte or two may begin a terminator: look at them again with the next chunk.
-    this.#scanFrom = Math.max(0, this.#pending.length - 2);
-    if (this.#pending.length > this.#maxFrameBytes) throw new Error(`an SSE frame is over ${this.#maxFrameBytes} bytes`);
+    if (start < chunk.length) {
+      this.#parts.push(chunk.subarray(start));
+      this.#size += chunk.length - start;
+      if (this.#size > this.#maxFrameBytes) throw new Error(`an SSE frame is over ${this.#maxFrameBytes} bytes`);
+    }
     return frames;
   }
 
   /** What is left when the stream ends: a last frame without its terminator, if any. */
   end(): SseFrame | undefined {
-    const rest = this.#pending;
-    this.#pending = Buffer.alloc(0);
-    this.#scanFrom = 0;
+    const rest = this.#take(Buffer.alloc(0));
+    this.#state = 0;
     if (rest.toString("utf8").trim() === "") return undefined;
     return parseFrame(rest);
+  }
+
+  #take(tail: Buffer): Buffer {
+    if (this.#parts.length === 0) return tail;
+    const whole = Buffer.concat([...this.#parts, tail], this.#size + tail.length);
+    this.#parts = [];
+    this.#size = 0;
+    return whole;
   }
 }
 
