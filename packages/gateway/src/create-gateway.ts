@@ -30,6 +30,7 @@ import { addUsage, emptyUsage, InvalidArgumentError, TypedEmitter, validateOptio
 import { z } from "zod";
 import type { AuditRecord, CallOutcome, SessionStats, ToolSetChange } from "./audit-record.js";
 import { GatewayFailedError } from "./gateway-failed-error.js";
+import { OutputMeter } from "./output-meter.js";
 import { SseParser } from "./sse-parser.js";
 import { anthropicCountTokens, anthropicMessages } from "./wire-anthropic.js";
 import {
@@ -901,8 +902,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> implements AsyncDisposa
     const { record, wire, counter, session } = call;
     const state = wire.createStream(prepared);
     const parser = new SseParser();
-    const allowance = call.allowance;
-    let delivered = 0;
+    const meter = new OutputMeter(counter, call.allowance);
     let terminal = false;
     response.writeHead(upstream.statusCode ?? 200, this.#responseHeaders(upstream.headers, {}));
     response.flushHeaders();
@@ -924,7 +924,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> implements AsyncDisposa
         if (record.outcome !== "client-closed") record.outcome = outcome;
         record.model = state.model ?? record.model;
         if (outcome === "ok" && state.rawUsage) this.#settle(call, state.rawUsage, "upstream");
-        else if (state.hasInputUsage || delivered > 0) this.#settle(call, state.cutUsage(delivered, call.inputTokens), "delivered");
+        else if (state.hasInputUsage || meter.tokens > 0) this.#settle(call, state.cutUsage(meter.tokens, call.inputTokens), "delivered");
         else this.#release(call);
         this.#finishCall(call);
         resolve();
@@ -938,6 +938,11 @@ export class Gateway extends TypedEmitter<GatewayEvents> implements AsyncDisposa
         upstream.destroy();
         finish(kind === "timeout" ? "upstream-timeout" : "upstream-dropped");
       };
+      let corked = false;
+      const uncork = () => {
+        corked = false;
+        response.uncork();
+      };
       const onData = (chunk: Buffer) => {
         idle.refresh();
         let frames;
@@ -950,13 +955,13 @@ export class Gateway extends TypedEmitter<GatewayEvents> implements AsyncDisposa
         let stopped = false;
         for (const frame of frames) {
           const info = state.inspect(frame);
-          if (info.text !== "") {
-            const tokens = counter.count(info.text);
-            if (delivered + tokens > allowance) {
+          // A delta is decoded to bound its tokens; it is tokenized only near the allowance.
+          if (info.text !== undefined) {
+            if (call.allowance === Infinity) meter.note(info.text);
+            else if (!meter.admit(info.text())) {
               stopped = true;
               break;
             }
-            delivered += tokens;
           }
           if (!info.drop) out.push(this.#redact(frame.raw));
           info.delivered?.();
@@ -965,17 +970,29 @@ export class Gateway extends TypedEmitter<GatewayEvents> implements AsyncDisposa
         if (stopped) {
           ending = true;
           // Ended as the API ends at max_tokens: closing events with the usage, never a torn connection.
-          const usage = state.cutUsage(delivered, call.inputTokens);
+          const usage = state.cutUsage(meter.tokens, call.inputTokens);
           out.push(Buffer.from(state.closing(usage)));
           response.end(Buffer.concat(out));
           const kind = record.budget.find((act) => act.action === "clamped")?.kind ?? "generation";
           record.budget.push({ kind, action: "stopped" });
-          this.emit("generation-stopped", { sessionId: session.options.sessionId, callId: record.callId, kind, outputTokens: delivered });
+          this.emit("generation-stopped", {
+            sessionId: session.options.sessionId,
+            callId: record.callId,
+            kind,
+            outputTokens: meter.tokens,
+          });
           controller.abort(new Error("stopped at the generation budget"));
           upstream.destroy();
           return finish("stopped");
         }
-        if (out.length > 0 && !response.write(out.length === 1 ? out[0]! : Buffer.concat(out))) {
+        if (out.length === 0) return;
+        // Frames that arrive in one turn of the event loop leave in one write (one syscall).
+        if (!corked) {
+          corked = true;
+          response.cork();
+          setImmediate(uncork);
+        }
+        if (!response.write(out.length === 1 ? out[0]! : Buffer.concat(out))) {
           upstream.pause();
           response.once("drain", () => upstream.resume());
         }

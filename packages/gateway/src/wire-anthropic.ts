@@ -1,3 +1,4 @@
+import type { SseFrame } from "./sse-parser.js";
 import {
   dataOf,
   fingerprintTool,
@@ -77,16 +78,24 @@ class AnthropicStream implements StreamState {
   model: string | undefined;
   #openBlock: number | undefined;
 
-  inspect(frame: { event: string | undefined; data: string }): FrameInfo {
-    const info: FrameInfo = { text: "", drop: false, terminal: false };
+  inspect(frame: SseFrame): FrameInfo {
+    const info: FrameInfo = { text: undefined, drop: false, terminal: false };
     switch (frame.event) {
       case "ping":
         return info;
       case "message_stop":
         info.terminal = true;
         return info;
+      case "content_block_delta":
+        // Most frames of a stream: passed on as bytes, decoded only if the meter must count them.
+        info.text = () => {
+          const delta = dataOf(frame)?.delta;
+          const text = isObject(delta) ? (delta.text ?? delta.partial_json ?? delta.thinking) : undefined;
+          return typeof text === "string" ? text : "";
+        };
+        return info;
     }
-    const data = dataOf(frame as never);
+    const data = dataOf(frame);
     if (!data) return info;
     switch (data.type) {
       case "message_start": {
@@ -98,14 +107,11 @@ class AnthropicStream implements StreamState {
       }
       case "content_block_start":
         this.#openBlock = typeof data.index === "number" ? data.index : 0;
-        if (isObject(data.content_block) && data.content_block.type === "tool_use") info.text = String(data.content_block.name ?? "");
+        if (isObject(data.content_block) && data.content_block.type === "tool_use") {
+          const name = String(data.content_block.name ?? "");
+          info.text = () => name;
+        }
         break;
-      case "content_block_delta": {
-        const delta = isObject(data.delta) ? data.delta : {};
-        const text = delta.text ?? delta.partial_json ?? delta.thinking;
-        if (typeof text === "string") info.text = text;
-        break;
-      }
       case "content_block_stop":
         this.#openBlock = undefined;
         break;

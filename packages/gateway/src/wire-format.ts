@@ -40,8 +40,11 @@ export interface PreparedRequest {
 
 /** What one SSE frame meant. */
 export interface FrameInfo {
-  /** Generated text in the frame (text, reasoning, tool input), counted against the generation budget. */
-  text: string;
+  /**
+   * Generated text in the frame (text, reasoning, tool input), counted against the generation
+   * budget; decoded only when it must be counted. Undefined when the frame carries none.
+   */
+  text: (() => string) | undefined;
   /** Drop the frame instead of passing it on (the usage chunk the client did not ask for). */
   drop: boolean;
   /** The API's last event (`message_stop`, `response.completed`, `[DONE]`). */

@@ -74,24 +74,28 @@ class ResponsesStream implements StreamState {
   readonly #done: unknown[] = [];
   /** Output items added and not yet done, by output index: a cut stream closes them, as the SDKs require. */
   readonly #open = new Map<number, OpenItem>();
+  /** Deltas delivered since an item opened, decoded only if a cut stream must close their items. */
+  #deltas: { event: string; data: () => Json; text: () => string }[] = [];
 
   inspect(frame: SseFrame): FrameInfo {
-    const info: FrameInfo = { text: "", drop: false, terminal: false };
+    const info: FrameInfo = { text: undefined, drop: false, terminal: false };
+    if (frame.event?.endsWith(".delta")) {
+      // Most frames of a stream: passed on as bytes, decoded only when counted or closed.
+      let decoded: Json | undefined;
+      const data = () => (decoded ??= dataOf(frame) ?? {});
+      const text = () => (typeof data().delta === "string" ? (data().delta as string) : "");
+      info.text = text;
+      info.delivered = () => {
+        this.#sequence++;
+        this.#deltas.push({ event: frame.event!, data, text });
+      };
+      return info;
+    }
     const data = dataOf(frame);
     if (!data) return info;
     if (typeof data.sequence_number === "number") this.#sequence = data.sequence_number;
     const type = data.type;
     const index = typeof data.output_index === "number" ? data.output_index : 0;
-    if (typeof type === "string" && type.endsWith(".delta") && typeof data.delta === "string") {
-      const delta = data.delta;
-      info.text = delta;
-      const open = this.#open.get(index);
-      if (open && type === "response.output_text.delta") {
-        const part = typeof data.content_index === "number" ? data.content_index : 0;
-        info.delivered = () => open.parts.set(part, (open.parts.get(part) ?? "") + delta);
-      } else if (open && type === "response.function_call_arguments.delta") info.delivered = () => void (open.arguments += delta);
-      return info;
-    }
     switch (type) {
       case "response.created":
       case "response.in_progress":
@@ -114,6 +118,8 @@ class ResponsesStream implements StreamState {
       case "response.output_item.done":
         this.#open.delete(index);
         this.#done.push(data.item);
+        // Deltas are kept only while some item is open: memory follows the open items, not the stream.
+        if (this.#open.size === 0) this.#deltas = [];
         break;
       case "response.completed":
       case "response.incomplete":
@@ -134,6 +140,17 @@ class ResponsesStream implements StreamState {
   }
 
   closing(usage: Json): string {
+    // Replay the delivered deltas into the open items they belong to.
+    for (const delta of this.#deltas) {
+      const data = delta.data();
+      const open = this.#open.get(typeof data.output_index === "number" ? data.output_index : 0);
+      if (!open) continue;
+      if (delta.event === "response.output_text.delta") {
+        const part = typeof data.content_index === "number" ? data.content_index : 0;
+        if (open.parts.has(part)) open.parts.set(part, open.parts.get(part)! + delta.text());
+      } else if (delta.event === "response.function_call_arguments.delta") open.arguments += delta.text();
+    }
+    this.#deltas = [];
     let frames = "";
     const at = (type: string, data: Json) => (frames += sse(type, { type, sequence_number: ++this.#sequence, ...data }));
     for (const [outputIndex, open] of [...this.#open.entries()].sort(([left], [right]) => left - right)) {
@@ -227,6 +244,7 @@ class ChatStream implements StreamState {
   model: string | undefined;
   #id = "chatcmpl-bulkhead";
   #created = 0;
+  #seen = false;
   readonly #clientWantsUsage: boolean;
 
   constructor(clientWantsUsage: boolean) {
@@ -234,11 +252,18 @@ class ChatStream implements StreamState {
   }
 
   inspect(frame: SseFrame): FrameInfo {
-    const info: FrameInfo = { text: "", drop: false, terminal: false };
+    const info: FrameInfo = { text: undefined, drop: false, terminal: false };
     if (frame.data === "[DONE]") {
       info.terminal = true;
       return info;
     }
+    // A chunk is decoded now only when it may carry usage (or is the first, for the ids); the
+    // others pass on as bytes and are decoded only when the meter counts them.
+    if (this.#seen && !frame.data.includes('"usage":{')) {
+      info.text = () => chatText(dataOf(frame));
+      return info;
+    }
+    this.#seen = true;
     const data = dataOf(frame);
     if (!data) return info;
     if (typeof data.id === "string") this.#id = data.id;
@@ -250,17 +275,8 @@ class ChatStream implements StreamState {
       // The usage chunk (no choices) is the gateway's own request unless the client asked for it.
       if (!this.#clientWantsUsage && Array.isArray(data.choices) && data.choices.length === 0) info.drop = true;
     }
-    const choice = Array.isArray(data.choices) && isObject(data.choices[0]) ? data.choices[0] : undefined;
-    const delta = choice && isObject(choice.delta) ? choice.delta : undefined;
-    if (delta) {
-      let text = typeof delta.content === "string" ? delta.content : "";
-      if (typeof delta.reasoning_content === "string") text += delta.reasoning_content;
-      if (Array.isArray(delta.tool_calls))
-        for (const call of delta.tool_calls)
-          if (isObject(call) && isObject(call.function))
-            text += `${String(call.function.name ?? "")}${String(call.function.arguments ?? "")}`;
-      info.text = text;
-    }
+    const text = chatText(data);
+    if (text !== "") info.text = () => text;
     return info;
   }
 
@@ -280,6 +296,19 @@ class ChatStream implements StreamState {
   errorFrame(kind: WireErrorKind, message: string): string {
     return sse(undefined, { error: { message, type: errorType(kind), code: null, param: null } });
   }
+}
+
+/** The generated text of a chunk: content, reasoning, tool names and arguments. */
+function chatText(data: Json | undefined): string {
+  const choice = data && Array.isArray(data.choices) && isObject(data.choices[0]) ? data.choices[0] : undefined;
+  const delta = choice && isObject(choice.delta) ? choice.delta : undefined;
+  if (!delta) return "";
+  let text = typeof delta.content === "string" ? delta.content : "";
+  if (typeof delta.reasoning_content === "string") text += delta.reasoning_content;
+  if (Array.isArray(delta.tool_calls))
+    for (const call of delta.tool_calls)
+      if (isObject(call) && isObject(call.function)) text += `${String(call.function.name ?? "")}${String(call.function.arguments ?? "")}`;
+  return text;
 }
 
 /** OpenAI Chat Completions: `POST /v1/chat/completions`, streamed (SSE) or not. */

@@ -492,7 +492,14 @@ export async function createScriptedUpstream(options: ScriptedUpstreamOptions = 
       const frame = event.event === undefined ? `data: ${data}\n\n` : `event: ${event.event}\ndata: ${data}\n\n`;
       record.sentEvents.push(event);
       flushed = new Promise<void>((resolve) => response.write(frame, () => resolve()));
-      if (response.writableNeedDrain) await new Promise<void>((resolve) => response.once("drain", resolve).once("close", resolve));
+      if (response.writableNeedDrain)
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            response.off("drain", done).off("close", done);
+            resolve();
+          };
+          response.once("drain", done).once("close", done);
+        });
       if (turn.eventDelayMs) await new Promise((resolve) => setTimeout(resolve, turn.eventDelayMs));
     }
     response.end();
