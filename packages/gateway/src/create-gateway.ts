@@ -205,6 +205,9 @@ const sessionSchema = z
 /** A body of this size is never buffered from the upstream: an answer larger than this is a broken upstream. */
 const MAX_UPSTREAM_BODY_BYTES = 64 * 1024 * 1024;
 
+/** How far a client may fall behind a stream before the upstream is paused. */
+const STREAM_BUFFER_BYTES = 256 * 1024;
+
 /** Request headers never forwarded: hop-by-hop ones, and the client's credentials. */
 const DROPPED_REQUEST_HEADERS = new Set([
   "host",
@@ -938,11 +941,6 @@ export class Gateway extends TypedEmitter<GatewayEvents> implements AsyncDisposa
         upstream.destroy();
         finish(kind === "timeout" ? "upstream-timeout" : "upstream-dropped");
       };
-      let corked = false;
-      const uncork = () => {
-        corked = false;
-        response.uncork();
-      };
       const onData = (chunk: Buffer) => {
         idle.refresh();
         let frames;
@@ -986,13 +984,10 @@ export class Gateway extends TypedEmitter<GatewayEvents> implements AsyncDisposa
           return finish("stopped");
         }
         if (out.length === 0) return;
-        // Frames that arrive in one turn of the event loop leave in one write (one syscall).
-        if (!corked) {
-          corked = true;
-          response.cork();
-          setImmediate(uncork);
-        }
-        if (!response.write(out.length === 1 ? out[0]! : Buffer.concat(out))) {
+        response.write(out.length === 1 ? out[0]! : Buffer.concat(out));
+        // Backpressure with room: the upstream is paused only when the client falls this far
+        // behind, so a brief stall of the client does not stall the stream frame by frame.
+        if (response.writableLength > STREAM_BUFFER_BYTES && !upstream.isPaused()) {
           upstream.pause();
           response.once("drain", () => upstream.resume());
         }
