@@ -24,15 +24,19 @@ async function setup(options: Parameters<typeof createScriptedUpstream>[0] = {})
 
 const client = (gateway: Gateway, token: string) => new OpenAI({ baseURL: gateway.openaiBaseUrl, apiKey: token, maxRetries: 0 });
 
-/** The upstream's usage as the gateway must book it (OpenAI cache writes as 5-minute writes). */
+/**
+ * The upstream's usage as the gateway must book it: budget's normalizer, plus OpenAI cache writes
+ * as 5-minute writes when the normalizer leaves `cache_write_tokens` aside.
+ */
 function expected(upstream: ScriptedUpstream, index: number) {
   const request = upstream.requests.filter((entry) => entry.sentUsage !== undefined)[index]!;
-  const usage = usageOnly(normalizeUsage("openai", request.sentUsage));
-  const details = (request.sentUsage!.input_tokens_details ?? request.sentUsage!.prompt_tokens_details) as { cache_write_tokens?: number };
-  const writes = details?.cache_write_tokens ?? 0;
-  if (writes > 0 && usage.cacheWrite5mTokens === 0) {
+  const normalized = normalizeUsage("openai", request.sentUsage);
+  const usage = usageOnly(normalized);
+  const writes =
+    normalized.unknown["input_tokens_details.cache_write_tokens"] ?? normalized.unknown["prompt_tokens_details.cache_write_tokens"];
+  if (typeof writes === "number" && writes > 0) {
     usage.uncachedInputTokens -= writes;
-    usage.cacheWrite5mTokens = writes;
+    usage.cacheWrite5mTokens += writes;
   }
   return usage;
 }
