@@ -172,4 +172,29 @@ describe("the real Claude Code CLI through the gateway", () => {
     expect(budget.used("toolCalls")).toBeGreaterThan(0);
     expect(result.lines.at(-1)).toMatchObject({ type: "result", subtype: "success" });
   });
+
+  it("a spent session total refuses the next call with the budget's name, and asks for a handover once", async () => {
+    const { upstream, gateway, work, home } = await setup((dir) => ({
+      turns: [
+        {
+          toolUses: [{ name: "Write", input: { file_path: join(dir, "one.txt"), content: "one\n" } }],
+          usage: { uncachedInputTokens: 199_000, outputTokens: 1_500 },
+        },
+      ],
+      whenEmpty: { text: "more" },
+    }));
+    const budget = createBudget({ id: "cc-4", limits: { sessionTotal: 200_000 } });
+    const session = gateway.addSession({ sessionId: "cc-4", budget });
+    const handovers: unknown[] = [];
+    gateway.on("handover-required", (event) => handovers.push(event));
+    const result = await runClaude(gateway, session.token, work, home, "Write one.txt");
+    expect(existsSync(join(work, "one.txt"))).toBe(true);
+    expect(handovers).toEqual([{ sessionId: "cc-4", budgetId: "cc-4", kind: "sessionTotal", used: 200_500, limit: 200_000 }]);
+    const records = gateway.audit("cc-4");
+    expect(records[0]!.outcome).toBe("ok");
+    expect(records[1]).toMatchObject({ outcome: "refused", status: 400, budget: [{ kind: "sessionTotal", action: "refused" }] });
+    expect(upstream.requestsFor("anthropic-messages")).toHaveLength(1);
+    // Claude Code shows the gateway's message: the agent (and its log) says why it stopped.
+    expect(result.stdout).toContain("session-total budget");
+  });
 });
