@@ -943,6 +943,8 @@ export class Gateway extends TypedEmitter<GatewayEvents> implements AsyncDisposa
       };
       const onData = (chunk: Buffer) => {
         idle.refresh();
+        // A chunk that holds whole frames only, none dropped, is passed on as the chunk itself.
+        let intact = parser.buffered === 0;
         let frames;
         try {
           frames = parser.push(chunk);
@@ -961,7 +963,8 @@ export class Gateway extends TypedEmitter<GatewayEvents> implements AsyncDisposa
               break;
             }
           }
-          if (!info.drop) out.push(this.#redact(frame.raw));
+          if (info.drop) intact = false;
+          else out.push(frame.raw);
           info.delivered?.();
           if (info.terminal) terminal = true;
         }
@@ -969,8 +972,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> implements AsyncDisposa
           ending = true;
           // Ended as the API ends at max_tokens: closing events with the usage, never a torn connection.
           const usage = state.cutUsage(meter.tokens, call.inputTokens);
-          out.push(Buffer.from(state.closing(usage)));
-          response.end(Buffer.concat(out));
+          response.end(Buffer.concat([...out.map((frame) => this.#redact(frame)), Buffer.from(state.closing(usage))]));
           const kind = record.budget.find((act) => act.action === "clamped")?.kind ?? "generation";
           record.budget.push({ kind, action: "stopped" });
           this.emit("generation-stopped", {
@@ -984,7 +986,8 @@ export class Gateway extends TypedEmitter<GatewayEvents> implements AsyncDisposa
           return finish("stopped");
         }
         if (out.length === 0) return;
-        response.write(out.length === 1 ? out[0]! : Buffer.concat(out));
+        if (intact && parser.buffered === 0) response.write(this.#redact(chunk));
+        else response.write(out.length === 1 ? this.#redact(out[0]!) : Buffer.concat(out.map((frame) => this.#redact(frame))));
         // Backpressure with room: the upstream is paused only when the client falls this far
         // behind, so a brief stall of the client does not stall the stream frame by frame.
         if (response.writableLength > STREAM_BUFFER_BYTES && !upstream.isPaused()) {
