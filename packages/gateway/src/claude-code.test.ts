@@ -13,7 +13,15 @@ import { createGateway, type Gateway } from "./index.js";
 const CANARY = "sk-ant-canary-claude-code-5d1e8a";
 const MODEL = "claude-sonnet-4-5";
 const require = createRequire(import.meta.url);
-const CLAUDE = join(dirname(require.resolve("@anthropic-ai/claude-code/package.json")), "bin", "claude.exe");
+/** The native binary: from the platform package (what the wrapper's postinstall copies into its bin/). */
+function claudeBinary(): string {
+  try {
+    return join(dirname(require.resolve(`@anthropic-ai/claude-code-${process.platform}-${process.arch}/package.json`)), "claude");
+  } catch {
+    return join(dirname(require.resolve("@anthropic-ai/claude-code/package.json")), "bin", "claude.exe");
+  }
+}
+const CLAUDE = claudeBinary();
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
