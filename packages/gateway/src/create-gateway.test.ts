@@ -329,4 +329,26 @@ describe("createGateway with the Anthropic SDK", () => {
     expect(upstream.requests[0]!.api).toBe("anthropic-count-tokens");
     expect(budget.used("sessionTotal")).toBe(0);
   });
+
+  it("takes the upstream and a Claude subscription token from the environment, sent as Claude Code sends it", async () => {
+    await using upstream = await createScriptedUpstream();
+    await using gateway = await createGateway({
+      env: { BULKHEAD_UPSTREAM_ANTHROPIC: upstream.url, CLAUDE_CODE_OAUTH_TOKEN: "sk-ant-oat01-canary-oauth" },
+    });
+    const session = gateway.addSession({ sessionId: "s12", budget: createBudget({ limits: {} }) });
+    await new Anthropic({
+      baseURL: gateway.anthropicBaseUrl,
+      apiKey: session.token,
+      maxRetries: 0,
+      defaultHeaders: { "anthropic-beta": "claude-code-20250219" },
+    }).messages.create({
+      model: MODEL,
+      max_tokens: 5,
+      messages: [{ role: "user", content: "hi" }],
+    });
+    const headers = upstream.requests[0]!.headers;
+    expect(headers.authorization).toBe("Bearer sk-ant-oat01-canary-oauth");
+    expect(headers["x-api-key"]).toBeUndefined();
+    expect(headers["anthropic-beta"]).toBe("claude-code-20250219,oauth-2025-04-20");
+  });
 });

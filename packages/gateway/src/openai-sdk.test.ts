@@ -209,4 +209,18 @@ describe("createGateway with the OpenAI SDK", () => {
       .catch((caught: unknown) => caught);
     expect(unknown).toBeInstanceOf(OpenAI.NotFoundError);
   });
+
+  it("answers a Responses stream the upstream drops with an error event, and books what was delivered", async () => {
+    const { gateway } = await setup({ turns: [{ text: "abcdefghijkl", chunkChars: 1, dropAfterEvents: 8 }] });
+    const budget = createBudget({ limits: { sessionTotal: 100_000 } });
+    const session = gateway.addSession({ sessionId: "o8", budget });
+    await expect(client(gateway, session.token).responses.stream({ model: MODEL, input: "hi" }).finalResponse()).rejects.toThrow(
+      /mid-stream|broke off/,
+    );
+    const record = gateway.audit("o8")[0]!;
+    expect(record).toMatchObject({ outcome: "upstream-dropped", usageSource: "delivered" });
+    expect(record.usage!.outputTokens).toBeGreaterThan(0);
+    expect(budget.reserved("sessionTotal")).toBe(0);
+    expect(budget.used("sessionTotal")).toBe(record.usage!.inputTokens + record.usage!.outputTokens);
+  });
 });
