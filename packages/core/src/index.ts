@@ -20,6 +20,7 @@ export {
   type ResolveScopeOptions,
   type ResolvedScope,
   type ScopeFile,
+  type ScopeLink,
   type SkippedFile,
 } from "./resolve-scope.js";
 export { createScopeCache, type CachedContent, type ScopeCache, type ScopeCacheOptions } from "./scope-cache.js";
