@@ -41,5 +41,6 @@ export {
   type UsageReport,
 } from "./usage.js";
 export { validateOptions } from "./validate-options.js";
-export { withFileLock, type FileLockOptions } from "./with-file-lock.js";
+export { acquireFileLock, tryAcquireFileLock, type FileLockHolder, type FileLockOptions, type HeldFileLock } from "./file-lock.js";
+export { withFileLock } from "./with-file-lock.js";
 export { writeFileAtomic, writeFileAtomicSync, type WriteFileAtomicOptions } from "./write-file-atomic.js";
