@@ -210,7 +210,7 @@ describe("the lead, against hostile input", () => {
     expect(result).toMatchObject({ status: "committed", gates: [{ name: "sees-the-commit", ok: true }] });
     expect(seen).toEqual(["gated\n", "false", "src/index.ts", "src/old.ts"]);
     // The 8 s timeout timer was cleared: no timer of the lead's is left to keep the process alive.
-    expect(timers()).toBe(before);
+    expect(timers()).toBeLessThanOrEqual(before);
     await lead.close();
   });
 });
