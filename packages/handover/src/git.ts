@@ -12,7 +12,20 @@ export function trustedGit(cwd: string, args: readonly string[], { allowFailure 
   return new Promise((resolve, reject) => {
     execFile(
       "git",
-      ["-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false", "-c", "core.pager=cat", "--no-pager", ...args],
+      // safe.directory=* keeps today's callers working whose repo another user owns (the CLI's
+      // harvest until it passes a change set); the repo must still be one the caller trusts.
+      [
+        "-c",
+        "safe.directory=*",
+        "-c",
+        "core.hooksPath=/dev/null",
+        "-c",
+        "core.fsmonitor=false",
+        "-c",
+        "core.pager=cat",
+        "--no-pager",
+        ...args,
+      ],
       {
         cwd,
         maxBuffer: 256 * 1024 * 1024,
