@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import { join } from "node:path";
 import { deflateSync, inflateSync } from "node:zlib";
+import { writeFileAtomicSync } from "@bulkhead/core";
 import git from "isomorphic-git";
 
 /** A tree entry: a file (mode 100644/100755/120000) or a subtree (mode 40000). */
@@ -37,9 +38,8 @@ export class ObjectStore {
     const path = join(this.gitdir, "objects", oid.slice(0, 2), oid.slice(2));
     if (fs.existsSync(path)) return oid;
     fs.mkdirSync(join(this.gitdir, "objects", oid.slice(0, 2)), { recursive: true });
-    const temporary = `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
-    fs.writeFileSync(temporary, deflateSync(Buffer.concat([header, content]), { level: 1 }), { mode: 0o444 });
-    fs.renameSync(temporary, path);
+    // Objects are content-addressed and re-creatable: no fsync, like git's default.
+    writeFileAtomicSync(path, deflateSync(Buffer.concat([header, content]), { level: 1 }), { mode: 0o444, fsync: false });
     return oid;
   }
 
@@ -81,6 +81,34 @@ export class ObjectStore {
       at = nul + 21;
     }
     return entries;
+  }
+
+  /** True when the object is in this repository (loose or packed). */
+  async has(oid: string): Promise<boolean> {
+    if (fs.existsSync(join(this.gitdir, "objects", oid.slice(0, 2), oid.slice(2)))) return true;
+    return git.readObject({ fs, dir: this.dir, gitdir: this.gitdir, oid, format: "deflated", cache: this.#cache }).then(
+      () => true,
+      () => false,
+    );
+  }
+
+  /** A blob's bytes. */
+  async readBlob(oid: string): Promise<Buffer> {
+    const loose = this.#loose(oid);
+    if (loose) return loose.content;
+    return Buffer.from((await git.readBlob({ fs, dir: this.dir, gitdir: this.gitdir, oid, cache: this.#cache })).blob);
+  }
+
+  /** The entry at a repo-relative path in a tree, or undefined when there is none. */
+  async entryAt(tree: string | undefined, path: string): Promise<TreeEntry | undefined> {
+    let entry: TreeEntry | undefined;
+    let oid = tree;
+    for (const name of path.split("/")) {
+      if (oid === undefined) return undefined;
+      entry = (await this.readTree(oid)).find((candidate) => candidate.name === name);
+      oid = entry?.mode === "40000" ? entry.oid : undefined;
+    }
+    return entry;
   }
 
   async commitTree(oid: string): Promise<string> {
