@@ -1,4 +1,5 @@
 // `npm test`: set-up (dependencies, Docker engine), build, type-check, lint, package checks, tests.
+import { ensurePostgres } from "./postgres.mjs";
 import { installDependencies, run, withEngine } from "./run.mjs";
 
 await withEngine(async (engine) => {
@@ -7,6 +8,8 @@ await withEngine(async (engine) => {
   run("npm", ["run", "typecheck"]);
   run("npm", ["run", "lint"]);
   run("npm", ["run", "check:packages"]);
+  // The store tests start their own private PostgreSQL; this only makes sure the binaries exist.
+  ensurePostgres();
   run("npx", ["vitest", "run"]);
   // Restarting dockerd would break every test running beside it, so this test has its own stage,
   // and it restarts only an engine this run started (as in CI) unless told it may.

@@ -51,6 +51,8 @@ export const BULKHEAD_ERROR_CODES = {
   SESSION_FAILED: "SESSION_FAILED",
   /** `bulkhead harvest` could not finish (the lead refused the agent's changes, ...). */
   HARVEST_FAILED: "HARVEST_FAILED",
+  /** A shared store (PostgreSQL) could not be reached; nothing was granted or changed by the failed call. */
+  STORE_UNAVAILABLE: "STORE_UNAVAILABLE",
 } as const;
 
 export type BulkheadErrorCode = (typeof BULKHEAD_ERROR_CODES)[keyof typeof BULKHEAD_ERROR_CODES];

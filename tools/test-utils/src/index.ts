@@ -1,2 +1,4 @@
 export { TEST_LABEL, docker, ensureDocker, ensureTestImage, restartEngine } from "./docker.js";
 export { createTempDir, git, initRepo, gitInWorkspace, type TempDir } from "./fs.js";
+export { POSTGRES_TEST_USER, findPostgresBin, startTestPostgres, type TestPostgres } from "./postgres.js";
+export { describeBudgetStore, replayBudgetLedger } from "./budget-store-conformance.js";
