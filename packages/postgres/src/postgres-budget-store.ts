@@ -102,7 +102,7 @@ function checkChain(chain: readonly string[]): void {
  * const lease = await team.reserveAsync("generation", 4_096);
  */
 export function createPostgresBudgetStore(options: PostgresStoreOptions): BudgetStore {
-  const db = connectPostgres("postgres budget", options, ddl);
+  const db = connectPostgres("postgres budget", options, ddl, ["budget_levels", "budget_leases", "budget_leases_expiry", "budget_ledger"]);
   const table = (name: string) => `${db.schema}.${name}`;
   const levelsTable = table("budget_levels");
   const leasesTable = table("budget_leases");

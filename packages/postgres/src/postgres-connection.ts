@@ -56,7 +56,17 @@ export interface PostgresConnection {
   close(): Promise<void>;
 }
 
-export function connectPostgres(store: string, options: PostgresStoreOptions, ddl: (schema: string) => string): PostgresConnection {
+/**
+ * Opens a store's connection. `ddl` creates its tables (idempotent); `relations` names every
+ * table and index it creates, so a database that has them all is never sent DDL again: even an
+ * `IF NOT EXISTS` index takes a table lock that queues behind (and in front of) running writers.
+ */
+export function connectPostgres(
+  store: string,
+  options: PostgresStoreOptions,
+  ddl: (schema: string) => string,
+  relations: readonly string[],
+): PostgresConnection {
   if (typeof options !== "object" || options === null)
     throw new InvalidArgumentError("options", "expected { connectionString } or { pool }");
   const { connectionString, pool: given, schema = "bulkhead", maxConnections = 10, connectTimeoutMs = 5_000 } = options;
@@ -76,10 +86,25 @@ export function connectPostgres(store: string, options: PostgresStoreOptions, dd
   let migrated: Promise<void> | undefined;
   const ready = (): Promise<void> => {
     migrated ??= (async () => {
+      const names = relations.map((name) => `${quoted}.${name}`);
+      const exists = async (client: pg.PoolClient | pg.Pool) =>
+        Number(
+          (
+            await client.query<{ found: string }>(
+              "SELECT count(*) AS found FROM unnest($1::text[]) AS r WHERE to_regclass(r) IS NOT NULL",
+              [names],
+            )
+          ).rows[0]!.found,
+        ) === names.length;
+      if (await exists(pool)) return;
       const client = await pool.connect();
       try {
         await client.query("BEGIN");
         await client.query("SELECT pg_advisory_xact_lock(hashtext('bulkhead-schema'))");
+        if (await exists(client)) {
+          await client.query("COMMIT");
+          return;
+        }
         await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoted}`);
         await client.query(ddl(quoted));
         await client.query("COMMIT");

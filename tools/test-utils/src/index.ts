@@ -2,3 +2,4 @@ export { TEST_LABEL, docker, ensureDocker, ensureTestImage, restartEngine } from
 export { createTempDir, git, initRepo, gitInWorkspace, type TempDir } from "./fs.js";
 export { POSTGRES_TEST_USER, findPostgresBin, startTestPostgres, type TestPostgres } from "./postgres.js";
 export { describeBudgetStore, replayBudgetLedger } from "./budget-store-conformance.js";
+export { describeWorkHook } from "./work-hook-conformance.js";
