@@ -98,6 +98,8 @@ export function connectPostgres(
         ) === names.length;
       if (await exists(pool)) return;
       const client = await pool.connect();
+      const onError = () => undefined;
+      client.on("error", onError);
       try {
         await client.query("BEGIN");
         await client.query("SELECT pg_advisory_xact_lock(hashtext('bulkhead-schema'))");
@@ -112,6 +114,7 @@ export function connectPostgres(
         await client.query("ROLLBACK").catch(() => undefined);
         throw error;
       } finally {
+        client.off("error", onError);
         client.release();
       }
     })().catch((error: unknown) => {
@@ -143,6 +146,10 @@ export function connectPostgres(
           throw unavailable(operation, error);
         }
         let broken = false;
+        // The server may drop a connection we hold between statements (a shutdown): the next
+        // statement fails and is reported; the client's own error event must not crash the process.
+        const onError = () => (broken = true);
+        client.on("error", onError);
         try {
           await client.query("BEGIN");
           const result = await work(client);
@@ -159,6 +166,7 @@ export function connectPostgres(
           throw unavailable(operation, error);
         } finally {
           // A connection that broke mid-transaction is discarded, never handed to the next caller.
+          client.off("error", onError);
           client.release(broken ? true : undefined);
         }
       }
