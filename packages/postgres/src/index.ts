@@ -1,4 +1,6 @@
 // The public API of @bulkhead/postgres: one deliberate list.
+export { createStore, type PostgresStores } from "./create-store.js";
 export { createPostgresBudgetStore } from "./postgres-budget-store.js";
-export { createPostgresWorkHookStore } from "./postgres-work-hook-store.js";
 export { isUnavailable, type PostgresStoreOptions } from "./postgres-connection.js";
+export { createPostgresProposalStore } from "./postgres-proposal-store.js";
+export { createPostgresWorkHookStore } from "./postgres-work-hook-store.js";

@@ -3,3 +3,4 @@ export { createTempDir, git, initRepo, gitInWorkspace, type TempDir } from "./fs
 export { POSTGRES_TEST_USER, findPostgresBin, startTestPostgres, type TestPostgres } from "./postgres.js";
 export { describeBudgetStore, replayBudgetLedger } from "./budget-store-conformance.js";
 export { describeWorkHook } from "./work-hook-conformance.js";
+export { describeProposalStore } from "./proposal-store-conformance.js";
