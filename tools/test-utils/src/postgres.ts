@@ -68,7 +68,14 @@ function run(bin: string, args: string[], owner: { uid: number; gid: number } | 
  * await using postgres = await startTestPostgres();
  * const pool = new pg.Pool({ connectionString: postgres.url });
  */
-export async function startTestPostgres({ maxConnections = 200 }: { maxConnections?: number } = {}): Promise<TestPostgres> {
+export async function startTestPostgres({
+  maxConnections = 200,
+  durable = false,
+}: {
+  maxConnections?: number;
+  /** Keep fsync and synchronous commit on, as a production server runs (the bench does). @default false */
+  durable?: boolean;
+} = {}): Promise<TestPostgres> {
   const bin = findPostgresBin();
   const owner = ids();
   const root = mkdtempSync(join(tmpdir(), "bulkhead-pg-"));
@@ -81,9 +88,7 @@ export async function startTestPostgres({ maxConnections = 200 }: { maxConnectio
     `-k ${root}`,
     "-c listen_addresses=''",
     `-c max_connections=${maxConnections}`,
-    "-c fsync=off",
-    "-c synchronous_commit=off",
-    "-c full_page_writes=off",
+    ...(durable ? [] : ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]),
   ].join(" ");
   const ctl = (action: "start" | "stop") =>
     run(
