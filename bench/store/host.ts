@@ -13,6 +13,7 @@ const go = () =>
     const lines = createInterface({ input: process.stdin });
     lines.once("line", () => {
       lines.close();
+      process.stdin.destroy(); // a paused stdin socket still keeps the process alive
       resolve();
     });
   });

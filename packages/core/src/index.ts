@@ -37,6 +37,13 @@ export {
 export { createScopeCache, type CachedContent, type ScopeCache, type ScopeCacheOptions } from "./scope-cache.js";
 export { ScopeLimitError, type ScopeHotspot, type ScopeViolation } from "./scope-limit-error.js";
 export { createScopeMatcher } from "./scope-matcher.js";
+export {
+  checkSessionRecord,
+  createFileSessionRegistry,
+  sessionOwnerError,
+  type SessionRecord,
+  type SessionRegistry,
+} from "./session-registry.js";
 export { StoreUnavailableError } from "./store-unavailable-error.js";
 export { taskSpecJsonSchema } from "./task-spec-json-schema.js";
 export { REPO_NAME_PATTERN, taskSpecFileSchema, taskSpecToFile, type ScopeRepo, type TaskSpec, type TaskSpecFile } from "./task-spec.js";

@@ -4,3 +4,4 @@ export { POSTGRES_TEST_USER, findPostgresBin, startTestPostgres, type TestPostgr
 export { describeBudgetStore, replayBudgetLedger } from "./budget-store-conformance.js";
 export { describeWorkHook } from "./work-hook-conformance.js";
 export { describeProposalStore } from "./proposal-store-conformance.js";
+export { describeSessionRegistry } from "./session-registry-conformance.js";
