@@ -22,10 +22,12 @@ describe("createStore", () => {
     await hook.complete((await hook.claimNext("w1"))!);
     const guard = new MultiRepoGuard({ primaryRepo: "backend", store: stores.proposals });
     expect(await guard.pending()).toEqual([]);
+    await stores.sessions.register({ id: "s1", host: "runner-a", engine: "docker://local", state: "running" });
     // A second host sees the same state.
     await using other = createStore(url, { schema: "team" });
     expect((await other.budgets.levels(["team"]))[0]!.used.sessionTotal).toBe(80);
     expect((await other.workHook.tasks())[0]).toMatchObject({ id: "types", state: "complete" });
+    expect((await other.sessions.list()).map((session) => session.host)).toEqual(["runner-a"]);
   });
 
   it("refuses a setting that is not a postgres:// URL", () => {

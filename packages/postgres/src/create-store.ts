@@ -1,8 +1,9 @@
-import { InvalidArgumentError, type BudgetStore, type ProposalStore, type WorkHookStore } from "@bulkhead/core";
+import { InvalidArgumentError, type BudgetStore, type ProposalStore, type SessionRegistry, type WorkHookStore } from "@bulkhead/core";
 import pg from "pg";
 import { createPostgresBudgetStore } from "./postgres-budget-store.js";
 import type { PostgresStoreOptions } from "./postgres-connection.js";
 import { createPostgresProposalStore } from "./postgres-proposal-store.js";
+import { createPostgresSessionRegistry } from "./postgres-session-registry.js";
 import { createPostgresWorkHookStore } from "./postgres-work-hook-store.js";
 
 /** Every shared store of one database, on one pool. */
@@ -13,6 +14,8 @@ export interface PostgresStores {
   readonly workHook: WorkHookStore;
   /** For `new MultiRepoGuard({ store })`. */
   readonly proposals: ProposalStore;
+  /** Which host and engine hold each session. */
+  readonly sessions: SessionRegistry;
   /** Closes the pool. Idempotent. */
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
@@ -49,6 +52,7 @@ export function createStore(
     budgets: createPostgresBudgetStore(shared),
     workHook: createPostgresWorkHookStore(shared),
     proposals: createPostgresProposalStore(shared),
+    sessions: createPostgresSessionRegistry(shared),
     close,
     [Symbol.asyncDispose]: close,
   };
