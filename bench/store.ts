@@ -5,6 +5,7 @@
 // The server is a private cluster with fsync and synchronous commit ON, as in production.
 // Run with `npm run bench -- store`.
 import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,6 +16,7 @@ import pg from "pg";
 import { startTestPostgres } from "../tools/test-utils/src/postgres.ts";
 
 const OPS = Number(process.env.BENCH_STORE_OPS ?? 1_000);
+const ROUNDS = 5;
 const HOST_OPS = Number(process.env.BENCH_STORE_HOST_OPS ?? 300);
 const perSecond = (count: number, ms: number) => Math.round((count / ms) * 1000);
 const time = async (work: () => Promise<void>) => {
@@ -32,10 +34,6 @@ try {
   const task = createBudget({ id: "task", parent: team, limits: { generation: 1e12 }, store });
   await task.refresh();
   for (let index = 0; index < 100; index++) await task.settleAsync(await task.reserveAsync("generation", 100), 60);
-  const storeMs = await time(async () => {
-    for (let index = 0; index < OPS; index++) await task.settleAsync(await task.reserveAsync("generation", 100), 60);
-  });
-
   // --- the same statements in a bare loop, on one connection
   const client = new pg.Client({ connectionString: server.url });
   await client.connect();
@@ -51,9 +49,9 @@ try {
   const now = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
   const amounts = [0, 100, 0, 100, 0];
   const actual = [0, 60, 0, 60, 0];
-  let serial = 0;
   const bareCycle = async () => {
-    const id = `bare#${++serial}`;
+    // The same lease id the store makes: budget, time, randomness.
+    const id = `task#${Date.now().toString(36)}-${randomBytes(6).toString("hex")}`;
     await client.query("BEGIN");
     for (const level of ["task", "team"]) await client.query(reserveSql, [level, ...amounts]);
     await client.query(
@@ -80,19 +78,25 @@ try {
     await client.query("COMMIT");
   };
   for (let index = 0; index < 100; index++) await bareCycle();
-  const bareMs = await time(async () => {
-    for (let index = 0; index < OPS; index++) await bareCycle();
-  });
-
   // --- today's file store, one host
   const dir = mkdtempSync(join(tmpdir(), "bulkhead-bench-store-"));
   const fileStore = createFileBudgetStore({ dir });
   const fileTeam = createBudget({ id: "team", limits: { sessionTotal: 1e12 }, store: fileStore });
   const fileTask = createBudget({ id: "task", parent: fileTeam, limits: { generation: 1e12 }, store: fileStore });
   await fileTask.refresh();
-  const fileMs = await time(async () => {
-    for (let index = 0; index < OPS; index++) await fileTask.settleAsync(await fileTask.reserveAsync("generation", 100), 60);
-  });
+  // Interleaved rounds, so a change in the machine's load hits all three alike.
+  let [storeMs, bareMs, fileMs] = [0, 0, 0];
+  for (let round = 0; round < ROUNDS; round++) {
+    storeMs += await time(async () => {
+      for (let index = 0; index < OPS / ROUNDS; index++) await task.settleAsync(await task.reserveAsync("generation", 100), 60);
+    });
+    bareMs += await time(async () => {
+      for (let index = 0; index < OPS / ROUNDS; index++) await bareCycle();
+    });
+    fileMs += await time(async () => {
+      for (let index = 0; index < OPS / ROUNDS; index++) await fileTask.settleAsync(await fileTask.reserveAsync("generation", 100), 60);
+    });
+  }
   await fileStore.close();
   rmSync(dir, { recursive: true, force: true });
   rows.push([
@@ -107,14 +111,12 @@ try {
   const hookStore = createPostgresWorkHookStore({ connectionString: server.url, schema: "bench" });
   const hook = createWorkHook({ store: hookStore });
   const ids = (prefix: string) => Array.from({ length: OPS }, (_, index) => ({ id: `${prefix}-${String(index).padStart(6, "0")}` }));
+  // Both loops take the next ready task from one table, in interleaved rounds.
   await hookStore.add(ids("a"));
-  const claimMs = await time(async () => {
-    for (let index = 0; index < OPS; index++) await hook.complete((await hook.claimNext("bench"))!);
-  });
   await hookStore.add(ids("b"));
   const ready = `t.state = 'open' AND (t.claim_token IS NULL OR t.claim_expires_at <= ${now}) AND NOT EXISTS (SELECT 1 FROM unnest(t.depends_on) AS d(id) LEFT JOIN bench.hook_tasks AS dep ON dep.id = d.id WHERE dep.state IS DISTINCT FROM 'complete')`;
-  const bareClaimMs = await time(async () => {
-    for (let index = 0; index < OPS; index++) {
+  const bareClaims = async () => {
+    for (let index = 0; index < OPS / ROUNDS; index++) {
       const { rows: claimed } = await client.query(
         `WITH next AS (SELECT id FROM bench.hook_tasks AS t WHERE ${ready} ORDER BY id COLLATE "C" LIMIT 1 FOR UPDATE SKIP LOCKED)
          UPDATE bench.hook_tasks AS t SET claim_worker = $1, claim_token = nextval('bench.hook_fence'), claim_expires_at = ${now} + $2::bigint FROM next WHERE t.id = next.id RETURNING t.*`,
@@ -125,7 +127,14 @@ try {
         [claimed[0].id, claimed[0].claim_token, null],
       );
     }
-  });
+  };
+  let [claimMs, bareClaimMs] = [0, 0];
+  for (let round = 0; round < ROUNDS; round++) {
+    claimMs += await time(async () => {
+      for (let index = 0; index < OPS / ROUNDS; index++) await hook.complete((await hook.claimNext("bench"))!);
+    });
+    bareClaimMs += await time(bareClaims);
+  }
   const hookDir = mkdtempSync(join(tmpdir(), "bulkhead-bench-hook-"));
   const fileHook = createWorkHook({ dir: hookDir });
   const fileOps = Math.min(OPS, 300); // the file hook lists every task per claim: O(tasks) each
