@@ -27,6 +27,7 @@ function run(command, args, options = {}) {
 /** A line per package that must run from the installed tarball, beyond importing it. */
 const smoke = {
   "@bulkhead/core": `if (api.parseTaskSpec('task: t\\ncontext_scope: { repos: [{ name: a, paths: [src] }], max_files: 1, max_tokens: 1 }\\nownership: { primary_repo: a }').ownership.primaryRepo !== "a") throw new Error("parseTaskSpec");`,
+  "@bulkhead/postgres": `if (typeof api.createStore !== "function" || typeof api.createPostgresBudgetStore({ connectionString: "postgres://x@localhost/x" }).reserve !== "function") throw new Error("createStore");`,
   "@bulkhead/budget": `if (api.createTokenCounter({ encoding: "o200k_base" }).count("hello world") !== 2) throw new Error("tiktoken did not load from the tarball");`,
   "@bulkhead/gateway": `{ const gateway = await api.createGateway({ env: {} }); const answer = await fetch(gateway.url + "/v1/nope", { method: "POST" }); await gateway.close(); if (answer.status !== 404) throw new Error("the gateway did not answer from the tarball"); }`,
 };

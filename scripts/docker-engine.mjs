@@ -41,7 +41,7 @@ export function isStaticElf(path) {
 /** The static busybox that offline test images are built from. */
 export const BUSYBOX_PATH = "/bin/busybox";
 
-function aptInstall(packages, log) {
+export function aptInstall(packages, log) {
   log(`installing ${packages.join(", ")} with apt-get`);
   const environment = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
   for (const args of [

@@ -2,6 +2,7 @@
 // then the test suite under each Node line of the matrix (22 and 24, fetched when missing).
 import { dirname, join } from "node:path";
 import { nodeMatrix } from "./node-versions.mjs";
+import { ensurePostgres } from "./postgres.mjs";
 import { installDependencies, run, withEngine } from "./run.mjs";
 
 await withEngine(async (engine) => {
@@ -10,6 +11,8 @@ await withEngine(async (engine) => {
   run("npm", ["run", "typecheck"]);
   run("npm", ["run", "lint"]);
   run("npm", ["run", "check:packages"]);
+  // The store tests start their own private PostgreSQL; this only makes sure the binaries exist.
+  ensurePostgres();
   for (const { major, binary } of nodeMatrix()) {
     console.error(`\n[bulkhead] test suite under Node ${major} (${binary})`);
     // The Node under test first on PATH, so child processes (CLIs with a node shebang) use it too.

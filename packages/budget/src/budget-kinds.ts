@@ -1,6 +1,7 @@
-/** Seed 000's four budget kinds, plus an optional dollar cap. */
-export const BUDGET_KINDS = ["contextRead", "generation", "toolCalls", "sessionTotal", "usd"] as const;
-export type BudgetKind = (typeof BUDGET_KINDS)[number];
+import type { BudgetKind } from "@bulkhead/core";
+
+// The kinds live in core, beside the budget store interface that every store implements.
+export { BUDGET_KINDS, type BudgetKind } from "@bulkhead/core";
 
 /**
  * What happens when a kind runs out, at its own enforcement point (seed 000's table):

@@ -1,4 +1,12 @@
-import { InvalidArgumentError, TypedEmitter, type ResolvedScope, type TokenCounter, type Usage } from "@bulkhead/core";
+import {
+  InvalidArgumentError,
+  TypedEmitter,
+  type BudgetLevelState,
+  type BudgetStore,
+  type ResolvedScope,
+  type TokenCounter,
+  type Usage,
+} from "@bulkhead/core";
 import { BUDGET_ACTIONS, BUDGET_KINDS, type BudgetAction, type BudgetKind } from "./budget-kinds.js";
 import { BudgetExceededError, formatAmount } from "./budget-exceeded-error.js";
 import { createTokenCounter } from "./create-token-counter.js";
@@ -73,6 +81,15 @@ export interface CreateBudgetOptions {
    * through `charge({ usd })`.
    */
   pricing?: { model: string; prices?: PriceEntry[] };
+  /**
+   * Where limits, spend, leases and the ledger live, shared with every budget (in any process, on
+   * any host) that uses the same store and ids: `createFileBudgetStore` for one host,
+   * `createPostgresBudgetStore` (@bulkhead/postgres) for several. A budget with a store is used
+   * through the async methods (`reserveAsync`, `settleAsync`, ...); the sync ones throw. Its
+   * parent must use the same store. The store keeps its own ledger, so `ledger` is not allowed.
+   * See docs/scaling.md.
+   */
+  store?: BudgetStore;
 }
 
 /** The answer of {@link Budget.checkContext}. */
@@ -164,6 +181,8 @@ export class Budget extends TypedEmitter<BudgetEvents> {
   readonly #now: () => number;
   readonly #extensions: { kind: BudgetKind; amount: number; approvedBy: string; reason?: string; at: number }[] = [];
   #nextLease = 0;
+  readonly #store: BudgetStore | undefined;
+  #defined: Promise<void> | undefined;
   /** No lease expires before this time, so sweeping can be skipped until then. */
   #sweepAt = Infinity;
 
@@ -178,6 +197,7 @@ export class Budget extends TypedEmitter<BudgetEvents> {
       leaseTtlMs = 600_000,
       now = Date.now,
       pricing,
+      store,
     } = options ?? ({} as CreateBudgetOptions);
     if (typeof id !== "string" || !/^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/.test(id)) {
       throw new InvalidArgumentError(
@@ -202,6 +222,18 @@ export class Budget extends TypedEmitter<BudgetEvents> {
     if (!(leaseTtlMs > 0)) throw new InvalidArgumentError("options.leaseTtlMs", `expected a positive duration, got ${leaseTtlMs}`);
     if (parent !== undefined && !(parent instanceof Budget))
       throw new InvalidArgumentError("options.parent", "expected a Budget from createBudget");
+    if (store !== undefined) {
+      if (typeof store !== "object" || store === null || typeof store.reserve !== "function")
+        throw new InvalidArgumentError("options.store", "expected a BudgetStore (createFileBudgetStore, createPostgresBudgetStore)");
+      if (ledger !== undefined)
+        throw new InvalidArgumentError("options.ledger", "a budget with a store keeps its ledger in the store: pass one of them");
+    }
+    if (parent !== undefined && parent.#store !== store)
+      throw new InvalidArgumentError(
+        "options.parent",
+        `budget "${id}" and its parent "${parent.id}" must use the same store (or both none)`,
+      );
+    this.#store = store;
     this.id = id;
     this.parent = parent;
     this.#ledger = ledger;
@@ -264,6 +296,7 @@ export class Budget extends TypedEmitter<BudgetEvents> {
    * total. Throws {@link BudgetExceededError} when it does not fit at some level.
    */
   reserve(kindOrAmounts: BudgetKind | Amounts, estimate?: number, options: { ttlMs?: number } = {}): Lease {
+    this.#localOnly("reserve");
     const [amounts, primary] = this.#amounts(kindOrAmounts, estimate);
     const refusal = this.#refusal(amounts, "reserve");
     if (refusal)
@@ -280,6 +313,7 @@ export class Budget extends TypedEmitter<BudgetEvents> {
 
   /** Like {@link reserve}, but returns undefined instead of throwing when it does not fit. */
   tryReserve(kindOrAmounts: BudgetKind | Amounts, estimate?: number, options: { ttlMs?: number } = {}): Lease | undefined {
+    this.#localOnly("tryReserve");
     const [amounts, primary] = this.#amounts(kindOrAmounts, estimate);
     return this.#refusal(amounts, "tryReserve") ? undefined : this.#hold(amounts, primary, options.ttlMs);
   }
@@ -290,6 +324,7 @@ export class Budget extends TypedEmitter<BudgetEvents> {
    * for a tool-call lease both count as tool calls). Spend on an expired lease is still booked.
    */
   settle(lease: Lease, actual: number | Usage | Amounts, options: BookOptions = {}): void {
+    this.#localOnly("settle");
     const record = this.#own(lease, true);
     const [amounts, unpriced] = this.#actual(record, actual, options.model);
     if (record.state === "active") this.#unhold(record);
@@ -299,6 +334,7 @@ export class Budget extends TypedEmitter<BudgetEvents> {
 
   /** Ends a lease without spend (the call did not happen). */
   release(lease: Lease): void {
+    this.#localOnly("release");
     const record = this.#own(lease, false);
     this.#unhold(record);
     record.state = "released";
@@ -306,6 +342,7 @@ export class Budget extends TypedEmitter<BudgetEvents> {
 
   /** Books spend that had no reservation (e.g. a usage report after the fact). */
   charge(amounts: Amounts | Usage, options: BookOptions = {}): void {
+    this.#localOnly("charge");
     if ("inputTokens" in amounts) {
       const [vector, unpriced] = this.#fromUsage(amounts as Usage, "generation", options.model);
       this.#spend(vector, "charge", undefined, unpriced);
@@ -329,6 +366,7 @@ export class Budget extends TypedEmitter<BudgetEvents> {
 
   /** Raises a limit after a stop, recording who approved it. */
   extend(kind: BudgetKind, amount: number, { approvedBy, reason }: { approvedBy: string; reason?: string }): void {
+    this.#localOnly("extend");
     if (!BUDGET_KINDS.includes(kind)) throw new InvalidArgumentError("kind", `unknown budget kind "${kind}"`);
     if (!(amount > 0 && Number.isFinite(amount))) throw new InvalidArgumentError("amount", `expected a positive amount, got ${amount}`);
     if (typeof approvedBy !== "string" || approvedBy.trim() === "")
@@ -337,6 +375,166 @@ export class Budget extends TypedEmitter<BudgetEvents> {
     const at = this.#now();
     this.#applyExtension({ kind, amount, approvedBy, at, ...(reason === undefined ? {} : { reason }) });
     this.#ledger?.append({ type: "extend", at, budget: this.id, kind, amount, approvedBy, ...(reason === undefined ? {} : { reason }) });
+  }
+
+  /** Whether this budget lives in a shared store (and is used through the async methods). */
+  get shared(): boolean {
+    return this.#store !== undefined;
+  }
+
+  /**
+   * {@link reserve} for every budget: on a budget with a `store`, one atomic reservation in the
+   * store at every level; without one, the same as `reserve`. Throws {@link BudgetExceededError}
+   * when it does not fit, and `StoreUnavailableError` (granting nothing) when the store is down.
+   */
+  async reserveAsync(kindOrAmounts: BudgetKind | Amounts, estimate?: number, options: { ttlMs?: number } = {}): Promise<Lease> {
+    if (!this.#store) return this.reserve(kindOrAmounts, estimate, options);
+    const lease = await this.#reserveShared(kindOrAmounts, estimate, options, "reserve");
+    if ("refusal" in lease) {
+      const { refusal } = lease;
+      throw new BudgetExceededError(refusal.budgetId, refusal.kind, refusal.requested, refusal.available, refusal.limit);
+    }
+    return lease;
+  }
+
+  /** {@link tryReserve} for every budget: undefined instead of throwing when it does not fit. */
+  async tryReserveAsync(
+    kindOrAmounts: BudgetKind | Amounts,
+    estimate?: number,
+    options: { ttlMs?: number } = {},
+  ): Promise<Lease | undefined> {
+    if (!this.#store) return this.tryReserve(kindOrAmounts, estimate, options);
+    const lease = await this.#reserveShared(kindOrAmounts, estimate, options, "tryReserve");
+    return "refusal" in lease ? undefined : lease;
+  }
+
+  /**
+   * {@link settle} for every budget. With a store, `settlementId` (default: the lease id) makes a
+   * retried settle a no-op, so retrying after `StoreUnavailableError` never counts twice.
+   */
+  async settleAsync(
+    lease: Lease,
+    actual: number | Usage | Amounts,
+    { settlementId, model }: { settlementId?: string } & BookOptions = {},
+  ): Promise<void> {
+    if (!this.#store) return this.settle(lease, actual, { model });
+    const record = this.#ownShared(lease);
+    const [amounts, unpriced] = this.#actual(record, actual, model);
+    this.#markUnpriced(unpriced, false);
+    const outcome = await this.#store.settle({
+      leaseId: record.id,
+      amounts: sparse(amounts),
+      ...(settlementId === undefined ? {} : { settlementId }),
+    });
+    if (outcome.status === "unknown-lease") throw new LeaseNotActiveError(record.id, "released, or unknown to the store");
+    record.state = "settled";
+    this.#absorb(outcome.levels);
+  }
+
+  /** {@link release} for every budget. */
+  async releaseAsync(lease: Lease): Promise<void> {
+    if (!this.#store) return this.release(lease);
+    const record = this.#ownShared(lease);
+    await this.#store.release(record.id);
+    record.state = "released";
+    await this.refresh();
+  }
+
+  /** {@link charge} for every budget; with a store, `settlementId` makes a retried charge count once. */
+  async chargeAsync(amounts: Amounts | Usage, { settlementId, model }: { settlementId?: string } & BookOptions = {}): Promise<void> {
+    if (!this.#store) return this.charge(amounts, { model });
+    const [vector, unpriced] =
+      "inputTokens" in amounts
+        ? this.#fromUsage(amounts as Usage, "generation", model)
+        : [this.#amounts(amounts as Amounts, undefined)[0], undefined];
+    this.#markUnpriced(unpriced, false);
+    await this.#defineShared();
+    const outcome = await this.#store.charge({
+      chain: this.#chain.map((level) => level.id),
+      amounts: sparse(vector),
+      ...(settlementId === undefined ? {} : { settlementId }),
+    });
+    this.#absorb(outcome.levels);
+  }
+
+  /** {@link extend} for every budget; with a store the raised limit holds for every host. */
+  async extendAsync(kind: BudgetKind, amount: number, { approvedBy, reason }: { approvedBy: string; reason?: string }): Promise<void> {
+    if (!this.#store) return this.extend(kind, amount, { approvedBy, reason: reason as string });
+    if (typeof approvedBy !== "string" || approvedBy.trim() === "")
+      throw new InvalidArgumentError("approvedBy", "say who approved the extension");
+    await this.#defineShared();
+    const level = await this.#store.extend({ budgetId: this.id, kind, amount, approvedBy, ...(reason === undefined ? {} : { reason }) });
+    this.#absorb([level]);
+  }
+
+  /** Reads this budget's and its parents' current state from the store (a no-op without one). */
+  async refresh(): Promise<void> {
+    if (!this.#store) return;
+    await this.#defineShared();
+    this.#absorb(await this.#store.levels(this.#chain.map((level) => level.id)));
+  }
+
+  #localOnly(method: string): void {
+    if (this.#store)
+      throw new InvalidArgumentError(
+        method,
+        `budget "${this.id}" is shared through a ${this.#store.kind} store: use the async methods (reserveAsync, settleAsync, releaseAsync, chargeAsync, extendAsync)`,
+      );
+  }
+
+  /** Creates the levels in the store, outermost first, once per budget object. */
+  #defineShared(): Promise<void> {
+    this.#defined ??= (async () => {
+      for (const level of [...this.#chain].reverse()) {
+        const limits: Amounts = {};
+        for (const kind of BUDGET_KINDS) if (level.#limits[kind] !== Infinity) limits[kind] = level.#limits[kind];
+        this.#absorb([await this.#store!.define({ id: level.id, ...(level.parent ? { parent: level.parent.id } : {}), limits })]);
+      }
+    })().catch((error: unknown) => {
+      this.#defined = undefined;
+      throw error;
+    });
+    return this.#defined;
+  }
+
+  async #reserveShared(
+    kindOrAmounts: BudgetKind | Amounts,
+    estimate: number | undefined,
+    { ttlMs = this.#leaseTtlMs }: { ttlMs?: number },
+    at: "reserve" | "tryReserve",
+  ): Promise<LeaseRecord | { refusal: { budgetId: string; kind: BudgetKind; requested: number; available: number; limit: number } }> {
+    const [amounts, primary] = this.#amounts(kindOrAmounts, estimate);
+    if (!(ttlMs > 0)) throw new InvalidArgumentError("options.ttlMs", `expected a positive duration, got ${ttlMs}`);
+    await this.#defineShared();
+    const outcome = await this.#store!.reserve({ chain: this.#chain.map((level) => level.id), amounts: sparse(amounts), ttlMs });
+    this.#absorb(outcome.levels);
+    if (!outcome.granted) {
+      this.emit("budget-refused", { ...outcome.refusal, at });
+      return { refusal: outcome.refusal };
+    }
+    return { id: outcome.lease.id, budgetId: this.id, amounts, primary, expiresAt: outcome.lease.expiresAt, state: "active" };
+  }
+
+  #ownShared(lease: Lease): LeaseRecord {
+    if (typeof lease !== "object" || lease === null || lease.budgetId !== this.id)
+      throw new LeaseNotActiveError(String(lease?.id), `not a lease of budget "${this.id}"`);
+    const record = lease as LeaseRecord;
+    if (record.state === "settled" || record.state === "released") throw new LeaseNotActiveError(record.id, record.state);
+    return record;
+  }
+
+  /** Takes the store's view of levels into this chain's budgets, emitting warnings and exceedances as they cross. */
+  #absorb(levels: readonly BudgetLevelState[]): void {
+    for (const state of levels) {
+      const level = this.#chain.find((candidate) => candidate.id === state.id);
+      if (!level) continue;
+      for (const kind of BUDGET_KINDS) {
+        level.#limits[kind] = state.limits[kind] ?? Infinity;
+        level.#used[kind] = state.used[kind];
+        level.#reserved[kind] = state.reserved[kind];
+        level.#recheck(kind);
+      }
+    }
   }
 
   /** Extensions granted so far. */
@@ -383,6 +581,7 @@ export class Budget extends TypedEmitter<BudgetEvents> {
    * back to the model instead of a crash. Settle the lease with the tool's input and output tokens.
    */
   beforeToolCall({ tool, inputTokens }: { tool: string; inputTokens: number }): ToolCallDecision {
+    this.#localOnly("beforeToolCall");
     if (typeof tool !== "string" || tool === "") throw new InvalidArgumentError("tool", "expected the tool's name");
     if (!(inputTokens >= 0)) throw new InvalidArgumentError("inputTokens", `expected a non-negative token count, got ${inputTokens}`);
     const [amounts] = this.#amounts("toolCalls", inputTokens);
@@ -415,6 +614,7 @@ export class Budget extends TypedEmitter<BudgetEvents> {
     if (!stream || typeof (stream as AsyncIterable<StreamChunk>)[Symbol.asyncIterator] !== "function") {
       throw new InvalidArgumentError("stream", "expected an async iterable of text chunks");
     }
+    this.#localOnly("meterStream");
     const ownCounter = counter ? undefined : createTokenCounter({ encoding: "o200k_base" });
     const count = counter ?? ownCounter!;
     const meter = lease ? this.#own(lease, false) : this.#hold(vector(), "generation");

@@ -63,6 +63,7 @@ export {
 export { CLAUDE_FACTORS, CLAUDE_UPPER_BOUND_MARGIN, ENCODINGS, type Encoding } from "./encodings.js";
 export { InvalidUsageError } from "./invalid-usage-error.js";
 export { LeaseNotActiveError } from "./lease-not-active-error.js";
+export { createFileBudgetStore, createMemoryBudgetStore } from "./file-budget-store.js";
 export {
   createFileLedger,
   createMemoryLedger,

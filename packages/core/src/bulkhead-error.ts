@@ -53,6 +53,8 @@ export const BULKHEAD_ERROR_CODES = {
   HARVEST_FAILED: "HARVEST_FAILED",
   /** The model gateway could not start (a port or socket path in use) or was used after close. */
   GATEWAY_FAILED: "GATEWAY_FAILED",
+  /** A shared store (PostgreSQL) could not be reached; nothing was granted or changed by the failed call. */
+  STORE_UNAVAILABLE: "STORE_UNAVAILABLE",
 } as const;
 
 export type BulkheadErrorCode = (typeof BULKHEAD_ERROR_CODES)[keyof typeof BULKHEAD_ERROR_CODES];

@@ -1,6 +1,20 @@
 // The public API of @bulkhead/core: one deliberate list.
 export { AbortedError, throwIfAborted } from "./aborted-error.js";
+export { BUDGET_KINDS, LATE_BUDGET_KINDS, type BudgetKind } from "./budget-kind.js";
+export {
+  budgetVector,
+  findBudgetRefusal,
+  type BudgetAmounts,
+  type BudgetLevelState,
+  type BudgetRefusal,
+  type BudgetStore,
+  type BudgetStoreEvent,
+  type ReserveOutcome,
+  type SettleOutcome,
+  type StoredLease,
+} from "./budget-store.js";
 export { BULKHEAD_ERROR_CODES, BulkheadError, type BulkheadErrorCode, type BulkheadErrorOptions } from "./bulkhead-error.js";
+export { ClaimRefusedError } from "./claim-refused-error.js";
 export type { AgentCommit, ChangeKind, ChangeSet, ChangedEntry, ChangedPath, GitFileMode, RepoChangeSet } from "./change-set.js";
 export { InvalidArgumentError } from "./invalid-argument-error.js";
 export { isProcessAlive } from "./is-process-alive.js";
@@ -26,6 +40,14 @@ export {
 export { createScopeCache, type CachedContent, type ScopeCache, type ScopeCacheOptions } from "./scope-cache.js";
 export { ScopeLimitError, type ScopeHotspot, type ScopeViolation } from "./scope-limit-error.js";
 export { createScopeMatcher } from "./scope-matcher.js";
+export {
+  checkSessionRecord,
+  createFileSessionRegistry,
+  sessionOwnerError,
+  type SessionRecord,
+  type SessionRegistry,
+} from "./session-registry.js";
+export { StoreUnavailableError } from "./store-unavailable-error.js";
 export { taskSpecJsonSchema } from "./task-spec-json-schema.js";
 export { REPO_NAME_PATTERN, taskSpecFileSchema, taskSpecToFile, type ScopeRepo, type TaskSpec, type TaskSpecFile } from "./task-spec.js";
 export { ESTIMATE_BYTES_PER_TOKEN, createByteEstimateCounter, type TokenCounter } from "./token-counter.js";
@@ -44,3 +66,4 @@ export { validateOptions } from "./validate-options.js";
 export { acquireFileLock, tryAcquireFileLock, type FileLockHolder, type FileLockOptions, type HeldFileLock } from "./file-lock.js";
 export { withFileLock } from "./with-file-lock.js";
 export { writeFileAtomic, writeFileAtomicSync, type WriteFileAtomicOptions } from "./write-file-atomic.js";
+export type { Claim, HookTask, WorkHookStore } from "./work-hook-store.js";

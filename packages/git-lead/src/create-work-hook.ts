@@ -1,47 +1,16 @@
 import { randomBytes } from "node:crypto";
 import { mkdir, readdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { InvalidArgumentError, withFileLock, writeFileAtomic } from "@bulkhead/core";
+import { InvalidArgumentError, withFileLock, writeFileAtomic, type Claim, type HookTask, type WorkHookStore } from "@bulkhead/core";
 import { ClaimRefusedError } from "./git-lead-errors.js";
 import { validateTasks } from "./plan-waves.js";
 
-/** A task on the hook. */
-export interface HookTask {
-  id: string;
-  dependsOn: string[];
-  /** Anything the worker needs: a spec path, a prompt, a payload. */
-  payload?: unknown;
-  state: "open" | "complete" | "failed";
-  attempts: number;
-  result?: unknown;
-  reason?: string;
-}
-
-/** A worker's hold on a task, valid until `expiresAt` unless renewed. */
-export interface Claim {
-  taskId: string;
-  worker: string;
-  token: string;
-  expiresAt: number;
-}
-
 /** The hook (seed 001, lesson 5): workers pull ready work; humans stock it. */
-export interface WorkHook {
-  /** Adds tasks (with their dependencies) atomically; ids already on the hook are refused. */
-  add(tasks: readonly { id: string; dependsOn?: readonly string[]; payload?: unknown }[]): Promise<void>;
-  /** Open tasks whose dependencies are complete and that nobody holds, by id. */
-  ready(): Promise<HookTask[]>;
-  /** Takes a ready task; exactly one of several concurrent claimers (in any process) wins. */
-  claim(taskId: string, worker: string, options?: { ttlMs?: number }): Promise<Claim>;
-  /** Extends a claim; refused when it expired and someone else took the task. */
-  renew(claim: Claim, options?: { ttlMs?: number }): Promise<Claim>;
-  complete(claim: Claim, options?: { result?: unknown }): Promise<void>;
-  /** Gives the task back as open (another attempt), recording why. */
-  fail(claim: Claim, options: { reason: string; final?: boolean }): Promise<void>;
-  /** Gives the task back without an attempt. */
-  release(claim: Claim): Promise<void>;
-  tasks(): Promise<HookTask[]>;
+export interface WorkHook extends WorkHookStore {
+  claimNext(worker: string, options?: { ttlMs?: number }): Promise<Claim | undefined>;
 }
+
+export type { Claim, HookTask };
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 
@@ -56,8 +25,58 @@ const ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
  * await hook.add([{ id: "types" }, { id: "routes", dependsOn: ["types"] }]);
  * const [next] = await hook.ready();
  * const claim = await hook.claim(next.id, "agent-1");
+ *
+ * With `store` (a {@link WorkHookStore}, e.g. `createPostgresWorkHookStore` of @bulkhead/postgres),
+ * the hook lives there instead, shared by every host; tasks are still checked here (ids, cycles,
+ * unknown dependencies) before they reach it. See docs/scaling.md.
  */
-export function createWorkHook({
+export function createWorkHook(options: { dir: string; defaultTtlMs?: number; now?: () => number } | { store: WorkHookStore }): WorkHook {
+  if ("store" in options) return checkedHook(options.store);
+  return createFileWorkHook(options);
+}
+
+/** A store behind the hook's own checks: the same task validation as the file hook. */
+function checkedHook(store: WorkHookStore): WorkHook {
+  if (typeof store !== "object" || store === null || typeof store.claim !== "function")
+    throw new InvalidArgumentError("options.store", "expected a WorkHookStore");
+  return {
+    ...bind(store),
+    async add(tasks) {
+      validateTasks([...(await store.tasks()).map((task) => ({ id: task.id, dependsOn: task.dependsOn })), ...tasks]);
+      for (const task of tasks) if (!ID.test(task.id)) throw new InvalidArgumentError("tasks", `"${task.id}" is not a usable task id`);
+      await store.add(tasks);
+    },
+    claimNext: (worker, claimOptions) =>
+      store.claimNext ? store.claimNext(worker, claimOptions) : claimFirstReady(store, worker, claimOptions),
+  };
+}
+
+function bind(store: WorkHookStore): Omit<WorkHook, "add" | "claimNext"> {
+  return {
+    ready: () => store.ready(),
+    claim: (taskId, worker, claimOptions) => store.claim(taskId, worker, claimOptions),
+    renew: (claim, renewOptions) => store.renew(claim, renewOptions),
+    complete: (claim, completeOptions) => store.complete(claim, completeOptions),
+    fail: (claim, failOptions) => store.fail(claim, failOptions),
+    release: (claim) => store.release(claim),
+    tasks: () => store.tasks(),
+    close: async () => store.close?.(),
+  };
+}
+
+/** For stores without a native `claimNext`: try the ready tasks in order; losing a race moves on. */
+async function claimFirstReady(store: WorkHookStore, worker: string, options?: { ttlMs?: number }): Promise<Claim | undefined> {
+  for (const task of await store.ready()) {
+    try {
+      return await store.claim(task.id, worker, options);
+    } catch (error) {
+      if (!ClaimRefusedError.isInstance(error)) throw error;
+    }
+  }
+  return undefined;
+}
+
+function createFileWorkHook({
   dir,
   defaultTtlMs = 600_000,
   now = Date.now,
@@ -103,7 +122,7 @@ export function createWorkHook({
   };
   const dropClaim = (id: string) => rm(join(claimsDir, `${id}.json`), { force: true });
 
-  return {
+  const hook: WorkHook = {
     async add(tasks) {
       validateTasks([...(await all()).map((task) => ({ id: task.id, dependsOn: task.dependsOn })), ...tasks]);
       for (const task of tasks) if (!ID.test(task.id)) throw new InvalidArgumentError("tasks", `"${task.id}" is not a usable task id`);
@@ -199,5 +218,8 @@ export function createWorkHook({
       });
     },
     tasks: all,
+    claimNext: (worker, claimOptions) => claimFirstReady(hook, worker, claimOptions),
+    close: async () => {},
   };
+  return hook;
 }

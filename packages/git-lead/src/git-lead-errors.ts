@@ -26,10 +26,5 @@ export class InvalidPlanError extends BulkheadError {
   }
 }
 
-/** A work-hook claim was refused: held by someone else, expired, or not ready. */
-export class ClaimRefusedError extends BulkheadError {
-  constructor(message: string, data: Record<string, unknown> = {}) {
-    super("CLAIM_REFUSED", message, { data });
-    this.name = "ClaimRefusedError";
-  }
-}
+// Lives in core, where the work-hook store interface is, so every store throws the same error.
+export { ClaimRefusedError } from "@bulkhead/core";

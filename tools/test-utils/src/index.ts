@@ -10,3 +10,8 @@ export {
   type ScriptedUpstreamOptions,
   type ScriptedUsage,
 } from "./scripted-upstream.js";
+export { POSTGRES_TEST_USER, findPostgresBin, startTestPostgres, type TestPostgres } from "./postgres.js";
+export { describeBudgetStore, replayBudgetLedger } from "./budget-store-conformance.js";
+export { describeWorkHook } from "./work-hook-conformance.js";
+export { describeProposalStore } from "./proposal-store-conformance.js";
+export { describeSessionRegistry } from "./session-registry-conformance.js";

@@ -1,0 +1,201 @@
+// bench/store: the shared stores of issue 16 on PostgreSQL. Reservation cycles (reserve + settle
+// through createBudget) and claims (claimNext + complete through createWorkHook) per second,
+// beside a bare SQL loop sending the same statements on one connection, beside today's file
+// stores on one host, and how throughput scales with 1, 4 and 8 hosts (separate processes).
+// The server is a private cluster with fsync and synchronous commit ON, as in production.
+// Run with `npm run bench -- store`.
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createBudget, createFileBudgetStore } from "@bulkhead/budget";
+import { createWorkHook } from "@bulkhead/git-lead";
+import { createPostgresBudgetStore, createPostgresWorkHookStore } from "@bulkhead/postgres";
+import pg from "pg";
+import { startTestPostgres } from "../tools/test-utils/src/postgres.ts";
+
+const OPS = Number(process.env.BENCH_STORE_OPS ?? 1_000);
+const ROUNDS = 5;
+const HOST_OPS = Number(process.env.BENCH_STORE_HOST_OPS ?? 300);
+const perSecond = (count: number, ms: number) => Math.round((count / ms) * 1000);
+const time = async (work: () => Promise<void>) => {
+  const started = performance.now();
+  await work();
+  return performance.now() - started;
+};
+
+const server = await startTestPostgres({ durable: true });
+const rows: string[][] = [];
+try {
+  // --- reservations: the store through createBudget
+  const store = createPostgresBudgetStore({ connectionString: server.url, schema: "bench" });
+  const team = createBudget({ id: "team", limits: { sessionTotal: 1e12 }, store });
+  const task = createBudget({ id: "task", parent: team, limits: { generation: 1e12 }, store });
+  await task.refresh();
+  for (let index = 0; index < 100; index++) await task.settleAsync(await task.reserveAsync("generation", 100), 60);
+  // --- the same statements in a bare loop, on one connection
+  const client = new pg.Client({ connectionString: server.url });
+  await client.connect();
+  const kinds = ["context_read", "generation", "tool_calls", "session_total", "usd"];
+  const fits = (kind: string, n: number) => {
+    const room = `($${n}::float8 = 0 OR $${n}::float8 <= limit_${kind} - used_${kind} - reserved_${kind})`;
+    return kind === "session_total" || kind === "usd"
+      ? `(limit_${kind} IS NULL OR (used_${kind} < limit_${kind} AND ${room}))`
+      : `(limit_${kind} IS NULL OR ${room})`;
+  };
+  const reserveSql = `UPDATE bench.budget_levels SET ${kinds.map((kind, index) => `reserved_${kind} = reserved_${kind} + $${index + 2}::float8`).join(", ")} WHERE id = $1 AND ${kinds.map((kind, index) => fits(kind, index + 2)).join(" AND ")} RETURNING *`;
+  const moveSql = `UPDATE bench.budget_levels SET ${kinds.map((kind, index) => `reserved_${kind} = reserved_${kind} - $${index + 2}::float8, used_${kind} = used_${kind} + $${index + 7}::float8`).join(", ")} WHERE id = $1 RETURNING *`;
+  const now = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
+  const amounts = [0, 100, 0, 100, 0];
+  const actual = [0, 60, 0, 60, 0];
+  const bareCycle = async () => {
+    // The same lease id the store makes: budget, time, randomness.
+    const id = `task#${Date.now().toString(36)}-${randomBytes(6).toString("hex")}`;
+    await client.query("BEGIN");
+    for (const level of ["task", "team"]) await client.query(reserveSql, [level, ...amounts]);
+    await client.query(
+      `INSERT INTO bench.budget_leases (id, chain, amounts, expires_at, state) VALUES ($1, $2::text[], $3::float8[], ${now} + 600000, 'active') RETURNING expires_at`,
+      [id, ["task", "team"], amounts],
+    );
+    await client.query("COMMIT");
+    await client.query("BEGIN");
+    await client.query("DELETE FROM bench.budget_leases WHERE id = $1 RETURNING chain, amounts, state", [id]);
+    await client.query(
+      `INSERT INTO bench.budget_ledger (settlement, at, event) VALUES ($1, ${now}, $2::jsonb) ON CONFLICT (settlement) DO NOTHING`,
+      [
+        id,
+        JSON.stringify({
+          type: "settle",
+          chain: ["task", "team"],
+          amounts: { generation: 60, sessionTotal: 60 },
+          lease: id,
+          settlement: id,
+        }),
+      ],
+    );
+    for (const level of ["task", "team"]) await client.query(moveSql, [level, ...amounts, ...actual]);
+    await client.query("COMMIT");
+  };
+  for (let index = 0; index < 100; index++) await bareCycle();
+  // --- today's file store, one host
+  const dir = mkdtempSync(join(tmpdir(), "bulkhead-bench-store-"));
+  const fileStore = createFileBudgetStore({ dir });
+  const fileTeam = createBudget({ id: "team", limits: { sessionTotal: 1e12 }, store: fileStore });
+  const fileTask = createBudget({ id: "task", parent: fileTeam, limits: { generation: 1e12 }, store: fileStore });
+  await fileTask.refresh();
+  // Interleaved rounds, so a change in the machine's load hits all three alike.
+  let [storeMs, bareMs, fileMs] = [0, 0, 0];
+  for (let round = 0; round < ROUNDS; round++) {
+    storeMs += await time(async () => {
+      for (let index = 0; index < OPS / ROUNDS; index++) await task.settleAsync(await task.reserveAsync("generation", 100), 60);
+    });
+    bareMs += await time(async () => {
+      for (let index = 0; index < OPS / ROUNDS; index++) await bareCycle();
+    });
+    fileMs += await time(async () => {
+      for (let index = 0; index < OPS / ROUNDS; index++) await fileTask.settleAsync(await fileTask.reserveAsync("generation", 100), 60);
+    });
+  }
+  await fileStore.close();
+  rmSync(dir, { recursive: true, force: true });
+  rows.push([
+    "reservation cycles/s, one host",
+    String(perSecond(OPS, storeMs)),
+    String(perSecond(OPS, bareMs)),
+    (bareMs / storeMs).toFixed(2),
+    String(perSecond(OPS, fileMs)),
+  ]);
+
+  // --- claims: the store through createWorkHook, a bare loop, the file hook
+  const hookStore = createPostgresWorkHookStore({ connectionString: server.url, schema: "bench" });
+  const hook = createWorkHook({ store: hookStore });
+  const ids = (prefix: string) => Array.from({ length: OPS }, (_, index) => ({ id: `${prefix}-${String(index).padStart(6, "0")}` }));
+  // Both loops take the next ready task from one table, in interleaved rounds.
+  await hookStore.add(ids("a"));
+  await hookStore.add(ids("b"));
+  const ready = `t.state = 'open' AND (t.claim_token IS NULL OR t.claim_expires_at <= ${now}) AND NOT EXISTS (SELECT 1 FROM unnest(t.depends_on) AS d(id) LEFT JOIN bench.hook_tasks AS dep ON dep.id = d.id WHERE dep.state IS DISTINCT FROM 'complete')`;
+  const bareClaims = async () => {
+    for (let index = 0; index < OPS / ROUNDS; index++) {
+      const { rows: claimed } = await client.query(
+        `WITH next AS (SELECT id FROM bench.hook_tasks AS t WHERE ${ready} ORDER BY id COLLATE "C" LIMIT 1 FOR UPDATE SKIP LOCKED)
+         UPDATE bench.hook_tasks AS t SET claim_worker = $1, claim_token = nextval('bench.hook_fence'), claim_expires_at = ${now} + $2::bigint FROM next WHERE t.id = next.id RETURNING t.*`,
+        ["bench", 600000],
+      );
+      await client.query(
+        `UPDATE bench.hook_tasks SET state = 'complete', attempts = attempts + 1, result = $3::jsonb, claim_worker = NULL, claim_token = NULL, claim_expires_at = NULL WHERE id = $1 AND state = 'open' AND claim_token = $2::bigint AND claim_expires_at > ${now} RETURNING *`,
+        [claimed[0].id, claimed[0].claim_token, null],
+      );
+    }
+  };
+  let [claimMs, bareClaimMs] = [0, 0];
+  for (let round = 0; round < ROUNDS; round++) {
+    claimMs += await time(async () => {
+      for (let index = 0; index < OPS / ROUNDS; index++) await hook.complete((await hook.claimNext("bench"))!);
+    });
+    bareClaimMs += await time(bareClaims);
+  }
+  const hookDir = mkdtempSync(join(tmpdir(), "bulkhead-bench-hook-"));
+  const fileHook = createWorkHook({ dir: hookDir });
+  const fileOps = Math.min(OPS, 300); // the file hook lists every task per claim: O(tasks) each
+  await fileHook.add(ids("c").slice(0, fileOps));
+  const fileClaimMs = await time(async () => {
+    for (let index = 0; index < fileOps; index++) await fileHook.complete((await fileHook.claimNext("bench"))!);
+  });
+  rmSync(hookDir, { recursive: true, force: true });
+  rows.push([
+    "claims/s, one host",
+    String(perSecond(OPS, claimMs)),
+    String(perSecond(OPS, bareClaimMs)),
+    (bareClaimMs / claimMs).toFixed(2),
+    `${perSecond(fileOps, fileClaimMs)} (${fileOps} tasks)`,
+  ]);
+  await client.end();
+  await hookStore.close?.();
+  await store.close();
+
+  // --- scaling: 1, 4 and 8 hosts, each its own process and pool, all on one team budget
+  const scale = async (mode: "budget" | "claims", hosts: number) => {
+    const schema = `scale_${mode}_${hosts}`;
+    if (mode === "claims") {
+      const seed = createPostgresWorkHookStore({ connectionString: server.url, schema });
+      await seed.add(Array.from({ length: hosts * HOST_OPS }, (_, index) => ({ id: `t-${String(index).padStart(6, "0")}` })));
+      await seed.close?.();
+    }
+    const children = Array.from({ length: hosts }, (_, host) =>
+      spawn(
+        process.execPath,
+        ["--import", "tsx", join(import.meta.dirname, "store", "host.ts"), mode, server.url, String(host), String(HOST_OPS), schema],
+        {
+          stdio: ["pipe", "pipe", "inherit"],
+        },
+      ),
+    );
+    const outputs = children.map((child) => {
+      let text = "";
+      child.stdout.on("data", (chunk: Buffer) => (text += chunk.toString()));
+      return {
+        ready: () => text.includes("READY"),
+        ms: () => Number(text.split("\n").filter(Boolean).at(-1)),
+        done: new Promise((resolve) => child.on("exit", resolve)),
+      };
+    });
+    while (!outputs.every((output) => output.ready())) await new Promise((resolve) => setTimeout(resolve, 50));
+    const started = performance.now();
+    for (const child of children) child.stdin.write("go\n");
+    await Promise.all(outputs.map((output) => output.done));
+    return perSecond(hosts * HOST_OPS, performance.now() - started);
+  };
+  for (const mode of ["budget", "claims"] as const) {
+    const figures = [];
+    for (const hosts of [1, 4, 8]) figures.push(await scale(mode, hosts));
+    rows.push([`${mode === "budget" ? "reservation cycles" : "claims"}/s with 1 / 4 / 8 hosts`, figures.join(" / "), "", "", ""]);
+  }
+} finally {
+  await server.stop();
+}
+
+console.log(`\nbench/store (${OPS} operations per figure, ${HOST_OPS} per host when scaling; PostgreSQL 15, fsync on)\n`);
+console.log("| | bulkhead on PostgreSQL | bare SQL, same statements | ratio | file store, one host |");
+console.log("|---|---:|---:|---:|---:|");
+for (const row of rows) console.log(`| ${row.join(" | ")} |`);
