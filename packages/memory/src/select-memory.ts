@@ -1,0 +1,274 @@
+import {
+  createByteEstimateCounter,
+  createScopeMatcher,
+  InvalidArgumentError,
+  isPathWithin,
+  throwIfAborted,
+  validateOptions,
+  type ResolvedScope,
+  type TaskSpec,
+  type TokenCounter,
+} from "@bulkhead/core";
+import { z } from "zod";
+import type { MemoryEntry } from "./memory-entry.js";
+import type { MemoryUsage } from "./memory-store.js";
+import { MEMORY_SECTION_HEADER, renderMemoryBlock, renderMemorySection } from "./render-memory-section.js";
+
+/** The memory share of the context-read budget when no other is given. */
+export const DEFAULT_MEMORY_SHARE = 0.1;
+
+/** How closely an entry matches the task: a path in its scope, one of its repos, or the whole workspace. */
+export type MemorySpecificity = "path" | "repo" | "workspace";
+
+/** An entry chosen for the task, with its tokens (as rendered in the section). */
+export interface SelectedMemoryEntry {
+  entry: MemoryEntry;
+  tokens: number;
+  specificity: MemorySpecificity;
+}
+
+/** What {@link selectMemory} chose, in the order the section renders it (most specific first). */
+export interface MemorySelection {
+  selected: SelectedMemoryEntry[];
+  /** Ids of entries that apply but did not fit the share, in rank order. */
+  notFitted: string[];
+  /** Tokens of the rendered section ({@link renderMemorySection}), 0 when nothing was selected. */
+  tokens: number;
+  /** The memory share, in tokens. */
+  budget: number;
+  /** The context-read limit the share came from (min of `context_read` or `max_tokens`, and `session_total`). */
+  contextRead: number;
+  /** The scope's own tokens, when a resolved scope was given: scope + memory ≤ contextRead. */
+  scopeTokens?: number;
+  /** Entries that apply (accepted, unexpired, in scope), selected or not. */
+  applicable: number;
+  /** The counter's name and whether its counts are estimates. */
+  counter: string;
+  estimated: boolean;
+}
+
+export interface SelectMemoryOptions {
+  /** The store's entries (`(await store.list()).entries`); only accepted, unexpired ones are considered. */
+  entries: readonly MemoryEntry[];
+  /** Use counts (`(await store.list()).usage`): among equals, the more used entry first. */
+  usage?: Readonly<Record<string, MemoryUsage>>;
+  spec: TaskSpec;
+  /** The resolved scope: an entry applies when a file the agent may see lies under its path, and the share is cut to what the scope leaves of the context budget. */
+  scope?: Pick<ResolvedScope, "files" | "totals">;
+  /** Counts the rendered entries. @default the byte estimate */
+  counter?: TokenCounter;
+  /** The memory share as a fraction of the context-read limit. @default 0.1 */
+  share?: number;
+  /** The memory share in tokens; overrides `share`. */
+  maxTokens?: number;
+  /** Entries expiring at or before this time are left out. @default now */
+  now?: Date;
+  abortSignal?: AbortSignal;
+}
+
+const optionsSchema = z.object({
+  entries: z.array(z.custom<MemoryEntry>((value) => typeof (value as MemoryEntry | undefined)?.id === "string", "expected memory entries")),
+  usage: z.record(z.string(), z.object({ uses: z.number(), lastUsedAt: z.string().optional() })).optional(),
+  spec: z.custom<TaskSpec>((value) => Array.isArray((value as TaskSpec | undefined)?.contextScope?.repos), "expected a TaskSpec"),
+  scope: z
+    .custom<Pick<ResolvedScope, "files" | "totals">>(
+      (value) => Array.isArray((value as ResolvedScope | undefined)?.files) && typeof (value as ResolvedScope).totals?.tokens === "number",
+      "expected a ResolvedScope",
+    )
+    .optional(),
+  counter: z
+    .custom<TokenCounter>((value) => typeof (value as TokenCounter | undefined)?.count === "function", "expected a TokenCounter")
+    .optional(),
+  share: z.number().gt(0).max(1).optional(),
+  maxTokens: z.number().int().nonnegative().optional(),
+  now: z.date().optional(),
+  abortSignal: z.custom<AbortSignal>((value) => value instanceof AbortSignal, "expected an AbortSignal").optional(),
+});
+
+/** Token counts of rendered blocks, by counter and text: entries change rarely, tasks select often. */
+const countCache = new Map<string, number>();
+const COUNT_CACHE_LIMIT = 100_000;
+
+interface Candidate {
+  entry: MemoryEntry;
+  specificity: MemorySpecificity;
+  /** Larger is narrower: path depth for a path match, minus the number of repos for a repo match. */
+  narrowness: number;
+  /** Milliseconds since the epoch: ISO texts of different precision do not compare as strings. */
+  updated: number;
+  uses: number;
+  lastUsed: number;
+}
+
+const LEVEL: Record<MemorySpecificity, number> = { path: 3, repo: 2, workspace: 1 };
+
+/** Most specific first, then most recently updated, then most used; the id breaks ties, so the order is total. */
+function compareCandidates(left: Candidate, right: Candidate): number {
+  return (
+    LEVEL[right.specificity] - LEVEL[left.specificity] ||
+    right.narrowness - left.narrowness ||
+    right.updated - left.updated ||
+    right.uses - left.uses ||
+    right.lastUsed - left.lastUsed ||
+    (left.entry.id < right.entry.id ? -1 : left.entry.id > right.entry.id ? 1 : 0)
+  );
+}
+
+/** Per scope repo: what the task sees, to tell whether an entry's path touches it. */
+interface RepoView {
+  /** Every scope file and each of its ancestor directories. */
+  seen: Set<string> | undefined;
+  /** Literal scope paths and the literal bases of globs. */
+  roots: string[];
+  inScope: (path: string) => boolean;
+}
+
+function repoViews(spec: TaskSpec, scope: SelectMemoryOptions["scope"]): Map<string, RepoView> {
+  const views = new Map<string, RepoView>();
+  for (const repo of spec.contextScope.repos) {
+    const roots = repo.paths.map((path) => {
+      // The literal directory a glob starts from: a path under it may hold files the glob matches.
+      const wild = path.search(/[*?[\]{}()!+@]/);
+      if (wild === -1) return path;
+      const slash = path.lastIndexOf("/", wild);
+      return slash <= 0 ? "." : path.slice(0, slash);
+    });
+    views.set(repo.name, { seen: scope ? new Set() : undefined, roots, inScope: createScopeMatcher(repo.paths, repo.exclude) });
+  }
+  for (const file of scope?.files ?? []) {
+    const seen = views.get(file.repo)?.seen;
+    if (!seen) continue;
+    let path = file.path;
+    while (!seen.has(path)) {
+      seen.add(path);
+      const slash = path.lastIndexOf("/");
+      if (slash === -1) break;
+      path = path.slice(0, slash);
+    }
+  }
+  return views;
+}
+
+/** How an entry applies to the task, or undefined when it does not. */
+function classify(entry: MemoryEntry, views: ReadonlyMap<string, RepoView>): Pick<Candidate, "specificity" | "narrowness"> | undefined {
+  if (entry.applies === "workspace") return { specificity: "workspace", narrowness: 0 };
+  let best: Pick<Candidate, "specificity" | "narrowness"> | undefined;
+  for (const target of entry.applies) {
+    const view = views.get(target.repo);
+    if (!view) continue;
+    if (target.paths.length === 0) {
+      if (!best) best = { specificity: "repo", narrowness: -entry.applies.length };
+      continue;
+    }
+    for (const path of target.paths) {
+      // A file the agent sees lies under the path, or the path lies in (or contains) a scope path and is not excluded.
+      const touches =
+        view.seen?.has(path) === true ||
+        view.roots.some((root) => isPathWithin(root, path) || (isPathWithin(path, root) && view.inScope(path)));
+      if (!touches) continue;
+      const depth = path === "." ? 0 : path.split("/").length;
+      if (best?.specificity !== "path" || depth > best.narrowness) best = { specificity: "path", narrowness: depth };
+    }
+  }
+  return best;
+}
+
+/**
+ * Chooses the accepted, unexpired entries that apply to a task and fits them into the memory
+ * share of its context budget: path-specific entries first (deeper paths before shallower), then
+ * repo-wide, then workspace-wide; among equals the most recently updated, then the most used. The
+ * share is `maxTokens`, or `share` × the context-read limit (`budgets.context_read`, else
+ * `context_scope.max_tokens`, capped by `session_total`), cut to what the resolved scope leaves of
+ * that limit. Entries are added in that order while the rendered section fits; the ones that do
+ * not fit are listed by id. The same entries, spec, scope and clock always give the same selection.
+ *
+ * @example
+ * const { entries, usage } = await store.list();
+ * const selection = await selectMemory({ entries, usage, spec, scope, counter });
+ * const section = renderMemorySection(selection); // into the task prompt
+ */
+export async function selectMemory(options: SelectMemoryOptions): Promise<MemorySelection> {
+  const {
+    entries,
+    usage = {},
+    spec,
+    scope,
+    counter = createByteEstimateCounter(),
+    share = DEFAULT_MEMORY_SHARE,
+    maxTokens,
+    now = new Date(),
+    abortSignal,
+  } = validateOptions(optionsSchema, options, "options");
+  throwIfAborted(abortSignal, "selectMemory");
+  const limits = [spec.budgets.contextRead ?? spec.contextScope.maxTokens, spec.budgets.sessionTotal ?? Infinity];
+  const contextRead = Math.min(...limits);
+  let budget = maxTokens ?? Math.floor(contextRead * share);
+  if (scope) budget = Math.max(0, Math.min(budget, contextRead - scope.totals.tokens));
+  const at = now.getTime();
+  if (Number.isNaN(at)) throw new InvalidArgumentError("options.now", "expected a valid Date");
+
+  const views = repoViews(spec, scope);
+  const candidates: Candidate[] = [];
+  for (const entry of entries) {
+    if (entry.status !== "accepted") continue;
+    if (entry.expiresAt !== undefined && Date.parse(entry.expiresAt) <= at) continue;
+    const match = classify(entry, views);
+    if (!match) continue;
+    const use = usage[entry.id];
+    candidates.push({
+      entry,
+      ...match,
+      updated: Date.parse(entry.updatedAt) || 0,
+      uses: use?.uses ?? 0,
+      lastUsed: use?.lastUsedAt === undefined ? 0 : Date.parse(use.lastUsedAt) || 0,
+    });
+  }
+  candidates.sort(compareCandidates);
+
+  const count = async (text: string): Promise<number> => {
+    const key = `${counter.name}\u0000${text}`;
+    const cached = countCache.get(key);
+    if (cached !== undefined) return cached;
+    const counted = counter.count(text);
+    const tokens = typeof counted === "number" ? counted : await counted;
+    if (countCache.size >= COUNT_CACHE_LIMIT) countCache.clear();
+    countCache.set(key, tokens);
+    return tokens;
+  };
+
+  const headerTokens = await count(MEMORY_SECTION_HEADER);
+  const selected: SelectedMemoryEntry[] = [];
+  const notFitted: string[] = [];
+  let used = headerTokens;
+  for (let index = 0; index < candidates.length; index++) {
+    if (index % 1024 === 1023) throwIfAborted(abortSignal, "selectMemory");
+    const candidate = candidates[index]!;
+    const tokens = await count(renderMemoryBlock(candidate.entry, candidate.specificity));
+    if (used + tokens <= budget) {
+      selected.push({ entry: candidate.entry, tokens, specificity: candidate.specificity });
+      used += tokens;
+    } else notFitted.push(candidate.entry.id);
+  }
+
+  // Counted as parts; a tokenizer may count the whole differently, so the whole is what must fit.
+  let tokens = selected.length === 0 ? 0 : await count(renderMemorySection({ selected }));
+  while (tokens > budget && selected.length > 0) {
+    notFitted.unshift(selected.pop()!.entry.id);
+    tokens = selected.length === 0 ? 0 : await count(renderMemorySection({ selected }));
+  }
+  if (notFitted.length > 1) {
+    const rank = new Map(candidates.map((candidate, index) => [candidate.entry.id, index]));
+    notFitted.sort((left, right) => rank.get(left)! - rank.get(right)!);
+  }
+  return {
+    selected,
+    notFitted,
+    tokens,
+    budget,
+    contextRead,
+    ...(scope ? { scopeTokens: scope.totals.tokens } : {}),
+    applicable: candidates.length,
+    counter: counter.name,
+    estimated: counter.estimated,
+  };
+}
