@@ -179,8 +179,9 @@ function classify(entry: MemoryEntry, views: ReadonlyMap<string, RepoView>): Pic
  * repo-wide, then workspace-wide; among equals the most recently updated, then the most used. The
  * share is `maxTokens`, or `share` × the context-read limit (`budgets.context_read`, else
  * `context_scope.max_tokens`, capped by `session_total`), cut to what the resolved scope leaves of
- * that limit. Entries are added in that order while the rendered section fits; the ones that do
- * not fit are listed by id. The same entries, spec, scope and clock always give the same selection.
+ * that limit. Entries are added in that order while the rendered section fits; once one does not
+ * fit, entries of its standing may still fill the gap but nothing less specific is taken, so a
+ * workspace-wide entry never displaces a path-specific one. What did not fit is listed by id. The same entries, spec, scope and clock always give the same selection.
  *
  * @example
  * const { entries, usage } = await store.list();
@@ -240,14 +241,24 @@ export async function selectMemory(options: SelectMemoryOptions): Promise<Memory
   const selected: SelectedMemoryEntry[] = [];
   const notFitted: string[] = [];
   let used = headerTokens;
+  // Once an entry does not fit, nothing less specific is taken: a general rule never takes the
+  // room a more specific one needed. Entries of the same standing may still fill the gap.
+  let floor = 0;
   for (let index = 0; index < candidates.length; index++) {
     if (index % 1024 === 1023) throwIfAborted(abortSignal, "selectMemory");
     const candidate = candidates[index]!;
+    if (LEVEL[candidate.specificity] < floor) {
+      notFitted.push(candidate.entry.id);
+      continue;
+    }
     const tokens = await count(renderMemoryBlock(candidate.entry, candidate.specificity));
     if (used + tokens <= budget) {
       selected.push({ entry: candidate.entry, tokens, specificity: candidate.specificity });
       used += tokens;
-    } else notFitted.push(candidate.entry.id);
+    } else {
+      notFitted.push(candidate.entry.id);
+      floor = Math.max(floor, LEVEL[candidate.specificity]);
+    }
   }
 
   // Counted as parts; a tokenizer may count the whole differently, so the whole is what must fit.
