@@ -1,5 +1,5 @@
 import type { MemoryApplies, MemoryEntry } from "./memory-entry.js";
-import type { MemorySelection, MemorySpecificity } from "./select-memory.js";
+import type { MemorySpecificity, SelectedMemoryEntry } from "./select-memory.js";
 
 /** The section's fixed opening: its tokens are part of the share. */
 export const MEMORY_SECTION_HEADER = [
@@ -37,7 +37,7 @@ export function renderMemoryBlock(entry: MemoryEntry, specificity: MemorySpecifi
  * @example
  * const prompt = [taskPrompt, renderMemorySection(await selectMemory({ entries, spec, scope, counter }))].join("\n");
  */
-export function renderMemorySection(selection: Pick<MemorySelection, "selected">): string {
+export function renderMemorySection(selection: { readonly selected: readonly SelectedMemoryEntry[] }): string {
   if (selection.selected.length === 0) return "";
   return MEMORY_SECTION_HEADER + selection.selected.map((item) => renderMemoryBlock(item.entry, item.specificity)).join("");
 }

@@ -67,7 +67,8 @@ export interface SelectMemoryOptions {
 }
 
 const optionsSchema = z.object({
-  entries: z.array(z.custom<MemoryEntry>((value) => typeof (value as MemoryEntry | undefined)?.id === "string", "expected memory entries")),
+  // Entries come from a store, which validated each one; checking 10,000 again here would cost more than selecting.
+  entries: z.custom<readonly MemoryEntry[]>((value) => Array.isArray(value), "expected memory entries (a list)"),
   usage: z.record(z.string(), z.object({ uses: z.number(), lastUsedAt: z.string().optional() })).optional(),
   spec: z.custom<TaskSpec>((value) => Array.isArray((value as TaskSpec | undefined)?.contextScope?.repos), "expected a TaskSpec"),
   scope: z
@@ -88,25 +89,40 @@ const optionsSchema = z.object({
 /** Token counts of rendered blocks, by counter and text: entries change rarely, tasks select often. */
 const countCache = new Map<string, number>();
 const COUNT_CACHE_LIMIT = 100_000;
+/** Parsed ISO times: many entries share a time text, and Date.parse is the loop's main cost. */
+const timeCache = new Map<string, number>();
+function timeOf(text: string): number {
+  let time = timeCache.get(text);
+  if (time === undefined) {
+    time = Date.parse(text) || 0;
+    if (timeCache.size >= COUNT_CACHE_LIMIT) timeCache.clear();
+    timeCache.set(text, time);
+  }
+  return time;
+}
+/** The same, by entry object: selecting again over the same listing renders nothing twice. */
+const blockCache = new WeakMap<MemoryEntry, Map<string, { updatedAt: string; tokens: number }>>();
 
 interface Candidate {
   entry: MemoryEntry;
   specificity: MemorySpecificity;
-  /** Larger is narrower: path depth for a path match, minus the number of repos for a repo match. */
-  narrowness: number;
+  /** 3 path, 2 repo, 1 workspace: compared as a number. */
+  level: number;
+  /**
+   * Level and narrowness in one number, so most comparisons end at one subtraction. Narrowness:
+   * the path's depth for a path match, minus the number of repos for a repo match.
+   */
+  rank: number;
   /** Milliseconds since the epoch: ISO texts of different precision do not compare as strings. */
   updated: number;
   uses: number;
   lastUsed: number;
 }
 
-const LEVEL: Record<MemorySpecificity, number> = { path: 3, repo: 2, workspace: 1 };
-
 /** Most specific first, then most recently updated, then most used; the id breaks ties, so the order is total. */
 function compareCandidates(left: Candidate, right: Candidate): number {
   return (
-    LEVEL[right.specificity] - LEVEL[left.specificity] ||
-    right.narrowness - left.narrowness ||
+    right.rank - left.rank ||
     right.updated - left.updated ||
     right.uses - left.uses ||
     right.lastUsed - left.lastUsed ||
@@ -121,9 +137,22 @@ interface RepoView {
   /** Literal scope paths and the literal bases of globs. */
   roots: string[];
   inScope: (path: string) => boolean;
+  /** Path → depth when it touches the scope, else -1. */
+  depths: Map<string, number>;
 }
 
+/** Views per spec and scope object: both are values that do not change once made, and tasks select again. */
+const viewCache = new WeakMap<TaskSpec, { scope: SelectMemoryOptions["scope"]; views: Map<string, RepoView> }>();
+
 function repoViews(spec: TaskSpec, scope: SelectMemoryOptions["scope"]): Map<string, RepoView> {
+  const cached = viewCache.get(spec);
+  if (cached && cached.scope === scope) return cached.views;
+  const views = buildRepoViews(spec, scope);
+  viewCache.set(spec, { scope, views });
+  return views;
+}
+
+function buildRepoViews(spec: TaskSpec, scope: SelectMemoryOptions["scope"]): Map<string, RepoView> {
   const views = new Map<string, RepoView>();
   for (const repo of spec.contextScope.repos) {
     const roots = repo.paths.map((path) => {
@@ -133,7 +162,12 @@ function repoViews(spec: TaskSpec, scope: SelectMemoryOptions["scope"]): Map<str
       const slash = path.lastIndexOf("/", wild);
       return slash <= 0 ? "." : path.slice(0, slash);
     });
-    views.set(repo.name, { seen: scope ? new Set() : undefined, roots, inScope: createScopeMatcher(repo.paths, repo.exclude) });
+    views.set(repo.name, {
+      seen: scope ? new Set() : undefined,
+      roots,
+      inScope: createScopeMatcher(repo.paths, repo.exclude),
+      depths: new Map(),
+    });
   }
   for (const file of scope?.files ?? []) {
     const seen = views.get(file.repo)?.seen;
@@ -149,25 +183,45 @@ function repoViews(spec: TaskSpec, scope: SelectMemoryOptions["scope"]): Map<str
   return views;
 }
 
-/** How an entry applies to the task, or undefined when it does not. */
-function classify(entry: MemoryEntry, views: ReadonlyMap<string, RepoView>): Pick<Candidate, "specificity" | "narrowness"> | undefined {
-  if (entry.applies === "workspace") return { specificity: "workspace", narrowness: 0 };
-  let best: Pick<Candidate, "specificity" | "narrowness"> | undefined;
-  for (const target of entry.applies) {
+const SPECIFICITY: readonly MemorySpecificity[] = ["workspace", "workspace", "repo", "path"];
+/** rank = level × 2048 + 1024 + narrowness, so rank >> 11 is the level. */
+const rankOf = (level: number, narrowness: number) => level * 2048 + 1024 + narrowness;
+
+/** Depth of a path when it touches what the task sees, else -1; paths repeat across entries, so each is worked out once per view. */
+function touchDepth(view: RepoView, path: string): number {
+  let depth = view.depths.get(path);
+  if (depth !== undefined) return depth;
+  // A file the agent sees lies under the path, or the path lies in (or contains) a scope path and is not excluded.
+  let touches = view.seen?.has(path) === true;
+  for (let index = 0; !touches && index < view.roots.length; index++) {
+    const root = view.roots[index]!;
+    touches = isPathWithin(root, path) || (isPathWithin(path, root) && view.inScope(path));
+  }
+  depth = -1;
+  if (touches) {
+    depth = path === "." ? 0 : 1;
+    for (let index = 0; index < path.length; index++) if (path.charCodeAt(index) === 47) depth++;
+  }
+  view.depths.set(path, depth);
+  return depth;
+}
+
+/** How an entry applies to the task as a rank (0 when it does not): path, then repo, then workspace. */
+function classify(entry: MemoryEntry, views: ReadonlyMap<string, RepoView>): number {
+  const applies = entry.applies;
+  if (applies === "workspace") return rankOf(1, 0);
+  let best = 0;
+  for (let index = 0; index < applies.length; index++) {
+    const target = applies[index]!;
     const view = views.get(target.repo);
     if (!view) continue;
     if (target.paths.length === 0) {
-      if (!best) best = { specificity: "repo", narrowness: -entry.applies.length };
+      best = Math.max(best, rankOf(2, -applies.length));
       continue;
     }
     for (const path of target.paths) {
-      // A file the agent sees lies under the path, or the path lies in (or contains) a scope path and is not excluded.
-      const touches =
-        view.seen?.has(path) === true ||
-        view.roots.some((root) => isPathWithin(root, path) || (isPathWithin(path, root) && view.inScope(path)));
-      if (!touches) continue;
-      const depth = path === "." ? 0 : path.split("/").length;
-      if (best?.specificity !== "path" || depth > best.narrowness) best = { specificity: "path", narrowness: depth };
+      const depth = touchDepth(view, path);
+      if (depth >= 0) best = Math.max(best, rankOf(3, depth));
     }
   }
   return best;
@@ -209,19 +263,22 @@ export async function selectMemory(options: SelectMemoryOptions): Promise<Memory
   if (Number.isNaN(at)) throw new InvalidArgumentError("options.now", "expected a valid Date");
 
   const views = repoViews(spec, scope);
+  const hasUsage = Object.keys(usage).length > 0;
   const candidates: Candidate[] = [];
   for (const entry of entries) {
     if (entry.status !== "accepted") continue;
-    if (entry.expiresAt !== undefined && Date.parse(entry.expiresAt) <= at) continue;
-    const match = classify(entry, views);
-    if (!match) continue;
-    const use = usage[entry.id];
+    if (entry.expiresAt !== undefined && timeOf(entry.expiresAt) <= at) continue;
+    const rank = classify(entry, views);
+    if (rank === 0) continue;
+    const use = hasUsage ? usage[entry.id] : undefined;
     candidates.push({
       entry,
-      ...match,
-      updated: Date.parse(entry.updatedAt) || 0,
+      specificity: SPECIFICITY[rank >> 11]!,
+      level: rank >> 11,
+      rank,
+      updated: timeOf(entry.updatedAt),
       uses: use?.uses ?? 0,
-      lastUsed: use?.lastUsedAt === undefined ? 0 : Date.parse(use.lastUsedAt) || 0,
+      lastUsed: use?.lastUsedAt === undefined ? 0 : timeOf(use.lastUsedAt),
     });
   }
   candidates.sort(compareCandidates);
@@ -247,27 +304,39 @@ export async function selectMemory(options: SelectMemoryOptions): Promise<Memory
   for (let index = 0; index < candidates.length; index++) {
     if (index % 1024 === 1023) throwIfAborted(abortSignal, "selectMemory");
     const candidate = candidates[index]!;
-    if (LEVEL[candidate.specificity] < floor) {
+    if (candidate.level < floor) {
       notFitted.push(candidate.entry.id);
       continue;
     }
-    const tokens = await count(renderMemoryBlock(candidate.entry, candidate.specificity));
+    const key = `${counter.name}\u0000${candidate.specificity}`;
+    let counts = blockCache.get(candidate.entry);
+    const known = counts?.get(key);
+    let tokens: number;
+    // An entry object is reused only when neither its standing nor its update time changed; edits bump updatedAt.
+    if (known !== undefined && known.updatedAt === candidate.entry.updatedAt) tokens = known.tokens;
+    else {
+      tokens = await count(renderMemoryBlock(candidate.entry, candidate.specificity));
+      if (!counts) blockCache.set(candidate.entry, (counts = new Map()));
+      counts.set(key, { updatedAt: candidate.entry.updatedAt, tokens });
+    }
     if (used + tokens <= budget) {
       selected.push({ entry: candidate.entry, tokens, specificity: candidate.specificity });
       used += tokens;
     } else {
       notFitted.push(candidate.entry.id);
-      floor = Math.max(floor, LEVEL[candidate.specificity]);
+      floor = Math.max(floor, candidate.level);
     }
   }
 
   // Counted as parts; a tokenizer may count the whole differently, so the whole is what must fit.
-  let tokens = selected.length === 0 ? 0 : await count(renderMemorySection({ selected }));
+  let tokens = selected.length === 0 ? 0 : await countSection(selected, counter.name, count);
+  let popped = false;
   while (tokens > budget && selected.length > 0) {
-    notFitted.unshift(selected.pop()!.entry.id);
-    tokens = selected.length === 0 ? 0 : await count(renderMemorySection({ selected }));
+    notFitted.push(selected.pop()!.entry.id);
+    popped = true;
+    tokens = selected.length === 0 ? 0 : await countSection(selected, counter.name, count);
   }
-  if (notFitted.length > 1) {
+  if (popped) {
     const rank = new Map(candidates.map((candidate, index) => [candidate.entry.id, index]));
     notFitted.sort((left, right) => rank.get(left)! - rank.get(right)!);
   }
@@ -282,4 +351,32 @@ export async function selectMemory(options: SelectMemoryOptions): Promise<Memory
     counter: counter.name,
     estimated: counter.estimated,
   };
+}
+
+/** The last whole-section count per first entry: the same entry objects in the same order render the same text. */
+const sectionCache = new WeakMap<MemoryEntry, Map<string, { selected: SelectedMemoryEntry[]; tokens: number }>>();
+
+async function countSection(
+  selected: readonly SelectedMemoryEntry[],
+  counterName: string,
+  count: (text: string) => Promise<number>,
+): Promise<number> {
+  const first = selected[0]!.entry;
+  let byCounter = sectionCache.get(first);
+  const known = byCounter?.get(counterName);
+  if (
+    known !== undefined &&
+    known.selected.length === selected.length &&
+    known.selected.every(
+      (item, index) =>
+        item.entry === selected[index]!.entry &&
+        item.specificity === selected[index]!.specificity &&
+        item.tokens === selected[index]!.tokens,
+    )
+  )
+    return known.tokens;
+  const tokens = await count(renderMemorySection({ selected }));
+  if (!byCounter) sectionCache.set(first, (byCounter = new Map()));
+  byCounter.set(counterName, { selected: [...selected], tokens });
+  return tokens;
 }
