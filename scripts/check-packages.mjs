@@ -28,6 +28,7 @@ function run(command, args, options = {}) {
 const smoke = {
   "@bulkhead/core": `if (api.parseTaskSpec('task: t\\ncontext_scope: { repos: [{ name: a, paths: [src] }], max_files: 1, max_tokens: 1 }\\nownership: { primary_repo: a }').ownership.primaryRepo !== "a") throw new Error("parseTaskSpec");`,
   "@bulkhead/budget": `if (api.createTokenCounter({ encoding: "o200k_base" }).count("hello world") !== 2) throw new Error("tiktoken did not load from the tarball");`,
+  "@bulkhead/memory": `if (api.parseMemoryEntry(api.renderMemoryEntry({ id: "m-abc", kind: "convention", status: "accepted", title: "t", body: "", applies: "workspace", source: { kind: "person", ref: "p" }, createdAt: "2026-12-01T00:00:00.000Z", updatedAt: "2026-12-01T00:00:00.000Z" })).title !== "t") throw new Error("memory entry round trip");`,
 };
 
 const failures = [];

@@ -8,6 +8,7 @@ export const MEMORY_SECTION_HEADER = [
   "Reviewed decisions, learnings and conventions that apply to this task, most specific first.",
   "Follow them; if the task needs otherwise, say so in the handover's decisions.",
   "",
+  "",
 ].join("\n");
 
 /** `workspace`, or `api, web: src/routes, src/auth`. */
