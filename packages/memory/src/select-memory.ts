@@ -101,7 +101,7 @@ function timeOf(text: string): number {
   return time;
 }
 /** The same, by entry object: selecting again over the same listing renders nothing twice. */
-const blockCache = new WeakMap<MemoryEntry, Map<string, { updatedAt: string; tokens: number }>>();
+const blockCache = new WeakMap<MemoryEntry, { counter: string; specificity: MemorySpecificity; updatedAt: string; tokens: number }[]>();
 
 interface Candidate {
   entry: MemoryEntry;
@@ -121,13 +121,20 @@ interface Candidate {
 
 /** Most specific first, then most recently updated, then most used; the id breaks ties, so the order is total. */
 function compareCandidates(left: Candidate, right: Candidate): number {
-  return (
-    right.rank - left.rank ||
-    right.updated - left.updated ||
-    right.uses - left.uses ||
-    right.lastUsed - left.lastUsed ||
-    (left.entry.id < right.entry.id ? -1 : left.entry.id > right.entry.id ? 1 : 0)
-  );
+  return compareStanding(left, right) || (left.entry.id < right.entry.id ? -1 : left.entry.id > right.entry.id ? 1 : 0);
+}
+
+/** Everything but the id: with candidates already in id order, a stable sort on this gives the same total order. */
+function compareStanding(left: Candidate, right: Candidate): number {
+  return right.rank - left.rank || right.updated - left.updated || right.uses - left.uses || right.lastUsed - left.lastUsed;
+}
+
+/** Stores list entries by id; one pass tells, and then the sort needs no id comparisons (Array.prototype.sort is stable). */
+function sortCandidates(candidates: Candidate[]): void {
+  let inIdOrder = true;
+  for (let index = 1; inIdOrder && index < candidates.length; index++)
+    inIdOrder = candidates[index - 1]!.entry.id < candidates[index]!.entry.id;
+  candidates.sort(inIdOrder ? compareStanding : compareCandidates);
 }
 
 /** Per scope repo: what the task sees, to tell whether an entry's path touches it. */
@@ -281,7 +288,7 @@ export async function selectMemory(options: SelectMemoryOptions): Promise<Memory
       lastUsed: use?.lastUsedAt === undefined ? 0 : timeOf(use.lastUsedAt),
     });
   }
-  candidates.sort(compareCandidates);
+  sortCandidates(candidates);
 
   const count = async (text: string): Promise<number> => {
     const key = `${counter.name}\u0000${text}`;
@@ -308,16 +315,18 @@ export async function selectMemory(options: SelectMemoryOptions): Promise<Memory
       notFitted.push(candidate.entry.id);
       continue;
     }
-    const key = `${counter.name}\u0000${candidate.specificity}`;
     let counts = blockCache.get(candidate.entry);
-    const known = counts?.get(key);
+    // A count is reused for the same entry object, counter and standing, while its update time is unchanged (edits bump it).
+    const known = counts?.find(
+      (item) => item.counter === counter.name && item.specificity === candidate.specificity && item.updatedAt === candidate.entry.updatedAt,
+    );
     let tokens: number;
-    // An entry object is reused only when neither its standing nor its update time changed; edits bump updatedAt.
-    if (known !== undefined && known.updatedAt === candidate.entry.updatedAt) tokens = known.tokens;
+    if (known !== undefined) tokens = known.tokens;
     else {
       tokens = await count(renderMemoryBlock(candidate.entry, candidate.specificity));
-      if (!counts) blockCache.set(candidate.entry, (counts = new Map()));
-      counts.set(key, { updatedAt: candidate.entry.updatedAt, tokens });
+      if (!counts) blockCache.set(candidate.entry, (counts = []));
+      if (counts.length >= 8) counts.shift();
+      counts.push({ counter: counter.name, specificity: candidate.specificity, updatedAt: candidate.entry.updatedAt, tokens });
     }
     if (used + tokens <= budget) {
       selected.push({ entry: candidate.entry, tokens, specificity: candidate.specificity });
