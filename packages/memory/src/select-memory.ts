@@ -48,7 +48,11 @@ export interface MemorySelection {
 }
 
 export interface SelectMemoryOptions {
-  /** The store's entries (`(await store.list()).entries`); only accepted, unexpired ones are considered. */
+  /**
+   * The store's entries (`(await store.list()).entries`); only accepted, unexpired ones are
+   * considered. Treated as values: token counts are cached by entry object and update time, so
+   * change an entry through its store (which returns a new object with a new `updatedAt`), not in place.
+   */
   entries: readonly MemoryEntry[];
   /** Use counts (`(await store.list()).usage`): among equals, the more used entry first. */
   usage?: Readonly<Record<string, MemoryUsage>>;
