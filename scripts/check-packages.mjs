@@ -30,6 +30,7 @@ const smoke = {
   "@bulkhead/postgres": `if (typeof api.createStore !== "function" || typeof api.createPostgresBudgetStore({ connectionString: "postgres://x@localhost/x" }).reserve !== "function") throw new Error("createStore");`,
   "@bulkhead/budget": `if (api.createTokenCounter({ encoding: "o200k_base" }).count("hello world") !== 2) throw new Error("tiktoken did not load from the tarball");`,
   "@bulkhead/gateway": `{ const gateway = await api.createGateway({ env: {} }); const answer = await fetch(gateway.url + "/v1/nope", { method: "POST" }); await gateway.close(); if (answer.status !== 404) throw new Error("the gateway did not answer from the tarball"); }`,
+  "@bulkhead/memory": `if (api.parseMemoryEntry(api.renderMemoryEntry({ id: "m-abc", kind: "convention", status: "accepted", title: "t", body: "", applies: "workspace", source: { kind: "person", ref: "p" }, createdAt: "2026-12-01T00:00:00.000Z", updatedAt: "2026-12-01T00:00:00.000Z" })).title !== "t") throw new Error("memory entry round trip");`,
 };
 
 const failures = [];

@@ -15,6 +15,7 @@ import {
 } from "@bulkhead/handover";
 import { buildImage, createSession, gc, getSession, listSessions, loadProject, reconcile } from "@bulkhead/sandbox";
 import { dispatch, finish, harvest } from "./composites.js";
+import { memoryCommands } from "./memory-commands.js";
 
 export interface MainOptions {
   stdout?: (text: string) => void;
@@ -466,6 +467,7 @@ const commands: Record<string, Command> = {
       };
     },
   },
+  ...memoryCommands,
 };
 
 function help(): string {
@@ -515,6 +517,18 @@ export async function main(
         "dry-run": { type: "boolean" },
         missing: { type: "boolean" },
         start: { type: "boolean" },
+        // bulkhead memory …
+        dir: { type: "string" },
+        by: { type: "string" },
+        kind: { type: "string" },
+        title: { type: "string" },
+        applies: { type: "string", multiple: true },
+        status: { type: "string" },
+        expires: { type: "string" },
+        reason: { type: "string" },
+        "memory-tokens": { type: "string" },
+        instructions: { type: "string" },
+        record: { type: "boolean" },
       },
     });
   } catch (error) {
@@ -569,6 +583,6 @@ export async function main(
     if (json) stdout(`${JSON.stringify({ error: body })}\n`);
     else stderr(`${body.message}\n`);
     // Refused by a limit is not a failure of the tool: scripts tell the two apart.
-    return "code" in body && (body.code === "SCOPE_LIMIT" || body.code === "BUDGET_EXCEEDED") ? 2 : 1;
+    return "code" in body && (body.code === "SCOPE_LIMIT" || body.code === "BUDGET_EXCEEDED" || body.code === "MEMORY_REFUSED") ? 2 : 1;
   }
 }

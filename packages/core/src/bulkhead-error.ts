@@ -33,6 +33,12 @@ export const BULKHEAD_ERROR_CODES = {
   HANDOVER_CONSUMED: "HANDOVER_CONSUMED",
   /** A rendered handover is over its token bound. */
   HANDOVER_TOO_LARGE: "HANDOVER_TOO_LARGE",
+  /** A project-memory entry file is malformed; the message names the file and the line. */
+  INVALID_MEMORY_ENTRY: "INVALID_MEMORY_ENTRY",
+  /** No project-memory entry with this id exists in the store. */
+  MEMORY_ENTRY_NOT_FOUND: "MEMORY_ENTRY_NOT_FOUND",
+  /** A project-memory change was refused: already decided, dropped, or accepted by its own proposer. */
+  MEMORY_REFUSED: "MEMORY_REFUSED",
   /** A command run as a check failed to start or timed out. */
   COMMAND_FAILED: "COMMAND_FAILED",
   /** Another lead took over: this one's fencing token is stale, so it must not write. */

@@ -44,6 +44,10 @@ export interface BuildHandoverOptions {
   status?: HandoverDocument["status"];
   nextTaskDependencies?: readonly string[];
   notes?: readonly string[];
+  /** Decisions taken during the task, one line each ("what — why"); proposed to project memory later. */
+  decisions?: readonly string[];
+  /** Ids of the project-memory entries the agent was given (`selection.selected` of `@bulkhead/memory`). */
+  memoryGiven?: readonly string[];
   previousHandoverId?: string;
   /** Bound on the rendered document's tokens (summaries, not transcripts). */
   maxTokens?: number;
@@ -130,6 +134,8 @@ export async function buildHandover(options: BuildHandoverOptions): Promise<Hand
       evidence: gate.evidence.length > maxEvidenceChars ? `${gate.evidence.slice(0, maxEvidenceChars - 1)}…` : gate.evidence,
     })),
     notes: [...notes],
+    ...(options.decisions === undefined ? {} : { decisions: [...options.decisions] }),
+    ...(options.memoryGiven === undefined ? {} : { memoryGiven: [...options.memoryGiven] }),
     createdAt: now().toISOString(),
     ...(previousHandoverId === undefined ? {} : { previousHandoverId }),
     trimmed: [],

@@ -88,6 +88,10 @@ export const handoverSchema = z.object({
         ),
       `list each trimmed section once, in document order (${TRIMMABLE_SECTIONS.join(", ")})`,
     ),
+  /** Decisions taken during the task, one line each ("what — why"): proposed to project memory. */
+  decisions: z.array(line("a decision")).optional(),
+  /** Ids of the project-memory entries the agent was given (`@bulkhead/memory`'s selection). */
+  memoryGiven: z.array(z.string().regex(/^[a-z0-9][a-z0-9-]{2,63}$/, "expected a memory entry id")).optional(),
   /** Set once by `consumeHandover`; a second consumer is refused. */
   consumed: z.object({ by: line("who consumed it").pipe(z.string().min(1)), at: z.iso.datetime() }).optional(),
 });

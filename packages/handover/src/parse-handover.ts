@@ -107,12 +107,14 @@ function parse(markdown: string, source: string, lenient: boolean): HandoverDocu
   }
   const section = (name: string) => sections.get(name)?.lines ?? (lenient ? [] : fail(`missing section "## ${name}"`));
   const trimmed: HandoverDocument["trimmed"] = [];
-  const list = (name: keyof typeof TRIMMABLE): string[] => {
+  const list = (name: string): string[] => {
     const items: string[] = [];
     for (const line of section(name)) {
       if (line === NONE) continue;
       const more = MORE.exec(line);
-      if (more) trimmed.push({ section: TRIMMABLE[name], omitted: Number(more[1]) });
+      const trimmable = (TRIMMABLE as Record<string, (typeof TRIMMABLE_SECTIONS)[number] | undefined>)[name];
+      if (more && !trimmable) fail(`"## ${name}" is never trimmed: list every item`, sections.get(name)!.start);
+      if (more) trimmed.push({ section: trimmable!, omitted: Number(more[1]) });
       else if (line.startsWith("- ")) items.push(unescapeLine(line.slice(2)));
       else fail(`unexpected line in "## ${name}": ${JSON.stringify(line.slice(0, 60))}`, sections.get(name)!.start);
     }
@@ -207,6 +209,12 @@ function parse(markdown: string, source: string, lenient: boolean): HandoverDocu
   }
   document.gates = gates;
   document.notes = list("Notes");
+  for (const [name, key] of [
+    ["Decisions", "decisions"],
+    ["Memory given", "memoryGiven"],
+  ] as const) {
+    if (sections.has(name)) document[key] = list(name);
+  }
   document.trimmed = trimmed.sort((left, right) => TRIMMABLE_SECTIONS.indexOf(left.section) - TRIMMABLE_SECTIONS.indexOf(right.section));
 
   const result = handoverSchema.safeParse(document);

@@ -123,6 +123,10 @@ export function renderHandover(document: HandoverDocument): string {
   }
   if (omitted("gates")) out.push(`- ${moreMarker(omitted("gates")!)}`);
 
-  out.push("", "## Notes", ...bullets(document.notes, omitted("notes")), "");
+  out.push("", "## Notes", ...bullets(document.notes, omitted("notes")));
+  // Optional sections, written only when present, so older documents render as they did.
+  if (document.decisions !== undefined) out.push("", "## Decisions", ...bullets(document.decisions, undefined));
+  if (document.memoryGiven !== undefined) out.push("", "## Memory given", ...bullets(document.memoryGiven, undefined));
+  out.push("");
   return out.join("\n");
 }

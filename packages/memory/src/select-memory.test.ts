@@ -1,0 +1,209 @@
+import { createTokenCounter } from "@bulkhead/budget";
+import { createByteEstimateCounter, parseTaskSpec, resolveScope, type TaskSpec } from "@bulkhead/core";
+import { createTempDir } from "@bulkhead/test-utils";
+import fc from "fast-check";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { sampleEntry } from "../test/memory-store-conformance.js";
+import type { MemoryApplies, MemoryEntry } from "./memory-entry.js";
+import { renderMemorySection } from "./render-memory-section.js";
+import { selectMemory } from "./select-memory.js";
+
+const specFor = (repos: { name: string; paths: string[] }[], maxTokens = 10_000, extra = "") =>
+  parseTaskSpec(
+    `task: t\ncontext_scope:\n  repos: ${JSON.stringify(repos)}\n  max_files: 100\n  max_tokens: ${maxTokens}\nownership:\n  primary_repo: ${repos[0]!.name}\n${extra}`,
+  );
+
+const accepted = (id: string, applies: MemoryApplies, overrides: Partial<MemoryEntry> = {}) =>
+  sampleEntry(id, {
+    status: "accepted",
+    acceptedBy: "alice",
+    applies,
+    kind: "convention",
+    why: undefined,
+    decidedBy: undefined,
+    ...overrides,
+  });
+
+describe("selectMemory", () => {
+  it("carries a workspace learning from repo A to a task scoped only to repo B; repo A's own stays in A", async () => {
+    const learnedInA = accepted("m-from-a-workspace", "workspace", {
+      kind: "learning",
+      learning: "failure",
+      foundIn: { repo: "repo-a", path: "ci/Dockerfile" },
+      title: "Acceptance checks must be token-specific, not category-level",
+    });
+    const onlyA = accepted("m-only-a", [{ repo: "repo-a", paths: [] }]);
+    const onlyB = accepted("m-only-b", [{ repo: "repo-b", paths: ["src"] }]);
+    const spec = specFor([{ name: "repo-b", paths: ["src"] }]);
+    const selection = await selectMemory({ entries: [onlyA, learnedInA, onlyB], spec });
+    expect(selection.selected.map((item) => [item.entry.id, item.specificity])).toEqual([
+      ["m-only-b", "path"],
+      ["m-from-a-workspace", "workspace"],
+    ]);
+    expect(renderMemorySection(selection)).toContain("[learning, failure] Acceptance checks must be token-specific");
+    expect(renderMemorySection(selection)).not.toContain("m-only-a");
+  });
+
+  it("never selects proposed, dropped or expired entries", async () => {
+    const spec = specFor([{ name: "api", paths: ["src"] }]);
+    const now = new Date("2026-12-01T12:00:00.000Z");
+    const entries = [
+      accepted("m-live", "workspace", { expiresAt: "2026-12-02T00:00:00Z" }),
+      accepted("m-expired", "workspace", { expiresAt: "2026-12-01T12:00:00.000Z" }),
+      accepted("m-expired-other-precision", "workspace", { expiresAt: "2026-12-01T11:59:59Z" }),
+      sampleEntry("m-proposed", { applies: "workspace" }),
+      accepted("m-dropped", "workspace", { status: "dropped", droppedBy: "bob" }),
+    ];
+    const selection = await selectMemory({ entries, spec, now });
+    expect(selection.selected.map((item) => item.entry.id)).toEqual(["m-live"]);
+    expect(selection.applicable).toBe(1);
+  });
+
+  it("matches paths against the resolved scope, and takes the share from what the scope leaves of the context budget", async () => {
+    await using dir = createTempDir();
+    dir.write({
+      "api/src/middleware/rateLimit.ts": "x".repeat(4000),
+      "api/src/routes/user.ts": "export {};\n",
+      "api/docs/adr.md": "# ADR\n",
+    });
+    const spec = specFor([{ name: "api", paths: ["src/**/*.ts"] }], 2000);
+    const scope = await resolveScope(spec, { repos: { api: join(dir.path, "api") }, cache: false });
+    const entries = [
+      accepted("m-file", [{ repo: "api", paths: ["src/middleware/rateLimit.ts"] }], { updatedAt: "2026-11-01T00:00:00.000Z" }),
+      accepted("m-dir", [{ repo: "api", paths: ["src"] }], { updatedAt: "2026-12-01T00:00:00.000Z" }),
+      accepted("m-docs", [{ repo: "api", paths: ["docs"] }]),
+      accepted("m-repo", [{ repo: "api", paths: [] }]),
+      accepted("m-two-repos", [
+        { repo: "api", paths: [] },
+        { repo: "web", paths: [] },
+      ]),
+    ];
+    const wide = await selectMemory({ entries, spec, scope, share: 1 });
+    // Deeper paths first, whatever their age; a path outside what the task sees does not apply.
+    expect(wide.selected.map((item) => item.entry.id)).toEqual(["m-file", "m-dir", "m-repo", "m-two-repos"]);
+    expect(wide.scopeTokens).toBe(scope.totals.tokens);
+    expect(wide.budget).toBe(2000 - scope.totals.tokens);
+    expect(wide.tokens + scope.totals.tokens).toBeLessThanOrEqual(2000);
+    // A tight share: what does not fit is listed by id, in rank order.
+    const justOne = createByteEstimateCounter().count(renderMemorySection({ selected: wide.selected.slice(0, 1) })) as number;
+    const tight = await selectMemory({ entries, spec, scope, maxTokens: justOne + 1 });
+    expect(tight.selected.map((item) => item.entry.id)).toEqual(["m-file"]);
+    expect(tight.notFitted).toEqual(["m-dir", "m-repo", "m-two-repos"]);
+    expect(tight.tokens).toBe(justOne);
+  });
+
+  it("validates its options", async () => {
+    await expect(selectMemory({ entries: [], spec: {} as TaskSpec })).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
+    await expect(selectMemory({ entries: [], spec: specFor([{ name: "api", paths: ["src"] }]), share: 2 })).rejects.toThrow("options");
+  });
+
+  describe("properties", () => {
+    const repos = ["api", "web", "ops"];
+    const paths = ["src", "src/middleware", "src/middleware/rateLimit.ts", "docs", "lib"];
+    const applies: fc.Arbitrary<MemoryApplies> = fc.oneof(
+      fc.constant("workspace" as const),
+      fc.uniqueArray(fc.record({ repo: fc.constantFrom(...repos), paths: fc.uniqueArray(fc.constantFrom(...paths), { maxLength: 2 }) }), {
+        minLength: 1,
+        maxLength: 2,
+        selector: (target) => target.repo,
+      }),
+    );
+    const days = ["2026-11-01T00:00:00.000Z", "2026-11-15T00:00:00.000Z", "2026-12-01T00:00:00.000Z"];
+    const entry = fc.record({
+      applies,
+      status: fc.constantFrom("accepted", "accepted", "proposed", "dropped") as fc.Arbitrary<MemoryEntry["status"]>,
+      updatedAt: fc.constantFrom(...days),
+      expired: fc.boolean(),
+      title: fc.string({ minLength: 1, maxLength: 60 }).filter((text) => text.trim() !== "" && !/[\r\n\u0085\u2028\u2029]/.test(text)),
+      body: fc.string({ maxLength: 300 }),
+    });
+    const entries = fc.array(entry, { maxLength: 25 }).map((list) =>
+      list.map((item, index) =>
+        accepted(`m-${String(index).padStart(4, "0")}`, item.applies, {
+          status: item.status,
+          updatedAt: item.updatedAt,
+          title: item.title.trim(),
+          body: item.body.replaceAll("\r", "").trim(),
+          ...(item.expired ? { expiresAt: "2026-11-30T00:00:00.000Z" } : {}),
+        }),
+      ),
+    );
+    const spec = specFor([
+      { name: "api", paths: ["src/middleware"] },
+      { name: "web", paths: ["src"] },
+    ]);
+    const now = new Date("2026-12-01T12:00:00.000Z");
+    const counter = createTokenCounter({ encoding: "o200k_base" });
+    afterAll(() => counter[Symbol.dispose]());
+
+    it("never exceeds its token share, counted on the whole rendered section", async () => {
+      await fc.assert(
+        fc.asyncProperty(entries, fc.integer({ min: 0, max: 600 }), async (list, maxTokens) => {
+          const selection = await selectMemory({ entries: list, spec, counter, maxTokens, now });
+          const section = renderMemorySection(selection);
+          expect(selection.tokens).toBe(section === "" ? 0 : counter.count(section));
+          expect(selection.tokens).toBeLessThanOrEqual(maxTokens);
+          // Every applicable entry is either selected or listed as not fitted; nothing else is.
+          expect(selection.selected.length + selection.notFitted.length).toBe(selection.applicable);
+          for (const item of selection.selected) {
+            expect(item.entry.status).toBe("accepted");
+            expect(item.entry.expiresAt).toBeUndefined();
+          }
+        }),
+        { numRuns: 150 },
+      );
+    });
+
+    it("is deterministic for the same store, in whatever order the store lists it", async () => {
+      await fc.assert(
+        fc.asyncProperty(entries, fc.integer({ min: 0, max: 600 }), fc.infiniteStream(fc.nat()), async (list, maxTokens, randoms) => {
+          const shuffled = list
+            .map((item) => ({ item, key: randoms.next().value as number }))
+            .sort((a, b) => a.key - b.key)
+            .map(({ item }) => item);
+          const first = await selectMemory({ entries: list, spec, counter, maxTokens, now });
+          const second = await selectMemory({ entries: shuffled, spec, counter, maxTokens, now });
+          expect(second).toEqual(first);
+          expect(renderMemorySection(second)).toBe(renderMemorySection(first));
+        }),
+        { numRuns: 100 },
+      );
+    });
+
+    it("always prefers a path-specific entry over a workspace-wide one of the same age", async () => {
+      await fc.assert(
+        fc.asyncProperty(
+          entries,
+          fc.integer({ min: 0, max: 600 }),
+          fc.constantFrom(...days),
+          fc.string({ maxLength: 200 }),
+          async (list, maxTokens, day, text) => {
+            // The same text in both, so neither is cheaper: only specificity can decide.
+            const body = text.replaceAll("\r", "").trim();
+            const specific = accepted("m-path-entry", [{ repo: "api", paths: ["src/middleware"] }], {
+              updatedAt: day,
+              title: "Same rule",
+              body,
+            });
+            const wide = accepted("m-wide-entry", "workspace", { updatedAt: day, title: "Same rule", body });
+            const selection = await selectMemory({ entries: [wide, ...list, specific], spec, counter, maxTokens, now });
+            const ids = selection.selected.map((item) => item.entry.id);
+            if (ids.includes("m-wide-entry")) expect(ids).toContain("m-path-entry");
+            // Stronger: when any workspace-wide entry is in, every applicable path-specific one is.
+            if (selection.selected.some((item) => item.specificity === "workspace")) {
+              const all = await selectMemory({ entries: [wide, ...list, specific], spec, counter, maxTokens: 1_000_000, now });
+              for (const item of all.selected.filter((candidate) => candidate.specificity === "path")) expect(ids).toContain(item.entry.id);
+            }
+            if (ids.includes("m-path-entry") && ids.includes("m-wide-entry"))
+              expect(ids.indexOf("m-path-entry")).toBeLessThan(ids.indexOf("m-wide-entry"));
+            // And the section is ordered most specific first.
+            const levels = selection.selected.map((item) => ({ path: 3, repo: 2, workspace: 1 })[item.specificity]);
+            expect(levels).toEqual([...levels].sort((a, b) => b - a));
+          },
+        ),
+        { numRuns: 150 },
+      );
+    });
+  });
+});
