@@ -6,6 +6,7 @@ import Docker from "dockerode";
 import { buildImage } from "./build-image.js";
 import { cloneRepos } from "./clone-repos.js";
 import { checkDevices, containerSpec } from "./container-spec.js";
+import { prepareGatewayRoute, waitForForwarder, type GatewayRouteOptions } from "./gateway-route.js";
 import { run } from "./git.js";
 import type { Project } from "./project-config.js";
 import { SessionError } from "./sandbox-errors.js";
@@ -31,7 +32,15 @@ export async function createSession(
     docker = new Docker(),
     home = defaultHome(),
     abortSignal,
-  }: { tag?: string; docker?: Docker; home?: string; abortSignal?: AbortSignal } = {},
+    gateway,
+  }: {
+    tag?: string;
+    docker?: Docker;
+    home?: string;
+    abortSignal?: AbortSignal;
+    /** The session's only route out: a model gateway's unix socket on the host (see docs/sandbox.md). */
+    gateway?: GatewayRouteOptions;
+  } = {},
 ): Promise<Session> {
   throwIfAborted(abortSignal, "createSession");
   const id = `s${Date.now().toString(36)}${randomBytes(4).toString("hex")}`;
@@ -62,14 +71,34 @@ export async function createSession(
     const env: Record<string, string> = { ...project.env, HOME: "/tmp" };
     for (const name of project.passEnv) if (process.env[name] !== undefined) env[name] = process.env[name]!;
     throwIfAborted(abortSignal, "createSession");
+    // --- gateway route (gateway-route.ts): checked before the container exists ---
+    step = "gateway";
+    const route =
+      gateway === undefined ? undefined : prepareGatewayRoute(gateway, { sessionDir: dir, workspace, user, network: project.network });
+    if (route) env.BULKHEAD_GATEWAY_URL = route.route.baseUrl;
+    // --- end gateway route ---
     step = "container";
     const container = await docker.createContainer(
-      containerSpec(project, { tag: image, sessionId: id, workspace, user, granted, env, version: VERSION, home }),
+      containerSpec(project, {
+        tag: image,
+        sessionId: id,
+        workspace,
+        user,
+        granted,
+        env,
+        version: VERSION,
+        home,
+        ...(route ? { gateway: route } : {}),
+      }),
     );
     cleanup.push(() => container.remove({ force: true }));
     throwIfAborted(abortSignal, "createSession");
     step = "start";
     await container.start();
+    if (route) {
+      step = "gateway";
+      await waitForForwarder(workspace, container);
+    }
     const state: SessionState = {
       id,
       project: project.name,
@@ -84,6 +113,7 @@ export async function createSession(
       granted,
       repos,
       jobs: [],
+      ...(route ? { gateway: route.route } : {}),
     };
     step = "state";
     await writeSessionState(home, state);

@@ -4,6 +4,7 @@ export { checkDevices, containerSpec, homeLabel, type GrantedDevices } from "./c
 export { defineProject, loadProject, projectSchema, type Project, type ProjectInput } from "./project-config.js";
 export { DeviceUnavailableError, InvalidProjectError, SessionError } from "./sandbox-errors.js";
 export { createSession } from "./create-session.js";
+export { gatewayRouteSchema, type GatewayRoute, type GatewayRouteOptions } from "./gateway-route.js";
 export { getSession } from "./get-session.js";
 export { Job } from "./job.js";
 export { listSessions } from "./list-sessions.js";

@@ -3,6 +3,7 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { withFileLock, writeFileAtomic } from "@bulkhead/core";
 import type { GrantedDevices } from "./container-spec.js";
+import type { GatewayRoute } from "./gateway-route.js";
 
 /** A job record, kept in the session state so any process can find it again. */
 export interface JobRecord {
@@ -34,6 +35,8 @@ export interface SessionState {
   granted: GrantedDevices;
   repos: { name: string; mode: "clone" | "mount-ro"; source: string; branch: string; baseSha: string }[];
   jobs: JobRecord[];
+  /** The session's gateway route, when it was created with one: its only way out. */
+  gateway?: GatewayRoute;
 }
 
 /** Where sessions live when no `home` is given: `$BULKHEAD_HOME`, else `~/.bulkhead`. */
