@@ -1,5 +1,13 @@
 // The public API of @bulkhead/core: one deliberate list.
 export { AbortedError, throwIfAborted } from "./aborted-error.js";
+export type {
+  AgentEvent,
+  AgentEventParser,
+  AgentGatewayAccess,
+  AgentInvocation,
+  AgentProvider,
+  AgentRunRequest,
+} from "./agent-provider.js";
 export { BULKHEAD_ERROR_CODES, BulkheadError, type BulkheadErrorCode, type BulkheadErrorOptions } from "./bulkhead-error.js";
 export type { AgentCommit, ChangeKind, ChangeSet, ChangedEntry, ChangedPath, GitFileMode, RepoChangeSet } from "./change-set.js";
 export { InvalidArgumentError } from "./invalid-argument-error.js";
