@@ -1,43 +1,12 @@
 import { randomBytes } from "node:crypto";
-import { chmodSync, mkdirSync } from "node:fs";
-import { createServer, request, type Server } from "node:http";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { AgentEvent } from "@bulkhead/core";
 import { buildImage, createSession, defineProject, type Session } from "@bulkhead/sandbox";
 import { createScriptedUpstream, createTempDir, initRepo, type ScriptedUpstream, type TempDir } from "@bulkhead/test-utils";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { agentImage, claudeCode, formatAgentEvent, startAgent } from "./index.js";
-
-/**
- * Stands in for the model gateway until it is merged: HTTP on a unix socket, checks the session
- * token, and sends the real key upstream in its place. The box only ever holds the token.
- */
-async function credentialSwap(socketPath: string, upstream: string, { token, apiKey }: { token: string; apiKey: string }) {
-  const seen: string[] = [];
-  const server: Server = createServer((incoming, answer) => {
-    const key = String(incoming.headers["x-api-key"] ?? "");
-    seen.push(key);
-    if (key !== token) {
-      answer.writeHead(401, { "content-type": "application/json" });
-      answer.end(JSON.stringify({ type: "error", error: { type: "authentication_error", message: "wrong session token" } }));
-      return;
-    }
-    const target = new URL(incoming.url ?? "/", upstream);
-    const outgoing = request(
-      target,
-      { method: incoming.method, headers: { ...incoming.headers, host: target.host, "x-api-key": apiKey } },
-      (response) => {
-        answer.writeHead(response.statusCode ?? 502, response.headers);
-        response.pipe(answer);
-      },
-    );
-    outgoing.on("error", () => answer.destroy());
-    incoming.pipe(outgoing);
-  });
-  await new Promise<void>((resolve) => server.listen(socketPath, resolve));
-  chmodSync(socketPath, 0o666);
-  return { server, seen };
-}
+import { credentialSwap } from "./test-gateway.js";
 
 const events = async (run: { events(): AsyncGenerator<AgentEvent> }) => {
   const all: AgentEvent[] = [];
