@@ -27,7 +27,7 @@ export function jsonLineParser(toEvents: (line: Record<string, unknown>) => Agen
       let start = 0;
       for (let newline = chunk.indexOf("\n"); newline !== -1; newline = chunk.indexOf("\n", start)) {
         const piece = chunk.slice(start, newline);
-        if (!skipping) events.push(...handle(pending + piece));
+        if (!skipping && pending.length + piece.length <= MAX_EVENT_LINE_BYTES) events.push(...handle(pending + piece));
         pending = "";
         skipping = false;
         start = newline + 1;
