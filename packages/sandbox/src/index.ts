@@ -6,6 +6,7 @@ export { DeviceUnavailableError, InvalidProjectError, SessionError } from "./san
 export { createSession } from "./create-session.js";
 export { gatewayRouteSchema, type GatewayRoute, type GatewayRouteOptions } from "./gateway-route.js";
 export { getSession } from "./get-session.js";
+export { openShell, type ShellStreams } from "./open-shell.js";
 export { Job } from "./job.js";
 export { listSessions } from "./list-sessions.js";
 export { Session, type ExecResult } from "./session.js";
