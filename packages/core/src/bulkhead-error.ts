@@ -51,6 +51,8 @@ export const BULKHEAD_ERROR_CODES = {
   SESSION_FAILED: "SESSION_FAILED",
   /** `bulkhead harvest` could not finish (the lead refused the agent's changes, ...). */
   HARVEST_FAILED: "HARVEST_FAILED",
+  /** The model gateway could not start (a port or socket path in use) or was used after close. */
+  GATEWAY_FAILED: "GATEWAY_FAILED",
 } as const;
 
 export type BulkheadErrorCode = (typeof BULKHEAD_ERROR_CODES)[keyof typeof BULKHEAD_ERROR_CODES];

@@ -478,9 +478,12 @@ export async function createScriptedUpstream(options: ScriptedUpstreamOptions = 
       at("response.completed", { response: responseObject(responseId, model, "completed", output, sent) });
     }
 
+    let flushed: Promise<void> = Promise.resolve();
     for (const [index, event] of events.entries()) {
       if (turn.stallAfterEvents !== undefined && index >= turn.stallAfterEvents) return;
       if (turn.dropAfterEvents !== undefined && index >= turn.dropAfterEvents) {
+        // Destroying a socket discards what is still queued: let the events written reach the client first.
+        await flushed;
         response.socket?.destroy();
         return;
       }
@@ -488,7 +491,8 @@ export async function createScriptedUpstream(options: ScriptedUpstreamOptions = 
       const data = typeof event.data === "string" ? event.data : JSON.stringify(event.data);
       const frame = event.event === undefined ? `data: ${data}\n\n` : `event: ${event.event}\ndata: ${data}\n\n`;
       record.sentEvents.push(event);
-      if (!response.write(frame)) await new Promise<void>((resolve) => response.once("drain", resolve).once("close", resolve));
+      flushed = new Promise<void>((resolve) => response.write(frame, () => resolve()));
+      if (response.writableNeedDrain) await new Promise<void>((resolve) => response.once("drain", resolve).once("close", resolve));
       if (turn.eventDelayMs) await new Promise((resolve) => setTimeout(resolve, turn.eventDelayMs));
     }
     response.end();

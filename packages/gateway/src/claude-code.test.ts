@@ -1,0 +1,172 @@
+// The real Claude Code CLI (npm @anthropic-ai/claude-code, its native binary) run on the host
+// against the gateway, which forwards to a scripted Anthropic upstream on 127.0.0.1.
+import { spawn } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { createBudget, normalizeUsage, usageOnly } from "@bulkhead/budget";
+import { addUsage, emptyUsage } from "@bulkhead/core";
+import { createScriptedUpstream, createTempDir, type ScriptedUpstream } from "@bulkhead/test-utils";
+import { afterEach, describe, expect, it } from "vitest";
+import { createGateway, type Gateway } from "./index.js";
+
+const CANARY = "sk-ant-canary-claude-code-5d1e8a";
+const MODEL = "claude-sonnet-4-5";
+const require = createRequire(import.meta.url);
+const CLAUDE = join(dirname(require.resolve("@anthropic-ai/claude-code/package.json")), "bin", "claude.exe");
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function setup(script: (work: string) => Parameters<typeof createScriptedUpstream>[0]) {
+  const work = createTempDir("bulkhead-claude-work-");
+  const home = createTempDir("bulkhead-claude-home-");
+  const upstream = await createScriptedUpstream(script(work.path));
+  const gateway = await createGateway({ upstreams: { anthropic: upstream.url }, credentials: { anthropic: { apiKey: CANARY } }, env: {} });
+  cleanups.push(
+    () => work.remove(),
+    () => home.remove(),
+    () => upstream.close(),
+    () => gateway.close(),
+  );
+  return { upstream, gateway, work: work.path, home: home.path };
+}
+
+/** Runs `claude -p` headless, as root with IS_SANDBOX=1, with nothing but the gateway to talk to. */
+function runClaude(gateway: Gateway, token: string, cwd: string, home: string, prompt: string) {
+  return new Promise<{ code: number | null; stdout: string; stderr: string; lines: Record<string, unknown>[] }>((resolve, reject) => {
+    const child = spawn(
+      CLAUDE,
+      ["-p", prompt, "--output-format", "stream-json", "--verbose", "--dangerously-skip-permissions", "--model", MODEL],
+      {
+        cwd,
+        stdio: ["ignore", "pipe", "pipe"],
+        env: {
+          PATH: process.env.PATH,
+          HOME: home,
+          IS_SANDBOX: "1",
+          ANTHROPIC_BASE_URL: gateway.anthropicBaseUrl,
+          ANTHROPIC_API_KEY: token,
+          DISABLE_AUTOUPDATER: "1",
+          CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1",
+          DISABLE_TELEMETRY: "1",
+          DISABLE_ERROR_REPORTING: "1",
+          CLAUDE_CODE_MAX_RETRIES: "0",
+        },
+      },
+    );
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    child.once("error", reject);
+    child.once("close", (code) => {
+      const lines = stdout
+        .split("\n")
+        .filter((line) => line.startsWith("{"))
+        .map((line) => JSON.parse(line) as Record<string, unknown>);
+      resolve({ code, stdout, stderr, lines });
+    });
+  });
+}
+
+const sentUsage = (upstream: ScriptedUpstream) =>
+  upstream
+    .requestsFor("anthropic-messages")
+    .filter((request) => request.sentUsage !== undefined)
+    .map((request) => usageOnly(normalizeUsage("anthropic", request.sentUsage)));
+
+describe("the real Claude Code CLI through the gateway", () => {
+  it("writes a file with its own tool and ends; the gateway booked exactly what the upstream sent", async () => {
+    const { upstream, gateway, work, home } = await setup((dir) => ({
+      turns: [
+        {
+          text: "I will write the file.",
+          toolUses: [{ name: "Write", input: { file_path: join(dir, "hello.txt"), content: "hello from claude\n" } }],
+          usage: { uncachedInputTokens: 1_200, cacheReadTokens: 9_000, cacheWrite5mTokens: 300, cacheWrite1hTokens: 40, outputTokens: 31 },
+        },
+        {
+          text: "Done: hello.txt is written.",
+          usage: { uncachedInputTokens: 150, cacheReadTokens: 10_500, cacheWrite5mTokens: 60, outputTokens: 9 },
+        },
+      ],
+    }));
+    const budget = createBudget({ id: "cc-1", limits: { sessionTotal: 1_000_000 } });
+    const session = gateway.addSession({ sessionId: "cc-1", budget });
+    const result = await runClaude(gateway, session.token, work, home, "Write hello.txt");
+    expect(result.code, result.stderr).toBe(0);
+    expect(readFileSync(join(work, "hello.txt"), "utf8")).toBe("hello from claude\n");
+    expect(result.lines.at(-1)).toMatchObject({ type: "result", subtype: "success" });
+    const records = gateway.audit("cc-1");
+    expect(records.map((record) => record.outcome)).toEqual(["ok", "ok"]);
+    const sent = sentUsage(upstream);
+    expect(sent).toHaveLength(2);
+    expect(records.map((record) => record.usage)).toEqual(sent);
+    const total = sent.reduce(addUsage, emptyUsage());
+    expect(gateway.stats("cc-1").usage).toEqual(total);
+    expect(gateway.tracker("cc-1").report().usage).toEqual(total);
+    expect(budget.used("sessionTotal")).toBe(total.inputTokens + total.outputTokens);
+    expect(upstream.requests.every((request) => request.headers["x-api-key"] === CANARY)).toBe(true);
+    expect(result.stdout + result.stderr).not.toContain(CANARY);
+  });
+
+  it("is stopped by the generation budget within one delta: the stream ends at max_tokens, the tool use never comes", async () => {
+    const words = Array.from({ length: 400 }, (_, index) => ` step${index}`);
+    const { upstream, gateway, work, home } = await setup((dir) => ({
+      turns: [
+        {
+          text: words,
+          toolUses: [{ name: "Write", input: { file_path: join(dir, "late.txt"), content: "x" } }],
+          usage: { outputTokens: 900 },
+        },
+      ],
+    }));
+    const budget = createBudget({ id: "cc-2", limits: { generation: 60 } });
+    const session = gateway.addSession({ sessionId: "cc-2", budget });
+    const result = await runClaude(gateway, session.token, work, home, "Think aloud, then write late.txt");
+    const records = gateway.audit("cc-2");
+    expect(records[0]).toMatchObject({
+      outcome: "stopped",
+      budget: [
+        { kind: "generation", action: "clamped" },
+        { kind: "generation", action: "stopped" },
+      ],
+    });
+    expect(upstream.requests[0]!.body!.max_tokens).toBe(60);
+    // Within one delta of the limit (a delta here is at most 3 tokens), never over it.
+    expect(budget.used("generation")).toBeLessThanOrEqual(60);
+    expect(budget.used("generation")).toBeGreaterThan(60 - 3);
+    expect(existsSync(join(work, "late.txt"))).toBe(false);
+    // Whatever Claude Code tries next is refused with the budget's name, and it ends.
+    for (const record of records.slice(1))
+      expect(record).toMatchObject({ outcome: "refused", budget: [{ kind: "generation", action: "refused" }] });
+    expect(upstream.requestsFor("anthropic-messages")).toHaveLength(1);
+    expect(result.lines.at(-1)).toMatchObject({ type: "result" });
+  });
+
+  it("a spent tool-call budget means the next turn goes upstream with tool use disabled, and the agent ends", async () => {
+    const { upstream, gateway, work, home } = await setup((dir) => ({
+      turns: [{ toolUses: [{ name: "Write", input: { file_path: join(dir, "first.txt"), content: "first\n" } }] }],
+      // A model that obeys tool_choice: with tools disabled it can only answer in text.
+      respond: (request) =>
+        JSON.stringify(request.body?.tool_choice) === JSON.stringify({ type: "none" })
+          ? { text: "The tool budget is spent; stopping here." }
+          : undefined,
+      whenEmpty: { toolUses: [{ name: "Write", input: { file_path: join(dir, "again.txt"), content: "again\n" } }] },
+    }));
+    const budget = createBudget({ id: "cc-3", limits: { toolCalls: 1 } });
+    const session = gateway.addSession({ sessionId: "cc-3", budget });
+    const result = await runClaude(gateway, session.token, work, home, "Write first.txt, then more files");
+    expect(result.code, result.stderr).toBe(0);
+    expect(existsSync(join(work, "first.txt"))).toBe(true);
+    expect(existsSync(join(work, "again.txt"))).toBe(false);
+    const second = upstream.requestsFor("anthropic-messages")[1]!;
+    expect(second.body!.tool_choice).toEqual({ type: "none" });
+    expect(JSON.stringify(second.body!.messages)).toContain("tool-call budget of this session is spent");
+    expect(gateway.audit("cc-3")[1]!.budget).toContainEqual({ kind: "toolCalls", action: "tools-disabled" });
+    expect(budget.used("toolCalls")).toBeGreaterThan(0);
+    expect(result.lines.at(-1)).toMatchObject({ type: "result", subtype: "success" });
+  });
+});

@@ -1,0 +1,55 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { SseParser } from "./sse-parser.js";
+
+const frameArbitrary = fc.record({
+  event: fc.option(fc.stringMatching(/^[a-z_.]{1,20}$/), { nil: undefined }),
+  data: fc.string({ maxLength: 40 }).map((text) => text.replace(/[\r\n]/g, " ")),
+  crlf: fc.boolean(),
+});
+
+describe("SseParser", () => {
+  it("yields the same frames, byte for byte, however the stream is chunked", () => {
+    fc.assert(
+      fc.property(
+        fc.array(frameArbitrary, { maxLength: 12 }),
+        fc.array(fc.integer({ min: 1, max: 17 }), { minLength: 1 }),
+        (frames, cuts) => {
+          const texts = frames.map(({ event, data, crlf }) => {
+            const newline = crlf ? "\r\n" : "\n";
+            return `${event === undefined ? "" : `event: ${event}${newline}`}data: ${data}${newline}${newline}`;
+          });
+          const bytes = Buffer.from(texts.join(""));
+          const parser = new SseParser();
+          const parsed = [];
+          for (let offset = 0, index = 0; offset < bytes.length; index++) {
+            const size = cuts[index % cuts.length]!;
+            parsed.push(...parser.push(bytes.subarray(offset, offset + size)));
+            offset += size;
+          }
+          expect(parser.end()).toBeUndefined();
+          expect(parsed.map((frame) => frame.raw.toString())).toEqual(texts);
+          expect(parsed.map((frame) => [frame.event, frame.data])).toEqual(frames.map(({ event, data }) => [event, data]));
+        },
+      ),
+    );
+  });
+
+  it("joins multi-line data, skips comments, and refuses a frame over its size limit", () => {
+    const parser = new SseParser(64);
+    expect(parser.push(Buffer.from(": keep-alive\n\nevent: x\ndata: a\ndata: b\n\n")).map((frame) => [frame.event, frame.data])).toEqual([
+      [undefined, ""],
+      ["x", "a\nb"],
+    ]);
+    expect(() => parser.push(Buffer.from(`data: ${"y".repeat(100)}`))).toThrow(/over 64 bytes/);
+  });
+
+  it("assembles a large frame that arrives one byte at a time", () => {
+    const parser = new SseParser();
+    const frame = `data: ${"z".repeat(20_000)}\n\n`;
+    let frames = 0;
+    for (const byte of Buffer.from(frame)) frames += parser.push(Buffer.of(byte)).length;
+    expect(frames).toBe(1);
+    expect(parser.buffered).toBe(0);
+  });
+});

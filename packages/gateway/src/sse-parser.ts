@@ -1,0 +1,101 @@
+/** One server-sent event as it came off the wire: its bytes, its `event:` name and its `data:`. */
+export interface SseFrame {
+  /** The frame's exact bytes, its blank-line terminator included, for pass-through. */
+  readonly raw: Buffer;
+  /** The `event:` field, or undefined (OpenAI Chat Completions sends none). */
+  readonly event: string | undefined;
+  /** The `data:` lines joined with "\n", or "" when there are none. */
+  readonly data: string;
+}
+
+const LF = 0x0a;
+const CR = 0x0d;
+
+/**
+ * An incremental SSE parser: `push` a chunk, get back the frames it completed. Each byte is
+ * scanned once and copied at most once (a frame's pieces are joined when it completes), so a
+ * stream costs linear time whatever its chunking. Accepts `\n\n`, `\r\n\r\n` and mixed terminators.
+ */
+export class SseParser {
+  /** Bytes of the frame in progress, as received (copied once, when the frame completes). */
+  #parts: Buffer[] = [];
+  #size = 0;
+  /** 0: inside a line; 1: just after LF; 2: after LF CR. A second LF (after either) ends the frame. */
+  #state = 0;
+  readonly #maxFrameBytes: number;
+
+  /** @param maxFrameBytes a frame longer than this throws: an upstream that never ends a frame cannot make the gateway buffer without bound. */
+  constructor(maxFrameBytes = 16 * 1024 * 1024) {
+    this.#maxFrameBytes = maxFrameBytes;
+  }
+
+  /** Bytes received but not yet part of a complete frame. */
+  get buffered(): number {
+    return this.#size;
+  }
+
+  push(chunk: Buffer): SseFrame[] {
+    const frames: SseFrame[] = [];
+    let start = 0;
+    let index = 0;
+    while (index < chunk.length) {
+      if (this.#state === 0) {
+        // Native search to the next line end: most bytes are never looked at one by one.
+        const lf = chunk.indexOf(LF, index);
+        if (lf === -1) break;
+        this.#state = 1;
+        index = lf + 1;
+        continue;
+      }
+      const byte = chunk[index];
+      if (byte === LF) {
+        const end = index + 1;
+        frames.push(parseFrame(this.#take(chunk.subarray(start, end))));
+        start = end;
+        index = end;
+        this.#state = 0;
+      } else {
+        this.#state = byte === CR && this.#state === 1 ? 2 : 0;
+        index++;
+      }
+    }
+    if (start < chunk.length) {
+      this.#parts.push(chunk.subarray(start));
+      this.#size += chunk.length - start;
+      if (this.#size > this.#maxFrameBytes) throw new Error(`an SSE frame is over ${this.#maxFrameBytes} bytes`);
+    }
+    return frames;
+  }
+
+  /** What is left when the stream ends: a last frame without its terminator, if any. */
+  end(): SseFrame | undefined {
+    const rest = this.#take(Buffer.alloc(0));
+    this.#state = 0;
+    if (rest.toString("utf8").trim() === "") return undefined;
+    return parseFrame(rest);
+  }
+
+  #take(tail: Buffer): Buffer {
+    if (this.#parts.length === 0) return tail;
+    const whole = Buffer.concat([...this.#parts, tail], this.#size + tail.length);
+    this.#parts = [];
+    this.#size = 0;
+    return whole;
+  }
+}
+
+function parseFrame(raw: Buffer): SseFrame {
+  let event: string | undefined;
+  let data: string | undefined;
+  for (let line of raw.toString("utf8").split("\n")) {
+    if (line.endsWith("\r")) line = line.slice(0, -1);
+    if (line === "" || line.startsWith(":")) continue;
+    const colon = line.indexOf(":");
+    const field = colon === -1 ? line : line.slice(0, colon);
+    let value = colon === -1 ? "" : line.slice(colon + 1);
+    if (value.startsWith(" ")) value = value.slice(1);
+    if (field === "event") event = value;
+    else if (field === "data") data = data === undefined ? value : `${data}\n${value}`;
+  }
+  return { raw, event, data: data ?? "" };
+}
