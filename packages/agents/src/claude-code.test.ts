@@ -2,11 +2,12 @@ import { randomBytes } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { AgentEvent } from "@bulkhead/core";
+import { createBudget } from "@bulkhead/budget";
+import { createGateway, type Gateway } from "@bulkhead/gateway";
 import { buildImage, createSession, defineProject, type Session } from "@bulkhead/sandbox";
 import { createScriptedUpstream, createTempDir, initRepo, type ScriptedUpstream, type TempDir } from "@bulkhead/test-utils";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { agentImage, claudeCode, formatAgentEvent, startAgent } from "./index.js";
-import { credentialSwap } from "./test-gateway.js";
 
 const events = async (run: { events(): AsyncGenerator<AgentEvent> }) => {
   const all: AgentEvent[] = [];
@@ -17,9 +18,9 @@ const events = async (run: { events(): AsyncGenerator<AgentEvent> }) => {
 describe("Claude Code (the real CLI) in a sealed session", () => {
   let dir: TempDir;
   let upstream: ScriptedUpstream;
-  let swap: Awaited<ReturnType<typeof credentialSwap>>;
+  let gateway: Gateway;
   let session: Session;
-  const token = `bh-session-${randomBytes(8).toString("hex")}`;
+  let token: string;
   const canary = `sk-ant-canary-${randomBytes(12).toString("hex")}`;
   // A pattern that finds the canary but is not itself the canary's text (so the probe cannot plant it).
   const canaryPattern = "sk-ant-can[a]ry-";
@@ -41,7 +42,7 @@ describe("Claude Code (the real CLI) in a sealed session", () => {
             {
               name: "Bash",
               input: {
-                command: `echo canary=$(cat /proc/*/environ 2>/dev/null | tr '\\0' '\\n' | grep -c '${canaryPattern}') token=$(cat /proc/*/environ 2>/dev/null | tr '\\0' '\\n' | grep -c '^ANTHROPIC_API_KEY=bh-session-') files=$(grep -rlE '${canaryPattern}' /workspace /tmp /etc 2>/dev/null | wc -l)`,
+                command: `echo canary=$(cat /proc/*/environ 2>/dev/null | tr '\\0' '\\n' | grep -c '${canaryPattern}') token=$(cat /proc/*/environ 2>/dev/null | tr '\\0' '\\n' | grep -c '^ANTHROPIC_API_KEY=bh-') files=$(grep -rlE '${canaryPattern}' /workspace /tmp /etc 2>/dev/null | wc -l)`,
                 description: "Look for keys",
               },
             },
@@ -55,7 +56,17 @@ describe("Claude Code (the real CLI) in a sealed session", () => {
     });
     mkdirSync(join(dir.path, "gateway"));
     const socketPath = join(dir.path, "gateway", "gateway.sock");
-    swap = await credentialSwap(socketPath, upstream.url, { token, apiKey: canary });
+    // The real gateway, on a unix socket only: it holds the key and swaps the session token for it.
+    gateway = await createGateway({
+      listen: { path: socketPath },
+      upstreams: { anthropic: upstream.url },
+      credentials: { anthropic: { apiKey: canary } },
+      env: {},
+    });
+    token = gateway.addSession({
+      sessionId: "agents-claude",
+      budget: createBudget({ id: "agents-claude", limits: { sessionTotal: 1_000_000 } }),
+    }).token;
     const project = defineProject({
       name: "agents-claude",
       repos: [{ name: "api", path: join(dir.path, "api") }],
@@ -66,7 +77,7 @@ describe("Claude Code (the real CLI) in a sealed session", () => {
   });
   afterAll(async () => {
     await session?.remove({ force: true }).catch(() => undefined);
-    swap?.server.close();
+    await gateway?.close();
     await upstream?.close();
     dir?.remove();
   });
@@ -94,11 +105,21 @@ describe("Claude Code (the real CLI) in a sealed session", () => {
     expect(seen.map(formatAgentEvent)).toContain("→ Write api/src/rate-limit.ts");
     const file = session.readWorkspaceFile("api", "src/rate-limit.ts");
     expect(file.kind === "file" && file.content.toString("utf8")).toBe("export const limit = 10;\n");
-    // The box sent the session token; the upstream got the real key and nothing else.
-    expect(new Set(swap.seen)).toEqual(new Set([token]));
+    // The upstream got the real key and nothing else; the gateway booked exactly what it sent.
     const messages = upstream.requestsFor("anthropic-messages");
     expect(messages.length).toBeGreaterThanOrEqual(3);
     expect(new Set(messages.map((received) => received.headers["x-api-key"]))).toEqual(new Set([canary]));
+    const stats = gateway.stats("agents-claude");
+    expect(stats.calls).toBe(messages.length);
+    const sent = messages.map((received) => received.sentUsage as Record<string, number>);
+    const sum = (key: string) => sent.reduce((total, usage) => total + (usage[key] ?? 0), 0);
+    expect(stats.usage).toMatchObject({
+      uncachedInputTokens: sum("input_tokens"),
+      cacheReadTokens: sum("cache_read_input_tokens"),
+      outputTokens: sum("output_tokens"),
+    });
+    expect(stats.usage.cacheReadTokens).toBe(40);
+    expect(stats.usage.cacheWrite5mTokens).toBe(8);
   });
 
   it("never holds the real key: not in its environment, processes, files or logs; only the session token", async () => {

@@ -2,11 +2,12 @@ import { randomBytes } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { AgentEvent } from "@bulkhead/core";
+import { createBudget } from "@bulkhead/budget";
+import { createGateway, type Gateway } from "@bulkhead/gateway";
 import { buildImage, createSession, defineProject, type Session } from "@bulkhead/sandbox";
 import { createScriptedUpstream, createTempDir, initRepo, type ScriptedUpstream, type TempDir } from "@bulkhead/test-utils";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { agentImage, codex, startAgent } from "./index.js";
-import { credentialSwap } from "./test-gateway.js";
 
 const collect = async (run: { events(): AsyncGenerator<AgentEvent> }) => {
   const all: AgentEvent[] = [];
@@ -17,9 +18,9 @@ const collect = async (run: { events(): AsyncGenerator<AgentEvent> }) => {
 describe("Codex (the real CLI) in a sealed session", () => {
   let dir: TempDir;
   let upstream: ScriptedUpstream;
-  let swap: Awaited<ReturnType<typeof credentialSwap>>;
+  let gateway: Gateway;
   let session: Session;
-  const token = `bh-session-${randomBytes(8).toString("hex")}`;
+  let token: string;
   const canary = `sk-proj-canary-${randomBytes(12).toString("hex")}`;
 
   beforeAll(async () => {
@@ -38,7 +39,16 @@ describe("Codex (the real CLI) in a sealed session", () => {
     });
     mkdirSync(join(dir.path, "gateway"));
     const socketPath = join(dir.path, "gateway", "gateway.sock");
-    swap = await credentialSwap(socketPath, upstream.url, { token, apiKey: canary });
+    gateway = await createGateway({
+      listen: { path: socketPath },
+      upstreams: { openai: upstream.url },
+      credentials: { openai: { apiKey: canary } },
+      env: {},
+    });
+    token = gateway.addSession({
+      sessionId: "agents-codex",
+      budget: createBudget({ id: "agents-codex", limits: { sessionTotal: 1_000_000 } }),
+    }).token;
     const project = defineProject({
       name: "agents-codex",
       repos: [{ name: "api", path: join(dir.path, "api") }],
@@ -49,7 +59,7 @@ describe("Codex (the real CLI) in a sealed session", () => {
   });
   afterAll(async () => {
     await session?.remove({ force: true }).catch(() => undefined);
-    swap?.server.close();
+    await gateway?.close();
     await upstream?.close();
     dir?.remove();
   });
@@ -73,10 +83,20 @@ describe("Codex (the real CLI) in a sealed session", () => {
     expect(seen.at(-1)).toMatchObject({ type: "result", ok: true });
     const file = session.readWorkspaceFile("api", "src/rate-limit.ts");
     expect(file.kind === "file" && file.content.toString("utf8")).toBe("export const limit = 10;\n");
-    expect(new Set(swap.seen)).toEqual(new Set([token]));
     const calls = upstream.requestsFor("openai-responses");
     expect(calls.length).toBe(2);
     expect(new Set(calls.map((received) => received.headers.authorization))).toEqual(new Set([`Bearer ${canary}`]));
+    // The gateway booked exactly what the upstream sent.
+    const sent = calls.map(
+      (received) => received.sentUsage as { input_tokens: number; output_tokens: number; input_tokens_details: { cached_tokens: number } },
+    );
+    const stats = gateway.stats("agents-codex");
+    expect(stats.usage).toMatchObject({
+      inputTokens: sent.reduce((total, usage) => total + usage.input_tokens, 0),
+      cacheReadTokens: sent.reduce((total, usage) => total + usage.input_tokens_details.cached_tokens, 0),
+      outputTokens: sent.reduce((total, usage) => total + usage.output_tokens, 0),
+    });
+    expect(stats.usage.cacheReadTokens).toBe(100);
     expect(log.join("")).not.toContain(canary);
     const search = await session.exec([
       "sh",
