@@ -86,7 +86,7 @@ describe("Codex (the real CLI) in a sealed session", () => {
     const calls = upstream.requestsFor("openai-responses");
     expect(calls.length).toBe(2);
     expect(new Set(calls.map((received) => received.headers.authorization))).toEqual(new Set([`Bearer ${canary}`]));
-    // The gateway booked exactly what the upstream sent.
+    // Booked by the gateway exactly as what the upstream sent.
     const sent = calls.map(
       (received) => received.sentUsage as { input_tokens: number; output_tokens: number; input_tokens_details: { cached_tokens: number } },
     );
