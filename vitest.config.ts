@@ -1,7 +1,7 @@
 import { fileURLToPath } from "node:url";
 import { defineConfig } from "vitest/config";
 
-const packages = ["core", "budget", "sandbox", "git-lead", "handover", "gateway", "postgres", "memory", "cli"];
+const packages = ["core", "budget", "sandbox", "git-lead", "handover", "agents", "gateway", "postgres", "memory", "cli"];
 
 export default defineConfig({
   resolve: {

@@ -13,7 +13,9 @@ import {
   type UsageReport,
 } from "@bulkhead/core";
 import { createCommitLead } from "@bulkhead/git-lead";
-import { buildHandover, renderHandover } from "@bulkhead/handover";
+import { startAgent } from "@bulkhead/agents";
+import type { AgentProvider } from "@bulkhead/core";
+import { buildHandover, renderHandover, renderTaskPrompt } from "@bulkhead/handover";
 import { buildImage, createSession, getSession, loadProject, type Session } from "@bulkhead/sandbox";
 
 /** Harvest could not finish: the message names the step and what to look at. */
@@ -48,8 +50,15 @@ const recordPath = (session: Session) => join(session.state.workspace, ".bulkhea
 export async function dispatch(
   projectPath: string,
   specPath: string,
-  { log, progress = () => undefined }: Reporter,
-): Promise<{ session: string; job: string; exitCode: number; report: UsageReport; stoppedBy: string | null }> {
+  {
+    log,
+    progress = () => undefined,
+    agent,
+  }: Reporter & {
+    /** A provider to run (else the project's agent command), its gateway socket and the session's token. */
+    agent?: { provider: AgentProvider; socketPath?: string; token: string };
+  },
+): Promise<{ session: string; job: string; exitCode: number; report: UsageReport; stoppedBy: string | null; prompt: string }> {
   const project = loadProject(projectPath);
   const spec = await loadTaskSpec(specPath, { knownRepos: project.repos.map((repo) => repo.name) });
   const repos = Object.fromEntries(
@@ -69,13 +78,20 @@ export async function dispatch(
     throw new BudgetExceededError(budget.id, kind, check.tokens, check.available, spec.budgets[kind] ?? check.available);
   }
   log(`scope: ${scope.totals.files} files, ${scope.totals.tokens} tokens: within budget`);
+  // No prompt, no dispatch: the agent gets the task as the spec and its scope say it.
+  const prompt = renderTaskPrompt({ spec, scope });
+  log(`prompt: ${Buffer.byteLength(prompt)} bytes from the spec and its scope`);
   progress("baking the image (cached when unchanged)");
   const { tag, cached } = await buildImage(project, { onProgress: progress });
   log(`image: ${tag}${cached ? " (cached)" : ""}`);
   progress(`cloning ${project.repos.length} repo(s) and starting the container`);
-  const session = await createSession(project, { tag });
+  const session = await createSession(project, { tag, ...(agent?.socketPath ? { gateway: { socketPath: agent.socketPath } } : {}) });
   log(`session: ${session.id}`);
-  const job = await session.inject();
+  // A provider runs its agent pointed at the gateway; a project's own agent command gets the
+  // prompt in BULKHEAD_PROMPT.
+  const job = agent
+    ? (await startAgent(session, { provider: agent.provider, prompt, gateway: { token: agent.token } })).job
+    : await session.inject({ env: { BULKHEAD_PROMPT: prompt } });
   progress(`agent running as job ${job.id}`);
   const tracker = createTracker({ taskId: spec.id ?? "task" });
   // Metered while it runs: when the budget runs out, the agent is stopped there and then.
@@ -96,7 +112,7 @@ export async function dispatch(
     recordPath(session),
     JSON.stringify({ spec: resolve(specPath), job: job.id, report, stoppedBy: metered.stoppedBy } satisfies DispatchRecord),
   );
-  return { session: session.id, job: job.id, exitCode, report, stoppedBy: metered.stoppedBy };
+  return { session: session.id, job: job.id, exitCode, report, stoppedBy: metered.stoppedBy, prompt };
 }
 
 /**

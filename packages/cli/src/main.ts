@@ -13,7 +13,9 @@ import {
   renderContinuationPrompt,
   renderHandover,
 } from "@bulkhead/handover";
-import { buildImage, createSession, gc, getSession, listSessions, loadProject, reconcile } from "@bulkhead/sandbox";
+import { startAgent } from "@bulkhead/agents";
+import { buildImage, createSession, gc, getSession, listSessions, loadProject, openShell, reconcile } from "@bulkhead/sandbox";
+import { gatewayToken, printCondensed, providerNamed } from "./agent-flags.js";
 import { dispatch, finish, harvest } from "./composites.js";
 import { memoryCommands } from "./memory-commands.js";
 
@@ -106,11 +108,24 @@ async function planSpecs(specs: string[], flags: Record<string, unknown>) {
 
 const commands: Record<string, Command> = {
   dispatch: {
-    usage: "bulkhead dispatch <project.yaml> --spec <handover.yaml>",
+    usage: "bulkhead dispatch <project.yaml> --spec <handover.yaml> [--agent claude-code|codex --gateway <socket> [--token <t>]]",
     example: "bulkhead dispatch bulkhead.yaml --spec handover.yaml --json",
     async run([project], flags, io) {
       const lines: string[] = [];
-      const result = await dispatch(project!, String(flags.spec), { log: (line) => lines.push(line), progress: io.progress });
+      const result = await dispatch(project!, String(flags.spec), {
+        log: (line) => lines.push(line),
+        progress: io.progress,
+        // --- agents: a built-in provider, reaching its model only through the gateway's socket ---
+        ...(typeof flags.agent === "string"
+          ? {
+              agent: {
+                provider: providerNamed(flags.agent),
+                ...(typeof flags.gateway === "string" ? { socketPath: flags.gateway } : {}),
+                token: gatewayToken(flags.token),
+              },
+            }
+          : {}),
+      });
       // Stopped by a budget is a refusal (2), whatever the killed agent's exit code; else its exit decides.
       return { code: result.stoppedBy ? 2 : result.exitCode === 0 ? 0 : 1, data: result, text: lines };
     },
@@ -442,17 +457,41 @@ const commands: Record<string, Command> = {
     },
   },
   inject: {
-    usage: "bulkhead inject <session> [--follow] -- <command>...",
-    example: "bulkhead inject s123 --follow -- npm test",
+    usage:
+      "bulkhead inject <session> [--follow] [--raw] [--agent claude-code|codex --prompt <text> [--resume <job>] [--token <t>]] [-- <command>...]",
+    example: "bulkhead inject s123 --follow --agent claude-code --prompt 'Run the tests and fix what fails'",
     async run([id, ...command], flags, io) {
       const session = getSession(id!);
-      const job = await session.inject(command.length > 0 ? { command } : {});
+      // --- agents (agent-flags.ts): a provider runs the agent, and --follow prints its events ---
+      const provider = typeof flags.agent === "string" ? providerNamed(flags.agent) : undefined;
+      let job;
+      if (provider) {
+        if (typeof flags.prompt !== "string") throw new InvalidArgumentError("--prompt", "an agent needs a prompt: pass --prompt <text>");
+        const run = await startAgent(session, {
+          provider,
+          prompt: flags.prompt,
+          gateway: { token: gatewayToken(flags.token) },
+          ...(typeof flags.resume === "string" ? { resume: flags.resume } : {}),
+        });
+        job = run.job;
+      } else job = await session.inject(command.length > 0 ? { command } : {});
       if (!flags.follow) return ok({ job: job.id }, [job.id]);
       io.progress(`job ${job.id} started`);
-      for await (const chunk of job.logs({ follow: true })) io.stream(chunk);
+      if (flags.raw === true) for await (const chunk of job.logs({ follow: true })) io.stream(chunk);
+      else await printCondensed(job.logs({ follow: true }), provider ?? providerNamed("claude-code"), io.stream);
+      // --- end agents ---
       const { exitCode } = await job.wait();
       io.progress(`job ${job.id} exited with ${exitCode}`);
       return { code: exitCode === 0 ? 0 : 1, data: { job: job.id, exitCode }, text: [] };
+    },
+  },
+  shell: {
+    usage: "bulkhead shell <session> [-- <command>...]",
+    example: "bulkhead shell s123",
+    async run([id, ...command]) {
+      // An interactive TTY in the live session, as its user: a person steps in.
+      const { exitCode } = await openShell(getSession(id!), command.length > 0 ? { command } : {});
+      return { code: exitCode === 0 ? 0 : 1, data: { session: id, exitCode }, text: [] };
     },
   },
   "code fetch": {
@@ -529,6 +568,11 @@ export async function main(
         "memory-tokens": { type: "string" },
         instructions: { type: "string" },
         record: { type: "boolean" },
+        agent: { type: "string" },
+        prompt: { type: "string" },
+        resume: { type: "string" },
+        gateway: { type: "string" },
+        raw: { type: "boolean" },
       },
     });
   } catch (error) {

@@ -13,6 +13,14 @@ export {
   type SettleOutcome,
   type StoredLease,
 } from "./budget-store.js";
+export type {
+  AgentEvent,
+  AgentEventParser,
+  AgentGatewayAccess,
+  AgentInvocation,
+  AgentProvider,
+  AgentRunRequest,
+} from "./agent-provider.js";
 export { BULKHEAD_ERROR_CODES, BulkheadError, type BulkheadErrorCode, type BulkheadErrorOptions } from "./bulkhead-error.js";
 export { ClaimRefusedError } from "./claim-refused-error.js";
 export type { AgentCommit, ChangeKind, ChangeSet, ChangedEntry, ChangedPath, GitFileMode, RepoChangeSet } from "./change-set.js";

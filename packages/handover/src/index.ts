@@ -20,4 +20,5 @@ export { HandoverConsumedError, HandoverTooLargeError, InvalidHandoverError } fr
 export { parseHandover } from "./parse-handover.js";
 export { renderContinuationPrompt, type PatternReference } from "./render-continuation-prompt.js";
 export { renderHandover } from "./render-handover.js";
+export { MAX_TASK_PROMPT_BYTES, renderTaskPrompt, type RenderTaskPromptOptions } from "./render-task-prompt.js";
 export { suggestSplit, type SplitScope } from "./suggest-split.js";

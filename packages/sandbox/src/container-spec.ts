@@ -63,6 +63,7 @@ export function containerSpec(
     env,
     version,
     home,
+    gateway,
   }: {
     tag: string;
     sessionId: string;
@@ -73,6 +74,8 @@ export function containerSpec(
     version: string;
     /** The state directory, labelled (hashed) so each home only sees its own containers. */
     home?: string;
+    /** A gateway route (see gateway-route.ts): its read-only binds, and the forwarder as the first process. */
+    gateway?: { binds: string[]; cmd: string[] };
   },
 ): Docker.ContainerCreateOptions {
   const gpus = project.devices.gpus;
@@ -80,12 +83,14 @@ export function containerSpec(
     `${workspace}:/workspace:rw`,
     ...project.repos.filter((repo) => repo.mode === "mount-ro").map((repo) => `${repo.path}:/workspace/${repo.name}:ro`),
     ...project.mounts.map((mount) => `${mount.host}:${mount.container}:${mount.readOnly ? "ro" : "rw"}`),
+    ...(gateway?.binds ?? []),
   ];
   return {
     Image: tag,
     name: `bulkhead-${sessionId}`,
     // A long-lived, idle process that exits at once on SIGTERM; work runs through exec.
-    Cmd: ["/bin/sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"],
+    // With a gateway route, the forwarder is that process, so a restarted container has its route again.
+    Cmd: gateway?.cmd ?? ["/bin/sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"],
     User: user,
     WorkingDir: `/workspace/${project.workdir ?? project.repos[0]!.name}`,
     Env: Object.entries(env).map(([key, value]) => `${key}=${value}`),

@@ -3,15 +3,13 @@ export { buildImage, imageTag, LABEL } from "./build-image.js";
 export { checkDevices, containerSpec, homeLabel, type GrantedDevices } from "./container-spec.js";
 export { defineProject, loadProject, projectSchema, type Project, type ProjectInput } from "./project-config.js";
 export { DeviceUnavailableError, InvalidProjectError, SessionError } from "./sandbox-errors.js";
-export {
-  createSession,
-  getSession,
-  Job,
-  listSessions,
-  Session,
-  type ExecResult,
-  type FetchResult,
-  type JobRecord,
-  type SessionState,
-} from "./session.js";
+export { createSession } from "./create-session.js";
+export { gatewayRouteSchema, type GatewayRoute, type GatewayRouteOptions } from "./gateway-route.js";
+export { getSession } from "./get-session.js";
+export { openShell, type ShellStreams } from "./open-shell.js";
+export { Job } from "./job.js";
+export { listSessions } from "./list-sessions.js";
+export { Session, type ExecResult } from "./session.js";
+export { type JobRecord, type SessionState } from "./session-state-store.js";
+export { type FetchResult } from "./workspace-inspection.js";
 export { createSessions, gc, reconcile, type Reconciliation } from "./manage-sessions.js";

@@ -5,7 +5,7 @@ import Docker from "dockerode";
 import { describe, expect, inject, it } from "vitest";
 import { createSessions, gc, reconcile } from "./manage-sessions.js";
 import { defineProject } from "./project-config.js";
-import { listSessions } from "./session.js";
+import { listSessions } from "./index.js";
 
 describe("fan-out, reconcile and gc", () => {
   it("creates several sessions at once, then finds orphans and missing containers", async () => {

@@ -1,5 +1,4 @@
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
-import { homedir } from "node:os";
 import { join } from "node:path";
 import { InvalidArgumentError } from "@bulkhead/core";
 import Docker from "dockerode";
@@ -7,9 +6,9 @@ import pLimit from "p-limit";
 import { buildImage, LABEL } from "./build-image.js";
 import { homeLabel } from "./container-spec.js";
 import type { Project } from "./project-config.js";
-import { createSession, type Session, type SessionState } from "./session.js";
-
-const defaultHome = () => process.env.BULKHEAD_HOME ?? join(homedir(), ".bulkhead");
+import { createSession } from "./create-session.js";
+import type { Session } from "./session.js";
+import { defaultHome, type SessionState } from "./session-state-store.js";
 
 /**
  * Creates `count` sessions of one project, `concurrency` at a time, baking the image once. All or

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { checkDevices, containerSpec } from "./container-spec.js";
 import { defineProject, loadProject, type Project } from "./project-config.js";
 import { DeviceUnavailableError, InvalidProjectError, SessionError } from "./sandbox-errors.js";
-import { createSession, getSession, listSessions, type Session } from "./session.js";
+import { createSession, getSession, listSessions, type Session } from "./index.js";
 
 const run = promisify(execFile);
 const image = inject("testImage");

@@ -1,70 +1,15 @@
 import { randomBytes } from "node:crypto";
-import {
-  closeSync,
-  constants,
-  existsSync,
-  fstatSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  readlinkSync,
-  realpathSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from "node:fs";
-import { homedir } from "node:os";
-import { basename, dirname, join, relative } from "node:path";
+import { rmSync } from "node:fs";
+import { join } from "node:path";
 import { PassThrough } from "node:stream";
-import {
-  InvalidArgumentError,
-  normalizeRepoPath,
-  PathOutsideRootError,
-  throwIfAborted,
-  withFileLock,
-  writeFileAtomic,
-} from "@bulkhead/core";
-import Docker from "dockerode";
-import { buildImage, LABEL } from "./build-image.js";
-import { checkDevices, containerSpec, homeLabel, type GrantedDevices } from "./container-spec.js";
-import { git, run, workspaceGit } from "./git.js";
-import type { Project } from "./project-config.js";
+import { InvalidArgumentError, normalizeRepoPath, PathOutsideRootError, throwIfAborted } from "@bulkhead/core";
+import type Docker from "dockerode";
+import { Job } from "./job.js";
+import { addJobWorktrees } from "./job-worktrees.js";
+import { readInside } from "./read-inside.js";
 import { SessionError } from "./sandbox-errors.js";
-
-const VERSION = "0.1.0";
-
-/** A job record, kept in the session state so any process can find it again. */
-export interface JobRecord {
-  id: string;
-  command: string[];
-  startedAt: string;
-  /** With `worktree: true`: the job's own branch, checked out in a worktree of every cloned repo. */
-  worktree?: { branch: string; path: string };
-  endedAt?: string;
-  exitCode?: number;
-  /** When the container the job runs in was started: a different value later means it restarted. */
-  containerStartedAt?: string;
-  /** The job ended without an exit code: its container stopped or restarted while it ran. */
-  lost?: boolean;
-}
-
-/** What a session remembers on disk, beside its container's labels. */
-export interface SessionState {
-  id: string;
-  project: string;
-  configHash: string;
-  tag: string;
-  createdAt: string;
-  workspace: string;
-  user: string;
-  workdir: string;
-  env: Record<string, string>;
-  agent?: { command: string[]; env?: Record<string, string> };
-  granted: GrantedDevices;
-  repos: { name: string; mode: "clone" | "mount-ro"; source: string; branch: string; baseSha: string }[];
-  jobs: JobRecord[];
-}
+import { sessionDir, updateSessionState, type JobRecord, type SessionState } from "./session-state-store.js";
+import { assertAllFetched, fetchSessionCode, sessionUncommitted, type FetchResult } from "./workspace-inspection.js";
 
 /** How a command in the session ended. */
 export interface ExecResult {
@@ -73,128 +18,6 @@ export interface ExecResult {
   stderr: string;
   timedOut: boolean;
   canceled: boolean;
-}
-
-/** One repo's code brought back to its source repository. */
-export interface FetchResult {
-  repo: string;
-  branch: string;
-  baseSha: string;
-  headSha: string;
-  commits: number;
-  changedFiles: string[];
-  uncommitted: string[];
-  status: "fetched" | "unchanged" | "diverged" | "failed";
-  /** Where the commits arrived in the source repo. */
-  ref?: string;
-  error?: string;
-}
-
-const defaultHome = () => process.env.BULKHEAD_HOME ?? join(homedir(), ".bulkhead");
-const sessionDir = (home: string, id: string) => join(home, "sessions", id);
-
-/** A detached job running in a session. */
-export class Job {
-  constructor(
-    readonly session: Session,
-    readonly id: string,
-  ) {}
-
-  get #log(): string {
-    return join(this.session.state.workspace, ".bulkhead", "jobs", `${this.id}.log`);
-  }
-
-  get #exit(): string {
-    return join(this.session.state.workspace, ".bulkhead", "jobs", `${this.id}.exit`);
-  }
-
-  /**
-   * Reads a job file the container wrote. The container owns the directory, so the file or a
-   * directory above it may be a link it planted to a host file: the final link is refused
-   * (O_NOFOLLOW), and the opened file must be the very path under the workspace.
-   */
-  #read(path: string): Buffer | undefined {
-    const found = readInside(this.session.state.workspace, relative(this.session.state.workspace, path), (reason) => {
-      throw new SessionError("job", `${path} ${reason}`);
-    });
-    if (found.kind === "link") throw new SessionError("job", `${path} is a symbolic link: a job file is never read through a link`);
-    return found.kind === "file" ? found.content : undefined;
-  }
-
-  /**
-   * True when the job can no longer end by itself: its container is not running, or was
-   * restarted since the job started (a dockerd restart), so its process is gone.
-   */
-  async #lost(): Promise<boolean> {
-    const record = this.session.state.jobs.find((job) => job.id === this.id);
-    const state = await this.session.container
-      .inspect()
-      .then((info) => info.State)
-      .catch(() => undefined);
-    const lost = !state?.Running || (record?.containerStartedAt !== undefined && state.StartedAt !== record.containerStartedAt);
-    // The job may have finished just before the container went away.
-    return lost && !existsSync(this.#exit);
-  }
-
-  #lostError(): SessionError {
-    return new SessionError(
-      "job",
-      `job ${this.id} ended without an exit code: its container stopped or restarted while it ran; its output so far is in ${this.#log}`,
-    );
-  }
-
-  /**
-   * Resolves with the exit code once the job ends, and records it in the session state. Throws
-   * a SessionError when the job is lost (its container stopped or restarted under it).
-   */
-  async wait({ abortSignal, pollMs = 100 }: { abortSignal?: AbortSignal; pollMs?: number } = {}): Promise<{ exitCode: number }> {
-    const checkEvery = Math.max(1, Math.round(1000 / pollMs));
-    for (let round = 1; ; round++) {
-      throwIfAborted(abortSignal, `job ${this.id}`);
-      if (round % checkEvery === 0 && (await this.#lost())) {
-        await this.session.updateState((state) => {
-          const record = state.jobs.find((job) => job.id === this.id);
-          if (record && record.exitCode === undefined) Object.assign(record, { lost: true, endedAt: new Date().toISOString() });
-        });
-        throw this.#lostError();
-      }
-      const exitText = this.#read(this.#exit);
-      if (exitText !== undefined) {
-        const exitCode = Number(exitText.toString("utf8").trim());
-        await this.session.updateState((state) => {
-          const record = state.jobs.find((job) => job.id === this.id);
-          if (record && record.exitCode === undefined) Object.assign(record, { exitCode, endedAt: new Date().toISOString() });
-        });
-        return { exitCode };
-      }
-      await new Promise((resolve) => setTimeout(resolve, pollMs));
-    }
-  }
-
-  /**
-   * Stops the job's command inside the container (SIGTERM, then SIGKILL after `graceMs`); its exit
-   * code is then 143 or 137. For an agent a budget stopped, say. Does nothing once the job ended.
-   */
-  async kill({ graceMs = 2000 }: { graceMs?: number } = {}): Promise<void> {
-    if (this.#read(this.#exit) !== undefined) return;
-    await this.session.stopProcess(`/workspace/.bulkhead/jobs/${this.id}.exit.pid`, graceMs);
-  }
-
-  /** The job's output so far, or, with `follow`, as it is written until the job ends. */
-  async *logs({ follow = false, pollMs = 100 }: { follow?: boolean; pollMs?: number } = {}): AsyncGenerator<string> {
-    const checkEvery = Math.max(1, Math.round(1000 / pollMs));
-    let offset = 0;
-    for (let round = 1; ; round++) {
-      const ended = this.#read(this.#exit) !== undefined || (follow && round % checkEvery === 0 && (await this.#lost()));
-      const text = this.#read(this.#log) ?? Buffer.alloc(0);
-      if (text.length > offset) {
-        yield text.subarray(offset).toString("utf8");
-        offset = text.length;
-      }
-      if (!follow || ended) return;
-      await new Promise((resolve) => setTimeout(resolve, pollMs));
-    }
-  }
 }
 
 /**
@@ -234,13 +57,7 @@ export class Session implements AsyncDisposable {
 
   /** Changes the state file under a lock, so several processes can record jobs. */
   async updateState(change: (state: SessionState) => void): Promise<void> {
-    const dir = sessionDir(this.home, this.id);
-    await withFileLock(join(dir, ".state.lock"), async () => {
-      const state = JSON.parse(readFileSync(join(dir, "state.json"), "utf8")) as SessionState;
-      change(state);
-      await writeFileAtomic(join(dir, "state.json"), JSON.stringify(state, null, 2), { mode: 0o600 });
-      this.#state = state;
-    });
+    this.#state = await updateSessionState(this.home, this.id, change);
   }
 
   /** Runs a command to completion. `abortSignal` and `timeoutMs` kill it inside the container. */
@@ -373,7 +190,7 @@ export class Session implements AsyncDisposable {
       // Not under bulkhead/<session>: that branch exists, and git cannot nest a branch inside another.
       const branch = `bulkhead/jobs/${this.id}/${id}`;
       record = { branch, path: `.bulkhead/worktrees/${id}` };
-      const added = this.#worktreesAdded.then(() => this.#addWorktrees({ branch, path: `.bulkhead/worktrees/${id}` }));
+      const added = this.#worktreesAdded.then(() => addJobWorktrees(this, { branch, path: `.bulkhead/worktrees/${id}` }));
       this.#worktreesAdded = added.catch(() => undefined);
       await added;
       workdir = `/workspace/${record.path}/${workdir.slice("/workspace/".length)}`;
@@ -407,43 +224,6 @@ export class Session implements AsyncDisposable {
       }),
     );
     return new Job(this, id);
-  }
-
-  /**
-   * A worktree per cloned repo on the job's own branch, so parallel jobs never share a working
-   * tree. The worktree's `.git` file points back relatively, so git works inside the container too.
-   */
-  async #addWorktrees(worktree: NonNullable<JobRecord["worktree"]>): Promise<void> {
-    // All of it with the container paused, and every directory checked to be a real one inside
-    // the workspace: the agent could have replaced .bulkhead or a directory in it with a link to
-    // a host path, and the host would then create and write files there.
-    await this.#frozen(async () => {
-      const root = realpathSync(this.#state.workspace);
-      const inside = (path: string): string => {
-        const real = realpathSync(path);
-        if (real !== root && !real.startsWith(`${root}/`))
-          throw new SessionError("worktree", `${path} leads outside the workspace (${real}): a worktree is never made through a link`);
-        return real;
-      };
-      // One level at a time: mkdir follows a link it meets on the way.
-      const bulkhead = inside(join(this.#state.workspace, ".bulkhead"));
-      mkdirSync(join(bulkhead, "worktrees"), { recursive: true });
-      const worktrees = inside(join(bulkhead, "worktrees"));
-      const parent = join(worktrees, basename(worktree.path));
-      mkdirSync(parent, { recursive: true });
-      inside(parent);
-      for (const repo of this.#state.repos.filter((entry) => entry.mode === "clone")) {
-        const clone = inside(join(this.#state.workspace, repo.name));
-        const target = join(parent, repo.name);
-        await workspaceGit(clone, ["worktree", "add", "--quiet", "-b", worktree.branch, target, `refs/heads/${repo.branch}`]);
-        const gitFile = join(inside(target), ".git");
-        const gitdir = readFileSync(gitFile, "utf8")
-          .trim()
-          .replace(/^gitdir: /, "");
-        writeFileSync(gitFile, `gitdir: ${relative(target, gitdir)}\n`);
-      }
-    });
-    if (process.getuid?.() === 0) await chownTree(this.#state.user, this.#state.workspace);
   }
 
   /**
@@ -486,24 +266,6 @@ export class Session implements AsyncDisposable {
     }
   }
 
-  /**
-   * Runs host-side work on the workspace with the container paused (when it runs), so nothing in
-   * it changes meanwhile: see {@link workspaceGit}.
-   */
-  async #frozen<TResult>(work: () => Promise<TResult>): Promise<TResult> {
-    const state = await this.container.inspect().then(
-      (info) => info.State,
-      () => undefined,
-    );
-    if (!state?.Running || state.Paused) return work();
-    await this.container.pause();
-    try {
-      return await work();
-    } finally {
-      await this.container.unpause().catch(() => undefined);
-    }
-  }
-
   /** A job by id, also one started by another process. */
   job(id: string): Job {
     if (!this.#state.jobs.some((job) => job.id === id)) throw new SessionError("job", `session ${this.id} has no job "${id}"`);
@@ -520,91 +282,7 @@ export class Session implements AsyncDisposable {
    * it is all or nothing: refs fetched in this call are removed again if any repo fails.
    */
   async fetchCode({ strict = false }: { strict?: boolean } = {}): Promise<FetchResult[]> {
-    const results: FetchResult[] = [];
-    const fetched: { source: string; ref: string; previous: string | undefined }[] = [];
-    for (const { repo: target, branch, path, ref } of this.#targets()) {
-      const repo = { ...target, branch };
-      const base: FetchResult = {
-        repo: repo.name,
-        branch: repo.branch,
-        baseSha: repo.baseSha,
-        headSha: repo.baseSha,
-        commits: 0,
-        changedFiles: [],
-        uncommitted: [],
-        status: "unchanged",
-      };
-      try {
-        const headSha = await git(path, ["rev-parse", `refs/heads/${repo.branch}`]);
-        const commits = Number(await git(path, ["rev-list", "--count", `${repo.baseSha}..${headSha}`]));
-        const changedFiles =
-          commits === 0 ? [] : (await git(path, ["diff", "--name-only", repo.baseSha, headSha])).split("\n").filter(Boolean);
-        const uncommitted = await this.#frozen(() => uncommittedIn(path));
-        const result: FetchResult = { ...base, headSha, commits, changedFiles, uncommitted };
-        if (commits === 0) {
-          results.push(result);
-          continue;
-        }
-        const previous = await git(repo.source, ["rev-parse", "--verify", "--quiet", ref]).catch(() => undefined);
-        if (
-          previous &&
-          previous !== headSha &&
-          (await git(repo.source, ["merge-base", "--is-ancestor", previous, headSha]).then(
-            () => false,
-            () => true,
-          ))
-        ) {
-          results.push({
-            ...result,
-            status: "diverged",
-            error: `${ref} in ${repo.source} is at ${previous.slice(0, 12)}, which the session branch does not contain`,
-          });
-          continue;
-        }
-        // The workspace may belong to the container's user: tell upload-pack it is safe too.
-        await git(repo.source, [
-          "fetch",
-          "--quiet",
-          "--no-tags",
-          "--upload-pack=git -c safe.directory=* upload-pack",
-          path,
-          `${headSha}:${ref}`,
-        ]);
-        fetched.push({ source: repo.source, ref, previous });
-        results.push({ ...result, status: "fetched", ref });
-      } catch (error) {
-        results.push({ ...base, status: "failed", error: (error as Error).message });
-      }
-    }
-    if (strict && results.some((result) => result.status === "failed" || result.status === "diverged")) {
-      for (const { source, ref, previous } of fetched)
-        await git(source, previous ? ["update-ref", ref, previous] : ["update-ref", "-d", ref]).catch(() => undefined);
-      const failed = results.filter((result) => result.status === "failed" || result.status === "diverged");
-      throw new SessionError(
-        "fetch",
-        `strict fetch failed for ${failed.map((result) => `${result.repo} (${result.status}: ${result.error})`).join(", ")}; nothing was fetched`,
-      );
-    }
-    return results;
-  }
-
-  /** The session branch of every clone, then each worktree job's own branch, with the ref each arrives at. */
-  #targets(): { repo: SessionState["repos"][number]; branch: string; path: string; ref: string }[] {
-    const ref = (branch: string) =>
-      `refs/bulkhead/${this.id}/${branch.startsWith("bulkhead/jobs/") ? branch.slice(branch.lastIndexOf("/") + 1) : this.id}`;
-    return this.#state.repos
-      .filter((entry) => entry.mode === "clone")
-      .flatMap((repo) => [
-        { repo, branch: repo.branch, path: join(this.#state.workspace, repo.name), ref: ref(repo.branch) },
-        ...this.#state.jobs
-          .filter((job) => job.worktree)
-          .map((job) => ({
-            repo,
-            branch: job.worktree!.branch,
-            path: join(this.#state.workspace, job.worktree!.path, repo.name),
-            ref: ref(job.worktree!.branch),
-          })),
-      ]);
+    return fetchSessionCode(this, { strict });
   }
 
   /** The effective security settings, read back from the container. */
@@ -666,10 +344,7 @@ export class Session implements AsyncDisposable {
    * untracked), found without running anything the clone's config names (see `fetchCode`).
    */
   async uncommitted(): Promise<Record<string, string[]>> {
-    const result: Record<string, string[]> = {};
-    for (const repo of this.#state.repos.filter((entry) => entry.mode === "clone"))
-      result[repo.name] = await this.#frozen(() => uncommittedIn(join(this.#state.workspace, repo.name)));
-    return result;
+    return sessionUncommitted(this);
   }
 
   /**
@@ -693,18 +368,7 @@ export class Session implements AsyncDisposable {
 
   /** Deletes container and workspace; refuses while commits are not fetched unless `force`. */
   async remove({ force = false }: { force?: boolean } = {}): Promise<void> {
-    if (!force) {
-      for (const { repo, branch, path, ref } of this.#targets()) {
-        const head = await git(path, ["rev-parse", `refs/heads/${branch}`]).catch(() => repo.baseSha);
-        if (head === repo.baseSha) continue;
-        const fetched = await git(repo.source, ["rev-parse", "--verify", "--quiet", ref]).catch(() => undefined);
-        if (fetched !== head)
-          throw new SessionError(
-            "remove",
-            `repo ${repo.name} has commits that were not fetched: run fetchCode() first, or remove({ force: true })`,
-          );
-      }
-    }
+    if (!force) await assertAllFetched(this);
     await this.container.remove({ force: true }).catch((error: { statusCode?: number }) => {
       if (error.statusCode !== 404) throw error;
     });
@@ -716,181 +380,6 @@ export class Session implements AsyncDisposable {
   }
 }
 
-/**
- * Creates a started session: a workspace on the host with a hardlinked local clone of each repo
- * on branch `bulkhead/<id>` (read-only repos are bind-mounted instead), and one long-lived,
- * hardened container over it. Creation is atomic: if a step fails, what earlier steps created is
- * removed and the error names the step.
- *
- * @example
- * await using session = await createSession(project);
- * const { stdout } = await session.exec(["git", "status"]);
- */
-export async function createSession(
-  project: Project,
-  {
-    tag,
-    docker = new Docker(),
-    home = defaultHome(),
-    abortSignal,
-  }: { tag?: string; docker?: Docker; home?: string; abortSignal?: AbortSignal } = {},
-): Promise<Session> {
-  throwIfAborted(abortSignal, "createSession");
-  const id = `s${Date.now().toString(36)}${randomBytes(4).toString("hex")}`;
-  const cleanup: (() => Promise<unknown>)[] = [];
-  let step = "devices";
-  try {
-    const granted = await checkDevices(project, docker);
-    step = "image";
-    const image = tag ?? (await buildImage(project, { docker, ...(abortSignal ? { abortSignal } : {}) })).tag;
-    step = "workspace";
-    const dir = sessionDir(home, id);
-    const workspace = join(dir, "workspace");
-    mkdirSync(join(workspace, ".bulkhead", "jobs"), { recursive: true });
-    cleanup.push(async () => rmSync(dir, { recursive: true, force: true }));
-    // Non-root inside: the host user, or 1000 when the host user is root (files then belong to 1000).
-    const uid = process.getuid?.() ?? 1000;
-    const gid = process.getgid?.() ?? 1000;
-    const user = project.security.user ?? (uid === 0 ? "1000:1000" : `${uid}:${gid}`);
-    const branch = `bulkhead/${id}`;
-    // The repos are cloned side by side: each clone is mostly checkout, and two cores check out
-    // two trees faster than one tree after another.
-    const settled = await Promise.allSettled(
-      project.repos.map(async (repo): Promise<SessionState["repos"][number]> => {
-        throwIfAborted(abortSignal, "createSession");
-        if (repo.mode === "mount-ro") {
-          return { name: repo.name, mode: repo.mode, source: repo.path, branch, baseSha: await git(repo.path, ["rev-parse", "HEAD"]) };
-        }
-        try {
-          const baseSha = await git(repo.path, ["rev-parse", "--verify", `${repo.ref ?? "HEAD"}^{commit}`]);
-          const target = join(workspace, repo.name);
-          await git(workspace, ["clone", "--quiet", "--local", "--no-checkout", repo.path, target]);
-          await git(target, ["checkout", "--quiet", "-b", branch, baseSha]);
-          if (uid === 0) await chownTree(user, target);
-          return { name: repo.name, mode: repo.mode, source: repo.path, branch, baseSha };
-        } catch (error) {
-          throw Object.assign(error as Error, { step: `clone ${repo.name}` });
-        }
-      }),
-    );
-    const failed = settled.find((outcome) => outcome.status === "rejected");
-    if (failed) {
-      const error = (failed as PromiseRejectedResult).reason as Error & { step?: string };
-      if (error.step) step = error.step;
-      throw error;
-    }
-    const repos = settled.map((outcome) => (outcome as PromiseFulfilledResult<SessionState["repos"][number]>).value);
-    if (uid === 0) await run("chown", [user, workspace, join(workspace, ".bulkhead"), join(workspace, ".bulkhead", "jobs")]);
-    const env: Record<string, string> = { ...project.env, HOME: "/tmp" };
-    for (const name of project.passEnv) if (process.env[name] !== undefined) env[name] = process.env[name]!;
-    throwIfAborted(abortSignal, "createSession");
-    step = "container";
-    const container = await docker.createContainer(
-      containerSpec(project, { tag: image, sessionId: id, workspace, user, granted, env, version: VERSION, home }),
-    );
-    cleanup.push(() => container.remove({ force: true }));
-    throwIfAborted(abortSignal, "createSession");
-    step = "start";
-    await container.start();
-    const state: SessionState = {
-      id,
-      project: project.name,
-      configHash: project.configHash,
-      tag: image,
-      createdAt: new Date().toISOString(),
-      workspace,
-      user,
-      workdir: `/workspace/${project.workdir ?? project.repos[0]!.name}`,
-      env,
-      ...(project.agent ? { agent: project.agent } : {}),
-      granted,
-      repos,
-      jobs: [],
-    };
-    step = "state";
-    await writeFileAtomic(join(dir, "state.json"), JSON.stringify(state, null, 2), { mode: 0o600 });
-    return new Session(state, docker, home);
-  } catch (error) {
-    for (const undo of cleanup.reverse()) await undo().catch(() => undefined);
-    if (
-      error instanceof SessionError ||
-      (error as { code?: string }).code === "DEVICE_UNAVAILABLE" ||
-      (error as { code?: string }).code === "INVALID_PROJECT" ||
-      (error as { code?: string }).code === "ABORTED"
-    )
-      throw error;
-    throw new SessionError(step, (error as Error).message, error);
-  }
-}
-
-/**
- * Hands a tree to the container's user. Object files are left alone: git never writes to them,
- * and in a `--local` clone they are hard links into the source repository, whose files must keep
- * their owner. Directories (where new objects go) and everything else change owner.
- */
-function chownTree(user: string, path: string): Promise<string> {
-  return run("find", [path, "!", "(", "-type", "f", "-path", "*/.git/objects/*", ")", "-exec", "chown", "-h", user, "{}", "+"]);
-}
-
-/**
- * Uncommitted files of a clone, from plumbing that never reads file content (no clean filter can
- * run): staged changes, files whose stat differs from the index, and untracked files.
- */
-async function uncommittedIn(path: string): Promise<string[]> {
-  // The host's chown (and the container's uid) changed every file's owner and ctime since the
-  // checkout wrote the index: compare size and mtime only. A file changed within the index's own
-  // second is "racily clean" to git and compared by content, so no change is missed.
-  const stat = ["-c", "core.checkStat=minimal", "-c", "core.trustctime=false"];
-  const listed = await Promise.all([
-    workspaceGit(path, [...stat, "diff-index", "--cached", "--name-only", "HEAD"]),
-    workspaceGit(path, [...stat, "diff-files", "--name-only"]),
-    workspaceGit(path, ["ls-files", "--others", "--exclude-standard"]),
-  ]);
-  return [...new Set(listed.flatMap((text) => text.split("\n").filter(Boolean)))].sort();
-}
-
-/**
- * Reads a file the container wrote, at `path` under `root`, never through a link: a directory on
- * the way must resolve inside `root`, the file itself is opened with O_NOFOLLOW (a link is
- * reported, not followed), and the opened descriptor must be that very path (/proc/self/fd), so
- * a swap between the checks and the open is caught. `refuse` throws the caller's error.
- */
-function readInside(
-  root: string,
-  path: string,
-  refuse: (reason: string, problem: "outside" | "not-a-file") => never,
-): { kind: "file"; content: Buffer } | { kind: "link"; target: string } | { kind: "missing" } {
-  const realRoot = realpathSync(root);
-  const within = (real: string) => real === realRoot || real.startsWith(`${realRoot}/`);
-  const wanted = join(realRoot, path);
-  if (!existsSync(dirname(wanted))) return { kind: "missing" };
-  const parent = realpathSync(dirname(wanted));
-  if (!within(parent)) refuse(`leads outside ${root} through a link`, "outside");
-  const candidate = join(parent, basename(wanted));
-  let descriptor: number;
-  try {
-    descriptor = openSync(candidate, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") return { kind: "missing" };
-    if (code === "ELOOP") return { kind: "link", target: readlinkSync(candidate) };
-    throw error;
-  }
-  try {
-    if (!fstatSync(descriptor).isFile()) refuse("is not a regular file", "not-a-file");
-    let opened = candidate;
-    try {
-      opened = readlinkSync(`/proc/self/fd/${descriptor}`);
-    } catch {
-      // No /proc (not Linux): the checks above stand alone.
-    }
-    if (opened !== candidate) refuse(`leads to ${opened}, outside ${root}`, "outside");
-    return { kind: "file", content: readFileSync(descriptor) };
-  } finally {
-    closeSync(descriptor);
-  }
-}
-
 /** Environment names a shell accepts, and string values: anything else is refused up front. */
 function checkEnv(env: Record<string, string> | undefined, name: string): void {
   if (env === undefined) return;
@@ -899,38 +388,4 @@ function checkEnv(env: Record<string, string> | undefined, name: string): void {
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) throw new InvalidArgumentError(name, `"${key}" is not an environment variable name`);
     if (typeof value !== "string") throw new InvalidArgumentError(name, `${key} must be a string, got ${typeof value}`);
   }
-}
-
-/** Reattaches to a session by id, from any process. */
-export function getSession(id: string, { docker = new Docker(), home = defaultHome() }: { docker?: Docker; home?: string } = {}): Session {
-  // The id often comes from a command line: it names a directory under home, never a path.
-  if (typeof id !== "string" || !/^s[a-z0-9]{6,40}$/.test(id))
-    throw new InvalidArgumentError("id", `${JSON.stringify(id)} is not a session id (like s1a2b3c4d5e6f7): see bulkhead session list`);
-  const path = join(sessionDir(home, id), "state.json");
-  if (!existsSync(path)) throw new SessionError("get", `no session "${id}" under ${home}`);
-  return new Session(JSON.parse(readFileSync(path, "utf8")) as SessionState, docker, home);
-}
-
-/** Sessions on this host, from their state files and their containers' labels. */
-export async function listSessions({
-  project,
-  docker = new Docker(),
-  home = defaultHome(),
-}: { project?: string; docker?: Docker; home?: string } = {}): Promise<
-  { id: string; project: string; createdAt: string; container: string }[]
-> {
-  const containers = await docker.listContainers({
-    all: true,
-    filters: { label: [`${LABEL}.session`, `${LABEL}.home=${homeLabel(home)}`] },
-  });
-  const byId = new Map(containers.map((container) => [container.Labels[`${LABEL}.session`]!, container.State]));
-  const dir = join(home, "sessions");
-  const ids = existsSync(dir)
-    ? readdirSync(dir).filter((name) => existsSync(join(dir, name, "state.json")) && statSync(join(dir, name)).isDirectory())
-    : [];
-  return ids
-    .map((id) => JSON.parse(readFileSync(join(dir, id, "state.json"), "utf8")) as SessionState)
-    .filter((state) => !project || state.project === project)
-    .map((state) => ({ id: state.id, project: state.project, createdAt: state.createdAt, container: byId.get(state.id) ?? "missing" }))
-    .sort((left, right) => left.createdAt.localeCompare(right.createdAt));
 }

@@ -5,7 +5,7 @@ import { createTempDir, git, initRepo, restartEngine, gitInWorkspace } from "@bu
 import { describe, expect, inject, it } from "vitest";
 import { reconcile } from "../src/manage-sessions.js";
 import { defineProject } from "../src/project-config.js";
-import { createSession, getSession, listSessions } from "../src/session.js";
+import { createSession, getSession, listSessions } from "../src/index.js";
 
 describe("a dockerd restart under running sessions", () => {
   it("brings running sessions back, leaves a stopped one stopped, and loses nothing in the workspaces", async () => {
