@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { throwIfAborted } from "@bulkhead/core";
 import Docker from "dockerode";
 import { buildImage } from "./build-image.js";
-import { cloneRepos } from "./clone-repos.js";
+import { cloneRepos, objectBinds } from "./clone-repos.js";
 import { checkDevices, containerSpec } from "./container-spec.js";
 import { run } from "./git.js";
 import type { Project } from "./project-config.js";
@@ -15,7 +15,8 @@ import { defaultHome, sessionDir, writeSessionState, type SessionState } from ".
 const VERSION = "0.1.0";
 
 /**
- * Creates a started session: a workspace on the host with a hardlinked local clone of each repo
+ * Creates a started session: a workspace on the host with a clone of each repo (borrowing the
+ * source's objects through a read-only mount)
  * on branch `bulkhead/<id>` (read-only repos are bind-mounted instead), and one long-lived,
  * hardened container over it. Creation is atomic: if a step fails, what earlier steps created is
  * removed and the error names the step.
@@ -52,8 +53,9 @@ export async function createSession(
     const user = project.security.user ?? (uid === 0 ? "1000:1000" : `${uid}:${gid}`);
     const branch = `bulkhead/${id}`;
     let repos: SessionState["repos"];
+    let objects: string[];
     try {
-      repos = await cloneRepos(project, { workspace, user, branch, abortSignal });
+      ({ repos, objects } = await cloneRepos(project, { workspace, user, branch, abortSignal }));
     } catch (error) {
       if ((error as { step?: string }).step) step = (error as { step: string }).step;
       throw error;
@@ -63,9 +65,10 @@ export async function createSession(
     for (const name of project.passEnv) if (process.env[name] !== undefined) env[name] = process.env[name]!;
     throwIfAborted(abortSignal, "createSession");
     step = "container";
-    const container = await docker.createContainer(
-      containerSpec(project, { tag: image, sessionId: id, workspace, user, granted, env, version: VERSION, home }),
-    );
+    const spec = containerSpec(project, { tag: image, sessionId: id, workspace, user, granted, env, version: VERSION, home });
+    // The clones borrow their source's objects: the container reads them, read-only, at the same path.
+    spec.HostConfig!.Binds = [...(spec.HostConfig!.Binds ?? []), ...objectBinds(objects)];
+    const container = await docker.createContainer(spec);
     cleanup.push(() => container.remove({ force: true }));
     throwIfAborted(abortSignal, "createSession");
     step = "start";

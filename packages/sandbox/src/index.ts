@@ -9,5 +9,7 @@ export { Job } from "./job.js";
 export { listSessions } from "./list-sessions.js";
 export { Session, type ExecResult } from "./session.js";
 export { type JobRecord, type SessionState } from "./session-state-store.js";
-export { type FetchResult } from "./workspace-inspection.js";
+export { type FetchCodeOptions, type FetchResult } from "./workspace-inspection.js";
+export { type ChangesOptions } from "./session-changes.js";
+export { MAX_CHANGED_FILE_BYTES } from "./read-changes.js";
 export { createSessions, gc, reconcile, type Reconciliation } from "./manage-sessions.js";

@@ -2,14 +2,15 @@ import { randomBytes } from "node:crypto";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
-import { InvalidArgumentError, normalizeRepoPath, PathOutsideRootError, throwIfAborted } from "@bulkhead/core";
+import { type ChangeSet, InvalidArgumentError, normalizeRepoPath, PathOutsideRootError, throwIfAborted } from "@bulkhead/core";
 import type Docker from "dockerode";
 import { Job } from "./job.js";
 import { addJobWorktrees } from "./job-worktrees.js";
 import { readInside } from "./read-inside.js";
 import { SessionError } from "./sandbox-errors.js";
 import { sessionDir, updateSessionState, type JobRecord, type SessionState } from "./session-state-store.js";
-import { assertAllFetched, fetchSessionCode, sessionUncommitted, type FetchResult } from "./workspace-inspection.js";
+import { readSessionChanges, type ChangesOptions } from "./session-changes.js";
+import { assertAllFetched, fetchSessionCode, sessionUncommitted, type FetchCodeOptions, type FetchResult } from "./workspace-inspection.js";
 
 /** How a command in the session ended. */
 export interface ExecResult {
@@ -277,12 +278,30 @@ export class Session implements AsyncDisposable {
   }
 
   /**
-   * Brings each cloned repo's session branch back to its source repository as
-   * `refs/bulkhead/<session>/<branch>`, never touching the checked-out branch. With `strict`,
-   * it is all or nothing: refs fetched in this call are removed again if any repo fails.
+   * What the agent changed, once, as data: per cloned repo, the base and head commits, the
+   * agent's commits, and every path whose content differs from the base tree (added, modified,
+   * deleted; a file's bytes or a link's target). Read as hostile bytes with the container paused:
+   * nothing runs in the workspace, no link is followed, every hash is recomputed on the host, and
+   * the agent's index, config, attributes and stat data are never used. See docs/sandbox.md.
+   *
+   * @example
+   * const { repos } = await session.changes();
+   * for (const change of repos[0]!.paths) console.log(change.kind, change.path);
    */
-  async fetchCode({ strict = false }: { strict?: boolean } = {}): Promise<FetchResult[]> {
-    return fetchSessionCode(this, { strict });
+  async changes(options: ChangesOptions = {}): Promise<ChangeSet> {
+    return readSessionChanges(this, options);
+  }
+
+  /**
+   * Brings each cloned repo's change (and each worktree job's) back to its source repository as
+   * a commit on `refs/bulkhead/<session>/<session>` (a job's: `refs/bulkhead/<session>/<job>`),
+   * written there from the change set's bytes on top of the base commit, never touching the
+   * checked-out branch. With `strict`, it is all or nothing: refs written in this call are put
+   * back if any repo fails or diverged. Pass `changes` (from {@link changes}) to fetch exactly
+   * what was reviewed.
+   */
+  async fetchCode(options: FetchCodeOptions = {}): Promise<FetchResult[]> {
+    return fetchSessionCode(this, options);
   }
 
   /** The effective security settings, read back from the container. */
@@ -340,8 +359,8 @@ export class Session implements AsyncDisposable {
   }
 
   /**
-   * Files changed in each cloned repo's working tree and not committed (staged, modified,
-   * untracked), found without running anything the clone's config names (see `fetchCode`).
+   * Files of each cloned repo whose content differs from the agent's last commit on its branch
+   * (changed, added or deleted, not committed), from the same read as {@link changes}.
    */
   async uncommitted(): Promise<Record<string, string[]>> {
     return sessionUncommitted(this);
@@ -366,7 +385,7 @@ export class Session implements AsyncDisposable {
     });
   }
 
-  /** Deletes container and workspace; refuses while commits are not fetched unless `force`. */
+  /** Deletes container and workspace; refuses while a change is not fetched (`fetchCode`) unless `force`. */
   async remove({ force = false }: { force?: boolean } = {}): Promise<void> {
     if (!force) await assertAllFetched(this);
     await this.container.remove({ force: true }).catch((error: { statusCode?: number }) => {
