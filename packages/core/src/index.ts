@@ -3,6 +3,7 @@ export { AbortedError, throwIfAborted } from "./aborted-error.js";
 export { BULKHEAD_ERROR_CODES, BulkheadError, type BulkheadErrorCode, type BulkheadErrorOptions } from "./bulkhead-error.js";
 export type { AgentCommit, ChangeKind, ChangeSet, ChangedEntry, ChangedPath, GitFileMode, RepoChangeSet } from "./change-set.js";
 export { InvalidArgumentError } from "./invalid-argument-error.js";
+export { isProcessAlive } from "./is-process-alive.js";
 export { InvalidTaskSpecError, formatTaskSpecProblem, type TaskSpecProblem } from "./invalid-task-spec-error.js";
 export { LockTimeoutError } from "./lock-timeout-error.js";
 export { MultiRepoGuard, type GuardEvents, type MultiRepoGuardOptions, type ProposeResult } from "./multi-repo-guard.js";
@@ -12,6 +13,7 @@ export { ProposalAlreadyDecidedError, ProposalNotFoundError } from "./proposal-e
 export { createFileProposalStore, createMemoryProposalStore, type ProposalStore } from "./proposal-store.js";
 export { proposalSchema, type Proposal, type ProposalStatus } from "./proposal.js";
 export { isPathWithin, normalizeRepoPath, type NormalizedRepoPath } from "./repo-path.js";
+export { resolvePathInside, type LinkPolicy, type ResolvedPathInside } from "./resolve-path-inside.js";
 export {
   resolveScope,
   type RefusedPath,
@@ -39,4 +41,4 @@ export {
 } from "./usage.js";
 export { validateOptions } from "./validate-options.js";
 export { withFileLock, type FileLockOptions } from "./with-file-lock.js";
-export { writeFileAtomic } from "./write-file-atomic.js";
+export { writeFileAtomic, writeFileAtomicSync, type WriteFileAtomicOptions } from "./write-file-atomic.js";

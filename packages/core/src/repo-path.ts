@@ -17,16 +17,17 @@ function countSeparatorsAndDots(text: string): number {
  * Turns a path given for a repo into a clean relative POSIX path, or says why it cannot be one.
  * Backslashes count as separators, `.` and doubled slashes vanish, `..` is resolved and may not
  * climb above the repo root, absolute paths and drive letters are refused, and so are control
- * characters and Unicode look-alikes of `/`, `\` and `.`. The repo root itself is `"."`.
+ * characters (unless `allowControl`: git names may hold newlines, never NUL) and Unicode
+ * look-alikes of `/`, `\` and `.`. The repo root itself is `"."`.
  *
  * @example
  * normalizeRepoPath("src//routes/./user.ts"); // { ok: true, path: "src/routes/user.ts" }
  * normalizeRepoPath("src/../../etc/passwd");   // { ok: false, reason: "climbs above the repo root" }
  */
-export function normalizeRepoPath(input: string): NormalizedRepoPath {
+export function normalizeRepoPath(input: string, { allowControl = false }: { allowControl?: boolean } = {}): NormalizedRepoPath {
   if (typeof input !== "string" || input.length === 0) return { ok: false, reason: "is empty" };
   if (input.length > MAX_PATH_LENGTH) return { ok: false, reason: `is longer than ${MAX_PATH_LENGTH} characters` };
-  if (CONTROL.test(input)) return { ok: false, reason: "contains a control character" };
+  if (allowControl ? input.includes("\0") : CONTROL.test(input)) return { ok: false, reason: "contains a control character" };
   const composed = input.normalize("NFC");
   if (LOOK_ALIKES.test(composed) || countSeparatorsAndDots(composed.normalize("NFKC")) !== countSeparatorsAndDots(composed)) {
     return { ok: false, reason: "contains a Unicode look-alike of '/', '\\' or '.'" };

@@ -1,84 +1,39 @@
 import { randomBytes } from "node:crypto";
-import { execFile } from "node:child_process";
-import {
-  closeSync,
-  fsyncSync,
-  linkSync,
-  lstatSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  readlinkSync,
-  renameSync,
-  rmSync,
-  writeFileSync,
-  writeSync,
-} from "node:fs";
-import { readdir, readFile } from "node:fs/promises";
+import { existsSync, lstatSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
-import { createScopeMatcher, InvalidArgumentError, normalizeRepoPath, TypedEmitter, type MultiRepoGuard, type Usage } from "@bulkhead/core";
+import { InvalidArgumentError, isProcessAlive, TypedEmitter, validateOptions, type ChangedPath, type MultiRepoGuard } from "@bulkhead/core";
 import { z } from "zod";
+import {
+  buildTree,
+  checkoutTree,
+  queuedTreeChanges,
+  readWorkerFiles,
+  writeChangeBlobs,
+  writeCommit,
+  type TreeChanges,
+} from "./build-commit.js";
+import { checkPaths, proposeToGuard } from "./check-submission.js";
 import { GitConflictError, LeadFencedError } from "./git-lead-errors.js";
-import { refreshIndex, type IndexUpdate } from "./git-index.js";
-import { compareAndSwapBranch, gitTimestamp, readBranch } from "./git-refs.js";
+import { compareAndSwapBranch, readBranch } from "./git-refs.js";
 import { Journal, type JournalEntry } from "./journal.js";
 import { tryAcquireLeadLock, type LeadLock } from "./lead-lock.js";
-import { ObjectStore, type TreeEntry } from "./object-store.js";
-
-/** A validation gate: a command (argument list) or a function. Both fail closed. */
-export type Gate =
-  | { name: string; command: readonly string[]; timeoutMs?: number }
-  | {
-      name: string;
-      run: (context: {
-        dir: string;
-        files: readonly string[];
-        issueId: string;
-      }) => Promise<{ ok: boolean; output?: string }> | { ok: boolean; output?: string };
-      timeoutMs?: number;
-    };
-
-export interface GateResult {
-  name: string;
-  ok: boolean;
-  /** The last 4 KB of output, or the error, kept as evidence. */
-  output: string;
-  durationMs: number;
-}
-
-/** One worker's request to commit its files for an issue. */
-export interface Submission {
-  issueId: string;
-  worker: string;
-  /** Paths relative to the repo, as they are on disk now; a missing file is a deletion. */
-  files: string[];
-  message: string;
-  /** Files, directories or globs the worker may write; files outside are refused. */
-  manifest?: string[];
-  trailers?: Record<string, string>;
-  usage?: Pick<Usage, "inputTokens" | "outputTokens">;
-  /** Commit again for an issue that already has its commit. */
-  fixup?: boolean;
-  /** An idempotency key: submitting the same id twice yields one outcome. @default random */
-  id?: string;
-}
-
-/** How a submission ended. */
-export type SubmitResult =
-  | {
-      status: "committed";
-      id: string;
-      issueId: string;
-      sha: string;
-      parent: string | undefined;
-      files: string[];
-      gates: GateResult[];
-      /** Set when the commit landed but the index could not be refreshed (`index.lock` held too long). */
-      indexNotRefreshed?: string;
-    }
-  | { status: "held"; id: string; issueId: string; reason: string; proposals: { file: string; proposalId: string }[] }
-  | { status: "rejected"; id: string; issueId: string; reason: string; gates: GateResult[] };
+import { ObjectStore } from "./object-store.js";
+import { openIntents, recoverIntents } from "./recover-intents.js";
+import { runGates } from "./run-gates.js";
+import {
+  gateSchema,
+  submissionSchema,
+  type FunctionGate,
+  type Gate,
+  type GateResult,
+  type JournaledGate,
+  type QueueEntry,
+  type Submission,
+  type SubmitResult,
+} from "./submission.js";
+import { SubmissionQueue } from "./submission-queue.js";
+import { syncCheckouts } from "./sync-checkouts.js";
 
 export interface CommitLeadEvents {
   "submission-queued": { id: string; issueId: string; worker: string };
@@ -89,11 +44,19 @@ export interface CommitLeadEvents {
 }
 
 export interface CommitLeadOptions {
-  /** The repository's working tree. */
+  /**
+   * The repository the lead commits into: the user's source repository (trusted) or a clone the
+   * lead owns; a non-bare repository (with `.git/`) or a bare one. Never the agent's clone: the
+   * lead reads its git directory and, for `files` submissions, its working tree.
+   */
   dir: string;
-  /** The branch the lead commits to. @default the branch checked out in `dir` */
+  /** The branch the lead commits to. @default the branch `HEAD` points at in `dir` */
   branch?: string;
   author: { name: string; email: string };
+  /**
+   * Gates every submission made through this lead object must pass; copied into each submission's
+   * journaled gate list at `submit()`, so whichever lead processes it runs exactly them.
+   */
   gates?: readonly Gate[];
   /** Cross-repo or out-of-scope writes are held here instead of committed. */
   guard?: Pick<MultiRepoGuard, "propose">;
@@ -110,10 +73,19 @@ const optionsSchema = z.object({
   dir: z.string().min(1),
   branch: z
     .string()
-    .regex(/^(?!.*\.\.)(?!\/)[A-Za-z0-9._/-]+$/, "expected a branch name")
+    .regex(/^(?!.*\.\.)(?!\/)(?!.*\.lock$)[A-Za-z0-9._/-]+$/, "expected a branch name")
     .optional(),
-  author: z.object({ name: z.string().min(1), email: z.string().min(1) }),
-  gates: z.array(z.object({ name: z.string().min(1) }).passthrough()).optional(),
+  author: z.object({
+    name: z
+      .string()
+      .min(1)
+      .regex(/^[^<>\n]+$/, "no <, > or newline"),
+    email: z
+      .string()
+      .min(1)
+      .regex(/^[^<>\n]+$/, "no <, > or newline"),
+  }),
+  gates: z.array(gateSchema).max(64).optional(),
   guard: z
     .custom<Pick<MultiRepoGuard, "propose">>(
       (value) => typeof (value as MultiRepoGuard | undefined)?.propose === "function",
@@ -123,70 +95,54 @@ const optionsSchema = z.object({
   repo: z.string().min(1).optional(),
   lock: z.object({ leaseMs: z.number().int().positive().optional(), indexTimeoutMs: z.number().int().positive().optional() }).optional(),
 });
-const submissionSchema = z.object({
-  issueId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:/#-]{0,127}$/, "expected an issue id"),
-  worker: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/, "expected a worker name"),
-  files: z.array(z.string().min(1)).min(1, "list at least one file").max(10_000),
-  message: z.string().trim().min(1, "write a commit message"),
-  manifest: z.array(z.string().min(1)).optional(),
-  trailers: z
-    .record(z.string().regex(/^[A-Za-z][A-Za-z0-9-]*$/, "trailer names are words joined by '-'"), z.string().regex(/^[^\n]*$/, "one line"))
-    .optional(),
-  usage: z.object({ inputTokens: z.number().int().nonnegative(), outputTokens: z.number().int().nonnegative() }).optional(),
-  fixup: z.boolean().optional(),
-  id: z
-    .string()
-    .regex(/^[A-Za-z0-9_-]{1,100}$/, "expected an id of letters, digits, '_' or '-'")
-    .optional(),
-});
-
-interface QueueEntry extends Submission {
-  id: string;
-  queuedAt: string;
-}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-function runCommand(command: readonly string[], cwd: string, timeoutMs: number): Promise<{ ok: boolean; output: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      command[0]!,
-      command.slice(1),
-      { cwd, timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024, encoding: "utf8" },
-      (error, stdout, stderr) => {
-        const output = `${stdout}${stderr}`.slice(-4096);
-        if (!error) return resolve({ ok: true, output });
-        const reason = (error as { killed?: boolean }).killed
-          ? `timed out after ${timeoutMs} ms`
-          : `exit ${(error as { code?: unknown }).code}`;
-        resolve({ ok: false, output: `${output}\n[${reason}]`.slice(-4096) });
-      },
+/** The git directory of a repository root: `<dir>/.git`, or `dir` itself when it is bare. */
+function gitdirOf(dir: string): { gitdir: string; bare: boolean } {
+  const dotGit = join(dir, ".git");
+  const info = lstatSync(dotGit, { throwIfNoEntry: false });
+  if (info?.isDirectory() && existsSync(join(dotGit, "HEAD"))) return { gitdir: dotGit, bare: false };
+  if (info)
+    throw new InvalidArgumentError(
+      "options.dir",
+      `${dir}/.git is not a directory (a linked worktree or submodule): pass the main repository`,
     );
-  });
+  if (existsSync(join(dir, "HEAD")) && existsSync(join(dir, "objects")) && existsSync(join(dir, "refs")))
+    return { gitdir: dir, bare: true };
+  throw new InvalidArgumentError("options.dir", `${dir} is not the root of a git repository (no .git/HEAD, and not a bare repository)`);
 }
 
 /**
  * Workers write, the lead commits (seed 001). A lead takes submissions from any number of
- * workers, in this process and others, through a durable queue in `.git/bulkhead`, one at a time
- * and in order. Each is checked against the worker's manifest and the guard, run through the
- * gates, and committed as exactly one commit for its issue, straight from objects: blobs for the
- * submitted files, trees rebuilt only along the changed paths, a commit, and a compare-and-swap
- * of the branch under git's ref lock. Only those paths' index entries are refreshed, under
- * `index.lock`. A journal (intent, then outcome) and a fenced cross-process lock make it safe to
- * kill at any moment: `recover()` finishes or rolls back the entry in flight.
+ * workers, in this process and others, through a durable queue in the repository's git
+ * directory, one at a time and in order. Each is checked against the worker's manifest and the
+ * guard, run through its own journaled gates, and committed as exactly one commit for its issue,
+ * straight from objects: blobs for the changes (a change set's bytes, with every oid recomputed,
+ * or a trusted worker's files), trees rebuilt only along the changed paths, a commit, and a
+ * compare-and-swap of the branch under git's ref lock. No git process, hook, filter or
+ * configuration runs. Checkouts of the branch are brought along path by path where they are
+ * clean. A journal (intent, then outcome) and a fenced cross-process lock make it safe to kill at
+ * any moment: `recover()` finishes or rolls back the entry in flight.
  *
  * @example
  * const lead = await createCommitLead({ dir: "backend-api", author: { name: "Lead", email: "lead@example.com" } });
- * const result = await lead.submit({ issueId: "RATE-1", worker: "agent-1", files: ["src/middleware/rateLimit.ts"], message: "Add rate limiting" });
+ * const [repo] = (await session.changes()).repos;
+ * const result = await lead.submit({ issueId: "RATE-1", worker: "agent-1", changes: repo.paths, message: "Add rate limiting" });
  */
 export class CommitLead extends TypedEmitter<CommitLeadEvents> {
+  /** The repository's root (its working tree, or the bare repository). */
   readonly dir: string;
   readonly branch: string;
   readonly #gitdir: string;
-  readonly #state: string;
+  readonly #bare: boolean;
   readonly #journal: Journal;
+  readonly #queue: SubmissionQueue;
   readonly #options: CommitLeadOptions;
   readonly #repo: string;
+  /** This lead object's id: its function gates run only in it. */
+  readonly #instance = randomBytes(8).toString("hex");
+  readonly #functions: Map<string, FunctionGate>;
   #driving: Promise<void> = Promise.resolve();
   /** The journal's committed entries, read when this process becomes the lead and kept current while it leads. */
   #committed: Extract<JournalEntry, { type: "committed" }>[] = [];
@@ -199,60 +155,74 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
     this.#options = options;
     this.dir = options.dir;
     this.branch = options.branch;
-    this.#gitdir = join(options.dir, ".git");
-    this.#state = join(this.#gitdir, "bulkhead");
-    this.#journal = new Journal(join(this.#state, "journal.jsonl"));
+    const { gitdir, bare } = gitdirOf(options.dir);
+    this.#gitdir = gitdir;
+    this.#bare = bare;
+    const state = join(gitdir, "bulkhead");
+    this.#journal = new Journal(join(state, "journal.jsonl"));
+    this.#queue = new SubmissionQueue(state);
     this.#repo = options.repo ?? basename(options.dir);
-    this.#objects = new ObjectStore(this.#gitdir, this.dir);
+    this.#objects = new ObjectStore(gitdir, bare ? gitdir : options.dir);
+    this.#functions = new Map((options.gates ?? []).flatMap((gate) => ("run" in gate ? [[gate.name, gate] as const] : [])));
   }
 
-  /** Queues a submission durably and resolves with its outcome, whichever process commits it. */
+  get #state(): string {
+    return join(this.#gitdir, "bulkhead");
+  }
+
+  /**
+   * Queues a submission durably and resolves with its outcome, whichever process commits it. A
+   * change set's bytes are written as blobs first (every oid recomputed), so the queued entry
+   * holds ids only. The gate list (this lead's gates, then the submission's own) is journaled
+   * with it.
+   */
   async submit(submission: Submission): Promise<SubmitResult> {
-    const parsed = submissionSchema.safeParse(submission);
-    if (!parsed.success)
-      throw new InvalidArgumentError(
-        "submission",
-        parsed.error.issues.map((issue) => `${issue.path.join(".") || "(submission)"}: ${issue.message}`).join("; "),
-      );
-    const id = parsed.data.id ?? `s${Date.now().toString(36)}${randomBytes(6).toString("hex")}`;
+    const parsed = validateOptions(submissionSchema, submission, "submission");
+    const id = parsed.id ?? `s${Date.now().toString(36)}${randomBytes(6).toString("hex")}`;
+    const existing = this.#queue.result(id);
+    if (existing) return existing;
+    const gates: JournaledGate[] = [
+      ...(this.#options.gates ?? []).map((gate): JournaledGate =>
+        "run" in gate
+          ? { name: gate.name, function: true, ...(gate.timeoutMs === undefined ? {} : { timeoutMs: gate.timeoutMs }) }
+          : { name: gate.name, command: [...gate.command], ...(gate.timeoutMs === undefined ? {} : { timeoutMs: gate.timeoutMs }) },
+      ),
+      ...(parsed.gates ?? []).map((gate) => ({
+        name: gate.name,
+        command: [...gate.command],
+        ...(gate.timeoutMs === undefined ? {} : { timeoutMs: gate.timeoutMs }),
+      })),
+    ];
     const entry: QueueEntry = {
-      ...(parsed.data as Submission),
       id,
       queuedAt: `${Date.now().toString().padStart(15, "0")}.${process.hrtime.bigint().toString().padStart(20, "0")}`,
+      issueId: parsed.issueId,
+      worker: parsed.worker,
+      message: parsed.message,
+      ...(parsed.files ? { files: [...parsed.files] } : {}),
+      ...(parsed.changes ? { changes: writeChangeBlobs(this.#objects, parsed.changes as readonly ChangedPath[]) } : {}),
+      ...(parsed.manifest ? { manifest: [...parsed.manifest] } : {}),
+      ...(parsed.trailers ? { trailers: parsed.trailers } : {}),
+      ...(parsed.usage ? { usage: parsed.usage } : {}),
+      ...(parsed.fixup === undefined ? {} : { fixup: parsed.fixup }),
+      gates,
+      owner: { pid: process.pid, lead: this.#instance },
     };
-    const queueDir = join(this.#state, "queue");
-    mkdirSync(queueDir, { recursive: true });
-    const existing = await this.#result(id);
-    if (existing) return existing;
-    const staged = join(queueDir, `${id}.json.tmp-${process.pid}`);
-    try {
-      const descriptor = openSync(staged, "w");
-      writeSync(descriptor, JSON.stringify(entry));
-      fsyncSync(descriptor);
-      closeSync(descriptor);
-      // Link, not rename: an entry already queued under this id (a retry) is kept as it is.
-      try {
-        linkSync(staged, join(queueDir, `${id}.json`));
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-      }
-    } finally {
-      rmSync(staged, { force: true });
-    }
+    this.#queue.add(entry);
     this.emit("submission-queued", { id, issueId: entry.issueId, worker: entry.worker });
     for (;;) {
-      const result = await this.#result(id);
+      const result = this.#queue.result(id);
       if (result) return result;
       await this.#drive();
-      if (!(await this.#result(id))) await sleep(5 + Math.random() * 20);
+      if (!this.#queue.result(id)) await sleep(5 + Math.random() * 20);
     }
   }
 
   /**
    * Finishes or rolls back the entry in flight after a crash: its commit counts when the branch
-   * points at it, otherwise it is rolled back and its submission, still queued, runs again.
-   * Every new lead runs it before taking work; call it yourself to recover without submitting.
-   * Waits for a live lead to finish first.
+   * points at it, otherwise it is rolled back and its submission, still queued, runs again with
+   * its own gates. Every new lead runs it before taking work; call it yourself to recover without
+   * submitting. Waits for a live lead to finish first.
    */
   async recover({ timeoutMs = 30_000 } = {}): Promise<{ finished: string[]; rolledBack: string[] }> {
     const started = Date.now();
@@ -272,19 +242,17 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
   }
 
   async #recover(): Promise<{ finished: string[]; rolledBack: string[] }> {
-    const outcome = { finished: [] as string[], rolledBack: [] as string[] };
     const entries = await this.#journal.read();
     this.#committed = entries.filter((entry): entry is Extract<JournalEntry, { type: "committed" }> => entry.type === "committed");
-    const ended = new Set(entries.filter((entry) => entry.type !== "intent").map((entry) => entry.id));
-    const open = entries.filter(
-      (entry): entry is Extract<JournalEntry, { type: "intent" }> => entry.type === "intent" && !ended.has(entry.id),
-    );
-    const tip = await readBranch(this.#gitdir, this.branch);
-    for (const intent of open) {
-      if (intent.commit === tip) {
+    return recoverIntents({
+      entries,
+      journal: this.#journal,
+      gitdir: this.#gitdir,
+      branch: this.branch,
+      finish: async (intent) => {
         await this.#recordCommitted(intent.id, intent.issueId, intent.commit);
-        await this.#refreshFromHead(intent.paths);
-        await this.#writeResult({
+        const synced = await this.#syncCheckouts(intent.parent, intent.commit, intent.paths);
+        this.#queue.writeResult({
           status: "committed",
           id: intent.id,
           issueId: intent.issueId,
@@ -292,19 +260,10 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
           parent: intent.parent,
           files: intent.paths,
           gates: intent.gates.map((gate) => ({ ...gate, durationMs: 0 })),
+          ...synced,
         });
-        outcome.finished.push(intent.id);
-      } else {
-        await this.#journal.append({
-          type: "aborted",
-          id: intent.id,
-          reason: "the lead stopped before the branch moved",
-          at: new Date().toISOString(),
-        });
-        outcome.rolledBack.push(intent.id);
-      }
-    }
-    return outcome;
+      },
+    });
   }
 
   /** Queue, entry in flight, recent commits and held submissions. */
@@ -314,19 +273,17 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
     recentCommits: { id: string; issueId: string; sha: string }[];
     held: SubmitResult[];
   }> {
-    const queue = (await this.#queue()).map((entry) => entry.id);
+    const queue = this.#queue.list().map((entry) => entry.id);
     const entries = await this.#journal.read();
-    const ended = new Set(entries.filter((entry) => entry.type !== "intent").map((entry) => entry.id));
-    const inFlight = entries.find((entry) => entry.type === "intent" && !ended.has(entry.id))?.id;
+    const inFlight = openIntents(entries)[0]?.id;
     const recentCommits = entries
       .filter((entry): entry is Extract<JournalEntry, { type: "committed" }> => entry.type === "committed")
       .slice(-20)
       .map(({ id, issueId, sha }) => ({ id, issueId, sha }));
     const committedIssues = new Set(entries.flatMap((entry) => (entry.type === "committed" ? [entry.issueId] : [])));
-    const results = await readdir(join(this.#state, "results")).catch(() => [] as string[]);
     const held: SubmitResult[] = [];
-    for (const name of results) {
-      const result = await this.#result(name.replace(/\.json$/, ""));
+    for (const id of await this.#queue.resultIds()) {
+      const result = this.#queue.result(id);
       // Held until approved: once the issue is committed (resubmitted after approval), it is not held any more.
       if (result?.status === "held" && !committedIssues.has(result.issueId)) held.push(result);
     }
@@ -336,6 +293,21 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
   /** Closes the journal. Idempotent. */
   async close(): Promise<void> {
     await this.#journal.close();
+  }
+
+  /**
+   * Whether this lead may process an entry now: `"take"`; `"wait"` when it carries a function
+   * gate of another lead object whose process is alive (that lead will process it); or the
+   * reason it can never be processed (fail closed).
+   */
+  #claim(entry: QueueEntry): "take" | "wait" | { refuse: string } {
+    if (!Array.isArray(entry.gates)) return { refuse: "it was queued without its gate list (by an older lead): submit it again" };
+    const functions = entry.gates.filter((gate) => !("command" in gate));
+    if (functions.length === 0 || entry.owner?.lead === this.#instance) return "take";
+    if (entry.owner && isProcessAlive(entry.owner.pid)) return "wait";
+    return {
+      refuse: `its function gate ${functions.map((gate) => gate.name).join(", ")} belonged to process ${entry.owner?.pid}, which is gone: a function cannot run in another process; submit it again`,
+    };
   }
 
   /** Becomes the lead if nobody is, and works through the queue. Calls in this process take turns. */
@@ -351,21 +323,24 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
       try {
         await this.#recover();
         for (;;) {
-          const [next] = await this.#queue();
+          let next: QueueEntry | undefined;
+          let refusal: string | undefined;
+          for (const candidate of this.#queue.list()) {
+            const claim = this.#claim(candidate);
+            if (claim === "wait") continue;
+            next = candidate;
+            if (claim !== "take") refusal = claim.refuse;
+            break;
+          }
           if (!next) break;
           await lock.renewIfDue();
           try {
-            await this.#process(next, lock);
+            if (refusal) await this.#reject(next, `the lead refused it: ${refusal}`);
+            else await this.#process(next, lock);
           } catch (error) {
             // Taken over: the new lead owns the queue now. Anything else fails this one submission, not the queue.
             if (error instanceof LeadFencedError) return;
-            await this.#finish(next, {
-              status: "rejected",
-              id: next.id,
-              issueId: next.issueId,
-              reason: `the lead could not commit it: ${(error as Error).message}`,
-              gates: [],
-            });
+            await this.#reject(next, `the lead could not commit it: ${(error as Error).message}`);
           }
         }
       } finally {
@@ -384,58 +359,49 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
     this.#committed.push(committed);
   }
 
-  async #queue(): Promise<QueueEntry[]> {
-    const dir = join(this.#state, "queue");
-    let names: string[];
-    try {
-      names = readdirSync(dir).filter((name) => name.endsWith(".json"));
-    } catch {
-      return [];
-    }
-    const entries: QueueEntry[] = [];
-    for (const name of names) {
-      try {
-        entries.push(JSON.parse(readFileSync(join(dir, name), "utf8")) as QueueEntry);
-      } catch (error) {
-        // Gone meanwhile (finished by another lead), or torn by a crash before its link: skip or drop.
-        if ((error as NodeJS.ErrnoException).code !== "ENOENT") rmSync(join(dir, name), { force: true });
-      }
-    }
-    return entries.sort((left, right) => (left.queuedAt < right.queuedAt ? -1 : left.queuedAt > right.queuedAt ? 1 : 0));
-  }
-
-  async #result(id: string): Promise<SubmitResult | undefined> {
-    try {
-      return JSON.parse(readFileSync(join(this.#state, "results", `${id}.json`), "utf8")) as SubmitResult;
-    } catch {
-      return undefined;
-    }
-  }
-
-  /** The outcome, written to a temporary file and renamed; the journal, not this file, is the record. */
-  async #writeResult(result: SubmitResult): Promise<void> {
-    const results = join(this.#state, "results");
-    mkdirSync(results, { recursive: true });
-    const temporary = join(results, `.${result.id}.${process.pid}.tmp`);
-    writeFileSync(temporary, JSON.stringify(result));
-    renameSync(temporary, join(results, `${result.id}.json`));
-  }
-
   async #finish(entry: QueueEntry, result: SubmitResult): Promise<void> {
-    await this.#writeResult(result);
-    rmSync(join(this.#state, "queue", `${entry.id}.json`), { force: true });
+    this.#queue.writeResult(result);
+    this.#queue.remove(entry.id);
     if (result.status === "held") this.emit("submission-held", { id: result.id, issueId: result.issueId, reason: result.reason });
     if (result.status === "rejected") this.emit("submission-rejected", { id: result.id, issueId: result.issueId, reason: result.reason });
     if (result.status === "committed")
       this.emit("commit-created", { id: result.id, issueId: result.issueId, sha: result.sha, files: result.files });
   }
 
+  /** Refuses a submission; the journal keeps the evidence, also of a refusal: which gate failed and what it said. */
+  async #reject(entry: QueueEntry, reason: string, gates: GateResult[] = []): Promise<void> {
+    await this.#journal.append({
+      type: "rejected",
+      id: entry.id,
+      issueId: entry.issueId,
+      reason,
+      at: new Date().toISOString(),
+      gates: gates.map(({ name, ok, output }) => ({ name, ok, output })),
+    });
+    return this.#finish(entry, { status: "rejected", id: entry.id, issueId: entry.issueId, reason, gates });
+  }
+
+  /** The submission's changes as tree entries: a change set's queued blobs, or a trusted worker's files read now. */
+  async #changes(entry: QueueEntry, paths: readonly string[]): Promise<TreeChanges | string> {
+    if (entry.changes) {
+      for (const change of entry.changes)
+        if (!change.deleted && !(await this.#objects.has(change.oid)))
+          return `the blob of ${change.path} (${change.oid}) is missing: submit it again`;
+      return queuedTreeChanges(entry.changes);
+    }
+    if (this.#bare) return "a bare repository has no working tree to read files from: submit the change set's changes instead";
+    try {
+      return readWorkerFiles(this.#objects, this.dir, paths);
+    } catch (error) {
+      if (error instanceof InvalidArgumentError) return error.message;
+      throw error;
+    }
+  }
+
   async #process(entry: QueueEntry, lock: LeadLock): Promise<void> {
-    const done = await this.#result(entry.id);
-    if (done) return void rmSync(join(this.#state, "queue", `${entry.id}.json`), { force: true });
-    const journal = this.#committed;
+    if (this.#queue.result(entry.id)) return this.#queue.remove(entry.id);
     // Committed before a crash lost its result file: answer from the journal, never commit twice.
-    const already = journal.find((item) => item.id === entry.id);
+    const already = this.#committed.find((item) => item.id === entry.id);
     if (already)
       return this.#finish(entry, {
         status: "committed",
@@ -443,60 +409,23 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
         issueId: entry.issueId,
         sha: already.sha,
         parent: undefined,
-        files: entry.files,
+        files: entry.files ?? entry.changes?.map((change) => change.path) ?? [],
         gates: [],
       });
-    const reject = async (reason: string, gates: GateResult[] = []) => {
-      // The journal keeps the evidence, also of a refusal: which gate failed and what it said.
-      await this.#journal.append({
-        type: "rejected",
-        id: entry.id,
-        issueId: entry.issueId,
-        reason,
-        at: new Date().toISOString(),
-        gates: gates.map(({ name, ok, output }) => ({ name, ok, output })),
-      });
-      return this.#finish(entry, { status: "rejected", id: entry.id, issueId: entry.issueId, reason, gates });
-    };
-
-    const paths: string[] = [];
-    for (const file of entry.files) {
-      const normalized = normalizeRepoPath(file);
-      if (!normalized.ok || normalized.path === "." || normalized.path.split("/").some((segment) => segment.toLowerCase() === ".git")) {
-        return reject(`file "${file}" ${normalized.ok ? "is not a file inside the repo" : normalized.reason}`);
-      }
-      if (!paths.includes(normalized.path)) paths.push(normalized.path);
-    }
-    if (entry.manifest) {
-      const allowed = createScopeMatcher(
-        entry.manifest
-          .map((path) => normalizeRepoPath(path))
-          .filter((path) => path.ok)
-          .map((path) => (path as { path: string }).path),
-        [],
+    const checked = checkPaths(entry);
+    if (!checked.ok) return this.#reject(entry, checked.reason);
+    const { paths } = checked;
+    const committedIssue = this.#committed.find((item) => item.issueId === entry.issueId);
+    if (committedIssue && !entry.fixup)
+      return this.#reject(
+        entry,
+        `issue ${entry.issueId} already has its commit ${committedIssue.sha.slice(0, 12)}: submit with fixup: true to add to it`,
       );
-      const outside = paths.filter((path) => !allowed(path));
-      if (outside.length > 0) return reject(`files outside ${entry.worker}'s manifest: ${outside.join(", ")}`);
-    }
-    const committedIssue = journal.find((item) => item.issueId === entry.issueId);
-    if (committedIssue && !entry.fixup) {
-      return reject(
-        `issue ${entry.issueId} already has its commit ${(committedIssue as { sha: string }).sha.slice(0, 12)}: submit with fixup: true to add to it`,
-      );
-    }
+    const changes = await this.#changes(entry, paths);
+    if (typeof changes === "string") return this.#reject(entry, changes);
     if (this.#options.guard) {
-      const held: { file: string; proposalId: string }[] = [];
-      for (const path of paths) {
-        const content = await readFile(join(this.dir, path), "utf8").catch(() => undefined);
-        const outcome = await this.#options.guard.propose({
-          repo: this.#repo,
-          file: path,
-          diff: content === undefined ? `deleted ${path}` : `+++ ${path}\n${content}`,
-          author: entry.worker,
-        });
-        if (outcome.status === "pending") held.push({ file: path, proposalId: outcome.id });
-      }
-      if (held.length > 0) {
+      const held = await proposeToGuard(this.#options.guard, { repo: this.#repo, worker: entry.worker, store: this.#objects, changes });
+      if (held.length > 0)
         return this.#finish(entry, {
           status: "held",
           id: entry.id,
@@ -504,38 +433,25 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
           reason: `${held.length} file(s) need approval: ${held.map((item) => item.file).join(", ")}`,
           proposals: held,
         });
-      }
     }
 
-    const gates: GateResult[] = [];
-    for (const gate of this.#options.gates ?? []) {
-      const started = Date.now();
-      const timeoutMs = gate.timeoutMs ?? 300_000;
-      let outcome: { ok: boolean; output: string };
-      try {
-        outcome =
-          "command" in gate
-            ? await runCommand(gate.command, this.dir, timeoutMs)
-            : await Promise.race([
-                Promise.resolve(gate.run({ dir: this.dir, files: paths, issueId: entry.issueId })).then((value) => ({
-                  ok: value.ok === true,
-                  output: String(value.output ?? "").slice(-4096),
-                })),
-                sleep(timeoutMs).then(() => ({ ok: false, output: `timed out after ${timeoutMs} ms` })),
-              ]);
-      } catch (error) {
-        outcome = { ok: false, output: `gate threw: ${(error as Error).message}` };
-      }
-      const result = { name: gate.name, ...outcome, durationMs: Date.now() - started };
-      gates.push(result);
-      this.emit("gate-end", { id: entry.id, issueId: entry.issueId, gate: result });
-      if (!result.ok) return reject(`gate ${gate.name} failed`, gates);
-    }
+    const store = this.#objects;
+    let parent = await readBranch(this.#gitdir, this.branch);
+    let parentTree = parent ? await store.commitTree(parent) : undefined;
+    let tree = await buildTree(store, parentTree, changes);
+    if (tree === parentTree) return this.#reject(entry, "the submitted files are identical to the branch: nothing to commit");
+    const gates = await this.#runGates(entry, paths, tree);
+    if (!gates.ok) return this.#reject(entry, `gate ${gates.results.at(-1)!.name} failed`, gates.results);
 
     for (let attempt = 0; ; attempt++) {
-      const parent = await readBranch(this.#gitdir, this.branch);
-      const built = await this.#build(entry, paths, parent);
-      if (built === "unchanged") return reject("the submitted files are identical to the branch: nothing to commit", gates);
+      if (attempt > 0) {
+        parent = await readBranch(this.#gitdir, this.branch);
+        parentTree = parent ? await store.commitTree(parent) : undefined;
+        tree = await buildTree(store, parentTree, changes);
+        if (tree === parentTree)
+          return this.#reject(entry, "the submitted files are identical to the branch: nothing to commit", gates.results);
+      }
+      const commit = writeCommit(store, entry, tree, parent, this.#options.author);
       await lock.assertCurrent();
       await this.#journal.append({
         type: "intent",
@@ -543,14 +459,14 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
         issueId: entry.issueId,
         worker: entry.worker,
         parent,
-        commit: built.commit,
+        commit,
         paths,
         fence: lock.token,
         at: new Date().toISOString(),
-        gates: gates.map(({ name, ok, output }) => ({ name, ok, output })),
+        gates: gates.results.map(({ name, ok, output }) => ({ name, ok, output })),
       });
       try {
-        await compareAndSwapBranch(this.#gitdir, this.branch, parent, built.commit, {
+        await compareAndSwapBranch(this.#gitdir, this.branch, parent, commit, {
           message: `commit: ${entry.message}`,
           committer: `${this.#options.author.name} <${this.#options.author.email}>`,
           beforeWrite: () => lock.assertCurrent(),
@@ -560,137 +476,85 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
         if (error instanceof GitConflictError && attempt < 3) continue;
         throw error;
       }
-      await this.#recordCommitted(entry.id, entry.issueId, built.commit);
-      // The commit has landed: an index that cannot be refreshed now (a git process holds
-      // index.lock) makes `git status` show the paths as changed, but loses nothing.
-      let indexNotRefreshed: string | undefined;
-      if (await this.#isCheckedOut()) {
-        const indexTimeoutMs = this.#options.lock?.indexTimeoutMs;
-        await refreshIndex(this.dir, this.#gitdir, built.index, indexTimeoutMs === undefined ? {} : { timeoutMs: indexTimeoutMs }).catch(
-          (error: unknown) => {
-            indexNotRefreshed = `${(error as Error).message}; run \`git reset -- <files>\` to refresh the index`;
-          },
-        );
-      }
+      await this.#recordCommitted(entry.id, entry.issueId, commit);
+      // The commit has landed: a checkout that cannot be brought along now (a git process holds
+      // index.lock, local changes) shows the paths as changed, but loses nothing.
+      const synced = await this.#syncCheckouts(parent, commit, paths);
       return this.#finish(entry, {
         status: "committed",
         id: entry.id,
         issueId: entry.issueId,
-        sha: built.commit,
+        sha: commit,
         parent,
         files: paths,
-        gates,
-        ...(indexNotRefreshed === undefined ? {} : { indexNotRefreshed }),
+        gates: gates.results,
+        ...synced,
       });
     }
   }
 
-  /** Writes blobs, trees along the changed paths, and the commit. */
-  async #build(
-    entry: QueueEntry,
-    paths: readonly string[],
-    parent: string | undefined,
-  ): Promise<{ commit: string; index: IndexUpdate[] } | "unchanged"> {
-    const store = this.#objects;
-    const parentTree = parent ? await store.commitTree(parent) : undefined;
-    const changes = new Map<string, TreeEntry | null>();
-    const index: IndexUpdate[] = [];
-    for (const path of paths) {
-      const absolute = join(this.dir, path);
-      const before = lstatSync(absolute, { throwIfNoEntry: false });
-      if (!before) {
-        changes.set(path, null);
-        index.push({ path, deleted: true });
-        continue;
-      }
-      if (!before.isFile() && !before.isSymbolicLink()) throw new InvalidArgumentError("files", `${path} is not a file`);
-      const content = before.isSymbolicLink() ? Buffer.from(readlinkSync(absolute)) : readFileSync(absolute);
-      const after = lstatSync(absolute);
-      // Stats from before the read go into the index: if the file changes later, git sees it.
-      if (after.mtimeMs !== before.mtimeMs || after.size !== before.size)
-        throw new GitConflictError(`${path} changed while the lead read it: submit again when the worker is done writing`);
-      const mode = before.isSymbolicLink() ? 0o120000 : before.mode & 0o111 ? 0o100755 : 0o100644;
-      const oid = store.write("blob", content);
-      changes.set(path, { mode: mode.toString(8), name: path, oid });
-      index.push({ path, deleted: false, oid, mode, stats: before });
-    }
-    const tree = (await this.#updateTree(store, parentTree, "", changes)) ?? store.writeTree([]);
-    if (tree === parentTree) return "unchanged";
-    const trailers = {
-      "Bulkhead-Issue": entry.issueId,
-      "Bulkhead-Worker": entry.worker,
-      ...(entry.usage
-        ? {
-            "Bulkhead-Tokens": `${entry.usage.inputTokens + entry.usage.outputTokens} (in ${entry.usage.inputTokens}, out ${entry.usage.outputTokens})`,
-          }
-        : {}),
-      ...entry.trailers,
-    };
-    const message = `${entry.message.trim()}\n\n${Object.entries(trailers)
-      .map(([key, value]) => `${key}: ${value}`)
-      .join("\n")}\n`;
-    const who = `${this.#options.author.name} <${this.#options.author.email}> ${gitTimestamp()}`;
-    const body = `tree ${tree}\n${parent ? `parent ${parent}\n` : ""}author ${who}\ncommitter ${who}\n\n${message}`;
-    return { commit: store.write("commit", Buffer.from(body)), index };
-  }
-
-  /** Rebuilds one tree level: entries changed here, and subtrees that contain changes. */
-  async #updateTree(
-    store: ObjectStore,
-    oid: string | undefined,
-    prefix: string,
-    changes: ReadonlyMap<string, TreeEntry | null>,
-  ): Promise<string | undefined> {
-    const entries = new Map((oid ? await store.readTree(oid) : []).map((entry) => [entry.name, entry]));
-    const below = new Map<string, Map<string, TreeEntry | null>>();
-    for (const [path, change] of changes) {
-      if (!path.startsWith(prefix)) continue;
-      const rest = path.slice(prefix.length);
-      const slash = rest.indexOf("/");
-      if (slash === -1) {
-        if (change === null) entries.delete(rest);
-        else entries.set(rest, { ...change, name: rest });
-        continue;
-      }
-      const name = rest.slice(0, slash);
-      if (!below.has(name)) below.set(name, new Map());
-      below.get(name)!.set(path, change);
-    }
-    for (const [name, nested] of below) {
-      const existing = entries.get(name);
-      const subtree = await this.#updateTree(store, existing?.mode === "40000" ? existing.oid : undefined, `${prefix}${name}/`, nested);
-      if (subtree === undefined) entries.delete(name);
-      else entries.set(name, { mode: "40000", name, oid: subtree });
-    }
-    // Content-addressed: an unchanged level writes the same tree id again.
-    return entries.size === 0 ? undefined : store.writeTree([...entries.values()]);
-  }
-
-  async #isCheckedOut(): Promise<boolean> {
+  /**
+   * Runs exactly the submission's journaled gates. For a trusted worker's `files` they run in
+   * `dir`, where the files are; for a change set, in a fresh checkout of the candidate tree in a
+   * temporary directory the lead owns (removed afterwards), so a gate tests the commit itself.
+   */
+  async #runGates(entry: QueueEntry, paths: readonly string[], tree: string): Promise<{ ok: boolean; results: GateResult[] }> {
+    const gates = entry.gates ?? [];
+    if (gates.length === 0) return { ok: true, results: [] };
+    let dir = this.dir;
+    let scratch: string | undefined;
     try {
-      return readFileSync(join(this.#gitdir, "HEAD"), "utf8").trim() === `ref: refs/heads/${this.branch}`;
-    } catch {
-      return false;
+      if (entry.changes) {
+        scratch = mkdtempSync(join(tmpdir(), "bulkhead-gate-"));
+        dir = join(scratch, basename(this.dir) || "repo");
+        await checkoutTree(this.#objects, tree, dir);
+      }
+      return await runGates(gates, {
+        dir,
+        files: paths,
+        issueId: entry.issueId,
+        functions: entry.owner?.lead === this.#instance ? this.#functions : new Map(),
+        onGateEnd: (gate) => this.emit("gate-end", { id: entry.id, issueId: entry.issueId, gate }),
+      });
+    } finally {
+      if (scratch) rmSync(scratch, { recursive: true, force: true });
     }
   }
 
-  async #refreshFromHead(paths: readonly string[]): Promise<void> {
-    if (!(await this.#isCheckedOut()) || paths.length === 0) return;
-    await new Promise<void>((resolve) => execFile("git", ["reset", "--quiet", "HEAD", "--", ...paths], { cwd: this.dir }, () => resolve()));
+  async #syncCheckouts(
+    parent: string | undefined,
+    commit: string,
+    paths: readonly string[],
+  ): Promise<{ indexNotRefreshed?: string; checkoutNotUpdated?: { workdir: string; path: string; reason: string }[] }> {
+    const store = this.#objects;
+    const indexTimeoutMs = this.#options.lock?.indexTimeoutMs;
+    const { indexNotRefreshed, checkoutNotUpdated } = await syncCheckouts({
+      store,
+      gitdir: this.#gitdir,
+      branch: this.branch,
+      parentTree: parent ? await store.commitTree(parent) : undefined,
+      tree: await store.commitTree(commit),
+      paths,
+      ...(indexTimeoutMs === undefined ? {} : { timeoutMs: indexTimeoutMs }),
+    });
+    return {
+      ...(indexNotRefreshed === undefined ? {} : { indexNotRefreshed }),
+      ...(checkoutNotUpdated.length === 0 ? {} : { checkoutNotUpdated }),
+    };
   }
 }
 
 /** Creates a commit lead over a repository, after checking it and running `recover()` when free. */
 export async function createCommitLead(options: CommitLeadOptions): Promise<CommitLead> {
-  const parsed = optionsSchema.safeParse(options);
-  if (!parsed.success)
-    throw new InvalidArgumentError(
-      "options",
-      parsed.error.issues.map((issue) => `${issue.path.join(".") || "(options)"}: ${issue.message}`).join("; "),
-    );
-  const head = await readFile(join(options.dir, ".git", "HEAD"), "utf8").catch(() => undefined);
-  if (head === undefined)
-    throw new InvalidArgumentError("options.dir", `${options.dir} is not the root of a git working tree (no .git/HEAD)`);
+  validateOptions(optionsSchema, options, "options");
+  const { gitdir } = gitdirOf(options.dir);
+  const head = (() => {
+    try {
+      return readFileSync(join(gitdir, "HEAD"), "utf8");
+    } catch {
+      return "";
+    }
+  })();
   const branch = options.branch ?? /^ref: refs\/heads\/(.+)$/.exec(head.trim())?.[1];
   if (!branch) throw new InvalidArgumentError("options.branch", `${options.dir} has a detached HEAD: pass the branch to commit to`);
   const lead = new CommitLead({ ...options, branch });

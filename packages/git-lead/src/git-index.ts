@@ -1,69 +1,75 @@
 import { createHash } from "node:crypto";
-import { execFile } from "node:child_process";
 import { readFileSync, renameSync, statSync, writeFileSync, type Stats } from "node:fs";
-import { join } from "node:path";
-import { promisify } from "node:util";
 import { withGitLock } from "./file-lock.js";
 
-const run = promisify(execFile);
-
-/** What the index should say about one path after a commit. */
-export type IndexUpdate = { path: string; deleted: true } | { path: string; deleted: false; oid: string; mode: number; stats: Stats };
-
-interface Entry {
-  path: string;
-  bytes: Buffer;
+/** One index entry: its name (bytes, as git stores it) and its fixed header (62 bytes, 64 with extended flags). */
+export interface IndexEntry {
+  name: Buffer;
+  head: Buffer;
 }
 
-function entryBytes(update: Extract<IndexUpdate, { deleted: false }>): Buffer {
-  const name = Buffer.from(update.path, "utf8");
-  const length = 62 + name.length;
-  const padded = length + (8 - (length % 8));
-  const buffer = Buffer.alloc(padded);
-  const { stats } = update;
-  const seconds = (ms: number) => Math.floor(ms / 1000) >>> 0;
-  const nanos = (ms: number) => Math.floor((ms % 1000) * 1e6) >>> 0;
-  buffer.writeUInt32BE(seconds(stats.ctimeMs), 0);
-  buffer.writeUInt32BE(nanos(stats.ctimeMs), 4);
-  buffer.writeUInt32BE(seconds(stats.mtimeMs), 8);
-  buffer.writeUInt32BE(nanos(stats.mtimeMs), 12);
-  buffer.writeUInt32BE(stats.dev >>> 0, 16);
-  buffer.writeUInt32BE(stats.ino >>> 0, 20);
-  buffer.writeUInt32BE(update.mode, 24);
-  buffer.writeUInt32BE(stats.uid >>> 0, 28);
-  buffer.writeUInt32BE(stats.gid >>> 0, 32);
-  buffer.writeUInt32BE(stats.size >>> 0, 36);
-  Buffer.from(update.oid, "hex").copy(buffer, 40);
-  buffer.writeUInt16BE(Math.min(name.length, 0xfff), 60);
-  name.copy(buffer, 62);
-  return buffer;
+/** A parsed index of a format this code writes back (versions 2, 3 and 4, no required extension). */
+export interface IndexFile {
+  version: 2 | 3 | 4;
+  /** Sorted by name bytes, then stage, as git keeps them. */
+  entries: IndexEntry[];
 }
 
-/** The last index this process wrote, by file identity: a match skips reading and parsing it again. */
-let lastWritten: { key: string; version: number; entries: Entry[] } | undefined;
+/** git's offset varint (varint.c): seven bits per byte, each continuation adding one. */
+function decodeVarint(data: Buffer, at: number): { value: number; next: number } {
+  let byte = data[at++]!;
+  let value = byte & 127;
+  while (byte & 128) {
+    byte = data[at++]!;
+    value = (value + 1) * 128 + (byte & 127);
+  }
+  return { value, next: at };
+}
 
-const identity = (stats: Stats) => `${stats.ino}:${stats.size}:${stats.mtimeMs}`;
+function encodeVarint(value: number): Buffer {
+  const bytes = [value & 127];
+  for (let rest = Math.floor(value / 128); rest > 0; rest = Math.floor(rest / 128)) {
+    rest -= 1;
+    bytes.unshift(128 | (rest & 127));
+  }
+  return Buffer.from(bytes);
+}
 
-/** Parses a version 2 or 3 index; returns undefined for formats this patcher leaves to git. */
-function parseIndex(data: Buffer): { version: number; entries: Entry[] } | undefined {
+/** Parses an index; undefined for a format this code leaves alone (unknown version, split or sparse index, corrupt). */
+export function parseIndex(data: Buffer): IndexFile | undefined {
   if (data.length < 32 || data.toString("latin1", 0, 4) !== "DIRC") return undefined;
   const version = data.readUInt32BE(4);
-  if (version !== 2 && version !== 3) return undefined;
+  if (version !== 2 && version !== 3 && version !== 4) return undefined;
   const count = data.readUInt32BE(8);
-  const entries: Entry[] = [];
+  const entries: IndexEntry[] = [];
   let offset = 12;
+  let previous: Buffer = Buffer.alloc(0);
   for (let index = 0; index < count; index++) {
+    if (offset + 62 > data.length - 20) return undefined;
     const flags = data.readUInt16BE(offset + 60);
-    const extended = (flags & 0x4000) !== 0;
-    const nameStart = offset + 62 + (extended ? 2 : 0);
-    const nameEnd = data.indexOf(0, nameStart);
-    const length = nameEnd - offset;
-    const size = length + (8 - (length % 8));
-    entries.push({ path: data.toString("utf8", nameStart, nameEnd), bytes: data.subarray(offset, offset + size) });
-    offset += size;
+    const headLength = flags & 0x4000 ? 64 : 62;
+    const head = Buffer.from(data.subarray(offset, offset + headLength));
+    const at = offset + headLength;
+    let name: Buffer;
+    if (version === 4) {
+      const { value: strip, next } = decodeVarint(data, at);
+      const end = data.indexOf(0, next);
+      if (end === -1 || strip > previous.length) return undefined;
+      name = Buffer.concat([previous.subarray(0, previous.length - strip), data.subarray(next, end)]);
+      offset = end + 1;
+    } else {
+      const end = data.indexOf(0, at);
+      if (end === -1) return undefined;
+      name = Buffer.from(data.subarray(at, end));
+      const length = end - offset;
+      offset += length + (8 - (length % 8));
+    }
+    entries.push({ name, head });
+    previous = name;
   }
-  // Only optional extensions (upper-case signature) may follow; they describe the old index
-  // (cache-tree, untracked cache) and are dropped. A required one means a format we leave alone.
+  // Optional extensions (upper-case signature) describe the old index (cache-tree, untracked
+  // cache, fsmonitor, offsets) and are dropped; git rebuilds them. A required one (split index
+  // "link", sparse "sdir") means a format this code leaves to git.
   for (let at = offset; at < data.length - 20;) {
     const signature = data.toString("latin1", at, at + 4);
     if (signature[0]! < "A" || signature[0]! > "Z") return undefined;
@@ -72,64 +78,105 @@ function parseIndex(data: Buffer): { version: number; entries: Entry[] } | undef
   return { version, entries };
 }
 
+/** Writes an index back in its own version, with git's trailing checksum. */
+export function serializeIndex(index: IndexFile): Buffer {
+  const header = Buffer.alloc(12);
+  header.write("DIRC", 0, "latin1");
+  header.writeUInt32BE(index.version, 4);
+  header.writeUInt32BE(index.entries.length, 8);
+  const parts: Buffer[] = [header];
+  let previous: Buffer = Buffer.alloc(0);
+  for (const entry of index.entries) {
+    const head = Buffer.from(entry.head);
+    head.writeUInt16BE((head.readUInt16BE(60) & 0xf000) | Math.min(entry.name.length, 0xfff), 60);
+    parts.push(head);
+    if (index.version === 4) {
+      let common = 0;
+      while (common < previous.length && common < entry.name.length && previous[common] === entry.name[common]) common++;
+      parts.push(encodeVarint(previous.length - common), entry.name.subarray(common), Buffer.alloc(1));
+    } else {
+      const length = head.length + entry.name.length;
+      parts.push(entry.name, Buffer.alloc(8 - (length % 8)));
+    }
+    previous = entry.name;
+  }
+  const content = Buffer.concat(parts);
+  return Buffer.concat([content, createHash("sha1").update(content).digest()]);
+}
+
+/** A stage-0 entry for a path, with the stat data git compares to tell a clean file. */
+export function createIndexEntry(path: string, oid: string, mode: number, stats: Stats): IndexEntry {
+  const head = Buffer.alloc(62);
+  const seconds = (ms: number) => Math.floor(ms / 1000) >>> 0;
+  const nanos = (ms: number) => Math.floor((ms % 1000) * 1e6) >>> 0;
+  head.writeUInt32BE(seconds(stats.ctimeMs), 0);
+  head.writeUInt32BE(nanos(stats.ctimeMs), 4);
+  head.writeUInt32BE(seconds(stats.mtimeMs), 8);
+  head.writeUInt32BE(nanos(stats.mtimeMs), 12);
+  head.writeUInt32BE(stats.dev >>> 0, 16);
+  head.writeUInt32BE(stats.ino >>> 0, 20);
+  head.writeUInt32BE(mode, 24);
+  head.writeUInt32BE(stats.uid >>> 0, 28);
+  head.writeUInt32BE(stats.gid >>> 0, 32);
+  head.writeUInt32BE(stats.size >>> 0, 36);
+  Buffer.from(oid, "hex").copy(head, 40);
+  return { name: Buffer.from(path, "utf8"), head };
+}
+
+/** An entry's blob id, mode (as git's octal string) and merge stage. */
+export function describeIndexEntry(entry: IndexEntry): { oid: string; mode: string; stage: number } {
+  return {
+    oid: entry.head.toString("hex", 40, 60),
+    mode: entry.head.readUInt32BE(24).toString(8),
+    stage: (entry.head.readUInt16BE(60) >> 12) & 3,
+  };
+}
+
+/** The last index this process wrote, by file identity: a match skips reading and parsing it again. */
+let lastWritten: { key: string; index: IndexFile } | undefined;
+
+const identity = (path: string, stats: Stats) => `${path}:${stats.ino}:${stats.size}:${stats.mtimeMs}`;
+
 /**
- * Refreshes only the given paths' entries in `.git/index`, under git's own `index.lock`, so
- * `git status` shows them clean after a commit made without the index. Other entries are copied
- * byte for byte; the cache-tree extension is dropped (git rebuilds it). Index formats this
- * patcher does not handle (v4, split index) fall back to `git reset -- <paths>`.
+ * Edits an index under git's own `index.lock` (waiting up to `timeoutMs` for a git process that
+ * holds it), and writes it back only when `edit` returns true. Nothing else runs: no git, no hook,
+ * no configuration. Returns why it left the index alone when its format is one this code does not
+ * write (a split or sparse index, an unknown version): `edit` is then not called.
  */
-export async function refreshIndex(
-  workdir: string,
-  gitdir: string,
-  updates: readonly IndexUpdate[],
+export async function editIndex(
+  indexPath: string,
+  edit: (index: IndexFile) => Promise<boolean>,
   { timeoutMs }: { timeoutMs?: number } = {},
-): Promise<void> {
-  if (updates.length === 0) return;
-  const indexPath = join(gitdir, "index");
-  const fallback = await withGitLock(
+): Promise<{ edited: boolean; leftAlone?: string }> {
+  return withGitLock(
     indexPath,
     async (lockPath, consumed) => {
       const current = statSync(indexPath, { throwIfNoEntry: false });
-      let parsed: { version: number; entries: Entry[] } | undefined;
-      if (current && lastWritten?.key === `${indexPath}:${identity(current)}`) parsed = lastWritten;
-      else if (!current) parsed = { version: 2, entries: [] };
-      else parsed = parseIndex(readFileSync(indexPath));
-      if (!parsed) return true;
-      // The index is sorted by path bytes: replace and delete in place, insert by binary search.
-      const changed = new Map(updates.map((update) => [update.path, update]));
-      const kept: Entry[] = parsed.entries.filter((entry) => {
-        if (changed.has(entry.path)) return false;
-        const slash = entry.path.indexOf("/");
-        if (slash === -1) return true;
-        for (let at = slash; at !== -1; at = entry.path.indexOf("/", at + 1)) if (changed.has(entry.path.slice(0, at))) return false;
-        return true;
-      });
-      for (const update of updates) {
-        if (update.deleted) continue;
-        const key = Buffer.from(update.path);
-        let low = 0;
-        let high = kept.length;
-        while (low < high) {
-          const middle = (low + high) >>> 1;
-          if (Buffer.compare(Buffer.from(kept[middle]!.path), key) < 0) low = middle + 1;
-          else high = middle;
-        }
-        kept.splice(low, 0, { path: update.path, bytes: entryBytes(update) });
-      }
-      const header = Buffer.alloc(12);
-      header.write("DIRC", 0, "latin1");
-      header.writeUInt32BE(parsed.version, 4);
-      const body = kept.map((entry) => entry.bytes);
-      header.writeUInt32BE(body.length, 8);
-      const content = Buffer.concat([header, ...body]);
-      const checksum = createHash("sha1").update(content).digest();
-      writeFileSync(lockPath, Buffer.concat([content, checksum]));
+      let index: IndexFile | undefined;
+      if (!current) index = { version: 2, entries: [] };
+      else if (lastWritten?.key === identity(indexPath, current)) index = lastWritten.index;
+      else index = parseIndex(readFileSync(indexPath));
+      if (!index) return { edited: false, leftAlone: `${indexPath} is in a format the lead does not write (split, sparse or unknown)` };
+      const kept = { version: index.version, entries: [...index.entries] };
+      if (!(await edit(kept))) return { edited: false };
+      writeFileSync(lockPath, serializeIndex(kept));
       renameSync(lockPath, indexPath);
-      lastWritten = { key: `${indexPath}:${identity(statSync(indexPath))}`, version: parsed.version, entries: kept };
       consumed();
-      return false;
+      lastWritten = { key: identity(indexPath, statSync(indexPath)), index: kept };
+      return { edited: true };
     },
     timeoutMs === undefined ? {} : { timeoutMs },
   );
-  if (fallback) await run("git", ["reset", "--quiet", "HEAD", "--", ...updates.map((update) => update.path)], { cwd: workdir });
+}
+
+/** Where `name` is in the sorted entries, or where it would go. */
+export function findIndexEntry(entries: readonly IndexEntry[], name: Buffer): { at: number; found: boolean } {
+  let low = 0;
+  let high = entries.length;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    if (Buffer.compare(entries[middle]!.name, name) < 0) low = middle + 1;
+    else high = middle;
+  }
+  return { at: low, found: low < entries.length && entries[low]!.name.equals(name) };
 }

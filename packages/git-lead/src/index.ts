@@ -1,14 +1,14 @@
 // The public API of @bulkhead/git-lead: one deliberate list.
+export { CommitLead, createCommitLead, type CommitLeadEvents, type CommitLeadOptions } from "./create-commit-lead.js";
 export {
-  CommitLead,
-  createCommitLead,
-  type CommitLeadEvents,
-  type CommitLeadOptions,
+  SUBMISSION_LIMITS,
+  type CommandGate,
+  type FunctionGate,
   type Gate,
   type GateResult,
   type Submission,
   type SubmitResult,
-} from "./create-commit-lead.js";
+} from "./submission.js";
 export { ClaimRefusedError, GitConflictError, InvalidPlanError, LeadFencedError } from "./git-lead-errors.js";
 export { createWorkHook, type Claim, type HookTask, type WorkHook } from "./create-work-hook.js";
 export { findSharedFiles, type ScopedTask, type SharedFile } from "./find-shared-files.js";

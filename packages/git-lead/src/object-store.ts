@@ -83,6 +83,34 @@ export class ObjectStore {
     return entries;
   }
 
+  /** True when the object is in this repository (loose or packed). */
+  async has(oid: string): Promise<boolean> {
+    if (fs.existsSync(join(this.gitdir, "objects", oid.slice(0, 2), oid.slice(2)))) return true;
+    return git.readObject({ fs, dir: this.dir, gitdir: this.gitdir, oid, format: "deflated", cache: this.#cache }).then(
+      () => true,
+      () => false,
+    );
+  }
+
+  /** A blob's bytes. */
+  async readBlob(oid: string): Promise<Buffer> {
+    const loose = this.#loose(oid);
+    if (loose) return loose.content;
+    return Buffer.from((await git.readBlob({ fs, dir: this.dir, gitdir: this.gitdir, oid, cache: this.#cache })).blob);
+  }
+
+  /** The entry at a repo-relative path in a tree, or undefined when there is none. */
+  async entryAt(tree: string | undefined, path: string): Promise<TreeEntry | undefined> {
+    let entry: TreeEntry | undefined;
+    let oid = tree;
+    for (const name of path.split("/")) {
+      if (oid === undefined) return undefined;
+      entry = (await this.readTree(oid)).find((candidate) => candidate.name === name);
+      oid = entry?.mode === "40000" ? entry.oid : undefined;
+    }
+    return entry;
+  }
+
   async commitTree(oid: string): Promise<string> {
     const loose = this.#loose(oid);
     if (loose) return loose.content.toString("latin1", 5, 45);
