@@ -14,7 +14,7 @@ import {
   renderHandover,
 } from "@bulkhead/handover";
 import { buildImage, createSession, gc, getSession, listSessions, loadProject, reconcile } from "@bulkhead/sandbox";
-import { dispatch, finish, harvest } from "./composites.js";
+import { dispatch, finish, harvestSession } from "./composites.js";
 
 export interface MainOptions {
   stdout?: (text: string) => void;
@@ -101,7 +101,7 @@ const commands: Record<string, Command> = {
     example: "bulkhead harvest s123 --out handover.md",
     async run([id], flags, io) {
       const lines: string[] = [];
-      const result = await harvest(id!, {
+      const result = await harvestSession(id!, {
         ...(typeof flags.out === "string" ? { out: flags.out } : {}),
         next: (flags.next as string[] | undefined) ?? [],
         log: (line) => lines.push(line),
