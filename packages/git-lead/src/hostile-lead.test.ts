@@ -1,3 +1,4 @@
+import { spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -5,6 +6,7 @@ import type { ChangedPath } from "@bulkhead/core";
 import { createTempDir, git, initRepo, type TempDir } from "@bulkhead/test-utils";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createCommitLead } from "./create-commit-lead.js";
+import { tryAcquireLeadLock } from "./lead-lock.js";
 
 const author = { name: "Lead", email: "lead@example.com" };
 const blobOid = (bytes: Uint8Array) => createHash("sha1").update(`blob ${bytes.byteLength}\0`).update(bytes).digest("hex");
@@ -120,7 +122,7 @@ describe("the lead, against hostile input", () => {
     expect(git(repo, ["show", "HEAD:src/index.ts"])).toBe("from the agent");
     expect(readFileSync(join(repo, "src/b.ts"), "utf8")).toBe("b\n");
     expect(git(repo, ["status", "--porcelain"]).split("\n")).toEqual(["MM src/index.ts"]);
-    expect(git(repo, ["fsck", "--full", "--no-progress"])).toBe("");
+    expect(git(repo, ["fsck", "--full", "--no-progress", "--no-dangling"])).toBe("");
     await lead.close();
   });
 
@@ -141,7 +143,7 @@ describe("the lead, against hostile input", () => {
     // The link itself is a fine thing to commit: as a link, never followed.
     expect(await lead.submit({ issueId: "L-link", worker: "w", files: ["etclink"], message: "m" })).toMatchObject({ status: "committed" });
     expect(git(repo, ["ls-tree", "HEAD", "etclink"])).toMatch(/^120000 blob /);
-    expect(git(repo, ["fsck", "--full", "--no-progress"])).toBe("");
+    expect(git(repo, ["fsck", "--full", "--no-progress", "--no-dangling"])).toBe("");
     await lead.close();
   });
 
@@ -209,6 +211,120 @@ describe("the lead, against hostile input", () => {
     expect(seen).toEqual(["gated\n", "false", "src/index.ts", "src/old.ts"]);
     // The 8 s timeout timer was cleared: no timer of the lead's is left to keep the process alive.
     expect(timers()).toBe(before);
+    await lead.close();
+  });
+});
+
+describe("gates belong to the submission", () => {
+  let dir: TempDir;
+  let repo: string;
+  beforeEach(() => {
+    dir = createTempDir();
+    repo = join(dir.path, "source");
+    initRepo(repo, { "README.md": "# source\n" });
+  });
+  afterEach(() => dir.remove());
+
+  const submitter = new URL("../test/gate-submitter.ts", import.meta.url).pathname;
+  const spawnSubmitter = (gates: unknown, file: string, id: string): ChildProcess =>
+    spawn(process.execPath, ["--import", "tsx", submitter, repo, JSON.stringify(gates), file, id], {
+      cwd: join(import.meta.dirname, ".."),
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+  const output = (child: ChildProcess) =>
+    new Promise<string>((resolve) => {
+      let text = "";
+      child.stdout!.on("data", (chunk: Buffer) => (text += chunk.toString()));
+      child.on("exit", () => resolve(text));
+    });
+  const queued = (id: string) => existsSync(join(repo, ".git/bulkhead/queue", `${id}.json`));
+
+  it("a submission made with --gate false in one process is not committed by another process whose own gate passes", async () => {
+    writeFileSync(join(repo, "theirs.txt"), "theirs\n");
+    writeFileSync(join(repo, "mine.txt"), "mine\n");
+    let child: ChildProcess | undefined;
+    let childOutput: Promise<string> | undefined;
+    // This process leads, and while its own gate runs, the other process queues its submission.
+    const lead = await createCommitLead({
+      dir: repo,
+      author,
+      gates: [
+        {
+          name: "true",
+          run: async () => {
+            child ??= spawnSubmitter([{ name: "false", command: ["false"] }], "theirs.txt", "theirs");
+            childOutput ??= output(child);
+            while (!queued("theirs")) await new Promise((resolve) => setTimeout(resolve, 10));
+            return { ok: true, output: "passed" };
+          },
+        },
+      ],
+    });
+    expect(await lead.submit({ issueId: "MINE-1", worker: "me", files: ["mine.txt"], message: "mine", id: "mine" })).toMatchObject({
+      status: "committed",
+    });
+    const theirs = JSON.parse(await childOutput!) as { status: string; reason: string; gates: { name: string; ok: boolean }[] };
+    expect(theirs).toMatchObject({ status: "rejected", reason: "gate false failed", gates: [{ name: "false", ok: false }] });
+    expect(git(repo, ["log", "--format=%s"])).toBe("mine\ninitial");
+    expect(git(repo, ["ls-tree", "-r", "--name-only", "HEAD"]).split("\n")).toEqual(["README.md", "mine.txt"]);
+    expect(git(repo, ["fsck", "--full", "--no-progress", "--no-dangling"])).toBe("");
+    await lead.close();
+  });
+
+  it("a recovered submission runs its own gates; one whose gates cannot run is refused, never committed without them", async () => {
+    const state = join(repo, ".git/bulkhead");
+    // Hold the lead lock so the submitters can only queue, then kill them: their entries are left behind.
+    const lock = (await tryAcquireLeadLock(state, { leaseMs: 60_000 }))!;
+    const left: Record<string, unknown> = {
+      "gated-fail": [{ name: "false", command: ["false"] }],
+      "gated-pass": [{ name: "true", command: ["true"] }],
+    };
+    for (const [id, gates] of Object.entries(left)) {
+      writeFileSync(join(repo, `${id}.txt`), `${id}\n`);
+      const child = spawnSubmitter(gates, `${id}.txt`, id);
+      while (!queued(id)) await new Promise((resolve) => setTimeout(resolve, 10));
+      child.kill("SIGKILL");
+      await new Promise((resolve) => child.on("exit", resolve));
+    }
+    // An entry queued by an older lead, without its gate list, and one with a function gate whose process is gone.
+    const legacy = JSON.parse(readFileSync(join(state, "queue", "gated-pass.json"), "utf8")) as Record<string, unknown>;
+    writeFileSync(join(repo, "legacy.txt"), "legacy\n");
+    writeFileSync(
+      join(state, "queue", "legacy.json"),
+      JSON.stringify({ ...legacy, id: "legacy", issueId: "GATE-legacy", files: ["legacy.txt"], gates: undefined }),
+    );
+    writeFileSync(
+      join(state, "queue", "orphan.json"),
+      JSON.stringify({
+        ...legacy,
+        id: "orphan",
+        issueId: "GATE-orphan",
+        files: ["legacy.txt"],
+        gates: [{ name: "lint", function: true }],
+        owner: { pid: 999_999_999, lead: "gone" },
+      }),
+    );
+    await lock.release();
+    // A lead with no gates of its own picks them up, in order.
+    const lead = await createCommitLead({ dir: repo, author });
+    writeFileSync(join(repo, "last.txt"), "last\n");
+    expect(await lead.submit({ issueId: "LAST", worker: "w", files: ["last.txt"], message: "last" })).toMatchObject({
+      status: "committed",
+    });
+    const result = (id: string) => lead.submit({ issueId: `GATE-${id}`, worker: "w", files: ["x"], message: "m", id });
+    expect(await result("gated-fail")).toMatchObject({
+      status: "rejected",
+      reason: "gate false failed",
+      gates: [{ name: "false", ok: false }],
+    });
+    expect(await result("gated-pass")).toMatchObject({ status: "committed", gates: [{ name: "true", ok: true }] });
+    expect(await result("legacy")).toMatchObject({ status: "rejected", reason: expect.stringContaining("without its gate list") });
+    expect(await result("orphan")).toMatchObject({
+      status: "rejected",
+      reason: expect.stringContaining("function gate lint belonged to process 999999999"),
+    });
+    expect(git(repo, ["log", "--format=%s"])).toBe("last\nfrom gated-pass\ninitial");
+    expect(git(repo, ["fsck", "--full", "--no-progress", "--no-dangling"])).toBe("");
     await lead.close();
   });
 });

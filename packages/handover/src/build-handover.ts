@@ -7,17 +7,33 @@ import {
   type TokenCounter,
   type UsageReport,
 } from "@bulkhead/core";
-import { changesSince } from "./git.js";
+import { repoChangeSets, type ChangeSetInput } from "./change-set-input.js";
+import { trustedChangesSince } from "./git.js";
 import { handoverSchema, TRIMMABLE_SECTIONS, type GateOutcome, type HandoverDocument } from "./handover-document.js";
 import { HandoverTooLargeError } from "./handover-errors.js";
 import { renderHandover } from "./render-handover.js";
 
 export interface BuildHandoverOptions {
   spec: TaskSpec;
-  /** Repo name → directory of its git repository. */
-  repos: Record<string, string>;
-  /** Repo name → the commit the task started from. */
-  base: Record<string, string>;
+  /**
+   * What the task changed: the session's change set (`session.changes()`), one repo's part, or a
+   * list of parts. The files changed come from it alone: nothing is read from the agent's clone,
+   * and no git runs. Give `changes`, or `repos` with `base`.
+   */
+  changes?: ChangeSetInput;
+  /**
+   * Repo name → the lead's commit of that repo's changes: its changed paths are listed as
+   * `committed`; a repo without one lists them as `uncommitted` (not on the branch yet).
+   */
+  commits?: Record<string, string>;
+  /**
+   * TRUSTED repositories only (the user's own, where a person works): repo name → directory, read
+   * with git (hooks, fsmonitor and pager off). Never an agent's clone: its configuration would run
+   * on the host; pass the session's `changes` instead.
+   */
+  repos?: Record<string, string>;
+  /** With `repos`: repo name → the commit the task started from. */
+  base?: Record<string, string>;
   /** The tracker's report. */
   report?: UsageReport;
   /** Held proposals come from here. */
@@ -42,21 +58,25 @@ export interface BuildHandoverOptions {
 }
 
 /**
- * Builds a handover from real data: the files changed in each repo since its base commit
- * (committed and uncommitted, deletions too) from git, the token consumption from the tracker's
+ * Builds a handover from real data: the files changed in each repo (added, modified, deleted)
+ * from the session's change set, as data, never by running anything in the agent's clone (or,
+ * for trusted repositories, from git since a base commit); the token consumption from the tracker's
  * report, the cross-repo impact from the repos touched and the guard's proposals. Only "what was
  * done" comes from the agent. With `maxTokens`, lists are trimmed with a recorded "(+N more)"
  * until it fits, or it throws when asked to.
  *
  * @example
- * const document = await buildHandover({ spec, repos, base, report: tracker.report(), guard, summary: ["Added the middleware"] });
+ * const changes = await session.changes();
+ * const document = await buildHandover({ spec, changes, commits: { "backend-api": result.sha }, report: tracker.report(), guard, summary: ["Added the middleware"] });
  * await writeFile("handover.md", renderHandover(document));
  */
 export async function buildHandover(options: BuildHandoverOptions): Promise<HandoverDocument> {
   const {
     spec,
+    changes,
+    commits = {},
     repos,
-    base,
+    base = {},
     report,
     guard,
     gates = [],
@@ -72,12 +92,24 @@ export async function buildHandover(options: BuildHandoverOptions): Promise<Hand
   if (maxTokens !== undefined && !(maxTokens > 0))
     throw new InvalidArgumentError("options.maxTokens", `expected a positive number, got ${maxTokens}`);
 
+  if ((changes === undefined) === (repos === undefined))
+    throw new InvalidArgumentError(
+      "options.changes",
+      "pass the session's changes (session.changes()), or repos with base for trusted repositories; not both",
+    );
+
   const filesChanged: HandoverDocument["filesChanged"] = [];
-  for (const [repo, dir] of Object.entries(repos)) {
+  if (changes !== undefined) {
+    for (const repo of repoChangeSets(changes, "options.changes")) {
+      const state = commits[repo.repo] === undefined ? "uncommitted" : "committed";
+      for (const path of repo.paths) filesChanged.push({ repo: repo.repo, path: path.path, change: path.kind, state });
+    }
+  }
+  for (const [repo, dir] of Object.entries(repos ?? {})) {
     const from = base[repo];
     if (from === undefined)
       throw new InvalidArgumentError("options.base", `no base commit for repo "${repo}": pass base: { "${repo}": "<sha>" }`);
-    for (const change of await changesSince(dir, from)) filesChanged.push({ repo, ...change });
+    for (const change of await trustedChangesSince(dir, from)) filesChanged.push({ repo, ...change });
   }
   const reposTouched = [...new Set(filesChanged.map((file) => file.repo))];
   const held = guard
