@@ -241,11 +241,11 @@ export async function harvest(options: HarvestOptions): Promise<HarvestResult> {
   progress("recording the change in the source repositories");
   const fetched = await session.fetchCode({ strict: true, changes });
 
-  const heldPaths = new Set(held.map((entry) => `${entry.repo}\0${entry.file}`));
+  // The handover is built from the same change set: it reads no repository.
   const built = await buildHandover({
     spec,
-    repos: {},
-    base: {},
+    changes,
+    commits: Object.fromEntries(commits.map((commit) => [commit.repo, commit.sha])),
     ...(options.report ? { report: options.report } : {}),
     guard: { proposals: async () => (await guard.proposals()).filter((proposal) => proposal.author === proposer) },
     gates: commits.flatMap((commit) =>
@@ -260,19 +260,13 @@ export async function harvest(options: HarvestOptions): Promise<HarvestResult> {
     status: parsed.status ?? (held.length > 0 ? "partial" : "complete"),
     notes: parsed.notes ?? [],
   });
-  // The files changed come from the change set (the handover reads no repository).
-  const filesChanged = changes.repos.flatMap((repo) =>
-    repo.paths.map((change) => ({
-      repo: repo.repo,
-      path: change.path,
-      change: change.kind,
-      state: heldPaths.has(`${repo.repo}\0${change.path}`) ? ("uncommitted" as const) : ("committed" as const),
-    })),
-  );
+  // A held path of a repo that also got a commit is not in that commit: say so.
+  const heldPaths = new Set(held.map((entry) => `${entry.repo}\0${entry.file}`));
   const handover = handoverSchema.parse({
     ...built,
-    filesChanged,
-    crossRepoImpact: { ...built.crossRepoImpact, reposTouched: [...new Set(filesChanged.map((file) => file.repo))] },
+    filesChanged: built.filesChanged.map((file) =>
+      heldPaths.has(`${file.repo}\0${file.path}`) ? { ...file, state: "uncommitted" as const } : file,
+    ),
   });
   return { changes, commits, held, fetched, handover };
 }

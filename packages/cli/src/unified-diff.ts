@@ -49,9 +49,10 @@ function alignLines(before: readonly string[], after: readonly string[]): string
         out.push(` ${left[i]}`);
         i++;
         j++;
-      } else if (j < right.length && (i === left.length || lengths[i * width + j + 1]! >= lengths[(i + 1) * width + j]!))
-        out.push(`+${right[j++]}`);
-      else out.push(`-${left[i++]}`);
+      } else if (i < left.length && (j === right.length || lengths[(i + 1) * width + j]! >= lengths[i * width + j + 1]!)) {
+        // Removed lines before added ones, as git shows them.
+        out.push(`-${left[i++]}`);
+      } else out.push(`+${right[j++]}`);
     }
   }
   out.push(...before.slice(endBefore).map((line) => ` ${line}`));
