@@ -8,7 +8,8 @@ import { cloneRepos, objectBinds } from "./clone-repos.js";
 import { checkDevices, containerSpec } from "./container-spec.js";
 import { run } from "./git.js";
 import type { Project } from "./project-config.js";
-import { SessionError } from "./sandbox-errors.js";
+import { findEngineSocket, sessionUserProblem } from "./engine-socket.js";
+import { InvalidProjectError, SessionError } from "./sandbox-errors.js";
 import { Session } from "./session.js";
 import { defaultHome, sessionDir, writeSessionState, type SessionState } from "./session-state-store.js";
 
@@ -39,6 +40,12 @@ export async function createSession(
   const cleanup: (() => Promise<unknown>)[] = [];
   let step = "devices";
   try {
+    // Non-root inside: the host user, or 1000 when the host user is root (files then belong to 1000).
+    const uid = process.getuid?.() ?? 1000;
+    const gid = process.getgid?.() ?? 1000;
+    const user = project.security.user ?? (uid === 0 ? "1000:1000" : `${uid}:${gid}`);
+    const userProblem = sessionUserProblem(user, project.security);
+    if (userProblem) throw new InvalidProjectError([userProblem]);
     const granted = await checkDevices(project, docker);
     step = "image";
     const image = tag ?? (await buildImage(project, { docker, ...(abortSignal ? { abortSignal } : {}) })).tag;
@@ -47,10 +54,6 @@ export async function createSession(
     const workspace = join(dir, "workspace");
     mkdirSync(join(workspace, ".bulkhead", "jobs"), { recursive: true });
     cleanup.push(async () => rmSync(dir, { recursive: true, force: true }));
-    // Non-root inside: the host user, or 1000 when the host user is root (files then belong to 1000).
-    const uid = process.getuid?.() ?? 1000;
-    const gid = process.getgid?.() ?? 1000;
-    const user = project.security.user ?? (uid === 0 ? "1000:1000" : `${uid}:${gid}`);
     const branch = `bulkhead/${id}`;
     let repos: SessionState["repos"];
     let objects: string[];
@@ -64,6 +67,19 @@ export async function createSession(
     const env: Record<string, string> = { ...project.env, HOME: "/tmp" };
     for (const name of project.passEnv) if (process.env[name] !== undefined) env[name] = process.env[name]!;
     throwIfAborted(abortSignal, "createSession");
+    // The mounts were checked when the project was defined; what they hold may have changed since.
+    for (const source of [
+      ...project.mounts.map((mount) => mount.host),
+      ...project.repos.filter((repo) => repo.mode === "mount-ro").map((repo) => repo.path),
+    ]) {
+      const found = findEngineSocket(source);
+      if (found !== undefined)
+        throw new InvalidProjectError([
+          found === "too-large"
+            ? `mounts: ${source} is too large to check for the Docker socket: mount a narrower directory`
+            : `mounts: the Docker socket is never mounted into a session (${source}${found !== source ? ` holds ${found}` : ""})`,
+        ]);
+    }
     step = "container";
     const spec = containerSpec(project, { tag: image, sessionId: id, workspace, user, granted, env, version: VERSION, home });
     // The clones borrow their source's objects: the container reads them, read-only, at the same path.
@@ -87,6 +103,7 @@ export async function createSession(
       granted,
       repos,
       jobs: [],
+      ...(project.resources.diskMb !== undefined ? { diskLimitBytes: project.resources.diskMb * 2 ** 20 } : {}),
     };
     step = "state";
     await writeSessionState(home, state);

@@ -17,6 +17,8 @@ export interface JobRecord {
   containerStartedAt?: string;
   /** The job ended without an exit code: its container stopped or restarted while it ran. */
   lost?: boolean;
+  /** Why bulkhead stopped the job, when it did: the workspace went over `resources.diskMb`. */
+  stopped?: "disk-limit";
 }
 
 /** What a session remembers on disk, beside its container's labels. */
@@ -34,6 +36,8 @@ export interface SessionState {
   granted: GrantedDevices;
   repos: { name: string; mode: "clone" | "mount-ro"; source: string; branch: string; baseSha: string }[];
   jobs: JobRecord[];
+  /** `resources.diskMb` in bytes: the most host disk the workspace may use. Absent: no limit. */
+  diskLimitBytes?: number;
 }
 
 /** Where sessions live when no `home` is given: `$BULKHEAD_HOME`, else `~/.bulkhead`. */
