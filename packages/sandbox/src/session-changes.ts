@@ -76,6 +76,8 @@ export async function readTargets(
   { maxFileBytes = MAX_CHANGED_FILE_BYTES, abortSignal }: { maxFileBytes?: number; abortSignal?: AbortSignal | undefined } = {},
 ): Promise<{ target: ChangeTarget; changes: RepoChanges; sourceGitdir: string; base: Map<string, TreeEntry> }[]> {
   throwIfAborted(abortSignal, "changes");
+  // Nothing to read: no pause either.
+  if (targets.length === 0) return [];
   // The trusted side first, outside the pause: the base trees come from the source repos.
   const bases = new Map<string, Promise<{ tree: Map<string, TreeEntry>; gitdir: string }>>();
   const baseOf = (repo: SessionState["repos"][number]) => {
