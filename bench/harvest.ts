@@ -183,6 +183,18 @@ async function runOld(): Promise<void> {
   await session.remove({ force: true });
 }
 
+// Where session start goes: the clone itself, both ways, outside any session.
+const cloneTimes = { shared: [] as number[], local: [] as number[] };
+const cloneOnce = (kind: "shared" | "local") => {
+  const target = join(data, `harvest-clone-${kind}`);
+  fs.rmSync(target, { recursive: true, force: true });
+  const start = process.hrtime.bigint();
+  sh(data, "git", ["clone", "--quiet", `--${kind}`, "--no-checkout", sources.ours, target]);
+  sh(target, "git", ["checkout", "--quiet", "-b", "bench"]);
+  cloneTimes[kind].push(since(start));
+  fs.rmSync(target, { recursive: true, force: true });
+};
+
 // One warm-up round each (page cache, image), then alternate who goes first.
 await runOurs();
 await runOld();
@@ -191,6 +203,8 @@ for (const key of Object.keys(phases)) delete phases[key];
 for (let run = 0; run < RUNS; run++) {
   if (run % 2 === 0) await runOurs().then(runOld);
   else await runOld().then(runOurs);
+  cloneOnce(run % 2 === 0 ? "shared" : "local");
+  cloneOnce(run % 2 === 0 ? "local" : "shared");
 }
 await engine.stop();
 
@@ -201,5 +215,14 @@ console.log(`| step | before (${OLD_COMMIT}) ms | change-set design ms | ratio |
 console.log("|---|---:|---:|---:|");
 console.log(row("session start (createSession)", times.startOurs, times.startOld));
 console.log(row("harvest (read, guard, lead commit, fetch, handover)", times.harvestOurs, times.harvestOld));
+// The two designs ran within seconds of each other in each round: their ratio is less exposed to
+// the machine's drift (a shared host) than the ratio of two medians.
+const paired = (ours: number[], before: number[]) => median(ours.map((value, index) => value / before[index]!)).toFixed(2);
+console.log(
+  `\nmedian of the per-round ratios: session start ${paired(times.startOurs, times.startOld)}x, harvest ${paired(times.harvestOurs, times.harvestOld)}x`,
+);
+console.log(
+  `\nsession start, the clone alone (median ms): git clone --shared + checkout ${median(cloneTimes.shared).toFixed(0)}, git clone --local (hard links) + checkout ${median(cloneTimes.local).toFixed(0)}`,
+);
 console.log("\nwhere the new harvest's time goes (median ms):");
 for (const [name, values] of Object.entries(phases)) if (name !== "start") console.log(`- ${name}: ${median(values).toFixed(0)}`);

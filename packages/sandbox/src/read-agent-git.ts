@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import * as nodeFs from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import type { AgentCommit } from "@bulkhead/core";
 import git from "isomorphic-git";
 import { readFileNoFollow, realDirectory, type TreeEntry } from "./read-changes.js";
@@ -19,8 +19,10 @@ const enoent = (path: string) => Object.assign(new Error(`ENOENT: ${path}`), { c
  * (no hooks, filters or fsmonitor); this keeps it from reading through a link to the host.
  */
 function confinedFs(root: string): { promises: Record<string, (...args: never[]) => Promise<unknown>> } {
-  const inside = (path: string): string => {
-    if (path !== root && !path.startsWith(`${root}/`)) throw enoent(path);
+  const inside = (given: string): string => {
+    // isomorphic-git builds paths from ref names the agent wrote: normalize before judging.
+    const path = resolve(given);
+    if (path !== root && !path.startsWith(`${root}/`)) throw enoent(given);
     const relative = path.slice(root.length + 1);
     const parts = relative.split("/").filter(Boolean);
     // Every directory on the way must be a real one under the root.

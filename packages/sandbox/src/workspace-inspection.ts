@@ -213,7 +213,10 @@ export async function sessionUncommitted(session: Session): Promise<Record<strin
   const read = await readTargets(session, targets);
   const result: Record<string, string[]> = {};
   for (const { target, changes, base, sourceGitdir } of read)
-    result[target.repo.name] = await uncommittedOf(changes, base, session.state.workspace, target.path, sourceGitdir);
+    // An agent's commit that cannot be read (corrupt, forged): everything changed counts as uncommitted.
+    result[target.repo.name] = await uncommittedOf(changes, base, session.state.workspace, target.path, sourceGitdir).catch(() =>
+      changes.paths.map((change) => change.path),
+    );
   return result;
 }
 
