@@ -20,6 +20,7 @@ export {
   type ResolveScopeOptions,
   type ResolvedScope,
   type ScopeFile,
+  type ScopeLink,
   type SkippedFile,
 } from "./resolve-scope.js";
 export { createScopeCache, type CachedContent, type ScopeCache, type ScopeCacheOptions } from "./scope-cache.js";
@@ -40,5 +41,6 @@ export {
   type UsageReport,
 } from "./usage.js";
 export { validateOptions } from "./validate-options.js";
-export { withFileLock, type FileLockOptions } from "./with-file-lock.js";
+export { acquireFileLock, tryAcquireFileLock, type FileLockHolder, type FileLockOptions, type HeldFileLock } from "./file-lock.js";
+export { withFileLock } from "./with-file-lock.js";
 export { writeFileAtomic, writeFileAtomicSync, type WriteFileAtomicOptions } from "./write-file-atomic.js";

@@ -272,6 +272,15 @@ describe("parseTaskSpec", () => {
     await expect(loadTaskSpec(join(dir.path, "missing.yaml"))).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
     writeFileSync(join(dir.path, "big.yaml"), "x".repeat(MAX_TASK_SPEC_BYTES + 1));
     await expect(loadTaskSpec(join(dir.path, "big.yaml"))).rejects.toMatchObject({ code: "INVALID_TASK_SPEC" });
+    // A device reports size 0 and never ends: refused before a byte is read.
+    await expect(loadTaskSpec("/dev/zero")).rejects.toThrow("not a regular file");
+  });
+
+  it("finds a repeated key among many distinct ones without the quadratic check (uniqueKeys)", () => {
+    const keys = Array.from({ length: 8000 }, (_, index) => `  k${index}: 1`);
+    const many = `${valid}notes_map:\n${keys.join("\n")}\n`;
+    expect(() => parseTaskSpec(many)).toThrow(/unknown key|notes_map/);
+    expect(() => parseTaskSpec(`${valid}notes_map:\n${keys.join("\n")}\n  k17: 2\n`)).toThrow("Map keys must be unique");
   });
 
   it("ships a JSON Schema that describes every key", () => {

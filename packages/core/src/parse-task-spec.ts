@@ -1,5 +1,5 @@
-import { readFile, stat } from "node:fs/promises";
-import { isMap, isScalar, LineCounter, parseDocument, type Document, type Node as YamlNode } from "yaml";
+import { open } from "node:fs/promises";
+import { isMap, isScalar, LineCounter, parseDocument, visit, type Document, type Node as YamlNode } from "yaml";
 import type { z } from "zod";
 import { didYouMean } from "./did-you-mean.js";
 import { InvalidArgumentError } from "./invalid-argument-error.js";
@@ -186,7 +186,10 @@ export function parseTaskSpec(text: string, options: ParseTaskSpecOptions = {}):
   }
 
   const lines = new LineCounter();
-  const document = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, strict: true });
+  // The yaml library's own uniqueKeys check compares every key with every earlier one: quadratic
+  // (a 1 MB map of distinct keys took minutes). Duplicates are found below with a set per map.
+  const document = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: false, strict: true });
+  if (document.errors.length === 0) duplicateKeyErrors(document, lines, source);
   if (document.errors.length > 0) {
     throw new InvalidTaskSpecError(
       source,
@@ -220,6 +223,26 @@ export function parseTaskSpec(text: string, options: ParseTaskSpecOptions = {}):
   return taskSpecFromFile(result.data);
 }
 
+/** Refuses a map that repeats a key, in linear time: one set of keys per map. */
+function duplicateKeyErrors(document: Document, lines: LineCounter, source: string): void {
+  const problems: TaskSpecProblem[] = [];
+  visit(document, {
+    Map(_key, map) {
+      const seen = new Set<string>();
+      for (const pair of map.items) {
+        const key = isScalar(pair.key) ? `s:${String(pair.key.value)}` : `j:${JSON.stringify(pair.key)}`;
+        if (!seen.has(key)) {
+          seen.add(key);
+          continue;
+        }
+        const position = lines.linePos((pair.key as YamlNode | null)?.range?.[0] ?? 0);
+        problems.push({ path: "", line: position.line, column: position.col, message: "not valid YAML or JSON: Map keys must be unique" });
+      }
+    },
+  });
+  if (problems.length > 0) throw new InvalidTaskSpecError(source, problems);
+}
+
 function sortProblems(problems: TaskSpecProblem[]): TaskSpecProblem[] {
   return problems.sort((left, right) => left.line - right.line || left.column - right.column);
 }
@@ -233,9 +256,28 @@ function sortProblems(problems: TaskSpecProblem[]): TaskSpecProblem[] {
  */
 export async function loadTaskSpec(path: string, options: Omit<ParseTaskSpecOptions, "source"> = {}): Promise<TaskSpec> {
   if (typeof path !== "string" || path === "") throw new InvalidArgumentError("path", "expected the path of a task spec file");
+  // One open, then a read of at most one byte over the limit: a file that grows after the check,
+  // or a device or FIFO (whose size says 0), can never make it read more.
   let size: number;
+  let content: Buffer;
   try {
-    size = (await stat(path)).size;
+    const handle = await open(path, "r");
+    try {
+      const info = await handle.stat();
+      if (!info.isFile()) throw Object.assign(new Error("not a regular file"), { code: "not a regular file" });
+      const buffer = Buffer.alloc(MAX_TASK_SPEC_BYTES + 1);
+      let read = 0;
+      for (;;) {
+        const { bytesRead } = await handle.read(buffer, read, buffer.length - read, read);
+        if (bytesRead === 0) break;
+        read += bytesRead;
+        if (read === buffer.length) break;
+      }
+      size = read > MAX_TASK_SPEC_BYTES ? Math.max(info.size, read) : read;
+      content = buffer.subarray(0, read);
+    } finally {
+      await handle.close();
+    }
   } catch (error) {
     throw new InvalidArgumentError("path", `cannot read task spec ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, {
       cause: error,
@@ -251,5 +293,5 @@ export async function loadTaskSpec(path: string, options: Omit<ParseTaskSpecOpti
       },
     ]);
   }
-  return parseTaskSpec(await readFile(path, "utf8"), { ...options, source: path });
+  return parseTaskSpec(content.toString("utf8"), { ...options, source: path });
 }

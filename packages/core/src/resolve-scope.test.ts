@@ -94,8 +94,8 @@ describe("resolveScope over a real tree", () => {
       "src/middleware/link-inside.ts",
       "src/middleware/link-routes/user.ts",
       "src/middleware/nested/deep/limits.ts",
-      // nested/loop points at src/, an ancestor: followed once, its way back into src/middleware is not.
-      "src/middleware/nested/loop/routes/user.ts",
+      // nested/loop points at src/: walked through once, but everything in it was walked already
+      // (src/middleware by its own path, src/routes through link-routes), so it adds nothing.
       "src/routes/user.ts",
       "test/a.test.ts",
       "test/helpers/c.test.ts",
@@ -111,6 +111,11 @@ describe("resolveScope over a real tree", () => {
         reason: `symlink points outside the repo (to ${join(dir.path, "outside/secret.txt")})`,
       },
     ]);
+    expect(scope.links).toEqual([
+      { repo: "backend-api", path: "src/middleware/link-dir", target: "lib", walked: true },
+      { repo: "backend-api", path: "src/middleware/link-routes", target: "src/routes", walked: true },
+      { repo: "backend-api", path: "src/middleware/nested/loop", target: "src", walked: true },
+    ]);
     expect(scope.violations.map((violation) => violation.message)).toEqual([
       'path "missing.ts" in repo "backend-api" does not exist: fix or remove it',
       'path "docs/*.md" in repo "backend-api" matches no file: fix or remove it',
@@ -118,7 +123,7 @@ describe("resolveScope over a real tree", () => {
     const auth = scope.files.find((file) => file.path === "src/middleware/auth.ts")!;
     expect(auth).toEqual({ repo: "backend-api", path: "src/middleware/auth.ts", bytes: 40, tokens: 10 });
     expect(scope.estimated).toBe(true);
-    expect(scope.totals.files).toBe(11);
+    expect(scope.totals.files).toBe(10);
   });
 
   it("agrees with git about what is ignored", async () => {

@@ -1,12 +1,13 @@
 import { createHash } from "node:crypto";
 import { closeSync, fstatSync, openSync, readdirSync, readSync, statSync, type Stats } from "node:fs";
-import { lstat, readFile, realpath, stat } from "node:fs/promises";
+import { readFile, realpath, stat } from "node:fs/promises";
 import { isAbsolute, join, relative, sep } from "node:path";
 import ignore, { type Ignore } from "ignore";
 import { z } from "zod";
 import { throwIfAborted } from "./aborted-error.js";
 import { InvalidArgumentError } from "./invalid-argument-error.js";
 import { mapLimit } from "./map-limit.js";
+import { resolvePathInside } from "./resolve-path-inside.js";
 import { isPathWithin, normalizeRepoPath } from "./repo-path.js";
 import { createScopeCache, type ScopeCache } from "./scope-cache.js";
 import { ScopeLimitError, type ScopeHotspot, type ScopeViolation } from "./scope-limit-error.js";
@@ -38,6 +39,16 @@ export interface RefusedPath {
   reason: string;
 }
 
+/** A directory symlink inside a repo: walked once through it when its target was not walked already. */
+export interface ScopeLink {
+  repo: string;
+  path: string;
+  /** Where it points, relative to the repo root. */
+  target: string;
+  /** False when its target had been walked already (by its own path, or through another link). */
+  walked: boolean;
+}
+
 /** The exact list of files a task may see, with totals, limit checks and permission checks. */
 export interface ResolvedScope {
   /** Sorted by repo, then path (byte order). */
@@ -51,6 +62,8 @@ export interface ResolvedScope {
   violations: ScopeViolation[];
   skipped: SkippedFile[];
   refused: RefusedPath[];
+  /** Directory symlinks inside the repos, sorted; each real directory is walked once. */
+  links: ScopeLink[];
   /** The directories and files holding the most tokens, heaviest first. */
   largest(limit?: number): { directories: ScopeHotspot[]; files: ScopeHotspot[] };
   /** Throws {@link ScopeLimitError} with narrowing advice when there are violations. */
@@ -111,8 +124,12 @@ class RepoWalker {
   readonly notFound: string[] = [];
   /** Directory symlinks followed inside the repo: link path → target path. */
   readonly links = new Map<string, string>();
+  readonly reportedLinks: ScopeLink[] = [];
   readonly #rules = new Map<string, Promise<{ dir: string; rules: Ignore }[]>>();
-  readonly #ancestors: string[] = [];
+  /** Every directory walked, by device and inode: a directory is walked once, whatever the links. */
+  readonly #visited = new Set<string>();
+  /** Directory links met during the walk, walked after the real directories so real paths come first. */
+  readonly #pendingLinks: { path: string; target: string; match: ((path: string) => boolean) | undefined; real: string }[] = [];
   #walked = 0;
   readonly #excluded: (path: string) => boolean;
 
@@ -125,24 +142,63 @@ class RepoWalker {
     this.#excluded = compileEntries(repo.exclude);
   }
 
+  /** Resolves a spec path component by component: a link in it that leaves the repo is refused. */
+  #inside(path: string, first: "refuse" | "inside" = "refuse", reportAs = path): { real: string; info: Stats | undefined } | undefined {
+    const resolved = resolvePathInside(this.root, path, { links: first });
+    if (resolved.ok && first === "refuse") return { real: resolved.real, info: resolved.stats };
+    const followed = resolvePathInside(this.root, path, { links: "inside" });
+    if (!followed.ok) {
+      this.refused.push({ repo: this.repo.name, path: reportAs, reason: followed.reason });
+      return undefined;
+    }
+    if (touchesGitDirectory(followed.real)) {
+      this.refused.push({ repo: this.repo.name, path: reportAs, reason: "goes through a symbolic link into .git" });
+      return undefined;
+    }
+    // A link in the prefix that stays inside: the path is read where it really is.
+    const info = followed.stats && (statSync(followed.absolute, { throwIfNoEntry: false }) ?? followed.stats);
+    return { real: followed.real, info };
+  }
+
   async addEntry(entry: string): Promise<void> {
     if (isGlob(entry)) {
       const before = this.candidates.size;
       const base = globBase(entry);
-      const info = await lstat(join(this.root, base)).catch(() => undefined);
-      if (info?.isDirectory()) await this.walk(base, compileEntries([entry]));
+      // The glob is walked under its base, so a link there is followed: it must stay inside.
+      const found = this.#inside(base, "inside", entry);
+      if (!found) return;
+      if (found.info?.isDirectory()) await this.walk(base, compileEntries([entry]), join(this.root, found.real));
+      await this.walkLinks();
       if (this.candidates.size === before) this.notFound.push(entry);
       return;
     }
-    const absolute = join(this.root, entry);
-    const info = await lstat(absolute).catch(() => undefined);
+    const found = this.#inside(entry);
+    if (!found) return;
+    const info = found.info;
     if (!info) return void this.notFound.push(entry);
+    if (found.real !== entry) {
+      if (this.#excluded(entry) || this.#excluded(found.real)) return;
+      if (info.isDirectory()) await this.walk(entry, undefined, join(this.root, found.real));
+      else this.add(entry);
+      return;
+    }
     if (this.#excluded(entry) || touchesGitDirectory(entry)) return;
     const target = info.isSymbolicLink() ? await this.follow(entry) : { path: entry, isDirectory: info.isDirectory() };
     if (!target) return;
     // A path named explicitly is included even when git ignores it: the spec author asked for it.
-    if (target.isDirectory) await this.walk(entry, undefined);
+    if (target.isDirectory) await this.walk(entry, undefined, join(this.root, target.path));
     else this.add(entry);
+  }
+
+  /** Walks the directory links met so far whose targets no walk has reached; reports every one. */
+  async walkLinks(): Promise<void> {
+    while (this.#pendingLinks.length > 0) {
+      const link = this.#pendingLinks.shift()!;
+      const walked = !this.#visited.has(directoryKey(link.real));
+      if (!this.reportedLinks.some((known) => known.path === link.path))
+        this.reportedLinks.push({ repo: this.repo.name, path: link.path, target: link.target, walked });
+      if (walked) await this.walk(link.path, link.match, link.real);
+    }
   }
 
   /** Resolves a symlink; records a refusal or a broken link and returns undefined when it cannot be followed. */
@@ -179,28 +235,28 @@ class RepoWalker {
   /**
    * Walks a directory depth-first. Listing is synchronous (much faster than the promise API for
    * many small directories); the loop yields to the event loop every few directories so an
-   * abort is noticed. `real` is the directory's real path, known without a syscall unless a
-   * symlink led here; a directory that is its own ancestor (a symlink cycle) is not entered again.
+   * abort is noticed. `real` is the directory's real path. Each directory is walked once, known
+   * by device and inode, so a link loop (`loop -> ..`) or two links to one place add nothing twice.
    */
   async walk(
     directory: string,
     match: ((path: string) => boolean) | undefined,
     real = directory === "." ? this.root : join(this.root, directory),
   ): Promise<void> {
-    if (this.#ancestors.includes(real)) return;
-    this.#ancestors.push(real);
-    try {
-      await this.#list(directory, match, real);
-    } finally {
-      this.#ancestors.pop();
-    }
+    const key = directoryKey(real);
+    if (this.#visited.has(key)) return;
+    this.#visited.add(key);
+    await this.#list(directory, match, real);
   }
 
   async #list(directory: string, match: ((path: string) => boolean) | undefined, real: string): Promise<void> {
     if (++this.#walked % 64 === 0) await new Promise((resolve) => setImmediate(resolve));
     throwIfAborted(this.signal, "resolveScope");
     const rules = this.gitignore ? await this.rulesFor(directory) : [];
-    const entries = readdirSync(join(this.root, directory), { withFileTypes: true });
+    // Sorted, so which path a directory is walked by never depends on the file system's order.
+    const entries = readdirSync(real, { withFileTypes: true }).sort((left, right) =>
+      left.name < right.name ? -1 : left.name > right.name ? 1 : 0,
+    );
     for (const entry of entries) {
       if (entry.name === ".git") continue;
       const path = directory === "." ? entry.name : `${directory}/${entry.name}`;
@@ -215,6 +271,11 @@ class RepoWalker {
         if (!target) continue;
         isDirectory = target.isDirectory;
         childReal = target.path === "." ? this.root : join(this.root, target.path);
+        if (isDirectory) {
+          // Real directories first: a link is walked later, and only if its target was not.
+          this.#pendingLinks.push({ path, target: target.path, match, real: childReal });
+          continue;
+        }
       } else if (!isDirectory && !entry.isFile()) {
         continue;
       }
@@ -240,6 +301,12 @@ class RepoWalker {
     }
     return cached;
   }
+}
+
+/** A directory's identity: device and inode, whatever path or link reached it. */
+function directoryKey(real: string): string {
+  const info = statSync(real, { throwIfNoEntry: false });
+  return info ? `${info.dev}:${info.ino}` : real;
 }
 
 async function isDirectoryTarget(path: string): Promise<boolean> {
@@ -302,6 +369,7 @@ export async function resolveScope(spec: TaskSpec, options: ResolveScopeOptions)
     spec.contextScope.repos.map(async (repo) => {
       const walker = new RepoWalker(repo, roots.get(repo.name)!, gitignore, abortSignal);
       for (const entry of repo.paths) await walker.addEntry(entry);
+      await walker.walkLinks();
       return walker;
     }),
   );
@@ -361,6 +429,7 @@ export async function resolveScope(spec: TaskSpec, options: ResolveScopeOptions)
     violations,
     skipped: skipped.sort(compareFiles),
     refused: walkers.flatMap((walker) => walker.refused).sort(compareFiles),
+    links: walkers.flatMap((walker) => walker.reportedLinks).sort(compareFiles),
     largest,
     assertWithinLimits() {
       if (violations.length === 0) return;
@@ -502,13 +571,33 @@ function createPermissions(spec: TaskSpec, walkers: readonly RepoWalker[]) {
   };
 
   /**
+   * Where the path really is on disk, one component at a time: undefined when a link on the way
+   * leaves the repo (`etclink/passwd` with `etclink -> /etc`), loops, or leads into `.git`.
+   */
+  const onDisk = (repo: string, path: string): string | undefined => {
+    const root = byRepo.get(repo)?.root;
+    if (!root) return path;
+    let resolved: ReturnType<typeof resolvePathInside>;
+    try {
+      resolved = resolvePathInside(root, path, { links: "inside" });
+    } catch {
+      return undefined;
+    }
+    if (!resolved.ok || touchesGitDirectory(resolved.real)) return undefined;
+    return resolved.real;
+  };
+
+  /**
    * Reads need the path as written inside the scope and none of its symlink-resolved forms
    * excluded; writes need every form inside the scope, so a link cannot carry a write elsewhere.
    */
   const inScope = (repo: string, path: string, everyForm: boolean): boolean => {
     const entry = byRepo.get(repo);
     if (!entry) return false;
+    const real = onDisk(repo, path);
+    if (real === undefined) return false;
     const forms = resolveLinks(entry.links, path);
+    if (!forms.includes(real)) forms.push(real);
     const allowed = (form: string) => !entry.refused.some((refused) => isPathWithin(form, refused));
     if (!forms.every(allowed)) return false;
     if (everyForm) return forms.every(entry.inScope);
@@ -519,13 +608,14 @@ function createPermissions(spec: TaskSpec, walkers: readonly RepoWalker[]) {
     canRead(repo: string, path: string): boolean {
       const normalized = clean(repo, path);
       if (normalized === undefined) return false;
-      if (allowedCrossRepoReads.includes(repo) || allowedCrossRepoWrites.includes(repo)) return true;
+      if (allowedCrossRepoReads.includes(repo) || allowedCrossRepoWrites.includes(repo))
+        return byRepo.has(repo) ? onDisk(repo, normalized) !== undefined : true;
       return inScope(repo, normalized, false);
     },
     canWrite(repo: string, path: string): boolean {
       const normalized = clean(repo, path);
       if (normalized === undefined) return false;
-      if (allowedCrossRepoWrites.includes(repo)) return true;
+      if (allowedCrossRepoWrites.includes(repo)) return byRepo.has(repo) ? onDisk(repo, normalized) !== undefined : true;
       return repo === primaryRepo && inScope(repo, normalized, true);
     },
   };

@@ -1,8 +1,9 @@
 import { createHash, randomBytes } from "node:crypto";
-import { closeSync, fstatSync, mkdirSync, openSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, fstatSync, mkdirSync, openSync, rmSync } from "node:fs";
 import { readFile, rename, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { isProcessAlive, writeFileAtomicSync } from "@bulkhead/core";
 import { GitConflictError } from "./git-lead-errors.js";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -14,6 +15,10 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * `timeoutMs` for a lock held by someone else. A lock this library created whose process is gone
  * is broken: its owner file (in the temp directory) names the pid and the lock's inode, so a new
  * lock is never mistaken for the dead one. Locks made by git itself are never broken.
+ *
+ * This is git's own lock protocol, not core's `tryAcquireFileLock`: the lock file is the new ref
+ * or index, written by the caller and renamed into place, so it cannot hold an owner record, and
+ * git (which never breaks a lock) must see it under its own name.
  */
 export async function withGitLock<TResult>(
   path: string,
@@ -47,9 +52,7 @@ export async function withGitLock<TResult>(
       delayMs = Math.min(delayMs * 2, 25);
     }
   }
-  const temporary = `${ownerPath}.${randomBytes(4).toString("hex")}`;
-  writeFileSync(temporary, `${process.pid}:${inode}`);
-  renameSync(temporary, ownerPath);
+  writeFileAtomicSync(ownerPath, `${process.pid}:${inode}`, { fsync: false });
   let isConsumed = false;
   try {
     return await work(lockPath, () => {
@@ -65,12 +68,7 @@ async function breakIfAbandoned(lockPath: string, ownerPath: string): Promise<bo
   if (!(pid! > 0)) return false;
   const current = await stat(lockPath).catch(() => undefined);
   if (!current || current.ino !== ino) return false;
-  try {
-    process.kill(pid!, 0);
-    return false;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "EPERM") return false;
-  }
+  if (isProcessAlive(pid!)) return false;
   const aside = `${lockPath}.abandoned.${randomBytes(4).toString("hex")}`;
   if (
     await rename(lockPath, aside).then(

@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import { join } from "node:path";
 import { deflateSync, inflateSync } from "node:zlib";
+import { writeFileAtomicSync } from "@bulkhead/core";
 import git from "isomorphic-git";
 
 /** A tree entry: a file (mode 100644/100755/120000) or a subtree (mode 40000). */
@@ -37,9 +38,8 @@ export class ObjectStore {
     const path = join(this.gitdir, "objects", oid.slice(0, 2), oid.slice(2));
     if (fs.existsSync(path)) return oid;
     fs.mkdirSync(join(this.gitdir, "objects", oid.slice(0, 2)), { recursive: true });
-    const temporary = `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
-    fs.writeFileSync(temporary, deflateSync(Buffer.concat([header, content]), { level: 1 }), { mode: 0o444 });
-    fs.renameSync(temporary, path);
+    // Objects are content-addressed and re-creatable: no fsync, like git's default.
+    writeFileAtomicSync(path, deflateSync(Buffer.concat([header, content]), { level: 1 }), { mode: 0o444, fsync: false });
     return oid;
   }
 
