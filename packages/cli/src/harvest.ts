@@ -170,6 +170,8 @@ export async function harvest(options: HarvestOptions): Promise<HarvestResult> {
   const proposer = parsed.proposer ?? `agent@${session.id}`;
   throwIfAborted(abortSignal, "harvest");
 
+  // Over its disk limit (resources.diskMb), a workspace is not harvested: DiskLimitError.
+  if (session.state.diskLimitBytes !== undefined) await session.assertWithinDisk();
   progress("reading the workspace (container paused)");
   const changes = await session.changes(abortSignal ? { abortSignal } : {});
 
