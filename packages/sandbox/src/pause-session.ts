@@ -98,7 +98,7 @@ export function pauseHolders(session: PausableSession): number[] {
 
 /**
  * Runs host-side work on the workspace with the session's container paused (when it runs), so
- * nothing in it changes meanwhile: see {@link workspaceGit}. Every paused read of a workspace goes
+ * nothing in it changes meanwhile (as `session.changes()` needs). Every paused read of a workspace goes
  * through here. Crash-safe: a marker naming this process is written (atomically, in the session
  * directory) before the pause and removed after the unpause; if this process dies in between,
  * the next `reconcile`, `start`, exec or paused read finds the marker's process gone and unpauses.
