@@ -55,7 +55,7 @@ describe("the CI shell-script example", () => {
 
     const [done] = summary;
     const git = (args: string[]) => execFileSync("git", args, { cwd: repos["backend-api"], encoding: "utf8" }).trim();
-    expect(git(["rev-parse", `refs/bulkhead/${done!.session}/${done!.session}`])).toBe(done!.commit);
+    expect(git(["rev-parse", `refs/heads/bulkhead/${done!.session}`])).toBe(done!.commit);
     expect(git(["show", "--name-only", "--format=%s", done!.commit]).split("\n").filter(Boolean)).toEqual([
       "Add rate limiting to user API",
       "src/middleware/rateLimit.ts",

@@ -16,7 +16,7 @@ describe("the rate-limit example (npm run demo)", () => {
     const git = (args: string[]) => execFileSync("git", args, { cwd: source, encoding: "utf8" }).trim();
 
     expect(result.committedFiles.sort()).toEqual(["src/middleware/rateLimit.ts", "src/routes/index.ts"]);
-    expect(git(["rev-parse", result.fetchedRef])).toBe(result.sha);
+    expect(git(["rev-parse", result.ref])).toBe(result.sha);
     expect(
       git(["show", "--name-only", "--format=%(trailers:key=Bulkhead-Issue,valueonly)", result.sha]).split("\n").filter(Boolean),
     ).toEqual(["rate-limit", "src/middleware/rateLimit.ts", "src/routes/index.ts"]);
@@ -31,9 +31,11 @@ describe("the rate-limit example (npm run demo)", () => {
 
     const handover = parseHandover(readFileSync(result.handoverPath, "utf8"));
     expect(handover).toMatchObject({ status: "partial", task: { id: "rate-limit", title: "Add rate limiting to user API" } });
-    expect(handover.filesChanged.map((file) => `${file.change} ${file.path}`)).toEqual([
-      "added src/middleware/rateLimit.ts",
-      "modified src/routes/index.ts",
+    // From the change set: the committed backend files, and the held frontend edit (not committed).
+    expect(handover.filesChanged.map((file) => `${file.repo} ${file.change} ${file.path} ${file.state}`)).toEqual([
+      "backend-api added src/middleware/rateLimit.ts committed",
+      "backend-api modified src/routes/index.ts committed",
+      "frontend modified src/api.ts uncommitted",
     ]);
     expect(handover.tokens?.totalTokens).toBe(34_676);
     expect(handover.crossRepoImpact.held).toEqual([expect.objectContaining({ repo: "frontend", file: "src/api.ts", status: "pending" })]);

@@ -1,13 +1,14 @@
 // The end-to-end flow of seed 000's task, for real: scope and context budget, a hardened
 // session, a scripted agent (a shell script, no model), metering from its stream-json
-// transcript, the guard, one commit by the lead, the code fetched back, and the handover.
+// transcript, then harvest(): the change set, the guard, one commit by the lead in the source
+// repo, and the handover.
 import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { createBudget, createTokenCounter, createTracker, meterClaudeCodeStream } from "@bulkhead/budget";
 import { createFileProposalStore, loadTaskSpec, MultiRepoGuard, resolveScope } from "@bulkhead/core";
-import { createCommitLead } from "@bulkhead/git-lead";
-import { buildHandover, renderHandover } from "@bulkhead/handover";
+import { harvest } from "@bulkhead/cli";
+import { renderHandover } from "@bulkhead/handover";
 import { buildImage, createSession, defineProject } from "@bulkhead/sandbox";
 
 export const handoverYaml = `# handover.yaml (seed 000)
@@ -58,7 +59,8 @@ export interface DemoResult {
   committedFiles: string[];
   held: { repo: string; file: string; id: string }[];
   handoverPath: string;
-  fetchedRef: string;
+  /** Where the lead's commit is, in the source repo. */
+  ref: string;
   totalTokens: number;
 }
 
@@ -142,58 +144,35 @@ export async function runRateLimitDemo({ root, log = console.log }: { root: stri
     `agent: ${metered.assistantMessages} messages, ${metered.usage.inputTokens + metered.usage.outputTokens} tokens, reported cost $${metered.costUsd}`,
   );
 
-  // 4. Harvest: the guard decides per file, the lead commits what passes as one commit.
+  // 4. Harvest, one library call: the change set read once (container paused), the guard per
+  //    path, one commit by the lead in the source repo from the change set's bytes, the handover.
   const guard = new MultiRepoGuard({
     primaryRepo: spec.ownership.primaryRepo,
     allowedWrites: spec.ownership.allowedCrossRepoWrites,
     store: createFileProposalStore(join(root, ".bulkhead", "proposals")),
   });
-  const held: DemoResult["held"] = [];
-  const allowed: Record<string, string[]> = {};
-  // The clones are the agent's: read without following its links or running its git config.
-  const uncommitted = await session.uncommitted();
-  for (const repo of session.state.repos.filter((entry) => entry.mode === "clone")) {
-    for (const file of uncommitted[repo.name] ?? []) {
-      const found = session.readWorkspaceFile(repo.name, file);
-      const diff = found.kind === "file" ? `+++ ${file}\n${found.content.toString("utf8")}` : `${found.kind} ${file}`;
-      const outcome = await guard.propose({ repo: repo.name, file, diff, author: "agent" });
-      if (outcome.status === "pending") held.push({ repo: repo.name, file, id: outcome.id });
-      else (allowed[repo.name] ??= []).push(file);
-    }
-  }
-  for (const proposal of held) log(`guard: held ${proposal.repo}/${proposal.file} for approval (${proposal.id})`);
-  const clone = join(session.state.workspace, "backend-api");
-  const lead = await createCommitLead({
-    dir: clone,
+  const harvested = await harvest({
+    session,
+    spec,
+    guard,
+    proposer: "agent",
     author: { name: "bulkhead lead", email: "lead@example.com" },
     gates: [{ name: "files-present", command: ["test", "-f", "src/middleware/rateLimit.ts"] }],
-  });
-  const result = await lead.submit({
-    issueId: spec.id!,
-    worker: "agent",
-    files: allowed["backend-api"] ?? [],
-    message: spec.task,
-    usage: { inputTokens: metered.usage.inputTokens, outputTokens: metered.usage.outputTokens },
-  });
-  await lead.close();
-  if (result.status !== "committed") throw new Error(`the lead did not commit: ${result.reason}`);
-  log(`lead: one commit ${result.sha.slice(0, 12)} for ${spec.id} with ${result.files.join(", ")}`);
-
-  // 5. Fetch the code back and write the handover.
-  const [fetched] = (await session.fetchCode()).filter((entry) => entry.repo === "backend-api");
-  log(`fetched: ${fetched!.commits} commit into ${fetched!.ref} of backend-api (its main branch untouched)`);
-  const document = await buildHandover({
-    spec,
-    repos: { "backend-api": clone },
-    base: { "backend-api": session.state.repos.find((repo) => repo.name === "backend-api")!.baseSha },
     report: tracker.report(),
-    guard,
-    gates: result.gates.map((gate) => ({ name: gate.name, result: gate.ok ? "passed" : "failed", evidence: gate.output || "ok" })),
     summary: ["Added rate limit middleware to user API routes (100 req/min per user)", "Registered it in `src/routes/index.ts`"],
-    nextTaskDependencies: ["Frontend needs to handle 429 responses", "Monitoring dashboard should track rate limit hits"],
-    status: held.length > 0 ? "partial" : "complete",
-    notes: held.length > 0 ? ["A frontend edit is held for approval by the frontend's owners."] : [],
+    next: ["Frontend needs to handle 429 responses", "Monitoring dashboard should track rate limit hits"],
   });
+  const held = harvested.held;
+  for (const proposal of held) log(`guard: held ${proposal.repo}/${proposal.file} for approval (${proposal.id})`);
+  const result = harvested.commits.find((commit) => commit.repo === "backend-api");
+  if (!result) throw new Error("the lead made no commit in backend-api");
+  log(
+    `lead: one commit ${result.sha.slice(0, 12)} for ${spec.id} with ${result.files.join(", ")}, on ${result.branch} of backend-api (its main branch untouched)`,
+  );
+  const document = {
+    ...harvested.handover,
+    notes: held.length > 0 ? ["A frontend edit is held for approval by the frontend's owners."] : [],
+  };
   const handoverPath = join(root, "handover.md");
   writeFileSync(handoverPath, renderHandover(document));
   await session.remove({ force: true });
@@ -202,7 +181,7 @@ export async function runRateLimitDemo({ root, log = console.log }: { root: stri
     committedFiles: result.files,
     held,
     handoverPath,
-    fetchedRef: fetched!.ref!,
+    ref: `refs/heads/${result.branch}`,
     totalTokens: tracker.report().totalTokens,
   };
 }

@@ -2,8 +2,6 @@ import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { BudgetExceededError, createBudget, createTokenCounter, createTracker, meterClaudeCodeStream } from "@bulkhead/budget";
 import {
-  BulkheadError,
-  type BulkheadErrorOptions,
   createFileProposalStore,
   InvalidArgumentError,
   loadTaskSpec,
@@ -12,19 +10,11 @@ import {
   writeFileAtomic,
   type UsageReport,
 } from "@bulkhead/core";
-import { createCommitLead } from "@bulkhead/git-lead";
 import { startAgent } from "@bulkhead/agents";
 import type { AgentProvider } from "@bulkhead/core";
-import { buildHandover, renderHandover, renderTaskPrompt } from "@bulkhead/handover";
+import { renderHandover, renderTaskPrompt } from "@bulkhead/handover";
 import { buildImage, createSession, getSession, loadProject, type Session } from "@bulkhead/sandbox";
-
-/** Harvest could not finish: the message names the step and what to look at. */
-export class HarvestError extends BulkheadError {
-  constructor(message: string, options: BulkheadErrorOptions = {}) {
-    super("HARVEST_FAILED", message, options);
-    this.name = "HarvestError";
-  }
-}
+import { harvest } from "./harvest.js";
 
 /** `log`: the summary lines a command prints; `progress`: each long step as it starts. */
 export interface Reporter {
@@ -116,11 +106,10 @@ export async function dispatch(
 }
 
 /**
- * Fetch → guard → lead commit → handover: changes in the primary repo become one commit for the
- * issue; changes anywhere else are held by the guard; the session branch is fetched back; the
- * handover is written to `out`.
+ * `bulkhead harvest`: the library {@link harvest} over a session `dispatch` started (its spec and
+ * token report are read from the dispatch record), with the handover written to `out`.
  */
-export async function harvest(
+export async function harvestSession(
   sessionId: string,
   {
     out = "handover.md",
@@ -132,7 +121,7 @@ export async function harvest(
   /** The primary repo's commit, when the agent changed it. */
   sha: string | undefined;
   /** One commit per repo the agent changed and the guard allowed: the primary, and allowed cross-repo writes. */
-  commits: { repo: string; sha: string; files: string[] }[];
+  commits: { repo: string; branch: string; sha: string; files: string[] }[];
   held: { repo: string; file: string; id: string }[];
   handover: string;
 }> {
@@ -141,88 +130,41 @@ export async function harvest(
     throw new InvalidArgumentError("session", `session ${sessionId} was not started by bulkhead dispatch: nothing to harvest`);
   const record = JSON.parse(readFileSync(recordPath(session), "utf8")) as DispatchRecord;
   const spec = await loadTaskSpec(record.spec);
-  const primary = spec.ownership.primaryRepo;
   const guard = new MultiRepoGuard({
-    primaryRepo: primary,
+    primaryRepo: spec.ownership.primaryRepo,
     allowedWrites: spec.ownership.allowedCrossRepoWrites,
     store: createFileProposalStore(join(session.home, "proposals")),
   });
-  progress("checking every changed file against the guard");
-  const held: { repo: string; file: string; id: string }[] = [];
-  const allowed: Record<string, string[]> = {};
-  // Proposals carry the session, so this handover lists this task's held edits, not others'.
-  const author = `agent@${sessionId}`;
-  // The clones are the agent's: their files are read without following links, and no git
-  // command the clones' config could hook into runs on the host.
-  const uncommitted = await session.uncommitted();
-  for (const repo of session.state.repos.filter((entry) => entry.mode === "clone")) {
-    for (const file of uncommitted[repo.name] ?? []) {
-      const found = session.readWorkspaceFile(repo.name, file);
-      const diff =
-        found.kind === "file"
-          ? `+++ ${file}\n${found.content.toString("utf8")}`
-          : found.kind === "link"
-            ? `+++ ${file} (symbolic link to ${found.target})`
-            : `deleted ${file}`;
-      const outcome = await guard.propose({ repo: repo.name, file, diff, author });
-      if (outcome.status === "pending") held.push({ repo: repo.name, file, id: outcome.id });
-      else (allowed[repo.name] ??= []).push(file);
-    }
-  }
-  for (const proposal of held) log(`guard: held ${proposal.repo}/${proposal.file} (${proposal.id})`);
-  // One commit per repo through its lead: the primary first, then allowed cross-repo writes.
-  const commits: { repo: string; sha: string; files: string[] }[] = [];
-  const order = Object.keys(allowed).sort((left, right) => Number(right === primary) - Number(left === primary) || (left < right ? -1 : 1));
-  for (const repoName of order) {
-    const dir = join(session.state.workspace, repoName);
-    progress(`committing ${allowed[repoName]!.length} file(s) in ${repoName} through the lead`);
-    const lead = await createCommitLead({ dir, author: { name: "bulkhead lead", email: "lead@bulkhead.local" } });
-    const result = await lead.submit({
-      issueId: spec.id ?? "task",
-      worker: "agent",
-      files: allowed[repoName]!,
-      message: spec.task,
-      usage: { inputTokens: record.report.usage.inputTokens, outputTokens: record.report.usage.outputTokens },
-    });
-    await lead.close();
-    if (result.status !== "committed")
-      throw new HarvestError(
-        `the lead did not commit the agent's changes in ${repoName} (${result.reason}); see bulkhead lead status ${dir}`,
-        {
-          data: { session: sessionId, repo: repoName, reason: result.reason },
-        },
-      );
-    commits.push({ repo: repoName, sha: result.sha, files: result.files });
-    log(`lead: ${repoName} ${result.sha.slice(0, 12)} with ${result.files.join(", ")}`);
-  }
-  const sha = commits.find((commit) => commit.repo === primary)?.sha;
-  const clone = join(session.state.workspace, primary);
-  progress("fetching the session branches back");
-  const fetched = await session.fetchCode({ strict: true });
-  for (const result of fetched.filter((entry) => entry.status === "fetched")) log(`fetched: ${result.repo} → ${result.ref}`);
-  const base = session.state.repos.find((repo) => repo.name === primary)!.baseSha;
-  const document = await buildHandover({
+  const result = await harvest({
+    session,
     spec,
-    repos: { [primary]: clone },
-    base: { [primary]: base },
+    guard,
+    author: { name: "bulkhead lead", email: "lead@bulkhead.local" },
     report: record.report,
-    guard: { proposals: async () => (await guard.proposals()).filter((proposal) => proposal.author === author) },
-    summary: [`Ran the agent for "${spec.task}"`],
-    nextTaskDependencies: next,
-    status: held.length > 0 || record.stoppedBy ? "partial" : "complete",
-    ...(record.stoppedBy ? { notes: [`The ${record.stoppedBy} budget stopped the agent.`] } : {}),
+    next,
+    ...(record.stoppedBy ? { notes: [`The ${record.stoppedBy} budget stopped the agent.`], status: "partial" as const } : {}),
+    onProgress: progress,
   });
-  await writeFileAtomic(out, renderHandover(document));
+  for (const proposal of result.held) log(`guard: held ${proposal.repo}/${proposal.file} (${proposal.id})`);
+  for (const commit of result.commits)
+    log(`lead: ${commit.repo} ${commit.sha.slice(0, 12)} on ${commit.branch} with ${commit.files.join(", ")}`);
+  for (const fetched of result.fetched.filter((entry) => entry.status === "fetched")) log(`fetched: ${fetched.repo} → ${fetched.ref}`);
+  await writeFileAtomic(out, renderHandover(result.handover));
   log(`handover: ${out}`);
-  return { sha, commits, held, handover: out };
+  return {
+    sha: result.commits.find((commit) => commit.repo === spec.ownership.primaryRepo)?.sha,
+    commits: result.commits.map(({ repo, branch, sha, files }) => ({ repo, branch, sha, files })),
+    held: result.held,
+    handover: out,
+  };
 }
 
 /** Harvest, then remove the session. */
 export async function finish(
   sessionId: string,
   options: Reporter & { out?: string; next?: string[] },
-): Promise<Awaited<ReturnType<typeof harvest>>> {
-  const harvested = await harvest(sessionId, options);
+): Promise<Awaited<ReturnType<typeof harvestSession>>> {
+  const harvested = await harvestSession(sessionId, options);
   await getSession(sessionId).remove();
   options.log(`removed ${sessionId}`);
   return harvested;

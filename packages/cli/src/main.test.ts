@@ -213,7 +213,9 @@ describe("bulkhead dispatch → harvest → finish", () => {
       const { sha, held } = JSON.parse(harvested.out) as { sha: string; held: { repo: string; file: string }[] };
       expect(held).toEqual([expect.objectContaining({ repo: "frontend", file: "src/api.ts" })]);
       const source = join(dir.path, "backend-api");
-      expect(git(source, ["rev-parse", `refs/bulkhead/${session}/${session}`])).toBe(sha);
+      // The lead committed in the source repo itself, on the session's branch there.
+      expect(git(source, ["rev-parse", `refs/heads/bulkhead/${session}`])).toBe(sha);
+      expect(git(source, ["rev-parse", "--abbrev-ref", "HEAD"])).toBe("main");
       expect(
         git(source, ["show", "--name-only", "--format=%(trailers:key=Bulkhead-Issue,valueonly)", sha]).split("\n").filter(Boolean),
       ).toEqual(["LIMIT-1", "src/limit.ts"]);
@@ -227,10 +229,13 @@ describe("bulkhead dispatch → harvest → finish", () => {
       const finished = await cli(["finish", session, "--out", handover]);
       expect(finished.code).toBe(2);
       expect(finished.progress).toEqual([
-        // backend-api was committed by the harvest above: nothing is left for the lead.
-        "checking every changed file against the guard",
-        "fetching the session branches back",
+        "reading the workspace (container paused)",
+        "checking every changed path against the guard",
+        // The same submission as the harvest above: the lead answers with that commit.
+        `committing 1 path(s) of backend-api in ${source} through the lead`,
+        "recording the change in the source repositories",
       ]);
+      expect(git(source, ["rev-parse", `refs/heads/bulkhead/${session}`])).toBe(sha);
       expect(JSON.parse((await cli(["session", "list", "--json"])).out)).toEqual([]);
       writeFileSync(
         join(dir.path, "tight.yaml"),

@@ -16,7 +16,7 @@ import {
 import { startAgent } from "@bulkhead/agents";
 import { buildImage, createSession, gc, getSession, listSessions, loadProject, openShell, reconcile } from "@bulkhead/sandbox";
 import { gatewayToken, printCondensed, providerNamed } from "./agent-flags.js";
-import { dispatch, finish, harvest } from "./composites.js";
+import { dispatch, finish, harvestSession } from "./composites.js";
 import { memoryCommands } from "./memory-commands.js";
 
 export interface MainOptions {
@@ -135,7 +135,7 @@ const commands: Record<string, Command> = {
     example: "bulkhead harvest s123 --out handover.md",
     async run([id], flags, io) {
       const lines: string[] = [];
-      const result = await harvest(id!, {
+      const result = await harvestSession(id!, {
         ...(typeof flags.out === "string" ? { out: flags.out } : {}),
         next: (flags.next as string[] | undefined) ?? [],
         log: (line) => lines.push(line),

@@ -4,7 +4,8 @@ import { resolve } from "node:path";
 import type Docker from "dockerode";
 import { LABEL } from "./build-image.js";
 import type { Project } from "./project-config.js";
-import { DeviceUnavailableError } from "./sandbox-errors.js";
+import { deviceNodeProblem } from "./engine-socket.js";
+import { DeviceUnavailableError, InvalidProjectError } from "./sandbox-errors.js";
 
 /** Sessions of one state directory (`home`) share this label, so tools never touch another home's containers. */
 export function homeLabel(home: string): string {
@@ -19,13 +20,17 @@ export interface GrantedDevices {
 }
 
 /**
- * Checks requested devices before anything is created: device paths must exist, and a GPU
+ * Checks requested devices before anything is created: device paths must exist and be character
+ * or block device nodes (never a directory such as `/dev`), and a GPU
  * request needs a GPU runtime (`nvidia` in `docker info` runtimes, or CDI specs). Required and
  * missing throws {@link DeviceUnavailableError}; optional and missing is skipped and reported.
  */
 export async function checkDevices(project: Project, docker: Docker): Promise<GrantedDevices> {
   const granted: GrantedDevices = { devices: [], gpus: false, skipped: [] };
   for (const device of project.devices.devices) {
+    // Checked again here, at creation: the path may have changed since the project was defined.
+    const problem = deviceNodeProblem(device.hostPath);
+    if (problem) throw new InvalidProjectError([`devices: ${problem}`]);
     if (existsSync(device.hostPath)) granted.devices.push(device.hostPath);
     else if (device.required)
       throw new DeviceUnavailableError(`device ${device.hostPath}`, "check the path, or mark it required: false to start without it");

@@ -1,6 +1,11 @@
 import { execFile } from "node:child_process";
 
-/** Runs git with `safe.directory=*` (session workspaces may belong to the container's user). */
+/**
+ * Runs git in a repository the host trusts: a user's source repository, or a clone the host
+ * made in a directory the agent cannot reach (yet). Never in a session's workspace once its
+ * container runs: the agent's config, hooks and attributes would decide what git runs there.
+ * `safe.directory=*`: the source may belong to another user than the one running bulkhead.
+ */
 export function git(cwd: string, args: readonly string[]): Promise<string> {
   return new Promise((resolve, reject) => {
     execFile(
@@ -15,29 +20,9 @@ export function git(cwd: string, args: readonly string[]): Promise<string> {
   });
 }
 
-/** What a repo's own config could make git run on the host: never, for a workspace repo. */
-const NO_HOST_COMMANDS = ["-c", "core.fsmonitor=false", "-c", "core.hooksPath=/dev/null"];
-
-/**
- * Runs git on the host in a repo the container can write (a session's clone). Its `.git/config`
- * and `.gitattributes` are the agent's to change, and git would run what they name: an
- * fsmonitor, hooks, clean and smudge filters. Those are switched off for this call, filters by
- * the names the repo's config (with its includes) defines. A command that may run a filter (a
- * checkout) must run while the container is paused, so the config cannot change between reading
- * it and using it; prefer plumbing that never reads content.
- */
-export async function workspaceGit(cwd: string, args: readonly string[]): Promise<string> {
-  const filters = await git(cwd, [...NO_HOST_COMMANDS, "config", "--includes", "--get-regexp", "^filter\\."]).catch(() => "");
-  const names = new Set(
-    filters
-      .split("\n")
-      .map((line) => /^filter\.(.+)\.[^.\s]+(\s|$)/.exec(line)?.[1])
-      .filter((name): name is string => name !== undefined),
-  );
-  const off = [...names].flatMap((name) =>
-    ["clean", "smudge", "process"].flatMap((key) => ["-c", `filter.${name}.${key}=`]).concat(["-c", `filter.${name}.required=false`]),
-  );
-  return git(cwd, [...NO_HOST_COMMANDS, ...off, ...args]);
+/** The absolute git directory shared by a trusted repo's worktrees (where its objects are). */
+export function gitCommonDir(repo: string): Promise<string> {
+  return git(repo, ["rev-parse", "--path-format=absolute", "--git-common-dir"]);
 }
 
 export function run(command: string, args: readonly string[]): Promise<string> {

@@ -1,45 +1,71 @@
-import { mkdirSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
-import { basename, join, relative } from "node:path";
-import { chownTree } from "./clone-repos.js";
-import { workspaceGit } from "./git.js";
+import { lchownSync, lstatSync, mkdirSync, renameSync, rmSync } from "node:fs";
+import { basename, join } from "node:path";
+import { cloneRepo } from "./clone-repos.js";
 import type { JobRecord } from "./session-state-store.js";
 import { withSessionPaused } from "./pause-session.js";
+import { realDirectory } from "./read-changes.js";
 import { SessionError } from "./sandbox-errors.js";
+import { sessionDir } from "./session-state-store.js";
 import type { Session } from "./session.js";
 
 /**
- * A worktree per cloned repo on the job's own branch, so parallel jobs never share a working
- * tree. The worktree's `.git` file points back relatively, so git works inside the container too.
+ * A copy of every cloned repo for one job, on the job's own branch, so parallel jobs never share
+ * a working tree. Each is made from the trusted source repository at the session's base commit,
+ * never through the agent's clone (whose config and attributes would decide what git runs): it
+ * is cloned into a directory of the session's state that the container cannot see, then moved
+ * into the workspace with the container paused, after every directory on the way was checked to
+ * be a real one (the agent could have replaced `.bulkhead` or a directory in it with a link).
  */
 export async function addJobWorktrees(session: Session, worktree: NonNullable<JobRecord["worktree"]>): Promise<void> {
-  // All of it with the container paused, and every directory checked to be a real one inside
-  // the workspace: the agent could have replaced .bulkhead or a directory in it with a link to
-  // a host path, and the host would then create and write files there.
-  await withSessionPaused(session, async () => {
-    const root = realpathSync(session.state.workspace);
-    const inside = (path: string): string => {
-      const real = realpathSync(path);
-      if (real !== root && !real.startsWith(`${root}/`))
-        throw new SessionError("worktree", `${path} leads outside the workspace (${real}): a worktree is never made through a link`);
-      return real;
-    };
-    // One level at a time: mkdir follows a link it meets on the way.
-    const bulkhead = inside(join(session.state.workspace, ".bulkhead"));
-    mkdirSync(join(bulkhead, "worktrees"), { recursive: true });
-    const worktrees = inside(join(bulkhead, "worktrees"));
-    const parent = join(worktrees, basename(worktree.path));
-    mkdirSync(parent, { recursive: true });
-    inside(parent);
-    for (const repo of session.state.repos.filter((entry) => entry.mode === "clone")) {
-      const clone = inside(join(session.state.workspace, repo.name));
-      const target = join(parent, repo.name);
-      await workspaceGit(clone, ["worktree", "add", "--quiet", "-b", worktree.branch, target, `refs/heads/${repo.branch}`]);
-      const gitFile = join(inside(target), ".git");
-      const gitdir = readFileSync(gitFile, "utf8")
-        .trim()
-        .replace(/^gitdir: /, "");
-      writeFileSync(gitFile, `gitdir: ${relative(target, gitdir)}\n`);
-    }
-  });
-  if (process.getuid?.() === 0) await chownTree(session.state.user, session.state.workspace);
+  const name = basename(worktree.path);
+  const staging = join(sessionDir(session.home, session.id), "staging", name);
+  rmSync(staging, { recursive: true, force: true });
+  mkdirSync(staging, { recursive: true });
+  // The directories the host makes belong to the container's user, as the rest of the workspace.
+  const [uid = Number.NaN, gid = Number.NaN] = session.state.user.split(":").map(Number);
+  const handOver = (path: string) => {
+    if (process.getuid?.() === 0 && Number.isInteger(uid)) lchownSync(path, uid, Number.isInteger(gid) ? gid : uid);
+  };
+  handOver(staging);
+  try {
+    for (const repo of session.state.repos.filter((entry) => entry.mode === "clone"))
+      await cloneRepo({
+        source: repo.source,
+        baseSha: repo.baseSha,
+        branch: worktree.branch,
+        target: join(staging, repo.name),
+        user: session.state.user,
+      });
+    await withSessionPaused(session, async () => {
+      const refuse = (error: unknown): never => {
+        throw new SessionError("worktree", `${(error as Error).message}: a worktree is never made through a link`, error);
+      };
+      const bulkhead = (() => {
+        try {
+          return realDirectory(session.state.workspace, ".bulkhead");
+        } catch (error) {
+          return refuse(error);
+        }
+      })();
+      try {
+        mkdirSync(join(bulkhead, "worktrees"));
+        handOver(join(bulkhead, "worktrees"));
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+      }
+      let worktrees: string;
+      try {
+        worktrees = realDirectory(session.state.workspace, ".bulkhead/worktrees");
+      } catch (error) {
+        return refuse(error);
+      }
+      const target = join(worktrees, name);
+      if (lstatSync(target, { throwIfNoEntry: false }))
+        throw new SessionError("worktree", `${target} exists already: give each job its own id`);
+      // rename(2) never follows a link at the target, and the directories above it were checked.
+      renameSync(staging, target);
+    });
+  } finally {
+    rmSync(staging, { recursive: true, force: true });
+  }
 }

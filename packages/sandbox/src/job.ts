@@ -1,9 +1,16 @@
-import { existsSync } from "node:fs";
+import { closeSync, existsSync } from "node:fs";
 import { join, relative } from "node:path";
-import { throwIfAborted } from "@bulkhead/core";
-import { readInside } from "./read-inside.js";
+import { StringDecoder } from "node:string_decoder";
+import { InvalidArgumentError, throwIfAborted } from "@bulkhead/core";
+import { openInside, readAt, readInside } from "./read-inside.js";
 import { SessionError } from "./sandbox-errors.js";
 import type { Session } from "./session.js";
+
+/** What `job.logs()` returns at most, in all, unless told otherwise: 16 MiB. */
+export const MAX_JOB_LOG_BYTES = 16 * 2 ** 20;
+
+/** An exit-code file holds a number: anything longer is not read. */
+const MAX_EXIT_FILE_BYTES = 64;
 
 /** A detached job running in a session. */
 export class Job {
@@ -20,17 +27,43 @@ export class Job {
     return join(this.session.state.workspace, ".bulkhead", "jobs", `${this.id}.exit`);
   }
 
-  /**
-   * Reads a job file the container wrote. The container owns the directory, so the file or a
-   * directory above it may be a link it planted to a host file: the final link is refused
-   * (O_NOFOLLOW), and the opened file must be the very path under the workspace.
-   */
-  #read(path: string): Buffer | undefined {
-    const found = readInside(this.session.state.workspace, relative(this.session.state.workspace, path), (reason) => {
+  #refuse(path: string): (reason: string) => never {
+    return (reason) => {
       throw new SessionError("job", `${path} ${reason}`);
+    };
+  }
+
+  /**
+   * Reads the job's exit file. The container owns the directory, so the file or a directory above
+   * it may be a link it planted to a host file: the final link is refused (O_NOFOLLOW), and the
+   * opened file must be the very path under the workspace.
+   */
+  #readExit(): Buffer | undefined {
+    const workspace = this.session.state.workspace;
+    const found = readInside(workspace, relative(workspace, this.#exit), this.#refuse(this.#exit), {
+      maxBytes: MAX_EXIT_FILE_BYTES,
+      tooLarge: (sizeBytes) => {
+        throw new SessionError("job", `${this.#exit} is ${sizeBytes} bytes: an exit file holds a number; the job's container wrote it`);
+      },
     });
-    if (found.kind === "link") throw new SessionError("job", `${path} is a symbolic link: a job file is never read through a link`);
+    if (found.kind === "link") throw new SessionError("job", `${this.#exit} is a symbolic link: a job file is never read through a link`);
     return found.kind === "file" ? found.content : undefined;
+  }
+
+  /** Up to `maxBytes` of the log from `offset` on, opened as safely as the exit file; empty while it does not exist. */
+  #readLog(offset: number, maxBytes: number): Buffer {
+    const workspace = this.session.state.workspace;
+    const opened = openInside(workspace, relative(workspace, this.#log), this.#refuse(this.#log));
+    if (opened.kind === "link") throw new SessionError("job", `${this.#log} is a symbolic link: a job file is never read through a link`);
+    if (opened.kind === "missing") return Buffer.alloc(0);
+    try {
+      // Only what was added since the last read; a log the job truncated has nothing new.
+      return opened.sizeBytes <= offset
+        ? Buffer.alloc(0)
+        : readAt(opened.descriptor, offset, Math.min(maxBytes, opened.sizeBytes - offset));
+    } finally {
+      closeSync(opened.descriptor);
+    }
   }
 
   /**
@@ -57,54 +90,92 @@ export class Job {
 
   /**
    * Resolves with the exit code once the job ends, and records it in the session state. Throws
-   * a SessionError when the job is lost (its container stopped or restarted under it).
+   * a SessionError when the job is lost (its container stopped or restarted under it). While it
+   * waits, the session's `resources.diskMb` is watched: over it, the job is stopped (exit 137).
    */
   async wait({ abortSignal, pollMs = 100 }: { abortSignal?: AbortSignal; pollMs?: number } = {}): Promise<{ exitCode: number }> {
     const checkEvery = Math.max(1, Math.round(1000 / pollMs));
-    for (let round = 1; ; round++) {
-      throwIfAborted(abortSignal, `job ${this.id}`);
-      if (round % checkEvery === 0 && (await this.#lost())) {
-        await this.session.updateState((state) => {
-          const record = state.jobs.find((job) => job.id === this.id);
-          if (record && record.exitCode === undefined) Object.assign(record, { lost: true, endedAt: new Date().toISOString() });
-        });
-        throw this.#lostError();
+    const release = this.session.watchDisk();
+    try {
+      for (let round = 1; ; round++) {
+        throwIfAborted(abortSignal, `job ${this.id}`);
+        if (round % checkEvery === 0 && (await this.#lost())) {
+          await this.session.updateState((state) => {
+            const record = state.jobs.find((job) => job.id === this.id);
+            if (record && record.exitCode === undefined) Object.assign(record, { lost: true, endedAt: new Date().toISOString() });
+          });
+          throw this.#lostError();
+        }
+        const exitText = this.#readExit();
+        if (exitText !== undefined) {
+          const exitCode = Number(exitText.toString("utf8").trim());
+          await this.session.updateState((state) => {
+            const record = state.jobs.find((job) => job.id === this.id);
+            if (record && record.exitCode === undefined) Object.assign(record, { exitCode, endedAt: new Date().toISOString() });
+          });
+          return { exitCode };
+        }
+        await new Promise((resolve) => setTimeout(resolve, pollMs));
       }
-      const exitText = this.#read(this.#exit);
-      if (exitText !== undefined) {
-        const exitCode = Number(exitText.toString("utf8").trim());
-        await this.session.updateState((state) => {
-          const record = state.jobs.find((job) => job.id === this.id);
-          if (record && record.exitCode === undefined) Object.assign(record, { exitCode, endedAt: new Date().toISOString() });
-        });
-        return { exitCode };
-      }
-      await new Promise((resolve) => setTimeout(resolve, pollMs));
+    } finally {
+      release();
     }
   }
 
   /**
-   * Stops the job's command inside the container (SIGTERM, then SIGKILL after `graceMs`); its exit
-   * code is then 143 or 137. For an agent a budget stopped, say. Does nothing once the job ended.
+   * Stops the job's command and every process it started (its process group, inside the
+   * container): SIGTERM, then SIGKILL after `graceMs`; its exit code is then 143 or 137. For an
+   * agent a budget stopped, say. Does nothing once the job ended.
    */
   async kill({ graceMs = 2000 }: { graceMs?: number } = {}): Promise<void> {
-    if (this.#read(this.#exit) !== undefined) return;
+    if (this.#readExit() !== undefined) return;
     await this.session.stopProcess(`/workspace/.bulkhead/jobs/${this.id}.exit.pid`, graceMs);
   }
 
-  /** The job's output so far, or, with `follow`, as it is written until the job ends. */
-  async *logs({ follow = false, pollMs = 100 }: { follow?: boolean; pollMs?: number } = {}): AsyncGenerator<string> {
+  /**
+   * The job's output so far, or, with `follow`, as it is written until the job ends. The log is
+   * read incrementally (only what was added since the last read, in pieces of at most 1 MiB), and
+   * at most `maxBytes` in all ({@link MAX_JOB_LOG_BYTES} by default) are returned: past that, one
+   * last line says where the full log is, and the generator ends.
+   */
+  async *logs({
+    follow = false,
+    pollMs = 100,
+    maxBytes = MAX_JOB_LOG_BYTES,
+  }: { follow?: boolean; pollMs?: number; maxBytes?: number } = {}): AsyncGenerator<string> {
+    if (!Number.isSafeInteger(maxBytes) || maxBytes < 1)
+      throw new InvalidArgumentError("options.maxBytes", `expected a positive whole number of bytes, got ${maxBytes}`);
     const checkEvery = Math.max(1, Math.round(1000 / pollMs));
+    const chunkBytes = 1 << 20;
+    // A character split between two reads is held back until its end arrives.
+    const decoder = new StringDecoder("utf8");
     let offset = 0;
-    for (let round = 1; ; round++) {
-      const ended = this.#read(this.#exit) !== undefined || (follow && round % checkEvery === 0 && (await this.#lost()));
-      const text = this.#read(this.#log) ?? Buffer.alloc(0);
-      if (text.length > offset) {
-        yield text.subarray(offset).toString("utf8");
-        offset = text.length;
+    const release = follow ? this.session.watchDisk() : () => undefined;
+    try {
+      for (let round = 1; ; round++) {
+        const ended = this.#readExit() !== undefined || (follow && round % checkEvery === 0 && (await this.#lost()));
+        // Everything there is now, piece by piece, before deciding the job ended.
+        for (;;) {
+          if (offset >= maxBytes) {
+            const rest = decoder.end();
+            yield `${rest}\n[bulkhead: log output stops at ${maxBytes} bytes; the full log is ${this.#log}]\n`;
+            return;
+          }
+          const piece = this.#readLog(offset, Math.min(chunkBytes, maxBytes - offset));
+          if (piece.length === 0) break;
+          offset += piece.length;
+          const text = decoder.write(piece);
+          if (text.length > 0) yield text;
+        }
+        if (!follow || ended) {
+          const rest = decoder.end();
+          if (rest.length > 0) yield rest;
+          return;
+        }
+        await new Promise((resolve) => setTimeout(resolve, pollMs));
       }
-      if (!follow || ended) return;
-      await new Promise((resolve) => setTimeout(resolve, pollMs));
+    } finally {
+      release();
     }
   }
 }

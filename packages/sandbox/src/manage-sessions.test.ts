@@ -27,6 +27,7 @@ describe("fan-out, reconcile and gc", () => {
         configDrift: [],
         stopped: [],
         incomplete: [],
+        unpaused: [],
       });
 
       const [orphaned, missing] = sessions as [(typeof sessions)[0], (typeof sessions)[0]];

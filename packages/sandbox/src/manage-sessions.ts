@@ -5,6 +5,7 @@ import Docker from "dockerode";
 import pLimit from "p-limit";
 import { buildImage, LABEL } from "./build-image.js";
 import { homeLabel } from "./container-spec.js";
+import { recoverStalePause } from "./pause-session.js";
 import type { Project } from "./project-config.js";
 import { createSession } from "./create-session.js";
 import type { Session } from "./session.js";
@@ -67,6 +68,11 @@ export interface Reconciliation {
    * creating them (a younger one may still be being created). `gc` removes them.
    */
   incomplete: string[];
+  /**
+   * Sessions whose container was left paused by a controller that died during a paused read
+   * (`fetchCode`, `changes()`): reconcile unpaused them.
+   */
+  unpaused: string[];
 }
 
 /** A creation takes seconds; a directory this old without its state file was abandoned. */
@@ -96,7 +102,7 @@ export async function reconcile({
     }
   }
   const seen = new Set<string>();
-  const result: Reconciliation = { orphanContainers: [], missingContainers: [], configDrift: [], stopped: [], incomplete };
+  const result: Reconciliation = { orphanContainers: [], missingContainers: [], configDrift: [], stopped: [], incomplete, unpaused: [] };
   for (const container of containers) {
     const id = container.Labels[`${LABEL}.session`]!;
     seen.add(id);
@@ -107,7 +113,9 @@ export async function reconcile({
       (project && state.project === project.name && state.configHash !== project.configHash)
     )
       result.configDrift.push(id);
-    if (state && container.State !== "running") result.stopped.push(id);
+    if (state && container.State === "paused" && (await recoverStalePause({ id, home, container: docker.getContainer(container.Id) })))
+      result.unpaused.push(id);
+    else if (state && container.State !== "running") result.stopped.push(id);
   }
   for (const id of states.keys()) if (!seen.has(id)) result.missingContainers.push(id);
   return result;

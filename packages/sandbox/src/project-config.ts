@@ -1,9 +1,14 @@
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync, realpathSync, statSync } from "node:fs";
+import { closeSync, existsSync, fstatSync, openSync, statSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
-import { parse } from "yaml";
+import { isScalar, parseDocument, visit } from "yaml";
 import { z } from "zod";
+import { deviceNodeProblem, engineSockets, findEngineSocket, MAX_MOUNT_SCAN_ENTRIES, sessionUserProblem } from "./engine-socket.js";
+import { readAt } from "./read-inside.js";
 import { InvalidProjectError } from "./sandbox-errors.js";
+
+/** The largest project file (or text) accepted: 2 MiB. A project is a few hundred bytes. */
+export const MAX_PROJECT_BYTES = 2 * 2 ** 20;
 
 const NAME = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -73,6 +78,12 @@ export const projectSchema = z.strictObject({
       memoryMb: z.number().int().positive().default(1024),
       cpus: z.number().positive().default(1),
       pids: z.number().int().positive().default(256),
+      /**
+       * The most host disk the workspace may use, in MiB (clones, the agent's files, job logs).
+       * Checked while jobs run and at harvest (`session.assertWithinDisk()`); over it, running
+       * jobs are stopped and harvest refuses. @default no limit
+       */
+      diskMb: z.number().int().positive().optional(),
     })
     .default({ memoryMb: 1024, cpus: 1, pids: 256 }),
   /** `none` (default), `bridge`, or the name of a network; never the host's or another container's. */
@@ -93,22 +104,13 @@ export const projectSchema = z.strictObject({
         .string()
         .regex(/^\d+(:\d+)?$/)
         .optional(),
+      /** Lets `user` be uid 0 (root inside the container). @default false */
+      allowRootUser: z.boolean().default(false),
+      /** Lets the session user be in the group that owns the Docker socket. @default false */
+      allowEngineSocketGroup: z.boolean().default(false),
     })
-    .default({ writableRoot: false }),
+    .default({ writableRoot: false, allowRootUser: false, allowEngineSocketGroup: false }),
 });
-
-/** The engine's sockets on this host, resolved: mounting one gives the container the host. */
-function engineSockets(): string[] {
-  const named = [
-    process.env.DOCKER_HOST?.startsWith("unix://") ? process.env.DOCKER_HOST.slice("unix://".length) : undefined,
-    "/var/run/docker.sock",
-    "/run/docker.sock",
-    "/run/containerd/containerd.sock",
-  ];
-  return [
-    ...new Set(named.filter((path): path is string => path !== undefined).map((path) => (existsSync(path) ? realpathSync(path) : path))),
-  ];
-}
 
 export type ProjectInput = z.input<typeof projectSchema>;
 export type Project = z.output<typeof projectSchema> & { configHash: string };
@@ -124,17 +126,17 @@ export type Project = z.output<typeof projectSchema> & { configHash: string };
 export function defineProject(input: ProjectInput | string, { cwd = process.cwd() }: { cwd?: string } = {}): Project {
   let raw: unknown = input;
   if (typeof input === "string") {
-    try {
-      raw = parse(input, { maxAliasCount: 64 });
-    } catch (error) {
-      throw new InvalidProjectError([`not valid YAML or JSON: ${(error as Error).message.split("\n")[0]}`]);
-    }
+    const bytes = Buffer.byteLength(input, "utf8");
+    if (bytes > MAX_PROJECT_BYTES)
+      throw new InvalidProjectError([`the project is ${bytes} bytes, over the ${MAX_PROJECT_BYTES}-byte limit for a project config`]);
+    raw = parseProjectText(input);
   }
   const parsed = projectSchema.safeParse(raw);
   if (!parsed.success)
     throw new InvalidProjectError(parsed.error.issues.map((issue) => `${issue.path.join(".") || "(project)"}: ${issue.message}`));
   const project = parsed.data;
   const problems: string[] = [];
+  const sockets = engineSockets();
   const names = new Set<string>();
   for (const repo of project.repos) {
     if (names.has(repo.name)) problems.push(`repos: "${repo.name}" is listed twice`);
@@ -148,13 +150,17 @@ export function defineProject(input: ProjectInput | string, { cwd = process.cwd(
   for (const mount of project.mounts) {
     mount.host = resolve(cwd, mount.host);
     if (!existsSync(mount.host)) problems.push(`mounts: ${mount.host} does not exist`);
-    // By what it is, not by its name: a parent directory or a link exposes the socket as well.
-    const real = existsSync(mount.host) ? realpathSync(mount.host) : mount.host;
-    const exposed = engineSockets().find((socket) => socket === real || socket.startsWith(real === "/" ? "/" : `${real}/`));
-    if (exposed !== undefined || real.endsWith("/docker.sock"))
-      problems.push(
-        `mounts: the Docker socket is never mounted into a session (${mount.host}${exposed && exposed !== real ? ` holds ${exposed}` : ""})`,
-      );
+    else socketProblem(`mounts: ${mount.host}`, mount.host, sockets, problems);
+  }
+  for (const repo of project.repos)
+    if (repo.mode === "mount-ro" && existsSync(repo.path)) socketProblem(`repos.${repo.name}: ${repo.path}`, repo.path, sockets, problems);
+  for (const device of project.devices.devices) {
+    const problem = deviceNodeProblem(device.hostPath);
+    if (problem) problems.push(`devices: ${problem}`);
+  }
+  if (project.security.user !== undefined) {
+    const problem = sessionUserProblem(project.security.user, project.security, sockets);
+    if (problem) problems.push(problem);
   }
   if ("context" in project.image && project.image.context) {
     project.image.context = resolve(cwd, project.image.context);
@@ -175,13 +181,68 @@ export function defineProject(input: ProjectInput | string, { cwd = process.cwd(
   return { ...project, configHash };
 }
 
-/** Reads a project file (YAML or JSON); paths in it resolve against the file's directory. */
+/**
+ * Reads a project file (YAML or JSON); paths in it resolve against the file's directory. A file
+ * over {@link MAX_PROJECT_BYTES} is refused before it is read.
+ */
 export function loadProject(path: string): Project {
   let text: string;
+  let descriptor: number | undefined;
   try {
-    text = readFileSync(path, "utf8");
+    descriptor = openSync(path, "r");
+    const { size } = fstatSync(descriptor);
+    if (size > MAX_PROJECT_BYTES)
+      throw new InvalidProjectError([`${path} is ${size} bytes, over the ${MAX_PROJECT_BYTES}-byte limit for a project config`]);
+    // One byte more than allowed tells a file that grew since fstat (or is not a regular file).
+    const content = readAt(descriptor, 0, MAX_PROJECT_BYTES + 1);
+    if (content.length > MAX_PROJECT_BYTES)
+      throw new InvalidProjectError([`${path} is over the ${MAX_PROJECT_BYTES}-byte limit for a project config`]);
+    text = content.toString("utf8");
   } catch (error) {
+    if (InvalidProjectError.isInstance(error)) throw error;
     throw new InvalidProjectError([`cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`]);
+  } finally {
+    if (descriptor !== undefined) closeSync(descriptor);
   }
   return defineProject(text, { cwd: resolve(path, "..") });
+}
+
+/**
+ * Parses project text in linear time. yaml's own duplicate-key check compares each key with
+ * every earlier key of its map (quadratic: a 10 MB map took minutes), so it is off and duplicate
+ * keys are found here with one set per map instead.
+ */
+function parseProjectText(text: string): unknown {
+  const document = parseDocument(text, { uniqueKeys: false, prettyErrors: false });
+  const problems = document.errors.map((error) => `not valid YAML or JSON: ${error.message.split("\n")[0]}`);
+  if (problems.length === 0)
+    visit(document, {
+      Map(_, map) {
+        const seen = new Set<string>();
+        for (const pair of map.items) {
+          const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
+          if (seen.has(key)) problems.push(`not valid YAML or JSON: the key "${key}" is given twice in one map`);
+          seen.add(key);
+        }
+      },
+    });
+  if (problems.length > 0) throw new InvalidProjectError(problems.slice(0, 20));
+  try {
+    return document.toJS({ maxAliasCount: 64 });
+  } catch (error) {
+    throw new InvalidProjectError([`not valid YAML or JSON: ${(error as Error).message.split("\n")[0]}`]);
+  }
+}
+
+/** Adds a problem when mounting `source` would expose an engine socket (see {@link findEngineSocket}). */
+function socketProblem(where: string, source: string, sockets: ReturnType<typeof engineSockets>, problems: string[]): void {
+  const found = findEngineSocket(source, sockets);
+  if (found === "too-large")
+    problems.push(
+      `${where} has more than ${MAX_MOUNT_SCAN_ENTRIES} entries and cannot be checked for the Docker socket: mount a narrower directory`,
+    );
+  else if (found !== undefined)
+    problems.push(
+      `${where.split(":")[0]}: the Docker socket is never mounted into a session (${source}${found !== source ? ` holds ${found}` : ""})`,
+    );
 }

@@ -18,6 +18,8 @@ export interface JobRecord {
   containerStartedAt?: string;
   /** The job ended without an exit code: its container stopped or restarted while it ran. */
   lost?: boolean;
+  /** Why bulkhead stopped the job, when it did: the workspace went over `resources.diskMb`. */
+  stopped?: "disk-limit";
 }
 
 /** What a session remembers on disk, beside its container's labels. */
@@ -37,6 +39,8 @@ export interface SessionState {
   jobs: JobRecord[];
   /** The session's gateway route, when it was created with one: its only way out. */
   gateway?: GatewayRoute;
+  /** `resources.diskMb` in bytes: the most host disk the workspace may use. Absent: no limit. */
+  diskLimitBytes?: number;
 }
 
 /** Where sessions live when no `home` is given: `$BULKHEAD_HOME`, else `~/.bulkhead`. */

@@ -51,12 +51,13 @@ describe("sandbox sessions on a real Docker engine", () => {
       ["backend-api", "clone", git(join(dir.path, "backend-api"), ["rev-parse", "HEAD"])],
       ["shared-types", "mount-ro", git(join(dir.path, "shared-types"), ["rev-parse", "HEAD"])],
     ]);
-    // The clone shares the source's object files (hard links); handing the workspace to the
-    // container's user must not change who owns the source repository's files.
+    // The clone borrows the source's objects through alternates, never hard links: the source's
+    // object files are not in the clone, and keep their owner.
     const head = git(join(dir.path, "backend-api"), ["rev-parse", "HEAD"]);
-    const object = (repo: string) => statSync(join(repo, ".git", "objects", head.slice(0, 2), head.slice(2)));
-    expect(object(clone).ino).toBe(object(join(dir.path, "backend-api")).ino);
-    expect(object(join(dir.path, "backend-api")).uid).toBe(process.getuid!());
+    const sourceObjects = join(dir.path, "backend-api", ".git", "objects");
+    expect(existsSync(join(clone, ".git", "objects", head.slice(0, 2), head.slice(2)))).toBe(false);
+    expect(readFileSync(join(clone, ".git", "objects", "info", "alternates"), "utf8").trim()).toBe(sourceObjects);
+    expect(statSync(join(sourceObjects, head.slice(0, 2), head.slice(2))).uid).toBe(process.getuid!());
     const [uid] = session.state.user.split(":").map(Number);
     expect(statSync(join(clone, ".git", "objects")).uid).toBe(uid);
     expect(statSync(join(clone, "src", "index.ts")).uid).toBe(uid);
@@ -161,17 +162,22 @@ describe("sandbox sessions on a real Docker engine", () => {
       repo: "backend-api",
       status: "fetched",
       commits: 1,
-      changedFiles: ["src/rateLimit.ts"],
+      changedFiles: ["scratch.txt", "src/rateLimit.ts"],
       uncommitted: ["scratch.txt"],
       ref: `refs/bulkhead/${session.id}/${session.id}`,
     });
-    expect(git(source, ["rev-parse", result!.ref!])).toBe(result!.headSha);
+    // The change arrives as one commit on the base, written in the source from the workspace's bytes.
+    expect(git(source, ["rev-parse", result!.ref!])).toBe(result!.commit);
+    expect(git(source, ["rev-parse", `${result!.ref!}^`])).toBe(before);
+    expect(git(source, ["show", `${result!.ref!}:scratch.txt`])).toBe("not committed");
+    // Fetched again with nothing new: the same commit.
+    expect((await session.fetchCode())[0]).toMatchObject({ status: "fetched", commit: result!.commit });
     expect(git(source, ["rev-parse", "HEAD"])).toBe(before);
     expect(git(source, ["status", "--porcelain"])).toBe("");
     expect(git(source, ["fsck", "--no-progress"])).toBe("");
-    gitInWorkspace(clone, ["commit", "--quiet", "--allow-empty", "-m", "not fetched"]);
+    writeFileSync(join(clone, "scratch.txt"), "changed after the fetch\n");
     await expect(session.remove()).rejects.toThrow(
-      "repo backend-api has commits that were not fetched: run fetchCode() first, or remove({ force: true })",
+      "repo backend-api has changes that were not fetched: run fetchCode() first, or remove({ force: true })",
     );
   });
 
@@ -201,12 +207,12 @@ describe("sandbox sessions on a real Docker engine", () => {
       gitInWorkspace(tree, ["commit", "--quiet", "-m", `job ${name}`]);
     }
     const fetched = (await session.fetchCode()).filter((result) => result.branch.startsWith("bulkhead/jobs/"));
-    // Job branches start from the session branch, so the session's own commit is in both.
+    // Job copies start from the session's base commit in the source repo, not from the agent's clone.
     expect(fetched.map((result) => [result.status, result.changedFiles]).sort()).toEqual([
-      ["fetched", ["src/first.ts", "src/rateLimit.ts"]],
-      ["fetched", ["src/rateLimit.ts", "src/second.ts"]],
+      ["fetched", ["src/first.ts"]],
+      ["fetched", ["src/second.ts"]],
     ]);
-    for (const result of fetched) expect(git(join(dir.path, "backend-api"), ["rev-parse", result.ref!])).toBe(result.headSha);
+    for (const result of fetched) expect(git(join(dir.path, "backend-api"), ["rev-parse", result.ref!])).toBe(result.commit);
   });
 
   it("is found again by a new process after the controlling one died", async () => {
@@ -387,7 +393,7 @@ describe("a hostile agent", () => {
     ].join(" && ");
     expect(await session.exec(["/bin/sh", "-c", setup])).toMatchObject({ exitCode: 0 });
     const [fetched] = await session.fetchCode();
-    expect(fetched).toMatchObject({ status: "unchanged", uncommitted: [".gitattributes", "src/index.ts"] });
+    expect(fetched).toMatchObject({ status: "fetched", uncommitted: [".gitattributes", "src/index.ts"] });
     const worktreeJob = await session.inject({ command: ["/bin/sh", "-c", "true"] }, { worktree: true });
     expect(await worktreeJob.wait()).toEqual({ exitCode: 0 });
     expect(["fsmonitor", "clean", "smudge", "hook"].filter((name) => existsSync(marker(name)))).toEqual([]);
@@ -469,6 +475,6 @@ describe("fetching code back", () => {
       ["api", "fetched"],
       ["web", "diverged"],
     ]);
-    expect(git(join(dir.path, "api"), ["rev-parse", ref])).toBe(results[0]!.headSha);
+    expect(git(join(dir.path, "api"), ["rev-parse", ref])).toBe(results[0]!.commit);
   });
 });
