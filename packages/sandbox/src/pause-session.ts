@@ -2,9 +2,8 @@ import { randomBytes } from "node:crypto";
 import { readdirSync, readFileSync, rmSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
-import { withFileLock, writeFileAtomic } from "@bulkhead/core";
+import { isProcessAlive, withFileLock, writeFileAtomic } from "@bulkhead/core";
 import type Docker from "dockerode";
-import { isProcessAlive } from "./process-alive.js";
 import { SessionContainerMissingError, sessionFault } from "./sandbox-errors.js";
 import { sessionDir } from "./session-state-store.js";
 
