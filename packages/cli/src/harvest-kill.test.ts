@@ -50,9 +50,14 @@ describe("harvest, fetchCode and changes killed with SIGKILL", () => {
           stdio: ["ignore", "pipe", "pipe"],
         });
         let out = "";
+        let timer: NodeJS.Timeout | undefined;
         process_.stdout.on("data", (data: Buffer) => (out += data.toString("utf8")));
-        process_.stderr.resume();
-        const timer = killAfterMs === undefined ? undefined : setTimeout(() => process_.kill("SIGKILL"), killAfterMs);
+        // The timer starts when the child says its start-up is done, so the kill lands in its work
+        // however fast or loaded the machine is.
+        process_.stderr.on("data", (data: Buffer) => {
+          if (killAfterMs !== undefined && timer === undefined && data.toString("utf8").includes("ready"))
+            timer = setTimeout(() => process_.kill("SIGKILL"), killAfterMs);
+        });
         process_.on("exit", (code, signal) => {
           if (timer) clearTimeout(timer);
           resolve({ code, signal, out });
@@ -73,14 +78,23 @@ describe("harvest, fetchCode and changes killed with SIGKILL", () => {
       return tip;
     };
 
+    // How long the work takes here: one warm changes() in this process. A cold child doing the
+    // same (or more: fetch and harvest start with it) takes longer, so a kill within twice it
+    // lands mid-work.
+    let workMs = 0;
+    for (let round = 0; round < 3; round++) {
+      const started = performance.now();
+      await session.changes();
+      workMs = Math.max(workMs, performance.now() - started);
+    }
     const next = random(12);
     const modes = ["harvest", "fetch", "changes"];
     const tips = new Set<string>();
     const killed: string[] = [];
     for (let run = 0; run < RUNS; run++) {
       const mode = modes[run % modes.length]!;
-      // Past the child's start-up (about half a second) into its work, or now and then after it.
-      const delay = 250 + Math.floor(next() * 1500);
+      // A random point of the child's work, after its start-up.
+      const delay = Math.floor(next() * 2 * workMs);
       const outcome = await runChild(mode, delay);
       expect(outcome.signal === "SIGKILL" || outcome.code === 0, `${mode} after ${delay} ms: ${JSON.stringify(outcome)}`).toBe(true);
       if (outcome.signal === "SIGKILL") killed.push(`${mode}@${delay}`);

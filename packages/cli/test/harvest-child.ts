@@ -7,6 +7,8 @@ import { harvest } from "../src/harvest.js";
 
 const [home, id, specPath, proposals, mode] = process.argv.slice(2) as [string, string, string, string, string];
 const session = getSession(id, { home });
+// Start-up is done: the test's kill timer starts here, so it lands in the work on any machine.
+process.stderr.write("ready\n");
 if (mode === "changes") {
   const changes = await session.changes();
   process.stdout.write(`${JSON.stringify({ paths: changes.repos.map((repo) => repo.paths.length) })}\n`);

@@ -1,8 +1,8 @@
 import { createHash, randomBytes } from "node:crypto";
 import { closeSync, fstatSync, mkdirSync, openSync, rmSync } from "node:fs";
-import { readFile, rename, rm, stat } from "node:fs/promises";
+import { readdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { isProcessAlive, writeFileAtomicSync } from "@bulkhead/core";
 import { GitConflictError } from "./git-lead-errors.js";
 
@@ -33,13 +33,18 @@ export async function withGitLock<TResult>(
   const started = Date.now();
   let delayMs = 1;
   let inode: number;
+  // Announced before the lock is made, so a lead killed between making it and naming its inode
+  // still leaves a lock that can be broken (each later lead timed out on it otherwise).
+  const pendingPath = `${ownerPath}.pending.${process.pid}`;
   for (;;) {
     try {
+      writeFileAtomicSync(pendingPath, String(Date.now()), { fsync: false });
       const descriptor = openSync(lockPath, "wx");
       inode = fstatSync(descriptor).ino;
       closeSync(descriptor);
       break;
     } catch (error) {
+      rmSync(pendingPath, { force: true });
       if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
       if (await breakIfAbandoned(lockPath, ownerPath)) continue;
       if (Date.now() - started > timeoutMs) {
@@ -53,6 +58,7 @@ export async function withGitLock<TResult>(
     }
   }
   writeFileAtomicSync(ownerPath, `${process.pid}:${inode}`, { fsync: false });
+  rmSync(pendingPath, { force: true });
   let isConsumed = false;
   try {
     return await work(lockPath, () => {
@@ -63,12 +69,35 @@ export async function withGitLock<TResult>(
   }
 }
 
+/**
+ * The pid of a process that died after announcing a lock and before naming it, when this lock can
+ * only be its: announced before the lock was made (git's own locks, made before, are never taken
+ * for it), and no live process announced it too (that one may be about to name it).
+ */
+async function diedPending(ownerPath: string, lock: { ctimeMs: number }): Promise<number | undefined> {
+  const directory = dirname(ownerPath);
+  const prefix = `${basename(ownerPath)}.pending.`;
+  let dead: { pid: number; path: string } | undefined;
+  for (const name of await readdir(directory).catch(() => [] as string[])) {
+    if (!name.startsWith(prefix)) continue;
+    const pid = Number(name.slice(prefix.length));
+    const announcedMs = Number(await readFile(join(directory, name), "utf8").catch(() => "NaN"));
+    if (!(pid > 0) || !(announcedMs <= lock.ctimeMs + 1)) continue;
+    if (isProcessAlive(pid)) return undefined;
+    dead = { pid, path: join(directory, name) };
+  }
+  if (dead) await rm(dead.path, { force: true });
+  return dead?.pid;
+}
+
 async function breakIfAbandoned(lockPath: string, ownerPath: string): Promise<boolean> {
-  const [pid, ino] = (await readFile(ownerPath, "utf8").catch(() => "")).split(":").map(Number);
-  if (!(pid! > 0)) return false;
   const current = await stat(lockPath).catch(() => undefined);
-  if (!current || current.ino !== ino) return false;
-  if (isProcessAlive(pid!)) return false;
+  if (!current) return false;
+  const [pid, recorded] = (await readFile(ownerPath, "utf8").catch(() => "")).split(":").map(Number);
+  const ino = current.ino;
+  if (pid! > 0 && recorded === ino) {
+    if (isProcessAlive(pid!)) return false;
+  } else if ((await diedPending(ownerPath, current)) === undefined) return false;
   const aside = `${lockPath}.abandoned.${randomBytes(4).toString("hex")}`;
   if (
     await rename(lockPath, aside).then(
