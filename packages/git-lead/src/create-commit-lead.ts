@@ -180,7 +180,7 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
     const parsed = validateOptions(submissionSchema, submission, "submission");
     const id = parsed.id ?? `s${Date.now().toString(36)}${randomBytes(6).toString("hex")}`;
     const existing = this.#queue.result(id);
-    if (existing) return existing;
+    if (existing) return this.#resynced(existing);
     const gates: JournaledGate[] = [
       ...(this.#options.gates ?? []).map((gate): JournaledGate =>
         "run" in gate
@@ -210,9 +210,10 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
     };
     this.#queue.add(entry);
     this.emit("submission-queued", { id, issueId: entry.issueId, worker: entry.worker });
-    for (;;) {
+    for (let first = true; ; first = false) {
       const result = this.#queue.result(id);
-      if (result) return result;
+      // Found before this call drove anything: another lead committed it (a resubmission after a crash).
+      if (result) return first ? this.#resynced(result) : result;
       await this.#drive();
       if (!this.#queue.result(id)) await sleep(5 + Math.random() * 20);
     }
@@ -519,6 +520,17 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
     } finally {
       if (scratch) rmSync(scratch, { recursive: true, force: true });
     }
+  }
+
+  /**
+   * A result another lead wrote may have left a checkout behind: its sync met the path while a
+   * restarted worker was writing it again ("local changes"), and left the index entry stale.
+   * Syncing again is idempotent and leaves any path that moved on since alone.
+   */
+  async #resynced(result: SubmitResult): Promise<SubmitResult> {
+    if (result.status !== "committed" || result.files.length === 0) return result;
+    await this.#syncCheckouts(result.parent, result.sha, result.files).catch(() => undefined);
+    return result;
   }
 
   async #syncCheckouts(
