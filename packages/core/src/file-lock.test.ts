@@ -36,6 +36,21 @@ describe("the file lock", () => {
     expect(existsSync(`${lockPath}.break`)).toBe(false);
   });
 
+  it("takes over an empty lock left by a holder killed before filling it, within seconds rather than a lease", async () => {
+    await using dir = createTempDir();
+    const path = join(dir.path, "pause.lock");
+    writeFileSync(path, "");
+    // Fresh: it may be a live holder between creating and filling the file.
+    expect(tryAcquireFileLock(path, { staleMs: 30_000 })).toBeUndefined();
+    const past = new Date(Date.now() - 5_000);
+    utimesSync(path, past, past);
+    // The old rule waited out the whole 30 s lease, past withFileLock's 10 s timeout.
+    const taken = tryAcquireFileLock(path, { staleMs: 30_000 });
+    expect(taken).toBeDefined();
+    expect(JSON.parse(readFileSync(path, "utf8")).pid).toBe(process.pid);
+    await taken!.release();
+  });
+
   it("takes over an expired lease; the old holder can neither renew nor release the new holder's lock", async () => {
     await using dir = createTempDir();
     const path = join(dir.path, "state.lock");

@@ -64,14 +64,22 @@ function parseHolder(text: string | undefined): FileLockHolder | undefined {
 }
 
 /**
+ * How long a lock whose holder cannot be read is taken for one being written: a live holder
+ * writes it right after creating the file (and a renewal rewrites it in place), so an unreadable
+ * lock older than this was left by a process killed in between.
+ */
+const UNREADABLE_GRACE_MS = 2_000;
+
+/**
  * Whether a lock found at a path may be taken over: its holder's process is gone (same host), or
- * its lease ran out; a lock that cannot be read (being written right now) only once it is older
- * than a lease.
+ * its lease ran out; a lock that cannot be read only once it is older than a short grace (a
+ * holder killed between creating and filling it left it empty; waiting out a whole lease made
+ * every `withFileLock` with a shorter timeout fail).
  */
 function isStale(found: ReturnType<typeof readHolder>, staleMs: number): boolean {
   const holder = parseHolder(found.text);
   const now = Date.now();
-  if (!holder) return now - (found.mtimeMs ?? now) > staleMs;
+  if (!holder) return now - (found.mtimeMs ?? now) > Math.min(staleMs, UNREADABLE_GRACE_MS);
   if ((holder.host ?? HOST) === HOST && !isProcessAlive(holder.pid)) return true;
   return holder.expiresAt < now;
 }
