@@ -41,13 +41,15 @@ export async function openShell(
     Env: [`TERM=${process.env.TERM ?? "xterm"}`],
   });
   const stream = (await exec.start({ hijack: true, stdin: true, Tty: true })) as Duplex;
-  const resize = () => {
-    if (stdout.columns && stdout.rows) void exec.resize({ w: stdout.columns, h: stdout.rows }).catch(() => undefined);
+  const resize = async () => {
+    if (stdout.columns && stdout.rows) await exec.resize({ w: stdout.columns, h: stdout.rows }).catch(() => undefined);
   };
   const raw = stdin.isTTY === true && typeof stdin.setRawMode === "function";
   if (raw) stdin.setRawMode!(true);
-  stdout.on("resize", resize);
-  resize();
+  const onResize = () => void resize();
+  stdout.on("resize", onResize);
+  // The first size is set before any input reaches the shell, so its first command sees it.
+  await resize();
   try {
     stdin.pipe(stream);
     stream.pipe(stdout, { end: false });
@@ -61,7 +63,7 @@ export async function openShell(
     // A terminal's stdin keeps the process alive once read from: let it go again.
     if (raw) stdin.setRawMode!(false);
     if ("pause" in stdin && typeof stdin.pause === "function") stdin.pause();
-    (stdout as unknown as { off?: (event: string, listener: () => void) => void }).off?.("resize", resize);
+    (stdout as unknown as { off?: (event: string, listener: () => void) => void }).off?.("resize", onResize);
   }
   const { ExitCode } = await exec.inspect();
   return { exitCode: ExitCode ?? null };
