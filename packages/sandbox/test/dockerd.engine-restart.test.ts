@@ -46,6 +46,8 @@ describe("a dockerd restart under running sessions", () => {
         configDrift: [],
         stopped: [parked.id],
         incomplete: [],
+        // No pause was left behind by the restart.
+        unpaused: [],
       });
 
       // Reattached as another process would: the workspace is as it was, and the session works.
@@ -61,7 +63,9 @@ describe("a dockerd restart under running sessions", () => {
       expect(output).toBe("working\n");
       const [fetched] = await again.fetchCode({ strict: true });
       expect(fetched).toMatchObject({ repo: "app", status: "fetched", headSha: head, commits: 1, uncommitted: ["notes.txt"] });
-      expect(git(join(dir.path, "app"), ["rev-parse", fetched!.ref!])).toBe(head);
+      // fetchCode records the whole change (the agent's commit and its uncommitted file) as one commit.
+      expect(git(join(dir.path, "app"), ["rev-parse", fetched!.ref!])).toBe(fetched!.commit);
+      expect(git(join(dir.path, "app"), ["show", `${fetched!.ref!}:notes.txt`])).toBe("draft");
 
       const resumed = getSession(parked.id, { home });
       await resumed.start();
