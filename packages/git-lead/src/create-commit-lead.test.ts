@@ -162,6 +162,34 @@ describe("createCommitLead", () => {
     await Promise.all([lead.close(), fresh.close()]);
   });
 
+  it("brings the checkout along for a commit journaled by a lead that stopped before it synced", async () => {
+    const lead = await createCommitLead({ dir: repo, author });
+    dir.write({ "backend-api/src/a.ts": "a\n" });
+    const first = await lead.submit({ id: "s-1", issueId: "R-1", worker: "w", files: ["src/a.ts"], message: "m" });
+    if (first.status !== "committed") throw new Error("expected a commit");
+    await lead.close();
+    // The state a lead killed right after journaling the commit leaves: the entry still queued,
+    // no outcome, and the index as it was before the commit.
+    const state = join(repo, ".git/bulkhead");
+    rmSync(join(state, "results", "s-1.json"));
+    const queued = { id: "s-1", queuedAt: "0", issueId: "R-1", worker: "w", message: "m", files: ["src/a.ts"], gates: [] };
+    writeFileSync(join(state, "queue", "s-1.json"), JSON.stringify(queued));
+    git(repo, ["rm", "--cached", "-q", "src/a.ts"]);
+    expect(git(repo, ["status", "--porcelain"])).toBe("D  src/a.ts\n?? src/a.ts");
+
+    const fresh = await createCommitLead({ dir: repo, author });
+    expect(git(repo, ["status", "--porcelain"])).toBe("");
+    expect(JSON.parse(readFileSync(join(state, "results", "s-1.json"), "utf8"))).toMatchObject({
+      status: "committed",
+      sha: first.sha,
+      parent: first.parent,
+      files: ["src/a.ts"],
+    });
+    expect(existsSync(join(state, "queue", "s-1.json"))).toBe(false);
+    expect(git(repo, ["rev-list", "--count", "HEAD"])).toBe("2");
+    await fresh.close();
+  });
+
   it("waits for git's index.lock, and keeps the commit when git holds it too long", async () => {
     const lead = await createCommitLead({ dir: repo, author, lock: { indexTimeoutMs: 300 } });
     dir.write({ "backend-api/src/a.ts": "a\n", "backend-api/src/b.ts": "b\n" });

@@ -245,7 +245,7 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
   async #recover(): Promise<{ finished: string[]; rolledBack: string[] }> {
     const entries = await this.#journal.read();
     this.#committed = entries.filter((entry): entry is Extract<JournalEntry, { type: "committed" }> => entry.type === "committed");
-    return recoverIntents({
+    const outcome = await recoverIntents({
       entries,
       journal: this.#journal,
       gitdir: this.#gitdir,
@@ -265,6 +265,27 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
         });
       },
     });
+    // Committed and journaled, but stopped before the outcome: finish those now, not when the queue reaches them.
+    for (const entry of this.#queue.list()) {
+      const committed = this.#queue.result(entry.id) ? undefined : this.#committed.find((item) => item.id === entry.id);
+      if (committed) {
+        await this.#finishJournaled(entry, committed.sha);
+        outcome.finished.push(entry.id);
+      }
+    }
+    return outcome;
+  }
+
+  /**
+   * Finishes a submission whose commit is journaled but whose outcome is not written: the lead
+   * that made it stopped between the two, maybe before its checkouts were brought along. Syncing
+   * is idempotent, so it runs again from the commit's own parent.
+   */
+  async #finishJournaled(entry: QueueEntry, sha: string): Promise<void> {
+    const files = entry.files ?? entry.changes?.map((change) => change.path) ?? [];
+    const parent = await this.#objects.commitParent(sha);
+    const synced = await this.#syncCheckouts(parent, sha, files);
+    return this.#finish(entry, { status: "committed", id: entry.id, issueId: entry.issueId, sha, parent, files, gates: [], ...synced });
   }
 
   /** Queue, entry in flight, recent commits and held submissions. */
@@ -403,16 +424,7 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
     if (this.#queue.result(entry.id)) return this.#queue.remove(entry.id);
     // Committed before a crash lost its result file: answer from the journal, never commit twice.
     const already = this.#committed.find((item) => item.id === entry.id);
-    if (already)
-      return this.#finish(entry, {
-        status: "committed",
-        id: entry.id,
-        issueId: entry.issueId,
-        sha: already.sha,
-        parent: undefined,
-        files: entry.files ?? entry.changes?.map((change) => change.path) ?? [],
-        gates: [],
-      });
+    if (already) return this.#finishJournaled(entry, already.sha);
     const checked = checkPaths(entry);
     if (!checked.ok) return this.#reject(entry, checked.reason);
     const { paths } = checked;

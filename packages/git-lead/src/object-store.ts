@@ -116,4 +116,12 @@ export class ObjectStore {
     if (loose) return loose.content.toString("latin1", 5, 45);
     return (await git.readCommit({ fs, dir: this.dir, gitdir: this.gitdir, oid, cache: this.#cache })).commit.tree;
   }
+
+  /** A commit's first parent, or undefined for a root commit. */
+  async commitParent(oid: string): Promise<string | undefined> {
+    const loose = this.#loose(oid);
+    if (!loose) return (await git.readCommit({ fs, dir: this.dir, gitdir: this.gitdir, oid, cache: this.#cache })).commit.parent[0];
+    // The header is "tree <oid>\n" (46 bytes), then any "parent <oid>\n" lines.
+    return loose.content.toString("latin1", 46, 53) === "parent " ? loose.content.toString("latin1", 53, 93) : undefined;
+  }
 }
