@@ -13,8 +13,7 @@ import { findEngineSocket, sessionUserProblem } from "./engine-socket.js";
 import { InvalidProjectError, SessionError } from "./sandbox-errors.js";
 import { Session } from "./session.js";
 import { defaultHome, sessionDir, writeSessionState, type SessionState } from "./session-state-store.js";
-
-const VERSION = "0.1.0";
+import { VERSION } from "./version.js";
 
 /**
  * Creates a started session: a workspace on the host with a clone of each repo (borrowing the
