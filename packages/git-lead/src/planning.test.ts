@@ -185,6 +185,8 @@ describe("planWaves", () => {
       ]),
     ).toThrow("dependencies form a cycle: a → b → a: break one of these dependencies");
     expect(() => planWaves([{ id: "a", dependsOn: ["z"], files: [] }])).toThrow('task "a" depends on "z", which is not in the plan');
+    expect(() => planWaves([{ id: "", files: [] }])).toThrow('every task needs an id, got ""');
+    expect(() => planWaves([{ id: 7 as unknown as string, files: [] }])).toThrow("every task needs an id, got 7");
     expect(() =>
       planWaves([
         { id: "a", files: [] },
