@@ -323,7 +323,10 @@ if (process.argv[1] && resolve(process.argv[1]) === resolve(import.meta.filename
       const text = readFileSync(path, "utf8");
       const section = benchmarksSection(results, seconds);
       const marked = /<!-- mutation:start[\s\S]*?<!-- mutation:end -->/;
-      writeFileSync(path, marked.test(text) ? text.replace(marked, section) : `${text.trimEnd()}\n\n${section}\n`);
+      const written = marked.test(text) ? text.replace(marked, section) : `${text.trimEnd()}\n\n${section}\n`;
+      // Formatted as `prettier --check .` wants it, so the written page passes lint as it is.
+      const prettier = await import("prettier");
+      writeFileSync(path, await prettier.format(written, { ...(await prettier.resolveConfig(path)), filepath: path }));
     }
     if (low.length > 0) {
       console.error(
