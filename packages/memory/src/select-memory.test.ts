@@ -60,6 +60,17 @@ describe("selectMemory", () => {
     expect(selection.applicable).toBe(1);
   });
 
+  it("selects again over the same list after an entry in it is replaced or added: the listing index is never stale", async () => {
+    const spec = specFor([{ name: "api", paths: ["src"] }]);
+    const entries = [accepted("m-first", "workspace"), sampleEntry("m-second", { applies: "workspace" })];
+    expect((await selectMemory({ entries, spec })).selected.map((item) => item.entry.id)).toEqual(["m-first"]);
+    entries[1] = accepted("m-second", [{ repo: "api", paths: [] }]);
+    expect((await selectMemory({ entries, spec })).selected.map((item) => item.entry.id)).toEqual(["m-second", "m-first"]);
+    entries.push(accepted("m-third", [{ repo: "api", paths: ["src"] }], { updatedAt: "2026-12-01T09:00:00.000Z" }));
+    entries.splice(0, 1);
+    expect((await selectMemory({ entries, spec })).selected.map((item) => item.entry.id)).toEqual(["m-third", "m-second"]);
+  });
+
   it("matches paths against the resolved scope, and takes the share from what the scope leaves of the context budget", async () => {
     await using dir = createTempDir();
     dir.write({
