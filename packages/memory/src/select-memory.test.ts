@@ -1,10 +1,9 @@
 import { createTokenCounter } from "@bulkhead/budget";
 import { createByteEstimateCounter, parseTaskSpec, resolveScope, type TaskSpec } from "@bulkhead/core";
-import { createTempDir } from "@bulkhead/test-utils";
+import { createTempDir, sampleMemoryEntry } from "@bulkhead/test-utils";
 import fc from "fast-check";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { sampleEntry } from "../test/memory-store-conformance.js";
 import type { MemoryApplies, MemoryEntry } from "./memory-entry.js";
 import { renderMemorySection } from "./render-memory-section.js";
 import { selectMemory } from "./select-memory.js";
@@ -15,7 +14,7 @@ const specFor = (repos: { name: string; paths: string[] }[], maxTokens = 10_000,
   );
 
 const accepted = (id: string, applies: MemoryApplies, overrides: Partial<MemoryEntry> = {}) =>
-  sampleEntry(id, {
+  sampleMemoryEntry(id, {
     status: "accepted",
     acceptedBy: "alice",
     applies,
@@ -52,7 +51,7 @@ describe("selectMemory", () => {
       accepted("m-live", "workspace", { expiresAt: "2026-12-02T00:00:00Z" }),
       accepted("m-expired", "workspace", { expiresAt: "2026-12-01T12:00:00.000Z" }),
       accepted("m-expired-other-precision", "workspace", { expiresAt: "2026-12-01T11:59:59Z" }),
-      sampleEntry("m-proposed", { applies: "workspace" }),
+      sampleMemoryEntry("m-proposed", { applies: "workspace" }),
       accepted("m-dropped", "workspace", { status: "dropped", droppedBy: "bob" }),
     ];
     const selection = await selectMemory({ entries, spec, now });
@@ -62,7 +61,7 @@ describe("selectMemory", () => {
 
   it("selects again over the same list after an entry in it is replaced or added: the listing index is never stale", async () => {
     const spec = specFor([{ name: "api", paths: ["src"] }]);
-    const entries = [accepted("m-first", "workspace"), sampleEntry("m-second", { applies: "workspace" })];
+    const entries = [accepted("m-first", "workspace"), sampleMemoryEntry("m-second", { applies: "workspace" })];
     expect((await selectMemory({ entries, spec })).selected.map((item) => item.entry.id)).toEqual(["m-first"]);
     entries[1] = accepted("m-second", [{ repo: "api", paths: [] }]);
     expect((await selectMemory({ entries, spec })).selected.map((item) => item.entry.id)).toEqual(["m-second", "m-first"]);
