@@ -68,6 +68,8 @@ describe("selectMemory", () => {
     entries.push(accepted("m-third", [{ repo: "api", paths: ["src"] }], { updatedAt: "2026-12-01T09:00:00.000Z" }));
     entries.splice(0, 1);
     expect((await selectMemory({ entries, spec })).selected.map((item) => item.entry.id)).toEqual(["m-third", "m-second"]);
+    entries[0] = accepted("m-fourth", "workspace");
+    expect((await selectMemory({ entries, spec })).selected.map((item) => item.entry.id)).toEqual(["m-third", "m-fourth"]);
   });
 
   it("matches paths against the resolved scope, and takes the share from what the scope leaves of the context budget", async () => {
@@ -176,6 +178,9 @@ describe("selectMemory", () => {
           const second = await selectMemory({ entries: shuffled, spec, counter, maxTokens, now });
           expect(second).toEqual(first);
           expect(renderMemorySection(second)).toBe(renderMemorySection(first));
+          // Selected again over the same listings: through the listing index, the same answer.
+          expect(await selectMemory({ entries: list, spec, counter, maxTokens, now })).toEqual(first);
+          expect(await selectMemory({ entries: shuffled, spec, counter, maxTokens, now })).toEqual(first);
         }),
         { numRuns: 100 },
       );

@@ -131,6 +131,19 @@ function compareStanding(left: Candidate, right: Candidate): number {
   return right.rank - left.rank || right.updated - left.updated || right.uses - left.uses || right.lastUsed - left.lastUsed;
 }
 
+/** Most specific first, then most recently updated, then most used; the id breaks ties, so the order is total. */
+function compareCandidates(left: Candidate, right: Candidate): number {
+  return compareStanding(left, right) || (left.entry.id < right.entry.id ? -1 : left.entry.id > right.entry.id ? 1 : 0);
+}
+
+/** Stores list entries by id; one pass tells, and then a stable sort needs no id comparisons. */
+function sortCandidates(candidates: Candidate[]): void {
+  let inIdOrder = true;
+  for (let index = 1; inIdOrder && index < candidates.length; index++)
+    inIdOrder = candidates[index - 1]!.entry.id < candidates[index]!.entry.id;
+  candidates.sort(inIdOrder ? compareStanding : compareCandidates);
+}
+
 /**
  * Candidates arrive in the listing index's order (most recently updated first, then by id), so
  * the id never has to be compared: without use counts the order is the rank buckets one after
@@ -151,7 +164,8 @@ function orderCandidates(candidates: Candidate[], hasUsage: boolean): Candidate[
 /**
  * One listing's accepted entries, ordered and grouped once: by repo named, and workspace-wide,
  * so a task's selection visits only the entries that can apply to its repos rather than every
- * entry in the store. Built on the first selection over a listing; reused while the list holds
+ * entry in the store. Built on the second selection over one listing (several tasks planned from
+ * one `list()`), since building it costs more than one plain pass; reused while the list holds
  * the same entry objects (checked element by element, which costs far less than a filter).
  */
 interface ListingIndex {
@@ -168,8 +182,14 @@ interface ListingIndex {
 }
 
 const indexCache = new WeakMap<readonly MemoryEntry[], ListingIndex>();
+/** Listings selected from once: the next selection over one builds its index. */
+const seenListings = new WeakSet<readonly MemoryEntry[]>();
 
-function listingIndex(entries: readonly MemoryEntry[]): ListingIndex {
+function listingIndex(entries: readonly MemoryEntry[]): ListingIndex | undefined {
+  if (!seenListings.has(entries)) {
+    seenListings.add(entries);
+    return undefined;
+  }
   const cached = indexCache.get(entries);
   if (cached && cached.snapshot.length === entries.length) {
     let same = true;
@@ -372,25 +392,39 @@ export async function selectMemory(options: SelectMemoryOptions): Promise<Memory
 
   const views = repoViews(spec, scope);
   const hasUsage = Object.keys(usage).length > 0;
-  const index = listingIndex(entries);
   let candidates: Candidate[] = [];
-  for (const position of positionsFor(index, views.keys())) {
-    if (index.expires[position]! <= at) continue;
-    const entry = index.order[position]!;
-    const rank = classify(entry, views);
-    if (rank === 0) continue;
+  const candidate = (entry: MemoryEntry, rank: number, updated: number): Candidate => {
     const use = hasUsage ? usage[entry.id] : undefined;
-    candidates.push({
+    return {
       entry,
       specificity: SPECIFICITY[rank >> 11]!,
       level: rank >> 11,
       rank,
-      updated: index.updated[position]!,
+      updated,
       uses: use?.uses ?? 0,
       lastUsed: use?.lastUsedAt === undefined ? 0 : timeOf(use.lastUsedAt),
-    });
+    };
+  };
+  const index = listingIndex(entries);
+  if (index) {
+    // A listing selected from before: only the entries of the task's repos and the workspace.
+    for (const position of positionsFor(index, views.keys())) {
+      if (index.expires[position]! <= at) continue;
+      const entry = index.order[position]!;
+      const rank = classify(entry, views);
+      if (rank !== 0) candidates.push(candidate(entry, rank, index.updated[position]!));
+    }
+    candidates = orderCandidates(candidates, hasUsage);
+  } else {
+    // The first selection over a listing (a dispatch lists once and selects once): one pass, no index to build.
+    for (const entry of entries) {
+      if (entry.status !== "accepted") continue;
+      if (entry.expiresAt !== undefined && timeOf(entry.expiresAt) <= at) continue;
+      const rank = classify(entry, views);
+      if (rank !== 0) candidates.push(candidate(entry, rank, timeOf(entry.updatedAt)));
+    }
+    sortCandidates(candidates);
   }
-  candidates = orderCandidates(candidates, hasUsage);
 
   const count = async (text: string): Promise<number> => {
     const key = `${counter.name}\u0000${text}`;
