@@ -14,6 +14,7 @@ import { startAgent } from "@bulkhead/agents";
 import type { AgentProvider } from "@bulkhead/core";
 import { renderHandover, renderTaskPrompt } from "@bulkhead/handover";
 import { buildImage, createSession, getSession, loadProject, type Session } from "@bulkhead/sandbox";
+import { describeDispatchMemory, memoryDirOf, prepareDispatchMemory, type DispatchMemoryRecord } from "./dispatch-memory.js";
 import { harvest } from "./harvest.js";
 
 /** `log`: the summary lines a command prints; `progress`: each long step as it starts. */
@@ -28,6 +29,8 @@ interface DispatchRecord {
   job: string;
   report: UsageReport;
   stoppedBy: string | null;
+  /** The project memory the agent was given (ids), and what did not fit. */
+  memory?: DispatchMemoryRecord;
 }
 
 const recordPath = (session: Session) => join(session.state.workspace, ".bulkhead", "dispatch.json");
@@ -44,11 +47,22 @@ export async function dispatch(
     log,
     progress = () => undefined,
     agent,
+    memoryDir,
   }: Reporter & {
     /** A provider to run (else the project's agent command), its gateway socket and the session's token. */
     agent?: { provider: AgentProvider; socketPath?: string; token: string };
+    /** The project-memory directory. @default `$BULKHEAD_MEMORY_DIR`, else `memory` */
+    memoryDir?: string;
   },
-): Promise<{ session: string; job: string; exitCode: number; report: UsageReport; stoppedBy: string | null; prompt: string }> {
+): Promise<{
+  session: string;
+  job: string;
+  exitCode: number;
+  report: UsageReport;
+  stoppedBy: string | null;
+  prompt: string;
+  memory: DispatchMemoryRecord;
+}> {
   const project = loadProject(projectPath);
   const spec = await loadTaskSpec(specPath, { knownRepos: project.repos.map((repo) => repo.name) });
   const repos = Object.fromEntries(
@@ -62,14 +76,17 @@ export async function dispatch(
     id: spec.id ?? "task",
     limits: Object.fromEntries(Object.entries(spec.budgets).filter(([, value]) => value !== undefined)),
   });
-  const check = budget.checkContext(scope);
+  // --- memory: the entries for this scope, within their share; read as context with the scope ---
+  const memory = await prepareDispatchMemory({ dir: memoryDirOf(memoryDir), spec, scope, counter });
+  for (const line of describeDispatchMemory(memory)) log(line);
+  const check = budget.checkContext(scope.totals.tokens + memory.selection.tokens);
   if (!check.allowed) {
     const kind = check.reason === "context-read" ? "contextRead" : "sessionTotal";
     throw new BudgetExceededError(budget.id, kind, check.tokens, check.available, spec.budgets[kind] ?? check.available);
   }
   log(`scope: ${scope.totals.files} files, ${scope.totals.tokens} tokens: within budget`);
   // No prompt, no dispatch: the agent gets the task as the spec and its scope say it.
-  const prompt = renderTaskPrompt({ spec, scope });
+  const prompt = renderTaskPrompt({ spec, scope, memory: memory.section });
   log(`prompt: ${Buffer.byteLength(prompt)} bytes from the spec and its scope`);
   progress("baking the image (cached when unchanged)");
   const { tag, cached } = await buildImage(project, { onProgress: progress });
@@ -77,6 +94,8 @@ export async function dispatch(
   progress(`cloning ${project.repos.length} repo(s) and starting the container`);
   const session = await createSession(project, { tag, ...(agent?.socketPath ? { gateway: { socketPath: agent.socketPath } } : {}) });
   log(`session: ${session.id}`);
+  // --- memory: the same section as the workspace's generated CLAUDE.md / AGENTS.md, before the agent starts ---
+  const memoryRecord = await memory.give(session.state.workspace);
   // A provider runs its agent pointed at the gateway; a project's own agent command gets the
   // prompt in BULKHEAD_PROMPT.
   const job = agent
@@ -100,9 +119,15 @@ export async function dispatch(
   log(`agent: exit ${exitCode}, ${report.totalTokens} tokens${metered.stoppedBy ? `, stopped by the ${metered.stoppedBy} budget` : ""}`);
   await writeFileAtomic(
     recordPath(session),
-    JSON.stringify({ spec: resolve(specPath), job: job.id, report, stoppedBy: metered.stoppedBy } satisfies DispatchRecord),
+    JSON.stringify({
+      spec: resolve(specPath),
+      job: job.id,
+      report,
+      stoppedBy: metered.stoppedBy,
+      memory: memoryRecord,
+    } satisfies DispatchRecord),
   );
-  return { session: session.id, job: job.id, exitCode, report, stoppedBy: metered.stoppedBy, prompt };
+  return { session: session.id, job: job.id, exitCode, report, stoppedBy: metered.stoppedBy, prompt, memory: memoryRecord };
 }
 
 /**
@@ -142,6 +167,7 @@ export async function harvestSession(
     author: { name: "bulkhead lead", email: "lead@bulkhead.local" },
     report: record.report,
     next,
+    ...(record.memory ? { memoryGiven: record.memory.given } : {}),
     ...(record.stoppedBy ? { notes: [`The ${record.stoppedBy} budget stopped the agent.`], status: "partial" as const } : {}),
     onProgress: progress,
   });

@@ -51,6 +51,8 @@ export interface HarvestOptions {
   /** What the next task depends on, for the handover. */
   next?: readonly string[];
   notes?: readonly string[];
+  /** Ids of the project-memory entries the agent was given (the dispatch record's `memory.given`), for the handover. */
+  memoryGiven?: readonly string[];
   /** Forces the handover's status; otherwise "partial" when anything was held. */
   status?: HandoverDocument["status"];
   /** The author recorded on proposals. @default `agent@<session id>` */
@@ -91,6 +93,7 @@ const optionsSchema = z.object({
   summary: z.array(z.string()).optional(),
   next: z.array(z.string()).optional(),
   notes: z.array(z.string()).optional(),
+  memoryGiven: z.array(z.string()).optional(),
   status: z.enum(["complete", "partial", "blocked"]).optional(),
   proposer: z.string().min(1).max(200).optional(),
   onProgress: z.function().optional(),
@@ -261,6 +264,7 @@ export async function harvest(options: HarvestOptions): Promise<HarvestResult> {
     nextTaskDependencies: parsed.next ?? [],
     status: parsed.status ?? (held.length > 0 ? "partial" : "complete"),
     notes: parsed.notes ?? [],
+    ...(parsed.memoryGiven ? { memoryGiven: parsed.memoryGiven } : {}),
   });
   // A held path of a repo that also got a commit is not in that commit: say so.
   const heldPaths = new Set(held.map((entry) => `${entry.repo}\0${entry.file}`));

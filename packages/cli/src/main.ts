@@ -109,13 +109,15 @@ async function planSpecs(specs: string[], flags: Record<string, unknown>) {
 
 const commands: Record<string, Command> = {
   dispatch: {
-    usage: "bulkhead dispatch <project.yaml> --spec <handover.yaml> [--agent claude-code|codex --gateway <socket> [--token <t>]]",
+    usage:
+      "bulkhead dispatch <project.yaml> --spec <handover.yaml> [--dir <memory>] [--agent claude-code|codex --gateway <socket> [--token <t>]]",
     example: "bulkhead dispatch bulkhead.yaml --spec handover.yaml --json",
     async run([project], flags, io) {
       const lines: string[] = [];
       const result = await dispatch(project!, String(flags.spec), {
         log: (line) => lines.push(line),
         progress: io.progress,
+        ...(typeof flags.dir === "string" ? { memoryDir: flags.dir } : {}),
         // --- agents: a built-in provider, reaching its model only through the gateway's socket ---
         ...(typeof flags.agent === "string"
           ? {

@@ -18,6 +18,8 @@ import {
   type MemoryKind,
 } from "@bulkhead/memory";
 
+import { memoryDirOf } from "./dispatch-memory.js";
+
 type Flags = Record<string, string | boolean | (string | boolean)[] | undefined>;
 
 /** The same shape as main's commands: an exit code (0 ok, 1 failure, 2 refused), data for --json, lines for people. */
@@ -29,8 +31,7 @@ interface MemoryCommand {
 
 /** The memory directory: `--dir`, else `$BULKHEAD_MEMORY_DIR`, else `memory` (reviewed and committed with the workspace). */
 function storeOf(flags: Flags) {
-  const dir = typeof flags.dir === "string" ? flags.dir : (process.env.BULKHEAD_MEMORY_DIR ?? "memory");
-  return createFileMemoryStore(dir);
+  return createFileMemoryStore(memoryDirOf(flags.dir));
 }
 
 function appliesOf(flags: Flags): MemoryEntry["applies"] | undefined {

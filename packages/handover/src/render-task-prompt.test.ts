@@ -73,4 +73,17 @@ describe("renderTaskPrompt", () => {
     );
     expect(() => renderTaskPrompt({ spec: { ...spec, task: " " }, scope })).toThrow(/spec's task/);
   });
+
+  it("places the memory section after the rules as given, and leaves it out when empty", () => {
+    const scope = { files: [], totals: { files: 0, bytes: 0, tokens: 0 }, counter: "bytes/4", estimated: true };
+    const section =
+      "## Project memory\n\nReviewed decisions.\n\n- [decision] Limits live in Redis (backend-api: src; m-abc)\n  Shared by every instance.\n";
+    const prompt = renderTaskPrompt({ spec, scope, memory: section });
+    expect(prompt).toContain(`the lead commits your changes once they pass its checks.\n\n${section}\n## Budgets`);
+    expect(prompt.indexOf("## Project memory")).toBeGreaterThan(prompt.indexOf("## Rules"));
+    expect(renderTaskPrompt({ spec, scope, memory: "" })).toBe(renderTaskPrompt({ spec, scope }));
+    expect(renderTaskPrompt({ spec, scope })).not.toContain("Project memory");
+    expect(() => renderTaskPrompt({ spec, scope, memory: 42 as unknown as string })).toThrow(/rendered memory section/);
+    expect(() => renderTaskPrompt({ spec, scope, memory: "x".repeat(MAX_TASK_PROMPT_BYTES) })).toThrow(/give less memory/);
+  });
 });

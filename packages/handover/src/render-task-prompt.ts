@@ -18,6 +18,12 @@ export interface RenderTaskPromptOptions {
   root?: string;
   /** Files listed one by one; the rest are counted. @default 200 */
   maxListedFiles?: number;
+  /**
+   * The project-memory section for this task (`renderMemorySection` of `@bulkhead/memory`'s
+   * selection), placed after the rules as it is; its tokens belong in the context-read check. Empty or
+   * absent: no section. See docs/memory.md.
+   */
+  memory?: string;
 }
 
 const code = (text: string) => `\`${text.replace(/`/g, "'")}\``;
@@ -40,12 +46,15 @@ export function renderTaskPrompt({
   continuation,
   root = "/workspace",
   maxListedFiles = 200,
+  memory,
 }: RenderTaskPromptOptions): string {
   if (typeof spec?.task !== "string" || spec.task.trim() === "")
     throw new InvalidArgumentError("spec.task", "a task prompt needs the spec's task");
   if (!Array.isArray(scope?.files)) throw new InvalidArgumentError("scope", "expected a resolved scope (resolveScope)");
   if (!Number.isInteger(maxListedFiles) || maxListedFiles < 0)
     throw new InvalidArgumentError("maxListedFiles", `expected a non-negative integer, got ${String(maxListedFiles)}`);
+  if (memory !== undefined && typeof memory !== "string")
+    throw new InvalidArgumentError("memory", "expected the rendered memory section (renderMemorySection), a string");
   const { primaryRepo, allowedCrossRepoReads, allowedCrossRepoWrites } = spec.ownership;
   const repos = [...new Set([primaryRepo, ...spec.contextScope.repos.map((repo) => repo.name)])];
   const out: string[] = [`# Task${spec.id ? ` ${spec.id}` : ""}: ${spec.task.trim()}`, ""];
@@ -72,6 +81,8 @@ export function renderTaskPrompt({
     "- Any change outside these is held for a person's approval, not applied: make it only when the task needs it, and say why in your final message.",
   );
   out.push("- Do not commit, push, or create branches: the lead commits your changes once they pass its checks.", "");
+  // As rendered and counted (only its trailing newlines become the one blank line between sections).
+  if (memory !== undefined && memory.trim() !== "") out.push(memory.replace(/\n+$/, ""), "");
 
   const limits = [
     budgets?.contextRead !== undefined ? `context read ${budgets.contextRead} tokens` : undefined,
@@ -96,7 +107,7 @@ export function renderTaskPrompt({
   if (bytes > MAX_TASK_PROMPT_BYTES)
     throw new InvalidArgumentError(
       "scope",
-      `the task prompt would be ${bytes} bytes, over ${MAX_TASK_PROMPT_BYTES}: list fewer files (maxListedFiles) or shorten the continuation`,
+      `the task prompt would be ${bytes} bytes, over ${MAX_TASK_PROMPT_BYTES}: list fewer files (maxListedFiles), shorten the continuation or give less memory`,
     );
   return prompt;
 }

@@ -19,6 +19,7 @@ export {
   type MemoryKind,
   type MemoryStatus,
 } from "./memory-entry.js";
+export { checkMemoryEntry } from "./check-memory-entry.js";
 export {
   createFileMemoryStore,
   createVolatileMemoryStore,

@@ -1,13 +1,12 @@
 import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { createTempDir } from "@bulkhead/test-utils";
+import { createTempDir, describeMemoryStore, sampleMemoryEntry } from "@bulkhead/test-utils";
 import { describe, expect, it } from "vitest";
-import { memoryStoreConformance, sampleEntry } from "../test/memory-store-conformance.js";
 import { createFileMemoryStore, createVolatileMemoryStore } from "./memory-store.js";
 import { renderMemoryEntry } from "./parse-memory-entry.js";
 
-memoryStoreConformance("volatile", async () => ({ store: createVolatileMemoryStore(), [Symbol.asyncDispose]: async () => undefined }));
-memoryStoreConformance("files", async () => {
+describeMemoryStore("volatile", async () => ({ store: createVolatileMemoryStore(), [Symbol.asyncDispose]: async () => undefined }));
+describeMemoryStore("files", async () => {
   const dir = createTempDir("bulkhead-memory-");
   return { store: createFileMemoryStore(join(dir.path, "memory")), [Symbol.asyncDispose]: async () => dir.remove() };
 });
@@ -16,7 +15,7 @@ describe("createFileMemoryStore", () => {
   it("keeps one reviewable Markdown file per entry, and use counts in a separate file", async () => {
     await using dir = createTempDir("bulkhead-memory-");
     const store = createFileMemoryStore(dir.path);
-    await store.create(sampleEntry("m-abc", { body: "Redis holds the counters.\n\nSee the ADR." }));
+    await store.create(sampleMemoryEntry("m-abc", { body: "Redis holds the counters.\n\nSee the ADR." }));
     const text = readFileSync(join(dir.path, "m-abc.md"), "utf8");
     expect(text).toBe(
       [
@@ -55,16 +54,16 @@ describe("createFileMemoryStore", () => {
   it("reports a malformed entry file by path and line and skips it; the good ones still list", async () => {
     await using dir = createTempDir("bulkhead-memory-");
     const store = createFileMemoryStore(dir.path);
-    await store.create(sampleEntry("m-good", { status: "accepted", acceptedBy: "alice" }));
-    const bad = renderMemoryEntry(sampleEntry("m-bad")).replace("  - repo: api\n", "  - repo: not a repo\n");
+    await store.create(sampleMemoryEntry("m-good", { status: "accepted", acceptedBy: "alice" }));
+    const bad = renderMemoryEntry(sampleMemoryEntry("m-bad")).replace("  - repo: api\n", "  - repo: not a repo\n");
     writeFileSync(join(dir.path, "m-bad.md"), bad);
-    writeFileSync(join(dir.path, "m-unknown.md"), renderMemoryEntry(sampleEntry("m-unknown")).replace("why:", "wyh:"));
+    writeFileSync(join(dir.path, "m-unknown.md"), renderMemoryEntry(sampleMemoryEntry("m-unknown")).replace("why:", "wyh:"));
     writeFileSync(join(dir.path, "m-fence.md"), "---\nid: m-fence\n");
     writeFileSync(join(dir.path, "m-yaml.md"), "---\nid: [unclosed\n---\n");
-    writeFileSync(join(dir.path, "m-named.md"), renderMemoryEntry(sampleEntry("m-other")));
+    writeFileSync(join(dir.path, "m-named.md"), renderMemoryEntry(sampleMemoryEntry("m-other")));
     writeFileSync(join(dir.path, "m-huge.md"), `---\n${"x".repeat(20_000)}\n---\n`);
     mkdirSync(join(dir.path, "elsewhere"));
-    writeFileSync(join(dir.path, "elsewhere", "m-link.md"), renderMemoryEntry(sampleEntry("m-link")));
+    writeFileSync(join(dir.path, "elsewhere", "m-link.md"), renderMemoryEntry(sampleMemoryEntry("m-link")));
     symlinkSync(join(dir.path, "elsewhere", "m-link.md"), join(dir.path, "m-link.md"));
     writeFileSync(join(dir.path, "README.md"), "# Project memory\n");
 
@@ -97,7 +96,7 @@ describe("createFileMemoryStore", () => {
       code: "INVALID_MEMORY_ENTRY",
       message: expect.stringContaining("m-bad.md:7:11"),
     });
-    expect(await store.create(sampleEntry("m-bad"))).toBe("exists");
+    expect(await store.create(sampleMemoryEntry("m-bad"))).toBe("exists");
     expect(readFileSync(join(dir.path, "m-bad.md"), "utf8")).toBe(bad);
   });
 

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { InvalidArgumentError, throwIfAborted, withFileLock, writeFileAtomic } from "@bulkhead/core";
 import { InvalidMemoryEntryError, MemoryEntryNotFoundError, type MemoryProblem } from "./memory-errors.js";
 import { MAX_MEMORY_ENTRY_BYTES, MEMORY_ID_PATTERN, type MemoryEntry } from "./memory-entry.js";
+import { checkMemoryEntry } from "./check-memory-entry.js";
 import { parseMemoryEntry, renderMemoryEntry } from "./parse-memory-entry.js";
 
 /** How often an entry was given to an agent, and when last. Kept beside the entries, not in them. */
@@ -39,19 +40,6 @@ export interface MemoryStore {
   recordUse(ids: readonly string[], at: string): Promise<void>;
 }
 
-/** Validates an entry the way a file would be: rendered, then parsed back with every limit. */
-function checked(entry: MemoryEntry, parameter: string): MemoryEntry {
-  if (typeof entry !== "object" || entry === null || !MEMORY_ID_PATTERN.test(String(entry.id)))
-    throw new InvalidArgumentError(parameter, `expected a memory entry with an id matching ${MEMORY_ID_PATTERN}`);
-  let text: string;
-  try {
-    text = renderMemoryEntry(entry);
-  } catch (error) {
-    throw new InvalidArgumentError(parameter, `cannot render entry "${entry.id}": ${(error as Error).message}`, { cause: error });
-  }
-  return parseMemoryEntry(text, { source: `${entry.id}.md` });
-}
-
 function checkId(id: string): string {
   if (typeof id !== "string" || !MEMORY_ID_PATTERN.test(id))
     throw new InvalidArgumentError("id", `"${String(id)}" is not a memory entry id`);
@@ -62,7 +50,7 @@ function checkId(id: string): string {
 export function createVolatileMemoryStore(initial: readonly MemoryEntry[] = []): MemoryStore {
   const entries = new Map<string, MemoryEntry>();
   const usage = new Map<string, MemoryUsage>();
-  for (const entry of initial) entries.set(entry.id, checked(entry, "initial"));
+  for (const entry of initial) entries.set(entry.id, checkMemoryEntry(entry, "initial"));
   let tail: Promise<unknown> = Promise.resolve();
   const exclusive = <TResult>(work: () => Promise<TResult> | TResult): Promise<TResult> => {
     const run = tail.then(work, work);
@@ -81,7 +69,7 @@ export function createVolatileMemoryStore(initial: readonly MemoryEntry[] = []):
     get: async (id) => structuredClone(entries.get(checkId(id))),
     create: (entry) =>
       exclusive(() => {
-        const valid = checked(entry, "entry");
+        const valid = checkMemoryEntry(entry, "entry");
         if (entries.has(valid.id)) return "exists" as const;
         entries.set(valid.id, valid);
         return "created" as const;
@@ -90,15 +78,17 @@ export function createVolatileMemoryStore(initial: readonly MemoryEntry[] = []):
       exclusive(() => {
         const current = entries.get(checkId(id));
         if (!current) throw new MemoryEntryNotFoundError(id);
-        const next = checked(change(structuredClone(current)), "change");
+        const next = checkMemoryEntry(change(structuredClone(current)), "change");
         if (next.id !== id) throw new InvalidArgumentError("change", `an update may not change the id ("${id}" → "${next.id}")`);
         entries.set(id, next);
         return structuredClone(next);
       }),
     recordUse: (ids, at) =>
       exclusive(() => {
+        // Every id first: a bad one counts nothing, not the ids before it.
+        for (const id of ids) checkId(id);
         for (const id of ids) {
-          const use = usage.get(checkId(id)) ?? { uses: 0 };
+          const use = usage.get(id) ?? { uses: 0 };
           usage.set(id, { uses: use.uses + 1, lastUsedAt: at });
         }
       }),
@@ -212,7 +202,7 @@ export function createFileMemoryStore(directory: string): MemoryStore {
     },
     get: async (id) => readEntry(`${checkId(id)}.md`),
     create: async (entry) => {
-      const valid = checked(entry, "entry");
+      const valid = checkMemoryEntry(entry, "entry");
       return exclusive(async () => {
         if (readEntryQuietly(readEntry, valid.id) !== "absent") return "exists" as const;
         await writeFileAtomic(fileOf(valid.id), renderMemoryEntry(valid));
@@ -223,7 +213,7 @@ export function createFileMemoryStore(directory: string): MemoryStore {
       exclusive(async () => {
         const current = readEntry(`${checkId(id)}.md`);
         if (!current) throw new MemoryEntryNotFoundError(id);
-        const next = checked(change(structuredClone(current)), "change");
+        const next = checkMemoryEntry(change(structuredClone(current)), "change");
         if (next.id !== id) throw new InvalidArgumentError("change", `an update may not change the id ("${id}" → "${next.id}")`);
         await writeFileAtomic(fileOf(id), renderMemoryEntry(next));
         return next;

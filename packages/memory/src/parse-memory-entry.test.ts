@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { sampleEntry } from "../test/memory-store-conformance.js";
+import { sampleMemoryEntry } from "@bulkhead/test-utils";
 import { BulkheadError } from "@bulkhead/core";
 import { InvalidMemoryEntryError } from "./memory-errors.js";
 import type { MemoryEntry } from "./memory-entry.js";
@@ -64,7 +64,7 @@ describe("parseMemoryEntry and renderMemoryEntry", () => {
   });
 
   it("names the line of each problem, and refuses what does not belong", () => {
-    const text = renderMemoryEntry(sampleEntry("m-abc", { kind: "convention", why: undefined, decidedBy: undefined }));
+    const text = renderMemoryEntry(sampleMemoryEntry("m-abc", { kind: "convention", why: undefined, decidedBy: undefined }));
     expect(() => parseMemoryEntry(text.replace("kind: convention", "kind: convention\nwhy: because"), { source: "m-abc.md" })).toThrow(
       "m-abc.md:4:1 why: belongs to a decision, not a convention",
     );
@@ -77,7 +77,7 @@ describe("parseMemoryEntry and renderMemoryEntry", () => {
   });
 
   it("never crashes on arbitrary text: it parses or throws an InvalidMemoryEntryError (fuzz)", () => {
-    const valid = renderMemoryEntry(sampleEntry("m-abc"));
+    const valid = renderMemoryEntry(sampleMemoryEntry("m-abc"));
     const mutated = fc
       .tuple(fc.nat({ max: valid.length }), fc.nat({ max: 20 }), fc.string({ maxLength: 12 }))
       .map(([at, remove, insert]) => valid.slice(0, at) + insert + valid.slice(at + remove));

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { sampleEntry } from "../test/memory-store-conformance.js";
+import { sampleMemoryEntry } from "@bulkhead/test-utils";
 import { createVolatileMemoryStore } from "./memory-store.js";
 import { proposeFromHandover } from "./propose-from-handover.js";
 import { proposeMemoryEntry } from "./propose-memory-entry.js";
@@ -57,7 +57,7 @@ describe("proposeFromHandover", () => {
 
 describe("acceptMemoryEntry, dropMemoryEntry, applyMemoryPolicy", () => {
   it("only a person accepts: never an agent, never the proposer; decided entries are not decided again", async () => {
-    const store = createVolatileMemoryStore([sampleEntry("m-one"), sampleEntry("m-two"), sampleEntry("m-three")]);
+    const store = createVolatileMemoryStore([sampleMemoryEntry("m-one"), sampleMemoryEntry("m-two"), sampleMemoryEntry("m-three")]);
     await expect(acceptMemoryEntry(store, "m-one", { by: "agent@s9" })).rejects.toMatchObject({ code: "MEMORY_REFUSED" });
     await expect(acceptMemoryEntry(store, "m-one", { by: "" })).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
     const now = () => new Date("2026-12-02T09:00:00.000Z");
@@ -106,8 +106,8 @@ describe("acceptMemoryEntry, dropMemoryEntry, applyMemoryPolicy", () => {
 
   it("a configured policy accepts what it allows, recorded as the policy", async () => {
     const store = createVolatileMemoryStore([
-      sampleEntry("m-dec"),
-      sampleEntry("m-conv", { kind: "convention", why: undefined, decidedBy: undefined }),
+      sampleMemoryEntry("m-dec"),
+      sampleMemoryEntry("m-conv", { kind: "convention", why: undefined, decidedBy: undefined }),
     ]);
     const ids = await applyMemoryPolicy(store, { name: "conventions", accepts: (entry) => entry.kind === "convention" });
     expect(ids).toEqual(["m-conv"]);

@@ -1,10 +1,9 @@
 import { createTokenCounter } from "@bulkhead/budget";
 import { createByteEstimateCounter, parseTaskSpec, resolveScope, type TaskSpec } from "@bulkhead/core";
-import { createTempDir } from "@bulkhead/test-utils";
+import { createTempDir, sampleMemoryEntry } from "@bulkhead/test-utils";
 import fc from "fast-check";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { sampleEntry } from "../test/memory-store-conformance.js";
 import type { MemoryApplies, MemoryEntry } from "./memory-entry.js";
 import { renderMemorySection } from "./render-memory-section.js";
 import { selectMemory } from "./select-memory.js";
@@ -15,7 +14,7 @@ const specFor = (repos: { name: string; paths: string[] }[], maxTokens = 10_000,
   );
 
 const accepted = (id: string, applies: MemoryApplies, overrides: Partial<MemoryEntry> = {}) =>
-  sampleEntry(id, {
+  sampleMemoryEntry(id, {
     status: "accepted",
     acceptedBy: "alice",
     applies,
@@ -78,12 +77,25 @@ describe("selectMemory", () => {
       accepted("m-live", "workspace", { expiresAt: "2026-12-02T00:00:00Z" }),
       accepted("m-expired", "workspace", { expiresAt: "2026-12-01T12:00:00.000Z" }),
       accepted("m-expired-other-precision", "workspace", { expiresAt: "2026-12-01T11:59:59Z" }),
-      sampleEntry("m-proposed", { applies: "workspace" }),
+      sampleMemoryEntry("m-proposed", { applies: "workspace" }),
       accepted("m-dropped", "workspace", { status: "dropped", droppedBy: "bob" }),
     ];
     const selection = await selectMemory({ entries, spec, now });
     expect(selection.selected.map((item) => item.entry.id)).toEqual(["m-live"]);
     expect(selection.applicable).toBe(1);
+  });
+
+  it("selects again over the same list after an entry in it is replaced or added: the listing index is never stale", async () => {
+    const spec = specFor([{ name: "api", paths: ["src"] }]);
+    const entries = [accepted("m-first", "workspace"), sampleMemoryEntry("m-second", { applies: "workspace" })];
+    expect((await selectMemory({ entries, spec })).selected.map((item) => item.entry.id)).toEqual(["m-first"]);
+    entries[1] = accepted("m-second", [{ repo: "api", paths: [] }]);
+    expect((await selectMemory({ entries, spec })).selected.map((item) => item.entry.id)).toEqual(["m-second", "m-first"]);
+    entries.push(accepted("m-third", [{ repo: "api", paths: ["src"] }], { updatedAt: "2026-12-01T09:00:00.000Z" }));
+    entries.splice(0, 1);
+    expect((await selectMemory({ entries, spec })).selected.map((item) => item.entry.id)).toEqual(["m-third", "m-second"]);
+    entries[0] = accepted("m-fourth", "workspace");
+    expect((await selectMemory({ entries, spec })).selected.map((item) => item.entry.id)).toEqual(["m-third", "m-fourth"]);
   });
 
   it("matches paths against the resolved scope, and takes the share from what the scope leaves of the context budget", async () => {
@@ -192,6 +204,9 @@ describe("selectMemory", () => {
           const second = await selectMemory({ entries: shuffled, spec, counter, maxTokens, now });
           expect(second).toEqual(first);
           expect(renderMemorySection(second)).toBe(renderMemorySection(first));
+          // Selected again over the same listings: through the listing index, the same answer.
+          expect(await selectMemory({ entries: list, spec, counter, maxTokens, now })).toEqual(first);
+          expect(await selectMemory({ entries: shuffled, spec, counter, maxTokens, now })).toEqual(first);
         }),
         { numRuns: 100 },
       );

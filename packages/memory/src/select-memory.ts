@@ -123,22 +123,139 @@ interface Candidate {
   lastUsed: number;
 }
 
+/**
+ * Most specific first, then most recently updated, then most used; the id breaks the remaining
+ * ties (by the listing index's order, see {@link orderCandidates}), so the order is total.
+ */
+function compareStanding(left: Candidate, right: Candidate): number {
+  return right.rank - left.rank || right.updated - left.updated || right.uses - left.uses || right.lastUsed - left.lastUsed;
+}
+
 /** Most specific first, then most recently updated, then most used; the id breaks ties, so the order is total. */
 function compareCandidates(left: Candidate, right: Candidate): number {
   return compareStanding(left, right) || (left.entry.id < right.entry.id ? -1 : left.entry.id > right.entry.id ? 1 : 0);
 }
 
-/** Everything but the id: with candidates already in id order, a stable sort on this gives the same total order. */
-function compareStanding(left: Candidate, right: Candidate): number {
-  return right.rank - left.rank || right.updated - left.updated || right.uses - left.uses || right.lastUsed - left.lastUsed;
-}
-
-/** Stores list entries by id; one pass tells, and then the sort needs no id comparisons (Array.prototype.sort is stable). */
+/** Stores list entries by id; one pass tells, and then a stable sort needs no id comparisons. */
 function sortCandidates(candidates: Candidate[]): void {
   let inIdOrder = true;
   for (let index = 1; inIdOrder && index < candidates.length; index++)
     inIdOrder = candidates[index - 1]!.entry.id < candidates[index]!.entry.id;
   candidates.sort(inIdOrder ? compareStanding : compareCandidates);
+}
+
+/**
+ * Candidates arrive in the listing index's order (most recently updated first, then by id), so
+ * the id never has to be compared: without use counts the order is the rank buckets one after
+ * another; with them a stable sort on the standing keeps the index order among equals.
+ */
+function orderCandidates(candidates: Candidate[], hasUsage: boolean): Candidate[] {
+  if (hasUsage) return candidates.sort(compareStanding);
+  const buckets = new Map<number, Candidate[]>();
+  for (const candidate of candidates) {
+    const bucket = buckets.get(candidate.rank);
+    if (bucket) bucket.push(candidate);
+    else buckets.set(candidate.rank, [candidate]);
+  }
+  if (buckets.size <= 1) return candidates;
+  return [...buckets.keys()].sort((left, right) => right - left).flatMap((rank) => buckets.get(rank)!);
+}
+
+/**
+ * One listing's accepted entries, ordered and grouped once: by repo named, and workspace-wide,
+ * so a task's selection visits only the entries that can apply to its repos rather than every
+ * entry in the store. Built on the second selection over one listing (several tasks planned from
+ * one `list()`), since building it costs more than one plain pass; reused while the list holds
+ * the same entry objects (checked element by element, which costs far less than a filter).
+ */
+interface ListingIndex {
+  snapshot: MemoryEntry[];
+  /** Accepted entries, most recently updated first, then by id. */
+  order: MemoryEntry[];
+  updated: Float64Array;
+  /** Expiry in milliseconds, Infinity when none. */
+  expires: Float64Array;
+  /** Positions in `order` of the entries naming each repo, ascending. */
+  byRepo: Map<string, number[]>;
+  /** Positions in `order` of the workspace-wide entries, ascending. */
+  workspace: number[];
+}
+
+const indexCache = new WeakMap<readonly MemoryEntry[], ListingIndex>();
+/** Listings selected from once: the next selection over one builds its index. */
+const seenListings = new WeakSet<readonly MemoryEntry[]>();
+
+function listingIndex(entries: readonly MemoryEntry[]): ListingIndex | undefined {
+  if (!seenListings.has(entries)) {
+    seenListings.add(entries);
+    return undefined;
+  }
+  const cached = indexCache.get(entries);
+  if (cached && cached.snapshot.length === entries.length) {
+    let same = true;
+    for (let index = 0; same && index < entries.length; index++) same = cached.snapshot[index] === entries[index];
+    if (same) return cached;
+  }
+  const accepted = entries.filter((entry) => entry.status === "accepted");
+  const times = new Float64Array(accepted.length);
+  let inIdOrder = true;
+  for (let position = 0; position < accepted.length; position++) {
+    times[position] = timeOf(accepted[position]!.updatedAt);
+    if (position > 0 && inIdOrder) inIdOrder = accepted[position - 1]!.id < accepted[position]!.id;
+  }
+  // Stores list by id: then a stable sort on the time alone keeps ids in order among equal times,
+  // and the many ties (entries of one day) cost no string comparison.
+  const positions = Array.from({ length: accepted.length }, (_, position) => position);
+  positions.sort(
+    inIdOrder
+      ? (left, right) => times[right]! - times[left]!
+      : (left, right) =>
+          times[right]! - times[left]! ||
+          (accepted[left]!.id < accepted[right]!.id ? -1 : accepted[left]!.id > accepted[right]!.id ? 1 : 0),
+  );
+  const order = positions.map((position) => accepted[position]!);
+  const index: ListingIndex = {
+    snapshot: [...entries],
+    order,
+    updated: new Float64Array(order.length),
+    expires: new Float64Array(order.length),
+    byRepo: new Map(),
+    workspace: [],
+  };
+  for (let position = 0; position < order.length; position++) {
+    const entry = order[position]!;
+    index.updated[position] = times[positions[position]!]!;
+    index.expires[position] = entry.expiresAt === undefined ? Infinity : timeOf(entry.expiresAt);
+    if (entry.applies === "workspace") {
+      index.workspace.push(position);
+      continue;
+    }
+    for (const target of entry.applies) {
+      const positions = index.byRepo.get(target.repo);
+      if (!positions) index.byRepo.set(target.repo, [position]);
+      else if (positions[positions.length - 1] !== position) positions.push(position);
+    }
+  }
+  indexCache.set(entries, index);
+  return index;
+}
+
+/** The positions an entry of the task's repos or the workspace holds, ascending and each once. */
+function positionsFor(index: ListingIndex, repos: Iterable<string>): Int32Array | number[] {
+  const lists = [index.workspace];
+  for (const repo of repos) {
+    const positions = index.byRepo.get(repo);
+    if (positions) lists.push(positions);
+  }
+  if (lists.length === 1) return index.workspace;
+  const all = new Int32Array(lists.reduce((sum, list) => sum + list.length, 0));
+  let at = 0;
+  for (const list of lists) for (const position of list) all[at++] = position;
+  // A typed array sorts numerically; an entry naming two of the task's repos appears twice.
+  all.sort();
+  let kept = 0;
+  for (let read = 0; read < all.length; read++) if (read === 0 || all[read] !== all[kept - 1]) all[kept++] = all[read]!;
+  return all.subarray(0, kept);
 }
 
 /** Per scope repo: what the task sees, to tell whether an entry's path touches it. */
@@ -275,24 +392,39 @@ export async function selectMemory(options: SelectMemoryOptions): Promise<Memory
 
   const views = repoViews(spec, scope);
   const hasUsage = Object.keys(usage).length > 0;
-  const candidates: Candidate[] = [];
-  for (const entry of entries) {
-    if (entry.status !== "accepted") continue;
-    if (entry.expiresAt !== undefined && timeOf(entry.expiresAt) <= at) continue;
-    const rank = classify(entry, views);
-    if (rank === 0) continue;
+  let candidates: Candidate[] = [];
+  const candidate = (entry: MemoryEntry, rank: number, updated: number): Candidate => {
     const use = hasUsage ? usage[entry.id] : undefined;
-    candidates.push({
+    return {
       entry,
       specificity: SPECIFICITY[rank >> 11]!,
       level: rank >> 11,
       rank,
-      updated: timeOf(entry.updatedAt),
+      updated,
       uses: use?.uses ?? 0,
       lastUsed: use?.lastUsedAt === undefined ? 0 : timeOf(use.lastUsedAt),
-    });
+    };
+  };
+  const index = listingIndex(entries);
+  if (index) {
+    // A listing selected from before: only the entries of the task's repos and the workspace.
+    for (const position of positionsFor(index, views.keys())) {
+      if (index.expires[position]! <= at) continue;
+      const entry = index.order[position]!;
+      const rank = classify(entry, views);
+      if (rank !== 0) candidates.push(candidate(entry, rank, index.updated[position]!));
+    }
+    candidates = orderCandidates(candidates, hasUsage);
+  } else {
+    // The first selection over a listing (a dispatch lists once and selects once): one pass, no index to build.
+    for (const entry of entries) {
+      if (entry.status !== "accepted") continue;
+      if (entry.expiresAt !== undefined && timeOf(entry.expiresAt) <= at) continue;
+      const rank = classify(entry, views);
+      if (rank !== 0) candidates.push(candidate(entry, rank, timeOf(entry.updatedAt)));
+    }
+    sortCandidates(candidates);
   }
-  sortCandidates(candidates);
 
   const count = async (text: string): Promise<number> => {
     const key = `${counter.name}\u0000${text}`;

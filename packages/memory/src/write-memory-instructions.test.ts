@@ -1,12 +1,11 @@
 import { chmodSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { createTempDir } from "@bulkhead/test-utils";
+import { createTempDir, sampleMemoryEntry } from "@bulkhead/test-utils";
 import { describe, expect, it } from "vitest";
-import { sampleEntry } from "../test/memory-store-conformance.js";
 import { renderMemorySection } from "./render-memory-section.js";
 import { GENERATED_MEMORY_MARKER, writeMemoryInstructions } from "./write-memory-instructions.js";
 
-const selection = { selected: [{ entry: sampleEntry("m-abc", { status: "accepted" }), tokens: 10, specificity: "path" as const }] };
+const selection = { selected: [{ entry: sampleMemoryEntry("m-abc", { status: "accepted" }), tokens: 10, specificity: "path" as const }] };
 
 describe("writeMemoryInstructions", () => {
   it("writes generated, read-only CLAUDE.md and AGENTS.md, and rewrites only its own files", async () => {
