@@ -108,20 +108,19 @@ async function planSpecs(specs: string[], flags: Record<string, unknown>) {
 
 const commands: Record<string, Command> = {
   dispatch: {
-    usage: "bulkhead dispatch <project.yaml> --spec <handover.yaml> [--agent claude-code|codex --gateway <socket> [--token <t>]]",
+    usage: "bulkhead dispatch <project.yaml> --spec <handover.yaml> [--agent claude-code|codex [--gateway <socket>]]",
     example: "bulkhead dispatch bulkhead.yaml --spec handover.yaml --json",
     async run([project], flags, io) {
       const lines: string[] = [];
       const result = await dispatch(project!, String(flags.spec), {
         log: (line) => lines.push(line),
         progress: io.progress,
-        // --- agents: a built-in provider, reaching its model only through the gateway's socket ---
+        // --- agents: a built-in provider, reaching its model only through the gateway dispatch serves at --gateway ---
         ...(typeof flags.agent === "string"
           ? {
               agent: {
                 provider: providerNamed(flags.agent),
                 ...(typeof flags.gateway === "string" ? { socketPath: flags.gateway } : {}),
-                token: gatewayToken(flags.token),
               },
             }
           : {}),
