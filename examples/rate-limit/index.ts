@@ -9,7 +9,9 @@ const json = process.argv.includes("--json");
 const root = mkdtempSync(join(tmpdir(), "bulkhead-demo-"));
 try {
   const started = Date.now();
-  const result = await runRateLimitDemo({ root, log: (line) => (json ? console.error(`  ${line}`) : console.log(`  ${line}`)) });
+  // Each line with the seconds since the start, so where the time goes is plain.
+  const stamp = (line: string) => `${((Date.now() - started) / 1000).toFixed(1).padStart(5)} s  ${line}`;
+  const result = await runRateLimitDemo({ root, log: (line) => (json ? console.error(stamp(line)) : console.log(stamp(line))) });
   const seconds = ((Date.now() - started) / 1000).toFixed(1);
   if (json) {
     const { upstream, ...report } = result;
