@@ -1,8 +1,51 @@
-// `npm run demo`: set-up (dependencies, Docker engine), build, then run the example.
+// `npm run demo [-- --json]`: set-up (dependencies, Docker engine), build what changed, then run
+// the example: the real Claude Code CLI in a sealed session, through the gateway, against a
+// scripted model. With --json, everything but the one JSON document goes to stderr.
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
 import { installDependencies, run, withEngine } from "./run.mjs";
 
+const args = process.argv.slice(2);
+const quiet = args.includes("--json") ? { stdio: ["inherit", process.stderr, "inherit"] } : {};
+
+/** The newest modification time under `path` (a file or a tree), test files left out. */
+function newest(path) {
+  const stat = statSync(path, { throwIfNoEntry: false });
+  if (!stat) return 0;
+  if (!stat.isDirectory()) return /\.test\.ts$/.test(path) ? 0 : stat.mtimeMs;
+  return Math.max(0, ...readdirSync(path).map((name) => newest(join(path, name))));
+}
+
+/**
+ * The workspaces whose build output is older than their inputs (sources, manifest, build and
+ * TypeScript config), in the root manifest's order: an unchanged package is not built again, so
+ * its JavaScript and its type declarations are not emitted again either.
+ */
+function stalePackages() {
+  const root = JSON.parse(readFileSync("package.json", "utf8"));
+  const shared = Math.max(newest("tsconfig.json"), newest("package-lock.json"));
+  return root.workspaces.filter((dir) => {
+    const manifest = JSON.parse(readFileSync(join(dir, "package.json"), "utf8"));
+    if (!manifest.scripts?.build) return false;
+    const outputs = ["dist/index.js", "dist/index.d.ts"].map((file) => statSync(join(dir, file), { throwIfNoEntry: false }));
+    if (outputs.some((output) => !output)) return true;
+    const built = Math.min(...outputs.map((output) => output.mtimeMs));
+    const inputs = Math.max(shared, ...["src", "package.json", "tsup.config.ts", "tsconfig.json"].map((file) => newest(join(dir, file))));
+    return inputs > built;
+  });
+}
+
 await withEngine(async () => {
-  installDependencies();
-  run("npm", ["run", "build"]);
-  run("npx", ["tsx", "--tsconfig", "tsconfig.check.json", "examples/rate-limit/index.ts"]);
+  installDependencies(quiet);
+  const stale = stalePackages();
+  if (stale.length > 0) run("npm", ["run", "build", ...stale.flatMap((dir) => ["-w", dir])], quiet);
+  else console.error("\n[bulkhead] every package is built and unchanged: not building");
+  // tsx's own entry point, run by this Node: `npx tsx` would spend a second finding it.
+  run(process.execPath, [
+    join("node_modules", "tsx", "dist", "cli.mjs"),
+    "--tsconfig",
+    "tsconfig.check.json",
+    "examples/rate-limit/index.ts",
+    ...args,
+  ]);
 });

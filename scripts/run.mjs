@@ -35,9 +35,9 @@ export async function withEngine(main) {
 }
 
 /** `npm ci` on a fresh clone or in CI; skipped when node_modules matches the lockfile. */
-export function installDependencies() {
+export function installDependencies(options = {}) {
   const fresh = process.env.CI === "true" || !isInstalled();
-  if (fresh) run("npm", ["ci", "--no-audit", "--no-fund"]);
+  if (fresh) run("npm", ["ci", "--no-audit", "--no-fund"], options);
 }
 
 function isInstalled() {

@@ -1,5 +1,6 @@
 import { execFileSync } from "node:child_process";
-import { existsSync, realpathSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync, realpathSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import { basename, dirname, join } from "node:path";
 import { InvalidArgumentError, validateOptions } from "@bulkhead/core";
@@ -23,10 +24,17 @@ const optionsSchema = z.strictObject({
 
 export type AgentImageOptions = z.input<typeof optionsSchema>;
 
-/** A project's `image` (files + Dockerfile): `buildImage` bakes it once, tagged by the content hash. */
+/** A project's `image` (files + Dockerfile + its content-addressed tag): `buildImage` bakes it once per host. */
 export interface AgentImage {
   files: Record<string, string>;
   dockerfile: string;
+  /**
+   * `bulkhead-agent-<agent>:<version>-<hash>`: the hash covers the Dockerfile (agent, version,
+   * session user) and the base (busybox, bash, the shared libraries, byte for byte); the agent's
+   * own binaries are named by their npm package, version and size rather than read (hundreds of
+   * MB). No project name: every project on the host shares one bake.
+   */
+  tag: string;
 }
 
 /** Shared libraries of a dynamic executable (loader first), as soname → real file; none for a static one. */
@@ -61,7 +69,8 @@ function resolvePackage(name: string, from: string): { dir: string; version: str
  * binary its npm package ships (`@anthropic-ai/claude-code-linux-x64`'s `claude`, or Codex's static
  * `codex` and `rg`), a static busybox for `/bin/sh`, bash, the host's shared libraries they link,
  * and `/etc/passwd` naming the session user. Pass it as a project's `image`; `buildImage` bakes it
- * once and reuses it while the files are the same (the tag is their content hash).
+ * once per host and every project reuses it: its tag is content-addressed by agent, version and
+ * base, with no project name in it.
  *
  * @example
  * const project = defineProject({ name: "api", repos, image: agentImage({ agent: "claude-code" }) });
@@ -71,7 +80,8 @@ export function agentImage(options: AgentImageOptions): AgentImage {
   if (!existsSync(busybox))
     throw new InvalidArgumentError("options.busybox", `no static busybox at ${busybox}: apt-get install busybox-static`);
   const files: Record<string, string> = { "rootfs/bin/busybox": busybox };
-  const binaries: { source: string; target: string }[] = [];
+  // The agent's binaries, which its npm package and version identify (not hashed: ~200 MB each).
+  const binaries: { source: string; target: string; fromPackage?: string }[] = [];
   let version: string;
   // The agents' executables are on PATH under their own names: `claude`, `codex`.
   let executable: string;
@@ -79,15 +89,16 @@ export function agentImage(options: AgentImageOptions): AgentImage {
     const found = resolvePackage("@anthropic-ai/claude-code-linux-x64", from);
     version = found.version;
     executable = "/usr/local/bin/claude";
-    binaries.push({ source: join(found.dir, "claude"), target: executable });
+    binaries.push({ source: join(found.dir, "claude"), target: executable, fromPackage: `@anthropic-ai/claude-code-linux-x64@${version}` });
   } else {
     const found = resolvePackage("@openai/codex-linux-x64", from);
     version = found.version;
     executable = "/usr/local/bin/codex";
     const vendor = join(found.dir, "vendor", "x86_64-unknown-linux-musl");
+    const fromPackage = `@openai/codex-linux-x64@${version}`;
     binaries.push(
-      { source: join(vendor, "bin", "codex"), target: executable },
-      { source: join(vendor, "codex-path", "rg"), target: "/usr/local/bin/rg" },
+      { source: join(vendor, "bin", "codex"), target: executable, fromPackage },
+      { source: join(vendor, "codex-path", "rg"), target: "/usr/local/bin/rg", fromPackage },
     );
   }
   for (const path of extraExecutables ?? (existsSync("/bin/bash") ? ["/bin/bash"] : []))
@@ -116,5 +127,16 @@ export function agentImage(options: AgentImageOptions): AgentImage {
     'CMD ["/bin/sh"]',
     "",
   ].join("\n");
-  return { files, dockerfile };
+  const packaged = new Map(binaries.filter((binary) => binary.fromPackage).map((binary) => [`rootfs${binary.target}`, binary]));
+  const hash = createHash("sha256").update(dockerfile);
+  for (const [target, source] of Object.entries(files).sort(([left], [right]) => (left < right ? -1 : 1))) {
+    const stat = statSync(source);
+    const mode = stat.mode & 0o111 ? "x" : "-";
+    const from = packaged.get(target)?.fromPackage;
+    hash.update(`\0${target}\0${mode}\0`);
+    if (from) hash.update(`${from}\0${stat.size}`);
+    else hash.update(readFileSync(source));
+  }
+  const tag = `bulkhead-agent-${agent}:${version}-${hash.digest("hex").slice(0, 16)}`;
+  return { files, dockerfile, tag };
 }

@@ -1,7 +1,8 @@
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { agentImage } from "@bulkhead/agents";
-import { createBudget } from "@bulkhead/budget";
+import { createBudget, normalizeUsage, usageOnly } from "@bulkhead/budget";
+import { addUsage, emptyUsage } from "@bulkhead/core";
 import { createGateway } from "@bulkhead/gateway";
 import { buildImage, defineProject, getSession } from "@bulkhead/sandbox";
 import { createScriptedUpstream, createTempDir, initRepo } from "@bulkhead/test-utils";
@@ -16,7 +17,7 @@ async function cli(args: string[]): Promise<{ code: number; out: string; err: st
 }
 
 describe("bulkhead dispatch and inject with the real Claude Code, through the gateway", () => {
-  it("dispatches the spec's prompt to the agent in a sealed session, then follows a resumed run as condensed events", async () => {
+  it("dispatches the spec's prompt to the agent in a sealed session, metered by its own gateway, then follows a resumed run as condensed events", async () => {
     await using dir = createTempDir();
     initRepo(join(dir.path, "backend-api"), { "src/index.ts": "export {};\n" });
     await using upstream = await createScriptedUpstream({
@@ -24,24 +25,23 @@ describe("bulkhead dispatch and inject with the real Claude Code, through the ga
       turns: [
         {
           toolUses: [{ name: "Write", input: { file_path: "/workspace/backend-api/src/limit.ts", content: "export const limit = 5;\n" } }],
+          usage: { uncachedInputTokens: 250, cacheWrite5mTokens: 1_200, outputTokens: 30 },
         },
-        { text: "Done: src/limit.ts." },
+        {
+          text: "Done: src/limit.ts.",
+          usage: { uncachedInputTokens: 300, cacheReadTokens: 1_200, cacheWrite5mTokens: 40, outputTokens: 9 },
+        },
         { text: "Resumed: nothing left." },
       ],
     });
     mkdirSync(join(dir.path, "gateway"));
     const socketPath = join(dir.path, "gateway", "gateway.sock");
-    const gateway = await createGateway({
-      listen: { path: socketPath },
-      upstreams: { anthropic: upstream.url },
-      credentials: { anthropic: { apiKey: "sk-ant-test" } },
-      env: {},
-    });
+    // dispatch serves the gateway itself, with the host's key and upstream from the environment.
+    const saved = { upstream: process.env.BULKHEAD_UPSTREAM_ANTHROPIC, key: process.env.ANTHROPIC_API_KEY };
+    process.env.BULKHEAD_UPSTREAM_ANTHROPIC = upstream.url;
+    process.env.ANTHROPIC_API_KEY = "sk-ant-test";
+    let gateway: Awaited<ReturnType<typeof createGateway>> | undefined;
     try {
-      const { token } = gateway.addSession({
-        sessionId: "LIMIT-1",
-        budget: createBudget({ id: "LIMIT-1", limits: { sessionTotal: 1_000_000 } }),
-      });
       const { tag } = await buildImage(
         defineProject({
           name: "agents-claude",
@@ -59,12 +59,26 @@ describe("bulkhead dispatch and inject with the real Claude Code, through the ga
       );
       process.env.BULKHEAD_HOME = join(dir.path, "home");
       const args = ["dispatch", join(dir.path, "bulkhead.yaml"), "--spec", join(dir.path, "handover.yaml"), "--agent", "claude-code"];
-      // No gateway token, no agent run: refused before anything starts.
-      delete process.env.BULKHEAD_GATEWAY_TOKEN;
-      expect((await cli([...args, "--gateway", socketPath])).err).toContain("gateway token");
-      const dispatched = await cli([...args, "--gateway", socketPath, "--token", token, "--json"]);
-      expect(dispatched.code, dispatched.out).toBe(0);
-      const result = JSON.parse(dispatched.out) as { session: string; job: string; prompt: string };
+      const dispatched = await cli([...args, "--gateway", socketPath, "--json"]);
+      expect(dispatched.code, dispatched.out + dispatched.err).toBe(0);
+      const result = JSON.parse(dispatched.out) as {
+        session: string;
+        job: string;
+        prompt: string;
+        stoppedBy: string | null;
+        report: { totalTokens: number; usage: unknown };
+      };
+      // The report is the gateway's, from what the upstream sent, not the agent's stream-json.
+      const messages = upstream.requestsFor("anthropic-messages");
+      const sent = messages
+        .filter((received) => received.sentUsage !== undefined)
+        .map((received) => usageOnly(normalizeUsage("anthropic", received.sentUsage)))
+        .reduce(addUsage, emptyUsage());
+      expect(result.report.usage).toEqual(sent);
+      expect(result.report.totalTokens).toBe(sent.inputTokens + sent.outputTokens);
+      expect(sent).toMatchObject({ cacheReadTokens: 1_200, cacheWrite5mTokens: 1_240, outputTokens: 39 });
+      expect(result.stoppedBy).toBeNull();
+      expect(new Set(messages.map((received) => received.headers["x-api-key"]))).toEqual(new Set(["sk-ant-test"]));
       // The prompt came from the spec and its scope, and it is what the model was asked.
       expect(result.prompt).toMatch(/^# Task LIMIT-1: Add a limit\n/);
       expect(result.prompt).toMatch(/- `backend-api\/src\/index\.ts`: \d+ tokens/);
@@ -74,6 +88,18 @@ describe("bulkhead dispatch and inject with the real Claude Code, through the ga
       expect(session.state.gateway?.baseUrl).toBe("http://127.0.0.1:4000");
       const file = session.readWorkspaceFile("backend-api", "src/limit.ts");
       expect(file.kind === "file" && file.content.toString("utf8")).toBe("export const limit = 5;\n");
+
+      // dispatch's gateway is gone with it; one served again at the same socket reaches the session.
+      gateway = await createGateway({
+        listen: { path: socketPath },
+        upstreams: { anthropic: upstream.url },
+        credentials: { anthropic: { apiKey: "sk-ant-test" } },
+        env: {},
+      });
+      const { token } = gateway.addSession({
+        sessionId: "LIMIT-1",
+        budget: createBudget({ id: "LIMIT-1", limits: { sessionTotal: 1_000_000 } }),
+      });
 
       const followed = await cli([
         "inject",
@@ -95,9 +121,38 @@ describe("bulkhead dispatch and inject with the real Claude Code, through the ga
       expect(lines.at(-1)).toMatch(/^✓ Resumed: nothing left\./);
       expect(followed.out).not.toContain('{"type"');
       await session.remove({ force: true });
-    } finally {
       await gateway.close();
+
+      // The spec's budgets hold on the wire: a session total the agent's first prompt cannot fit
+      // in is refused by the gateway before the model sees it, and dispatch exits 2.
+      const before = upstream.requestsFor("anthropic-messages").length;
+      writeFileSync(
+        join(dir.path, "tight.yaml"),
+        readFileSync(join(dir.path, "handover.yaml"), "utf8").replace("session_total: 1000000", "session_total: 2000"),
+      );
+      const tight = await cli([
+        "dispatch",
+        join(dir.path, "bulkhead.yaml"),
+        "--spec",
+        join(dir.path, "tight.yaml"),
+        "--agent",
+        "claude-code",
+        "--json",
+      ]);
+      const refused = JSON.parse(tight.out) as { session: string; stoppedBy: string; report: { totalTokens: number } };
+      expect(tight.code).toBe(2);
+      expect(refused).toMatchObject({ stoppedBy: "session-total", report: { totalTokens: 0 } });
+      expect(upstream.requestsFor("anthropic-messages")).toHaveLength(before);
+      await getSession(refused.session).remove({ force: true });
+    } finally {
+      await gateway?.close();
       delete process.env.BULKHEAD_HOME;
+      for (const [name, value] of [
+        ["BULKHEAD_UPSTREAM_ANTHROPIC", saved.upstream],
+        ["ANTHROPIC_API_KEY", saved.key],
+      ] as const)
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
     }
   });
 });

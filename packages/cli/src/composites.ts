@@ -1,6 +1,7 @@
-import { existsSync, readFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { BudgetExceededError, createBudget, createTokenCounter, createTracker, meterClaudeCodeStream } from "@bulkhead/budget";
+import { type Budget, BudgetExceededError, createBudget, createTokenCounter, createTracker, meterClaudeCodeStream } from "@bulkhead/budget";
 import {
   createFileProposalStore,
   InvalidArgumentError,
@@ -8,12 +9,14 @@ import {
   MultiRepoGuard,
   resolveScope,
   writeFileAtomic,
+  type TaskSpec,
   type UsageReport,
 } from "@bulkhead/core";
 import { startAgent } from "@bulkhead/agents";
-import type { AgentProvider } from "@bulkhead/core";
+import type { AgentProvider, BudgetKind } from "@bulkhead/core";
+import { createGateway, type Gateway } from "@bulkhead/gateway";
 import { renderHandover, renderTaskPrompt } from "@bulkhead/handover";
-import { buildImage, createSession, getSession, loadProject, type Session } from "@bulkhead/sandbox";
+import { buildImage, createSession, getSession, loadProject, type Project, type Session } from "@bulkhead/sandbox";
 import { describeDispatchMemory, memoryDirOf, prepareDispatchMemory, type DispatchMemoryRecord } from "./dispatch-memory.js";
 import { harvest } from "./harvest.js";
 
@@ -35,10 +38,16 @@ interface DispatchRecord {
 
 const recordPath = (session: Session) => join(session.state.workspace, ".bulkhead", "dispatch.json");
 
+/** A gateway budget kind as dispatch reports it (the names the stream meter uses). */
+const stoppedName = (kind: BudgetKind): string => kind.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`);
+
 /**
  * Resolve the scope → check the context budget → build the image if needed → start a session →
- * inject the agent → meter its stream-json output against the spec's budgets. Refused (exit 2)
- * with a ScopeLimitError or BudgetExceededError when the context does not fit.
+ * run the agent. With `agent`, a provider runs it in a session sealed to the model gateway: the
+ * gateway enforces the spec's budgets on the wire and the usage report is its tracker's, from
+ * the upstream's own answers (the agent's stream-json is never read for accounting). Without, the
+ * project's agent command runs and its stream-json is metered (the agent's own claim). Refused
+ * (exit 2) with a ScopeLimitError or BudgetExceededError when the context does not fit.
  */
 export async function dispatch(
   projectPath: string,
@@ -49,8 +58,13 @@ export async function dispatch(
     agent,
     memoryDir,
   }: Reporter & {
-    /** A provider to run (else the project's agent command), its gateway socket and the session's token. */
-    agent?: { provider: AgentProvider; socketPath?: string; token: string };
+    /**
+     * A provider to run (else the project's agent command) and its gateway: a running `Gateway`
+     * with a unix socket, or, when none is given, one this call starts at `socketPath` (@default a
+     * fresh temporary directory) with the host's credentials and upstreams from the environment,
+     * and closes once the agent has ended.
+     */
+    agent?: { provider: AgentProvider; gateway?: Gateway; socketPath?: string };
     /** The project-memory directory. @default `$BULKHEAD_MEMORY_DIR`, else `memory` */
     memoryDir?: string;
   },
@@ -92,15 +106,13 @@ export async function dispatch(
   const { tag, cached } = await buildImage(project, { onProgress: progress });
   log(`image: ${tag}${cached ? " (cached)" : ""}`);
   progress(`cloning ${project.repos.length} repo(s) and starting the container`);
-  const session = await createSession(project, { tag, ...(agent?.socketPath ? { gateway: { socketPath: agent.socketPath } } : {}) });
+  if (agent) return dispatchThroughGateway({ agent, project, tag, spec, specPath, budget, prompt, memory, log, progress });
+  const session = await createSession(project, { tag });
   log(`session: ${session.id}`);
   // --- memory: the same section as the workspace's generated CLAUDE.md / AGENTS.md, before the agent starts ---
   const memoryRecord = await memory.give(session.state.workspace);
-  // A provider runs its agent pointed at the gateway; a project's own agent command gets the
-  // prompt in BULKHEAD_PROMPT.
-  const job = agent
-    ? (await startAgent(session, { provider: agent.provider, prompt, gateway: { token: agent.token } })).job
-    : await session.inject({ env: { BULKHEAD_PROMPT: prompt } });
+  // A project's own agent command gets the prompt in BULKHEAD_PROMPT.
+  const job = await session.inject({ env: { BULKHEAD_PROMPT: prompt } });
   progress(`agent running as job ${job.id}`);
   const tracker = createTracker({ taskId: spec.id ?? "task" });
   // Metered while it runs: when the budget runs out, the agent is stopped there and then.
@@ -128,6 +140,99 @@ export async function dispatch(
     } satisfies DispatchRecord),
   );
   return { session: session.id, job: job.id, exitCode, report, stoppedBy: metered.stoppedBy, prompt, memory: memoryRecord };
+}
+
+/** dispatch's agent path: the session sealed to the gateway, which meters and bounds every call. */
+async function dispatchThroughGateway({
+  agent,
+  project,
+  tag,
+  spec,
+  specPath,
+  budget,
+  prompt,
+  memory,
+  log,
+  progress,
+}: Reporter & {
+  agent: { provider: AgentProvider; gateway?: Gateway; socketPath?: string };
+  project: Project;
+  tag: string;
+  spec: TaskSpec;
+  specPath: string;
+  budget: Budget;
+  prompt: string;
+  memory: Awaited<ReturnType<typeof prepareDispatchMemory>>;
+  progress: (line: string) => void;
+}): Promise<{
+  session: string;
+  job: string;
+  exitCode: number;
+  report: UsageReport;
+  stoppedBy: string | null;
+  prompt: string;
+  memory: DispatchMemoryRecord;
+}> {
+  const ownDir = agent.gateway || agent.socketPath ? undefined : mkdtempSync(join(tmpdir(), "bulkhead-gateway-"));
+  // The session user (not root) connects through the mounted directory: mkdtemp's 0700 would stop it.
+  if (ownDir) chmodSync(ownDir, 0o755);
+  let socketPath = agent.socketPath ?? (ownDir ? join(ownDir, "gateway.sock") : undefined);
+  if (agent.gateway && !socketPath) {
+    const address = agent.gateway.addresses.find((entry) => "path" in entry);
+    if (!address || !("path" in address))
+      throw new InvalidArgumentError(
+        "agent.gateway",
+        "the gateway listens on no unix socket: a sealed session reaches it only through one",
+      );
+    socketPath = address.path;
+  }
+  const gateway = agent.gateway ?? (await createGateway({ listen: { path: socketPath! } }));
+  try {
+    const tracker = createTracker({ taskId: spec.id ?? "task" });
+    const handle = gateway.addSession({
+      sessionId: `${spec.id ?? "task"}-${Date.now().toString(36)}`,
+      budget,
+      tracker,
+      repo: spec.ownership.primaryRepo,
+      operation: "agent",
+    });
+    // The first budget that stopped or refused a call on the wire is why the run ended early.
+    let stoppedBy: string | null = null;
+    const onRefused = (event: { sessionId: string; kind: BudgetKind }) => {
+      if (event.sessionId !== handle.sessionId || stoppedBy) return;
+      stoppedBy = stoppedName(event.kind);
+      progress(`the gateway refused a call: the ${stoppedBy} budget is spent`);
+    };
+    gateway.on("budget-refused", onRefused);
+    gateway.on("generation-stopped", onRefused);
+    try {
+      progress(`cloning ${project.repos.length} repo(s) and starting the container, sealed to the gateway`);
+      const session = await createSession(project, { tag, gateway: { socketPath: socketPath! } });
+      log(`session: ${session.id}`);
+      // --- memory: written into the workspace before the agent starts ---
+      const memoryRecord = await memory.give(session.state.workspace);
+      const { job } = await startAgent(session, { provider: agent.provider, prompt, gateway: { token: handle.token } });
+      progress(`agent running as job ${job.id}`);
+      const { exitCode } = await job.wait();
+      const report = tracker.report();
+      const stats = handle.remove();
+      log(
+        `agent: exit ${exitCode}; gateway: ${stats.calls} call(s), ${report.totalTokens} tokens from the upstream's usage${stoppedBy ? `, stopped by the ${stoppedBy} budget` : ""}`,
+      );
+      await writeFileAtomic(
+        recordPath(session),
+        JSON.stringify({ spec: resolve(specPath), job: job.id, report, stoppedBy, memory: memoryRecord } satisfies DispatchRecord),
+      );
+      return { session: session.id, job: job.id, exitCode, report, stoppedBy, prompt, memory: memoryRecord };
+    } finally {
+      gateway.off("budget-refused", onRefused);
+      gateway.off("generation-stopped", onRefused);
+      gateway.removeSession(handle.sessionId);
+    }
+  } finally {
+    if (!agent.gateway) await gateway.close();
+    if (ownDir) rmSync(ownDir, { recursive: true, force: true });
+  }
 }
 
 /**

@@ -109,8 +109,7 @@ async function planSpecs(specs: string[], flags: Record<string, unknown>) {
 
 const commands: Record<string, Command> = {
   dispatch: {
-    usage:
-      "bulkhead dispatch <project.yaml> --spec <handover.yaml> [--dir <memory>] [--agent claude-code|codex --gateway <socket> [--token <t>]]",
+    usage: "bulkhead dispatch <project.yaml> --spec <handover.yaml> [--dir <memory>] [--agent claude-code|codex [--gateway <socket>]]",
     example: "bulkhead dispatch bulkhead.yaml --spec handover.yaml --json",
     async run([project], flags, io) {
       const lines: string[] = [];
@@ -118,13 +117,12 @@ const commands: Record<string, Command> = {
         log: (line) => lines.push(line),
         progress: io.progress,
         ...(typeof flags.dir === "string" ? { memoryDir: flags.dir } : {}),
-        // --- agents: a built-in provider, reaching its model only through the gateway's socket ---
+        // --- agents: a built-in provider, reaching its model only through the gateway dispatch serves at --gateway ---
         ...(typeof flags.agent === "string"
           ? {
               agent: {
                 provider: providerNamed(flags.agent),
                 ...(typeof flags.gateway === "string" ? { socketPath: flags.gateway } : {}),
-                token: gatewayToken(flags.token),
               },
             }
           : {}),

@@ -30,6 +30,8 @@ function hashTree(root: string, hash: ReturnType<typeof createHash>): void {
 /** The image tag: a hash of everything that shapes the image. */
 export function imageTag(project: Project): string {
   if ("existing" in project.image) return project.image.existing;
+  // Content-addressed by its maker (and shared across projects): its files are not hashed again.
+  if ("tag" in project.image && project.image.tag) return project.image.tag;
   const hash = createHash("sha256").update(project.image.dockerfile);
   if ("files" in project.image)
     for (const [target, source] of Object.entries(project.image.files).sort())
@@ -97,7 +99,8 @@ export async function buildImage(
     const stream = await docker.buildImage({ context, src }, {
       t: tag,
       dockerfile: "Dockerfile.bulkhead",
-      labels: { [LABEL]: "1", [`${LABEL}.project`]: project.name },
+      // A shared image (its own tag) belongs to no one project.
+      labels: { [LABEL]: "1", ...("tag" in project.image && project.image.tag ? {} : { [`${LABEL}.project`]: project.name }) },
       // A failed step's intermediate container goes too, not only a successful build's.
       forcerm: true,
       abortSignal,

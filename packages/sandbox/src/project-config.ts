@@ -42,7 +42,22 @@ export const projectSchema = z.strictObject({
     )
     .default([]),
   image: z.union([
-    z.strictObject({ files: z.record(z.string(), z.string()), dockerfile: z.string().min(1) }),
+    z.strictObject({
+      files: z.record(z.string(), z.string()),
+      dockerfile: z.string().min(1),
+      /**
+       * The image's own tag, from a maker that content-addresses it (agentImage: agent, version and
+       * base), so every project that uses the same image shares one bake.
+       * @default `bulkhead-<project name>:<hash of the Dockerfile and the files>`
+       */
+      tag: z
+        .string()
+        .regex(
+          /^[a-z0-9][a-z0-9._/-]*:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/,
+          "expected a lowercase image name and a tag, e.g. bulkhead-agent-claude-code:2.1.332-0123abcd",
+        )
+        .optional(),
+    }),
     z.strictObject({ dockerfile: z.string().min(1), context: z.string().min(1).optional() }),
     z.strictObject({ existing: z.string().min(1) }),
   ]),
