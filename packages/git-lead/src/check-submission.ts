@@ -78,7 +78,8 @@ export async function proposeToGuard(
       diff: content === undefined ? `deleted ${path}` : `+++ ${path}\n${content}`,
       author: worker,
     });
-    if (outcome.status === "pending") held.push({ file: path, proposalId: outcome.id });
+    // Pending, or refused because a person rejected this change before: never committed.
+    if (outcome.status !== "allowed") held.push({ file: path, proposalId: outcome.id });
   }
   return held;
 }
