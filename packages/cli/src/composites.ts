@@ -102,6 +102,11 @@ export async function dispatch(
     recordPath(session),
     JSON.stringify({ spec: resolve(specPath), job: job.id, report, stoppedBy: metered.stoppedBy } satisfies DispatchRecord),
   );
+  // --- continuation (continue-command.ts): the same record on the host, where the agent cannot rewrite it ---
+  await writeFileAtomic(
+    join(session.home, "sessions", session.id, "dispatch.json"),
+    JSON.stringify({ spec: resolve(specPath), job: job.id, report, stoppedBy: metered.stoppedBy, agent: agent?.provider.name ?? null }),
+  );
   return { session: session.id, job: job.id, exitCode, report, stoppedBy: metered.stoppedBy, prompt };
 }
 

@@ -576,7 +576,6 @@ const REFUSALS = new Set([
   "PROPOSAL_ALREADY_DECIDED",
   "HANDOVER_CONSUMED",
   "LEAD_FENCED",
-  "CONTINUATION_REFUSED",
 ]);
 
 /** Every option any verb takes; each verb accepts only those its usage line names. */
