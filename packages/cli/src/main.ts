@@ -184,6 +184,7 @@ const commands: Record<string, Command> = {
         limits: { maxFiles: parsed.contextScope.maxFiles, maxTokens: parsed.contextScope.maxTokens },
         estimated: scope.estimated,
         violations: scope.violations,
+        toCreate: scope.toCreate,
         skipped: scope.skipped,
         refused: scope.refused,
       };
@@ -191,7 +192,8 @@ const commands: Record<string, Command> = {
       const over = scope.violations.length > 0;
       const text = [
         ...(over ? [] : scope.files.map((file) => `${file.repo}/${file.path}  ${file.tokens} tokens`)),
-        `${scope.totals.files} files, ${scope.totals.tokens} tokens (limits: ${parsed.contextScope.maxFiles} files, ${parsed.contextScope.maxTokens} tokens)`,
+        ...scope.toCreate.map((file) => `${file.repo}/${file.path}  to create (does not exist yet)`),
+        `${scope.totals.files} files, ${scope.totals.tokens} tokens (limits: ${parsed.contextScope.maxFiles} files, ${parsed.contextScope.maxTokens} tokens)${scope.toCreate.length > 0 ? `, ${scope.toCreate.length} to create` : ""}`,
         ...scope.violations.map((violation) => violation.message),
       ];
       return { code: over ? 2 : 0, data, text };
