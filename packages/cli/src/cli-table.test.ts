@@ -111,6 +111,12 @@ describe("bulkhead: every verb", () => {
     const hook = join(dir.path, "hook");
     const cases: { args: string[]; code: 0 | 1 | 2; says: string }[] = [
       { args: ["scope", "resolve", join(dir.path, "tight.yaml"), "--repo", `api=${api}`], code: 2, says: "over max_files 1" },
+      // The advice is one file (the directory holds the whole scope: never advised).
+      {
+        args: ["scope", "resolve", join(dir.path, "tight.yaml"), "--repo", `api=${api}`],
+        code: 2,
+        says: "to fit, exclude this (leaves 1 files",
+      },
       { args: ["budget", "check", join(dir.path, "ok.yaml"), "--repo", `api=${api}`], code: 2, says: "session_total" },
       { args: ["scope", "resolve", join(dir.path, "ok.yaml")], code: 1, says: "missing --repo" },
       { args: ["scope", "resolve", join(dir.path, "ok.yaml"), "--repo", `web=${api}`], code: 1, says: "--repo: " },

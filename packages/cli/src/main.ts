@@ -59,6 +59,30 @@ async function scopeOf(specPath: string, repos: Record<string, string>) {
   return { spec, scope: await resolveScope(spec, { repos, counter }) };
 }
 
+/** What to take out of an over-limit scope; null when it fits. */
+async function adviceFor(
+  files: readonly { repo: string; path: string; tokens: number }[],
+  limits: { maxFiles: number; maxTokens: number },
+) {
+  const { suggestNarrowing } = await import("@bulkhead/core");
+  const advice = suggestNarrowing(files, limits);
+  return advice.remove.length === 0 && advice.fits ? null : advice;
+}
+
+function narrowingText(advice: Awaited<ReturnType<typeof adviceFor>>): string[] {
+  if (!advice) return [];
+  const count = (value: number) => value.toLocaleString("en-US");
+  return [
+    advice.fits
+      ? `to fit, exclude ${advice.remove.length === 1 ? "this" : `these ${advice.remove.length}`} (leaves ${count(advice.after.files)} files, ${count(advice.after.tokens)} tokens):`
+      : "no removal brings the scope under its limits: split the task or raise the limits. Largest parts:",
+    ...advice.remove.map(
+      (step) =>
+        `  ${step.repo}/${step.path}${step.kind === "directory" ? "/" : ""}  ${count(step.tokens)} tokens${step.kind === "directory" ? `, ${count(step.files)} files` : ""}`,
+    ),
+  ];
+}
+
 /** A whole number flag, or wrong usage naming it. */
 function wholeNumber(flags: Flags, name: string, { min = 1 } = {}): number | undefined {
   const text = single(flags, name);
@@ -178,7 +202,10 @@ const commands: Record<string, Command> = {
     example: "bulkhead scope resolve handover.yaml --repo backend-api=../backend-api",
     async run([spec], flags) {
       const { spec: parsed, scope } = await scopeOf(spec!, repoMap(flags.repo as string[] | undefined));
+      const limits = { maxFiles: parsed.contextScope.maxFiles, maxTokens: parsed.contextScope.maxTokens };
+      const narrowing = await adviceFor(scope.files, limits);
       const data = {
+        narrowing,
         files: scope.files,
         totals: scope.totals,
         limits: { maxFiles: parsed.contextScope.maxFiles, maxTokens: parsed.contextScope.maxTokens },
@@ -195,6 +222,7 @@ const commands: Record<string, Command> = {
         ...scope.toCreate.map((file) => `${file.repo}/${file.path}  to create (does not exist yet)`),
         `${scope.totals.files} files, ${scope.totals.tokens} tokens (limits: ${parsed.contextScope.maxFiles} files, ${parsed.contextScope.maxTokens} tokens)${scope.toCreate.length > 0 ? `, ${scope.toCreate.length} to create` : ""}`,
         ...scope.violations.map((violation) => violation.message),
+        ...narrowingText(narrowing),
       ];
       return { code: over ? 2 : 0, data, text };
     },
@@ -226,14 +254,19 @@ const commands: Record<string, Command> = {
         });
       const allowed = violations.length === 0;
       const limit = Math.min(contextRead, sessionTotal ?? Infinity);
+      const narrowing = await adviceFor(scope.files, {
+        maxFiles: spec.contextScope.maxFiles,
+        maxTokens: Math.min(limit, spec.contextScope.maxTokens),
+      });
       return {
         code: allowed ? 0 : 2,
-        data: { allowed, tokens: scope.totals.tokens, contextRead, sessionTotal, violations },
+        data: { allowed, tokens: scope.totals.tokens, contextRead, sessionTotal, violations, narrowing },
         text: allowed
           ? [`context: ${scope.totals.tokens} tokens of ${limit} allowed: ok`]
           : [
               `context: ${scope.totals.tokens} tokens of ${limit} allowed: refused`,
               ...violations.map((violation) => `- ${violation.message}`),
+              ...narrowingText(narrowing),
             ],
       };
     },

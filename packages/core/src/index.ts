@@ -29,6 +29,7 @@ export { isProcessAlive } from "./is-process-alive.js";
 export { InvalidTaskSpecError, formatTaskSpecProblem, type TaskSpecProblem } from "./invalid-task-spec-error.js";
 export { LockTimeoutError } from "./lock-timeout-error.js";
 export { didYouMean } from "./did-you-mean.js";
+export { suggestNarrowing, type NarrowingAdvice, type NarrowingStep } from "./suggest-narrowing.js";
 export { MultiRepoGuard, type GuardEvents, type MultiRepoGuardOptions, type ProposeResult } from "./multi-repo-guard.js";
 export { MAX_TASK_SPEC_BYTES, loadTaskSpec, parseTaskSpec, type ParseTaskSpecOptions } from "./parse-task-spec.js";
 export { PathOutsideRootError } from "./path-outside-root-error.js";
