@@ -131,6 +131,35 @@ describe("bulkhead: every verb", () => {
       { args: ["hook", "ready", join(dir.path, "no-hook")], code: 1, says: "does not exist" },
       { args: ["hook", "complete", hook, "types", "--token", "0123456789abcdef"], code: 2, says: "no longer holds types" },
       { args: ["continue", join(dir.path, "partial.yaml"), "--repo", `api=${api}`, "--base", "api=HEAD"], code: 2, says: "partial" },
+      {
+        args: [
+          "continue",
+          join(dir.path, "partial.yaml"),
+          "--repo",
+          `api=${api}`,
+          "--base",
+          "api=HEAD",
+          "--ref",
+          "src/a.ts:1=the export pattern",
+        ],
+        code: 2,
+        says: "- the export pattern: `src/a.ts:1`",
+      },
+      {
+        args: ["continue", join(dir.path, "partial.yaml"), "--repo", `api=${api}`, "--base", "api=HEAD", "--ref", "src/nope.ts:3=x"],
+        code: 1,
+        says: "--ref: api/src/nope.ts does not exist",
+      },
+      {
+        args: ["continue", join(dir.path, "partial.yaml"), "--repo", `api=${api}`, "--base", "api=HEAD", "--ref", "src/a.ts:90=x"],
+        code: 1,
+        says: "not a line 90",
+      },
+      {
+        args: ["continue", join(dir.path, "partial.yaml"), "--repo", `api=${api}`, "--base", "api=HEAD", "--check", "exit 3"],
+        code: 2,
+        says: "check `exit 3`: failed (exit 3)",
+      },
       { args: ["budget", "report", join(dir.path, "none.jsonl")], code: 1, says: "does not exist" },
       { args: ["proposals", "show", "p-none", "--store", join(dir.path, "p")], code: 1, says: 'no proposal "p-none"' },
       {

@@ -35,6 +35,18 @@ async function continueFromSpec(specPath: string, flags: Flags): Promise<Outcome
     if (!(item.repo in base)) throw new UsageError(`--base: pass the commit the task started from, --base ${item.repo}=<sha>`);
   }
   const references = ((flags.ref as string[] | undefined) ?? []).map((text) => parseReference(text, Object.keys(repos)));
+  // Seed 003: point to specific EXISTING files and line numbers; a reference to nothing misleads the agent.
+  const { resolvePathInside } = await import("@bulkhead/core");
+  for (const reference of references) {
+    const repo = reference.repo ?? spec.ownership.primaryRepo;
+    const root = repos[repo];
+    const found = root === undefined ? undefined : resolvePathInside(root, reference.file, { links: "inside" });
+    if (!found?.ok || !found.stats?.isFile())
+      throw new UsageError(`--ref: ${repo}/${reference.file} does not exist: point to an existing file (and a line in it)`);
+    const lineCount = readFileSync(found.absolute, "utf8").split("\n").length;
+    if (reference.line < 1 || reference.line > lineCount)
+      throw new UsageError(`--ref: ${repo}/${reference.file} has ${lineCount} lines, not a line ${reference.line}`);
+  }
   const assessment = await assessCompletion({ expected, repos, base });
   const prompt = renderContinuationPrompt({ assessment, task: spec, references });
   // Seed 003: check before spawning. The project's own check, in the primary repo.
