@@ -147,6 +147,35 @@ describe("bulkhead proposals (decisions)", () => {
     expect(JSON.parse(unknown.out).error.message).toContain('no proposal "p-nope"');
   });
 
+  it("a lead with a guard holds a unified diff against its branch tip, and an approval lands as one commit on that branch", async () => {
+    await using dir = createTempDir();
+    const store = join(dir.path, "proposals");
+    const repo = join(dir.path, "web");
+    initRepo(repo, { "src/client.ts": "export const a = 1;\nexport const b = 2;\n" });
+    const base = git(repo, ["rev-parse", "HEAD"]);
+    const guard = new MultiRepoGuard({ primaryRepo: "api", store: createFileProposalStore(store) });
+    const lead = await createCommitLead({ dir: repo, repo: "web", author: { name: "Lead", email: "lead@example.com" }, guard });
+    dir.write({ "web/src/client.ts": "export const a = 1;\nexport const b = 3;\n" });
+    const submitted = await lead.submit({ issueId: "WEB-3", worker: "agent-1", message: "Bump b", files: ["src/client.ts"] });
+    await lead.close();
+    if (submitted.status !== "held") throw new Error(`expected held, got ${submitted.status}`);
+    const id = submitted.proposals[0]!.proposalId;
+    const shown = await cli(["proposals", "show", id, "--store", store]);
+    expect(shown.out).toContain(
+      "--- a/src/client.ts\n+++ b/src/client.ts\n@@ -1,2 +1,2 @@\n export const a = 1;\n-export const b = 2;\n+export const b = 3;",
+    );
+    expect(shown.out).not.toContain("+++ src/client.ts");
+    const approved = await cli(["proposals", "approve", id, "--by", "ana", "--store", store, "--json"]);
+    expect(approved.code).toBe(0);
+    const { sha } = (JSON.parse(approved.out) as { landed: { sha: string } }).landed;
+    expect(git(repo, ["rev-list", "--count", `${base}..${sha}`])).toBe("1");
+    expect(git(repo, ["rev-parse", "HEAD"])).toBe(sha);
+    expect(git(repo, ["show", `${sha}:src/client.ts`])).toBe("export const a = 1;\nexport const b = 3;");
+    expect(git(repo, ["log", "-1", "--format=%(trailers:key=Approved-By,valueonly)", sha])).toBe("ana");
+    const status = JSON.parse((await cli(["lead", "status", repo, "--store", store, "--json"])).out) as { held: unknown[] };
+    expect(status.held).toEqual([]);
+  });
+
   it("an approval whose repository is not reachable becomes a follow-up task on the work hook", async () => {
     await using dir = createTempDir();
     const store = join(dir.path, "proposals");

@@ -47,6 +47,7 @@ export {
   type ProposalTarget,
 } from "./proposal.js";
 export { fromProposalChange, toProposalChange } from "./proposal-change.js";
+export { unifiedDiff } from "./unified-diff.js";
 export { isPathWithin, normalizeRepoPath, type NormalizedRepoPath } from "./repo-path.js";
 export { resolvePathInside, type LinkPolicy, type ResolvedPathInside } from "./resolve-path-inside.js";
 export {
