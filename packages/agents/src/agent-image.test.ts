@@ -1,6 +1,9 @@
 import { appendFileSync, copyFileSync } from "node:fs";
 import { join } from "node:path";
-import { buildImage, defineProject, imageTag, LABEL } from "@bulkhead/sandbox";
+import { buildImage, defineProject, imageTag } from "@bulkhead/sandbox";
+
+// The label prefix the sandbox puts on what it makes (internal to it, so spelled out here).
+const LABEL = "dev.bulkhead";
 import { createTempDir, docker, initRepo } from "@bulkhead/test-utils";
 import { describe, expect, it } from "vitest";
 import { agentImage } from "./index.js";

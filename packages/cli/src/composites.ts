@@ -18,6 +18,7 @@ import { createGateway, type Gateway } from "@bulkhead/gateway";
 import { renderHandover, renderTaskPrompt } from "@bulkhead/handover";
 import { buildImage, createSession, getSession, loadProject, type Project, type Session } from "@bulkhead/sandbox";
 import { describeDispatchMemory, memoryDirOf, prepareDispatchMemory, type DispatchMemoryRecord } from "./dispatch-memory.js";
+import { dispatchRecordPath, type DispatchRecord } from "./dispatch-record.js";
 import { harvest } from "./harvest.js";
 
 /** `log`: the summary lines a command prints; `progress`: each long step as it starts. */
@@ -26,17 +27,7 @@ export interface Reporter {
   progress?: (line: string) => void;
 }
 
-/** What `dispatch` leaves beside the workspace for `harvest`. */
-interface DispatchRecord {
-  spec: string;
-  job: string;
-  report: UsageReport;
-  stoppedBy: string | null;
-  /** The project memory the agent was given (ids), and what did not fit. */
-  memory?: DispatchMemoryRecord;
-}
-
-const recordPath = (session: Session) => join(session.state.workspace, ".bulkhead", "dispatch.json");
+const recordPath = dispatchRecordPath;
 
 /** A gateway budget kind as dispatch reports it (the names the stream meter uses). */
 const stoppedName = (kind: BudgetKind): string => kind.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`);
@@ -136,6 +127,7 @@ export async function dispatch(
       job: job.id,
       report,
       stoppedBy: metered.stoppedBy,
+      agent: null,
       memory: memoryRecord,
     } satisfies DispatchRecord),
   );
@@ -221,7 +213,14 @@ async function dispatchThroughGateway({
       );
       await writeFileAtomic(
         recordPath(session),
-        JSON.stringify({ spec: resolve(specPath), job: job.id, report, stoppedBy, memory: memoryRecord } satisfies DispatchRecord),
+        JSON.stringify({
+          spec: resolve(specPath),
+          job: job.id,
+          report,
+          stoppedBy,
+          agent: agent.provider.name,
+          memory: memoryRecord,
+        } satisfies DispatchRecord),
       );
       return { session: session.id, job: job.id, exitCode, report, stoppedBy, prompt, memory: memoryRecord };
     } finally {

@@ -70,6 +70,8 @@ export interface HarvestResult {
   commits: { repo: string; branch: string; sha: string; files: string[]; gates: GateResult[] }[];
   /** Paths the guard held for a person's decision. */
   held: { repo: string; file: string; id: string }[];
+  /** Paths whose exact change a person rejected before: not committed, not held again. */
+  refused: { repo: string; file: string; id: string; by: string; at: string; reason: string }[];
   /** The change recorded in each source repo (`refs/bulkhead/<session>/<session>`), so `remove()` agrees. */
   fetched: FetchResult[];
   handover: HandoverDocument;
@@ -180,6 +182,7 @@ export async function harvest(options: HarvestOptions): Promise<HarvestResult> {
 
   progress("checking every changed path against the guard");
   const held: HarvestResult["held"] = [];
+  const refused: HarvestResult["refused"] = [];
   const allowed = new Map<string, ChangedPath[]>();
   for (const repo of changes.repos) {
     if (repo.paths.length === 0) continue;
@@ -189,8 +192,18 @@ export async function harvest(options: HarvestOptions): Promise<HarvestResult> {
       repo.paths.flatMap((change) => (change.base ? [change.base.oid] : [])),
     );
     for (const change of repo.paths) {
-      const outcome = await guard.propose({ repo: repo.repo, file: change.path, diff: diffOf(change, blobs), author: proposer });
+      // The whole change and where it lands go with the proposal, so an approval can commit it.
+      const target = { source, branch, baseSha: repo.baseSha, issueId: spec.id ?? "task", session: session.id };
+      const outcome = await guard.propose({
+        repo: repo.repo,
+        file: change.path,
+        diff: diffOf(change, blobs),
+        author: proposer,
+        change,
+        target,
+      });
       if (outcome.status === "pending") held.push({ repo: repo.repo, file: change.path, id: outcome.id });
+      else if (outcome.status === "refused") refused.push({ repo: repo.repo, file: change.path, id: outcome.id, ...outcome.rejection });
       else allowed.set(repo.repo, [...(allowed.get(repo.repo) ?? []), change]);
     }
   }
@@ -267,12 +280,12 @@ export async function harvest(options: HarvestOptions): Promise<HarvestResult> {
     ...(parsed.memoryGiven ? { memoryGiven: parsed.memoryGiven } : {}),
   });
   // A held path of a repo that also got a commit is not in that commit: say so.
-  const heldPaths = new Set(held.map((entry) => `${entry.repo}\0${entry.file}`));
+  const heldPaths = new Set([...held, ...refused].map((entry) => `${entry.repo}\0${entry.file}`));
   const handover = handoverSchema.parse({
     ...built,
     filesChanged: built.filesChanged.map((file) =>
       heldPaths.has(`${file.repo}\0${file.path}`) ? { ...file, state: "uncommitted" as const } : file,
     ),
   });
-  return { changes, commits, held, fetched, handover };
+  return { changes, commits, held, refused, fetched, handover };
 }

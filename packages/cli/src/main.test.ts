@@ -52,7 +52,7 @@ describe("bulkhead CLI", () => {
     const noIssue = await cli(["lead", "submit", ".", "--worker", "w", "src/a.ts"]);
     expect(noIssue).toMatchObject({ code: 1, err: expect.stringContaining("missing --issue, --message. Usage: bulkhead lead submit") });
     expect((await cli(["dispatch", "bulkhead.yaml"])).err).toContain("missing --spec");
-    expect((await cli(["session", "status"])).err).toContain("missing 1 argument(s)");
+    expect((await cli(["session", "status"])).err).toContain("missing <id>. Usage: bulkhead session status <id>");
   });
 
   it("refuses a session id that is a path", async () => {
@@ -317,7 +317,8 @@ describe("budget report, hook and continue", () => {
     await createWorkHook({ dir: hookDir }).add([{ id: "types" }, { id: "routes", dependsOn: ["types"] }]);
     expect((await cli(["hook", "ready", hookDir])).out).toBe("types\n");
     const claim = JSON.parse((await cli(["hook", "claim", hookDir, "types", "--worker", "agent-1", "--json"])).out) as { token: string };
-    expect((await cli(["hook", "claim", hookDir, "types", "--worker", "agent-2"])).code).toBe(1);
+    // A lost claim race is a refusal (2), not a failure.
+    expect((await cli(["hook", "claim", hookDir, "types", "--worker", "agent-2"])).code).toBe(2);
     expect((await cli(["hook", "complete", hookDir, "types", "--token", "wrong"])).code).toBe(1);
     expect((await cli(["hook", "complete", hookDir, "types", "--token", claim.token])).code).toBe(0);
     expect((await cli(["hook", "ready", hookDir])).out).toBe("routes\n");
@@ -330,9 +331,11 @@ describe("budget report, hook and continue", () => {
       "spec.yaml": `${spec("rate", ["src/"])}expected_files:\n  - path: src/limit.ts\n    change: create\n  - path: src/routes.ts\n    change: create\n`,
     });
     const continued = await cli(["continue", join(dir.path, "spec.yaml"), "--repo", `api=${repo}`, "--base", `api=${base}`]);
-    expect(continued.code).toBe(0);
-    expect(continued.out).toContain("1. ✅ create `api/src/limit.ts`");
-    expect(continued.out).toContain("### 1. create `api/src/routes.ts`\nCurrently: does not exist yet.");
+    // Work remains: the task is partial (2), with the prompt for the next agent.
+    expect(continued.code).toBe(2);
+    expect(continued.err).toContain("1 item(s) remain: the task is partial");
+    expect(continued.err).toContain("1. ✅ create `api/src/limit.ts`");
+    expect(continued.err).toContain("### 1. create `api/src/routes.ts`\nCurrently: does not exist yet.");
   });
 });
 

@@ -28,12 +28,26 @@ export { InvalidArgumentError } from "./invalid-argument-error.js";
 export { isProcessAlive } from "./is-process-alive.js";
 export { InvalidTaskSpecError, formatTaskSpecProblem, type TaskSpecProblem } from "./invalid-task-spec-error.js";
 export { LockTimeoutError } from "./lock-timeout-error.js";
+export { didYouMean } from "./did-you-mean.js";
+export { suggestNarrowing, type NarrowingAdvice, type NarrowingStep } from "./suggest-narrowing.js";
 export { MultiRepoGuard, type GuardEvents, type MultiRepoGuardOptions, type ProposeResult } from "./multi-repo-guard.js";
 export { MAX_TASK_SPEC_BYTES, loadTaskSpec, parseTaskSpec, type ParseTaskSpecOptions } from "./parse-task-spec.js";
 export { PathOutsideRootError } from "./path-outside-root-error.js";
 export { ProposalAlreadyDecidedError, ProposalNotFoundError } from "./proposal-errors.js";
 export { createFileProposalStore, createMemoryProposalStore, type ProposalStore } from "./proposal-store.js";
-export { proposalSchema, type Proposal, type ProposalStatus } from "./proposal.js";
+export {
+  proposalChangeSchema,
+  proposalLandingSchema,
+  proposalSchema,
+  proposalTargetSchema,
+  type Proposal,
+  type ProposalChange,
+  type ProposalLanding,
+  type ProposalStatus,
+  type ProposalTarget,
+} from "./proposal.js";
+export { fromProposalChange, toProposalChange } from "./proposal-change.js";
+export { unifiedDiff } from "./unified-diff.js";
 export { isPathWithin, normalizeRepoPath, type NormalizedRepoPath } from "./repo-path.js";
 export { resolvePathInside, type LinkPolicy, type ResolvedPathInside } from "./resolve-path-inside.js";
 export {

@@ -5,6 +5,7 @@ import { promisify } from "node:util";
 import { createTempDir } from "@bulkhead/test-utils";
 import { describe, expect, it } from "vitest";
 import { MultiRepoGuard } from "./multi-repo-guard.js";
+import { fromProposalChange } from "./proposal-change.js";
 import { createFileProposalStore, createMemoryProposalStore } from "./proposal-store.js";
 import type { Proposal } from "./proposal.js";
 
@@ -41,6 +42,59 @@ describe("MultiRepoGuard", () => {
       approved: { id: held.id, by: "ana" },
     });
     expect(await guard.propose({ repo: "frontend", file: "src/api.ts", diff: "+500" })).toMatchObject({ status: "pending" });
+  });
+
+  it("remembers a rejection: the same change proposed again is refused with the earlier reason, never held again", async () => {
+    const guard = new MultiRepoGuard({ primaryRepo: "backend-api", store: createMemoryProposalStore() });
+    const first = await guard.propose({ repo: "frontend", file: "src/api.ts", diff: "+429" });
+    if (first.status !== "pending") throw new Error("expected a pending proposal");
+    await guard.reject(first.id, { by: "ana", reason: "the frontend owns its client" });
+    const again = await guard.propose({ repo: "frontend", file: "./src/api.ts", diff: "+429" });
+    expect(again).toEqual({
+      status: "refused",
+      id: first.id,
+      reason: "cross-repo",
+      rejection: { by: "ana", at: expect.any(String), reason: "the frontend owns its client" },
+    });
+    expect(await guard.pending()).toEqual([]);
+    expect(await guard.proposals()).toHaveLength(1);
+    // A different change to the same file is a new question.
+    expect(await guard.propose({ repo: "frontend", file: "src/api.ts", diff: "+503" })).toMatchObject({ status: "pending" });
+  });
+
+  it("keeps the whole change and where it lands, and records the landing once", async () => {
+    const guard = new MultiRepoGuard({ primaryRepo: "backend-api", store: createMemoryProposalStore() });
+    const bytes = new Uint8Array([0, 1, 2, 255]);
+    const target = { source: "/srv/frontend", branch: "bulkhead/s1", baseSha: "a".repeat(40), issueId: "T-1", session: "s1" };
+    const result = await guard.propose({
+      repo: "frontend",
+      file: "logo.bin",
+      diff: "Binary files differ",
+      change: { path: "logo.bin", kind: "added", entry: { type: "file", mode: "100644", bytes, oid: "b".repeat(40) } },
+      target,
+    });
+    if (result.status !== "pending") throw new Error("expected a pending proposal");
+    const held = (await guard.get(result.id))!;
+    expect(held.target).toEqual(target);
+    expect(fromProposalChange(held.file, held.change!)).toEqual({
+      path: "logo.bin",
+      kind: "added",
+      entry: { type: "file", mode: "100644", bytes, oid: "b".repeat(40) },
+    });
+    const landing = { type: "commit" as const, repo: "frontend", branch: "bulkhead/s1", sha: "c".repeat(40), at: new Date().toISOString() };
+    await expect(guard.recordLanding(result.id, landing)).rejects.toMatchObject({ code: "PROPOSAL_ALREADY_DECIDED" });
+    await guard.approve(result.id, { by: "ana" });
+    expect((await guard.recordLanding(result.id, landing)).landed).toEqual(landing);
+    await expect(guard.recordLanding(result.id, landing)).rejects.toMatchObject({ code: "PROPOSAL_ALREADY_DECIDED" });
+    await expect(
+      guard.propose({
+        repo: "frontend",
+        file: "x",
+        diff: "",
+        change: { path: "x", kind: "modified" } as never,
+        target: { source: "" } as never,
+      }),
+    ).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
   });
 
   it("holds writes outside the scope and passes allowed cross-repo writes", async () => {

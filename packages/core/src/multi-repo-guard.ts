@@ -3,9 +3,11 @@ import { join } from "node:path";
 import { z } from "zod";
 import { normalizeRepoPath } from "./repo-path.js";
 import { REPO_NAME_PATTERN } from "./task-spec.js";
+import type { ChangedPath } from "./change-set.js";
+import { toProposalChange } from "./proposal-change.js";
 import { ProposalAlreadyDecidedError, ProposalNotFoundError } from "./proposal-errors.js";
 import { createFileProposalStore, type ProposalStore } from "./proposal-store.js";
-import type { Proposal } from "./proposal.js";
+import { proposalLandingSchema, proposalTargetSchema, type Proposal, type ProposalLanding, type ProposalTarget } from "./proposal.js";
 import type { ResolvedScope } from "./resolve-scope.js";
 import { TypedEmitter } from "./typed-emitter.js";
 import { validateOptions } from "./validate-options.js";
@@ -31,7 +33,13 @@ export interface MultiRepoGuardOptions {
 /** The guard's answer to a proposed change. */
 export type ProposeResult =
   /** `approved` names the proposal a person approved for exactly this change, when that is why. */
-  { status: "allowed"; approved?: { id: string; by: string } } | { status: "pending"; id: string; reason: Proposal["reason"] };
+  | { status: "allowed"; approved?: { id: string; by: string } }
+  | { status: "pending"; id: string; reason: Proposal["reason"] }
+  /** A person rejected exactly this change before: `rejection` says who and why. It is not held again. */
+  | { status: "refused"; id: string; reason: Proposal["reason"]; rejection: { by: string; at: string; reason: string } };
+
+/** The most bytes a proposal keeps of a change's new content (the lead's own per-file limit is larger). */
+const MAX_CHANGE_BYTES = 16 * 1024 * 1024;
 
 const repoName = z.string().regex(REPO_NAME_PATTERN, "expected a repo name");
 const optionsSchema = z.object({
@@ -52,6 +60,17 @@ const changeSchema = z.object({
   file: z.string().min(1, "expected a file path"),
   diff: z.string().max(4 * 1024 * 1024, "is over 4 MiB: propose a smaller change"),
   author: z.string().min(1).max(200).optional(),
+  change: z
+    .custom<ChangedPath>(
+      (value) => typeof (value as ChangedPath | undefined)?.path === "string" && typeof (value as ChangedPath).kind === "string",
+      "expected a ChangedPath of a change set",
+    )
+    .refine(
+      (value) => value.entry?.type !== "file" || value.entry.bytes.byteLength <= MAX_CHANGE_BYTES,
+      `holds over ${MAX_CHANGE_BYTES} bytes: a proposal keeps at most 16 MiB of new content`,
+    )
+    .optional(),
+  target: proposalTargetSchema.optional(),
 });
 const decisionSchema = z.object({ by: z.string().min(1, "say who decides").max(200) });
 const rejectionSchema = decisionSchema.extend({ reason: z.string().min(1, "say why").max(2000) });
@@ -65,7 +84,10 @@ function newProposalId(): string {
  * (and inside the scope, when one is given) or in an allowed repo passes; anything else is
  * stored as a pending proposal until someone approves or rejects it. Proposing the same pending
  * change twice returns the same proposal; proposing a change that was approved (same repo, file
- * and diff) allows it, so the work held for approval goes through when it is submitted again.
+ * and diff) allows it, so the work held for approval goes through when it is submitted again; a
+ * change that was rejected is refused with the earlier reason, never held again. Given `change`
+ * (the change set's path) and `target` (where it lands), a proposal keeps the whole new content,
+ * so an approval can be committed without the session (`bulkhead proposals approve`).
  *
  * @example
  * const guard = new MultiRepoGuard({ primaryRepo: "backend-api" });
@@ -88,8 +110,17 @@ export class MultiRepoGuard extends TypedEmitter<GuardEvents> {
   }
 
   /** Allows the change, or holds it as a pending proposal and returns its id. */
-  async propose(change: { repo: string; file: string; diff: string; author?: string }): Promise<ProposeResult> {
-    const { repo, file, diff, author } = validateOptions(changeSchema, change, "change");
+  async propose(change: {
+    repo: string;
+    file: string;
+    diff: string;
+    author?: string;
+    /** The change set's path: its new content is kept for applying the approval. */
+    change?: ChangedPath;
+    /** Where an approval lands. */
+    target?: ProposalTarget;
+  }): Promise<ProposeResult> {
+    const { repo, file, diff, author, target } = validateOptions(changeSchema, change, "change");
     const normalized = normalizeRepoPath(file);
     const path = normalized.ok ? normalized.path : file;
     const ownRepo = repo === this.primaryRepo || this.allowedWrites.includes(repo);
@@ -102,6 +133,9 @@ export class MultiRepoGuard extends TypedEmitter<GuardEvents> {
       // Approved once, this exact change goes through (the resubmission after a person's yes).
       const approved = same.find((held) => held.status === "approved");
       if (approved) return { proposal: approved, created: false };
+      // Rejected once, the same change is refused with the earlier reason: a person said no.
+      const rejected = same.find((held) => held.status === "rejected");
+      if (rejected) return { proposal: rejected, created: false };
       const pending = same.find((held) => held.status === "pending");
       if (pending) return { proposal: pending, created: false };
       const fresh: Proposal = {
@@ -113,11 +147,20 @@ export class MultiRepoGuard extends TypedEmitter<GuardEvents> {
         status: "pending",
         createdAt: new Date().toISOString(),
         ...(author === undefined ? {} : { author }),
+        ...(change.change ? { change: toProposalChange(change.change) } : {}),
+        ...(target ? { target } : {}),
       };
       await this.#store.create(fresh);
       return { proposal: fresh, created: true };
     });
     if (proposal.status === "approved") return { status: "allowed", approved: { id: proposal.id, by: proposal.decidedBy ?? "" } };
+    if (proposal.status === "rejected")
+      return {
+        status: "refused",
+        id: proposal.id,
+        reason: proposal.reason,
+        rejection: { by: proposal.decidedBy ?? "", at: proposal.decidedAt ?? "", reason: proposal.rejectionReason ?? "" },
+      };
     if (created) this.emit("proposal-pending", { proposal });
     return { status: "pending", id: proposal.id, reason: proposal.reason };
   }
@@ -135,6 +178,25 @@ export class MultiRepoGuard extends TypedEmitter<GuardEvents> {
   /** Every proposal, decided or not, oldest first. */
   proposals(): Promise<Proposal[]> {
     return this.#store.list();
+  }
+
+  /** One proposal by id, or undefined. */
+  async get(id: string): Promise<Proposal | undefined> {
+    if (typeof id !== "string" || !/^[A-Za-z0-9_-]{1,64}$/.test(id)) return undefined;
+    return this.#store.get(id);
+  }
+
+  /**
+   * Records what an approval did (its commit, or the follow-up task that will apply it), once:
+   * the proposal must be approved and not landed yet.
+   */
+  async recordLanding(id: string, landing: ProposalLanding): Promise<Proposal> {
+    const parsed = validateOptions(proposalLandingSchema, landing, "landing");
+    return this.#store.update(id, (current) => {
+      if (!current) throw new ProposalNotFoundError(id);
+      if (current.status !== "approved" || current.landed) throw new ProposalAlreadyDecidedError(current);
+      return { ...current, landed: parsed };
+    });
   }
 
   /** Approves a pending proposal. Approving twice, or an unknown id, throws. */

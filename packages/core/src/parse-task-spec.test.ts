@@ -211,7 +211,22 @@ describe("parseTaskSpec", () => {
     ["not a mapping", "- just\n- a list\n", ["handover.yaml:1:1 expected a mapping (the task spec), got a list"]],
     ["empty file", "", ["handover.yaml:1:1 is required: expected a mapping (the task spec)"]],
     ["YAML syntax error", 'task: "unterminated\n', ['handover.yaml:2:1 not valid YAML or JSON: Missing closing "quote']],
-    ["duplicate key", `${valid}task: again\n`, ["handover.yaml:13:1 not valid YAML or JSON: Map keys must be unique"]],
+    ["duplicate key", `${valid}task: again\n`, ['handover.yaml:13:1 key "task" appears twice in this mapping: keep one']],
+    [
+      "two documents",
+      `${valid}---\ntask: another\n`,
+      ["handover.yaml:13:1 the file holds more than one YAML document (a --- line): keep one task spec per file"],
+    ],
+    [
+      "seed 000 flattened (context_scope's keys at the top level)",
+      "task: t\ncontext_scope:\nrepos:\n  - name: api\n    paths: [src/]\nmax_files: 10\nmax_tokens: 100\nownership:\n  primary_repo: api\n",
+      [
+        "handover.yaml:2:15 context_scope: expected a mapping with repos, max_files and max_tokens, got null",
+        'handover.yaml:3:1 repos: unknown key; it belongs under context_scope: indent it (two spaces) below "context_scope:"',
+        'handover.yaml:6:1 max_files: unknown key; it belongs under context_scope: indent it (two spaces) below "context_scope:"',
+        'handover.yaml:7:1 max_tokens: unknown key; it belongs under context_scope: indent it (two spaces) below "context_scope:"',
+      ],
+    ],
   ];
 
   it.each(malformed)("refuses %s with exact messages", (_name, text, messages, options) => {
@@ -280,7 +295,7 @@ describe("parseTaskSpec", () => {
     const keys = Array.from({ length: 8000 }, (_, index) => `  k${index}: 1`);
     const many = `${valid}notes_map:\n${keys.join("\n")}\n`;
     expect(() => parseTaskSpec(many)).toThrow(/unknown key|notes_map/);
-    expect(() => parseTaskSpec(`${valid}notes_map:\n${keys.join("\n")}\n  k17: 2\n`)).toThrow("Map keys must be unique");
+    expect(() => parseTaskSpec(`${valid}notes_map:\n${keys.join("\n")}\n  k17: 2\n`)).toThrow('key "k17" appears twice in this mapping');
   });
 
   it("ships a JSON Schema that describes every key", () => {

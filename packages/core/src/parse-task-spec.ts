@@ -75,7 +75,14 @@ function problemsFromZod(error: z.ZodError, document: Document, lines: LineCount
       const known = knownKeysAt(issue.path as Path);
       for (const key of issue.keys) {
         const suggestion = didYouMean(key, known);
-        const hint = suggestion ? `did you mean "${suggestion}"?` : `expected one of: ${known.join(", ")}`;
+        // Seed 000's own file, flattened: a key of a section written at the top level.
+        const section =
+          issue.path.length === 0 ? ["context_scope", "ownership", "budgets"].find((name) => knownKeysAt([name]).includes(key)) : undefined;
+        const hint = section
+          ? `it belongs under ${section}: indent it (two spaces) below "${section}:"`
+          : suggestion
+            ? `did you mean "${suggestion}"?`
+            : `expected one of: ${known.join(", ")}`;
         problems.push({
           path: formatPath([...(issue.path as Path), key]),
           ...locate(document, lines, issue.path as Path, key),
@@ -195,7 +202,11 @@ export function parseTaskSpec(text: string, options: ParseTaskSpecOptions = {}):
       source,
       document.errors.map((error) => {
         const position = lines.linePos(error.pos[0]);
-        return { path: "", line: position.line, column: position.col, message: `not valid YAML or JSON: ${error.message.split("\n")[0]}` };
+        const first = error.message.split("\n")[0]!;
+        const message = /multiple documents/.test(first)
+          ? "the file holds more than one YAML document (a --- line): keep one task spec per file"
+          : `not valid YAML or JSON: ${first}`;
+        return { path: "", line: position.line, column: position.col, message };
       }),
     );
   }
@@ -236,7 +247,13 @@ function duplicateKeyErrors(document: Document, lines: LineCounter, source: stri
           continue;
         }
         const position = lines.linePos((pair.key as YamlNode | null)?.range?.[0] ?? 0);
-        problems.push({ path: "", line: position.line, column: position.col, message: "not valid YAML or JSON: Map keys must be unique" });
+        const name = isScalar(pair.key) ? String(pair.key.value) : JSON.stringify(pair.key);
+        problems.push({
+          path: "",
+          line: position.line,
+          column: position.col,
+          message: `key "${name}" appears twice in this mapping: keep one`,
+        });
       }
     },
   });

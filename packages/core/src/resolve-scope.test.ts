@@ -116,14 +116,47 @@ describe("resolveScope over a real tree", () => {
       { repo: "backend-api", path: "src/middleware/link-routes", target: "src/routes", walked: true },
       { repo: "backend-api", path: "src/middleware/nested/loop", target: "src", walked: true },
     ]);
+    // A missing file in a directory that exists is one the task creates; a glob that matches nothing is a mistake.
     expect(scope.violations.map((violation) => violation.message)).toEqual([
-      'path "missing.ts" in repo "backend-api" does not exist: fix or remove it',
       'path "docs/*.md" in repo "backend-api" matches no file: fix or remove it',
     ]);
+    expect(scope.toCreate).toEqual([{ repo: "backend-api", path: "missing.ts" }]);
     const auth = scope.files.find((file) => file.path === "src/middleware/auth.ts")!;
     expect(auth).toEqual({ repo: "backend-api", path: "src/middleware/auth.ts", bytes: 40, tokens: 10 });
     expect(scope.estimated).toBe(true);
     expect(scope.totals.files).toBe(10);
+  });
+
+  it("names files to create: marked, not counted, within the limits; a missing directory is still a mistake unless declared", async () => {
+    const scope = await resolveScope(
+      spec({ paths: ["src/routes/user.ts", "src/middleware/rate-limit.ts", "src/newmod/index.ts"], maxFiles: 1 }),
+      {
+        repos: { "backend-api": repo },
+        cache: false,
+      },
+    );
+    // The limits count the one existing file: max_files 1 holds.
+    expect(scope.totals.files).toBe(1);
+    expect(scope.toCreate).toEqual([{ repo: "backend-api", path: "src/middleware/rate-limit.ts" }]);
+    expect(scope.violations).toEqual([expect.objectContaining({ kind: "path-not-found", path: "src/newmod/index.ts" })]);
+    expect(scope.canWrite("backend-api", "src/middleware/rate-limit.ts")).toBe(true);
+    // Declared in expected_files as created, a file in a new directory is one to create too.
+    const declared = parseTaskSpec(
+      JSON.stringify({
+        task: "t",
+        context_scope: {
+          repos: [{ name: "backend-api", paths: ["src/newmod/index.ts", "nowhere/deeper"] }],
+          max_files: 1,
+          max_tokens: 100,
+        },
+        ownership: { primary_repo: "backend-api" },
+        expected_files: [{ path: "src/newmod/index.ts", change: "create" }],
+      }),
+    );
+    const created = await resolveScope(declared, { repos: { "backend-api": repo }, cache: false });
+    expect(created.toCreate).toEqual([{ repo: "backend-api", path: "src/newmod/index.ts" }]);
+    // Not declared, and under a directory that does not exist: still a mistake.
+    expect(created.violations.map((violation) => violation.kind === "path-not-found" && violation.path)).toEqual(["nowhere/deeper"]);
   });
 
   it("agrees with git about what is ignored", async () => {

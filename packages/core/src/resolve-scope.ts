@@ -60,6 +60,12 @@ export interface ResolvedScope {
   counter: string;
   /** Over `max_files`, over `max_tokens`, or a path that does not exist. Empty when usable. */
   violations: ScopeViolation[];
+  /**
+   * Paths the scope names that do not exist yet: files the task will create. A literal path
+   * counts as one when `expected_files` lists it with `change: create`, or when its directory
+   * exists. The limits count existing files only; any other missing path is a violation.
+   */
+  toCreate: { repo: string; path: string }[];
   skipped: SkippedFile[];
   refused: RefusedPath[];
   /** Directory symlinks inside the repos, sorted; each real directory is walked once. */
@@ -408,8 +414,14 @@ export async function resolveScope(spec: TaskSpec, options: ResolveScopeOptions)
       message: `scope holds ${totals.tokens.toLocaleString("en-US")} tokens, over max_tokens ${maxTokens.toLocaleString("en-US")}: narrow paths, add excludes or raise the limit`,
     });
   }
+  const toCreate: ResolvedScope["toCreate"] = [];
+  const declared = new Set(spec.expectedFiles.filter((file) => file.change === "create").map((file) => `${file.repo}\0${file.path}`));
   for (const walker of walkers) {
     for (const path of walker.notFound) {
+      if (willCreate(walker.root, walker.repo.name, path, declared)) {
+        toCreate.push({ repo: walker.repo.name, path });
+        continue;
+      }
       violations.push({
         kind: "path-not-found",
         repo: walker.repo.name,
@@ -427,6 +439,7 @@ export async function resolveScope(spec: TaskSpec, options: ResolveScopeOptions)
     estimated: counter.estimated,
     counter: counter.name,
     violations,
+    toCreate: toCreate.sort(compareFiles),
     skipped: skipped.sort(compareFiles),
     refused: walkers.flatMap((walker) => walker.refused).sort(compareFiles),
     links: walkers.flatMap((walker) => walker.reportedLinks).sort(compareFiles),
@@ -520,6 +533,17 @@ async function measure(
     context.skipped.push({ repo, path, reason: "unreadable" });
     return undefined;
   }
+}
+
+/** A missing literal path the task may create: declared in expected_files as created, or in a directory that exists. */
+function willCreate(root: string, repo: string, path: string, declared: ReadonlySet<string>): boolean {
+  if (isGlob(path)) return false;
+  const normalized = normalizeRepoPath(path);
+  if (!normalized.ok) return false;
+  if (declared.has(`${repo}\0${normalized.path}`)) return true;
+  const slash = normalized.path.lastIndexOf("/");
+  const parent = resolvePathInside(root, slash === -1 ? "." : normalized.path.slice(0, slash), { links: "refuse" });
+  return parent.ok && parent.stats?.isDirectory() === true;
 }
 
 function hotspots(files: readonly ScopeFile[], limit: number): { directories: ScopeHotspot[]; files: ScopeHotspot[] } {

@@ -1,4 +1,12 @@
-import { createScopeMatcher, normalizeRepoPath, type MultiRepoGuard } from "@bulkhead/core";
+import { resolve } from "node:path";
+import {
+  createScopeMatcher,
+  normalizeRepoPath,
+  unifiedDiff,
+  type ChangedPath,
+  type GitFileMode,
+  type MultiRepoGuard,
+} from "@bulkhead/core";
 import type { ObjectStore } from "./object-store.js";
 import type { QueueEntry } from "./submission.js";
 
@@ -57,8 +65,9 @@ export function checkPaths(entry: QueueEntry): { ok: true; paths: string[] } | {
 }
 
 /**
- * Asks the guard about every path, with the new content as its diff (read from the lead's own
- * object store, never from a working tree). Returns the proposals it holds.
+ * Asks the guard about every path, with a unified diff against the branch tip and the whole new
+ * content (read from the lead's own object store, never from a working tree), and where an
+ * approval lands. Returns the proposals it holds (pending, or refused as rejected before).
  */
 export async function proposeToGuard(
   guard: Pick<MultiRepoGuard, "propose">,
@@ -67,18 +76,60 @@ export async function proposeToGuard(
     worker,
     store,
     changes,
-  }: { repo: string; worker: string; store: ObjectStore; changes: ReadonlyMap<string, { oid: string } | null> },
+    base,
+  }: {
+    repo: string;
+    worker: string;
+    store: ObjectStore;
+    changes: ReadonlyMap<string, { oid: string; mode?: string } | null>;
+    /** Where an approval lands: the lead's repository, its branch and tip, and the issue. */
+    base?: { source: string; branch: string; sha: string | undefined; issueId: string };
+  },
 ): Promise<{ file: string; proposalId: string }[]> {
   const held: { file: string; proposalId: string }[] = [];
+  const tree = base?.sha ? await store.commitTree(base.sha) : undefined;
   for (const [path, change] of changes) {
-    const content = change === null ? undefined : (await store.readBlob(change.oid)).toString("utf8");
+    // A unified diff against the branch tip, and the whole change kept for applying the approval.
+    const before = tree ? await store.entryAt(tree, path) : undefined;
+    const beforeMode = before && ["100644", "100755", "120000"].includes(before.mode) ? (before.mode as GitFileMode) : undefined;
+    const beforeBytes = beforeMode && beforeMode !== "120000" ? await store.readBlob(before!.oid) : undefined;
+    const afterBytes = change === null ? undefined : await store.readBlob(change.oid);
+    const link = change?.mode === "120000" ? afterBytes!.toString("utf8") : undefined;
+    const changed: ChangedPath = {
+      path,
+      kind: change === null ? "deleted" : beforeMode ? "modified" : "added",
+      ...(change === null
+        ? {}
+        : {
+            entry:
+              link !== undefined
+                ? { type: "link" as const, mode: "120000" as const, target: link, oid: change.oid }
+                : {
+                    type: "file" as const,
+                    mode: change.mode === "100755" ? ("100755" as const) : ("100644" as const),
+                    bytes: afterBytes!,
+                    oid: change.oid,
+                  },
+          }),
+      ...(beforeMode ? { base: { mode: beforeMode, oid: before!.oid } } : {}),
+    };
     const outcome = await guard.propose({
       repo,
       file: path,
-      diff: content === undefined ? `deleted ${path}` : `+++ ${path}\n${content}`,
+      diff: unifiedDiff({
+        path,
+        before: beforeBytes,
+        after: link === undefined ? afterBytes : undefined,
+        beforeOid: before?.oid,
+        afterOid: change?.oid,
+        link,
+      }),
       author: worker,
+      change: changed,
+      ...(base?.sha ? { target: { source: resolve(base.source), branch: base.branch, baseSha: base.sha, issueId: base.issueId } } : {}),
     });
-    if (outcome.status === "pending") held.push({ file: path, proposalId: outcome.id });
+    // Pending, or refused because a person rejected this change before: never committed.
+    if (outcome.status !== "allowed") held.push({ file: path, proposalId: outcome.id });
   }
   return held;
 }

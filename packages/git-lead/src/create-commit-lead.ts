@@ -437,7 +437,19 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
     const changes = await this.#changes(entry, paths);
     if (typeof changes === "string") return this.#reject(entry, changes);
     if (this.#options.guard) {
-      const held = await proposeToGuard(this.#options.guard, { repo: this.#repo, worker: entry.worker, store: this.#objects, changes });
+      const base = {
+        source: this.#options.dir,
+        branch: this.branch,
+        sha: await readBranch(this.#gitdir, this.branch),
+        issueId: entry.issueId,
+      };
+      const held = await proposeToGuard(this.#options.guard, {
+        repo: this.#repo,
+        worker: entry.worker,
+        store: this.#objects,
+        changes,
+        base,
+      });
       if (held.length > 0)
         return this.#finish(entry, {
           status: "held",

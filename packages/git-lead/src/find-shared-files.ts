@@ -113,6 +113,7 @@ async function claimedFiles(task: ScopedTask, repos: Record<string, string>): Pr
   const scope = await resolveScope(spec, { repos, cache: false });
   const files = scope.files.map((file) => `${file.repo}/${file.path}`);
   // Files that do not exist yet still count when named exactly: two tasks creating one file collide too.
+  for (const file of scope.toCreate ?? []) files.push(`${file.repo}/${file.path}`);
   for (const violation of scope.violations)
     if (violation.kind === "path-not-found" && !/[*?[{]/.test(violation.path)) files.push(`${violation.repo}/${violation.path}`);
   return [...new Set(files)].sort();

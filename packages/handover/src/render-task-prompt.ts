@@ -9,7 +9,7 @@ export const MAX_TASK_PROMPT_BYTES = 120_000;
 export interface RenderTaskPromptOptions {
   spec: TaskSpec;
   /** The resolved scope (`resolveScope`): its files and their token counts. */
-  scope: Pick<ResolvedScope, "files" | "totals" | "counter" | "estimated">;
+  scope: Pick<ResolvedScope, "files" | "totals" | "counter" | "estimated"> & Partial<Pick<ResolvedScope, "toCreate">>;
   /** The limits to state. @default spec.budgets */
   budgets?: TaskSpec["budgets"];
   /** When continuing: the continuation prompt (`renderContinuationPrompt`) or the earlier handover's text. */
@@ -71,6 +71,10 @@ export function renderTaskPrompt({
     out.push(`- and ${rest.length} more files (${rest.reduce((sum, file) => sum + file.tokens, 0)} tokens)`);
   }
   if (scope.files.length === 0) out.push("- (no files: the task starts from an empty scope)");
+  // Files the scope names that do not exist yet: the task creates them (not counted in the limits).
+  const toCreate = scope.toCreate ?? [];
+  if (toCreate.length > 0) out.push("", `## Files to create (${toCreate.length}; they do not exist yet)`, "");
+  for (const file of toCreate.slice(0, maxListedFiles)) out.push(`- ${code(`${file.repo}/${file.path}`)}: create it`);
   out.push("", "Read these first; read other files only when the task needs them.", "");
 
   out.push("## Rules", "");

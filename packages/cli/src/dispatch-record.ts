@@ -1,0 +1,26 @@
+import { join } from "node:path";
+import type { UsageReport } from "@bulkhead/core";
+import type { Session } from "@bulkhead/sandbox";
+import type { DispatchMemoryRecord } from "./dispatch-memory.js";
+
+/**
+ * What `dispatch` (and each `continue`) records for `harvest` and `continue`: on the host, beside
+ * the session's state, never in the workspace, where the agent could rewrite the spec path or the
+ * report it is judged by.
+ */
+export interface DispatchRecord {
+  spec: string;
+  job: string;
+  report: UsageReport;
+  stoppedBy: string | null;
+  /** The built-in provider that ran, or null for the project's agent command. */
+  agent: string | null;
+  /** The project memory the agent was given (ids), and what did not fit. */
+  memory?: DispatchMemoryRecord;
+  /** The continuations so far, oldest first. */
+  continuations?: { job: string; mode: "extend" | "spec"; spec: string; approvedBy?: string; extensions?: Record<string, number> }[];
+}
+
+/** Where a session's dispatch record is kept: `<home>/sessions/<id>/dispatch.json`. */
+export const dispatchRecordPath = (session: Pick<Session, "home" | "id">): string =>
+  join(session.home, "sessions", session.id, "dispatch.json");
