@@ -923,7 +923,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> implements AsyncDisposa
         if (done) return;
         done = true;
         clearTimeout(idle);
-        upstream.off("data", onData);
+        upstream.off("readable", pump);
         if (record.outcome !== "client-closed") record.outcome = outcome;
         record.model = state.model ?? record.model;
         if (outcome === "ok" && state.rawUsage) this.#settle(call, state.rawUsage, "upstream");
@@ -941,38 +941,44 @@ export class Gateway extends TypedEmitter<GatewayEvents> implements AsyncDisposa
         upstream.destroy();
         finish(kind === "timeout" ? "upstream-timeout" : "upstream-dropped");
       };
-      const onData = (chunk: Buffer) => {
+      const onChunk = (chunk: Buffer) => {
         idle.refresh();
-        // A chunk that holds whole frames only, none dropped, is passed on as the chunk itself.
-        let intact = parser.buffered === 0;
         let frames;
         try {
           frames = parser.push(chunk);
         } catch (error) {
           return fail("upstream", (error as Error).message);
         }
+        // The frames passed on, as runs of adjacent bytes: most chunks become one write.
         const out: Buffer[] = [];
+        let run: Buffer | undefined;
+        let runLength = 0;
+        const keep = (raw: Buffer) => {
+          if (run && raw.buffer === run.buffer && raw.byteOffset === run.byteOffset + runLength) runLength += raw.length;
+          else {
+            if (run) out.push(runLength === run.length ? run : Buffer.from(run.buffer, run.byteOffset, runLength));
+            run = raw;
+            runLength = raw.length;
+          }
+        };
         let stopped = false;
         for (const frame of frames) {
           const info = state.inspect(frame);
-          // A delta is decoded to bound its tokens; it is tokenized only near the allowance.
-          if (info.text !== undefined) {
-            if (call.allowance === Infinity) meter.note(info.text);
-            else if (!meter.admit(info.text())) {
-              stopped = true;
-              break;
-            }
+          // A delta is decoded only if the meter must look closer than its frame's size.
+          if (info.text !== undefined && !meter.admit(info.textBytes ?? frame.raw.length, info.text)) {
+            stopped = true;
+            break;
           }
-          if (info.drop) intact = false;
-          else out.push(frame.raw);
+          if (!info.drop) keep(frame.raw);
           info.delivered?.();
           if (info.terminal) terminal = true;
         }
+        if (run) out.push(runLength === run.length ? run : Buffer.from(run.buffer, run.byteOffset, runLength));
         if (stopped) {
           ending = true;
           // Ended as the API ends at max_tokens: closing events with the usage, never a torn connection.
           const usage = state.cutUsage(meter.tokens, call.inputTokens);
-          response.end(Buffer.concat([...out.map((frame) => this.#redact(frame)), Buffer.from(state.closing(usage))]));
+          response.end(Buffer.concat([this.#redact(Buffer.concat(out)), Buffer.from(state.closing(usage))]));
           const kind = record.budget.find((act) => act.action === "clamped")?.kind ?? "generation";
           record.budget.push({ kind, action: "stopped" });
           this.emit("generation-stopped", {
@@ -985,17 +991,29 @@ export class Gateway extends TypedEmitter<GatewayEvents> implements AsyncDisposa
           upstream.destroy();
           return finish("stopped");
         }
-        if (out.length === 0) return;
-        if (intact && parser.buffered === 0) response.write(this.#redact(chunk));
-        else response.write(out.length === 1 ? this.#redact(out[0]!) : Buffer.concat(out.map((frame) => this.#redact(frame))));
-        // Backpressure with room: the upstream is paused only when the client falls this far
-        // behind, so a brief stall of the client does not stall the stream frame by frame.
-        if (response.writableLength > STREAM_BUFFER_BYTES && !upstream.isPaused()) {
-          upstream.pause();
-          response.once("drain", () => upstream.resume());
+        if (out.length > 0) response.write(this.#redact(out.length === 1 ? out[0]! : Buffer.concat(out)));
+      };
+      // Read in paused mode: what one socket read brought (often hundreds of frames, one HTTP
+      // chunk each) comes as one buffer, so the gateway handles it, and writes it, once.
+      let draining = false;
+      const pump = () => {
+        if (draining) return;
+        let chunk: Buffer | null;
+        while (!done && !ending && (chunk = upstream.read() as Buffer | null) !== null) {
+          onChunk(chunk);
+          // Backpressure with room: reading stops only when the client falls this far behind,
+          // so a brief stall of the client does not stall the stream frame by frame.
+          if (response.writableLength > STREAM_BUFFER_BYTES) {
+            draining = true;
+            response.once("drain", () => {
+              draining = false;
+              pump();
+            });
+            return;
+          }
         }
       };
-      upstream.on("data", onData);
+      upstream.on("readable", pump);
       upstream.once("end", () => {
         const last = parser.end();
         if (last) {

@@ -52,4 +52,47 @@ describe("SseParser", () => {
     expect(frames).toBe(1);
     expect(parser.buffered).toBe(0);
   });
+
+  it("reads a frame's event and data lazily exactly as a whole parse does, whatever its lines", () => {
+    // The reference: the SSE field rules, applied to every line.
+    const reference = (text: string) => {
+      let event: string | undefined;
+      let data: string | undefined;
+      for (let line of text.split("\n")) {
+        if (line.endsWith("\r")) line = line.slice(0, -1);
+        if (line === "" || line.startsWith(":")) continue;
+        const colon = line.indexOf(":");
+        const field = colon === -1 ? line : line.slice(0, colon);
+        let value = colon === -1 ? "" : line.slice(colon + 1);
+        if (value.startsWith(" ")) value = value.slice(1);
+        if (field === "event") event = value;
+        else if (field === "data") data = data === undefined ? value : `${data}\n${value}`;
+      }
+      return [event, data ?? ""];
+    };
+    const line = fc.oneof(
+      fc.stringMatching(/^event: ?[a-z_.é]{0,12}$/),
+      fc.stringMatching(/^event$/),
+      fc.stringMatching(/^eventx?: [a-z]{0,4}$/),
+      fc.stringMatching(/^data: ?[^\r\n]{0,20}$/),
+      fc.stringMatching(/^: [a-z ]{0,8}$/),
+      fc.stringMatching(/^id: [0-9]{1,3}$/),
+    );
+    fc.assert(
+      fc.property(fc.array(line, { minLength: 1, maxLength: 5 }), fc.boolean(), fc.boolean(), (lines, crlf, eventFirst) => {
+        const newline = crlf ? "\r\n" : "\n";
+        const text = `${lines.join(newline)}${newline}${newline}`;
+        const [frame] = new SseParser().push(Buffer.from(text));
+        // Either field may be asked first; both must agree with the whole parse.
+        const [event, data] = reference(text);
+        if (eventFirst) {
+          expect(frame!.event).toBe(event);
+          expect(frame!.data).toBe(data);
+        } else {
+          expect(frame!.data).toBe(data);
+          expect(frame!.event).toBe(event);
+        }
+      }),
+    );
+  });
 });

@@ -45,6 +45,11 @@ export interface FrameInfo {
    * budget; decoded only when it must be counted. Undefined when the frame carries none.
    */
   text: (() => string) | undefined;
+  /**
+   * A ceiling of that text's UTF-8 length, known without decoding it.
+   * @default the frame's size (a JSON string is never shorter than the text it encodes)
+   */
+  textBytes?: number;
   /** Drop the frame instead of passing it on (the usage chunk the client did not ask for). */
   drop: boolean;
   /** The API's last event (`message_stop`, `response.completed`, `[DONE]`). */

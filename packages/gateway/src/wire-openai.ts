@@ -15,6 +15,10 @@ import {
 } from "./wire-format.js";
 import type { SseFrame } from "./sse-parser.js";
 
+// Searched in a frame's bytes, so most chunks are never decoded: a field in the data is in the bytes too.
+const DONE = Buffer.from("[DONE]");
+const USAGE = Buffer.from('"usage":{');
+
 const errorType = (kind: WireErrorKind) => (kind === "timeout" || kind === "upstream" ? "server_error" : "invalid_request_error");
 
 /** Tool outputs in a Responses input: the item types that carry a tool's result back to the model. */
@@ -253,13 +257,13 @@ class ChatStream implements StreamState {
 
   inspect(frame: SseFrame): FrameInfo {
     const info: FrameInfo = { text: undefined, drop: false, terminal: false };
-    if (frame.data === "[DONE]") {
+    if (frame.raw.includes(DONE) && frame.data === "[DONE]") {
       info.terminal = true;
       return info;
     }
     // A chunk is decoded now only when it may carry usage (or is the first, for the ids); the
     // others pass on as bytes and are decoded only when the meter counts them.
-    if (this.#seen && !frame.data.includes('"usage":{')) {
+    if (this.#seen && !frame.raw.includes(USAGE)) {
       info.text = () => chatText(dataOf(frame));
       return info;
     }
