@@ -1,10 +1,10 @@
 import { hasBytesAt, type SseFrame } from "./sse-parser.js";
 import {
   dataOf,
-  fingerprintTool,
   isObject,
   mergeUsage,
   optionalCount,
+  readTools,
   sse,
   textOf,
   type FrameInfo,
@@ -31,15 +31,14 @@ function prepare(body: Json): PreparedRequest {
         if (isObject(block) && block.type === "tool_result")
           toolResults.push({ id: String(block.tool_use_id), text: textOf(block.content ?? "") });
   }
-  const tools = Array.isArray(body.tools) ? body.tools.filter(isObject) : [];
-  for (const tool of tools) inputPieces.push(JSON.stringify(tool));
+  const { tools, fingerprints } = readTools(body, (tool) => tool.name, inputPieces);
   const maxTokens = optionalCount(body, "max_tokens");
   return {
     model: typeof body.model === "string" ? body.model : undefined,
     stream: body.stream === true,
     inputPieces,
     toolResults,
-    tools: tools.map((tool) => fingerprintTool(String(tool.name ?? tool.type), tool)),
+    tools: fingerprints,
     maxTokens,
     clientWantsUsage: true,
     modified: false,

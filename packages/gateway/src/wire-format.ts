@@ -102,9 +102,39 @@ function canonical(value: unknown): string {
 }
 
 /** Fingerprints a tool definition: its name, and the sha256 of the rest. */
-export function fingerprintTool(name: string, definition: Json): ToolFingerprint {
+function fingerprintTool(name: string, definition: Json): ToolFingerprint {
   const { name: _name, ...rest } = definition;
   return { name, sha256: createHash("sha256").update(canonical(rest)).digest("hex") };
+}
+
+/** Fingerprints by a definition's JSON text: an agent sends the same tool set with every request. */
+const fingerprints = new Map<string, string>();
+const MAX_FINGERPRINTS = 512;
+
+/**
+ * The tools of a request: each definition's JSON joins the prompt pieces (tools count as
+ * prompt), and each is fingerprinted, hashed once per distinct definition.
+ */
+export function readTools(
+  body: Json,
+  nameOf: (tool: Json) => unknown,
+  inputPieces: string[],
+): { tools: Json[]; fingerprints: ToolFingerprint[] } {
+  const tools = Array.isArray(body.tools) ? body.tools.filter(isObject) : [];
+  const fingerprinted: ToolFingerprint[] = [];
+  for (const tool of tools) {
+    const text = JSON.stringify(tool);
+    inputPieces.push(text);
+    const name = String(nameOf(tool) ?? tool.type);
+    let sha256 = fingerprints.get(text);
+    if (sha256 === undefined) {
+      sha256 = fingerprintTool(name, tool).sha256;
+      if (fingerprints.size >= MAX_FINGERPRINTS) fingerprints.delete(fingerprints.keys().next().value!);
+      fingerprints.set(text, sha256);
+    }
+    fingerprinted.push({ name, sha256 });
+  }
+  return { tools, fingerprints: fingerprinted };
 }
 
 /** The text of a content value (a string, blocks, or anything else as JSON), for counting. */

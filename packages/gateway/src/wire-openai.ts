@@ -1,9 +1,9 @@
 import {
   dataOf,
-  fingerprintTool,
   isObject,
   mergeUsage,
   optionalCount,
+  readTools,
   sse,
   textOf,
   type FrameInfo,
@@ -37,14 +37,13 @@ function prepareResponses(body: Json): PreparedRequest {
         toolResults.push({ id: String(item.call_id ?? item.id), text: textOf(item.output ?? "") });
     }
   } else if (body.input !== undefined) throw "input must be a string or an array of items";
-  const tools = Array.isArray(body.tools) ? body.tools.filter(isObject) : [];
-  for (const tool of tools) inputPieces.push(JSON.stringify(tool));
+  const { tools, fingerprints } = readTools(body, (tool) => tool.name, inputPieces);
   return {
     model: typeof body.model === "string" ? body.model : undefined,
     stream: body.stream === true,
     inputPieces,
     toolResults,
-    tools: tools.map((tool) => fingerprintTool(String(tool.name ?? tool.type), tool)),
+    tools: fingerprints,
     maxTokens: optionalCount(body, "max_output_tokens"),
     clientWantsUsage: true,
     modified: false,
@@ -208,8 +207,8 @@ function prepareChat(body: Json): PreparedRequest {
     inputPieces.push(JSON.stringify(message));
     if (message.role === "tool") toolResults.push({ id: String(message.tool_call_id), text: textOf(message.content ?? "") });
   }
-  const tools = Array.isArray(body.tools) ? body.tools.filter(isObject) : [];
-  for (const tool of tools) inputPieces.push(JSON.stringify(tool));
+  // Chat tools name their function inside it.
+  const { tools, fingerprints } = readTools(body, (tool) => (isObject(tool.function) ? tool.function.name : tool.name), inputPieces);
   const streamOptions = isObject(body.stream_options) ? body.stream_options : undefined;
   const clientWantsUsage = streamOptions?.include_usage === true;
   const field = body.max_completion_tokens === undefined && body.max_tokens !== undefined ? "max_tokens" : "max_completion_tokens";
@@ -222,10 +221,7 @@ function prepareChat(body: Json): PreparedRequest {
     stream,
     inputPieces,
     toolResults,
-    tools: tools.map((tool) => {
-      const name = isObject(tool.function) ? tool.function.name : tool.name;
-      return fingerprintTool(String(name ?? tool.type), tool);
-    }),
+    tools: fingerprints,
     maxTokens: optionalCount(body, field),
     clientWantsUsage,
     modified: stream && !clientWantsUsage,
