@@ -6,6 +6,7 @@ import type { Tracker } from "../create-tracker.js";
 import { claudeFactor } from "../encodings.js";
 import { normalizeUsage, usageOnly } from "../normalize-usage.js";
 import { meterSse } from "./meter-sse.js";
+import { onJsonBody } from "./on-json-body.js";
 
 /**
  * What the adapter needs of an Anthropic SDK client (`@anthropic-ai/sdk` 1.x, or the Bedrock,
@@ -129,7 +130,7 @@ export function meterAnthropic<TClient extends AnthropicLike>(
     return { lease: budget.reserve({ contextRead: inputTokens, generation: maxTokens }), inputTokens, maxTokens };
   };
 
-  const middleware = async (request: Request, next: Next, context: { parse<T>(response: Response): Promise<T> }): Promise<Response> => {
+  const middleware = async (request: Request, next: Next): Promise<Response> => {
     if (request.method !== "POST" || !/\/v1\/messages(\?|$)/.test(request.url) || typeof request.body !== "string") return next(request);
     let params: AnthropicParams;
     try {
@@ -140,18 +141,16 @@ export function meterAnthropic<TClient extends AnthropicLike>(
     if (!isObject(params) || typeof params.model !== "string" || typeof params.max_tokens !== "number" || !Array.isArray(params.messages))
       return next(request);
     const { lease, inputTokens, maxTokens } = prepare(params);
+    const clamped = maxTokens !== params.max_tokens;
     let headers = request.headers;
-    if (headers.has("content-length")) {
+    // A rewritten body has another length; an unchanged one keeps its header (and no copy is made).
+    if (clamped && headers.has("content-length")) {
       headers = new Headers(headers);
       headers.delete("content-length");
     }
     let response: Response;
     try {
-      response = await next({
-        ...request,
-        headers,
-        body: maxTokens === params.max_tokens ? request.body : JSON.stringify({ ...params, max_tokens: maxTokens }),
-      });
+      response = await next(clamped ? { ...request, headers, body: JSON.stringify({ ...params, max_tokens: maxTokens }) } : request);
     } catch (error) {
       budget.release(lease);
       throw error;
@@ -162,12 +161,15 @@ export function meterAnthropic<TClient extends AnthropicLike>(
       return response;
     }
     if (params.stream !== true) {
-      const message = await context.parse<Json>(response).catch(() => undefined);
-      const usage = isObject(message?.usage)
-        ? usageOnly(normalizeUsage("anthropic", message.usage))
-        : { ...emptyUsage(), inputTokens, uncachedInputTokens: inputTokens, outputTokens: maxTokens };
-      book(lease, usage, params.model);
-      return response;
+      return onJsonBody(response, (message) =>
+        book(
+          lease,
+          isObject(message) && isObject(message.usage)
+            ? usageOnly(normalizeUsage("anthropic", message.usage))
+            : { ...emptyUsage(), inputTokens, uncachedInputTokens: inputTokens, outputTokens: maxTokens },
+          params.model,
+        ),
+      );
     }
     return meteredStream(response, lease, inputTokens, maxTokens, params.model);
   };

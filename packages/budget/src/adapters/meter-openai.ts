@@ -6,6 +6,7 @@ import type { Tracker } from "../create-tracker.js";
 import { openAiEncoding } from "../encodings.js";
 import { normalizeUsage, usageOnly } from "../normalize-usage.js";
 import { meterSse } from "./meter-sse.js";
+import { onJsonBody } from "./on-json-body.js";
 
 /** What the adapter needs of an `openai` client (4.x and later): `withOptions`, and its `fetch`. */
 export interface OpenAILike {
@@ -154,12 +155,9 @@ export function meterOpenAI<TClient extends OpenAILike>(
     }
     const estimate = (outputTokens: number): Usage => ({ ...emptyUsage(), inputTokens, uncachedInputTokens: inputTokens, outputTokens });
     if (!stream) {
-      const data = (await response
-        .clone()
-        .json()
-        .catch(() => undefined)) as Json | undefined;
-      book(lease, isObject(data?.usage) ? usageOnly(normalizeUsage("openai", data.usage)) : estimate(maxTokens), model);
-      return response;
+      return onJsonBody(response, (data) =>
+        book(lease, isObject(data) && isObject(data.usage) ? usageOnly(normalizeUsage("openai", data.usage)) : estimate(maxTokens), model),
+      );
     }
     const count = counterFor(model);
     let counted = 0;
