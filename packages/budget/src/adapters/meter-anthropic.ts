@@ -1,10 +1,10 @@
-import { emptyUsage, InvalidArgumentError, type Usage } from "@bulkhead/core";
-import { BudgetExceededError } from "../budget-exceeded-error.js";
+import { InvalidArgumentError } from "@bulkhead/core";
 import { Budget, type Lease } from "../create-budget.js";
 import { createTokenCounter, type BudgetTokenCounter } from "../create-token-counter.js";
 import type { Tracker } from "../create-tracker.js";
 import { claudeFactor } from "../encodings.js";
 import { normalizeUsage, usageOnly } from "../normalize-usage.js";
+import { createCallMeter, estimatedUsage } from "./call-meter.js";
 import { meterSse } from "./meter-sse.js";
 import { onJsonBody } from "./on-json-body.js";
 
@@ -102,13 +102,7 @@ export function meterAnthropic<TClient extends AnthropicLike>(
     if (!own) counters.set(model, (own = createTokenCounter({ model: claudeFactor(model) === undefined ? "claude-opus-4-7" : model })));
     return own;
   };
-  const book = (lease: Lease, usage: Usage, model: string) => {
-    budget.settle(lease, usage, price ? { model } : {});
-    if (!tracker) return;
-    const span = tracker.startSpan({ repo, operation, ...(price ? { model } : {}) });
-    span.record(usage);
-    span.end();
-  };
+  const { outputLimit, reserve, book } = createCallMeter({ budget, tracker, repo, operation, price });
 
   const prepare = (params: AnthropicParams): { lease: Lease; inputTokens: number; maxTokens: number } => {
     const prompt = [
@@ -117,17 +111,8 @@ export function meterAnthropic<TClient extends AnthropicLike>(
       JSON.stringify(params.tools ?? []),
     ].join("\n");
     const inputTokens = counterFor(params.model).countWithBound(prompt).upperBound;
-    const room = Math.min(budget.available("generation"), budget.available("sessionTotal") - inputTokens);
-    const maxTokens = Math.min(params.max_tokens, room);
-    if (maxTokens <= 0)
-      throw new BudgetExceededError(
-        budget.id,
-        "generation",
-        params.max_tokens,
-        Math.max(0, room),
-        budget.limit("generation") ?? budget.limit("sessionTotal") ?? 0,
-      );
-    return { lease: budget.reserve({ contextRead: inputTokens, generation: maxTokens }), inputTokens, maxTokens };
+    const maxTokens = outputLimit(inputTokens, params.max_tokens);
+    return { lease: reserve(inputTokens, maxTokens), inputTokens, maxTokens };
   };
 
   const middleware = async (request: Request, next: Next): Promise<Response> => {
@@ -166,7 +151,7 @@ export function meterAnthropic<TClient extends AnthropicLike>(
           lease,
           isObject(message) && isObject(message.usage)
             ? usageOnly(normalizeUsage("anthropic", message.usage))
-            : { ...emptyUsage(), inputTokens, uncachedInputTokens: inputTokens, outputTokens: maxTokens },
+            : estimatedUsage(inputTokens, maxTokens),
           params.model,
         ),
       );
@@ -225,7 +210,7 @@ export function meterAnthropic<TClient extends AnthropicLike>(
                 final ? reported : { ...reported, output_tokens: Math.max(Number(reported.output_tokens ?? 0), counted) },
               ),
             )
-          : { ...emptyUsage(), inputTokens, uncachedInputTokens: inputTokens, outputTokens: counted };
+          : estimatedUsage(inputTokens, counted);
         book(lease, usage, model);
       },
     );
