@@ -5,6 +5,7 @@ import type { Tracker } from "../create-tracker.js";
 import { claudeFactor } from "../encodings.js";
 import { normalizeUsage, usageOnly } from "../normalize-usage.js";
 import { createCallMeter, estimatedUsage } from "./call-meter.js";
+import { mergeUsage } from "./merge-usage.js";
 import { meterSse } from "./meter-sse.js";
 import { onJsonBody } from "./on-json-body.js";
 
@@ -53,16 +54,6 @@ function textOf(value: unknown): string {
     return JSON.stringify(value);
   }
   return "";
-}
-
-/** Copies the fields of a `message_delta` usage that carry a value: the SDK's types allow nulls. */
-function mergeUsage(into: Json, from: Json): Json {
-  const merged = { ...into };
-  for (const [key, value] of Object.entries(from)) {
-    if (value === null || value === undefined) continue;
-    merged[key] = isObject(value) && isObject(into[key]) ? mergeUsage(into[key], value) : value;
-  }
-  return merged;
 }
 
 type Request = RequestInit & { url: string; headers: Headers };

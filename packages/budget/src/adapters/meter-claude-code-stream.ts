@@ -2,6 +2,7 @@ import { addUsage, emptyUsage, type Usage } from "@bulkhead/core";
 import type { Budget } from "../create-budget.js";
 import type { Tracker } from "../create-tracker.js";
 import { normalizeUsage, usageOnly } from "../normalize-usage.js";
+import { mergeUsage } from "./merge-usage.js";
 import { readJsonLines } from "./read-json-lines.js";
 import { createStopCheck } from "./stop-reason.js";
 
@@ -71,16 +72,6 @@ export async function meterClaudeCodeStream(
     meter.end();
   }
   return meter.result;
-}
-
-/** Copies the usage fields that carry a value: `message_delta` may send nulls. */
-function mergeUsage(into: Json, from: Json): Json {
-  const merged = { ...into };
-  for (const [key, value] of Object.entries(from)) {
-    if (value === null || value === undefined) continue;
-    merged[key] = isObject(value) && isObject(into[key]) ? mergeUsage(into[key], value) : value;
-  }
-  return merged;
 }
 
 function maxUsage(left: Usage, right: Usage): Usage {
