@@ -34,6 +34,7 @@ import { OutputMeter } from "./output-meter.js";
 import { SseParser } from "./sse-parser.js";
 import { anthropicCountTokens, anthropicMessages } from "./wire-anthropic.js";
 import {
+  errorResponse,
   isObject,
   type GatewayApi,
   type GatewayProvider,
@@ -234,42 +235,6 @@ const PASSED_RESPONSE_HEADER =
 const OAUTH_BETA = "oauth-2025-04-20";
 
 const hashToken = (token: string) => createHash("sha256").update(token).digest("hex");
-
-/** The error statuses and types of each API. */
-function errorResponse(provider: GatewayProvider, kind: WireErrorKind, message: string): { status: number; body: Json } {
-  if (provider === "anthropic") {
-    const [status, type] = (
-      {
-        "invalid-request": [400, "invalid_request_error"],
-        authentication: [401, "authentication_error"],
-        "not-found": [404, "not_found_error"],
-        "too-large": [413, "request_too_large"],
-        // 400, not 429: agent CLIs retry 429 for minutes; a spent budget does not come back.
-        budget: [400, "invalid_request_error"],
-        "tools-changed": [403, "permission_error"],
-        upstream: [502, "api_error"],
-        timeout: [504, "api_error"],
-        "no-credential": [500, "api_error"],
-      } as const
-    )[kind];
-    return { status, body: { type: "error", error: { type, message } } };
-  }
-  const [status, type, code] = (
-    {
-      "invalid-request": [400, "invalid_request_error", null],
-      authentication: [401, "invalid_request_error", "invalid_api_key"],
-      "not-found": [404, "invalid_request_error", "not_found"],
-      "too-large": [413, "invalid_request_error", "request_too_large"],
-      // OpenAI's own answer to a spent quota; Codex and the SDKs stop on it instead of retrying.
-      budget: [429, "insufficient_quota", "insufficient_quota"],
-      "tools-changed": [403, "invalid_request_error", "tools_changed"],
-      upstream: [502, "server_error", null],
-      timeout: [504, "server_error", "timeout"],
-      "no-credential": [500, "server_error", null],
-    } as const
-  )[kind];
-  return { status, body: { error: { message, type, code, param: null } } };
-}
 
 /** Anthropic SDKs send `x-api-key`; OpenAI's and Claude's OAuth clients send a bearer token. */
 function tokenOf(headers: IncomingHttpHeaders): string | undefined {

@@ -1,16 +1,20 @@
 import { hasBytesAt, type SseFrame } from "./sse-parser.js";
 import {
   dataOf,
+  errorType,
   isObject,
   mergeUsage,
+  modelField,
   optionalCount,
   readTools,
   sse,
   textOf,
+  usageField,
   type FrameInfo,
   type Json,
   type PreparedRequest,
   type StreamState,
+  type WireErrorKind,
   type WireFormat,
 } from "./wire-format.js";
 
@@ -164,11 +168,8 @@ class AnthropicStream implements StreamState {
     );
   }
 
-  errorFrame(kind: Parameters<StreamState["errorFrame"]>[0], message: string): string {
-    return sse("error", {
-      type: "error",
-      error: { type: kind === "timeout" || kind === "upstream" ? "api_error" : "invalid_request_error", message },
-    });
+  errorFrame(kind: WireErrorKind, message: string): string {
+    return sse("error", { type: "error", error: { type: errorType("anthropic", kind), message } });
   }
 }
 
@@ -177,8 +178,8 @@ export const anthropicMessages: WireFormat = {
   api: "anthropic-messages",
   provider: "anthropic",
   prepare,
-  usageOf: (body) => (isObject(body.usage) ? body.usage : undefined),
-  modelOf: (body) => (typeof body.model === "string" ? body.model : undefined),
+  usageOf: usageField,
+  modelOf: modelField,
   createStream: () => new AnthropicStream(),
 };
 

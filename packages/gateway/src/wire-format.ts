@@ -164,6 +164,12 @@ export function mergeUsage(into: Json | undefined, update: unknown): Json | unde
   return merged;
 }
 
+/** The `usage` object of a response body (all three APIs put it there). */
+export const usageField = (body: Json): Json | undefined => (isObject(body.usage) ? body.usage : undefined);
+
+/** The `model` of a response body. */
+export const modelField = (body: Json): string | undefined => (typeof body.model === "string" ? body.model : undefined);
+
 /** Parses a frame's data as JSON, or undefined when it is not. */
 export function dataOf(frame: SseFrame): Json | undefined {
   if (frame.data === "" || frame.data === "[DONE]") return undefined;
@@ -177,3 +183,41 @@ export function dataOf(frame: SseFrame): Json | undefined {
 
 export const sse = (event: string | undefined, data: unknown): string =>
   `${event === undefined ? "" : `event: ${event}\n`}data: ${typeof data === "string" ? data : JSON.stringify(data)}\n\n`;
+
+/** How each API states an error kind: its HTTP status, `type` and (OpenAI) `code`. */
+const ERRORS = {
+  anthropic: {
+    "invalid-request": [400, "invalid_request_error", null],
+    authentication: [401, "authentication_error", null],
+    "not-found": [404, "not_found_error", null],
+    "too-large": [413, "request_too_large", null],
+    // 400, not 429: agent CLIs retry 429 for minutes; a spent budget does not come back.
+    budget: [400, "invalid_request_error", null],
+    "tools-changed": [403, "permission_error", null],
+    upstream: [502, "api_error", null],
+    timeout: [504, "api_error", null],
+    "no-credential": [500, "api_error", null],
+  },
+  openai: {
+    "invalid-request": [400, "invalid_request_error", null],
+    authentication: [401, "invalid_request_error", "invalid_api_key"],
+    "not-found": [404, "invalid_request_error", "not_found"],
+    "too-large": [413, "invalid_request_error", "request_too_large"],
+    // OpenAI's own answer to a spent quota; Codex and the SDKs stop on it instead of retrying.
+    budget: [429, "insufficient_quota", "insufficient_quota"],
+    "tools-changed": [403, "invalid_request_error", "tools_changed"],
+    upstream: [502, "server_error", null],
+    timeout: [504, "server_error", "timeout"],
+    "no-credential": [500, "server_error", null],
+  },
+} as const satisfies Record<GatewayProvider, Record<WireErrorKind, readonly [number, string, string | null]>>;
+
+/** An error kind as an API states it: the `type` its error bodies and stream error events carry. */
+export const errorType = (provider: GatewayProvider, kind: WireErrorKind): string => ERRORS[provider][kind][1];
+
+/** An error answer in the API's own format: its status and body. */
+export function errorResponse(provider: GatewayProvider, kind: WireErrorKind, message: string): { status: number; body: Json } {
+  const [status, type, code] = ERRORS[provider][kind];
+  if (provider === "anthropic") return { status, body: { type: "error", error: { type, message } } };
+  return { status, body: { error: { message, type, code, param: null } } };
+}

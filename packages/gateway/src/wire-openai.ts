@@ -1,11 +1,14 @@
 import {
   dataOf,
+  errorType,
   isObject,
   mergeUsage,
+  modelField,
   optionalCount,
   readTools,
   sse,
   textOf,
+  usageField,
   type FrameInfo,
   type Json,
   type PreparedRequest,
@@ -18,8 +21,6 @@ import type { SseFrame } from "./sse-parser.js";
 // Searched in a frame's bytes, so most chunks are never decoded: a field in the data is in the bytes too.
 const DONE = Buffer.from("[DONE]");
 const USAGE = Buffer.from('"usage":{');
-
-const errorType = (kind: WireErrorKind) => (kind === "timeout" || kind === "upstream" ? "server_error" : "invalid_request_error");
 
 /** Tool outputs in a Responses input: the item types that carry a tool's result back to the model. */
 const TOOL_OUTPUT_ITEMS = new Set(["function_call_output", "custom_tool_call_output", "local_shell_call_output", "computer_call_output"]);
@@ -183,7 +184,7 @@ class ResponsesStream implements StreamState {
   }
 
   errorFrame(kind: WireErrorKind, message: string): string {
-    return sse("error", { type: "error", code: errorType(kind), message, param: null, sequence_number: ++this.#sequence });
+    return sse("error", { type: "error", code: errorType("openai", kind), message, param: null, sequence_number: ++this.#sequence });
   }
 }
 
@@ -192,8 +193,8 @@ export const openAiResponses: WireFormat = {
   api: "openai-responses",
   provider: "openai",
   prepare: prepareResponses,
-  usageOf: (body) => (isObject(body.usage) ? body.usage : undefined),
-  modelOf: (body) => (typeof body.model === "string" ? body.model : undefined),
+  usageOf: usageField,
+  modelOf: modelField,
   createStream: () => new ResponsesStream(),
 };
 
@@ -294,7 +295,7 @@ class ChatStream implements StreamState {
   }
 
   errorFrame(kind: WireErrorKind, message: string): string {
-    return sse(undefined, { error: { message, type: errorType(kind), code: null, param: null } });
+    return sse(undefined, { error: { message, type: errorType("openai", kind), code: null, param: null } });
   }
 }
 
@@ -316,7 +317,7 @@ export const openAiChat: WireFormat = {
   api: "openai-chat",
   provider: "openai",
   prepare: prepareChat,
-  usageOf: (body) => (isObject(body.usage) ? body.usage : undefined),
-  modelOf: (body) => (typeof body.model === "string" ? body.model : undefined),
+  usageOf: usageField,
+  modelOf: modelField,
   createStream: (prepared) => new ChatStream(prepared.clientWantsUsage),
 };
