@@ -15,3 +15,4 @@ export { describeBudgetStore, replayBudgetLedger } from "./budget-store-conforma
 export { describeWorkHook } from "./work-hook-conformance.js";
 export { describeProposalStore } from "./proposal-store-conformance.js";
 export { describeSessionRegistry } from "./session-registry-conformance.js";
+export { claudeCodeBinary, claudeCodeEnv, codexEntry, runAgentCli, writeCodexConfig, type AgentCliRun } from "./agent-cli.js";
