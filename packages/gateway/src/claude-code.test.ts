@@ -4,38 +4,20 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createBudget, normalizeUsage, usageOnly } from "@bulkhead/budget";
 import { addUsage, emptyUsage } from "@bulkhead/core";
-import {
-  claudeCodeBinary,
-  claudeCodeEnv,
-  createScriptedUpstream,
-  createTempDir,
-  runAgentCli,
-  type ScriptedUpstream,
-} from "@bulkhead/test-utils";
-import { afterEach, describe, expect, it } from "vitest";
-import { createGateway, type Gateway } from "./index.js";
+import { claudeCodeBinary, claudeCodeEnv, runAgentCli, type ScriptedUpstream } from "@bulkhead/test-utils";
+import { describe, expect, it } from "vitest";
+import { cleanUpAfterEach, setupAgentGateway } from "./agent-cli-setup.js";
+import type { Gateway } from "./index.js";
 
 const CANARY = "sk-ant-canary-claude-code-5d1e8a";
 const MODEL = "claude-sonnet-4-5";
 const CLAUDE = claudeCodeBinary();
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+cleanUpAfterEach();
 
-async function setup(script: (work: string) => Parameters<typeof createScriptedUpstream>[0]) {
-  const work = createTempDir("bulkhead-claude-work-");
-  const home = createTempDir("bulkhead-claude-home-");
-  const upstream = await createScriptedUpstream(script(work.path));
-  const gateway = await createGateway({ upstreams: { anthropic: upstream.url }, credentials: { anthropic: { apiKey: CANARY } }, env: {} });
-  cleanups.push(
-    () => work.remove(),
-    () => home.remove(),
-    () => upstream.close(),
-    () => gateway.close(),
-  );
-  return { upstream, gateway, work: work.path, home: home.path };
+async function setup(script: Parameters<typeof setupAgentGateway>[2]) {
+  const setup = await setupAgentGateway("anthropic", CANARY, script);
+  return setup;
 }
 
 /** Runs `claude -p` headless, as root with IS_SANDBOX=1, with nothing but the gateway to talk to. */

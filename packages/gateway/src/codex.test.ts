@@ -5,40 +5,22 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createBudget, normalizeUsage, usageOnly } from "@bulkhead/budget";
 import { addUsage, emptyUsage } from "@bulkhead/core";
-import {
-  codexEntry,
-  createScriptedUpstream,
-  createTempDir,
-  runAgentCli,
-  writeCodexConfig,
-  type ScriptedUpstream,
-} from "@bulkhead/test-utils";
-import { afterEach, describe, expect, it } from "vitest";
-import { createGateway, type Gateway } from "./index.js";
+import { codexEntry, runAgentCli, writeCodexConfig, type ScriptedUpstream } from "@bulkhead/test-utils";
+import { describe, expect, it } from "vitest";
+import { cleanUpAfterEach, setupAgentGateway } from "./agent-cli-setup.js";
+import type { Gateway } from "./index.js";
 
 const CANARY = "sk-proj-canary-codex-0b9e4f";
 const MODEL = "gpt-4.1";
 const CODEX = codexEntry();
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+cleanUpAfterEach();
 
-async function setup(script: (work: string) => Parameters<typeof createScriptedUpstream>[0]) {
-  const work = createTempDir("bulkhead-codex-work-");
-  const home = createTempDir("bulkhead-codex-home-");
-  const upstream = await createScriptedUpstream(script(work.path));
-  const gateway = await createGateway({ upstreams: { openai: upstream.url }, credentials: { openai: { apiKey: CANARY } }, env: {} });
+async function setup(script: Parameters<typeof setupAgentGateway>[2]) {
+  const setup = await setupAgentGateway("openai", CANARY, script);
   // The documented way to point Codex at another Responses endpoint: a custom provider.
-  writeCodexConfig({ home: home.path, model: MODEL, baseUrl: gateway.openaiBaseUrl!, envKey: "BULKHEAD_SESSION_TOKEN" });
-  cleanups.push(
-    () => work.remove(),
-    () => home.remove(),
-    () => upstream.close(),
-    () => gateway.close(),
-  );
-  return { upstream, gateway, work: work.path, home: home.path };
+  writeCodexConfig({ home: setup.home, model: MODEL, baseUrl: setup.gateway.openaiBaseUrl!, envKey: "BULKHEAD_SESSION_TOKEN" });
+  return setup;
 }
 
 const runCodex = (gateway: Gateway, token: string, cwd: string, home: string, prompt: string) =>
