@@ -138,22 +138,26 @@ class LazyFrame implements SseFrame {
   }
 
   #parse(): void {
-    let event: string | undefined;
-    let data: string | undefined;
-    for (let line of this.raw.toString("utf8").split("\n")) {
-      if (line.endsWith("\r")) line = line.slice(0, -1);
-      if (line === "" || line.startsWith(":")) continue;
-      const colon = line.indexOf(":");
-      const field = colon === -1 ? line : line.slice(0, colon);
-      let value = colon === -1 ? "" : line.slice(colon + 1);
-      if (value.startsWith(" ")) value = value.slice(1);
-      if (field === "event") event = value;
-      else if (field === "data") data = data === undefined ? value : `${data}\n${value}`;
-    }
-    this.#event = event;
-    this.#data = data ?? "";
+    [this.#event, this.#data] = parseSseFields(this.raw);
     this.#state = 2;
   }
 }
 
 const parseFrame = (raw: Buffer): SseFrame => new LazyFrame(raw);
+
+/** A frame's `event:` and `data:` by the SSE field rules, every line read (the slow path of a frame). */
+export function parseSseFields(raw: Buffer): [event: string | undefined, data: string] {
+  let event: string | undefined;
+  let data: string | undefined;
+  for (let line of raw.toString("utf8").split("\n")) {
+    if (line.endsWith("\r")) line = line.slice(0, -1);
+    if (line === "" || line.startsWith(":")) continue;
+    const colon = line.indexOf(":");
+    const field = colon === -1 ? line : line.slice(0, colon);
+    let value = colon === -1 ? "" : line.slice(colon + 1);
+    if (value.startsWith(" ")) value = value.slice(1);
+    if (field === "event") event = value;
+    else if (field === "data") data = data === undefined ? value : `${data}\n${value}`;
+  }
+  return [event, data ?? ""];
+}
