@@ -1,84 +1,31 @@
 // The real Claude Code CLI (npm @anthropic-ai/claude-code, its native binary) run on the host
 // against the gateway, which forwards to a scripted Anthropic upstream on 127.0.0.1.
-import { spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
-import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { createBudget, normalizeUsage, usageOnly } from "@bulkhead/budget";
 import { addUsage, emptyUsage } from "@bulkhead/core";
-import { createScriptedUpstream, createTempDir, type ScriptedUpstream } from "@bulkhead/test-utils";
-import { afterEach, describe, expect, it } from "vitest";
-import { createGateway, type Gateway } from "./index.js";
+import { claudeCodeBinary, claudeCodeEnv, runAgentCli, type ScriptedUpstream } from "@bulkhead/test-utils";
+import { describe, expect, it } from "vitest";
+import { cleanUpAfterEach, setupAgentGateway } from "./agent-cli-setup.js";
+import type { Gateway } from "./index.js";
 
 const CANARY = "sk-ant-canary-claude-code-5d1e8a";
 const MODEL = "claude-sonnet-4-5";
-const require = createRequire(import.meta.url);
-/** The native binary: from the platform package (what the wrapper's postinstall copies into its bin/). */
-function claudeBinary(): string {
-  try {
-    return join(dirname(require.resolve(`@anthropic-ai/claude-code-${process.platform}-${process.arch}/package.json`)), "claude");
-  } catch {
-    return join(dirname(require.resolve("@anthropic-ai/claude-code/package.json")), "bin", "claude.exe");
-  }
-}
-const CLAUDE = claudeBinary();
+const CLAUDE = claudeCodeBinary();
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+cleanUpAfterEach();
 
-async function setup(script: (work: string) => Parameters<typeof createScriptedUpstream>[0]) {
-  const work = createTempDir("bulkhead-claude-work-");
-  const home = createTempDir("bulkhead-claude-home-");
-  const upstream = await createScriptedUpstream(script(work.path));
-  const gateway = await createGateway({ upstreams: { anthropic: upstream.url }, credentials: { anthropic: { apiKey: CANARY } }, env: {} });
-  cleanups.push(
-    () => work.remove(),
-    () => home.remove(),
-    () => upstream.close(),
-    () => gateway.close(),
-  );
-  return { upstream, gateway, work: work.path, home: home.path };
+async function setup(script: Parameters<typeof setupAgentGateway>[2]) {
+  const setup = await setupAgentGateway("anthropic", CANARY, script);
+  return setup;
 }
 
 /** Runs `claude -p` headless, as root with IS_SANDBOX=1, with nothing but the gateway to talk to. */
-function runClaude(gateway: Gateway, token: string, cwd: string, home: string, prompt: string) {
-  return new Promise<{ code: number | null; stdout: string; stderr: string; lines: Record<string, unknown>[] }>((resolve, reject) => {
-    const child = spawn(
-      CLAUDE,
-      ["-p", prompt, "--output-format", "stream-json", "--verbose", "--dangerously-skip-permissions", "--model", MODEL],
-      {
-        cwd,
-        stdio: ["ignore", "pipe", "pipe"],
-        env: {
-          PATH: process.env.PATH,
-          HOME: home,
-          IS_SANDBOX: "1",
-          ANTHROPIC_BASE_URL: gateway.anthropicBaseUrl,
-          ANTHROPIC_API_KEY: token,
-          DISABLE_AUTOUPDATER: "1",
-          CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1",
-          DISABLE_TELEMETRY: "1",
-          DISABLE_ERROR_REPORTING: "1",
-          CLAUDE_CODE_MAX_RETRIES: "0",
-        },
-      },
-    );
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-    child.once("error", reject);
-    child.once("close", (code) => {
-      const lines = stdout
-        .split("\n")
-        .filter((line) => line.startsWith("{"))
-        .map((line) => JSON.parse(line) as Record<string, unknown>);
-      resolve({ code, stdout, stderr, lines });
-    });
+const runClaude = (gateway: Gateway, token: string, cwd: string, home: string, prompt: string) =>
+  runAgentCli(CLAUDE, ["-p", prompt, "--output-format", "stream-json", "--verbose", "--dangerously-skip-permissions", "--model", MODEL], {
+    cwd,
+    env: claudeCodeEnv({ baseUrl: gateway.anthropicBaseUrl!, token, home }),
   });
-}
 
 const sentUsage = (upstream: ScriptedUpstream) =>
   upstream

@@ -1,81 +1,33 @@
 // The real Codex CLI (npm @openai/codex, its native binary) run on the host with a custom model
 // provider in $CODEX_HOME/config.toml pointing at the gateway (OPENAI_BASE_URL is ignored by Codex),
 // which forwards to a scripted Responses upstream on 127.0.0.1.
-import { spawn } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { createBudget, normalizeUsage, usageOnly } from "@bulkhead/budget";
 import { addUsage, emptyUsage } from "@bulkhead/core";
-import { createScriptedUpstream, createTempDir, type ScriptedUpstream } from "@bulkhead/test-utils";
-import { afterEach, describe, expect, it } from "vitest";
-import { createGateway, type Gateway } from "./index.js";
+import { codexEntry, runAgentCli, writeCodexConfig, type ScriptedUpstream } from "@bulkhead/test-utils";
+import { describe, expect, it } from "vitest";
+import { cleanUpAfterEach, setupAgentGateway } from "./agent-cli-setup.js";
+import type { Gateway } from "./index.js";
 
 const CANARY = "sk-proj-canary-codex-0b9e4f";
 const MODEL = "gpt-4.1";
-const require = createRequire(import.meta.url);
-const CODEX = join(dirname(require.resolve("@openai/codex/package.json")), "bin", "codex.js");
+const CODEX = codexEntry();
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+cleanUpAfterEach();
 
-async function setup(script: (work: string) => Parameters<typeof createScriptedUpstream>[0]) {
-  const work = createTempDir("bulkhead-codex-work-");
-  const home = createTempDir("bulkhead-codex-home-");
-  const upstream = await createScriptedUpstream(script(work.path));
-  const gateway = await createGateway({ upstreams: { openai: upstream.url }, credentials: { openai: { apiKey: CANARY } }, env: {} });
+async function setup(script: Parameters<typeof setupAgentGateway>[2]) {
+  const setup = await setupAgentGateway("openai", CANARY, script);
   // The documented way to point Codex at another Responses endpoint: a custom provider.
-  writeFileSync(
-    join(home.path, "config.toml"),
-    [
-      `model = "${MODEL}"`,
-      `model_provider = "bulkhead"`,
-      `[model_providers.bulkhead]`,
-      `name = "bulkhead gateway"`,
-      `base_url = "${gateway.openaiBaseUrl}"`,
-      `env_key = "BULKHEAD_SESSION_TOKEN"`,
-      `wire_api = "responses"`,
-      `request_max_retries = 0`,
-      `stream_max_retries = 0`,
-      "",
-    ].join("\n"),
-  );
-  cleanups.push(
-    () => work.remove(),
-    () => home.remove(),
-    () => upstream.close(),
-    () => gateway.close(),
-  );
-  return { upstream, gateway, work: work.path, home: home.path };
+  writeCodexConfig({ home: setup.home, model: MODEL, baseUrl: setup.gateway.openaiBaseUrl!, envKey: "BULKHEAD_SESSION_TOKEN" });
+  return setup;
 }
 
-function runCodex(gateway: Gateway, token: string, cwd: string, home: string, prompt: string) {
-  return new Promise<{ code: number | null; stdout: string; stderr: string; lines: Record<string, unknown>[] }>((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      [CODEX, "exec", "--skip-git-repo-check", "--json", "--dangerously-bypass-approvals-and-sandbox", prompt],
-      {
-        cwd,
-        stdio: ["ignore", "pipe", "pipe"],
-        env: { PATH: process.env.PATH, HOME: home, CODEX_HOME: home, BULKHEAD_SESSION_TOKEN: token },
-      },
-    );
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-    child.once("error", reject);
-    child.once("close", (code) => {
-      const lines = stdout
-        .split("\n")
-        .filter((line) => line.startsWith("{"))
-        .map((line) => JSON.parse(line) as Record<string, unknown>);
-      resolve({ code, stdout, stderr, lines });
-    });
+const runCodex = (gateway: Gateway, token: string, cwd: string, home: string, prompt: string) =>
+  runAgentCli(process.execPath, [CODEX, "exec", "--skip-git-repo-check", "--json", "--dangerously-bypass-approvals-and-sandbox", prompt], {
+    cwd,
+    env: { PATH: process.env.PATH, HOME: home, CODEX_HOME: home, BULKHEAD_SESSION_TOKEN: token },
   });
-}
 
 const sentUsage = (upstream: ScriptedUpstream) =>
   upstream

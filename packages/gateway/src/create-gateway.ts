@@ -34,6 +34,7 @@ import { OutputMeter } from "./output-meter.js";
 import { SseParser } from "./sse-parser.js";
 import { anthropicCountTokens, anthropicMessages } from "./wire-anthropic.js";
 import {
+  errorResponse,
   isObject,
   type GatewayApi,
   type GatewayProvider,
@@ -234,42 +235,6 @@ const PASSED_RESPONSE_HEADER =
 const OAUTH_BETA = "oauth-2025-04-20";
 
 const hashToken = (token: string) => createHash("sha256").update(token).digest("hex");
-
-/** The error statuses and types of each API. */
-function errorResponse(provider: GatewayProvider, kind: WireErrorKind, message: string): { status: number; body: Json } {
-  if (provider === "anthropic") {
-    const [status, type] = (
-      {
-        "invalid-request": [400, "invalid_request_error"],
-        authentication: [401, "authentication_error"],
-        "not-found": [404, "not_found_error"],
-        "too-large": [413, "request_too_large"],
-        // 400, not 429: agent CLIs retry 429 for minutes; a spent budget does not come back.
-        budget: [400, "invalid_request_error"],
-        "tools-changed": [403, "permission_error"],
-        upstream: [502, "api_error"],
-        timeout: [504, "api_error"],
-        "no-credential": [500, "api_error"],
-      } as const
-    )[kind];
-    return { status, body: { type: "error", error: { type, message } } };
-  }
-  const [status, type, code] = (
-    {
-      "invalid-request": [400, "invalid_request_error", null],
-      authentication: [401, "invalid_request_error", "invalid_api_key"],
-      "not-found": [404, "invalid_request_error", "not_found"],
-      "too-large": [413, "invalid_request_error", "request_too_large"],
-      // OpenAI's own answer to a spent quota; Codex and the SDKs stop on it instead of retrying.
-      budget: [429, "insufficient_quota", "insufficient_quota"],
-      "tools-changed": [403, "invalid_request_error", "tools_changed"],
-      upstream: [502, "server_error", null],
-      timeout: [504, "server_error", "timeout"],
-      "no-credential": [500, "server_error", null],
-    } as const
-  )[kind];
-  return { status, body: { error: { message, type, code, param: null } } };
-}
 
 /** Anthropic SDKs send `x-api-key`; OpenAI's and Claude's OAuth clients send a bearer token. */
 function tokenOf(headers: IncomingHttpHeaders): string | undefined {
@@ -923,7 +888,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> implements AsyncDisposa
         if (done) return;
         done = true;
         clearTimeout(idle);
-        upstream.off("data", onData);
+        upstream.off("readable", pump);
         if (record.outcome !== "client-closed") record.outcome = outcome;
         record.model = state.model ?? record.model;
         if (outcome === "ok" && state.rawUsage) this.#settle(call, state.rawUsage, "upstream");
@@ -941,38 +906,44 @@ export class Gateway extends TypedEmitter<GatewayEvents> implements AsyncDisposa
         upstream.destroy();
         finish(kind === "timeout" ? "upstream-timeout" : "upstream-dropped");
       };
-      const onData = (chunk: Buffer) => {
+      const onChunk = (chunk: Buffer) => {
         idle.refresh();
-        // A chunk that holds whole frames only, none dropped, is passed on as the chunk itself.
-        let intact = parser.buffered === 0;
         let frames;
         try {
           frames = parser.push(chunk);
         } catch (error) {
           return fail("upstream", (error as Error).message);
         }
+        // The frames passed on, as runs of adjacent bytes: most chunks become one write.
         const out: Buffer[] = [];
+        let run: Buffer | undefined;
+        let runLength = 0;
+        const keep = (raw: Buffer) => {
+          if (run && raw.buffer === run.buffer && raw.byteOffset === run.byteOffset + runLength) runLength += raw.length;
+          else {
+            if (run) out.push(runLength === run.length ? run : Buffer.from(run.buffer, run.byteOffset, runLength));
+            run = raw;
+            runLength = raw.length;
+          }
+        };
         let stopped = false;
         for (const frame of frames) {
           const info = state.inspect(frame);
-          // A delta is decoded to bound its tokens; it is tokenized only near the allowance.
-          if (info.text !== undefined) {
-            if (call.allowance === Infinity) meter.note(info.text);
-            else if (!meter.admit(info.text())) {
-              stopped = true;
-              break;
-            }
+          // A delta is decoded only if the meter must look closer than its frame's size.
+          if (info.text !== undefined && !meter.admit(info.textBytes ?? frame.raw.length, info.text)) {
+            stopped = true;
+            break;
           }
-          if (info.drop) intact = false;
-          else out.push(frame.raw);
+          if (!info.drop) keep(frame.raw);
           info.delivered?.();
           if (info.terminal) terminal = true;
         }
+        if (run) out.push(runLength === run.length ? run : Buffer.from(run.buffer, run.byteOffset, runLength));
         if (stopped) {
           ending = true;
           // Ended as the API ends at max_tokens: closing events with the usage, never a torn connection.
           const usage = state.cutUsage(meter.tokens, call.inputTokens);
-          response.end(Buffer.concat([...out.map((frame) => this.#redact(frame)), Buffer.from(state.closing(usage))]));
+          response.end(Buffer.concat([this.#redact(Buffer.concat(out)), Buffer.from(state.closing(usage))]));
           const kind = record.budget.find((act) => act.action === "clamped")?.kind ?? "generation";
           record.budget.push({ kind, action: "stopped" });
           this.emit("generation-stopped", {
@@ -985,17 +956,29 @@ export class Gateway extends TypedEmitter<GatewayEvents> implements AsyncDisposa
           upstream.destroy();
           return finish("stopped");
         }
-        if (out.length === 0) return;
-        if (intact && parser.buffered === 0) response.write(this.#redact(chunk));
-        else response.write(out.length === 1 ? this.#redact(out[0]!) : Buffer.concat(out.map((frame) => this.#redact(frame))));
-        // Backpressure with room: the upstream is paused only when the client falls this far
-        // behind, so a brief stall of the client does not stall the stream frame by frame.
-        if (response.writableLength > STREAM_BUFFER_BYTES && !upstream.isPaused()) {
-          upstream.pause();
-          response.once("drain", () => upstream.resume());
+        if (out.length > 0) response.write(this.#redact(out.length === 1 ? out[0]! : Buffer.concat(out)));
+      };
+      // Read in paused mode: what one socket read brought (often hundreds of frames, one HTTP
+      // chunk each) comes as one buffer, so the gateway handles it, and writes it, once.
+      let draining = false;
+      const pump = () => {
+        if (draining) return;
+        let chunk: Buffer | null;
+        while (!done && !ending && (chunk = upstream.read() as Buffer | null) !== null) {
+          onChunk(chunk);
+          // Backpressure with room: reading stops only when the client falls this far behind,
+          // so a brief stall of the client does not stall the stream frame by frame.
+          if (response.writableLength > STREAM_BUFFER_BYTES) {
+            draining = true;
+            response.once("drain", () => {
+              draining = false;
+              pump();
+            });
+            return;
+          }
         }
       };
-      upstream.on("data", onData);
+      upstream.on("readable", pump);
       upstream.once("end", () => {
         const last = parser.end();
         if (last) {

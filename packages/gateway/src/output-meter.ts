@@ -1,37 +1,65 @@
 import type { BudgetTokenCounter } from "@bulkhead/budget";
 
 /**
- * A safe ceiling of a delta's tokens without tokenizing it: an o200k_base token is at least one
+ * A safe ceiling of a text's tokens from its UTF-8 length: an o200k_base token is at least one
  * byte, and a Claude estimate multiplies by at most ~1.5 (then rounds up).
  */
-const bound = (text: string) => 2 * Buffer.byteLength(text) + 1;
+const bound = (bytes: number) => 2 * bytes + 1;
+
+/** Deltas held undecoded at most this many frame bytes; past it they are counted, so memory stays bounded. */
+const MAX_PENDING_BYTES = 8 * 1024 * 1024;
 
 /**
- * Counts a stream's delivered output against an allowance, tokenizing as little as it can:
- * while the byte-based ceiling of everything delivered fits, deltas are only remembered; near
- * the allowance each delta is counted exactly before it is let through. The count is needed
- * only when the stream is cut (a complete stream is booked from the upstream's usage).
+ * Counts a stream's delivered output against an allowance, decoding and tokenizing as little as
+ * it can. Each delta comes with a ceiling of its text's UTF-8 length that needs no decoding (at
+ * worst the size of its frame: JSON escapes only lengthen); while the ceilings of everything
+ * delivered fit, deltas are only remembered. Closer to the allowance the deltas held are decoded
+ * for tighter ceilings, and at the edge each is counted exactly before it is let through. The
+ * count itself is needed only when the stream is cut (a complete stream is booked from the
+ * upstream's usage).
  */
 export class OutputMeter {
   readonly #counter: BudgetTokenCounter;
   readonly #allowance: number;
   /** Exact tokens of the deltas already counted. */
   #counted = 0;
-  /** Deltas delivered but not counted yet, and their ceiling. */
+  /** Deltas delivered but not counted yet: decoded texts first (up to `#decoded`), then undecoded ones. */
   #pending: (string | (() => string))[] = [];
-  #pendingBound = 0;
+  #decoded = 0;
+  /** Token ceilings of the decoded and the undecoded pending deltas. */
+  #decodedBound = 0;
+  #lazyBound = 0;
+  /** Bytes the pending deltas hold (undecoded ones by their ceiling), to bound memory. */
+  #lazyBytes = 0;
+  #decodedBytes = 0;
 
+  /** @param allowance the output a stream may deliver, in tokens (Infinity: unbounded, only counted) */
   constructor(counter: BudgetTokenCounter, allowance: number) {
     this.#counter = counter;
     this.#allowance = allowance;
   }
 
-  /** Takes a delta if it fits in the allowance (then it counts as delivered), or refuses it. */
-  admit(text: string): boolean {
-    const ceiling = bound(text);
-    if (this.#counted + this.#pendingBound + ceiling <= this.#allowance) {
+  /**
+   * Takes a delta if it fits in the allowance (then it counts as delivered), or refuses it.
+   * @param textBytes a ceiling of the text's UTF-8 length, known without decoding it (the frame's size will do)
+   * @param decode the delta's text, called only when that ceiling does not fit
+   */
+  admit(textBytes: number, decode: () => string): boolean {
+    if (bound(textBytes) <= this.#room()) {
+      this.#pending.push(decode);
+      this.#lazyBound += bound(textBytes);
+      this.#lazyBytes += textBytes;
+      if (this.#lazyBytes + this.#decodedBytes > MAX_PENDING_BYTES) this.#flush();
+      return true;
+    }
+    this.#tighten();
+    const text = decode();
+    const ceiling = bound(Buffer.byteLength(text));
+    if (ceiling <= this.#room()) {
       this.#pending.push(text);
-      this.#pendingBound += ceiling;
+      this.#decoded++;
+      this.#decodedBound += ceiling;
+      this.#decodedBytes += text.length;
       return true;
     }
     this.#flush();
@@ -41,21 +69,37 @@ export class OutputMeter {
     return true;
   }
 
-  /** Records a delta on a stream without an allowance: decoded and counted only if `tokens` is asked (a cut stream). */
-  note(decode: () => string): void {
-    this.#pending.push(decode);
-  }
-
   /** Tokens delivered so far. */
   get tokens(): number {
     this.#flush();
     return this.#counted;
   }
 
+  #room(): number {
+    return this.#allowance - this.#counted - this.#decodedBound - this.#lazyBound;
+  }
+
+  /** Decodes the deltas held undecoded, so that their ceilings come from their texts. Each is decoded once. */
+  #tighten(): void {
+    for (; this.#decoded < this.#pending.length; this.#decoded++) {
+      const piece = this.#pending[this.#decoded]!;
+      const text = typeof piece === "string" ? piece : piece();
+      this.#pending[this.#decoded] = text;
+      this.#decodedBound += bound(Buffer.byteLength(text));
+      this.#decodedBytes += text.length;
+    }
+    this.#lazyBound = 0;
+    this.#lazyBytes = 0;
+  }
+
   #flush(): void {
     if (this.#pending.length === 0) return;
     this.#counted += this.#counter.count(this.#pending.map((piece) => (typeof piece === "string" ? piece : piece())).join(""));
     this.#pending = [];
-    this.#pendingBound = 0;
+    this.#decoded = 0;
+    this.#decodedBound = 0;
+    this.#lazyBound = 0;
+    this.#decodedBytes = 0;
+    this.#lazyBytes = 0;
   }
 }

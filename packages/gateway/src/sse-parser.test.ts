@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { SseParser } from "./sse-parser.js";
+import { parseSseFields, SseParser } from "./sse-parser.js";
 
 const frameArbitrary = fc.record({
   event: fc.option(fc.stringMatching(/^[a-z_.]{1,20}$/), { nil: undefined }),
@@ -63,5 +63,32 @@ describe("SseParser", () => {
     for (const byte of Buffer.from(frame)) frames += parser.push(Buffer.of(byte)).length;
     expect(frames).toBe(1);
     expect(parser.buffered).toBe(0);
+  });
+
+  it("reads a frame's event from its first line exactly as the whole parse does, whatever its lines", () => {
+    const line = fc.oneof(
+      fc.stringMatching(/^event: ?[a-z_.é]{0,12}$/),
+      fc.stringMatching(/^event$/),
+      fc.stringMatching(/^eventx?: [a-z]{0,4}$/),
+      fc.stringMatching(/^data: ?[^\r\n]{0,20}$/),
+      fc.stringMatching(/^: [a-z ]{0,8}$/),
+      fc.stringMatching(/^id: [0-9]{1,3}$/),
+    );
+    fc.assert(
+      fc.property(fc.array(line, { minLength: 1, maxLength: 5 }), fc.boolean(), fc.boolean(), (lines, crlf, eventFirst) => {
+        const newline = crlf ? "\r\n" : "\n";
+        const text = `${lines.join(newline)}${newline}${newline}`;
+        const [frame] = new SseParser().push(Buffer.from(text));
+        // Either field may be asked first; both must agree with the whole parse.
+        const [event, data] = parseSseFields(Buffer.from(text));
+        if (eventFirst) {
+          expect(frame!.event).toBe(event);
+          expect(frame!.data).toBe(data);
+        } else {
+          expect(frame!.data).toBe(data);
+          expect(frame!.event).toBe(event);
+        }
+      }),
+    );
   });
 });

@@ -84,7 +84,69 @@ export class SseParser {
   }
 }
 
-function parseFrame(raw: Buffer): SseFrame {
+/** Whether `bytes` holds `expected` at `offset`: a plain loop, cheaper than `Buffer#compare` for a short prefix per frame. */
+export function hasBytesAt(bytes: Buffer, offset: number, expected: Buffer): boolean {
+  if (offset + expected.length > bytes.length) return false;
+  for (let index = 0; index < expected.length; index++) if (bytes[offset + index] !== expected[index]) return false;
+  return true;
+}
+
+const EVENT_FIELD = Buffer.from("event:");
+const EVENT_LINE = Buffer.from("\nevent");
+
+/**
+ * A frame whose fields are read only when asked: most frames of a stream are passed on as their
+ * bytes, and the gateway needs at most their `event:` name, which is read from the first line
+ * without decoding the rest.
+ */
+class LazyFrame implements SseFrame {
+  readonly raw: Buffer;
+  #event: string | undefined;
+  #data: string | undefined;
+  #state = 0; // 0: nothing read; 1: the event read; 2: every field read
+
+  constructor(raw: Buffer) {
+    this.raw = raw;
+  }
+
+  get event(): string | undefined {
+    if (this.#state === 0) this.#readEvent();
+    return this.#event;
+  }
+
+  get data(): string {
+    if (this.#state !== 2) this.#parse();
+    return this.#data!;
+  }
+
+  #readEvent(): void {
+    const raw = this.raw;
+    // The common shape: `event: name` first and no other event line. Anything else is parsed whole.
+    if (hasBytesAt(raw, 0, EVENT_FIELD)) {
+      const lf = raw.indexOf(LF);
+      if (raw.indexOf(EVENT_LINE, lf) !== -1) return this.#parse();
+      let end = lf;
+      if (raw[end - 1] === CR) end--;
+      const start = raw[EVENT_FIELD.length] === 0x20 ? EVENT_FIELD.length + 1 : EVENT_FIELD.length;
+      this.#event = raw.toString("utf8", start, end);
+      this.#state = 1;
+      return;
+    }
+    if (raw[0] === 0x65 /* e: a field "event" without a colon */ || raw.indexOf(EVENT_LINE) !== -1) return this.#parse();
+    this.#event = undefined;
+    this.#state = 1;
+  }
+
+  #parse(): void {
+    [this.#event, this.#data] = parseSseFields(this.raw);
+    this.#state = 2;
+  }
+}
+
+const parseFrame = (raw: Buffer): SseFrame => new LazyFrame(raw);
+
+/** A frame's `event:` and `data:` by the SSE field rules, every line read (the slow path of a frame). */
+export function parseSseFields(raw: Buffer): [event: string | undefined, data: string] {
   let event: string | undefined;
   let data: string | undefined;
   for (let line of raw.toString("utf8").split("\n")) {
@@ -97,5 +159,5 @@ function parseFrame(raw: Buffer): SseFrame {
     if (field === "event") event = value;
     else if (field === "data") data = data === undefined ? value : `${data}\n${value}`;
   }
-  return { raw, event, data: data ?? "" };
+  return [event, data ?? ""];
 }

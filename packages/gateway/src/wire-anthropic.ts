@@ -1,16 +1,20 @@
-import type { SseFrame } from "./sse-parser.js";
+import { hasBytesAt, type SseFrame } from "./sse-parser.js";
 import {
   dataOf,
-  fingerprintTool,
+  errorType,
   isObject,
   mergeUsage,
+  modelField,
   optionalCount,
+  readTools,
   sse,
   textOf,
+  usageField,
   type FrameInfo,
   type Json,
   type PreparedRequest,
   type StreamState,
+  type WireErrorKind,
   type WireFormat,
 } from "./wire-format.js";
 
@@ -31,15 +35,14 @@ function prepare(body: Json): PreparedRequest {
         if (isObject(block) && block.type === "tool_result")
           toolResults.push({ id: String(block.tool_use_id), text: textOf(block.content ?? "") });
   }
-  const tools = Array.isArray(body.tools) ? body.tools.filter(isObject) : [];
-  for (const tool of tools) inputPieces.push(JSON.stringify(tool));
+  const { tools, fingerprints } = readTools(body, (tool) => tool.name, inputPieces);
   const maxTokens = optionalCount(body, "max_tokens");
   return {
     model: typeof body.model === "string" ? body.model : undefined,
     stream: body.stream === true,
     inputPieces,
     toolResults,
-    tools: tools.map((tool) => fingerprintTool(String(tool.name ?? tool.type), tool)),
+    tools: fingerprints,
     maxTokens,
     clientWantsUsage: true,
     modified: false,
@@ -72,6 +75,28 @@ function prepare(body: Json): PreparedRequest {
   };
 }
 
+/** How every delta of the API begins, up to its text's first byte (index digits aside). */
+const DELTA_HEAD = Buffer.from('event: content_block_delta\ndata: {"type":"content_block_delta","index":');
+const DELTA_TEXT_KEYS = [
+  Buffer.from(',"delta":{"type":"text_delta","text":"'),
+  Buffer.from(',"delta":{"type":"input_json_delta","partial_json":"'),
+];
+
+/**
+ * A ceiling of a delta's text length without decoding it: in a delta of the API's own shape no
+ * string but the two type names comes before the text, so the text lies in the bytes after that
+ * head (whatever else the frame holds, later keys included). Otherwise the frame's size.
+ */
+function deltaTextBytes(raw: Buffer): number {
+  if (!hasBytesAt(raw, 0, DELTA_HEAD)) return raw.length;
+  let index = DELTA_HEAD.length;
+  while (index < raw.length && raw[index]! >= 0x30 && raw[index]! <= 0x39) index++;
+  for (const keys of DELTA_TEXT_KEYS) {
+    if (hasBytesAt(raw, index, keys)) return raw.length - index - keys.length;
+  }
+  return raw.length;
+}
+
 class AnthropicStream implements StreamState {
   rawUsage: Json | undefined;
   hasInputUsage = false;
@@ -88,6 +113,7 @@ class AnthropicStream implements StreamState {
         return info;
       case "content_block_delta":
         // Most frames of a stream: passed on as bytes, decoded only if the meter must count them.
+        info.textBytes = deltaTextBytes(frame.raw);
         info.text = () => {
           const delta = dataOf(frame)?.delta;
           const text = isObject(delta) ? (delta.text ?? delta.partial_json ?? delta.thinking) : undefined;
@@ -142,11 +168,8 @@ class AnthropicStream implements StreamState {
     );
   }
 
-  errorFrame(kind: Parameters<StreamState["errorFrame"]>[0], message: string): string {
-    return sse("error", {
-      type: "error",
-      error: { type: kind === "timeout" || kind === "upstream" ? "api_error" : "invalid_request_error", message },
-    });
+  errorFrame(kind: WireErrorKind, message: string): string {
+    return sse("error", { type: "error", error: { type: errorType("anthropic", kind), message } });
   }
 }
 
@@ -155,8 +178,8 @@ export const anthropicMessages: WireFormat = {
   api: "anthropic-messages",
   provider: "anthropic",
   prepare,
-  usageOf: (body) => (isObject(body.usage) ? body.usage : undefined),
-  modelOf: (body) => (typeof body.model === "string" ? body.model : undefined),
+  usageOf: usageField,
+  modelOf: modelField,
   createStream: () => new AnthropicStream(),
 };
 

@@ -45,6 +45,11 @@ export interface FrameInfo {
    * budget; decoded only when it must be counted. Undefined when the frame carries none.
    */
   text: (() => string) | undefined;
+  /**
+   * A ceiling of that text's UTF-8 length, known without decoding it.
+   * @default the frame's size (a JSON string is never shorter than the text it encodes)
+   */
+  textBytes?: number;
   /** Drop the frame instead of passing it on (the usage chunk the client did not ask for). */
   drop: boolean;
   /** The API's last event (`message_stop`, `response.completed`, `[DONE]`). */
@@ -97,9 +102,39 @@ function canonical(value: unknown): string {
 }
 
 /** Fingerprints a tool definition: its name, and the sha256 of the rest. */
-export function fingerprintTool(name: string, definition: Json): ToolFingerprint {
+function fingerprintTool(name: string, definition: Json): ToolFingerprint {
   const { name: _name, ...rest } = definition;
   return { name, sha256: createHash("sha256").update(canonical(rest)).digest("hex") };
+}
+
+/** Fingerprints by a definition's JSON text: an agent sends the same tool set with every request. */
+const fingerprints = new Map<string, string>();
+const MAX_FINGERPRINTS = 512;
+
+/**
+ * The tools of a request: each definition's JSON joins the prompt pieces (tools count as
+ * prompt), and each is fingerprinted, hashed once per distinct definition.
+ */
+export function readTools(
+  body: Json,
+  nameOf: (tool: Json) => unknown,
+  inputPieces: string[],
+): { tools: Json[]; fingerprints: ToolFingerprint[] } {
+  const tools = Array.isArray(body.tools) ? body.tools.filter(isObject) : [];
+  const fingerprinted: ToolFingerprint[] = [];
+  for (const tool of tools) {
+    const text = JSON.stringify(tool);
+    inputPieces.push(text);
+    const name = String(nameOf(tool) ?? tool.type);
+    let sha256 = fingerprints.get(text);
+    if (sha256 === undefined) {
+      sha256 = fingerprintTool(name, tool).sha256;
+      if (fingerprints.size >= MAX_FINGERPRINTS) fingerprints.delete(fingerprints.keys().next().value!);
+      fingerprints.set(text, sha256);
+    }
+    fingerprinted.push({ name, sha256 });
+  }
+  return { tools, fingerprints: fingerprinted };
 }
 
 /** The text of a content value (a string, blocks, or anything else as JSON), for counting. */
@@ -129,6 +164,12 @@ export function mergeUsage(into: Json | undefined, update: unknown): Json | unde
   return merged;
 }
 
+/** The `usage` object of a response body (all three APIs put it there). */
+export const usageField = (body: Json): Json | undefined => (isObject(body.usage) ? body.usage : undefined);
+
+/** The `model` of a response body. */
+export const modelField = (body: Json): string | undefined => (typeof body.model === "string" ? body.model : undefined);
+
 /** Parses a frame's data as JSON, or undefined when it is not. */
 export function dataOf(frame: SseFrame): Json | undefined {
   if (frame.data === "" || frame.data === "[DONE]") return undefined;
@@ -142,3 +183,41 @@ export function dataOf(frame: SseFrame): Json | undefined {
 
 export const sse = (event: string | undefined, data: unknown): string =>
   `${event === undefined ? "" : `event: ${event}\n`}data: ${typeof data === "string" ? data : JSON.stringify(data)}\n\n`;
+
+/** How each API states an error kind: its HTTP status, `type` and (OpenAI) `code`. */
+const ERRORS = {
+  anthropic: {
+    "invalid-request": [400, "invalid_request_error", null],
+    authentication: [401, "authentication_error", null],
+    "not-found": [404, "not_found_error", null],
+    "too-large": [413, "request_too_large", null],
+    // 400, not 429: agent CLIs retry 429 for minutes; a spent budget does not come back.
+    budget: [400, "invalid_request_error", null],
+    "tools-changed": [403, "permission_error", null],
+    upstream: [502, "api_error", null],
+    timeout: [504, "api_error", null],
+    "no-credential": [500, "api_error", null],
+  },
+  openai: {
+    "invalid-request": [400, "invalid_request_error", null],
+    authentication: [401, "invalid_request_error", "invalid_api_key"],
+    "not-found": [404, "invalid_request_error", "not_found"],
+    "too-large": [413, "invalid_request_error", "request_too_large"],
+    // OpenAI's own answer to a spent quota; Codex and the SDKs stop on it instead of retrying.
+    budget: [429, "insufficient_quota", "insufficient_quota"],
+    "tools-changed": [403, "invalid_request_error", "tools_changed"],
+    upstream: [502, "server_error", null],
+    timeout: [504, "server_error", "timeout"],
+    "no-credential": [500, "server_error", null],
+  },
+} as const satisfies Record<GatewayProvider, Record<WireErrorKind, readonly [number, string, string | null]>>;
+
+/** An error kind as an API states it: the `type` its error bodies and stream error events carry. */
+export const errorType = (provider: GatewayProvider, kind: WireErrorKind): string => ERRORS[provider][kind][1];
+
+/** An error answer in the API's own format: its status and body. */
+export function errorResponse(provider: GatewayProvider, kind: WireErrorKind, message: string): { status: number; body: Json } {
+  const [status, type, code] = ERRORS[provider][kind];
+  if (provider === "anthropic") return { status, body: { type: "error", error: { type, message } } };
+  return { status, body: { error: { message, type, code, param: null } } };
+}

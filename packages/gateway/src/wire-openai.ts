@@ -1,11 +1,14 @@
 import {
   dataOf,
-  fingerprintTool,
+  errorType,
   isObject,
   mergeUsage,
+  modelField,
   optionalCount,
+  readTools,
   sse,
   textOf,
+  usageField,
   type FrameInfo,
   type Json,
   type PreparedRequest,
@@ -15,7 +18,9 @@ import {
 } from "./wire-format.js";
 import type { SseFrame } from "./sse-parser.js";
 
-const errorType = (kind: WireErrorKind) => (kind === "timeout" || kind === "upstream" ? "server_error" : "invalid_request_error");
+// Searched in a frame's bytes, so most chunks are never decoded: a field in the data is in the bytes too.
+const DONE = Buffer.from("[DONE]");
+const USAGE = Buffer.from('"usage":{');
 
 /** Tool outputs in a Responses input: the item types that carry a tool's result back to the model. */
 const TOOL_OUTPUT_ITEMS = new Set(["function_call_output", "custom_tool_call_output", "local_shell_call_output", "computer_call_output"]);
@@ -33,14 +38,13 @@ function prepareResponses(body: Json): PreparedRequest {
         toolResults.push({ id: String(item.call_id ?? item.id), text: textOf(item.output ?? "") });
     }
   } else if (body.input !== undefined) throw "input must be a string or an array of items";
-  const tools = Array.isArray(body.tools) ? body.tools.filter(isObject) : [];
-  for (const tool of tools) inputPieces.push(JSON.stringify(tool));
+  const { tools, fingerprints } = readTools(body, (tool) => tool.name, inputPieces);
   return {
     model: typeof body.model === "string" ? body.model : undefined,
     stream: body.stream === true,
     inputPieces,
     toolResults,
-    tools: tools.map((tool) => fingerprintTool(String(tool.name ?? tool.type), tool)),
+    tools: fingerprints,
     maxTokens: optionalCount(body, "max_output_tokens"),
     clientWantsUsage: true,
     modified: false,
@@ -180,7 +184,7 @@ class ResponsesStream implements StreamState {
   }
 
   errorFrame(kind: WireErrorKind, message: string): string {
-    return sse("error", { type: "error", code: errorType(kind), message, param: null, sequence_number: ++this.#sequence });
+    return sse("error", { type: "error", code: errorType("openai", kind), message, param: null, sequence_number: ++this.#sequence });
   }
 }
 
@@ -189,8 +193,8 @@ export const openAiResponses: WireFormat = {
   api: "openai-responses",
   provider: "openai",
   prepare: prepareResponses,
-  usageOf: (body) => (isObject(body.usage) ? body.usage : undefined),
-  modelOf: (body) => (typeof body.model === "string" ? body.model : undefined),
+  usageOf: usageField,
+  modelOf: modelField,
   createStream: () => new ResponsesStream(),
 };
 
@@ -204,8 +208,8 @@ function prepareChat(body: Json): PreparedRequest {
     inputPieces.push(JSON.stringify(message));
     if (message.role === "tool") toolResults.push({ id: String(message.tool_call_id), text: textOf(message.content ?? "") });
   }
-  const tools = Array.isArray(body.tools) ? body.tools.filter(isObject) : [];
-  for (const tool of tools) inputPieces.push(JSON.stringify(tool));
+  // Chat tools name their function inside it.
+  const { tools, fingerprints } = readTools(body, (tool) => (isObject(tool.function) ? tool.function.name : tool.name), inputPieces);
   const streamOptions = isObject(body.stream_options) ? body.stream_options : undefined;
   const clientWantsUsage = streamOptions?.include_usage === true;
   const field = body.max_completion_tokens === undefined && body.max_tokens !== undefined ? "max_tokens" : "max_completion_tokens";
@@ -218,10 +222,7 @@ function prepareChat(body: Json): PreparedRequest {
     stream,
     inputPieces,
     toolResults,
-    tools: tools.map((tool) => {
-      const name = isObject(tool.function) ? tool.function.name : tool.name;
-      return fingerprintTool(String(name ?? tool.type), tool);
-    }),
+    tools: fingerprints,
     maxTokens: optionalCount(body, field),
     clientWantsUsage,
     modified: stream && !clientWantsUsage,
@@ -253,13 +254,13 @@ class ChatStream implements StreamState {
 
   inspect(frame: SseFrame): FrameInfo {
     const info: FrameInfo = { text: undefined, drop: false, terminal: false };
-    if (frame.data === "[DONE]") {
+    if (frame.raw.includes(DONE) && frame.data === "[DONE]") {
       info.terminal = true;
       return info;
     }
     // A chunk is decoded now only when it may carry usage (or is the first, for the ids); the
     // others pass on as bytes and are decoded only when the meter counts them.
-    if (this.#seen && !frame.data.includes('"usage":{')) {
+    if (this.#seen && !frame.raw.includes(USAGE)) {
       info.text = () => chatText(dataOf(frame));
       return info;
     }
@@ -294,7 +295,7 @@ class ChatStream implements StreamState {
   }
 
   errorFrame(kind: WireErrorKind, message: string): string {
-    return sse(undefined, { error: { message, type: errorType(kind), code: null, param: null } });
+    return sse(undefined, { error: { message, type: errorType("openai", kind), code: null, param: null } });
   }
 }
 
@@ -316,7 +317,7 @@ export const openAiChat: WireFormat = {
   api: "openai-chat",
   provider: "openai",
   prepare: prepareChat,
-  usageOf: (body) => (isObject(body.usage) ? body.usage : undefined),
-  modelOf: (body) => (typeof body.model === "string" ? body.model : undefined),
+  usageOf: usageField,
+  modelOf: modelField,
   createStream: (prepared) => new ChatStream(prepared.clientWantsUsage),
 };

@@ -16,3 +16,4 @@ export { describeWorkHook } from "./work-hook-conformance.js";
 export { describeProposalStore } from "./proposal-store-conformance.js";
 export { describeSessionRegistry } from "./session-registry-conformance.js";
 export { describeMemoryStore, sampleMemoryEntry } from "./memory-store-conformance.js";
+export { claudeCodeBinary, claudeCodeEnv, codexEntry, runAgentCli, writeCodexConfig, type AgentCliRun } from "./agent-cli.js";

@@ -1,9 +1,9 @@
-import { emptyUsage, InvalidArgumentError, type TokenCounter, type Usage } from "@bulkhead/core";
-import { BudgetExceededError } from "../budget-exceeded-error.js";
+import { InvalidArgumentError, type TokenCounter, type Usage } from "@bulkhead/core";
 import { Budget, type Lease } from "../create-budget.js";
 import { createTokenCounter, type BudgetTokenCounter } from "../create-token-counter.js";
 import type { Tracker } from "../create-tracker.js";
 import { normalizeUsage, usageOnly } from "../normalize-usage.js";
+import { createCallMeter, estimatedUsage } from "./call-meter.js";
 
 export interface BudgetMiddlewareOptions {
   budget: Budget;
@@ -93,31 +93,12 @@ function createMiddleware<TVersion extends "v3" | "v4">(
   let ownCounter: BudgetTokenCounter | undefined;
   const count = (text: string) => Number((counter ?? (ownCounter ??= createTokenCounter({ encoding: "o200k_base" }))).count(text));
 
+  const meter = createCallMeter({ budget, tracker, repo, operation, price });
+  const { book } = meter;
   const reserve = (params: AiSdkCallOptions): { lease: Lease; inputTokens: number; outputLimit: number } => {
     const inputTokens = count(promptText(params.prompt));
-    const wanted = params.maxOutputTokens ?? defaultMaxOutputTokens;
-    const room = Math.min(budget.available("generation"), budget.available("sessionTotal") - inputTokens);
-    const outputLimit = Math.min(wanted, room);
-    if (outputLimit <= 0)
-      throw new BudgetExceededError(
-        budget.id,
-        "generation",
-        wanted,
-        Math.max(0, room),
-        budget.limit("generation") ?? budget.limit("sessionTotal") ?? 0,
-      );
-    return { lease: budget.reserve({ contextRead: inputTokens, generation: outputLimit }), inputTokens, outputLimit };
-  };
-  const book = (lease: Lease, usage: Usage, model: string) => {
-    const options = price ? { model } : {};
-    budget.settle(lease, usage, options);
-    if (!tracker) return;
-    const span = tracker.startSpan({ repo, operation, ...options });
-    try {
-      span.record(usage);
-    } finally {
-      span.end();
-    }
+    const outputLimit = meter.outputLimit(inputTokens, params.maxOutputTokens ?? defaultMaxOutputTokens);
+    return { lease: meter.reserve(inputTokens, outputLimit), inputTokens, outputLimit };
   };
 
   return {
@@ -131,11 +112,7 @@ function createMiddleware<TVersion extends "v3" | "v4">(
         budget.release(lease);
         throw error;
       }
-      book(
-        lease,
-        fromAiSdk((result as { usage?: unknown }).usage, { ...emptyUsage(), inputTokens, uncachedInputTokens: inputTokens }),
-        model.modelId,
-      );
+      book(lease, fromAiSdk((result as { usage?: unknown }).usage, estimatedUsage(inputTokens, 0)), model.modelId);
       return result;
     },
     async wrapStream({ doStream, params, model }) {
@@ -155,7 +132,7 @@ function createMiddleware<TVersion extends "v3" | "v4">(
         params.abortSignal?.removeEventListener("abort", onAbort);
         book(lease, usage, model.modelId);
       };
-      const counted = () => ({ ...emptyUsage(), inputTokens, uncachedInputTokens: inputTokens, outputTokens });
+      const counted = () => estimatedUsage(inputTokens, outputTokens);
       const reader = (upstream.stream as ReadableStream<Part>).getReader();
       // An aborted call may never cancel this stream: book what was counted when the signal fires.
       const onAbort = () => {

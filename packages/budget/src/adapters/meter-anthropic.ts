@@ -1,11 +1,13 @@
-import { emptyUsage, InvalidArgumentError, type Usage } from "@bulkhead/core";
-import { BudgetExceededError } from "../budget-exceeded-error.js";
+import { InvalidArgumentError } from "@bulkhead/core";
 import { Budget, type Lease } from "../create-budget.js";
 import { createTokenCounter, type BudgetTokenCounter } from "../create-token-counter.js";
 import type { Tracker } from "../create-tracker.js";
 import { claudeFactor } from "../encodings.js";
 import { normalizeUsage, usageOnly } from "../normalize-usage.js";
+import { createCallMeter, estimatedUsage } from "./call-meter.js";
+import { mergeUsage } from "./merge-usage.js";
 import { meterSse } from "./meter-sse.js";
+import { onJsonBody } from "./on-json-body.js";
 
 /**
  * What the adapter needs of an Anthropic SDK client (`@anthropic-ai/sdk` 1.x, or the Bedrock,
@@ -54,16 +56,6 @@ function textOf(value: unknown): string {
   return "";
 }
 
-/** Copies the fields of a `message_delta` usage that carry a value: the SDK's types allow nulls. */
-function mergeUsage(into: Json, from: Json): Json {
-  const merged = { ...into };
-  for (const [key, value] of Object.entries(from)) {
-    if (value === null || value === undefined) continue;
-    merged[key] = isObject(value) && isObject(into[key]) ? mergeUsage(into[key], value) : value;
-  }
-  return merged;
-}
-
 type Request = RequestInit & { url: string; headers: Headers };
 type Next = (request: Request) => Promise<Response>;
 
@@ -101,13 +93,7 @@ export function meterAnthropic<TClient extends AnthropicLike>(
     if (!own) counters.set(model, (own = createTokenCounter({ model: claudeFactor(model) === undefined ? "claude-opus-4-7" : model })));
     return own;
   };
-  const book = (lease: Lease, usage: Usage, model: string) => {
-    budget.settle(lease, usage, price ? { model } : {});
-    if (!tracker) return;
-    const span = tracker.startSpan({ repo, operation, ...(price ? { model } : {}) });
-    span.record(usage);
-    span.end();
-  };
+  const { outputLimit, reserve, book } = createCallMeter({ budget, tracker, repo, operation, price });
 
   const prepare = (params: AnthropicParams): { lease: Lease; inputTokens: number; maxTokens: number } => {
     const prompt = [
@@ -116,20 +102,11 @@ export function meterAnthropic<TClient extends AnthropicLike>(
       JSON.stringify(params.tools ?? []),
     ].join("\n");
     const inputTokens = counterFor(params.model).countWithBound(prompt).upperBound;
-    const room = Math.min(budget.available("generation"), budget.available("sessionTotal") - inputTokens);
-    const maxTokens = Math.min(params.max_tokens, room);
-    if (maxTokens <= 0)
-      throw new BudgetExceededError(
-        budget.id,
-        "generation",
-        params.max_tokens,
-        Math.max(0, room),
-        budget.limit("generation") ?? budget.limit("sessionTotal") ?? 0,
-      );
-    return { lease: budget.reserve({ contextRead: inputTokens, generation: maxTokens }), inputTokens, maxTokens };
+    const maxTokens = outputLimit(inputTokens, params.max_tokens);
+    return { lease: reserve(inputTokens, maxTokens), inputTokens, maxTokens };
   };
 
-  const middleware = async (request: Request, next: Next, context: { parse<T>(response: Response): Promise<T> }): Promise<Response> => {
+  const middleware = async (request: Request, next: Next): Promise<Response> => {
     if (request.method !== "POST" || !/\/v1\/messages(\?|$)/.test(request.url) || typeof request.body !== "string") return next(request);
     let params: AnthropicParams;
     try {
@@ -140,18 +117,16 @@ export function meterAnthropic<TClient extends AnthropicLike>(
     if (!isObject(params) || typeof params.model !== "string" || typeof params.max_tokens !== "number" || !Array.isArray(params.messages))
       return next(request);
     const { lease, inputTokens, maxTokens } = prepare(params);
+    const clamped = maxTokens !== params.max_tokens;
     let headers = request.headers;
-    if (headers.has("content-length")) {
+    // A rewritten body has another length; an unchanged one keeps its header (and no copy is made).
+    if (clamped && headers.has("content-length")) {
       headers = new Headers(headers);
       headers.delete("content-length");
     }
     let response: Response;
     try {
-      response = await next({
-        ...request,
-        headers,
-        body: maxTokens === params.max_tokens ? request.body : JSON.stringify({ ...params, max_tokens: maxTokens }),
-      });
+      response = await next(clamped ? { ...request, headers, body: JSON.stringify({ ...params, max_tokens: maxTokens }) } : request);
     } catch (error) {
       budget.release(lease);
       throw error;
@@ -162,12 +137,15 @@ export function meterAnthropic<TClient extends AnthropicLike>(
       return response;
     }
     if (params.stream !== true) {
-      const message = await context.parse<Json>(response).catch(() => undefined);
-      const usage = isObject(message?.usage)
-        ? usageOnly(normalizeUsage("anthropic", message.usage))
-        : { ...emptyUsage(), inputTokens, uncachedInputTokens: inputTokens, outputTokens: maxTokens };
-      book(lease, usage, params.model);
-      return response;
+      return onJsonBody(response, (message) =>
+        book(
+          lease,
+          isObject(message) && isObject(message.usage)
+            ? usageOnly(normalizeUsage("anthropic", message.usage))
+            : estimatedUsage(inputTokens, maxTokens),
+          params.model,
+        ),
+      );
     }
     return meteredStream(response, lease, inputTokens, maxTokens, params.model);
   };
@@ -223,7 +201,7 @@ export function meterAnthropic<TClient extends AnthropicLike>(
                 final ? reported : { ...reported, output_tokens: Math.max(Number(reported.output_tokens ?? 0), counted) },
               ),
             )
-          : { ...emptyUsage(), inputTokens, uncachedInputTokens: inputTokens, outputTokens: counted };
+          : estimatedUsage(inputTokens, counted);
         book(lease, usage, model);
       },
     );

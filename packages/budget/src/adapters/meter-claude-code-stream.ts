@@ -2,8 +2,9 @@ import { addUsage, emptyUsage, type Usage } from "@bulkhead/core";
 import type { Budget } from "../create-budget.js";
 import type { Tracker } from "../create-tracker.js";
 import { normalizeUsage, usageOnly } from "../normalize-usage.js";
-import { splitLines } from "./split-lines.js";
-import { stopReason } from "./stop-reason.js";
+import { mergeUsage } from "./merge-usage.js";
+import { readJsonLines } from "./read-json-lines.js";
+import { createStopCheck } from "./stop-reason.js";
 
 export interface MeterClaudeCodeStreamOptions {
   budget?: Budget;
@@ -65,35 +66,12 @@ export async function meterClaudeCodeStream(
   options: MeterClaudeCodeStreamOptions = {},
 ): Promise<ClaudeCodeStreamResult> {
   const meter = createClaudeMeter(options);
-  let number = 0;
   try {
-    for await (const line of splitLines(lines)) {
-      number++;
-      if (line.trim() === "") continue;
-      let event: unknown;
-      try {
-        event = JSON.parse(line);
-      } catch {
-        meter.result.skippedLines.push(number);
-        continue;
-      }
-      if (!isObject(event)) meter.result.skippedLines.push(number);
-      else meter.observe(event, `line-${number}`);
-    }
+    await readJsonLines(lines, meter.result.skippedLines, (event, number) => meter.observe(event, `line-${number}`));
   } finally {
     meter.end();
   }
   return meter.result;
-}
-
-/** Copies the usage fields that carry a value: `message_delta` may send nulls. */
-function mergeUsage(into: Json, from: Json): Json {
-  const merged = { ...into };
-  for (const [key, value] of Object.entries(from)) {
-    if (value === null || value === undefined) continue;
-    merged[key] = isObject(value) && isObject(into[key]) ? mergeUsage(into[key], value) : value;
-  }
-  return merged;
 }
 
 function maxUsage(left: Usage, right: Usage): Usage {
@@ -128,14 +106,7 @@ export function createClaudeMeter({ budget, tracker, repo = "default", operation
   const toolUseIds = new Set<string>();
   const span = tracker?.startSpan({ repo, operation });
 
-  const check = () => {
-    if (!budget || result.stoppedBy) return;
-    const reason = stopReason(budget);
-    if (reason) {
-      result.stoppedBy = reason;
-      onStop?.(reason);
-    }
-  };
+  const check = createStopCheck(budget, result, onStop);
   const book = (usage: Usage) => {
     if (usage.inputTokens + usage.outputTokens === 0) return;
     result.usage = addUsage(result.usage, usage);

@@ -2,8 +2,8 @@ import { addUsage, emptyUsage, type Usage } from "@bulkhead/core";
 import type { Budget } from "../create-budget.js";
 import type { Tracker } from "../create-tracker.js";
 import { normalizeUsage, usageOnly } from "../normalize-usage.js";
-import { splitLines } from "./split-lines.js";
-import { stopReason } from "./stop-reason.js";
+import { readJsonLines } from "./read-json-lines.js";
+import { createStopCheck } from "./stop-reason.js";
 
 export interface MeterCodexStreamOptions {
   budget?: Budget;
@@ -70,22 +70,10 @@ export async function meterCodexStream(
     stoppedBy: null,
   };
   const span = tracker?.startSpan({ repo, operation, ...(model === undefined ? {} : { model }) });
-  let number = 0;
+  const check = createStopCheck(budget, result, onStop);
   try {
-    for await (const line of splitLines(lines)) {
-      number++;
-      if (line.trim() === "") continue;
-      let event: unknown;
-      try {
-        event = JSON.parse(line);
-      } catch {
-        result.skippedLines.push(number);
-        continue;
-      }
-      if (!isObject(event) || typeof event.type !== "string") {
-        result.skippedLines.push(number);
-        continue;
-      }
+    await readJsonLines(lines, result.skippedLines, (event) => {
+      if (typeof event.type !== "string") return false;
       switch (event.type) {
         case "thread.started":
           if (typeof event.thread_id === "string") result.threadId = event.thread_id;
@@ -96,14 +84,8 @@ export async function meterCodexStream(
           const usage = usageOnly(normalizeUsage("codex", event.usage));
           result.usage = addUsage(result.usage, usage);
           span?.record(usage);
-          if (budget) {
-            budget.charge(usage, model === undefined ? {} : { model });
-            const reason = result.stoppedBy ? undefined : stopReason(budget);
-            if (reason) {
-              result.stoppedBy = reason;
-              onStop?.(reason);
-            }
-          }
+          budget?.charge(usage, model === undefined ? {} : { model });
+          check();
           break;
         }
         case "turn.failed":
@@ -122,7 +104,8 @@ export async function meterCodexStream(
           }
           break;
       }
-    }
+      return true;
+    });
   } finally {
     span?.end();
   }

@@ -1,11 +1,12 @@
-import { emptyUsage, InvalidArgumentError, type Usage } from "@bulkhead/core";
-import { BudgetExceededError } from "../budget-exceeded-error.js";
-import { Budget, type Lease } from "../create-budget.js";
+import { InvalidArgumentError, type Usage } from "@bulkhead/core";
+import { Budget } from "../create-budget.js";
 import { createTokenCounter, type BudgetTokenCounter } from "../create-token-counter.js";
 import type { Tracker } from "../create-tracker.js";
 import { openAiEncoding } from "../encodings.js";
 import { normalizeUsage, usageOnly } from "../normalize-usage.js";
+import { createCallMeter, estimatedUsage } from "./call-meter.js";
 import { meterSse } from "./meter-sse.js";
+import { onJsonBody } from "./on-json-body.js";
 
 /** What the adapter needs of an `openai` client (4.x and later): `withOptions`, and its `fetch`. */
 export interface OpenAILike {
@@ -94,29 +95,14 @@ export function meterOpenAI<TClient extends OpenAILike>(
       counters.set(model, (own = openAiEncoding(model) ? createTokenCounter({ model }) : createTokenCounter({ encoding: "o200k_base" })));
     return own;
   };
-  const book = (lease: Lease, usage: Usage, model: string) => {
-    budget.settle(lease, usage, price ? { model } : {});
-    if (!tracker) return;
-    const span = tracker.startSpan({ repo, operation, ...(price ? { model } : {}) });
-    span.record(usage);
-    span.end();
-  };
+  const { outputLimit, reserve, book } = createCallMeter({ budget, tracker, repo, operation, price });
 
   /** What a call reserves; throws {@link BudgetExceededError} when no output fits. */
   const plan = (api: "chat" | "responses", body: Json) => {
     const limitField = api === "responses" ? "max_output_tokens" : "max_tokens" in body ? "max_tokens" : "max_completion_tokens";
     const wanted = typeof body[limitField] === "number" ? (body[limitField] as number) : defaultMaxOutputTokens;
     const inputTokens = counterFor(String(body.model)).countWithBound(promptText(body)).upperBound;
-    const room = Math.min(budget.available("generation"), budget.available("sessionTotal") - inputTokens);
-    const maxTokens = Math.min(wanted, room);
-    if (maxTokens <= 0)
-      throw new BudgetExceededError(
-        budget.id,
-        "generation",
-        wanted,
-        Math.max(0, room),
-        budget.limit("generation") ?? budget.limit("sessionTotal") ?? 0,
-      );
+    const maxTokens = outputLimit(inputTokens, wanted);
     return { limitField, inputTokens, maxTokens };
   };
 
@@ -134,7 +120,7 @@ export function meterOpenAI<TClient extends OpenAILike>(
     if (!isObject(body) || typeof body.model !== "string") return inner(input, init);
     const model = body.model;
     const { limitField, inputTokens, maxTokens } = plan(api, body);
-    const lease = budget.reserve({ contextRead: inputTokens, generation: maxTokens });
+    const lease = reserve(inputTokens, maxTokens);
     const stream = body.stream === true;
     const sent: Json = { ...body, [limitField]: maxTokens };
     if (stream && api === "chat")
@@ -152,14 +138,11 @@ export function meterOpenAI<TClient extends OpenAILike>(
       budget.release(lease);
       return response;
     }
-    const estimate = (outputTokens: number): Usage => ({ ...emptyUsage(), inputTokens, uncachedInputTokens: inputTokens, outputTokens });
+    const estimate = (outputTokens: number) => estimatedUsage(inputTokens, outputTokens);
     if (!stream) {
-      const data = (await response
-        .clone()
-        .json()
-        .catch(() => undefined)) as Json | undefined;
-      book(lease, isObject(data?.usage) ? usageOnly(normalizeUsage("openai", data.usage)) : estimate(maxTokens), model);
-      return response;
+      return onJsonBody(response, (data) =>
+        book(lease, isObject(data) && isObject(data.usage) ? usageOnly(normalizeUsage("openai", data.usage)) : estimate(maxTokens), model),
+      );
     }
     const count = counterFor(model);
     let counted = 0;

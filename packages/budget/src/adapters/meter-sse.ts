@@ -32,8 +32,10 @@ export function meterSse(
     onEnd(how);
   };
 
-  /** Forwards every complete event in the buffer; true when a handler ended the stream. */
+  /** Forwards every complete event in the buffer, in one chunk; true when a handler ended the stream. */
   const drain = (controller: ReadableStreamDefaultController<Uint8Array>): boolean => {
+    let out = "";
+    let stopped = false;
     for (;;) {
       const match = /\r?\n\r?\n/g;
       match.lastIndex = Math.max(0, scanned - 3);
@@ -41,7 +43,7 @@ export function meterSse(
       if (!found) {
         scanned = buffer.length;
         if (buffer.length > MAX_EVENT_BYTES) throw new Error(`an SSE event is over ${MAX_EVENT_BYTES} bytes`);
-        return false;
+        break;
       }
       const block = buffer.slice(0, found.index);
       buffer = buffer.slice(found.index + found[0].length);
@@ -53,12 +55,16 @@ export function meterSse(
         else if (line.startsWith("data:")) data.push(line.slice(line.startsWith("data: ") ? 6 : 5));
       }
       const decision = data.length > 0 || name !== undefined ? onEvent(name, data.join("\n")) : undefined;
-      controller.enqueue(encoder.encode(`${block}\n\n`));
+      out += `${block}\n\n`;
       if (decision?.end) {
-        if (decision.append) controller.enqueue(encoder.encode(decision.append));
-        return true;
+        if (decision.append) out += decision.append;
+        stopped = true;
+        break;
       }
     }
+    // One chunk for what one read completed: the SDK's reader then wakes once, not per event.
+    if (out !== "") controller.enqueue(encoder.encode(out));
+    return stopped;
   };
 
   return new ReadableStream<Uint8Array>({
