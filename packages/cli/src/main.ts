@@ -14,10 +14,21 @@ import {
   renderHandover,
 } from "@bulkhead/handover";
 import { startAgent } from "@bulkhead/agents";
-import { buildImage, createSession, gc, getSession, listSessions, loadProject, openShell, reconcile } from "@bulkhead/sandbox";
+import {
+  buildImage,
+  createSession,
+  gc,
+  getSession,
+  listSessions,
+  listTeamSessions,
+  loadProject,
+  openShell,
+  reconcile,
+} from "@bulkhead/sandbox";
 import { gatewayToken, printCondensed, providerNamed } from "./agent-flags.js";
 import { dispatch, finish, harvestSession } from "./composites.js";
 import { memoryCommands } from "./memory-commands.js";
+import { withTeamRegistration } from "./team-registration.js";
 
 export interface MainOptions {
   stdout?: (text: string) => void;
@@ -384,7 +395,8 @@ const commands: Record<string, Command> = {
     async run([path], _flags, io) {
       const project = loadProject(path!);
       io.progress(`cloning ${project.repos.length} repo(s) and starting the container`);
-      const session = await createSession(project);
+      // With BULKHEAD_STORE set, the session is recorded in the team's registry (team-registration.ts).
+      const session = await withTeamRegistration((registration) => createSession(project, registration ? { registration } : {}));
       return ok({ id: session.id, workspace: session.state.workspace, repos: session.state.repos }, [session.id]);
     },
   },
@@ -392,7 +404,15 @@ const commands: Record<string, Command> = {
     usage: "bulkhead session list [--project <name>]",
     example: "bulkhead session list --json",
     async run(_positionals, flags) {
-      const sessions = await listSessions(typeof flags.project === "string" ? { project: flags.project } : {});
+      const filter = typeof flags.project === "string" ? { project: flags.project } : {};
+      // With BULKHEAD_STORE set: the team's sessions on every host, and who holds each.
+      const team = await withTeamRegistration(async (registration) => registration && listTeamSessions(registration, filter));
+      if (team)
+        return ok(
+          team,
+          team.map((entry) => `${entry.id}  ${entry.project ?? "-"}  ${entry.state}  host ${entry.host}  ${entry.engine}`),
+        );
+      const sessions = await listSessions(filter);
       return ok(
         sessions,
         sessions.map((entry) => `${entry.id}  ${entry.project}  ${entry.container}  ${entry.createdAt}`),
@@ -422,7 +442,9 @@ const commands: Record<string, Command> = {
     usage: "bulkhead session rm <id> [--force]",
     example: "bulkhead session rm s123",
     async run([id], flags) {
-      await getSession(id!).remove({ force: flags.force === true });
+      await withTeamRegistration((registration) =>
+        getSession(id!).remove({ force: flags.force === true, ...(registration ? { registration } : {}) }),
+      );
       return ok({ removed: id }, [`removed ${id}`]);
     },
   },
