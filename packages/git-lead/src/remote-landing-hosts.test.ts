@@ -79,6 +79,8 @@ describe("leads on four hosts landing on one remote", () => {
     const history = new Map(remoteHistory(remote).map((commit) => [commit.sha, commit.issue]));
     for (const [host, run] of finals.entries()) {
       const results = run.lines.filter((line) => line.startsWith("RESULT"));
+      // Said in full when something was not committed: the reason is the evidence.
+      for (const line of results) if (!/ committed [0-9a-f]{40}$/.test(line)) console.log(`host ${host}: ${line}`);
       expect(results).toHaveLength(ISSUES);
       for (const line of results) {
         const [, id, status, sha] = line.split(" ");

@@ -28,7 +28,9 @@ export interface RemoteLandingOptions {
   lock?: LandingLock;
   /**
    * How many times a lead whose push lost (another host landed first) rebuilds its commit on the
-   * new tip and pushes again before it refuses the submission. @default 50
+   * new tip and pushes again before it refuses the submission. Every lost push means another
+   * lead landed, so the team always progresses; without a `lock` a slow host may lose many times
+   * in a row while others are busy. @default 1000
    */
   maxAttempts?: number;
 }
@@ -108,7 +110,7 @@ export class RemoteLanding {
   /** Per submission id, the oldest parent an earlier, unfinished attempt built on (from the journal). */
   readonly #earlier = new Map<string, string | undefined>();
 
-  constructor({ gitdir, branch, url, lock, maxAttempts = 50 }: RemoteLandingOptions & { gitdir: string; branch: string }) {
+  constructor({ gitdir, branch, url, lock, maxAttempts = 1000 }: RemoteLandingOptions & { gitdir: string; branch: string }) {
     this.url = url;
     this.maxAttempts = maxAttempts;
     this.#lock = lock;
