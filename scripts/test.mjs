@@ -1,5 +1,6 @@
 // `npm test`: set-up (dependencies, Docker engine), build, type-check, lint, package checks once,
-// then the test suite under each Node line of the matrix (22 and 24, fetched when missing).
+// then the test suite under each Node line of the matrix (22 and 24, fetched when missing), then
+// the mutation pass (scripts/mutation.mjs).
 import { dirname, join } from "node:path";
 import { nodeMatrix } from "./node-versions.mjs";
 import { ensurePostgres } from "./postgres.mjs";
@@ -20,6 +21,8 @@ await withEngine(async (engine) => {
       env: { ...process.env, PATH: `${dirname(binary)}:${process.env.PATH}` },
     });
   }
+  // Tests that can fail: a bounded mutation pass over one key file per package (docs/contributing.md).
+  run("npm", ["run", "mutation"]);
   // Restarting dockerd would break every test running beside it, so this test has its own stage,
   // and it restarts only an engine this run started (as in CI) unless told it may.
   if (engine.started || process.env.BULKHEAD_TEST_ENGINE_RESTART === "1") {

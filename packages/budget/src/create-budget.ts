@@ -707,7 +707,10 @@ export class Budget extends TypedEmitter<BudgetEvents> {
     };
   }
 
-  /** Applies a ledger event during replay. */
+  /**
+   * Applies a ledger event during replay.
+   * @internal used by `restoreBudget`; not part of the public API.
+   */
   replay(event: LedgerEvent): void {
     if (event.type === "extend") {
       if (event.budget === this.id && this.#limits[event.kind] !== Infinity) {

@@ -28,6 +28,19 @@ describe("normalizeUsage", () => {
     });
   });
 
+  it("takes Anthropic's cache-write breakdown when the total is not reported", () => {
+    expect(
+      normalizeUsage("anthropic", { input_tokens: 1, cache_creation: { ephemeral_5m_input_tokens: 5, ephemeral_1h_input_tokens: 3 } }),
+    ).toMatchObject({ inputTokens: 9, cacheWrite5mTokens: 5, cacheWrite1hTokens: 3 });
+  });
+
+  it("tells the Responses and Agent SDK snake_case shapes by either of their fields", () => {
+    expect(normalizeUsage("openai", { input_tokens: 10 })).toMatchObject({ inputTokens: 10, outputTokens: 0 });
+    expect(normalizeUsage("openai", { output_tokens: 4 })).toMatchObject({ inputTokens: 0, outputTokens: 4 });
+    expect(normalizeUsage("claude-agent-sdk", { input_tokens: 10 })).toMatchObject({ inputTokens: 10, outputTokens: 0 });
+    expect(normalizeUsage("claude-agent-sdk", { output_tokens: 4 })).toMatchObject({ inputTokens: 0, outputTokens: 4 });
+  });
+
   it("reads OpenAI Chat Completions and Responses usage, where input includes the cache", () => {
     const chat = normalizeUsage("openai", {
       prompt_tokens: 2006,

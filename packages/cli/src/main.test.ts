@@ -20,24 +20,42 @@ const spec = (id: string, paths: string[], extra = "") =>
   `task: "${id}"\nid: ${id}\ncontext_scope:\n  repos:\n    - name: api\n      paths: ${JSON.stringify(paths)}\n  max_files: 10\n  max_tokens: 1000\nownership:\n  primary_repo: api\n${extra}`;
 
 describe("bulkhead CLI", () => {
-  it("prints help, versions and clear errors with meaningful exit codes", async () => {
-    expect((await cli([])).out).toContain("bulkhead plan waves <spec>...");
-    expect(await cli(["--version"])).toMatchObject({ code: 0, out: "0.1.0\n" });
-    expect((await cli(["lead", "submit", "--help"])).out).toContain("Example:\n  bulkhead lead submit . --issue RATE-1");
-    expect(await cli(["nope"])).toMatchObject({ code: 1 });
+  it("prints the usage with no command, and per-command help with an example", async () => {
+    expect(await cli([])).toMatchObject({ out: expect.stringContaining("bulkhead plan waves <spec>...") });
     expect(await cli(["scope", "--help"])).toMatchObject({ code: 0, out: expect.stringContaining("bulkhead scope resolve <spec>") });
+    expect((await cli(["lead", "submit", "--help"])).out).toContain("Example:\n  bulkhead lead submit . --issue RATE-1");
+  });
+
+  it("prints the package's version, as text and with --json", async () => {
+    const { version } = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
+    expect(await cli(["--version"])).toMatchObject({ code: 0, out: `${version}\n` });
+    expect(JSON.parse((await cli(["--version", "--json"])).out)).toEqual({ version });
+  });
+
+  it("an unknown command exits 1: the usage on stderr, or one JSON document that names it", async () => {
+    expect(await cli(["nope"])).toMatchObject({ code: 1, out: "", err: expect.stringContaining("bulkhead plan waves <spec>...") });
+    expect(JSON.parse((await cli(["nope", "--json"])).out).error.message).toContain('unknown command "nope"');
+  });
+
+  it("an unknown option is a usage error, with --json too", async () => {
     expect((await cli(["scope", "resolve", "x.yaml", "--bogus"])).err).toContain("Unknown option '--bogus'");
+    expect(JSON.parse((await cli(["scope", "resolve", "x.yaml", "--bogus", "--json"])).out).error).toMatchObject({ code: "USAGE" });
+  });
+
+  it("a missing spec file exits 1 with INVALID_ARGUMENT in the JSON error", async () => {
     const missing = await cli(["scope", "resolve", "missing.yaml", "--repo", "api=.", "--json"]);
     expect(missing.code).toBe(1);
     expect(JSON.parse(missing.out).error.code).toBe("INVALID_ARGUMENT");
-    // With --json every error is one JSON document on stdout; what the usage requires is checked.
-    expect(JSON.parse((await cli(["scope", "resolve", "x.yaml", "--bogus", "--json"])).out).error).toMatchObject({ code: "USAGE" });
-    expect(JSON.parse((await cli(["nope", "--json"])).out).error.message).toContain('unknown command "nope"');
-    expect(JSON.parse((await cli(["--version", "--json"])).out)).toEqual({ version: "0.1.0" });
+  });
+
+  it("names the missing options and arguments a command requires", async () => {
     const noIssue = await cli(["lead", "submit", ".", "--worker", "w", "src/a.ts"]);
     expect(noIssue).toMatchObject({ code: 1, err: expect.stringContaining("missing --issue, --message. Usage: bulkhead lead submit") });
     expect((await cli(["dispatch", "bulkhead.yaml"])).err).toContain("missing --spec");
     expect((await cli(["session", "status"])).err).toContain("missing 1 argument(s)");
+  });
+
+  it("refuses a session id that is a path", async () => {
     expect((await cli(["session", "status", "../../etc"])).err).toContain('"../../etc" is not a session id');
   });
 

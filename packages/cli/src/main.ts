@@ -29,6 +29,7 @@ import { gatewayToken, printCondensed, providerNamed } from "./agent-flags.js";
 import { dispatch, finish, harvestSession } from "./composites.js";
 import { memoryCommands } from "./memory-commands.js";
 import { withTeamRegistration } from "./team-registration.js";
+import { VERSION } from "./version.js";
 
 export interface MainOptions {
   stdout?: (text: string) => void;
@@ -611,7 +612,7 @@ export async function main(
     else stderr(`${message}\n`);
     return 1;
   };
-  if (values.version) return (stdout(json ? `${JSON.stringify({ version: "0.1.0" })}\n` : "0.1.0\n"), 0);
+  if (values.version) return (stdout(json ? `${JSON.stringify({ version: VERSION })}\n` : `${VERSION}\n`), 0);
   const name = [`${positionals[0]} ${positionals[1]}`, positionals[0]].find((candidate) => candidate && candidate in commands);
   if (!name) {
     // `bulkhead --help`, or help on a group such as `bulkhead scope --help`: the overview.

@@ -2,7 +2,6 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createTempDir, docker, initRepo, startTestPostgres } from "@bulkhead/test-utils";
 import { afterEach, describe, expect, inject, it } from "vitest";
-import { homeLabel } from "@bulkhead/sandbox";
 import { main } from "./main.js";
 
 async function cli(args: string[], env: Record<string, string>): Promise<{ code: number; out: string; err: string }> {
@@ -37,9 +36,11 @@ describe("the team's sessions in the registry (BULKHEAD_STORE)", () => {
     const dir = createTempDir();
     cleanups.push(async () => dir.remove());
     initRepo(join(dir.path, "app"));
+    // A project name of this run only: the engine is shared, and the last check counts its containers.
+    const project = `team-${Date.now().toString(36)}`;
     writeFileSync(
       join(dir.path, "bulkhead.yaml"),
-      `name: team\nrepos:\n  - name: app\n    path: app\nimage:\n  existing: ${inject("testImage")}\n`,
+      `name: ${project}\nrepos:\n  - name: app\n    path: app\nimage:\n  existing: ${inject("testImage")}\n`,
     );
     // Two hosts: their own BULKHEAD_HOME and name, one database.
     const ci = { BULKHEAD_STORE: postgres.url, BULKHEAD_HOST: "ci-runner-1", BULKHEAD_HOME: join(dir.path, "ci-home") };
@@ -56,11 +57,11 @@ describe("the team's sessions in the registry (BULKHEAD_STORE)", () => {
         id,
         host: "ci-runner-1",
         engine: expect.stringMatching(/^docker:\/\//),
-        project: "team",
+        project,
         state: "running",
       }),
     ]);
-    expect((await cli(["session", "list"], workstation)).out).toContain(`${id}  team  running  host ci-runner-1  docker://`);
+    expect((await cli(["session", "list"], workstation)).out).toContain(`${id}  ${project}  running  host ci-runner-1  docker://`);
     // Without a store, a host sees only its own sessions: the workstation has none.
     expect(JSON.parse((await cli(["session", "list", "--json"], { ...workstation, BULKHEAD_STORE: "" })).out)).toEqual([]);
 
@@ -75,6 +76,6 @@ describe("the team's sessions in the registry (BULKHEAD_STORE)", () => {
       message: expect.stringMatching(/^registry: the postgres session-registry store could not .*: nothing was granted/),
     });
     expect(JSON.parse((await cli(["session", "list", "--json"], { ...ci, BULKHEAD_STORE: "" })).out)).toEqual([]);
-    expect(docker(["ps", "-a", "--filter", `label=dev.bulkhead.home=${homeLabel(ci.BULKHEAD_HOME)}`, "--format", "{{.Names}}"])).toBe("");
+    expect(docker(["ps", "-a", "--filter", `label=dev.bulkhead.project=${project}`, "--format", "{{.Names}}"])).toBe("");
   });
 });

@@ -36,7 +36,8 @@ describe("BulkheadError", () => {
     expect(InvalidArgumentError.isInstance({ [Symbol.for("bulkhead.error")]: true, name: "InvalidArgumentError" })).toBe(true);
     expect(InvalidArgumentError.isInstance({ name: "InvalidArgumentError" })).toBe(false);
     const caught: unknown = invalid;
-    if (InvalidArgumentError.isInstance(caught)) expect(caught.parameter).toBe("x");
+    // Unconditional: isInstance must both return true and narrow the type (parameter is readable).
+    expect(InvalidArgumentError.isInstance(caught) && caught.parameter).toBe("x");
   });
 
   it("validateOptions names the parameter, the key and the problem", () => {

@@ -91,7 +91,8 @@ describe("MultiRepoGuard", () => {
     const result = await first.propose({ repo: "frontend", file: "src/api.ts", diff: "+429" });
     const second = new MultiRepoGuard({ primaryRepo: "backend-api", store: store() });
     expect((await second.pending()).map((proposal) => proposal.file)).toEqual(["src/api.ts"]);
-    if (result.status === "pending") await second.approve(result.id, { by: "ana" });
+    expect(result.status).toBe("pending");
+    await second.approve((result as { id: string }).id, { by: "ana" });
     expect(await first.pending()).toEqual([]);
     expect(readdirSync(dir.path).filter((name) => !name.endsWith(".json"))).toEqual([]);
   });

@@ -47,6 +47,26 @@ describe("normalizeRepoPath", () => {
     );
   });
 
+  it("counts only real separators and dots: a compatibility character that is none passes, one that hides a dot does not", () => {
+    // U+FB01 (the "fi" ligature) grows under NFKC but holds no separator: a plain name.
+    expect(normalizeRepoPath("src/\uFB01le.ts")).toEqual({ ok: true, path: "src/\uFB01le.ts" });
+    // U+2488 ("1." as one character) is in no look-alike list: only the count sees its dot.
+    expect(normalizeRepoPath("a\u2488b")).toEqual({ ok: false, reason: "contains a Unicode look-alike of '/', '\\' or '.'" });
+    // U+2100 ("a/c" as one character) hides a slash.
+    expect(normalizeRepoPath("x\u2100y")).toEqual({ ok: false, reason: "contains a Unicode look-alike of '/', '\\' or '.'" });
+  });
+
+  it("refuses every control character by default, and only NUL with allowControl", () => {
+    expect(normalizeRepoPath("a\nb")).toEqual({ ok: false, reason: "contains a control character" });
+    expect(normalizeRepoPath("a\nb", { allowControl: true })).toEqual({ ok: true, path: "a\nb" });
+    expect(normalizeRepoPath("a\u0000b", { allowControl: true })).toEqual({ ok: false, reason: "contains a control character" });
+  });
+
+  it("takes a path of 4096 characters and refuses a longer one", () => {
+    expect(normalizeRepoPath("a".repeat(4096))).toEqual({ ok: true, path: "a".repeat(4096) });
+    expect(normalizeRepoPath("a".repeat(4097))).toEqual({ ok: false, reason: "is longer than 4096 characters" });
+  });
+
   it("isPathWithin compares whole segments", () => {
     expect(isPathWithin("src/middleware/a.ts", "src/middleware")).toBe(true);
     expect(isPathWithin("src/middleware-evil/a.ts", "src/middleware")).toBe(false);

@@ -44,6 +44,18 @@ describe("SseParser", () => {
     expect(() => parser.push(Buffer.from(`data: ${"y".repeat(100)}`))).toThrow(/over 64 bytes/);
   });
 
+  it("ends a frame only at a blank line, not after a one-character line", () => {
+    const frames = new SseParser().push(Buffer.from("data: a\nx\ndata: b\n\n"));
+    expect(frames.map((frame) => frame.data)).toEqual(["a\nb"]);
+  });
+
+  it("holds a partial frame of exactly its size limit, and refuses one byte more", () => {
+    const parser = new SseParser(10);
+    expect(parser.push(Buffer.from("data: 1234"))).toEqual([]);
+    expect(parser.buffered).toBe(10);
+    expect(() => parser.push(Buffer.from("5"))).toThrow("an SSE frame is over 10 bytes");
+  });
+
   it("assembles a large frame that arrives one byte at a time", () => {
     const parser = new SseParser();
     const frame = `data: ${"z".repeat(20_000)}\n\n`;

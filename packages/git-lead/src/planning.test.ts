@@ -7,7 +7,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { createWorkHook } from "./create-work-hook.js";
 import { findSharedFiles } from "./find-shared-files.js";
-import { InvalidPlanError } from "./git-lead-errors.js";
+import { ClaimRefusedError, InvalidPlanError } from "./git-lead-errors.js";
 import { planWaves } from "./plan-waves.js";
 
 const run = promisify(execFile);
@@ -185,6 +185,8 @@ describe("planWaves", () => {
       ]),
     ).toThrow("dependencies form a cycle: a → b → a: break one of these dependencies");
     expect(() => planWaves([{ id: "a", dependsOn: ["z"], files: [] }])).toThrow('task "a" depends on "z", which is not in the plan');
+    expect(() => planWaves([{ id: "", files: [] }])).toThrow('every task needs an id, got ""');
+    expect(() => planWaves([{ id: 7 as unknown as string, files: [] }])).toThrow("every task needs an id, got 7");
     expect(() =>
       planWaves([
         { id: "a", files: [] },
@@ -320,12 +322,22 @@ describe("createWorkHook", () => {
             const id = ["a", "b", "c"][task]!;
             if (action === "tick") clock += 30;
             if (action === "claim") {
-              const attempt = await hook.claim(id, `w${worker}`).catch(() => undefined);
               const live = held.get(id);
-              if (attempt) {
-                expect(completed.has(id)).toBe(false);
-                expect(live === undefined || live.claim.expiresAt <= clock).toBe(true);
-                held.set(id, { worker: `w${worker}`, claim: attempt });
+              // The model says whether this claim must be granted; a refusal must be a ClaimRefusedError
+              // with the reason, so a claim() that always throws (or grants twice) fails the property.
+              const grantable = !completed.has(id) && (live === undefined || live.claim.expiresAt <= clock);
+              const attempt = await hook.claim(id, `w${worker}`).then(
+                (claim) => ({ claim }),
+                (error: unknown) => ({ error }),
+              );
+              if (grantable) {
+                expect(attempt).toHaveProperty("claim");
+                if ("claim" in attempt) held.set(id, { worker: `w${worker}`, claim: attempt.claim });
+              } else {
+                expect(attempt).toHaveProperty("error");
+                const error = "error" in attempt ? attempt.error : undefined;
+                expect(ClaimRefusedError.isInstance(error)).toBe(true);
+                expect((error as Error).message).toMatch(completed.has(id) ? /is not ready: it is complete/ : /is held by w\d until/);
               }
             }
             if ((action === "complete" || action === "release") && held.has(id)) {

@@ -8,6 +8,34 @@ import { estimateContext, layerOf } from "./estimate-context.js";
 import { suggestSplit } from "./suggest-split.js";
 
 describe("estimateContext", () => {
+  it("refuses a negative or fractional count of work", async () => {
+    await expect(estimateContext({ edits: -1 }, { contextWindow: 100_000 })).rejects.toThrow("work.edits");
+    await expect(estimateContext({ testRuns: 1.5 }, { contextWindow: 100_000 })).rejects.toThrow("work.testRuns");
+  });
+
+  it("needs a root only to count files with a counter", async () => {
+    const estimate = await estimateContext({ filesToRead: ["src/a.ts"] }, { contextWindow: 100_000 });
+    expect(estimate.low).toBeGreaterThan(0);
+    await expect(
+      estimateContext({ filesToRead: ["src/a.ts"] }, { contextWindow: 100_000, counter: createByteEstimateCounter() }),
+    ).rejects.toThrow("options.root");
+    // A root without a counter changes nothing: the files cost the table's range, unread.
+    await using dir = createTempDir();
+    dir.write({ "src/a.ts": "export const a = 1;\n" });
+    expect(await estimateContext({ filesToRead: ["src/a.ts"] }, { contextWindow: 100_000, root: dir.path })).toEqual(estimate);
+  });
+
+  it("warns from four layers on, and about frontend only beside another layer", async () => {
+    const warningsFor = async (filesToRead: string[]) => (await estimateContext({ filesToRead }, { contextWindow: 1_000_000 })).warnings;
+    const four = ["src/routes/a.ts", "src/db/b.ts", "src/services/c.ts", "src/domain/d.ts"];
+    expect(await warningsFor(four)).toContainEqual(expect.stringContaining("spans 4 layers"));
+    expect(await warningsFor(four.slice(0, 3))).toEqual([]);
+    expect(await warningsFor(["src/components/a.tsx", "src/pages/b.tsx"])).toEqual([]);
+    expect(await warningsFor(["src/components/a.tsx", "src/routes/b.ts"])).toContain(
+      "backend and frontend work in one task: give each to its own agent",
+    );
+  });
+
   it("sums seed 003's table and applies the 70% rule", async () => {
     const estimate = await estimateContext({ filesToRead: 6, edits: 6, testRuns: 3, gateRuns: 2 }, { contextWindow: 100_000 });
     expect(estimate).toMatchObject({

@@ -26,6 +26,32 @@ const accepted = (id: string, applies: MemoryApplies, overrides: Partial<MemoryE
   });
 
 describe("selectMemory", () => {
+  it("among equals in rank, update and use, the more recently used entry goes first", async () => {
+    const spec = specFor([{ name: "api", paths: ["src"] }]);
+    const updatedAt = "2026-11-01T00:00:00.000Z";
+    const entries = [accepted("m-aaa", "workspace", { updatedAt }), accepted("m-bbb", "workspace", { updatedAt })];
+    const usage = {
+      "m-aaa": { uses: 2, lastUsedAt: "2026-11-02T00:00:00.000Z" },
+      "m-bbb": { uses: 2, lastUsedAt: "2026-11-03T00:00:00.000Z" },
+    };
+    expect((await selectMemory({ entries, usage, spec })).selected.map((item) => item.entry.id)).toEqual(["m-bbb", "m-aaa"]);
+  });
+
+  it("an entry on a directory that holds the task's scope applies to it", async () => {
+    const spec = specFor([{ name: "api", paths: ["src/routes"] }]);
+    const broad = accepted("m-broad", [{ repo: "api", paths: ["src"] }]);
+    const elsewhere = accepted("m-elsewhere", [{ repo: "api", paths: ["docs"] }]);
+    const selection = await selectMemory({ entries: [broad, elsewhere], spec });
+    expect(selection.selected.map((item) => [item.entry.id, item.specificity])).toEqual([["m-broad", "path"]]);
+  });
+
+  it("ranks a deeper path first by its directories, not by its length", async () => {
+    const spec = specFor([{ name: "api", paths: ["src/a/b", "source-files"] }]);
+    const deep = accepted("m-deep", [{ repo: "api", paths: ["src/a/b"] }]);
+    const long = accepted("m-long", [{ repo: "api", paths: ["source-files"] }]);
+    expect((await selectMemory({ entries: [long, deep], spec })).selected.map((item) => item.entry.id)).toEqual(["m-deep", "m-long"]);
+  });
+
   it("carries a workspace learning from repo A to a task scoped only to repo B; repo A's own stays in A", async () => {
     const learnedInA = accepted("m-from-a-workspace", "workspace", {
       kind: "learning",

@@ -14,8 +14,7 @@ import { InvalidProjectError, SessionError } from "./sandbox-errors.js";
 import { registerSession, type SessionRegistration } from "./session-registration.js";
 import { Session } from "./session.js";
 import { defaultHome, sessionDir, writeSessionState, type SessionState } from "./session-state-store.js";
-
-const VERSION = "0.1.0";
+import { VERSION } from "./version.js";
 
 /**
  * Creates a started session: a workspace on the host with a clone of each repo (borrowing the

@@ -1,6 +1,7 @@
 // The public API of @bulkhead/sandbox: one deliberate list.
-export { buildImage, imageTag, LABEL } from "./build-image.js";
-export { checkDevices, containerSpec, homeLabel, type GrantedDevices } from "./container-spec.js";
+// Internal to the package (not exported): LABEL, containerSpec and homeLabel.
+export { buildImage, imageTag } from "./build-image.js";
+export { checkDevices, type GrantedDevices } from "./container-spec.js";
 export { defineProject, loadProject, MAX_PROJECT_BYTES, projectSchema, type Project, type ProjectInput } from "./project-config.js";
 export {
   DeviceUnavailableError,

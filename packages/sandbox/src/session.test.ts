@@ -154,6 +154,8 @@ describe("sandbox sessions on a real Docker engine", () => {
     const clone = join(session.state.workspace, "backend-api");
     const source = join(dir.path, "backend-api");
     const before = git(source, ["rev-parse", "HEAD"]);
+    // Written here, not borrowed from the inject test's agent, so this test runs alone (-t) too.
+    writeFileSync(join(clone, "src/rateLimit.ts"), "export const rateLimit = 1;\n");
     gitInWorkspace(clone, ["add", "src/rateLimit.ts"]);
     gitInWorkspace(clone, ["commit", "--quiet", "-m", "Add rate limit"]);
     writeFileSync(join(clone, "scratch.txt"), "not committed\n");

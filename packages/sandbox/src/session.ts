@@ -90,7 +90,10 @@ export class Session implements AsyncDisposable {
     return this.docker.getContainer(`bulkhead-${this.id}`);
   }
 
-  /** Changes the state file under a lock, so several processes can record jobs. */
+  /**
+   * Changes the state file under a lock, so several processes can record jobs.
+   * @internal used by `Job`; not part of the public API.
+   */
   async updateState(change: (state: SessionState) => void): Promise<void> {
     this.#state = await updateSessionState(this.home, this.id, change);
   }
