@@ -5,6 +5,9 @@ import { createTempDir, git, type TempDir } from "@bulkhead/test-utils";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { fileChange, killingGit, remoteHistory, runHost, setUpRemote } from "../test/remote-fixtures.js";
 import { createCommitLead } from "./create-commit-lead.js";
+import type { JournalEntry } from "./journal.js";
+import { openIntents } from "./recover-intents.js";
+import { RemoteLanding } from "./remote-landing.js";
 
 const author = { name: "Lead", email: "lead@example.com" };
 
@@ -112,6 +115,54 @@ describe("a lead that lands on a shared remote", () => {
     expect(remoteHistory(remote).map((commit) => commit.issue)).toEqual([undefined, "X-1"]);
   });
 
+  it("counts a commit that an attempt pushed after its lead died, found on the remote by its Bulkhead-Submission", async () => {
+    const base = git(remote, ["rev-parse", "main"]);
+    // The push that outlived its lead: submission s-orphan's commit reached the remote, its lead never heard.
+    const other = await createCommitLead({ dir: clones[0]!, author, remote: { url: remote } });
+    const orphan = await other.submit({ id: "s-orphan", issueId: "O-1", worker: "w", changes: [fileChange("o.txt", "o\n")], message: "O" });
+    await other.close();
+    if (orphan.status !== "committed") throw new Error("expected a commit");
+    const landing = new RemoteLanding({ gitdir: clones[1]!, branch: "main", url: remote });
+    const tip = await landing.tip();
+    expect(tip).toBe(orphan.sha);
+    const ask = (id: string, issueId: string) => landing.check({ id, issueId, fixup: false, tip, committer: "Lead <lead@example.com>" });
+    // Nothing remembered: a fresh submission has nothing to look for.
+    expect(await ask("s-orphan", "O-1")).toBeUndefined();
+    landing.remember([
+      {
+        type: "intent",
+        id: "s-orphan",
+        issueId: "O-1",
+        worker: "w",
+        parent: base,
+        commit: "0".repeat(40),
+        paths: ["o.txt"],
+        fence: 1,
+        remote,
+        at: "",
+        gates: [],
+      },
+      { type: "aborted", id: "s-orphan", reason: "the lead stopped before the branch moved", at: "" },
+      {
+        type: "intent",
+        id: "s-other",
+        issueId: "O-1",
+        worker: "w",
+        parent: base,
+        commit: "1".repeat(40),
+        paths: ["p.txt"],
+        fence: 1,
+        remote,
+        at: "",
+        gates: [],
+      },
+    ]);
+    expect(await ask("s-orphan", "O-1")).toEqual({ landed: orphan.sha });
+    expect(git(clones[1]!, ["rev-parse", "main"])).toBe(orphan.sha);
+    // Another submission for the same issue finds the issue's commit and is refused.
+    expect(await ask("s-other", "O-1")).toEqual({ refuse: expect.stringMatching(/^issue O-1 already has its commit /) });
+  });
+
   it("validates the remote option", async () => {
     await expect(createCommitLead({ dir: clones[0]!, author, remote: { url: "--upload-pack=touch /tmp/x" } })).rejects.toThrow(
       InvalidArgumentError,
@@ -146,4 +197,28 @@ describe("a lead that lands on a shared remote", () => {
       expect(git(remote, ["fsck", "--no-dangling", "--no-progress"])).toBe("");
     });
   }
+});
+
+describe("openIntents", () => {
+  it("keeps a retry's intent open when an earlier attempt of the same submission was aborted", () => {
+    const intent = (commit: string): JournalEntry => ({
+      type: "intent",
+      id: "s1",
+      issueId: "I-1",
+      worker: "w",
+      parent: undefined,
+      commit,
+      paths: [],
+      fence: 1,
+      at: "",
+      gates: [],
+    });
+    expect(openIntents([intent("a".repeat(40)), { type: "aborted", id: "s1", reason: "lost", at: "" }, intent("b".repeat(40))])).toEqual([
+      intent("b".repeat(40)),
+    ]);
+    expect(openIntents([intent("a".repeat(40)), { type: "pushed", id: "s1", commit: "a".repeat(40), remote: "r", at: "" }])).toHaveLength(
+      1,
+    );
+    expect(openIntents([intent("a".repeat(40)), { type: "committed", id: "s1", issueId: "I-1", sha: "a".repeat(40), at: "" }])).toEqual([]);
+  });
 });
