@@ -16,7 +16,17 @@ import pg from "pg";
 import { startTestPostgres } from "../tools/test-utils/src/postgres.ts";
 
 const OPS = Number(process.env.BENCH_STORE_OPS ?? 1_000);
-const ROUNDS = 5;
+const ROUNDS = 10;
+/** Runs each measurement once per round, in an order that alternates between rounds (no one always goes first). */
+async function interleave(rounds: number, measures: (() => Promise<number>)[]): Promise<number[]> {
+  const totals = measures.map(() => 0);
+  for (let round = 0; round < rounds; round++) {
+    const order = measures.map((_, index) => index);
+    if (round % 2 === 1) order.reverse();
+    for (const index of order) totals[index]! += await measures[index]!();
+  }
+  return totals;
+}
 const HOST_OPS = Number(process.env.BENCH_STORE_HOST_OPS ?? 300);
 const perSecond = (count: number, ms: number) => Math.round((count / ms) * 1000);
 const time = async (work: () => Promise<void>) => {
@@ -84,19 +94,21 @@ try {
   const fileTeam = createBudget({ id: "team", limits: { sessionTotal: 1e12 }, store: fileStore });
   const fileTask = createBudget({ id: "task", parent: fileTeam, limits: { generation: 1e12 }, store: fileStore });
   await fileTask.refresh();
-  // Interleaved rounds, so a change in the machine's load hits all three alike.
-  let [storeMs, bareMs, fileMs] = [0, 0, 0];
-  for (let round = 0; round < ROUNDS; round++) {
-    storeMs += await time(async () => {
-      for (let index = 0; index < OPS / ROUNDS; index++) await task.settleAsync(await task.reserveAsync("generation", 100), 60);
-    });
-    bareMs += await time(async () => {
-      for (let index = 0; index < OPS / ROUNDS; index++) await bareCycle();
-    });
-    fileMs += await time(async () => {
-      for (let index = 0; index < OPS / ROUNDS; index++) await fileTask.settleAsync(await fileTask.reserveAsync("generation", 100), 60);
-    });
-  }
+  // Interleaved rounds in alternating order, so a change in the machine's load hits all three alike.
+  const [storeMs, bareMs, fileMs] = (await interleave(ROUNDS, [
+    () =>
+      time(async () => {
+        for (let index = 0; index < OPS / ROUNDS; index++) await task.settleAsync(await task.reserveAsync("generation", 100), 60);
+      }),
+    () =>
+      time(async () => {
+        for (let index = 0; index < OPS / ROUNDS; index++) await bareCycle();
+      }),
+    () =>
+      time(async () => {
+        for (let index = 0; index < OPS / ROUNDS; index++) await fileTask.settleAsync(await fileTask.reserveAsync("generation", 100), 60);
+      }),
+  ])) as [number, number, number];
   await fileStore.close();
   rmSync(dir, { recursive: true, force: true });
   rows.push([
@@ -128,13 +140,13 @@ try {
       );
     }
   };
-  let [claimMs, bareClaimMs] = [0, 0];
-  for (let round = 0; round < ROUNDS; round++) {
-    claimMs += await time(async () => {
-      for (let index = 0; index < OPS / ROUNDS; index++) await hook.complete((await hook.claimNext("bench"))!);
-    });
-    bareClaimMs += await time(bareClaims);
-  }
+  const [claimMs, bareClaimMs] = (await interleave(ROUNDS, [
+    () =>
+      time(async () => {
+        for (let index = 0; index < OPS / ROUNDS; index++) await hook.complete((await hook.claimNext("bench"))!);
+      }),
+    () => time(bareClaims),
+  ])) as [number, number];
   const hookDir = mkdtempSync(join(tmpdir(), "bulkhead-bench-hook-"));
   const fileHook = createWorkHook({ dir: hookDir });
   const fileOps = Math.min(OPS, 300); // the file hook lists every task per claim: O(tasks) each

@@ -444,9 +444,11 @@ const commands: Record<string, Command> = {
     example: "bulkhead session start bulkhead.yaml --json",
     async run([path], _flags, io) {
       const { createSession, loadProject } = await import("@bulkhead/sandbox");
+      const { withTeamRegistration } = await import("./team-registration.js");
       const project = loadProject(path!);
       io.progress(`cloning ${project.repos.length} repo(s) and starting the container`);
-      const session = await createSession(project);
+      // With BULKHEAD_STORE set, the session is recorded in the team's registry (team-registration.ts).
+      const session = await withTeamRegistration((registration) => createSession(project, registration ? { registration } : {}));
       return ok({ id: session.id, workspace: session.state.workspace, repos: session.state.repos }, [session.id]);
     },
   },
@@ -454,9 +456,18 @@ const commands: Record<string, Command> = {
     usage: "bulkhead session list [--project <name>]",
     example: "bulkhead session list --json",
     async run(_positionals, flags) {
-      const { listSessions } = await import("@bulkhead/sandbox");
+      const { listSessions, listTeamSessions } = await import("@bulkhead/sandbox");
+      const { withTeamRegistration } = await import("./team-registration.js");
       const project = single(flags, "project");
-      const sessions = await listSessions(project !== undefined ? { project } : {});
+      const filter = project !== undefined ? { project } : {};
+      // With BULKHEAD_STORE set: the team's sessions on every host, and who holds each.
+      const team = await withTeamRegistration(async (registration) => registration && listTeamSessions(registration, filter));
+      if (team)
+        return ok(
+          team,
+          team.map((entry) => `${entry.id}  ${entry.project ?? "-"}  ${entry.state}  host ${entry.host}  ${entry.engine}`),
+        );
+      const sessions = await listSessions(filter);
       return ok(
         sessions,
         sessions.map((entry) => `${entry.id}  ${entry.project}  ${entry.container}  ${entry.createdAt}`),
@@ -489,7 +500,10 @@ const commands: Record<string, Command> = {
     example: "bulkhead session rm s123",
     async run([id], flags) {
       const { getSession } = await import("@bulkhead/sandbox");
-      await getSession(id!).remove({ force: flags.force === true });
+      const { withTeamRegistration } = await import("./team-registration.js");
+      await withTeamRegistration((registration) =>
+        getSession(id!).remove({ force: flags.force === true, ...(registration ? { registration } : {}) }),
+      );
       return ok({ removed: id }, [`removed ${id}`]);
     },
   },

@@ -20,6 +20,7 @@ import { Journal, type JournalEntry } from "./journal.js";
 import { tryAcquireLeadLock, type LeadLock } from "./lead-lock.js";
 import { ObjectStore } from "./object-store.js";
 import { openIntents, recoverIntents } from "./recover-intents.js";
+import { RemoteLanding, remoteLandingSchema, type RemoteLandingOptions } from "./remote-landing.js";
 import { runGates } from "./run-gates.js";
 import {
   gateSchema,
@@ -67,6 +68,12 @@ export interface CommitLeadOptions {
    * `indexTimeoutMs`: how long to wait for git's `index.lock` after a commit (default 10 s).
    */
   lock?: { leaseMs?: number; indexTimeoutMs?: number };
+  /**
+   * Land every commit on the team's shared remote (see docs/git-lead.md#landing-on-a-shared-remote):
+   * the commit is built on the remote's tip and pushed with a lease on it; `dir` is the lead's own
+   * clone, whose branch follows the remote.
+   */
+  remote?: RemoteLandingOptions;
 }
 
 const optionsSchema = z.object({
@@ -94,6 +101,7 @@ const optionsSchema = z.object({
     .optional(),
   repo: z.string().min(1).optional(),
   lock: z.object({ leaseMs: z.number().int().positive().optional(), indexTimeoutMs: z.number().int().positive().optional() }).optional(),
+  remote: remoteLandingSchema.optional(),
 });
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -148,6 +156,8 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
   #committed: Extract<JournalEntry, { type: "committed" }>[] = [];
   /** One object store per lead, so its pack cache lives across commits. */
   readonly #objects: ObjectStore;
+  /** Where commits land when the lead works for a shared remote. */
+  readonly #remote: RemoteLanding | undefined;
 
   /** Use {@link createCommitLead}. */
   constructor(options: CommitLeadOptions & { branch: string }) {
@@ -163,6 +173,7 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
     this.#queue = new SubmissionQueue(state);
     this.#repo = options.repo ?? basename(options.dir);
     this.#objects = new ObjectStore(gitdir, bare ? gitdir : options.dir);
+    this.#remote = options.remote && new RemoteLanding({ ...options.remote, gitdir, branch: options.branch });
     this.#functions = new Map((options.gates ?? []).flatMap((gate) => ("run" in gate ? [[gate.name, gate] as const] : [])));
   }
 
@@ -245,11 +256,13 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
   async #recover(): Promise<{ finished: string[]; rolledBack: string[] }> {
     const entries = await this.#journal.read();
     this.#committed = entries.filter((entry): entry is Extract<JournalEntry, { type: "committed" }> => entry.type === "committed");
+    this.#remote?.remember(entries);
     const outcome = await recoverIntents({
       entries,
       journal: this.#journal,
       gitdir: this.#gitdir,
       branch: this.branch,
+      ...(this.#remote && { landed: (intent) => this.#remote!.recover(intent, entries, { committer: this.#committer }) }),
       finish: async (intent) => {
         await this.#recordCommitted(intent.id, intent.issueId, intent.commit);
         const synced = await this.#syncCheckouts(intent.parent, intent.commit, intent.paths);
@@ -358,6 +371,7 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
           await lock.renewIfDue();
           try {
             if (refusal) await this.#reject(next, `the lead refused it: ${refusal}`);
+            else if (this.#remote) await this.#remote.serialized(() => this.#process(next!, lock));
             else await this.#process(next, lock);
           } catch (error) {
             // Taken over: the new lead owns the queue now. Anything else fails this one submission, not the queue.
@@ -461,7 +475,8 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
     }
 
     const store = this.#objects;
-    let parent = await readBranch(this.#gitdir, this.branch);
+    let parent = await this.#tip();
+    if (await this.#decidedByRemote(entry, parent, undefined, paths, [])) return;
     let parentTree = parent ? await store.commitTree(parent) : undefined;
     let tree = await buildTree(store, parentTree, changes);
     if (tree === parentTree) return this.#reject(entry, "the submitted files are identical to the branch: nothing to commit");
@@ -470,13 +485,21 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
 
     for (let attempt = 0; ; attempt++) {
       if (attempt > 0) {
-        parent = await readBranch(this.#gitdir, this.branch);
+        const before = parent;
+        parent = await this.#tip();
+        if (await this.#decidedByRemote(entry, parent, { parent: before }, paths, gates.results)) return;
         parentTree = parent ? await store.commitTree(parent) : undefined;
         tree = await buildTree(store, parentTree, changes);
         if (tree === parentTree)
           return this.#reject(entry, "the submitted files are identical to the branch: nothing to commit", gates.results);
       }
-      const commit = writeCommit(store, entry, tree, parent, this.#options.author);
+      const commit = writeCommit(
+        store,
+        this.#remote ? { ...entry, trailers: { ...entry.trailers, "Bulkhead-Submission": entry.id } } : entry,
+        tree,
+        parent,
+        this.#options.author,
+      );
       await lock.assertCurrent();
       await this.#journal.append({
         type: "intent",
@@ -487,24 +510,39 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
         commit,
         paths,
         fence: lock.token,
+        ...(this.#remote && { remote: this.#remote.url }),
         at: new Date().toISOString(),
         gates: gates.results.map(({ name, ok, output }) => ({ name, ok, output })),
       });
+      // Where the checkouts are brought along from: the branch's old tip (on a remote, the lead's own branch may lag behind).
+      let landed: { from: string | undefined; paths: readonly string[] } = { from: parent, paths };
       try {
-        await compareAndSwapBranch(this.#gitdir, this.branch, parent, commit, {
-          message: `commit: ${entry.message}`,
-          committer: `${this.#options.author.name} <${this.#options.author.email}>`,
-          beforeWrite: () => lock.assertCurrent(),
-        });
+        if (this.#remote)
+          landed = await this.#remote.land({
+            parent,
+            commit,
+            paths,
+            message: `commit: ${entry.message}`,
+            committer: this.#committer,
+            beforePush: () => lock.assertCurrent(),
+            pushed: () =>
+              this.#journal.append({ type: "pushed", id: entry.id, commit, remote: this.#remote!.url, at: new Date().toISOString() }),
+          });
+        else
+          await compareAndSwapBranch(this.#gitdir, this.branch, parent, commit, {
+            message: `commit: ${entry.message}`,
+            committer: this.#committer,
+            beforeWrite: () => lock.assertCurrent(),
+          });
       } catch (error) {
         await this.#journal.append({ type: "aborted", id: entry.id, reason: (error as Error).message, at: new Date().toISOString() });
-        if (error instanceof GitConflictError && attempt < 3) continue;
+        if (error instanceof GitConflictError && attempt < (this.#remote?.maxAttempts ?? 3)) continue;
         throw error;
       }
       await this.#recordCommitted(entry.id, entry.issueId, commit);
       // The commit has landed: a checkout that cannot be brought along now (a git process holds
       // index.lock, local changes) shows the paths as changed, but loses nothing.
-      const synced = await this.#syncCheckouts(parent, commit, paths);
+      const synced = await this.#syncCheckouts(landed.from, commit, landed.paths);
       return this.#finish(entry, {
         status: "committed",
         id: entry.id,
@@ -516,6 +554,45 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
         ...synced,
       });
     }
+  }
+
+  get #committer(): string {
+    return `${this.#options.author.name} <${this.#options.author.email}>`;
+  }
+
+  /** The branch's tip the next commit builds on: the lead's own branch, or the shared remote's. */
+  #tip(): Promise<string | undefined> {
+    return this.#remote ? this.#remote.tip() : readBranch(this.#gitdir, this.branch);
+  }
+
+  /**
+   * On a shared remote, what landed there since this submission's earlier attempts decides it: its
+   * own commit (pushed by an attempt that outlived its lead) counts, another commit for the issue
+   * or a change to the same files refuses it. True when it was decided.
+   */
+  async #decidedByRemote(
+    entry: QueueEntry,
+    tip: string | undefined,
+    since: { parent: string | undefined } | undefined,
+    paths: readonly string[],
+    gates: GateResult[],
+  ): Promise<boolean> {
+    if (!this.#remote) return false;
+    const found = await this.#remote.check({
+      id: entry.id,
+      issueId: entry.issueId,
+      fixup: entry.fixup === true,
+      tip,
+      ...(since && { since }),
+      paths,
+      committer: this.#committer,
+    });
+    if (!found) return false;
+    if ("landed" in found) {
+      await this.#recordCommitted(entry.id, entry.issueId, found.landed);
+      await this.#finishJournaled(entry, found.landed);
+    } else await this.#reject(entry, found.refuse, gates);
+    return true;
   }
 
   /**

@@ -1,5 +1,6 @@
 // The public API of @bulkhead/git-lead: one deliberate list.
 export { CommitLead, createCommitLead, type CommitLeadEvents, type CommitLeadOptions } from "./create-commit-lead.js";
+export { type LandingLock, type RemoteLandingOptions } from "./remote-landing.js";
 export {
   SUBMISSION_LIMITS,
   type CommandGate,

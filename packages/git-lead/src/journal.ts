@@ -13,10 +13,14 @@ export type JournalEntry =
       commit: string;
       paths: string[];
       fence: number;
+      /** The remote the commit is pushed to, when the lead lands on a shared remote. */
+      remote?: string;
       at: string;
       gates: { name: string; ok: boolean; output: string }[];
     }
   | { type: "committed"; id: string; issueId: string; sha: string; at: string }
+  /** The remote accepted the intent's commit (a lead landing on a shared remote); `committed` follows. */
+  | { type: "pushed"; id: string; commit: string; remote: string; at: string }
   | { type: "aborted"; id: string; reason: string; at: string }
   /** A submission refused before any commit: a failed gate (with its output as evidence), a bad path, a repeat. */
   | { type: "rejected"; id: string; issueId: string; reason: string; at: string; gates: { name: string; ok: boolean; output: string }[] };

@@ -5,8 +5,13 @@ type Intent = Extract<JournalEntry, { type: "intent" }>;
 
 /** The journal's intents that have no outcome yet: the entry a lead was working on when it stopped. */
 export function openIntents(entries: readonly JournalEntry[]): Intent[] {
-  const ended = new Set(entries.filter((entry) => entry.type !== "intent").map((entry) => entry.id));
-  return entries.filter((entry): entry is Intent => entry.type === "intent" && !ended.has(entry.id));
+  // In journal order: an outcome ends the intents before it, not a later attempt of the same submission.
+  const open = new Map<string, Intent>();
+  for (const entry of entries) {
+    if (entry.type === "intent") open.set(entry.id, entry);
+    else if (entry.type !== "pushed") open.delete(entry.id);
+  }
+  return [...open.values()];
 }
 
 /**
@@ -21,6 +26,7 @@ export async function recoverIntents({
   gitdir,
   branch,
   finish,
+  landed,
 }: {
   /** The journal as read by the caller. */
   entries: readonly JournalEntry[];
@@ -28,11 +34,13 @@ export async function recoverIntents({
   gitdir: string;
   branch: string;
   finish: (intent: Intent) => Promise<void>;
+  /** Whether the intent's commit landed; by default, whether the branch points at it. A lead on a shared remote asks the remote. */
+  landed?: (intent: Intent) => Promise<boolean>;
 }): Promise<{ finished: string[]; rolledBack: string[] }> {
   const outcome = { finished: [] as string[], rolledBack: [] as string[] };
   const tip = await readBranch(gitdir, branch);
   for (const intent of openIntents(entries)) {
-    if (intent.commit === tip) {
+    if (landed ? await landed(intent) : intent.commit === tip) {
       await finish(intent);
       outcome.finished.push(intent.id);
     } else {

@@ -42,14 +42,16 @@ export function createStore(
   });
   pool.on("error", () => undefined);
   const shared = { ...options, pool };
+  const budgets = createPostgresBudgetStore(shared);
   let closed = false;
   const close = async () => {
     if (closed) return;
     closed = true;
+    await budgets.close(); // its background sweep
     await pool.end();
   };
   return {
-    budgets: createPostgresBudgetStore(shared),
+    budgets,
     workHook: createPostgresWorkHookStore(shared),
     proposals: createPostgresProposalStore(shared),
     sessions: createPostgresSessionRegistry(shared),

@@ -41,6 +41,7 @@ CREATE TABLE IF NOT EXISTS ${schema}.budget_leases (
   state text NOT NULL
 );
 CREATE INDEX IF NOT EXISTS budget_leases_expiry ON ${schema}.budget_leases (expires_at) WHERE state = 'active';
+CREATE INDEX IF NOT EXISTS budget_leases_expired ON ${schema}.budget_leases (expires_at) WHERE state = 'expired';
 CREATE TABLE IF NOT EXISTS ${schema}.budget_ledger (
   seq bigserial PRIMARY KEY,
   settlement text UNIQUE,
@@ -107,8 +108,33 @@ function checkChain(chain: readonly string[]): void {
  * const team = createBudget({ id: "team", limits: { sessionTotal: 5_000_000 }, store });
  * const lease = await team.reserveAsync("generation", 4_096);
  */
-export function createPostgresBudgetStore(options: PostgresStoreOptions): BudgetStore {
-  const db = connectPostgres("postgres budget", options, ddl, ["budget_levels", "budget_leases", "budget_leases_expiry", "budget_ledger"]);
+export function createPostgresBudgetStore(
+  options: PostgresStoreOptions & {
+    /**
+     * How often this store gives back the holds of expired leases by itself, so a host that died
+     * holding reservations frees them within a TTL plus this, even when nobody is refused or
+     * reads the levels (those sweep too). 0 turns the background sweep off. @default 30000
+     */
+    sweepIntervalMs?: number;
+    /**
+     * How long an expired lease is kept so a late `settle` still books its spend; older expired
+     * leases are deleted by the sweep (a settle after that is `unknown-lease`). @default 86400000 (a day)
+     */
+    expiredLeaseRetentionMs?: number;
+  },
+): BudgetStore {
+  const { sweepIntervalMs = 30_000, expiredLeaseRetentionMs = 86_400_000 } = options ?? {};
+  if (!(Number.isInteger(sweepIntervalMs) && sweepIntervalMs >= 0))
+    throw new InvalidArgumentError("options.sweepIntervalMs", `expected a whole number of ms (0 for off), got ${sweepIntervalMs}`);
+  if (!(Number.isInteger(expiredLeaseRetentionMs) && expiredLeaseRetentionMs >= 0))
+    throw new InvalidArgumentError("options.expiredLeaseRetentionMs", `expected a whole number of ms, got ${expiredLeaseRetentionMs}`);
+  const db = connectPostgres("postgres budget", options, ddl, [
+    "budget_levels",
+    "budget_leases",
+    "budget_leases_expiry",
+    "budget_leases_expired",
+    "budget_ledger",
+  ]);
   const table = (name: string) => `${db.schema}.${name}`;
   const levelsTable = table("budget_levels");
   const leasesTable = table("budget_leases");
@@ -171,6 +197,33 @@ export function createPostgresBudgetStore(options: PostgresStoreOptions): Budget
     });
     return count ?? 0;
   };
+  /** Deletes expired leases past their retention (a bounded batch per call): their holds went back long ago. */
+  const prune = async (): Promise<number> => {
+    const { rowCount } = await db.query(
+      "prune expired leases",
+      `DELETE FROM ${leasesTable} WHERE id IN (
+         SELECT id FROM ${leasesTable} WHERE state = 'expired' AND expires_at <= ${NOW_MS} - $1::bigint LIMIT 1000 FOR UPDATE SKIP LOCKED)`,
+      [expiredLeaseRetentionMs],
+    );
+    return rowCount ?? 0;
+  };
+  // The background sweep: one at a time, never keeps the process alive, stopped by close().
+  let sweeping = false;
+  const timer =
+    sweepIntervalMs === 0
+      ? undefined
+      : setInterval(() => {
+          if (sweeping) return;
+          sweeping = true;
+          // A database that is down now is tried again on the next tick: nothing to report.
+          void (async () => {
+            while ((await sweep()) >= 1000);
+            while ((await prune()) >= 1000);
+          })()
+            .catch(() => undefined)
+            .finally(() => (sweeping = false));
+        }, sweepIntervalMs);
+  timer?.unref();
 
   const book = async (
     client: pg.PoolClient,
@@ -316,6 +369,9 @@ export function createPostgresBudgetStore(options: PostgresStoreOptions): Budget
       return rows.map((row) => ({ ...row.event, at: Number(row.at) }) as BudgetStoreEvent);
     },
 
-    close: () => db.close(),
+    close: async () => {
+      clearInterval(timer);
+      await db.close();
+    },
   };
 }

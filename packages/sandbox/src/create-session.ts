@@ -11,6 +11,7 @@ import { run } from "./git.js";
 import type { Project } from "./project-config.js";
 import { findEngineSocket, sessionUserProblem } from "./engine-socket.js";
 import { InvalidProjectError, SessionError } from "./sandbox-errors.js";
+import { registerSession, type SessionRegistration } from "./session-registration.js";
 import { Session } from "./session.js";
 import { defaultHome, sessionDir, writeSessionState, type SessionState } from "./session-state-store.js";
 import { VERSION } from "./version.js";
@@ -34,6 +35,7 @@ export async function createSession(
     home = defaultHome(),
     abortSignal,
     gateway,
+    registration,
   }: {
     tag?: string;
     docker?: Docker;
@@ -41,6 +43,8 @@ export async function createSession(
     abortSignal?: AbortSignal;
     /** The session's only route out: a model gateway's unix socket on the host (see docs/sandbox.md). */
     gateway?: GatewayRouteOptions;
+    /** Record the session in the team's registry (this host, its engine); a failure undoes the session. */
+    registration?: SessionRegistration;
   } = {},
 ): Promise<Session> {
   throwIfAborted(abortSignal, "createSession");
@@ -136,6 +140,10 @@ export async function createSession(
     };
     step = "state";
     await writeSessionState(home, state);
+    if (registration) {
+      step = "registry";
+      await registerSession(registration, { id, project: project.name }, docker);
+    }
     return new Session(state, docker, home);
   } catch (error) {
     for (const undo of cleanup.reverse()) await undo().catch(() => undefined);

@@ -19,6 +19,7 @@ export { getSession } from "./get-session.js";
 export { openShell, type ShellStreams } from "./open-shell.js";
 export { Job, MAX_JOB_LOG_BYTES } from "./job.js";
 export { listSessions } from "./list-sessions.js";
+export { engineOf, listTeamSessions, registerSession, unregisterSession, type SessionRegistration } from "./session-registration.js";
 export { MAX_WORKSPACE_FILE_BYTES, Session, type ExecResult } from "./session.js";
 export { type JobRecord, type SessionState } from "./session-state-store.js";
 export { type FetchCodeOptions, type FetchResult } from "./workspace-inspection.js";

@@ -14,6 +14,7 @@ import { DiskLimitError, SessionError, SessionPausedError, WorkspaceFileTooLarge
 import { sessionDir, updateSessionState, type JobRecord, type SessionState } from "./session-state-store.js";
 import { readSessionChanges, type ChangesOptions } from "./session-changes.js";
 import { assertAllFetched, fetchSessionCode, sessionUncommitted, type FetchCodeOptions, type FetchResult } from "./workspace-inspection.js";
+import { unregisterSession, type SessionRegistration } from "./session-registration.js";
 
 /** How a command in the session ended. */
 export interface ExecResult {
@@ -580,8 +581,10 @@ export class Session implements AsyncDisposable {
   }
 
   /** Deletes container and workspace; refuses while a change is not fetched (`fetchCode`) unless `force`. */
-  async remove({ force = false }: { force?: boolean } = {}): Promise<void> {
+  async remove({ force = false, registration }: { force?: boolean; registration?: SessionRegistration } = {}): Promise<void> {
     if (!force) await assertAllFetched(this);
+    // Forgotten by the team first: when the registry cannot be reached, nothing is removed and rm can run again.
+    if (registration) await unregisterSession(registration, this.id);
     await this.container.remove({ force: true }).catch((error: { statusCode?: number }) => {
       if (error.statusCode !== 404) throw sessionFault(error, "remove", this.id);
     });
