@@ -7,7 +7,7 @@ import { createBudget, normalizeUsage, usageOnly } from "@bulkhead/budget";
 import { addUsage, emptyUsage } from "@bulkhead/core";
 import { codexEntry, runAgentCli, writeCodexConfig, type ScriptedUpstream } from "@bulkhead/test-utils";
 import { describe, expect, it } from "vitest";
-import { cleanUpAfterEach, setupAgentGateway } from "./agent-cli-setup.js";
+import { cleanUpAfterEach, setupAgentGateway } from "../test/agent-cli-setup.js";
 import type { Gateway } from "./index.js";
 
 const CANARY = "sk-proj-canary-codex-0b9e4f";

@@ -3,7 +3,7 @@
 // work directory and a home for the CLI, all removed after each test.
 import { createScriptedUpstream, createTempDir, type ScriptedUpstream } from "@bulkhead/test-utils";
 import { afterEach } from "vitest";
-import { createGateway, type Gateway } from "./index.js";
+import { createGateway, type Gateway } from "../src/index.js";
 
 const cleanups: (() => Promise<void> | void)[] = [];
 
