@@ -171,6 +171,7 @@ const commands: Record<string, Command> = {
         violations: scope.violations,
         skipped: scope.skipped,
         refused: scope.refused,
+        links: scope.links,
       };
       const text = [
         ...scope.files.map((file) => `${file.repo}/${file.path}  ${file.tokens} tokens`),
