@@ -231,7 +231,9 @@ export function createTokenCounter(options: CreateTokenCounterOptions): BudgetTo
         throw new InvalidArgumentError("texts", "expected an array of strings");
       let chars = 0;
       for (const text of texts) chars += text.length;
-      if (engine !== "gpt-tokenizer" || chars < PARALLEL_MIN_CHARS) return texts.map((text) => bounded(raw(text)).tokens);
+      // Small batches are counted inline, unless the threads are running already (then the tail
+      // of a large job goes to them too, and this thread never loads a tokenizer of its own).
+      if (engine !== "gpt-tokenizer" || (chars < PARALLEL_MIN_CHARS && !pool)) return texts.map((text) => bounded(raw(text)).tokens);
       pool ??= acquireTokenCountPool(encoding);
       const counts = await pool.count(texts, abortSignal);
       return counts.map((tokens) => bounded(tokens).tokens);
