@@ -20,7 +20,7 @@ const ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
  * claim file per held task, created exclusively, so exactly one concurrent claimer wins across
  * processes without a hook-wide lock. A claim reads only the claimed task and its dependencies;
  * `claimNext` takes the first ready task from the index. Renew, complete, fail, release and the
- * takeover of an expired claim take a per-task lock. See docs/git-lead.md for the layout.
+ * takeover of an expired claim take a per-task lock. The layout is in docs/planning.md.
  *
  * @example
  * const hook = createWorkHook({ dir: ".bulkhead/hook" });
