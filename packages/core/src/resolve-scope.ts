@@ -289,12 +289,31 @@ class RepoWalker {
         if (directory === ".") sources.push(join(this.root, ".git", "info", "exclude"));
         const texts = await Promise.all(sources.map((file) => readFile(file, "utf8").catch(() => "")));
         const text = texts.join("\n");
-        return text.trim() === "" ? parent : [...parent, { dir: directory, rules: ignore().add(text) }];
+        return text.trim() === "" ? parent : [...parent, { dir: directory, rules: compiledRules(text) }];
       })();
       this.#rules.set(directory, cached);
     }
     return cached;
   }
+}
+
+/**
+ * Compiled `.gitignore` rules by their text, kept across resolves: an `ignore` instance remembers
+ * each path's decision, so a warm resolve of an unchanged tree asks the rules nothing new.
+ * Decisions depend only on the rules' text and the path relative to the file, so sharing one
+ * instance between directories or repos with the same text is exact. Bounded: oldest out.
+ */
+const compiled = new Map<string, Ignore>();
+const COMPILED_RULES_MAX = 2_000;
+
+function compiledRules(text: string): Ignore {
+  let rules = compiled.get(text);
+  if (!rules) {
+    rules = ignore().add(text);
+    compiled.set(text, rules);
+    if (compiled.size > COMPILED_RULES_MAX) compiled.delete(compiled.keys().next().value!);
+  }
+  return rules;
 }
 
 /** A directory's identity: device and inode, whatever path or link reached it. */
