@@ -59,6 +59,7 @@ const cases = [
   { label: "floor: atomic mkdir per claim, 8 processes", mode: "floor" as const, processes: 8 },
 ];
 
+process.on("exit", () => rmSync(root, { recursive: true, force: true }));
 const mark = begin(`bench/work-hook: draining ${TASKS.toLocaleString("en-US")} tasks`);
 const samples: Sample[] = await measure(
   cases.map((entry) => ({
@@ -72,7 +73,6 @@ const samples: Sample[] = await measure(
     run: async () => exactlyOnce(entry.label, await prepared.get(entry.label)!()),
   })),
 );
-rmSync(root, { recursive: true, force: true });
 report(mark, samples, {
   baseline: "floor: atomic mkdir per claim, 8 processes",
   extra: { "claims/s": (sample) => Math.round(TASKS / (sample.median / 1000)).toLocaleString("en-US") },
