@@ -43,4 +43,16 @@ describe("the file work hook's claim path", () => {
     expect(await hook.claimNext("w3")).toMatchObject({ taskId: "c", worker: "w3" });
     expect(await hook.claimNext("w4")).toBeUndefined();
   });
+
+  it("counts a claim file caught mid-write as held, never as free", async () => {
+    const root = join(dir.path, "mid-write");
+    const hook = createWorkHook({ dir: root });
+    await hook.add([{ id: "x" }, { id: "y" }]);
+    // What another process's claim looks like between its exclusive create and its write.
+    writeFileSync(join(root, "claims", "x.json"), "");
+    await expect(hook.claim("x", "w1")).rejects.toThrow(/task "x" is held by/);
+    expect((await hook.ready()).map((task) => task.id)).toEqual(["y"]);
+    expect(await hook.claimNext("w1")).toMatchObject({ taskId: "y" });
+    expect(await hook.claimNext("w2")).toBeUndefined();
+  });
 });

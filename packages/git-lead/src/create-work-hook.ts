@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { existsSync, linkSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { appendFile, mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { InvalidArgumentError, withFileLock, writeFileAtomic, type Claim, type HookTask, type WorkHookStore } from "@bulkhead/core";
@@ -14,6 +14,9 @@ export interface WorkHook extends WorkHookStore {
 export type { Claim, HookTask };
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+
+/** How long a claim file that cannot be parsed (caught mid-write, or its writer died) counts as held. */
+const UNREADABLE_CLAIM_MS = 10_000;
 
 /**
  * A durable work hook in a directory: one JSON file per task, an index of ready tasks, and one
@@ -117,11 +120,14 @@ function createFileWorkHook({ dir, defaultTtlMs = 600_000, now = Date.now }: Fil
   };
   const readClaim = async (id: string): Promise<Claim | undefined> => {
     const text = await readFile(claimFile(id), "utf8").catch(() => undefined);
-    if (!text) return undefined;
+    if (text === undefined) return undefined;
     try {
       return JSON.parse(text) as Claim;
     } catch {
-      return undefined;
+      // Being written, or left half-written by a claimer that died: held until it is old.
+      const info = statSync(claimFile(id), { throwIfNoEntry: false });
+      if (!info) return undefined;
+      return { taskId: id, worker: "(a claim being written)", token: "", expiresAt: info.mtimeMs + UNREADABLE_CLAIM_MS };
     }
   };
   const all = async () => {
@@ -160,28 +166,27 @@ function createFileWorkHook({ dir, defaultTtlMs = 600_000, now = Date.now }: Fil
     });
 
   /**
-   * Creates the claim file only if there is none: written aside, then hard-linked into place (a
-   * link fails when the name exists), so a reader never sees a half-written claim. Synchronous:
-   * a claim is a handful of small file operations, cheaper done inline than through the pool.
+   * Creates the claim file only if there is none (O_EXCL: one syscall decides, and a loser pays
+   * nothing more). A reader can meet the file between its creation and its write: an unreadable
+   * claim counts as held until it is {@link UNREADABLE_CLAIM_MS} old (a claimer that died there).
+   * Synchronous: a claim is a handful of small file operations, cheaper inline than through the pool.
    */
   const createClaim = (claim: Claim): boolean => {
-    const aside = join(claimsDir, `.${claim.taskId}.${claim.token}.tmp`);
+    let descriptor: number;
     try {
-      writeFileSync(aside, JSON.stringify(claim));
-    } catch (error) {
-      if (!isMissing(error)) throw error;
-      mkdirSync(claimsDir, { recursive: true });
-      writeFileSync(aside, JSON.stringify(claim));
-    }
-    try {
-      linkSync(aside, claimFile(claim.taskId));
-      return true;
+      descriptor = openSync(claimFile(claim.taskId), "wx");
     } catch (error) {
       if (exists(error)) return false;
-      throw error;
-    } finally {
-      rmSync(aside, { force: true });
+      if (!isMissing(error)) throw error;
+      mkdirSync(claimsDir, { recursive: true });
+      return createClaim(claim);
     }
+    try {
+      writeSync(descriptor, JSON.stringify(claim));
+    } finally {
+      closeSync(descriptor);
+    }
+    return true;
   };
   const readTaskSync = (id: string): HookTask | undefined => {
     try {
@@ -206,7 +211,11 @@ function createFileWorkHook({ dir, defaultTtlMs = 600_000, now = Date.now }: Fil
         { taskId: claim.taskId },
       );
     }
-    rmSync(join(readyDir, claim.taskId), { force: true });
+    try {
+      unlinkSync(join(readyDir, claim.taskId));
+    } catch (error) {
+      if (!isMissing(error)) throw error;
+    }
     return claim;
   };
 
@@ -237,6 +246,7 @@ function createFileWorkHook({ dir, defaultTtlMs = 600_000, now = Date.now }: Fil
   let listing: string[] = [];
   let position = 0;
   let generation: string | undefined;
+  let losses = 0;
   const claimNext = async (worker: string, claimOptions: { ttlMs?: number } = {}): Promise<Claim | undefined> => {
     if (typeof worker !== "string" || worker === "") throw new InvalidArgumentError("worker", "expected a worker name");
     const ttlMs = claimOptions.ttlMs ?? defaultTtlMs;
@@ -253,8 +263,14 @@ function createFileWorkHook({ dir, defaultTtlMs = 600_000, now = Date.now }: Fil
         const id = listing[position++]!;
         if (existsSync(claimFile(id))) continue;
         const claim: Claim = { taskId: id, worker, token: randomBytes(8).toString("hex"), expiresAt: now() + ttlMs };
-        // Lost the race for it: someone else's fresh claim; move on.
-        if (!createClaim(claim)) continue;
+        if (!createClaim(claim)) {
+          // Lost the race for it to another claimer: skip a few entries, so claimers under
+          // contention spread over the index instead of all queueing on its head. What is
+          // skipped stays in the index for the next listing.
+          losses++;
+          position += losses % 4;
+          continue;
+        }
         try {
           return await confirm(claim);
         } catch (error) {
