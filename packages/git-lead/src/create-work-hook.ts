@@ -1,5 +1,19 @@
 import { randomBytes } from "node:crypto";
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, unlinkSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  futimesSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  utimesSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
 import { appendFile, mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { InvalidArgumentError, withFileLock, writeFileAtomic, type Claim, type HookTask, type WorkHookStore } from "@bulkhead/core";
@@ -183,10 +197,21 @@ function createFileWorkHook({ dir, defaultTtlMs = 600_000, now = Date.now }: Fil
     }
     try {
       writeSync(descriptor, JSON.stringify(claim));
+      futimesSync(descriptor, new Date(), new Date(claim.expiresAt));
     } finally {
       closeSync(descriptor);
     }
     return true;
+  };
+  /**
+   * Replaces a claim file atomically. Its mtime is set to the claim's expiry (as at creation), so
+   * finding expired claims needs a `stat` per claim, not a read.
+   */
+  const writeClaim = (claim: Claim): void => {
+    const aside = join(claimsDir, `.${claim.taskId}.${claim.token}.tmp`);
+    writeFileSync(aside, JSON.stringify(claim));
+    utimesSync(aside, new Date(), new Date(claim.expiresAt));
+    renameSync(aside, claimFile(claim.taskId));
   };
   const readTaskSync = (id: string): HookTask | undefined => {
     try {
@@ -233,7 +258,7 @@ function createFileWorkHook({ dir, defaultTtlMs = 600_000, now = Date.now }: Fil
       const current = await readClaim(taskId);
       if (current && current.expiresAt > now()) throw heldBy(taskId, current);
       const next = fresh();
-      if (current) await writeFileAtomic(claimFile(taskId), JSON.stringify(next));
+      if (current) writeClaim(next);
       else if (!createClaim(next)) throw new ClaimRefusedError(`task "${taskId}" was claimed meanwhile`, { taskId });
       return next;
     });
@@ -296,6 +321,9 @@ function createFileWorkHook({ dir, defaultTtlMs = 600_000, now = Date.now }: Fil
     for (const name of names) {
       if (!name.endsWith(".json") || name.startsWith(".")) continue;
       const id = name.slice(0, -5);
+      // The claim's mtime is its expiry: a live claim costs one stat; only expired ones are read.
+      const stamp = statSync(join(claimsDir, name), { throwIfNoEntry: false });
+      if (!stamp || stamp.mtimeMs > now()) continue;
       const held = await readClaim(id);
       if (held && held.expiresAt > now()) continue;
       const task = await readTask(id);
@@ -359,7 +387,7 @@ function createFileWorkHook({ dir, defaultTtlMs = 600_000, now = Date.now }: Fil
       return lockedTask(held.taskId, async () => {
         await ownClaim(held);
         const renewed = { ...held, expiresAt: now() + ttlMs };
-        await writeFileAtomic(claimFile(held.taskId), JSON.stringify(renewed));
+        writeClaim(renewed);
         return renewed;
       });
     },
