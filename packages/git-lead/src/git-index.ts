@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { readFileSync, renameSync, statSync, writeFileSync, type Stats } from "node:fs";
+import { closeSync, openSync, readFileSync, renameSync, statSync, writeSync, type Stats } from "node:fs";
 import { withGitLock } from "./file-lock.js";
 
 /** One index entry: its name (bytes, as git stores it) and its fixed header (62 bytes, 64 with extended flags). */
@@ -37,15 +37,26 @@ function encodeVarint(value: number): Buffer {
 
 /** Parses an index; undefined for a format this code leaves alone (unknown version, split or sparse index, corrupt). */
 export function parseIndex(data: Buffer): IndexFile | undefined {
+  return parseWithOffsets(data)?.index;
+}
+
+/**
+ * Parses an index and keeps where each entry's bytes start in `data`: for versions 2 and 3 those
+ * bytes are exactly what {@link serializeIndex} writes (git pads the same way), so the first edit
+ * of an index file re-encodes only what it changed, as later edits do.
+ */
+function parseWithOffsets(data: Buffer): { index: IndexFile; serialized: Serialized } | undefined {
   if (data.length < 32 || data.toString("latin1", 0, 4) !== "DIRC") return undefined;
   const version = data.readUInt32BE(4);
   if (version !== 2 && version !== 3 && version !== 4) return undefined;
   const count = data.readUInt32BE(8);
   const entries: IndexEntry[] = [];
+  const offsets: number[] = [];
   let offset = 12;
   let previous: Buffer = Buffer.alloc(0);
   for (let index = 0; index < count; index++) {
     if (offset + 62 > data.length - 20) return undefined;
+    offsets.push(offset);
     const flags = data.readUInt16BE(offset + 60);
     const headLength = flags & 0x4000 ? 64 : 62;
     // Views into the file's bytes, not copies: 100k entries are 200k buffers otherwise. Nothing
@@ -69,6 +80,7 @@ export function parseIndex(data: Buffer): IndexFile | undefined {
     entries.push({ name, head });
     previous = name;
   }
+  offsets.push(offset);
   // Optional extensions (upper-case signature) describe the old index (cache-tree, untracked
   // cache, fsmonitor, offsets) and are dropped; git rebuilds them. A required one (split index
   // "link", sparse "sdir") means a format this code leaves to git.
@@ -77,7 +89,7 @@ export function parseIndex(data: Buffer): IndexFile | undefined {
     if (signature[0]! < "A" || signature[0]! > "Z") return undefined;
     at += 8 + data.readUInt32BE(at + 4);
   }
-  return { version, entries };
+  return { index: { version, entries }, serialized: { version, entries: [...entries], content: data, offsets } };
 }
 
 /** The bytes of entries as serialized, and where each one starts (one more offset: the end). */
@@ -158,11 +170,23 @@ function serializeEntries(index: IndexFile, reuse: Serialized | undefined): Seri
 
 /** Writes an index back in its own version, with git's trailing checksum. */
 export function serializeIndex(index: IndexFile): Buffer {
-  return withChecksum(serializeEntries(index, undefined).content);
+  const { content } = serializeEntries(index, undefined);
+  return Buffer.concat([content, createHash("sha1").update(content).digest()]);
 }
 
-function withChecksum(content: Buffer): Buffer {
-  return Buffer.concat([content, createHash("sha1").update(content).digest()]);
+/** Writes entries and git's trailing checksum without joining them into one more buffer. */
+function writeIndexFile(path: string, content: Buffer): void {
+  const descriptor = openSync(path, "w");
+  try {
+    writeAll(descriptor, content);
+    writeAll(descriptor, createHash("sha1").update(content).digest());
+  } finally {
+    closeSync(descriptor);
+  }
+}
+
+function writeAll(descriptor: number, buffer: Buffer): void {
+  for (let written = 0; written < buffer.length;) written += writeSync(descriptor, buffer, written);
 }
 
 /** A stage-0 entry for a path, with the stat data git compares to tell a clean file. */
@@ -220,12 +244,12 @@ export async function editIndex(
       let reuse: Serialized | undefined;
       if (!current) index = { version: 2, entries: [] };
       else if (lastWritten?.key === identity(indexPath, current)) ({ index, serialized: reuse } = lastWritten);
-      else index = parseIndex(readFileSync(indexPath));
+      else ({ index, serialized: reuse } = parseWithOffsets(readFileSync(indexPath)) ?? { index: undefined, serialized: undefined });
       if (!index) return { edited: false, leftAlone: `${indexPath} is in a format the lead does not write (split, sparse or unknown)` };
       const kept = { version: index.version, entries: [...index.entries] };
       if (!(await edit(kept))) return { edited: false };
       const serialized = serializeEntries(kept, reuse);
-      writeFileSync(lockPath, withChecksum(serialized.content));
+      writeIndexFile(lockPath, serialized.content);
       renameSync(lockPath, indexPath);
       consumed();
       lastWritten = { key: identity(indexPath, statSync(indexPath)), index: kept, serialized };
