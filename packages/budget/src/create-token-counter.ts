@@ -2,7 +2,9 @@ import { createHash } from "node:crypto";
 import { createRequire } from "node:module";
 import { InvalidArgumentError, type TokenCounter } from "@bulkhead/core";
 import { z } from "zod";
+import { createTextCounter, type CountText } from "./create-text-counter.js";
 import { CLAUDE_UPPER_BOUND_MARGIN, claudeFactor, ENCODINGS, knownModelFamilies, openAiEncoding, type Encoding } from "./encodings.js";
+import { acquireTokenCountPool, type TokenCountPool } from "./token-count-pool.js";
 import { UnknownModelError } from "./unknown-model-error.js";
 
 interface Encoder {
@@ -32,6 +34,32 @@ function releaseEncoder(encoding: Encoding): void {
   entry.encoder.free();
   encoders.delete(encoding);
 }
+
+/** The tokenizers a counter can count with; both give tiktoken's `encode_ordinary` counts. */
+export const TOKENIZER_ENGINES = ["gpt-tokenizer", "tiktoken"] as const;
+export type TokenizerEngine = (typeof TOKENIZER_ENGINES)[number];
+
+/** One gpt-tokenizer text counter per encoding for the whole process (its rank table is ~40 MB). */
+const textCounters = new Map<Encoding, CountText>();
+
+function gptTokenizerCounter(encoding: Encoding): CountText {
+  let counter = textCounters.get(encoding);
+  if (!counter) {
+    // Special tokens such as <|endoftext|> in a file are ordinary text, as in encode_ordinary.
+    const options = { disallowedSpecial: new Set<string>() };
+    const loaded = require(`gpt-tokenizer/cjs/encoding/${encoding}`) as { countTokens(text: string, options: object): number };
+    const splitRegex =
+      encoding === "o200k_base"
+        ? (require("gpt-tokenizer/cjs/encodingParams/constants") as { O200K_TOKEN_SPLIT_REGEX: RegExp }).O200K_TOKEN_SPLIT_REGEX
+        : undefined;
+    counter = createTextCounter((text) => loaded.countTokens(text, options), splitRegex);
+    textCounters.set(encoding, counter);
+  }
+  return counter;
+}
+
+/** Below this many characters in one `countMany` call, counting inline beats starting threads. */
+const PARALLEL_MIN_CHARS = 512 * 1024;
 
 /** A count, its upper bound, and whether it is exact or an estimate. */
 export interface TokenCount {
@@ -65,14 +93,21 @@ export interface ToolDefinition {
  */
 export const MESSAGE_FRAMING = { perMessage: 3, perName: 1, replyPriming: 3, perTool: 8 } as const;
 
-/** A tiktoken-backed {@link TokenCounter} with exact or estimated counts, a cache and calibration. */
+/** A {@link TokenCounter} (gpt-tokenizer or tiktoken) with exact or estimated counts, a cache and calibration. */
 export interface BudgetTokenCounter extends TokenCounter, Disposable {
   /** The encoding counted with. */
   readonly encoding: Encoding;
   /** The model this counter was made for, if any. */
   readonly model: string | undefined;
+  /** The tokenizer counting: gpt-tokenizer (default) or tiktoken; the counts are the same. */
+  readonly engine: TokenizerEngine;
   /** Counts text (an estimate for Claude models). */
   count(text: string): number;
+  /**
+   * Counts many texts, in order, as {@link BudgetTokenCounter.count} would. With gpt-tokenizer
+   * and enough text, the work is spread over one worker thread per core.
+   */
+  countMany(texts: readonly string[], options?: { abortSignal?: AbortSignal }): Promise<number[]>;
   /** Counts text and says how sure the count is. */
   countWithBound(text: string): TokenCount;
   /** Counts chat messages with {@link MESSAGE_FRAMING}. */
@@ -93,19 +128,24 @@ export interface BudgetTokenCounter extends TokenCounter, Disposable {
 export type CreateTokenCounterOptions = ({ encoding: Encoding; model?: never } | { model: string; encoding?: never }) & {
   /** Texts cached by content hash. @default 10_000 */
   cacheSize?: number;
+  /** The tokenizer: gpt-tokenizer (pure JS, threads for batches) or tiktoken (WASM). @default "gpt-tokenizer" */
+  engine?: TokenizerEngine;
 };
 
+const common = { cacheSize: z.number().int().nonnegative().optional(), engine: z.enum(TOKENIZER_ENGINES).optional() };
 const optionsSchema = z.union([
-  z.object({ encoding: z.enum(ENCODINGS), cacheSize: z.number().int().nonnegative().optional() }).strict(),
-  z.object({ model: z.string().min(1), cacheSize: z.number().int().nonnegative().optional() }).strict(),
+  z.object({ encoding: z.enum(ENCODINGS), ...common }).strict(),
+  z.object({ model: z.string().min(1), ...common }).strict(),
 ]);
 
 /** Texts shorter than this are counted directly: hashing them costs about as much as counting. */
 const CACHE_MIN_CHARS = 64;
 
 /**
- * Creates a token counter backed by tiktoken (WASM, loaded on first use, shared per encoding,
- * freed when the last counter is disposed). With `{ model }`, OpenAI models map to their
+ * Creates a token counter. By default it counts with gpt-tokenizer (pure JS, loaded on first use,
+ * shared per encoding; `countMany` spreads large batches over one worker thread per core);
+ * `engine: "tiktoken"` counts with tiktoken's WASM instead (freed when the last counter is
+ * disposed). Both count special tokens as ordinary text and give the same numbers. With `{ model }`, OpenAI models map to their
  * encoding; Claude models are counted with o200k_base times a per-model factor and marked
  * estimates with an upper bound.
  *
@@ -119,10 +159,11 @@ export function createTokenCounter(options: CreateTokenCounterOptions): BudgetTo
   if (!parsed.success) {
     throw new InvalidArgumentError(
       "options",
-      `expected { encoding: ${ENCODINGS.map((name) => `"${name}"`).join(" | ")} } or { model: string }, got ${JSON.stringify(options)}`,
+      `expected { encoding: ${ENCODINGS.map((name) => `"${name}"`).join(" | ")} } or { model: string }, optionally engine: ${TOKENIZER_ENGINES.map((name) => `"${name}"`).join(" | ")}, got ${JSON.stringify(options)}`,
     );
   }
   const cacheSize = parsed.data.cacheSize ?? 10_000;
+  const engine = parsed.data.engine ?? "gpt-tokenizer";
   const model = "model" in parsed.data ? parsed.data.model : undefined;
   let encoding: Encoding;
   let factor: number | undefined;
@@ -135,6 +176,8 @@ export function createTokenCounter(options: CreateTokenCounterOptions): BudgetTo
   }
 
   let encoder: Encoder | undefined;
+  let textCounter: CountText | undefined;
+  let pool: TokenCountPool | undefined;
   let disposed = false;
   const cache = new Map<string, number>();
   const stats = { hits: 0, misses: 0 };
@@ -142,8 +185,12 @@ export function createTokenCounter(options: CreateTokenCounterOptions): BudgetTo
   const margin = () => (model && calibrations.get(model)?.margin) || CLAUDE_UPPER_BOUND_MARGIN;
   const currentFactor = () => (model && calibrations.get(model)?.factor) || factor;
 
-  const raw = (text: string): number => {
+  const assertUsable = () => {
     if (disposed) throw new InvalidArgumentError("counter", "this counter was disposed: create a new one");
+  };
+  const raw = (text: string): number => {
+    assertUsable();
+    if (engine === "gpt-tokenizer") return (textCounter ??= gptTokenizerCounter(encoding))(text);
     encoder ??= acquire(encoding);
     return encoder.encode_ordinary(text).length;
   };
@@ -176,7 +223,21 @@ export function createTokenCounter(options: CreateTokenCounterOptions): BudgetTo
     },
     encoding,
     model,
+    engine,
     count: (text) => bounded(exact(text)).tokens,
+    async countMany(texts, { abortSignal } = {}) {
+      assertUsable();
+      if (!Array.isArray(texts) || texts.some((text) => typeof text !== "string"))
+        throw new InvalidArgumentError("texts", "expected an array of strings");
+      let chars = 0;
+      for (const text of texts) chars += text.length;
+      // Small batches are counted inline, unless the threads are running already (then the tail
+      // of a large job goes to them too, and this thread never loads a tokenizer of its own).
+      if (engine !== "gpt-tokenizer" || (chars < PARALLEL_MIN_CHARS && !pool)) return texts.map((text) => bounded(raw(text)).tokens);
+      pool ??= acquireTokenCountPool(encoding);
+      const counts = await pool.count(texts, abortSignal);
+      return counts.map((tokens) => bounded(tokens).tokens);
+    },
     countWithBound: (text) => bounded(exact(text)),
     countMessages(messages) {
       let tokens = MESSAGE_FRAMING.replyPriming;
@@ -223,6 +284,8 @@ export function createTokenCounter(options: CreateTokenCounterOptions): BudgetTo
       cache.clear();
       if (encoder) releaseEncoder(encoding);
       encoder = undefined;
+      pool?.release();
+      pool = undefined;
     },
     [Symbol.dispose]() {
       counter.dispose();

@@ -44,10 +44,12 @@ export {
 export {
   createTokenCounter,
   MESSAGE_FRAMING,
+  TOKENIZER_ENGINES,
   type BudgetTokenCounter,
   type ChatMessage,
   type CreateTokenCounterOptions,
   type TokenCount,
+  type TokenizerEngine,
   type ToolDefinition,
 } from "./create-token-counter.js";
 export {

@@ -215,6 +215,7 @@ const commands: Record<string, Command> = {
         toCreate: scope.toCreate,
         skipped: scope.skipped,
         refused: scope.refused,
+        links: scope.links,
       };
       // Over a limit, a person needs the verdict and what to cut, not every file: the list is for --json.
       const over = scope.violations.length > 0;

@@ -158,9 +158,9 @@ ownership:
     const scope = await resolveScope(spec(["src"]), { repos: { app: repo }, cache: false });
     expect(scope.files.map((file) => file.path)).toEqual(["src/deep/x.ts"]);
     expect(scope.links).toEqual([
-      { repo: "app", path: "src/again", target: "src/deep", walked: false },
-      { repo: "app", path: "src/deep/loop", target: "src", walked: false },
-      { repo: "app", path: "src/deep/src-again", target: "src", walked: false },
+      { repo: "app", path: "src/again", target: "src/deep", kind: "directory", walked: false },
+      { repo: "app", path: "src/deep/loop", target: "src", kind: "directory", walked: false },
+      { repo: "app", path: "src/deep/src-again", target: "src", kind: "directory", walked: false },
     ]);
     expect(scope.canRead("app", "src/again/x.ts")).toBe(true);
     expect(scope.canRead("app", "src/deep/loop/deep/loop/deep/x.ts")).toBe(true);

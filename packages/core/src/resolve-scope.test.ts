@@ -1,4 +1,4 @@
-import { symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createTempDir, git, initRepo, type TempDir } from "@bulkhead/test-utils";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -40,6 +40,25 @@ function countingCounter(): TokenCounter & { calls: number } {
     },
   };
   return counter;
+}
+
+/** A committed repo shaped like vercel/ai's: two directory links to skills/, a file link to AGENTS.md. */
+async function withLinkedRepo(run: (repo: string) => Promise<void>): Promise<void> {
+  const temp = createTempDir();
+  try {
+    const repo = join(temp.path, "linked");
+    initRepo(repo, { "AGENTS.md": "# agents\n", "skills/review/SKILL.md": "review the diff\n", "skills/test/SKILL.md": "run the tests\n" });
+    mkdirSync(join(repo, ".claude"));
+    mkdirSync(join(repo, ".agents"));
+    symlinkSync("../skills", join(repo, ".claude/skills"));
+    symlinkSync("../skills", join(repo, ".agents/skills"));
+    symlinkSync("AGENTS.md", join(repo, "CLAUDE.md"));
+    git(repo, ["add", "--all"]);
+    git(repo, ["commit", "--quiet", "--message", "links"]);
+    await run(repo);
+  } finally {
+    temp.remove();
+  }
 }
 
 describe("resolveScope over a real tree", () => {
@@ -90,12 +109,8 @@ describe("resolveScope over a real tree", () => {
       "src/middleware/.gitignore",
       "src/middleware/auth.ts",
       "src/middleware/keep.log",
-      "src/middleware/link-dir/util.ts",
-      "src/middleware/link-inside.ts",
-      "src/middleware/link-routes/user.ts",
+      // Links (link-dir, link-inside.ts, link-routes, nested/loop) are reported, not read or walked.
       "src/middleware/nested/deep/limits.ts",
-      // nested/loop points at src/: walked through once, but everything in it was walked already
-      // (src/middleware by its own path, src/routes through link-routes), so it adds nothing.
       "src/routes/user.ts",
       "test/a.test.ts",
       "test/helpers/c.test.ts",
@@ -112,9 +127,10 @@ describe("resolveScope over a real tree", () => {
       },
     ]);
     expect(scope.links).toEqual([
-      { repo: "backend-api", path: "src/middleware/link-dir", target: "lib", walked: true },
-      { repo: "backend-api", path: "src/middleware/link-routes", target: "src/routes", walked: true },
-      { repo: "backend-api", path: "src/middleware/nested/loop", target: "src", walked: true },
+      { repo: "backend-api", path: "src/middleware/link-dir", target: "lib", kind: "directory", walked: false },
+      { repo: "backend-api", path: "src/middleware/link-inside.ts", target: "src/routes/user.ts", kind: "file", walked: false },
+      { repo: "backend-api", path: "src/middleware/link-routes", target: "src/routes", kind: "directory", walked: false },
+      { repo: "backend-api", path: "src/middleware/nested/loop", target: "src", kind: "directory", walked: false },
     ]);
     // A missing file in a directory that exists is one the task creates; a glob that matches nothing is a mistake.
     expect(scope.violations.map((violation) => violation.message)).toEqual([
@@ -124,7 +140,7 @@ describe("resolveScope over a real tree", () => {
     const auth = scope.files.find((file) => file.path === "src/middleware/auth.ts")!;
     expect(auth).toEqual({ repo: "backend-api", path: "src/middleware/auth.ts", bytes: 40, tokens: 10 });
     expect(scope.estimated).toBe(true);
-    expect(scope.totals.files).toBe(10);
+    expect(scope.totals.files).toBe(7);
   });
 
   it("names files to create: marked, not counted, within the limits; a missing directory is still a mistake unless declared", async () => {
@@ -176,6 +192,30 @@ describe("resolveScope over a real tree", () => {
       );
     expect([...ours].sort()).toEqual(theirs.sort());
   });
+
+  it("keeps links as links, like git: a file reached through a directory link is counted once", () =>
+    withLinkedRepo(async (linked) => {
+      const linkSpec = parseTaskSpec(
+        JSON.stringify({
+          task: "t",
+          context_scope: { repos: [{ name: "linked", paths: ["."] }], max_files: 100, max_tokens: 100_000 },
+          ownership: { primary_repo: "linked" },
+        }),
+      );
+      const scope = await resolveScope(linkSpec, { repos: { linked }, cache: false });
+      const tracked = git(linked, ["ls-files", "-s"]).trim().split("\n");
+      const regular = tracked.filter((line) => !line.startsWith("120000")).map((line) => line.split("\t")[1]);
+      const links = tracked.filter((line) => line.startsWith("120000")).map((line) => line.split("\t")[1]);
+      expect(scope.files.map((file) => file.path)).toEqual(regular.sort());
+      expect(scope.links.map((link) => link.path)).toEqual(links.sort());
+      expect(scope.links.find((link) => link.path === ".claude/skills")).toEqual({
+        repo: "linked",
+        path: ".claude/skills",
+        target: "skills",
+        kind: "directory",
+        walked: false,
+      });
+    }));
 
   it("counts with the given counter and reuses counts by content", async () => {
     const counter = countingCounter();

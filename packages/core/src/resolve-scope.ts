@@ -6,7 +6,6 @@ import ignore, { type Ignore } from "ignore";
 import { z } from "zod";
 import { throwIfAborted } from "./aborted-error.js";
 import { InvalidArgumentError } from "./invalid-argument-error.js";
-import { mapLimit } from "./map-limit.js";
 import { resolvePathInside } from "./resolve-path-inside.js";
 import { isPathWithin, normalizeRepoPath } from "./repo-path.js";
 import { createScopeCache, type ScopeCache } from "./scope-cache.js";
@@ -39,13 +38,19 @@ export interface RefusedPath {
   reason: string;
 }
 
-/** A directory symlink inside a repo: walked once through it when its target was not walked already. */
+/**
+ * A symbolic link met while walking a repo. Like git, a scope keeps a link as a link: it is
+ * reported here and neither read nor walked (its target is in the scope by its own path, or not
+ * at all). A link named directly in `paths` is the exception: the spec author asked for it.
+ */
 export interface ScopeLink {
   repo: string;
   path: string;
   /** Where it points, relative to the repo root. */
   target: string;
-  /** False when its target had been walked already (by its own path, or through another link). */
+  /** What the target is. */
+  kind: "file" | "directory";
+  /** Always false: a link met in a walk is not walked (kept for readers of the older shape). */
   walked: boolean;
 }
 
@@ -68,7 +73,7 @@ export interface ResolvedScope {
   toCreate: { repo: string; path: string }[];
   skipped: SkippedFile[];
   refused: RefusedPath[];
-  /** Directory symlinks inside the repos, sorted; each real directory is walked once. */
+  /** Symbolic links met in the repos, sorted: reported, not read or walked. */
   links: ScopeLink[];
   /** The directories and files holding the most tokens, heaviest first. */
   largest(limit?: number): { directories: ScopeHotspot[]; files: ScopeHotspot[] };
@@ -92,7 +97,7 @@ export interface ResolveScopeOptions {
   maxFileBytes?: number;
   /** Leave out files that `.gitignore` and `.git/info/exclude` ignore. @default true */
   gitignore?: boolean;
-  /** Files read at once. @default 64 */
+  /** @deprecated Ignored: files are read one at a time and counted in batches (see `TokenCounter.countMany`). */
   concurrency?: number;
 }
 
@@ -134,8 +139,6 @@ class RepoWalker {
   readonly #rules = new Map<string, Promise<{ dir: string; rules: Ignore }[]>>();
   /** Every directory walked, by device and inode: a directory is walked once, whatever the links. */
   readonly #visited = new Set<string>();
-  /** Directory links met during the walk, walked after the real directories so real paths come first. */
-  readonly #pendingLinks: { path: string; target: string; match: ((path: string) => boolean) | undefined; real: string }[] = [];
   #walked = 0;
   readonly #excluded: (path: string) => boolean;
 
@@ -174,7 +177,6 @@ class RepoWalker {
       const found = this.#inside(base, "inside", entry);
       if (!found) return;
       if (found.info?.isDirectory()) await this.walk(base, compileEntries([entry]), join(this.root, found.real));
-      await this.walkLinks();
       if (this.candidates.size === before) this.notFound.push(entry);
       return;
     }
@@ -194,17 +196,6 @@ class RepoWalker {
     // A path named explicitly is included even when git ignores it: the spec author asked for it.
     if (target.isDirectory) await this.walk(entry, undefined, join(this.root, target.path));
     else this.add(entry);
-  }
-
-  /** Walks the directory links met so far whose targets no walk has reached; reports every one. */
-  async walkLinks(): Promise<void> {
-    while (this.#pendingLinks.length > 0) {
-      const link = this.#pendingLinks.shift()!;
-      const walked = !this.#visited.has(directoryKey(link.real));
-      if (!this.reportedLinks.some((known) => known.path === link.path))
-        this.reportedLinks.push({ repo: this.repo.name, path: link.path, target: link.target, walked });
-      if (walked) await this.walk(link.path, link.match, link.real);
-    }
   }
 
   /** Resolves a symlink; records a refusal or a broken link and returns undefined when it cannot be followed. */
@@ -267,21 +258,24 @@ class RepoWalker {
       if (entry.name === ".git") continue;
       const path = directory === "." ? entry.name : `${directory}/${entry.name}`;
       if (this.#excluded(path)) continue;
-      let isDirectory = entry.isDirectory();
+      const isDirectory = entry.isDirectory();
       const ignored = rules.length > 0 && (isIgnored(rules, path, isDirectory) || (entry.isSymbolicLink() && isIgnored(rules, path, true)));
       if (ignored) continue;
-      let childReal = `${real}/${entry.name}`;
+      const childReal = `${real}/${entry.name}`;
       if (entry.isSymbolicLink()) {
+        // git stores a link as a link: the scope reports it and never reads or walks through it,
+        // so a file reached by two paths (`.claude/skills -> ../skills`) is counted once.
         if (match && !match(path) && !(await isDirectoryTarget(join(this.root, path)))) continue;
         const target = await this.follow(path);
-        if (!target) continue;
-        isDirectory = target.isDirectory;
-        childReal = target.path === "." ? this.root : join(this.root, target.path);
-        if (isDirectory) {
-          // Real directories first: a link is walked later, and only if its target was not.
-          this.#pendingLinks.push({ path, target: target.path, match, real: childReal });
-          continue;
-        }
+        if (target)
+          this.reportedLinks.push({
+            repo: this.repo.name,
+            path,
+            target: target.path,
+            kind: target.isDirectory ? "directory" : "file",
+            walked: false,
+          });
+        continue;
       } else if (!isDirectory && !entry.isFile()) {
         continue;
       }
@@ -301,12 +295,31 @@ class RepoWalker {
         if (directory === ".") sources.push(join(this.root, ".git", "info", "exclude"));
         const texts = await Promise.all(sources.map((file) => readFile(file, "utf8").catch(() => "")));
         const text = texts.join("\n");
-        return text.trim() === "" ? parent : [...parent, { dir: directory, rules: ignore().add(text) }];
+        return text.trim() === "" ? parent : [...parent, { dir: directory, rules: compiledRules(text) }];
       })();
       this.#rules.set(directory, cached);
     }
     return cached;
   }
+}
+
+/**
+ * Compiled `.gitignore` rules by their text, kept across resolves: an `ignore` instance remembers
+ * each path's decision, so a warm resolve of an unchanged tree asks the rules nothing new.
+ * Decisions depend only on the rules' text and the path relative to the file, so sharing one
+ * instance between directories or repos with the same text is exact. Bounded: oldest out.
+ */
+const compiled = new Map<string, Ignore>();
+const COMPILED_RULES_MAX = 2_000;
+
+function compiledRules(text: string): Ignore {
+  let rules = compiled.get(text);
+  if (!rules) {
+    rules = ignore().add(text);
+    compiled.set(text, rules);
+    if (compiled.size > COMPILED_RULES_MAX) compiled.delete(compiled.keys().next().value!);
+  }
+  return rules;
 }
 
 /** A directory's identity: device and inode, whatever path or link reached it. */
@@ -353,7 +366,6 @@ export async function resolveScope(spec: TaskSpec, options: ResolveScopeOptions)
     cache = (sharedCache ??= createScopeCache()),
     maxFileBytes = 1_048_576,
     gitignore = true,
-    concurrency = 64,
   } = validateOptions(optionsSchema, options, "options");
   if (!spec?.contextScope?.repos) throw new InvalidArgumentError("spec", "expected a TaskSpec from parseTaskSpec or loadTaskSpec");
   throwIfAborted(abortSignal, "resolveScope");
@@ -375,20 +387,14 @@ export async function resolveScope(spec: TaskSpec, options: ResolveScopeOptions)
     spec.contextScope.repos.map(async (repo) => {
       const walker = new RepoWalker(repo, roots.get(repo.name)!, gitignore, abortSignal);
       for (const entry of repo.paths) await walker.addEntry(entry);
-      await walker.walkLinks();
       return walker;
     }),
   );
 
   const candidates = walkers.flatMap((walker) => [...walker.candidates.values()]);
   const skipped = walkers.flatMap((walker) => walker.skipped);
-  const measured = await mapLimit(candidates, concurrency, async (candidate, index) => {
-    // Small files are read synchronously; yield now and then so timers and aborts get a turn.
-    if (index % 256 === 255) await new Promise((resolve) => setImmediate(resolve));
-    throwIfAborted(abortSignal, "resolveScope");
-    return measure(candidate, { counter, cache: cache || undefined, maxFileBytes, skipped });
-  });
-  const files = measured.filter((file): file is ScopeFile => file !== undefined).sort(compareFiles);
+  const measured = await measureAll(candidates, { counter, cache: cache || undefined, maxFileBytes, skipped, abortSignal });
+  const files = measured.sort(compareFiles);
 
   const totals = { files: files.length, bytes: 0, tokens: 0 };
   for (const file of files) {
@@ -459,21 +465,17 @@ function compareFiles(left: { repo: string; path: string }, right: { repo: strin
   return left.path < right.path ? -1 : left.path > right.path ? 1 : 0;
 }
 
-/** Files up to this size are read synchronously: for small files that beats the promise API by far. */
-const SYNC_READ_BYTES = 256 * 1024;
-
 const fingerprintOf = (info: Stats) => `${info.size}:${info.mtimeMs}:${info.ctimeMs}:${info.ino}`;
 
 /**
- * Reads a file with one open, fstat, read and close; large files go through the promise API.
- * A file over `maxBytes` is not read: its buffer is undefined.
+ * Reads a file with one open, fstat, read and close: one read for a file of any size up to
+ * `maxBytes` (the buffer is sized from fstat). A file over `maxBytes` is not read.
  */
-async function readWithStats(path: string, maxBytes: number): Promise<{ info: Stats; buffer: Buffer | undefined }> {
+function readWithStats(path: string, maxBytes: number): { info: Stats; buffer: Buffer | undefined } {
   const descriptor = openSync(path, "r");
   try {
     const info = fstatSync(descriptor);
     if (info.size > maxBytes) return { info, buffer: undefined };
-    if (info.size > SYNC_READ_BYTES) return { info, buffer: await readFile(path) };
     const buffer = Buffer.allocUnsafe(info.size);
     let offset = 0;
     while (offset < info.size) {
@@ -487,47 +489,117 @@ async function readWithStats(path: string, maxBytes: number): Promise<{ info: St
   }
 }
 
-async function measure(
+interface MeasureContext {
+  counter: TokenCounter;
+  cache: ScopeCache | undefined;
+  maxFileBytes: number;
+  skipped: SkippedFile[];
+  abortSignal: AbortSignal | undefined;
+}
+
+/** Characters sent to `countMany` at once, and batches in flight before reading waits for one. */
+const BATCH_CHARS = 1 << 20;
+const BATCHES_IN_FLIGHT = 8;
+
+/**
+ * Measures every candidate: a file seen before with an unchanged fingerprint costs one `stat`;
+ * any other is read once (open, fstat, read, close) and hashed. Texts whose count is not cached
+ * are counted inline, or, when the counter has `countMany`, in batches that run (on the
+ * counter's threads) while this thread goes on reading.
+ */
+async function measureAll(candidates: readonly Candidate[], context: MeasureContext): Promise<ScopeFile[]> {
+  const { counter, cache, abortSignal } = context;
+  const files: ScopeFile[] = [];
+  const inFlight: Promise<void>[] = [];
+  let batch: { file: ScopeFile; hash: string; text: string }[] = [];
+  let batchChars = 0;
+  const flush = async () => {
+    if (batch.length === 0) return;
+    const sent = batch;
+    batch = [];
+    batchChars = 0;
+    const counting = counter.countMany!(
+      sent.map((entry) => entry.text),
+      abortSignal ? { abortSignal } : undefined,
+    ).then((counts) => {
+      sent.forEach((entry, index) => {
+        entry.file.tokens = counts[index]!;
+        cache?.setTokens(counter.name, entry.hash, entry.file.tokens);
+      });
+    });
+    inFlight.push(counting);
+    if (inFlight.length >= BATCHES_IN_FLIGHT) await inFlight.shift();
+  };
+  for (let index = 0; index < candidates.length; index++) {
+    // Files are read synchronously; yield now and then so timers and aborts get a turn.
+    if (index % 256 === 255) await new Promise((resolve) => setImmediate(resolve));
+    throwIfAborted(abortSignal, "resolveScope");
+    const read = readCandidate(candidates[index]!, context);
+    if (!read) continue;
+    files.push(read.file);
+    if (read.text === undefined) continue;
+    if (counter.countMany) {
+      batch.push({ file: read.file, hash: read.hash, text: read.text });
+      batchChars += read.text.length;
+      if (batchChars >= BATCH_CHARS) await flush();
+      continue;
+    }
+    const counted = counter.count(read.text);
+    read.file.tokens = typeof counted === "number" ? counted : await counted;
+    cache?.setTokens(counter.name, read.hash, read.file.tokens);
+  }
+  await flush();
+  await Promise.all(inFlight);
+  return files;
+}
+
+/**
+ * One candidate's size and, when its count is not cached, its text. Records a skip (binary,
+ * too large, unreadable) and returns undefined for a file that is left out.
+ */
+function readCandidate(
   candidate: Candidate,
-  context: { counter: TokenCounter; cache: ScopeCache | undefined; maxFileBytes: number; skipped: SkippedFile[] },
-): Promise<ScopeFile | undefined> {
+  context: MeasureContext,
+): { file: ScopeFile; hash: string; text: string | undefined } | undefined {
   const { repo, root, path } = candidate;
   const absolute = join(root, path);
   const key = `${root}\u0000${path}`;
-  let text: string | undefined;
   try {
     // Seen before: one stat says whether it changed. Never seen: read it without a separate stat.
     let content = context.cache?.getContent(key);
+    let buffer: Buffer | undefined;
     if (content) {
       const info = statSync(absolute);
       if (fingerprintOf(info) !== content.fingerprint || info.size > context.maxFileBytes) content = undefined;
     }
     if (!content) {
-      const { info, buffer } = await readWithStats(absolute, context.maxFileBytes);
-      if (!buffer) {
+      const read = readWithStats(absolute, context.maxFileBytes);
+      if (!read.buffer) {
         context.skipped.push({ repo, path, reason: "too-large" });
         return undefined;
       }
+      buffer = read.buffer;
       content = {
-        fingerprint: fingerprintOf(info),
+        fingerprint: fingerprintOf(read.info),
         hash: createHash("sha256").update(buffer).digest("hex"),
         bytes: buffer.length,
         binary: isBinary(buffer),
       };
       context.cache?.setContent(key, content);
-      if (!content.binary) text = buffer.toString("utf8");
     }
     if (content.binary) {
       context.skipped.push({ repo, path, reason: "binary" });
       return undefined;
     }
-    let tokens = context.cache?.getTokens(context.counter.name, content.hash);
-    if (tokens === undefined) {
-      const counted = context.counter.count(text ?? (await readFile(absolute, "utf8")));
-      tokens = typeof counted === "number" ? counted : await counted;
-      context.cache?.setTokens(context.counter.name, content.hash, tokens);
+    const file: ScopeFile = { repo, path, bytes: content.bytes, tokens: 0 };
+    const tokens = context.cache?.getTokens(context.counter.name, content.hash);
+    if (tokens !== undefined) {
+      file.tokens = tokens;
+      return { file, hash: content.hash, text: undefined };
     }
-    return { repo, path, bytes: content.bytes, tokens };
+    // A cached fingerprint whose count was evicted: read the text again.
+    buffer ??= readWithStats(absolute, context.maxFileBytes).buffer ?? Buffer.alloc(0);
+    return { file, hash: content.hash, text: buffer.toString("utf8") };
   } catch (error) {
     if ((error as { code?: string }).code === undefined) throw error;
     context.skipped.push({ repo, path, reason: "unreadable" });

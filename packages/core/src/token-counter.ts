@@ -1,6 +1,6 @@
 /**
- * Counts tokens in text. `@bulkhead/budget` implements it with tiktoken; core ships only the
- * byte-based estimate below, so core stays free of a tokenizer.
+ * Counts tokens in text. `@bulkhead/budget` implements it with gpt-tokenizer or tiktoken; core
+ * ships only the byte-based estimate below, so core stays free of a tokenizer.
  */
 export interface TokenCounter {
   /** A stable name for the encoding, part of every cache key (`o200k_base`, `bytes/4`). */
@@ -9,6 +9,11 @@ export interface TokenCounter {
   readonly estimated: boolean;
   /** The number of tokens in `text`. */
   count(text: string): number | Promise<number>;
+  /**
+   * Counts many texts, in order, as `count` would. Optional: a counter that can spread the work
+   * (over worker threads, say) implements it, and `resolveScope` then counts in batches.
+   */
+  countMany?(texts: readonly string[], options?: { abortSignal?: AbortSignal }): Promise<number[]>;
 }
 
 /** Bytes per token of the fallback estimate: a common figure for English text and code. */

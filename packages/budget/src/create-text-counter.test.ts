@@ -1,0 +1,70 @@
+import { createRequire } from "node:module";
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { createTextCounter } from "./create-text-counter.js";
+import { createTokenCounter } from "./create-token-counter.js";
+
+const require = createRequire(import.meta.url);
+const tiktoken = require("tiktoken") as { get_encoding(name: string): { encode_ordinary(text: string): Uint32Array; free(): void } };
+const gpt = require("gpt-tokenizer/cjs/encoding/o200k_base") as { countTokens(text: string, options: object): number };
+const { O200K_TOKEN_SPLIT_REGEX } = require("gpt-tokenizer/cjs/encodingParams/constants") as { O200K_TOKEN_SPLIT_REGEX: RegExp };
+
+// Characters that sit on the split pattern's edges: case changes, contractions, digits, every
+// kind of whitespace, slashes after punctuation, and non-ASCII letters, marks and spaces.
+const alphabet = [
+  ..."aZ'sSdtlLvVeErR09 \t\n\r\v\f/.-_(){}<>|=;:\"`\u0000\u007f",
+  "é",
+  "É",
+  "ß",
+  "\u0301",
+  "\u00a0",
+  "\u2028",
+  "日",
+  "🚀",
+  "١",
+];
+const text = fc.array(fc.constantFrom(...alphabet), { maxLength: 80 }).map((chars) => chars.join(""));
+
+describe("createTextCounter (o200k pieces)", () => {
+  const encoder = tiktoken.get_encoding("o200k_base");
+  const count = createTextCounter((piece) => gpt.countTokens(piece, { disallowedSpecial: new Set() }), O200K_TOKEN_SPLIT_REGEX);
+
+  it("property: counts exactly what tiktoken's encode_ordinary counts", () => {
+    fc.assert(
+      fc.property(text, (sample) => {
+        expect(count(sample)).toBe(encoder.encode_ordinary(sample).length);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it("counts special tokens as ordinary text, and code, unicode and long runs the same as tiktoken", () => {
+    const samples = [
+      "<|endoftext|> and <|im_start|>user is just text",
+      "HTTPServer parseJSON we'll don't I'M 123456 x/y//z ..\n\n\t  \n   end",
+      "const ünïcödé = '✓'; // 🚀 emoji — dash\u00a0nbsp",
+      " ".repeat(5000) + "x" + "\n".repeat(300) + "a".repeat(3000),
+    ];
+    for (const sample of samples) expect(count(sample)).toBe(encoder.encode_ordinary(sample).length);
+  });
+});
+
+describe("countMany", () => {
+  it("counts a large batch on worker threads exactly as count does", async () => {
+    using counter = createTokenCounter({ encoding: "o200k_base" });
+    const texts = Array.from({ length: 400 }, (_, index) =>
+      `export const value${index} = "<|endoftext|> ${"é".repeat(index % 7)}";\n`.repeat(40),
+    );
+    const counts = await counter.countMany(texts);
+    expect(counts).toEqual(texts.map((entry) => counter.count(entry)));
+    using tiktokenCounter = createTokenCounter({ encoding: "o200k_base", engine: "tiktoken" });
+    expect(await tiktokenCounter.countMany(texts)).toEqual(counts);
+  });
+
+  it("refuses what is not an array of strings, and an aborted signal", async () => {
+    using counter = createTokenCounter({ encoding: "cl100k_base" });
+    await expect(counter.countMany([1 as unknown as string])).rejects.toThrow("expected an array of strings");
+    const big = ["x ".repeat(600_000)];
+    await expect(counter.countMany(big, { abortSignal: AbortSignal.abort() })).rejects.toThrow(/canceled/);
+  });
+});

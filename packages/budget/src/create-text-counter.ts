@@ -1,0 +1,126 @@
+/** Counts one whole text, the way tiktoken's `encode_ordinary(text).length` does. */
+export type CountText = (text: string) => number;
+
+/**
+ * Builds the function that counts a text for one encoding. With `splitRegex` (o200k_base) it
+ * splits the text itself and counts each piece once per process: a hand-written scanner follows
+ * the encoding's split pattern on ASCII (where the pattern's classes are plain character ranges)
+ * and hands any piece touching a non-ASCII character to the pattern itself, so the pieces are the
+ * pattern's pieces exactly; `countPiece` (gpt-tokenizer's byte-pair merge) counts each distinct
+ * piece, and a bounded map remembers it. Source code repeats its pieces heavily (the vercel/ai
+ * tree: 11M pieces, 138k distinct), so nearly every piece costs a map lookup instead of a merge.
+ *
+ * Self-contained on purpose (no imports, no closures over module state): worker threads receive
+ * its source text and build the very same counter.
+ */
+export function createTextCounter(countPiece: (text: string) => number, splitRegex: RegExp | undefined, maxPieces = 262_144): CountText {
+  if (!splitRegex) return countPiece;
+  const sticky = new RegExp(splitRegex.source, "uy");
+  const pieces = new Map<string, number>();
+  // 0 other (not letter, digit or whitespace), 1 upper, 2 lower, 3 digit, 4 blank (\t \v \f space), 5 newline (\r \n).
+  const classes = new Uint8Array(128);
+  for (let code = 0; code < 128; code++) {
+    classes[code] =
+      code >= 65 && code <= 90
+        ? 1
+        : code >= 97 && code <= 122
+          ? 2
+          : code >= 48 && code <= 57
+            ? 3
+            : code === 10 || code === 13
+              ? 5
+              : code === 9 || code === 11 || code === 12 || code === 32
+                ? 4
+                : 0;
+  }
+  const lookup = (text: string, start: number, end: number): number => {
+    const piece = text.slice(start, end);
+    let tokens = pieces.get(piece);
+    if (tokens === undefined) {
+      tokens = countPiece(piece);
+      if (pieces.size < maxPieces) pieces.set(piece, tokens);
+    }
+    return tokens;
+  };
+  const byPattern = (text: string, start: number): number => {
+    sticky.lastIndex = start;
+    const match = sticky.exec(text);
+    // The pattern's last alternatives match any character, so it always advances.
+    return start + (match ? match[0].length : 1);
+  };
+  const letter = (text: string, index: number, length: number): boolean => {
+    if (index >= length) return false;
+    const kind = classes[text.charCodeAt(index)];
+    return kind === 1 || kind === 2;
+  };
+  return (text: string): number => {
+    const length = text.length;
+    let tokens = 0;
+    let start = 0;
+    while (start < length) {
+      const code = text.charCodeAt(start);
+      const next = start + 1 < length ? text.charCodeAt(start + 1) : 0;
+      let end = start;
+      if (code > 127 || next > 127) {
+        end = byPattern(text, start);
+        tokens += lookup(text, start, end);
+        start = end;
+        continue;
+      }
+      const kind = classes[code]!;
+      if (kind === 1 || kind === 2 || ((kind === 0 || kind === 4) && letter(text, start + 1, length))) {
+        // [^\r\n\p{L}\p{N}]? then upper* lower+ or upper+ lower*, then an optional contraction.
+        if (kind === 0 || kind === 4) end++;
+        while (end < length && classes[text.charCodeAt(end)] === 1) end++;
+        while (end < length && classes[text.charCodeAt(end)] === 2) end++;
+        if (end + 1 < length && text.charCodeAt(end) === 39) {
+          const first = text.charCodeAt(end + 1) | 32;
+          if (first === 115 || first === 100 || first === 109 || first === 116) end += 2;
+          else if (end + 2 < length) {
+            const second = text.charCodeAt(end + 2) | 32;
+            if ((first === 108 && second === 108) || (first === 118 && second === 101) || (first === 114 && second === 101)) end += 3;
+          }
+        }
+      } else if (kind === 3) {
+        // \p{N}{1,3}
+        end++;
+        if (end < length && classes[text.charCodeAt(end)] === 3) end++;
+        if (end < length && classes[text.charCodeAt(end)] === 3) end++;
+      } else if (kind === 0 || (code === 32 && classes[next] === 0 && start + 1 < length)) {
+        // " ?[^\s\p{L}\p{N}]+[\r\n/]*"
+        if (kind !== 0) end++;
+        while (end < length && classes[text.charCodeAt(end)] === 0) end++;
+        while (end < length) {
+          const after = text.charCodeAt(end);
+          if (after === 10 || after === 13 || after === 47) end++;
+          else break;
+        }
+      } else {
+        // Whitespace: "\s*[\r\n]+", then "\s+(?!\S)", then "\s+".
+        let run = start;
+        let lastNewline = -1;
+        while (run < length) {
+          const runKind = classes[text.charCodeAt(run)];
+          if (runKind === 5) lastNewline = run;
+          else if (runKind !== 4) break;
+          run++;
+        }
+        if (run < length && text.charCodeAt(run) > 127) {
+          end = byPattern(text, start);
+          tokens += lookup(text, start, end);
+          start = end;
+          continue;
+        }
+        if (lastNewline >= 0) end = lastNewline + 1;
+        else if (run === length || run - start === 1) end = run;
+        else end = run - 1;
+      }
+      // A non-ASCII character right after the piece might belong to it under the Unicode classes.
+      if (end < length && text.charCodeAt(end) > 127) end = byPattern(text, start);
+      // One ASCII character is always one token.
+      tokens += end - start === 1 && text.charCodeAt(start) < 128 ? 1 : lookup(text, start, end);
+      start = end;
+    }
+    return tokens;
+  };
+}
