@@ -16,7 +16,7 @@ import { startAgent } from "@bulkhead/agents";
 import type { AgentProvider, BudgetKind } from "@bulkhead/core";
 import { createGateway, type Gateway } from "@bulkhead/gateway";
 import { renderHandover, renderTaskPrompt } from "@bulkhead/handover";
-import { buildImage, createSession, getSession, loadProject, type Project, type Session } from "@bulkhead/sandbox";
+import { buildImage, createSession, getSession, loadProject, type Project } from "@bulkhead/sandbox";
 import { describeDispatchMemory, memoryDirOf, prepareDispatchMemory, type DispatchMemoryRecord } from "./dispatch-memory.js";
 import { dispatchRecordPath, type DispatchRecord } from "./dispatch-record.js";
 import { harvest } from "./harvest.js";

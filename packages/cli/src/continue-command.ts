@@ -1,6 +1,5 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { UsageReport } from "@bulkhead/core";
 import { single, UsageError, type Command, type Flags, type Io, type Outcome } from "./command.js";
 import { dispatchRecordPath, type DispatchRecord } from "./dispatch-record.js";
 import { repoMap } from "./repo-map.js";
