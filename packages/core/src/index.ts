@@ -32,6 +32,7 @@ export { didYouMean } from "./did-you-mean.js";
 export { suggestNarrowing, type NarrowingAdvice, type NarrowingStep } from "./suggest-narrowing.js";
 export { MultiRepoGuard, type GuardEvents, type MultiRepoGuardOptions, type ProposeResult } from "./multi-repo-guard.js";
 export { MAX_TASK_SPEC_BYTES, loadTaskSpec, parseTaskSpec, type ParseTaskSpecOptions } from "./parse-task-spec.js";
+export { formatYamlPath, locateYamlPath, type YamlPath } from "./yaml-location.js";
 export { PathOutsideRootError } from "./path-outside-root-error.js";
 export { ProposalAlreadyDecidedError, ProposalNotFoundError } from "./proposal-errors.js";
 export { createFileProposalStore, createMemoryProposalStore, type ProposalStore } from "./proposal-store.js";

@@ -1,9 +1,10 @@
 import { open } from "node:fs/promises";
-import { isMap, isScalar, LineCounter, parseDocument, visit, type Document, type Node as YamlNode } from "yaml";
+import { isScalar, LineCounter, parseDocument, visit, type Document, type Node as YamlNode } from "yaml";
 import type { z } from "zod";
 import { didYouMean } from "./did-you-mean.js";
 import { InvalidArgumentError } from "./invalid-argument-error.js";
 import { InvalidTaskSpecError, type TaskSpecProblem } from "./invalid-task-spec-error.js";
+import { formatYamlPath, locateYamlPath } from "./yaml-location.js";
 import { REPO_NAME_PATTERN, taskSpecFileSchema, taskSpecFromFile, type TaskSpec } from "./task-spec.js";
 
 /** Largest task spec accepted, in bytes: a spec is a page, not a data set. */
@@ -24,29 +25,9 @@ export interface ParseTaskSpecOptions {
 
 type Path = readonly (string | number)[];
 
-function formatPath(path: Path): string {
-  let text = "";
-  for (const key of path) text += typeof key === "number" ? `[${key}]` : text === "" ? key : `.${key}`;
-  return text;
-}
-
-/** Locates a key path in the document: the deepest existing node along it, or the pair's key. */
-function locate(document: Document, lines: LineCounter, path: Path, unknownKey?: string): { line: number; column: number } {
-  let node: unknown = document.contents;
-  for (const key of path) {
-    const next = (node as { get?: (key: unknown, keepScalar: boolean) => unknown } | null)?.get?.(key, true);
-    if (next === undefined || next === null) break;
-    node = next;
-  }
-  if (unknownKey !== undefined && isMap(node)) {
-    const pair = node.items.find((item) => isScalar(item.key) && item.key.value === unknownKey);
-    if (pair && isScalar(pair.key)) node = pair.key;
-  }
-  const range = (node as YamlNode | null)?.range;
-  if (!range) return { line: 1, column: 1 };
-  const position = lines.linePos(range[0]);
-  return { line: position.line, column: position.col };
-}
+const formatPath = formatYamlPath;
+const locate = (document: Document, lines: LineCounter, path: Path, unknownKey?: string) =>
+  locateYamlPath(document, lines, path, unknownKey === undefined ? {} : { unknownKey });
 
 /** The keys a strict object schema accepts at a path, for "did you mean". */
 function knownKeysAt(path: Path): string[] {

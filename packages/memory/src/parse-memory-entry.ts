@@ -1,4 +1,5 @@
-import { isMap, isScalar, LineCounter, parseDocument, stringify, type Document, type Node as YamlNode } from "yaml";
+import { LineCounter, parseDocument, stringify, type Document } from "yaml";
+import { formatYamlPath, locateYamlPath } from "@bulkhead/core";
 import type { z } from "zod";
 import { InvalidMemoryEntryError, type MemoryProblem } from "./memory-errors.js";
 import {
@@ -15,29 +16,10 @@ const MAX_ALIAS_COUNT = 8;
 
 type Path = readonly PropertyKey[];
 
-function formatPath(path: Path): string {
-  let text = "";
-  for (const key of path) text += typeof key === "number" ? `[${key}]` : text === "" ? String(key) : `.${String(key)}`;
-  return text;
-}
-
-/** The deepest node along a key path (or the unknown key itself), as a 1-based line and column of the file. */
-function locate(document: Document, lines: LineCounter, path: Path, lineOffset: number, unknownKey?: string) {
-  let node: unknown = document.contents;
-  for (const key of path) {
-    const next = (node as { get?: (key: unknown, keepScalar: boolean) => unknown } | null)?.get?.(key, true);
-    if (next === undefined || next === null) break;
-    node = next;
-  }
-  if (unknownKey !== undefined && isMap(node)) {
-    const pair = node.items.find((item) => isScalar(item.key) && item.key.value === unknownKey);
-    if (pair && isScalar(pair.key)) node = pair.key;
-  }
-  const range = (node as YamlNode | null)?.range;
-  if (!range) return { line: 1 + lineOffset, column: 1 };
-  const position = lines.linePos(range[0]);
-  return { line: position.line + lineOffset, column: position.col };
-}
+const formatPath = formatYamlPath;
+// Front matter starts on the file's second line, after its `---`.
+const locate = (document: Document, lines: LineCounter, path: Path, lineOffset: number, unknownKey?: string) =>
+  locateYamlPath(document, lines, path, { lineOffset, ...(unknownKey === undefined ? {} : { unknownKey }) });
 
 /**
  * Parses one entry file: YAML front matter between `---` lines, then a Markdown body. Checks
