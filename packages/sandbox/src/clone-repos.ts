@@ -68,7 +68,8 @@ export async function cloneRepo({
   const objects = readFileSync(join(target, ".git", "objects", "info", "alternates"), "utf8")
     .split("\n")[0]!
     .trim();
-  const checkout = ["checkout", "--quiet", "-b", branch, baseSha];
+  // Parallel checkout (a worker per core): writing the files is most of a session's start.
+  const checkout = ["-c", "checkout.workers=0", "checkout", "--quiet", "-b", branch, baseSha];
   if (process.getuid?.() !== 0) {
     await git(target, checkout);
     return { objects, checkedOutAs: "host user" };
