@@ -1,8 +1,10 @@
-// bench/sandbox: session start over 3 repos × 10k files beside a shell script doing the same
-// (git clone --local × 3 + docker run -d); an exec round trip beside raw dockerode and the
+// bench/sandbox: session start over 1, 3 and 6 repos × 10k files beside a shell script doing the
+// same (git clone --local × N + docker run -d) and beside the code before the session user wrote
+// its own checkout (b2a01d0), in the same run; an exec round trip beside raw dockerode and the
 // docker CLI; a fan-out of 8 sessions. Needs a Docker engine. Run with `npm run bench -- sandbox`.
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { createSession, defineProject, type Session } from "@bulkhead/sandbox";
 import { ensureDocker, ensureTestImage } from "@bulkhead/test-utils";
@@ -24,45 +26,86 @@ const since = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e6;
 if (!fs.existsSync(join(template, ".done"))) {
   throw new Error(`run \`npm run bench -- git-lead\` first: it generates the 10k-file repository this benchmark copies (${template})`);
 }
-const repos = ["alpha", "beta", "gamma"].map((name) => {
+const names = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta"];
+const repos = names.map((name) => {
   const path = join(data, `sandbox-${name}`);
   if (!fs.existsSync(path)) fs.cpSync(template, path, { recursive: true });
   return { name, path };
 });
 const home = join(data, "sandbox-home");
-const project = defineProject({ name: "bench", repos, image: { existing: image } });
 
-// Session start vs the shell baseline.
-const ours: number[] = [];
-const shell: number[] = [];
-const startOurs = async () => {
+// The session start before files were written by the session user (a recursive chown after the
+// checkout), built once from its commit into a temporary directory, measured in the same run.
+const OLD_COMMIT = "b2a01d0";
+const root = join(import.meta.dirname, "..");
+const oldDir = join(tmpdir(), `bulkhead-bench-sandbox-${OLD_COMMIT}`);
+if (!fs.existsSync(join(oldDir, ".built"))) {
+  const sh = (cwd: string, command: string, args: string[]) => execFileSync(command, args, { cwd, stdio: ["ignore", "pipe", "inherit"] });
+  fs.rmSync(oldDir, { recursive: true, force: true });
+  sh(root, "git", ["worktree", "prune"]);
+  sh(root, "git", ["worktree", "add", "--detach", "--force", oldDir, OLD_COMMIT]);
+  fs.symlinkSync(join(root, "node_modules"), join(oldDir, "node_modules"));
+  for (const name of ["core", "sandbox"]) sh(join(oldDir, "packages", name), "npx", ["tsup", "--no-dts"]);
+  fs.mkdirSync(join(oldDir, "packages", "sandbox", "node_modules", "@bulkhead"), { recursive: true });
+  fs.symlinkSync(join(oldDir, "packages", "core"), join(oldDir, "packages", "sandbox", "node_modules", "@bulkhead", "core"));
+  fs.writeFileSync(join(oldDir, ".built"), "");
+}
+const old = (await import(join(oldDir, "packages", "sandbox", "dist", "index.js"))) as {
+  createSession: (project: unknown, options: { home: string; tag: string; docker: Docker }) => Promise<Session>;
+  defineProject: typeof defineProject;
+};
+
+// Session start vs the shell baseline and vs the code before, at 1, 3 and 6 repos.
+const load = () =>
+  loadavg()
+    .map((value) => value.toFixed(2))
+    .join(" ");
+const loadBefore = load();
+type Side = "ours" | "old" | "shell";
+const starts: Record<number, Record<Side, number[]>> = {};
+const startSession = async (side: "ours" | "old", count: number) => {
+  const chosen = repos.slice(0, count);
+  const project =
+    side === "ours"
+      ? defineProject({ name: "bench", repos: chosen, image: { existing: image } })
+      : old.defineProject({ name: "bench", repos: chosen, image: { existing: image } });
   const start = process.hrtime.bigint();
-  const session = await createSession(project, { home, tag: image, docker });
-  ours.push(since(start));
+  const session = await (side === "ours" ? createSession : old.createSession)(project, { home, tag: image, docker });
+  starts[count]![side].push(since(start));
   await session.remove({ force: true });
 };
-const startShell = async (run: number) => {
+const startShell = async (count: number, run: number) => {
   const workspace = join(data, `sandbox-shell-${run}`);
   fs.rmSync(workspace, { recursive: true, force: true });
   const script = [
     `mkdir -p ${workspace}`,
-    ...repos.map(
-      (repo) =>
-        `git clone --quiet --local ${repo.path} ${workspace}/${repo.name} && git -C ${workspace}/${repo.name} checkout --quiet -b bench-${run}`,
-    ),
+    ...repos
+      .slice(0, count)
+      .map(
+        (repo) =>
+          `git clone --quiet --local ${repo.path} ${workspace}/${repo.name} && git -C ${workspace}/${repo.name} checkout --quiet -b bench-${run}`,
+      ),
     `docker run -d --network none --cap-drop ALL --read-only -v ${workspace}:/workspace ${image} sh -c 'sleep 3600'`,
   ].join(" && ");
   const start = process.hrtime.bigint();
   const id = execFileSync("bash", ["-c", script], { encoding: "utf8" }).trim();
-  shell.push(since(start));
+  starts[count]!.shell.push(since(start));
   execFileSync("docker", ["rm", "--force", id], { stdio: "ignore" });
   fs.rmSync(workspace, { recursive: true, force: true });
 };
-for (let run = 0; run < RUNS; run++) {
-  // Alternate who goes first: the first copy of a round pays for a colder page cache.
-  if (run % 2 === 0) await startOurs().then(() => startShell(run));
-  else await startShell(run).then(startOurs);
+for (const count of [1, 3, 6]) {
+  starts[count] = { ours: [], old: [], shell: [] };
+  for (let run = 0; run < RUNS; run++) {
+    // A new order each round (rotated): the first start of a round pays for a colder page cache.
+    const order: (() => Promise<void>)[] = [
+      () => startSession("ours", count),
+      () => startSession("old", count),
+      () => startShell(count, run),
+    ];
+    for (let index = 0; index < order.length; index++) await order[(index + run) % order.length]!();
+  }
 }
+const loadAfter = load();
 
 // Exec round trips.
 const session: Session = await createSession(defineProject({ name: "bench-exec", repos: [repos[0]!], image: { existing: image } }), {
@@ -127,12 +170,18 @@ for (const created of sessions) await created.remove({ force: true });
 await engine.stop();
 
 console.log(
-  `\nbench/sandbox: median of ${RUNS} session starts (3 repos × 10,000 files), ${EXECS} exec round trips, Node ${process.version}`,
+  `\nbench/sandbox: ${RUNS} session starts per side (repos of 10,000 files), ${EXECS} exec round trips, Node ${process.version}; load average before ${loadBefore}, after ${loadAfter}${Number(loadBefore.split(" ")[0]) > 1.5 ? " (UNDER LOAD)" : ""}`,
 );
-console.log("| session start | median ms | vs shell |");
-console.log("|---|---:|---:|");
-console.log(`| shell: git clone --local × 3 + docker run -d | ${median(shell).toFixed(0)} | 1.00x |`);
-console.log(`| bulkhead createSession | ${median(ours).toFixed(0)} | ${(median(ours) / median(shell)).toFixed(2)}x |`);
+console.log(
+  `| session start | repos | shell median ms | ${OLD_COMMIT} median ms | this tree median (min) ms | vs shell | vs ${OLD_COMMIT} |`,
+);
+console.log("|---|---:|---:|---:|---:|---:|---:|");
+for (const count of [1, 3, 6]) {
+  const { ours, old: before, shell } = starts[count]!;
+  console.log(
+    `| createSession | ${count} | ${median(shell).toFixed(0)} | ${median(before).toFixed(0)} | ${median(ours).toFixed(0)} (${Math.min(...ours).toFixed(0)}) | ${(median(ours) / median(shell)).toFixed(2)}x | ${(median(ours) / median(before)).toFixed(2)}x |`,
+  );
+}
 console.log("\n| exec round trip (`true`) | median ms | vs raw dockerode |");
 console.log("|---|---:|---:|");
 console.log(`| raw dockerode exec | ${median(execTimes.raw).toFixed(1)} | 1.00x |`);

@@ -96,4 +96,24 @@ describe("harvest() (library)", () => {
     for (const repo of [api, web]) expect(git(repo, ["fsck", "--no-progress", "--strict"])).toBe("");
     expect(readdirSync(canaries)).toEqual([]);
   });
+
+  it("leaves no branch in the source repo when the lead stops before its commit (a failed gate, a kill there)", async () => {
+    await using dir = createTempDir();
+    const api = join(dir.path, "api");
+    initRepo(api, { "src/index.ts": "export {};\n" });
+    const base = git(api, ["rev-parse", "HEAD"]);
+    const project = defineProject({ name: "harvest-gate", repos: [{ name: "api", path: api }], image: { existing: image } });
+    await using session = await createSession(project, { home: join(dir.path, "home") });
+    expect(await session.exec(["/bin/sh", "-c", "echo 'export const a = 1;' > /workspace/api/src/a.ts"])).toMatchObject({ exitCode: 0 });
+    const spec = parseTaskSpec(
+      "task: Add a\nid: GATE-1\ncontext_scope:\n  repos:\n    - name: api\n      paths: ['src/']\n  max_files: 50\n  max_tokens: 10000\nownership:\n  primary_repo: api\n",
+    );
+    const guard = new MultiRepoGuard({ primaryRepo: "api", store: createMemoryProposalStore() });
+    const author = { name: "Lead", email: "lead@example.com" };
+    await expect(harvest({ session, spec, guard, author, gates: [{ name: "fails", command: ["false"] }] })).rejects.toThrow(
+      /did not commit the agent's changes in api \(gate fails failed\)/,
+    );
+    // No branch at the base without its commit (the lead's commit is what creates the branch), and the main branch untouched.
+    expect(git(api, ["for-each-ref", "refs/heads"]).split("\n")).toEqual([`${base} commit\trefs/heads/main`]);
+  });
 });

@@ -1,4 +1,4 @@
-import { execFile, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import {
   BulkheadError,
@@ -36,8 +36,8 @@ export interface HarvestOptions {
   /** The lead's commit author. */
   author: { name: string; email: string };
   /**
-   * The branch of each source repository the lead commits to; created at the session's base
-   * commit when missing. @default `bulkhead/<session id>` (the user's checked-out branch is left alone)
+   * The branch of each source repository the lead commits to; when missing, the lead's commit
+   * creates it on the session's base commit (no branch exists before its commit does). @default `bulkhead/<session id>` (the user's checked-out branch is left alone)
    */
   branch?: string;
   /** Validation gates, run by the lead on a checkout of the candidate commit. */
@@ -132,14 +132,6 @@ function readBlobs(source: string, oids: readonly string[]): Promise<Map<string,
   });
 }
 
-/** Creates `branch` at `commit` in a trusted source repo unless it exists. */
-function ensureBranch(source: string, branch: string, commit: string): Promise<void> {
-  return new Promise((resolve) => {
-    // The empty old value: create only; a branch that exists (an earlier harvest) is kept.
-    execFile("git", ["-C", source, "update-ref", `refs/heads/${branch}`, commit, ""], () => resolve());
-  });
-}
-
 /** The diff a proposal holds: the base content from the source repo, the new from the change set. */
 function diffOf(change: ChangedPath, blobs: ReadonlyMap<string, Buffer>): string {
   const before = change.base ? blobs.get(change.base.oid) : undefined;
@@ -217,10 +209,12 @@ export async function harvest(options: HarvestOptions): Promise<HarvestResult> {
     const repo = changes.repos.find((entry) => entry.repo === repoName)!;
     const source = session.state.repos.find((entry) => entry.name === repoName)!.source;
     progress(`committing ${paths.length} path(s) of ${repoName} in ${source} through the lead`);
-    await ensureBranch(source, branch, repo.baseSha);
     const lead = await createCommitLead({
       dir: source,
       branch,
+      // A missing branch is created by the lead's commit itself, on the session's base: a harvest
+      // stopped before that commit leaves no branch behind, not one at the base without its commit.
+      startAt: repo.baseSha,
       author,
       repo: repoName,
       ...(options.gates ? { gates: options.gates } : {}),

@@ -237,4 +237,72 @@ describe("createCommitLead", () => {
     });
     await lead.close();
   });
+
+  it("creates a missing branch on startAt with its first commit, in the same compare-and-swap: never a branch without its commit", async () => {
+    const base = git(repo, ["rev-parse", "HEAD"]);
+    const branch = "bulkhead/s1";
+    const exists = () => git(repo, ["for-each-ref", `refs/heads/${branch}`]) !== "";
+    const seenInGate: boolean[] = [];
+    dir.write({ "backend-api/src/a.ts": "a\n" });
+    const failing = await createCommitLead({
+      dir: repo,
+      author,
+      branch,
+      startAt: base,
+      gates: [{ name: "fails", run: () => (seenInGate.push(exists()), { ok: false, output: "no" }) }],
+    });
+    // Stopped before its commit (here: a failed gate; a kill at that point is the same): no branch.
+    expect(await failing.submit({ issueId: "S-1", worker: "w", files: ["src/a.ts"], message: "m" })).toMatchObject({ status: "rejected" });
+    expect(seenInGate).toEqual([false]);
+    expect(exists()).toBe(false);
+    await failing.close();
+
+    const lead = await createCommitLead({ dir: repo, author, branch, startAt: base });
+    const result = await lead.submit({ issueId: "S-1", worker: "w", files: ["src/a.ts"], message: "m" });
+    if (result.status !== "committed") throw new Error(`expected a commit: ${JSON.stringify(result)}`);
+    expect(result.parent).toBe(base);
+    expect(git(repo, ["rev-parse", `${result.sha}^`])).toBe(base);
+    expect(git(repo, ["rev-parse", `refs/heads/${branch}`])).toBe(result.sha);
+    expect(git(repo, ["rev-list", "--count", `${base}..${branch}`])).toBe("1");
+    // One move in the reflog: from nothing to the commit.
+    expect(readFileSync(join(repo, ".git", "logs", "refs", "heads", branch), "utf8")).toMatch(
+      new RegExp(`^0{40} ${result.sha} .*\tcommit: m\n$`),
+    );
+    // A branch that exists is committed on as it is; startAt is only for a missing one.
+    dir.write({ "backend-api/src/b.ts": "b\n" });
+    const next = await lead.submit({ issueId: "S-2", worker: "w", files: ["src/b.ts"], message: "n" });
+    expect(next).toMatchObject({ status: "committed", parent: result.sha });
+    expect(git(repo, ["rev-parse", "HEAD"])).toBe(base);
+    await lead.close();
+  });
+
+  it("builds on a branch created while its gate ran, and refuses a startAt that is not a commit", async () => {
+    const base = git(repo, ["rev-parse", "HEAD"]);
+    dir.write({ "backend-api/src/a.ts": "a\n" });
+    git(repo, ["add", "src/a.ts"]);
+    git(repo, ["commit", "-q", "-m", "other"]);
+    const other = git(repo, ["rev-parse", "HEAD"]);
+    git(repo, ["reset", "-q", "--hard", base]);
+    const branch = "bulkhead/s2";
+    dir.write({ "backend-api/src/b.ts": "b\n" });
+    // Someone creates the branch between the lead's read and its compare-and-swap: the swap
+    // expected no branch, so it fails and the lead rebuilds on the branch as it now is.
+    const lead = await createCommitLead({
+      dir: repo,
+      author,
+      branch,
+      startAt: base,
+      gates: [{ name: "race", run: () => (git(repo, ["update-ref", `refs/heads/${branch}`, other, ""]), { ok: true }) }],
+    });
+    const result = await lead.submit({ issueId: "S-3", worker: "w", files: ["src/b.ts"], message: "m" });
+    expect(result).toMatchObject({ status: "committed", parent: other });
+    expect(git(repo, ["rev-list", "--count", `${base}..${branch}`])).toBe("2");
+    // The commit the failed swap would have placed is left unreachable, nothing worse.
+    expect(git(repo, ["fsck", "--full", "--no-progress", "--no-dangling"])).toBe("");
+    await lead.close();
+
+    const tree = git(repo, ["rev-parse", `${base}^{tree}`]);
+    await expect(createCommitLead({ dir: repo, author, branch: "bulkhead/s3", startAt: tree })).rejects.toThrow(/is not a commit in/);
+    await expect(createCommitLead({ dir: repo, author, branch: "bulkhead/s3", startAt: "HEAD" })).rejects.toThrow(/40 hex/);
+  });
 });

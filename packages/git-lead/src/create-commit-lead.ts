@@ -1,8 +1,10 @@
 import { randomBytes } from "node:crypto";
+import * as fs from "node:fs";
 import { existsSync, lstatSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { InvalidArgumentError, isProcessAlive, TypedEmitter, validateOptions, type ChangedPath, type MultiRepoGuard } from "@bulkhead/core";
+import git from "isomorphic-git";
 import { z } from "zod";
 import {
   buildTree,
@@ -53,6 +55,13 @@ export interface CommitLeadOptions {
   dir: string;
   /** The branch the lead commits to. @default the branch `HEAD` points at in `dir` */
   branch?: string;
+  /**
+   * The commit a missing branch starts from: the lead's first commit gets it as its parent and
+   * creates the branch in the same compare-and-swap, so a lead stopped before that leaves no
+   * branch behind (never a branch that exists without its commit). A branch that exists is
+   * committed on as it is. @default a missing branch gets a root commit
+   */
+  startAt?: string;
   author: { name: string; email: string };
   /**
    * Gates every submission made through this lead object must pass; copied into each submission's
@@ -81,6 +90,10 @@ const optionsSchema = z.object({
   branch: z
     .string()
     .regex(/^(?!.*\.\.)(?!\/)(?!.*\.lock$)[A-Za-z0-9._/-]+$/, "expected a branch name")
+    .optional(),
+  startAt: z
+    .string()
+    .regex(/^[0-9a-f]{40}$/, "expected a full commit id (40 hex digits)")
     .optional(),
   author: z.object({
     name: z
@@ -475,8 +488,11 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
     }
 
     const store = this.#objects;
-    let parent = await this.#tip();
-    if (await this.#decidedByRemote(entry, parent, undefined, paths, [])) return;
+    // The branch's value (what the compare-and-swap or the push's lease expects) and the commit's
+    // parent differ only for a missing branch with a start point: then the commit creates the branch.
+    let tip = await this.#tip();
+    let parent = tip ?? this.#options.startAt;
+    if (await this.#decidedByRemote(entry, tip, undefined, paths, [])) return;
     let parentTree = parent ? await store.commitTree(parent) : undefined;
     let tree = await buildTree(store, parentTree, changes);
     if (tree === parentTree) return this.#reject(entry, "the submitted files are identical to the branch: nothing to commit");
@@ -486,8 +502,9 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
     for (let attempt = 0; ; attempt++) {
       if (attempt > 0) {
         const before = parent;
-        parent = await this.#tip();
-        if (await this.#decidedByRemote(entry, parent, { parent: before }, paths, gates.results)) return;
+        tip = await this.#tip();
+        parent = tip ?? this.#options.startAt;
+        if (await this.#decidedByRemote(entry, tip, { parent: before }, paths, gates.results)) return;
         parentTree = parent ? await store.commitTree(parent) : undefined;
         tree = await buildTree(store, parentTree, changes);
         if (tree === parentTree)
@@ -519,7 +536,7 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
       try {
         if (this.#remote)
           landed = await this.#remote.land({
-            parent,
+            parent: tip,
             commit,
             paths,
             message: `commit: ${entry.message}`,
@@ -529,7 +546,7 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
               this.#journal.append({ type: "pushed", id: entry.id, commit, remote: this.#remote!.url, at: new Date().toISOString() }),
           });
         else
-          await compareAndSwapBranch(this.#gitdir, this.branch, parent, commit, {
+          await compareAndSwapBranch(this.#gitdir, this.branch, tip, commit, {
             message: `commit: ${entry.message}`,
             committer: this.#committer,
             beforeWrite: () => lock.assertCurrent(),
@@ -670,6 +687,16 @@ export async function createCommitLead(options: CommitLeadOptions): Promise<Comm
   })();
   const branch = options.branch ?? /^ref: refs\/heads\/(.+)$/.exec(head.trim())?.[1];
   if (!branch) throw new InvalidArgumentError("options.branch", `${options.dir} has a detached HEAD: pass the branch to commit to`);
+  // The start point must be a commit of this repository (isomorphic-git checks the object's type).
+  if (options.startAt !== undefined) {
+    const startAt = options.startAt;
+    const isCommit = await git.readCommit({ fs, gitdir, oid: startAt }).then(
+      () => true,
+      () => false,
+    );
+    if (!isCommit)
+      throw new InvalidArgumentError("options.startAt", `${startAt} is not a commit in ${options.dir}: pass a commit of that repository`);
+  }
   const lead = new CommitLead({ ...options, branch });
   // Run on start: finish or roll back what a crashed lead left in flight. A live lead holding the
   // lock has done that already when it took over.

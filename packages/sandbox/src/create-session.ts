@@ -66,6 +66,8 @@ export async function createSession(
     const workspace = join(dir, "workspace");
     mkdirSync(join(workspace, ".bulkhead", "jobs"), { recursive: true });
     cleanup.push(async () => rmSync(dir, { recursive: true, force: true }));
+    // Before the clones: the session user's git writes them into it (see cloneRepo).
+    if (uid === 0) await run("chown", [user, workspace, join(workspace, ".bulkhead"), join(workspace, ".bulkhead", "jobs")]);
     const branch = `bulkhead/${id}`;
     let repos: SessionState["repos"];
     let objects: string[];
@@ -75,7 +77,6 @@ export async function createSession(
       if ((error as { step?: string }).step) step = (error as { step: string }).step;
       throw error;
     }
-    if (uid === 0) await run("chown", [user, workspace, join(workspace, ".bulkhead"), join(workspace, ".bulkhead", "jobs")]);
     const env: Record<string, string> = { ...project.env, HOME: "/tmp" };
     for (const name of project.passEnv) if (process.env[name] !== undefined) env[name] = process.env[name]!;
     throwIfAborted(abortSignal, "createSession");

@@ -6,12 +6,13 @@ import { execFile } from "node:child_process";
  * container runs: the agent's config, hooks and attributes would decide what git runs there.
  * `safe.directory=*`: the source may belong to another user than the one running bulkhead.
  */
-export function git(cwd: string, args: readonly string[]): Promise<string> {
+export function git(cwd: string, args: readonly string[], { as }: { as?: { uid: number; gid: number } } = {}): Promise<string> {
   return new Promise((resolve, reject) => {
     execFile(
       "git",
       ["-c", "safe.directory=*", ...args],
-      { cwd, maxBuffer: 64 * 1024 * 1024, encoding: "utf8" },
+      // `as`: the process runs as that user (root only), so what it writes is that user's.
+      { cwd, maxBuffer: 64 * 1024 * 1024, encoding: "utf8", ...(as ? { uid: as.uid, gid: as.gid } : {}) },
       (error, stdout, stderr) => {
         if (error) reject(new Error(`git ${args.join(" ")} in ${cwd}: ${stderr.trim() || error.message}`));
         else resolve(stdout.trim());
