@@ -106,18 +106,18 @@ export const TARGETS = [
   },
   {
     package: "cli",
-    file: "packages/cli/src/unified-diff.ts",
-    tests: ["packages/cli/src/unified-diff.test.ts"],
+    file: "packages/cli/src/format-money.ts",
+    tests: ["packages/cli/src/format-money.test.ts"],
     equivalent: [
       {
-        code: "while (endBefore > start && endAfter > start && before[endBefore - 1] === after[endAfter - 1]) {",
-        from: "- 1",
-        reason: "without the common suffix trimmed, the LCS below aligns the same lines",
+        code: 'const sign = usd < 0 ? "-" : "";',
+        from: "<",
+        reason: "zero returns $0.00 before the sign is used",
       },
       {
-        code: "} else if (i < left.length && (j === right.length || lengths[(i + 1) * width + j]! >= lengths[i * width + j + 1]!)) {",
-        from: "<",
-        reason: "at i = left.length the table read is out of bounds (undefined), so the added line is taken all the same",
+        code: "if (amount >= 0.01) return `${sign}$${amount.toFixed(2)}`;",
+        from: ">=",
+        reason: "exactly a cent prints $0.01 on both paths (4 significant digits, trailing zeros dropped)",
       },
     ],
   },
