@@ -1,7 +1,6 @@
 import { parseArgs } from "node:util";
 import { ok, single, UsageError, type Command, type Flags, type Io, type Outcome } from "./command.js";
 import { continueCommands } from "./continue-command.js";
-import { formatUsd } from "./format-money.js";
 import { hookCommands } from "./hook-commands.js";
 import { proposalsCommands, proposalsDir } from "./proposals-commands.js";
 import { repoMap } from "./repo-map.js";
@@ -292,6 +291,7 @@ const commands: Record<string, Command> = {
       const tasks = known.filter((id) => task === undefined || id === task);
       const reports = await Promise.all(tasks.map(async (taskId) => (await restoreTracker({ taskId, ledger })).report()));
       await ledger.close();
+      const { formatUsd } = await import("@bulkhead/core");
       const text = reports.map(
         (report) =>
           `${report.taskId}: ${report.totalTokens} tokens (context ${report.contextReadTokens}, generation ${report.generationTokens}, tools ${report.toolCallTokens})${report.usd === undefined ? "" : `, ${formatUsd(report.usd)}`}`,

@@ -33,6 +33,7 @@ export { suggestNarrowing, type NarrowingAdvice, type NarrowingStep } from "./su
 export { MultiRepoGuard, type GuardEvents, type MultiRepoGuardOptions, type ProposeResult } from "./multi-repo-guard.js";
 export { MAX_TASK_SPEC_BYTES, loadTaskSpec, parseTaskSpec, type ParseTaskSpecOptions } from "./parse-task-spec.js";
 export { formatYamlPath, locateYamlPath, type YamlPath } from "./yaml-location.js";
+export { formatUsd } from "./format-usd.js";
 export { PathOutsideRootError } from "./path-outside-root-error.js";
 export { ProposalAlreadyDecidedError, ProposalNotFoundError } from "./proposal-errors.js";
 export { createFileProposalStore, createMemoryProposalStore, type ProposalStore } from "./proposal-store.js";

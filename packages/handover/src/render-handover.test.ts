@@ -35,12 +35,12 @@ const seed: HandoverDocument = {
     toolCallTokens: 3_200,
     totalTokens: 53_700,
     usage: usage(45_000, 8_700),
-    byRepo: { "backend-api": { usage: usage(45_000, 8_700), totalTokens: 53_700, usd: 0.2655 } },
+    byRepo: { "backend-api": { usage: usage(45_000, 8_700), totalTokens: 53_700, usd: 0.27 } },
     byOperation: {
       edit: { usage: usage(42_000, 8_500), totalTokens: 50_500 },
       "tool:test": { usage: usage(3_000, 200), totalTokens: 3_200 },
     },
-    usd: 0.2655,
+    usd: 0.27,
   }),
   crossRepoImpact: { reposTouched: ["backend-api"], held: [] },
   nextTaskDependencies: ["Frontend needs to handle 429 responses", "Monitoring dashboard should track rate limit hits"],
@@ -90,7 +90,7 @@ describe("renderHandover and parseHandover", () => {
         "- Code generation: 8,500 tokens",
         "- Tool calls: 3,200 tokens",
         "- Total: 53,700 tokens",
-        "- Cost: $0.2655",
+        "- Cost: $0.27",
       ].join("\n"),
     );
     expect(markdown).toContain(["## Cross-repo impact", "- None. All changes in `backend-api` repo."].join("\n"));
@@ -159,7 +159,15 @@ describe("renderHandover and parseHandover", () => {
       outputTokens: output + reasoning,
       reasoningTokens: reasoning,
     }));
-  const usd = fc.option(fc.double({ min: 0, max: 1000, noNaN: true }), { nil: undefined });
+  // Amounts as the Markdown prints them (to the cent, or 4 significant digits under a cent): the
+  // JSON form keeps the exact figure, the Markdown is for people.
+  const usd = fc.option(
+    fc.oneof(
+      fc.integer({ min: 0, max: 100_000 }).map((cents) => cents / 100),
+      fc.integer({ min: 1000, max: 9999 }).map((micros) => micros / 1e6),
+    ),
+    { nil: undefined },
+  );
   const breakdown = fc
     .record({ usage: usageArbitrary, totalTokens: count, usd })
     .map(({ usd: cost, ...rest }) => (cost === undefined ? rest : { ...rest, usd: cost }));
@@ -216,6 +224,19 @@ describe("renderHandover and parseHandover", () => {
       .chain((sections) =>
         fc.tuple(...sections.map((section) => fc.integer({ min: 1, max: 99 }).map((omitted) => ({ section, omitted })))),
       ),
+  });
+
+  it("prints money to the cent (4 significant digits under a cent), never a float's tail", () => {
+    const tokens = {
+      ...seed.tokens!,
+      usd: 0.18684299999999998,
+      byRepo: { api: { ...seed.tokens!.byRepo["backend-api"]!, usd: 0.0028499999999 } },
+    };
+    const markdown = renderHandover({ ...seed, tokens });
+    expect(markdown).toContain("- Cost: $0.19");
+    expect(markdown).toContain("| $0.00285 |");
+    expect(markdown).not.toMatch(/\$0\.18684/);
+    expect(parseHandover(markdown).tokens?.usd).toBe(0.19);
   });
 
   it("property: parse(render(x)) equals x", () => {

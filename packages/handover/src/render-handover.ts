@@ -1,4 +1,4 @@
-import type { Usage, UsageBreakdown } from "@bulkhead/core";
+import { formatUsd, type Usage, type UsageBreakdown } from "@bulkhead/core";
 import type { HandoverDocument } from "./handover-document.js";
 
 /** Makes any text one Markdown-safe line; `parseHandover` undoes it exactly. */
@@ -41,7 +41,7 @@ function usageRow(label: string, usage: Usage, total: number, usd: number | unde
     usage.reasoningTokens,
     total,
   ].map(number);
-  return `| ${label} | ${cells.join(" | ")} | ${usd === undefined ? "-" : `$${usd}`} |`;
+  return `| ${label} | ${cells.join(" | ")} | ${usd === undefined ? "-" : formatUsd(usd)} |`;
 }
 
 function bullets(items: readonly string[], omitted: number | undefined): string[] {
@@ -90,7 +90,7 @@ export function renderHandover(document: HandoverDocument): string {
       `- Tool calls: ${number(tokens.toolCallTokens)} tokens`,
       `- Total: ${number(tokens.totalTokens)} tokens`,
     );
-    if (tokens.usd !== undefined) out.push(`- Cost: $${tokens.usd}`);
+    if (tokens.usd !== undefined) out.push(`- Cost: ${formatUsd(tokens.usd)}`);
     if (tokens.taskId !== undefined) out.push(`- Tracked task: ${escapeLine(tokens.taskId)}`);
     out.push("", `| usage | ${USAGE_COLUMNS.join(" | ")} |`, `|---|${USAGE_COLUMNS.map(() => "---:").join("|")}|`);
     out.push(usageRow("all", tokens.usage, tokens.usage.inputTokens + tokens.usage.outputTokens, undefined));

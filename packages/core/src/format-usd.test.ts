@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { formatUsd } from "./format-money.js";
+import { formatUsd } from "./format-usd.js";
 
 describe("formatUsd", () => {
   it("rounds to the cent from a cent up, and never prints a float's tail", () => {
