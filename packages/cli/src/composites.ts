@@ -193,7 +193,7 @@ async function dispatchThroughGateway({
     const onRefused = (event: { sessionId: string; kind: BudgetKind }) => {
       if (event.sessionId !== handle.sessionId || stoppedBy) return;
       stoppedBy = stoppedName(event.kind);
-      progress(`the gateway refused a call: the ${stoppedBy} budget is spent`);
+      progress(`the gateway refused a call on the ${stoppedBy} budget (spent, or the call did not fit what is left)`);
     };
     gateway.on("budget-refused", onRefused);
     gateway.on("generation-stopped", onRefused);

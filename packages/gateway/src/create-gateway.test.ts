@@ -204,6 +204,21 @@ describe("createGateway with the Anthropic SDK", () => {
     ).toBe(true);
   });
 
+  it("refuses a call that does not fit what is left with that reason, not as a spent budget", async () => {
+    const { upstream, gateway } = await setup({ turns: [{ text: "a", usage: { uncachedInputTokens: 10, outputTokens: 5 } }] });
+    const budget = createBudget({ id: "s6b", limits: { sessionTotal: 400 } });
+    const session = gateway.addSession({ sessionId: "s6b", budget });
+    const refused = await client(gateway, session.token)
+      .messages.create({ model: MODEL, max_tokens: 5, messages: [{ role: "user", content: "word ".repeat(2_000) }] })
+      .catch((caught: unknown) => caught);
+    expect(refused).toBeInstanceOf(Anthropic.BadRequestError);
+    const message = String((refused as Error).message);
+    expect(message).toContain("this call does not fit the session-total budget of session");
+    expect(message).toMatch(/it needs up to [\d,]+ tokens and 400 tokens are left/);
+    expect(message).not.toContain("is spent");
+    expect(upstream.requests).toHaveLength(0);
+  });
+
   it("answers bad input in the API's format: wrong token, unknown path, oversize body, malformed JSON", async () => {
     const { upstream, gateway } = await setup({}, { maxBodyBytes: 4_096 });
     const budget = createBudget({ limits: { sessionTotal: 100_000 } });

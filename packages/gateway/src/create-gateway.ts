@@ -716,7 +716,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> implements AsyncDisposa
       if (allowed < 1) {
         const kind: BudgetKind = generation < 1 ? "generation" : "sessionTotal";
         if (kind === "sessionTotal") this.#handover(session, kind);
-        return refuse("budget", this.#spentMessage(session, kind), kind);
+        return refuse("budget", this.#spentMessage(session, kind, kind === "sessionTotal" ? upper + 1 : undefined), kind);
       }
       let maxTokens = prepared.maxTokens;
       if (Number.isFinite(allowed) && (maxTokens === undefined || maxTokens > allowed)) {
@@ -737,7 +737,8 @@ export class Gateway extends TypedEmitter<GatewayEvents> implements AsyncDisposa
       if (!call.lease) {
         const kind = refusedKind ?? "sessionTotal";
         if (budget.exhausted) this.#handover(session, this.#exhaustedKind(budget));
-        return refuse("budget", this.#spentMessage(session, kind), kind);
+        const needed = kind === "contextRead" ? upper : kind === "generation" ? (maxTokens ?? 0) : upper + (maxTokens ?? 0);
+        return refuse("budget", this.#spentMessage(session, kind, needed), kind);
       }
     }
 
@@ -1260,11 +1261,20 @@ export class Gateway extends TypedEmitter<GatewayEvents> implements AsyncDisposa
     });
   }
 
-  #spentMessage(session: Session, kind: BudgetKind): string {
+  /**
+   * Why a call was refused, in the agent's terms: a budget that is spent, or (given what the call
+   * needs, and something is still left) one this call does not fit.
+   */
+  #spentMessage(session: Session, kind: BudgetKind, needed?: number): string {
     const budget = session.options.budget;
     const id = session.options.sessionId;
     const limit = budget.limit(kind);
     const amount = (value: number) => (kind === "usd" ? `$${value.toFixed(4)}` : `${value.toLocaleString("en-US")} tokens`);
+    const left = budget.available(kind);
+    if (needed !== undefined && kind !== "usd" && left >= 1 && Number.isFinite(left) && needed > left) {
+      const name = { generation: "generation", contextRead: "context-read", toolCalls: "tool-call", sessionTotal: "session-total" }[kind];
+      return `bulkhead gateway: this call does not fit the ${name} budget of session "${id}": it needs up to ${amount(needed)} and ${amount(Math.floor(left))} are left: hand over to a new session, or ask for the budget to be extended`;
+    }
     const spent = limit === undefined ? "" : ` (${amount(budget.used(kind))} of ${amount(limit)})`;
     switch (kind) {
       case "generation":
