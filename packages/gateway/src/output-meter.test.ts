@@ -38,6 +38,12 @@ describe("OutputMeter", () => {
     );
   });
 
+  it("counts pieces as what they add to the text before them (two spaces are one token, not two)", () => {
+    const meter = new OutputMeter(counter, 2);
+    for (const delta of [" ", " ", ""]) expect(meter.admit(Buffer.byteLength(delta), () => delta)).toBe(true);
+    expect(meter.tokens).toBe(counter.count("  "));
+  });
+
   it("decodes nothing while the frames' sizes fit the allowance", () => {
     const meter = new OutputMeter(counter, 1_000_000);
     let decoded = 0;

@@ -10,6 +10,13 @@ const bound = (bytes: number) => 2 * bytes + 1;
 const MAX_PENDING_BYTES = 8 * 1024 * 1024;
 
 /**
+ * How much of the delivered text a later count is taken with. Token counts do not add up ("a" and
+ * "b" may be one token together): a piece is counted as what it adds to the text before it, and
+ * the tokenizer's pre-split pieces (words, runs of spaces or digits) are far shorter than this.
+ */
+const TAIL_CHARS = 256;
+
+/**
  * Counts a stream's delivered output against an allowance, decoding and tokenizing as little as
  * it can. Each delta comes with a ceiling of its text's UTF-8 length that needs no decoding (at
  * worst the size of its frame: JSON escapes only lengthen); while the ceilings of everything
@@ -32,6 +39,8 @@ export class OutputMeter {
   /** Bytes the pending deltas hold (undecoded ones by their ceiling), to bound memory. */
   #lazyBytes = 0;
   #decodedBytes = 0;
+  /** The last characters of the text counted so far. */
+  #tail = "";
 
   /** @param allowance the output a stream may deliver, in tokens (Infinity: unbounded, only counted) */
   constructor(counter: BudgetTokenCounter, allowance: number) {
@@ -63,10 +72,23 @@ export class OutputMeter {
       return true;
     }
     this.#flush();
-    const tokens = this.#counter.count(text);
-    if (this.#counted + tokens > this.#allowance) return false;
-    this.#counted += tokens;
+    const added = this.#added(text);
+    if (this.#counted + added.tokens > this.#allowance) return false;
+    this.#counted += added.tokens;
+    this.#tail = added.tail;
     return true;
+  }
+
+  /** The tokens `text` adds after what was counted so far, and the tail the text then ends with. */
+  #added(text: string): { tokens: number; tail: string } {
+    if (text === "") return { tokens: 0, tail: this.#tail };
+    const joined = this.#tail + text;
+    const tokens = this.#counter.count(joined) - (this.#tail === "" ? 0 : this.#counter.count(this.#tail));
+    let tail = joined.slice(-TAIL_CHARS);
+    // Never start the tail inside a surrogate pair: half a character would count differently.
+    const first = tail.charCodeAt(0);
+    if (first >= 0xdc00 && first <= 0xdfff) tail = tail.slice(1);
+    return { tokens, tail };
   }
 
   /** Tokens delivered so far. */
@@ -94,7 +116,9 @@ export class OutputMeter {
 
   #flush(): void {
     if (this.#pending.length === 0) return;
-    this.#counted += this.#counter.count(this.#pending.map((piece) => (typeof piece === "string" ? piece : piece())).join(""));
+    const added = this.#added(this.#pending.map((piece) => (typeof piece === "string" ? piece : piece())).join(""));
+    this.#counted += added.tokens;
+    this.#tail = added.tail;
     this.#pending = [];
     this.#decoded = 0;
     this.#decodedBound = 0;
