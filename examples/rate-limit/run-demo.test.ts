@@ -60,9 +60,13 @@ describe("the rate-limit example (npm run demo)", () => {
       expect(record).toMatchObject({ outcome: "refused", status: 400, budget: [{ kind: "sessionTotal", action: "refused" }] });
     expect(result.refusedBy).toBe("sessionTotal");
     expect(
-      lines.some((line) => line.startsWith("gateway: REFUSED call-5 before forwarding it: bulkhead gateway: the session-total budget")),
+      lines.some((line) =>
+        line.startsWith("gateway: REFUSED call-5 before forwarding it: bulkhead gateway: this call does not fit the session-total budget"),
+      ),
     ).toBe(true);
-    expect(lines.some((line) => line.startsWith("claude: ✗ API Error: 400 bulkhead gateway: the session-total budget"))).toBe(true);
+    expect(
+      lines.some((line) => line.startsWith("claude: ✗ API Error: 400 bulkhead gateway: this call does not fit the session-total budget")),
+    ).toBe(true);
 
     // The handover's token numbers are the gateway's, and equal, exactly, what the upstream sent.
     const sent = messages.map((received) => usageOnly(normalizeUsage("anthropic", received.sentUsage))).reduce(addUsage, emptyUsage());
