@@ -23,7 +23,7 @@ function newest(path) {
  */
 function stalePackages() {
   const root = JSON.parse(readFileSync("package.json", "utf8"));
-  const shared = Math.max(newest("tsconfig.json"), newest("package-lock.json"));
+  const shared = Math.max(newest("tsconfig.json"), newest("tsup.base.ts"), newest("package-lock.json"));
   return root.workspaces.filter((dir) => {
     const manifest = JSON.parse(readFileSync(join(dir, "package.json"), "utf8"));
     if (!manifest.scripts?.build) return false;

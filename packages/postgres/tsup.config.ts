@@ -1,18 +1,3 @@
-import { readFileSync } from "node:fs";
-import { defineConfig } from "tsup";
+import { packageConfig } from "../../tsup.base.ts";
 
-// tsup runs in the package directory: its own package.json gives the version the build injects.
-const { version } = JSON.parse(readFileSync("package.json", "utf8")) as { version: string };
-
-export default defineConfig({
-  entry: ["src/index.ts"],
-  format: ["esm"],
-  target: "node20",
-  clean: true,
-  sourcemap: true,
-  // The version comes from the build (src/version.ts reads it), never a literal in the source.
-  define: { __BULKHEAD_VERSION__: JSON.stringify(version) },
-  // tsup's declaration build sets baseUrl, which TypeScript 6 deprecates; `@internal` members
-  // (Session.stopProcess, Budget.replay, ...) stay out of the published types.
-  dts: { compilerOptions: { ignoreDeprecations: "6.0", stripInternal: true } },
-});
+export default packageConfig();

@@ -1,7 +1,7 @@
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { type Budget, BudgetExceededError, createBudget, createTokenCounter, createTracker, meterClaudeCodeStream } from "@bulkhead/budget";
+import { type Budget, BudgetExceededError, createBudget, createTokenCounter, createTracker } from "@bulkhead/budget";
 import {
   createFileProposalStore,
   InvalidArgumentError,
@@ -20,6 +20,7 @@ import { buildImage, createSession, getSession, loadProject, type Project } from
 import { describeDispatchMemory, memoryDirOf, prepareDispatchMemory, type DispatchMemoryRecord } from "./dispatch-memory.js";
 import { dispatchRecordPath, type DispatchRecord } from "./dispatch-record.js";
 import { harvest } from "./harvest.js";
+import { meterAgentJob } from "./meter-agent-job.js";
 
 /** `log`: the summary lines a command prints; `progress`: each long step as it starts. */
 export interface Reporter {
@@ -31,6 +32,17 @@ const recordPath = dispatchRecordPath;
 
 /** A gateway budget kind as dispatch reports it (the names the stream meter uses). */
 const stoppedName = (kind: BudgetKind): string => kind.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`);
+
+/** What {@link dispatch} ran and how it ended. */
+export interface DispatchResult {
+  session: string;
+  job: string;
+  exitCode: number;
+  report: UsageReport;
+  stoppedBy: string | null;
+  prompt: string;
+  memory: DispatchMemoryRecord;
+}
 
 /**
  * Resolve the scope → check the context budget → build the image if needed → start a session →
@@ -59,15 +71,7 @@ export async function dispatch(
     /** The project-memory directory. @default `$BULKHEAD_MEMORY_DIR`, else `memory` */
     memoryDir?: string;
   },
-): Promise<{
-  session: string;
-  job: string;
-  exitCode: number;
-  report: UsageReport;
-  stoppedBy: string | null;
-  prompt: string;
-  memory: DispatchMemoryRecord;
-}> {
+): Promise<DispatchResult> {
   const project = loadProject(projectPath);
   const spec = await loadTaskSpec(specPath, { knownRepos: project.repos.map((repo) => repo.name) });
   const repos = Object.fromEntries(
@@ -105,20 +109,8 @@ export async function dispatch(
   // A project's own agent command gets the prompt in BULKHEAD_PROMPT.
   const job = await session.inject({ env: { BULKHEAD_PROMPT: prompt } });
   progress(`agent running as job ${job.id}`);
-  const tracker = createTracker({ taskId: spec.id ?? "task" });
   // Metered while it runs: when the budget runs out, the agent is stopped there and then.
-  const metered = await meterClaudeCodeStream(job.logs({ follow: true }), {
-    budget,
-    tracker,
-    repo: spec.ownership.primaryRepo,
-    operation: "agent",
-    onStop: (reason) => {
-      progress(`the ${reason} budget is spent: stopping the agent`);
-      void job.kill().catch(() => undefined);
-    },
-  });
-  const { exitCode } = await job.wait();
-  const report = tracker.report();
+  const { metered, exitCode, report } = await meterAgentJob(job, { budget, spec, progress });
   log(`agent: exit ${exitCode}, ${report.totalTokens} tokens${metered.stoppedBy ? `, stopped by the ${metered.stoppedBy} budget` : ""}`);
   await writeFileAtomic(
     recordPath(session),
@@ -156,15 +148,7 @@ async function dispatchThroughGateway({
   prompt: string;
   memory: Awaited<ReturnType<typeof prepareDispatchMemory>>;
   progress: (line: string) => void;
-}): Promise<{
-  session: string;
-  job: string;
-  exitCode: number;
-  report: UsageReport;
-  stoppedBy: string | null;
-  prompt: string;
-  memory: DispatchMemoryRecord;
-}> {
+}): Promise<DispatchResult> {
   const ownDir = agent.gateway || agent.socketPath ? undefined : mkdtempSync(join(tmpdir(), "bulkhead-gateway-"));
   // The session user (not root) connects through the mounted directory: mkdtemp's 0700 would stop it.
   if (ownDir) chmodSync(ownDir, 0o755);

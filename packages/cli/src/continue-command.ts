@@ -175,8 +175,7 @@ async function continueSession(sessionId: string, flags: Flags, io: Io): Promise
   }
 
   const { loadTaskSpec, resolveScope } = await import("@bulkhead/core");
-  const { createBudget, createFileLedger, createTokenCounter, createTracker, meterClaudeCodeStream, restoreBudget } =
-    await import("@bulkhead/budget");
+  const { createBudget, createFileLedger, createTokenCounter, restoreBudget } = await import("@bulkhead/budget");
   const { writeFileAtomic } = await import("@bulkhead/core");
   const specPath = narrower ?? record.spec;
   const spec = await loadTaskSpec(specPath);
@@ -222,20 +221,9 @@ async function continueSession(sessionId: string, flags: Flags, io: Io): Promise
       : await session.inject({ env: { BULKHEAD_PROMPT: prompt, BULKHEAD_CONTINUATION: "spec" } });
   }
   io.progress(`agent running as job ${job.id}${conversation ? ` (conversation ${conversation})` : ""}`);
-  const tracker = createTracker({ taskId: spec.id ?? "task" });
-  const metered = await meterClaudeCodeStream(job.logs({ follow: true }), {
-    budget,
-    tracker,
-    repo: spec.ownership.primaryRepo,
-    operation: "agent",
-    onStop: (reason) => {
-      io.progress(`the ${reason} budget is spent: stopping the agent`);
-      void job.kill().catch(() => undefined);
-    },
-  });
-  const { exitCode } = await job.wait();
+  const { meterAgentJob } = await import("./meter-agent-job.js");
+  const { metered, exitCode, report } = await meterAgentJob(job, { budget, spec, progress: io.progress });
   await ledger.close();
-  const report = tracker.report();
   const next: HostRecord = {
     ...record,
     spec: resolve(specPath),

@@ -1,8 +1,7 @@
-import { randomBytes } from "node:crypto";
 import { closeSync, constants, lstatSync, openSync, readSync } from "node:fs";
-import { open, rename, rm } from "node:fs/promises";
+
 import { join } from "node:path";
-import { InvalidArgumentError } from "@bulkhead/core";
+import { InvalidArgumentError, writeFileAtomic } from "@bulkhead/core";
 import { renderMemorySection } from "./render-memory-section.js";
 import type { MemorySelection } from "./select-memory.js";
 
@@ -61,18 +60,8 @@ export async function writeMemoryInstructions(options: WriteMemoryInstructionsOp
       result.skipped.push({ path, reason: "exists and was not written by bulkhead: the user's file is never edited" });
       continue;
     }
-    const temporary = join(directory, `.${name}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
-    // O_EXCL and O_NOFOLLOW: a name planted in the directory cannot redirect the write.
-    const handle = await open(temporary, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o444);
-    try {
-      await handle.writeFile(content);
-      await handle.close();
-      await rename(temporary, path);
-    } catch (error) {
-      await handle.close().catch(() => undefined);
-      await rm(temporary, { force: true });
-      throw error;
-    }
+    // The temporary file is created exclusively (O_EXCL: a name planted there is refused, never followed).
+    await writeFileAtomic(path, content, { mode: 0o444, fsync: false });
     result.written.push(path);
   }
   return result;
