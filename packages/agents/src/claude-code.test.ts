@@ -1,13 +1,12 @@
 import { randomBytes } from "node:crypto";
-import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { AgentEvent } from "@bulkhead/core";
-import { createBudget } from "@bulkhead/budget";
-import { createGateway, type Gateway } from "@bulkhead/gateway";
-import { buildImage, createSession, defineProject, type Session } from "@bulkhead/sandbox";
+import type { Gateway } from "@bulkhead/gateway";
+import type { Session } from "@bulkhead/sandbox";
 import { createScriptedUpstream, createTempDir, initRepo, type ScriptedUpstream, type TempDir } from "@bulkhead/test-utils";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { agentImage, claudeCode, formatAgentEvent, startAgent } from "./index.js";
+import { startSealedAgentSession } from "../test/sealed-agent-session.js";
+import { claudeCode, formatAgentEvent, startAgent } from "./index.js";
 
 const events = async (run: { events(): AsyncGenerator<AgentEvent> }) => {
   const all: AgentEvent[] = [];
@@ -54,26 +53,12 @@ describe("Claude Code (the real CLI) in a sealed session", () => {
         { text: "Resumed: nothing left to do.", usage: { uncachedInputTokens: 300, outputTokens: 8 } },
       ],
     });
-    mkdirSync(join(dir.path, "gateway"));
-    const socketPath = join(dir.path, "gateway", "gateway.sock");
-    // The real gateway, on a unix socket only: it holds the key and swaps the session token for it.
-    gateway = await createGateway({
-      listen: { path: socketPath },
-      upstreams: { anthropic: upstream.url },
-      credentials: { anthropic: { apiKey: canary } },
-      env: {},
-    });
-    token = gateway.addSession({
-      sessionId: "agents-claude",
-      budget: createBudget({ id: "agents-claude", limits: { sessionTotal: 1_000_000 } }),
-    }).token;
-    const project = defineProject({
-      name: "agents-claude",
-      repos: [{ name: "api", path: join(dir.path, "api") }],
-      image: agentImage({ agent: "claude-code" }),
-    });
-    const { tag } = await buildImage(project);
-    session = await createSession(project, { tag, home: join(dir.path, "home"), gateway: { socketPath } });
+    ({ gateway, session, token } = await startSealedAgentSession({
+      dir: dir.path,
+      agent: "claude-code",
+      upstream: upstream.url,
+      apiKey: canary,
+    }));
   });
   afterAll(async () => {
     await session?.remove({ force: true }).catch(() => undefined);

@@ -1,13 +1,12 @@
 import { randomBytes } from "node:crypto";
-import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { AgentEvent } from "@bulkhead/core";
-import { createBudget } from "@bulkhead/budget";
-import { createGateway, type Gateway } from "@bulkhead/gateway";
-import { buildImage, createSession, defineProject, type Session } from "@bulkhead/sandbox";
+import type { Gateway } from "@bulkhead/gateway";
+import type { Session } from "@bulkhead/sandbox";
 import { createScriptedUpstream, createTempDir, initRepo, type ScriptedUpstream, type TempDir } from "@bulkhead/test-utils";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { agentImage, codex, startAgent } from "./index.js";
+import { startSealedAgentSession } from "../test/sealed-agent-session.js";
+import { codex, startAgent } from "./index.js";
 
 const collect = async (run: { events(): AsyncGenerator<AgentEvent> }) => {
   const all: AgentEvent[] = [];
@@ -37,25 +36,12 @@ describe("Codex (the real CLI) in a sealed session", () => {
         { text: "Resumed: nothing left.", usage: { uncachedInputTokens: 800, outputTokens: 5 } },
       ],
     });
-    mkdirSync(join(dir.path, "gateway"));
-    const socketPath = join(dir.path, "gateway", "gateway.sock");
-    gateway = await createGateway({
-      listen: { path: socketPath },
-      upstreams: { openai: upstream.url },
-      credentials: { openai: { apiKey: canary } },
-      env: {},
-    });
-    token = gateway.addSession({
-      sessionId: "agents-codex",
-      budget: createBudget({ id: "agents-codex", limits: { sessionTotal: 1_000_000 } }),
-    }).token;
-    const project = defineProject({
-      name: "agents-codex",
-      repos: [{ name: "api", path: join(dir.path, "api") }],
-      image: agentImage({ agent: "codex" }),
-    });
-    const { tag } = await buildImage(project);
-    session = await createSession(project, { tag, home: join(dir.path, "home"), gateway: { socketPath } });
+    ({ gateway, session, token } = await startSealedAgentSession({
+      dir: dir.path,
+      agent: "codex",
+      upstream: upstream.url,
+      apiKey: canary,
+    }));
   });
   afterAll(async () => {
     await session?.remove({ force: true }).catch(() => undefined);
