@@ -1,4 +1,3 @@
-import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
@@ -45,13 +44,6 @@ const decision = (proposal: Proposal) =>
     ? "pending"
     : `${proposal.status} by ${proposal.decidedBy} at ${proposal.decidedAt}${proposal.rejectionReason ? `: ${proposal.rejectionReason}` : ""}`;
 
-/** Creates `branch` at `commit` in a trusted source repository unless it exists (an earlier landing). */
-function ensureBranch(source: string, branch: string, commit: string): Promise<void> {
-  return new Promise((resolve) => {
-    execFile("git", ["-C", source, "update-ref", `refs/heads/${branch}`, commit, ""], () => resolve());
-  });
-}
-
 /** Why the proposal's target repository cannot take the commit here, or undefined when it can. */
 function unreachable(proposal: Proposal): string | undefined {
   if (!proposal.change) return "the proposal keeps no content to apply (it was made from a diff alone)";
@@ -96,10 +88,12 @@ async function land(proposal: Proposal, hookDir: string): Promise<ProposalLandin
   const { fromProposalChange } = await import("@bulkhead/core");
   const { createCommitLead } = await import("@bulkhead/git-lead");
   const target = proposal.target!;
-  await ensureBranch(target.source, target.branch, target.baseSha);
+  // A missing branch is created by the lead's commit itself (at the proposal's base), so a stop
+  // before it leaves no branch behind.
   const lead = await createCommitLead({
     dir: target.source,
     branch: target.branch,
+    startAt: target.baseSha,
     repo: proposal.repo,
     author: { name: "bulkhead lead", email: "lead@bulkhead.local" },
   });
