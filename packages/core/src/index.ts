@@ -1,5 +1,6 @@
 // The public API of @bulkhead/core: one deliberate list.
 export { AbortedError, throwIfAborted } from "./aborted-error.js";
+export { createDeadline, sleep, type Deadline, type DeadlineOptions } from "./deadline.js";
 export { BUDGET_KINDS, LATE_BUDGET_KINDS, type BudgetKind } from "./budget-kind.js";
 export {
   budgetVector,
