@@ -6,7 +6,8 @@ import { claudeFactor } from "../encodings.js";
 import { normalizeUsage, usageOnly } from "../normalize-usage.js";
 import { createCallMeter, estimatedUsage } from "./call-meter.js";
 import { mergeUsage } from "./merge-usage.js";
-import { meterSse } from "./meter-sse.js";
+import { observeSse, sseEventName, sseJson, hasBytesAt } from "./observe-sse.js";
+import { OutputMeter } from "./output-meter.js";
 import { onJsonBody } from "./on-json-body.js";
 
 /**
@@ -55,6 +56,53 @@ function textOf(value: unknown): string {
   }
   return "";
 }
+
+/** How every delta of the API begins, up to its text's first byte (index digits aside). */
+const DELTA_HEAD = Buffer.from('event: content_block_delta\ndata: {"type":"content_block_delta","index":');
+const DELTA_TEXT_KEYS = [
+  Buffer.from(',"delta":{"type":"text_delta","text":"'),
+  Buffer.from(',"delta":{"type":"thinking_delta","thinking":"'),
+  Buffer.from(',"delta":{"type":"input_json_delta","partial_json":"'),
+];
+
+/**
+ * A ceiling of a delta's text length without decoding it: in a delta of the API's own shape no
+ * string but the two type names comes before the text, so the text lies in the bytes after that
+ * head. Otherwise the frame's size (JSON escapes only lengthen a text).
+ */
+function deltaTextBytes(frame: Buffer): number {
+  if (!hasBytesAt(frame, 0, DELTA_HEAD)) return frame.length;
+  let index = DELTA_HEAD.length;
+  while (index < frame.length && frame[index]! >= 0x30 && frame[index]! <= 0x39) index++;
+  for (const keys of DELTA_TEXT_KEYS) if (hasBytesAt(frame, index, keys)) return frame.length - index - keys.length;
+  return frame.length;
+}
+
+/** The generated text of a `content_block_delta` frame (text, thinking or tool input). */
+function deltaText(frame: Buffer): string {
+  const delta = sseJson(frame)?.delta;
+  if (!isObject(delta)) return "";
+  const text = typeof delta.text === "string" ? delta.text : typeof delta.thinking === "string" ? delta.thinking : delta.partial_json;
+  return typeof text === "string" ? text : "";
+}
+
+/** The index of a `content_block_start` frame's block. */
+function blockIndex(frame: Buffer): number {
+  const index = sseJson(frame)?.index;
+  return typeof index === "number" ? index : 0;
+}
+
+const sse = (name: string, payload: Json) => `event: ${name}\ndata: ${JSON.stringify(payload)}\n\n`;
+
+/** The events the API ends a message with at max_tokens: the open block closed, the stop reason, the stop. */
+const closing = (openBlock: number | undefined, outputTokens: number) =>
+  (openBlock === undefined ? "" : sse("content_block_stop", { type: "content_block_stop", index: openBlock })) +
+  sse("message_delta", {
+    type: "message_delta",
+    delta: { stop_reason: "max_tokens", stop_sequence: null },
+    usage: { output_tokens: outputTokens },
+  }) +
+  sse("message_stop", { type: "message_stop" });
 
 type Request = RequestInit & { url: string; headers: Headers };
 type Next = (request: Request) => Promise<Response>;
@@ -151,61 +199,61 @@ export function meterAnthropic<TClient extends AnthropicLike>(
   };
 
   const meteredStream = (response: Response, lease: Lease, inputTokens: number, maxTokens: number, model: string): Response => {
-    const count = counterFor(model);
+    // Only the usage events are parsed; deltas are passed on as bytes and counted only when the
+    // output nears the reservation (or the stream ends without its final usage).
+    const meter = new OutputMeter(counterFor(model), maxTokens);
     let reported: Json | undefined;
     let final = false;
-    let counted = 0;
-    let openBlock: number | undefined;
-    const body = meterSse(
-      response.body!,
-      (_name, data) => {
-        let event: Json;
-        try {
-          event = JSON.parse(data) as Json;
-        } catch {
-          return undefined;
-        }
-        if (event.type === "message_start" && isObject(event.message) && isObject(event.message.usage))
-          reported = { ...event.message.usage };
-        else if (event.type === "message_delta" && isObject(event.usage)) {
-          reported = mergeUsage(reported ?? {}, event.usage);
-          final = true;
-        } else if (event.type === "content_block_start" && typeof event.index === "number") openBlock = event.index;
-        else if (event.type === "content_block_stop") openBlock = undefined;
-        else if (event.type === "content_block_delta" && isObject(event.delta)) {
-          const delta = event.delta;
-          const text =
-            typeof delta.text === "string" ? delta.text : typeof delta.thinking === "string" ? delta.thinking : delta.partial_json;
-          if (typeof text === "string") counted += count.count(text);
-          if (counted > maxTokens) {
+    let openBlock: Buffer | undefined;
+    return observeSse(
+      response,
+      (frame) => {
+        switch (sseEventName(frame) ?? sseJson(frame)?.type) {
+          case "content_block_delta":
+            if (meter.admit(deltaTextBytes(frame), () => deltaText(frame))) return undefined;
             // Over the reservation: end the message as the API does at max_tokens, so the SDK's
-            // stream and MessageStream finish normally with what arrived.
-            const closing = [
-              ...(openBlock === undefined ? [] : [["content_block_stop", { type: "content_block_stop", index: openBlock }] as const]),
-              [
-                "message_delta",
-                { type: "message_delta", delta: { stop_reason: "max_tokens", stop_sequence: null }, usage: { output_tokens: counted } },
-              ] as const,
-              ["message_stop", { type: "message_stop" }] as const,
-            ];
-            return { end: true, append: closing.map(([name, payload]) => `event: ${name}\ndata: ${JSON.stringify(payload)}\n\n`).join("") };
+            // stream and MessageStream finish normally with what was let through.
+            return { end: true, append: closing(openBlock && blockIndex(openBlock), meter.tokens) };
+          case "message_start": {
+            const message = sseJson(frame)?.message;
+            if (isObject(message) && isObject(message.usage)) reported = mergeUsage({}, message.usage);
+            return undefined;
           }
+          case "message_delta": {
+            const usage = sseJson(frame)?.usage;
+            if (isObject(usage)) {
+              reported = mergeUsage(reported ?? {}, usage);
+              final = true;
+            }
+            return undefined;
+          }
+          case "content_block_start":
+            // Read only if the stream is cut inside this block.
+            openBlock = frame;
+            return undefined;
+          case "content_block_stop":
+            openBlock = undefined;
+            return undefined;
+          default:
+            return undefined;
         }
-        return undefined;
       },
-      () => {
+      (how) => {
+        // A stream that ended early (cut, canceled, broken) is booked with what was let through.
+        const complete = final && how === "done";
         const usage = reported
           ? usageOnly(
               normalizeUsage(
                 "anthropic",
-                final ? reported : { ...reported, output_tokens: Math.max(Number(reported.output_tokens ?? 0), counted) },
+                complete
+                  ? reported
+                  : { ...reported, output_tokens: Math.max(final ? Number(reported.output_tokens ?? 0) : 0, meter.tokens) },
               ),
             )
-          : estimatedUsage(inputTokens, counted);
+          : estimatedUsage(inputTokens, meter.tokens);
         book(lease, usage, model);
       },
     );
-    return new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers });
   };
 
   const withOptions = client.withOptions as unknown as (options: { middleware: unknown[] }) => TClient;

@@ -60,6 +60,29 @@ describe("meterOpenAI with the real openai SDK", () => {
     expect(budget.snapshot()).toMatchObject({ used: { contextRead: 40, generation: 3 }, reserved: { generation: 0 } });
   });
 
+  it.each(["chat", "responses"] as const)(
+    "a %s stream left before its usage arrives books the output counted from what was delivered",
+    async (api) => {
+      const words = Array.from({ length: 40 }, (_, index) => ` word${index}`);
+      await using upstream = await createScriptedUpstream({ turns: [{ text: words, eventDelayMs: 1 }] });
+      const budget = createBudget({ limits: { generation: 5000 } });
+      const openai = meterOpenAI(client(upstream.url), { budget, price: false });
+      let text = "";
+      if (api === "chat") {
+        const stream = await openai.chat.completions.create({ model: "gpt-5.1", messages, stream: true });
+        for await (const chunk of stream) if ((text += chunk.choices[0]?.delta.content ?? "").length > 60) break;
+      } else {
+        const stream = await openai.responses.create({ model: "gpt-5.1", input: "Add a rate limit.", stream: true });
+        for await (const event of stream) if (event.type === "response.output_text.delta" && (text += event.delta).length > 60) break;
+      }
+      expect(budget.reserved("generation")).toBe(0);
+      // Every delta delivered is counted (o200k_base: " wordN" is two tokens), none that was not.
+      const delivered = text.split(" ").length - 1;
+      expect(budget.used("generation")).toBeGreaterThanOrEqual(2 * delivered);
+      expect(budget.used("generation")).toBeLessThanOrEqual(2 * (delivered + 2));
+    },
+  );
+
   it("responses.create, streaming and not, with cache writes and reasoning", async () => {
     await using upstream = await createScriptedUpstream({
       turns: [

@@ -5,7 +5,8 @@ import type { Tracker } from "../create-tracker.js";
 import { openAiEncoding } from "../encodings.js";
 import { normalizeUsage, usageOnly } from "../normalize-usage.js";
 import { createCallMeter, estimatedUsage } from "./call-meter.js";
-import { meterSse } from "./meter-sse.js";
+import { observeSse, sseJson } from "./observe-sse.js";
+import { OutputMeter } from "./output-meter.js";
 import { onJsonBody } from "./on-json-body.js";
 
 /** What the adapter needs of an `openai` client (4.x and later): `withOptions`, and its `fetch`. */
@@ -29,6 +30,12 @@ export interface MeterOpenAIOptions {
 type Json = Record<string, unknown>;
 const isObject = (value: unknown): value is Json => typeof value === "object" && value !== null && !Array.isArray(value);
 type Fetch = (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
+
+/**
+ * The bytes a usage object begins with. Inside a JSON string a quote is always escaped, so these
+ * bytes mean a `usage` key with an object value (Chat's chunks send `"usage":null` until the last).
+ */
+const USAGE_KEY = Buffer.from('"usage":{');
 
 /** The prompt text of a Chat Completions or Responses body: messages, input items, instructions, tools. */
 function promptText(body: Json): string {
@@ -144,21 +151,21 @@ export function meterOpenAI<TClient extends OpenAILike>(
         book(lease, isObject(data) && isObject(data.usage) ? usageOnly(normalizeUsage("openai", data.usage)) : estimate(maxTokens), model),
       );
     }
-    const count = counterFor(model);
-    let counted = 0;
+    // Only a frame that carries a usage object is parsed as it passes; the others are kept as
+    // bytes and counted only if the stream ends without a usage (canceled, broken off).
+    const meter = new OutputMeter(counterFor(model), Infinity);
     let reported: Usage | undefined;
-    const metered = meterSse(
-      response.body,
-      (_name, data) => {
-        if (data === "[DONE]") return undefined;
-        let event: Json;
-        try {
-          event = JSON.parse(data) as Json;
-        } catch {
+    return observeSse(
+      response,
+      (frame) => {
+        if (frame.indexOf(USAGE_KEY) === -1) {
+          meter.admit(frame.length, () => generatedText(sseJson(frame) ?? {}));
           return undefined;
         }
+        const event = sseJson(frame);
+        if (!event) return undefined;
         const text = generatedText(event);
-        if (text !== "") counted += count.count(text);
+        if (text !== "") meter.admit(Buffer.byteLength(text), () => text);
         const usage = isObject(event.usage)
           ? event.usage
           : isObject(event.response) && isObject(event.response.usage)
@@ -167,9 +174,8 @@ export function meterOpenAI<TClient extends OpenAILike>(
         if (usage) reported = usageOnly(normalizeUsage("openai", usage));
         return undefined;
       },
-      () => book(lease, reported ?? estimate(counted), model),
+      () => book(lease, reported ?? estimate(meter.tokens), model),
     );
-    return new Response(metered, { status: response.status, statusText: response.statusText, headers: response.headers });
   };
 
   const withOptions = client.withOptions as unknown as (options: { fetch: Fetch }) => TClient;
