@@ -1,22 +1,37 @@
 // bench/budget: token counting beside raw tiktoken on the same text (cold and warm cache, and
-// gpt-tokenizer as a reference line), scope counting through resolveScope, reserve+settle
-// operations per second in memory, and durable ledger events per second.
+// gpt-tokenizer as a reference line), scope counting through resolveScope beside read + raw
+// tiktoken, reserve+settle beside the least a lease table does, durable ledger events beside
+// the same lines appended and fdatasynced by hand, and each SDK adapter's added time per call
+// beside the bare client against the same local scripted API. Every table comes from
+// bench/lib/bench-helper.ts (load before and after, >= 3 interleaved runs, min and median,
+// ratios to the baseline of the same run, UNDER LOAD marks).
 // Run with `npm run bench -- budget`.
 import { createRequire } from "node:module";
-import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  fdatasyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
 import { join, relative } from "node:path";
 import { parseTaskSpec, resolveScope, createScopeCache } from "@bulkhead/core";
 import { budgetMiddleware, createBudget, createFileLedger, createTokenCounter, meterAnthropic, meterOpenAI } from "@bulkhead/budget";
 import { createScriptedUpstream } from "@bulkhead/test-utils";
 import Anthropic from "@anthropic-ai/sdk";
 import OpenAI from "openai";
-import { generateText, wrapLanguageModel } from "ai";
+import { generateText, simulateReadableStream, streamText, wrapLanguageModel } from "ai";
 import { MockLanguageModelV4 } from "ai/test";
 import { countTokens as gptCount } from "gpt-tokenizer/encoding/o200k_base";
+import { begin, measure, median, report, RUNS, toSample, type Sample } from "./lib/bench-helper.js";
 
 const require = createRequire(import.meta.url);
 const tiktoken = require("tiktoken") as { get_encoding(name: string): { encode_ordinary(text: string): Uint32Array; free(): void } };
-const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const root = join(import.meta.dirname, "..");
 const corpusDir = join(import.meta.dirname, ".data", "corpus");
 
@@ -41,44 +56,63 @@ function corpus(): string[] {
   return files;
 }
 
-function median(values: number[]): number {
-  return [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
-}
-
-function time(run: () => unknown): number {
-  const start = process.hrtime.bigint();
-  run();
-  return Number(process.hrtime.bigint() - start) / 1e6;
-}
-
-async function timeAsync(run: () => Promise<unknown>): Promise<number> {
-  const start = process.hrtime.bigint();
-  await run();
-  return Number(process.hrtime.bigint() - start) / 1e6;
-}
-
 const paths = corpus();
 const texts = paths.map((path) => readFileSync(path, "utf8"));
 const bytes = texts.reduce((sum, text) => sum + Buffer.byteLength(text), 0);
 const mb = bytes / 1024 / 1024;
+const mbPerSecond = (sample: Sample) => (mb / (sample.median / 1000)).toFixed(2);
 
 // Warm up both tokenizers (WASM init is not what we measure).
 const raw = tiktoken.get_encoding("o200k_base");
 raw.encode_ordinary("warm up");
 gptCount("warm up");
+const tokens = texts.reduce((sum, text) => sum + raw.encode_ordinary(text).length, 0);
 
-const results: Record<string, number[]> = { raw: [], cold: [], warm: [], gpt: [] };
-let tokens = 0;
-for (let run = 0; run < RUNS; run++) {
-  results.raw!.push(time(() => (tokens = texts.reduce((sum, text) => sum + raw.encode_ordinary(text).length, 0))));
-  const counter = createTokenCounter({ encoding: "o200k_base" });
-  let ours = 0;
-  results.cold!.push(time(() => (ours = texts.reduce((sum, text) => sum + counter.count(text), 0))));
-  if (ours !== tokens) throw new Error(`counts differ: bulkhead ${ours}, tiktoken ${tokens}`);
-  results.warm!.push(time(() => texts.reduce((sum, text) => sum + counter.count(text), 0)));
-  counter.dispose();
-  results.gpt!.push(time(() => texts.reduce((sum, text) => sum + gptCount(text), 0)));
-}
+// Counting, file by file. The cold counter is new for each run; the warm one has seen the files.
+const check = (what: string, counted: number) => {
+  if (counted !== tokens) throw new Error(`counts differ: ${what} ${counted}, tiktoken ${tokens}`);
+};
+let cold = createTokenCounter({ encoding: "o200k_base" });
+const warm = createTokenCounter({ encoding: "o200k_base" });
+check(
+  "warm-up",
+  texts.reduce((sum, text) => sum + warm.count(text), 0),
+);
+const countingMark = begin(
+  `bench/budget: counting ${paths.length} files, ${mb.toFixed(2)} MB, ${tokens.toLocaleString("en-US")} o200k_base tokens, per file`,
+);
+const counting = await measure([
+  {
+    label: "raw tiktoken encode_ordinary",
+    run: () =>
+      check(
+        "raw",
+        texts.reduce((sum, text) => sum + raw.encode_ordinary(text).length, 0),
+      ),
+  },
+  {
+    label: "bulkhead counter, cold cache",
+    before: () => {
+      cold.dispose();
+      cold = createTokenCounter({ encoding: "o200k_base" });
+    },
+    run: () =>
+      check(
+        "cold",
+        texts.reduce((sum, text) => sum + cold.count(text), 0),
+      ),
+  },
+  {
+    label: "bulkhead counter, warm cache",
+    run: () =>
+      check(
+        "warm",
+        texts.reduce((sum, text) => sum + warm.count(text), 0),
+      ),
+  },
+  { label: "gpt-tokenizer countTokens (reference)", run: () => texts.reduce((sum, text) => sum + gptCount(text), 0) },
+]);
+report(countingMark, counting, { extra: { "MB/s": mbPerSecond } });
 
 // The same files as a tree, resolved with the counter, beside read + raw count.
 rmSync(corpusDir, { recursive: true, force: true });
@@ -94,121 +128,156 @@ const spec = parseTaskSpec(
     ownership: { primary_repo: "corpus" },
   }),
 );
-const scopeResults: Record<string, number[]> = { raw: [], cold: [], warm: [] };
-for (let run = 0; run < RUNS; run++) {
-  const files = readdirSync(join(corpusDir, "src"));
-  scopeResults.raw!.push(
-    time(() => files.reduce((sum, name) => sum + raw.encode_ordinary(readFileSync(join(corpusDir, "src", name), "utf8")).length, 0)),
-  );
-  const counter = createTokenCounter({ encoding: "o200k_base" });
-  const cache = createScopeCache();
-  let scopeTokens = 0;
-  scopeResults.cold!.push(
-    await timeAsync(async () => (scopeTokens = (await resolveScope(spec, { repos: { corpus: corpusDir }, counter, cache })).totals.tokens)),
-  );
-  if (scopeTokens !== tokens) throw new Error(`scope counted ${scopeTokens}, tiktoken ${tokens}`);
-  scopeResults.warm!.push(await timeAsync(() => resolveScope(spec, { repos: { corpus: corpusDir }, counter, cache })));
-  counter.dispose();
-}
+const files = readdirSync(join(corpusDir, "src"));
+let scopeCounter = createTokenCounter({ encoding: "o200k_base" });
+let scopeCache = createScopeCache();
+const warmScope = { counter: createTokenCounter({ encoding: "o200k_base" }), cache: createScopeCache() };
+const resolveTokens = async (options: { counter: typeof scopeCounter; cache: typeof scopeCache }) =>
+  (await resolveScope(spec, { repos: { corpus: corpusDir }, ...options })).totals.tokens;
+check("scope warm-up", await resolveTokens(warmScope));
+const scopeMark = begin("bench/budget: scope counting, the same files as a tree");
+const scope = await measure([
+  {
+    label: "read + raw tiktoken",
+    run: () =>
+      check(
+        "read + raw",
+        files.reduce((sum, name) => sum + raw.encode_ordinary(readFileSync(join(corpusDir, "src", name), "utf8")).length, 0),
+      ),
+  },
+  {
+    label: "resolveScope + counter, cold",
+    before: () => {
+      scopeCounter.dispose();
+      scopeCounter = createTokenCounter({ encoding: "o200k_base" });
+      scopeCache = createScopeCache();
+    },
+    run: async () => check("scope cold", await resolveTokens({ counter: scopeCounter, cache: scopeCache })),
+  },
+  { label: "resolveScope + counter, warm", run: async () => check("scope warm", await resolveTokens(warmScope)) },
+]);
+report(scopeMark, scope, { extra: { "MB/s": mbPerSecond } });
 raw.free();
 
-// reserve + settle in memory, nested two levels.
+// reserve + settle in memory, nested two levels, beside the least a lease table does (an id
+// into a map and out again, and a running total).
 const OPS = 1_000_000;
-const reserveRuns: number[] = [];
-for (let run = 0; run < RUNS; run++) {
-  const session = createBudget({ id: "session", limits: { sessionTotal: 1e15 } });
-  const task = createBudget({ id: "task", parent: session, limits: { generation: 1e15, contextRead: 1e15 } });
-  reserveRuns.push(
-    time(() => {
+const perSecond = (count: number) => (sample: Sample) => Math.round(count / (sample.median / 1000)).toLocaleString("en-US");
+const session = createBudget({ id: "session", limits: { sessionTotal: 1e15 } });
+const task = createBudget({ id: "task", parent: session, limits: { generation: 1e15, contextRead: 1e15 } });
+const reserveMark = begin(`bench/budget: ${OPS.toLocaleString("en-US")} reserve + settle pairs, in memory`);
+const reserveSamples = await measure([
+  {
+    label: "baseline: Map set + delete, a running total",
+    run: () => {
+      const held = new Map<number, number>();
+      let used = 0;
+      for (let index = 0; index < OPS; index++) {
+        held.set(index, 100);
+        used += 90 + held.get(index)! - 100;
+        held.delete(index);
+      }
+      return used;
+    },
+  },
+  {
+    label: "reserve + settle, nested 2 levels",
+    run: () => {
       for (let index = 0; index < OPS; index++) task.settle(task.reserve("generation", 100), 90);
-    }),
-  );
-}
+    },
+  },
+]);
+report(reserveMark, reserveSamples, { extra: { "pairs/s": perSecond(OPS) } });
 
-// Durable ledger: events appended, batched, fsynced.
+// Durable ledger: events appended, batched, fdatasynced; beside the same kind of lines written
+// and fdatasynced by hand in the same batches.
 const EVENTS = 200_000;
-const ledgerRuns: number[] = [];
-for (let run = 0; run < RUNS; run++) {
-  const path = join(import.meta.dirname, ".data", `ledger-${run}.jsonl`);
-  rmSync(path, { force: true });
-  const ledger = createFileLedger(path);
-  const budget = createBudget({ limits: { generation: 1e15 }, ledger });
-  ledgerRuns.push(
-    await timeAsync(async () => {
+const BATCH = 4096;
+const ledgerPath = join(import.meta.dirname, ".data", "ledger.jsonl");
+const ledgerMark = begin(`bench/budget: ${EVENTS.toLocaleString("en-US")} durable ledger events`);
+const ledgerSamples = await measure([
+  {
+    label: "baseline: JSON lines, writeSync + fdatasync per batch",
+    before: () => rmSync(ledgerPath, { force: true }),
+    run: () => {
+      const fd = openSync(ledgerPath, "a");
+      let lines = "";
+      for (let index = 0; index < EVENTS; index++) {
+        lines += `${JSON.stringify({ type: "charge", budget: "budget", amounts: { generation: 1 }, at: Date.now() })}\n`;
+        if (index % BATCH === BATCH - 1 || index === EVENTS - 1) {
+          writeSync(fd, lines);
+          fdatasyncSync(fd);
+          lines = "";
+        }
+      }
+      closeSync(fd);
+    },
+  },
+  {
+    label: "createFileLedger: budget.charge",
+    before: () => rmSync(ledgerPath, { force: true }),
+    run: async () => {
+      const ledger = createFileLedger(ledgerPath);
+      const budget = createBudget({ limits: { generation: 1e15 }, ledger });
       for (let index = 0; index < EVENTS; index++) {
         budget.charge({ generation: 1 });
-        if (index % 4096 === 4095) await new Promise((resolve) => setImmediate(resolve));
+        if (index % BATCH === BATCH - 1) await new Promise((resolve) => setImmediate(resolve));
       }
       await ledger.close();
-    }),
-  );
-  rmSync(path, { force: true });
-}
+    },
+  },
+]);
+rmSync(ledgerPath, { force: true });
+report(ledgerMark, ledgerSamples, { extra: { "events/s": perSecond(EVENTS) } });
 
-const base = median(results.raw!);
-console.log(
-  `\nbench/budget: ${paths.length} files, ${mb.toFixed(2)} MB, ${tokens.toLocaleString("en-US")} o200k tokens, median of ${RUNS} runs, Node ${process.version}`,
-);
-console.log("| counting (per file, o200k_base) | ms | MB/s | vs raw tiktoken |");
-console.log("|---|---:|---:|---:|");
-for (const [name, label] of [
-  ["raw", "raw tiktoken encode_ordinary"],
-  ["cold", "bulkhead counter, cold cache"],
-  ["warm", "bulkhead counter, warm cache"],
-  ["gpt", "gpt-tokenizer countTokens (reference)"],
-] as const) {
-  const ms = median(results[name]!);
-  console.log(`| ${label} | ${ms.toFixed(0)} | ${(mb / (ms / 1000)).toFixed(2)} | ${(base / ms).toFixed(2)}x |`);
-}
-const scopeBase = median(scopeResults.raw!);
-console.log("\n| scope counting (same files as a tree) | ms | MB/s | vs read + raw tiktoken |");
-console.log("|---|---:|---:|---:|");
-for (const [name, label] of [
-  ["raw", "read + raw tiktoken"],
-  ["cold", "resolveScope + counter, cold"],
-  ["warm", "resolveScope + counter, warm"],
-] as const) {
-  const ms = median(scopeResults[name]!);
-  console.log(`| ${label} | ${ms.toFixed(0)} | ${(mb / (ms / 1000)).toFixed(2)} | ${(scopeBase / ms).toFixed(2)}x |`);
-}
-const reserveMs = median(reserveRuns);
-const ledgerMs = median(ledgerRuns);
-console.log(`\n| operation | count | ms | per second |`);
-console.log("|---|---:|---:|---:|");
-console.log(
-  `| reserve + settle, in memory, nested 2 levels | ${OPS.toLocaleString("en-US")} | ${reserveMs.toFixed(0)} | ${Math.round(OPS / (reserveMs / 1000)).toLocaleString("en-US")} |`,
-);
-console.log(
-  `| durable ledger events (batched append + fdatasync) | ${EVENTS.toLocaleString("en-US")} | ${ledgerMs.toFixed(0)} | ${Math.round(EVENTS / (ledgerMs / 1000)).toLocaleString("en-US")} |`,
-);
-
-// Adapters (issue 14): per-call overhead of each wrapper beside the bare client, against the same
-// local scripted API, calls interleaved (bare, metered, bare, ...) so drift hits both alike. The
-// AI SDK line uses the SDK's own mock model (no HTTP), so it shows the middleware alone.
-const CALLS = Number(process.env.BENCH_ADAPTER_CALLS ?? 400);
+// Adapters (issue 14): each wrapper beside the bare client, both against the same local scripted
+// API, calls interleaved one by one (bare, metered, bare, ...) so drift hits both alike; a run's
+// figure is the median call of that run. The AI SDK lines use the SDK's own mock model (no HTTP),
+// so they show the middleware alone. CPU is this process's (the scripted API runs in it too, alike
+// for both).
+const CALLS = Number(process.env.BENCH_ADAPTER_CALLS ?? 200);
 const upstream = await createScriptedUpstream({
   whenEmpty: { text: "Added the limiter.", usage: { uncachedInputTokens: 900, cacheReadTokens: 4000, outputTokens: 40 } },
 });
 const adapterBudget = () => createBudget({ limits: { generation: 1e12, sessionTotal: 1e15, usd: 1e9 } });
 const prompt = "Add a rate limit of 100 requests per minute to the user API, with a test. ".repeat(4);
 const anthropicParams = { model: "claude-sonnet-4-6", max_tokens: 1024, messages: [{ role: "user" as const, content: prompt }] };
+const chatParams = { model: "gpt-5.1", messages: [{ role: "user" as const, content: prompt }] };
 const bareAnthropic = new Anthropic({ baseURL: upstream.url, apiKey: "sk-ant-bench", maxRetries: 0 });
 const meteredAnthropic = meterAnthropic(bareAnthropic, { budget: adapterBudget() });
 const bareOpenAI = new OpenAI({ baseURL: `${upstream.url}/v1`, apiKey: "sk-bench", maxRetries: 0 });
 const meteredOpenAI = meterOpenAI(bareOpenAI, { budget: adapterBudget() });
+const mockUsage = {
+  inputTokens: { total: 4900, noCache: 900, cacheRead: 4000, cacheWrite: 0 },
+  outputTokens: { total: 40, text: 40, reasoning: 0 },
+};
 const mock = new MockLanguageModelV4({
   modelId: "gpt-5.1",
   doGenerate: async () => ({
     content: [{ type: "text", text: "Added the limiter." }],
     finishReason: { unified: "stop", raw: "stop" },
-    usage: {
-      inputTokens: { total: 4900, noCache: 900, cacheRead: 4000, cacheWrite: 0 },
-      outputTokens: { total: 40, text: 40, reasoning: 0 },
-    },
+    usage: mockUsage,
     warnings: [],
+  }),
+  doStream: async () => ({
+    stream: simulateReadableStream({
+      // No delays: the middleware's own time is what is measured.
+      initialDelayInMs: null,
+      chunkDelayInMs: null,
+      chunks: [
+        { type: "stream-start" as const, warnings: [] },
+        { type: "text-start" as const, id: "t" },
+        ...["Added ", "the ", "limiter ", "with ", "a ", "test."].map((delta) => ({ type: "text-delta" as const, id: "t", delta })),
+        { type: "text-end" as const, id: "t" },
+        { type: "finish" as const, finishReason: { unified: "stop" as const, raw: "stop" }, usage: mockUsage },
+      ],
+    }),
   }),
 });
 const wrappedMock = wrapLanguageModel({ model: mock, middleware: budgetMiddleware({ budget: adapterBudget() }) });
+const drain = async (stream: AsyncIterable<unknown>) => {
+  for await (const _event of stream);
+};
 const adapterCases: { name: string; bare: () => Promise<unknown>; metered: () => Promise<unknown> }[] = [
   {
     name: "meterAnthropic: messages.create",
@@ -217,17 +286,18 @@ const adapterCases: { name: string; bare: () => Promise<unknown>; metered: () =>
   },
   {
     name: "meterAnthropic: messages.create, stream",
-    bare: async () => {
-      for await (const _event of await bareAnthropic.messages.create({ ...anthropicParams, stream: true }));
-    },
-    metered: async () => {
-      for await (const _event of await meteredAnthropic.messages.create({ ...anthropicParams, stream: true }));
-    },
+    bare: async () => drain(await bareAnthropic.messages.create({ ...anthropicParams, stream: true })),
+    metered: async () => drain(await meteredAnthropic.messages.create({ ...anthropicParams, stream: true })),
   },
   {
     name: "meterOpenAI: chat.completions.create",
-    bare: () => bareOpenAI.chat.completions.create({ model: "gpt-5.1", messages: [{ role: "user", content: prompt }] }),
-    metered: () => meteredOpenAI.chat.completions.create({ model: "gpt-5.1", messages: [{ role: "user", content: prompt }] }),
+    bare: () => bareOpenAI.chat.completions.create(chatParams),
+    metered: () => meteredOpenAI.chat.completions.create(chatParams),
+  },
+  {
+    name: "meterOpenAI: chat.completions.create, stream",
+    bare: async () => drain(await bareOpenAI.chat.completions.create({ ...chatParams, stream: true })),
+    metered: async () => drain(await meteredOpenAI.chat.completions.create({ ...chatParams, stream: true })),
   },
   {
     name: "meterOpenAI: responses.create",
@@ -235,32 +305,63 @@ const adapterCases: { name: string; bare: () => Promise<unknown>; metered: () =>
     metered: () => meteredOpenAI.responses.create({ model: "gpt-5.1", input: prompt }),
   },
   {
+    name: "meterOpenAI: responses.create, stream",
+    bare: async () => drain(await bareOpenAI.responses.create({ model: "gpt-5.1", input: prompt, stream: true })),
+    metered: async () => drain(await meteredOpenAI.responses.create({ model: "gpt-5.1", input: prompt, stream: true })),
+  },
+  {
     name: "budgetMiddleware (ai@7): generateText, mock model",
     bare: () => generateText({ model: mock, prompt }),
     metered: () => generateText({ model: wrappedMock, prompt }),
   },
+  {
+    name: "budgetMiddleware (ai@7): streamText, mock model",
+    bare: async () => streamText({ model: mock, prompt }).text,
+    metered: async () => streamText({ model: wrappedMock, prompt }).text,
+  },
 ];
-const adapterRows: { name: string; bare: number; metered: number }[] = [];
-for (const { name, bare, metered } of adapterCases) {
-  for (let warm = 0; warm < 20; warm++) {
+const only = process.env.BENCH_ADAPTERS;
+const chosen = adapterCases.filter((entry) => !only || entry.name.includes(only));
+const perCall = chosen.map(() => ({ bare: [] as number[], metered: [] as number[], bareCpu: [] as number[], meteredCpu: [] as number[] }));
+const timed = async (call: () => Promise<unknown>, into: number[], cpuInto: number[]) => {
+  const cpu = process.cpuUsage();
+  const start = process.hrtime.bigint();
+  await call();
+  into.push(Number(process.hrtime.bigint() - start) / 1e6);
+  const used = process.cpuUsage(cpu);
+  cpuInto.push((used.user + used.system) / 1000);
+};
+for (const { bare, metered } of chosen) {
+  for (let warm = 0; warm < 30; warm++) {
     await bare();
     await metered();
   }
-  const bareTimes: number[] = [];
-  const meteredTimes: number[] = [];
-  for (let call = 0; call < CALLS; call++) {
-    bareTimes.push(await timeAsync(bare));
-    meteredTimes.push(await timeAsync(metered));
+}
+const adapterMark = begin(`bench/budget: SDK adapters, added time per call (${CALLS} interleaved calls per case and run)`);
+for (let run = 0; run < RUNS; run++) {
+  for (const [index, { bare, metered }] of chosen.entries()) {
+    const times = { bare: [] as number[], metered: [] as number[], bareCpu: [] as number[], meteredCpu: [] as number[] };
+    for (let call = 0; call < CALLS; call++) {
+      await timed(bare, times.bare, times.bareCpu);
+      await timed(metered, times.metered, times.meteredCpu);
+    }
+    const figures = perCall[index]!;
+    figures.bare.push(median(times.bare));
+    figures.metered.push(median(times.metered));
+    figures.bareCpu.push(median(times.bareCpu));
+    figures.meteredCpu.push(median(times.meteredCpu));
   }
-  adapterRows.push({ name, bare: median(bareTimes), metered: median(meteredTimes) });
 }
 await upstream.close();
-console.log(
-  `\n| adapter (median of ${CALLS} interleaved calls, local scripted API) | bare ms/call | metered ms/call | added ms/call | ratio |`,
-);
-console.log("|---|---:|---:|---:|---:|");
-for (const row of adapterRows) {
-  console.log(
-    `| ${row.name} | ${row.bare.toFixed(3)} | ${row.metered.toFixed(3)} | ${(row.metered - row.bare).toFixed(3)} | ${(row.metered / row.bare).toFixed(2)}x |`,
-  );
+for (const [index, { name }] of chosen.entries()) {
+  const figures = perCall[index]!;
+  const bareSample = toSample(`${name}: bare`, figures.bare, figures.bareCpu);
+  const meteredSample = toSample(`${name}: metered`, figures.metered, figures.meteredCpu);
+  report(adapterMark, [bareSample, meteredSample], {
+    extra: {
+      "added ms/call (median, min)": (sample) =>
+        sample === bareSample ? "" : `${(sample.median - bareSample.median).toFixed(3)}, ${(sample.min - bareSample.min).toFixed(3)}`,
+      "added CPU ms/call": (sample) => (sample === bareSample ? "" : (median(sample.cpuMs) - median(bareSample.cpuMs)).toFixed(3)),
+    },
+  });
 }

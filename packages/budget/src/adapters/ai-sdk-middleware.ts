@@ -4,6 +4,7 @@ import { createTokenCounter, type BudgetTokenCounter } from "../create-token-cou
 import type { Tracker } from "../create-tracker.js";
 import { normalizeUsage, usageOnly } from "../normalize-usage.js";
 import { createCallMeter, estimatedUsage } from "./call-meter.js";
+import { OutputMeter } from "./output-meter.js";
 
 export interface BudgetMiddlewareOptions {
   budget: Budget;
@@ -68,9 +69,9 @@ function promptText(prompt: AiSdkCallOptions["prompt"]): string {
 
 type AiSdkUsage = { inputTokens?: { total?: number | undefined }; outputTokens?: { total?: number | undefined } };
 
-function fromAiSdk(usage: unknown, fallback: Usage): Usage {
+function fromAiSdk(usage: unknown, fallback: () => Usage): Usage {
   const shaped = usage as AiSdkUsage | undefined;
-  if (!shaped || shaped.inputTokens?.total === undefined || shaped.outputTokens?.total === undefined) return fallback;
+  if (!shaped || shaped.inputTokens?.total === undefined || shaped.outputTokens?.total === undefined) return fallback();
   const { raw: _raw, ...known } = usage as Record<string, unknown>;
   return usageOnly(normalizeUsage("ai-sdk", known));
 }
@@ -112,7 +113,11 @@ function createMiddleware<TVersion extends "v3" | "v4">(
         budget.release(lease);
         throw error;
       }
-      book(lease, fromAiSdk((result as { usage?: unknown }).usage, estimatedUsage(inputTokens, 0)), model.modelId);
+      book(
+        lease,
+        fromAiSdk((result as { usage?: unknown }).usage, () => estimatedUsage(inputTokens, 0)),
+        model.modelId,
+      );
       return result;
     },
     async wrapStream({ doStream, params, model }) {
@@ -124,7 +129,9 @@ function createMiddleware<TVersion extends "v3" | "v4">(
         budget.release(lease);
         throw error;
       }
-      let outputTokens = 0;
+      // Deltas are counted only when the output nears the limit, or when the stream ends without
+      // the provider's usage: a complete stream is booked from its finish part.
+      const meter = new OutputMeter({ count }, outputLimit);
       let settled = false;
       const settle = (usage: Usage) => {
         if (settled) return;
@@ -132,7 +139,7 @@ function createMiddleware<TVersion extends "v3" | "v4">(
         params.abortSignal?.removeEventListener("abort", onAbort);
         book(lease, usage, model.modelId);
       };
-      const counted = () => estimatedUsage(inputTokens, outputTokens);
+      const counted = () => estimatedUsage(inputTokens, meter.tokens);
       const reader = (upstream.stream as ReadableStream<Part>).getReader();
       // An aborted call may never cancel this stream: book what was counted when the signal fires.
       const onAbort = () => {
@@ -153,15 +160,17 @@ function createMiddleware<TVersion extends "v3" | "v4">(
           }
           const part = next.value;
           if (part.type === "finish") {
-            settle(fromAiSdk(part.usage, counted()));
+            settle(fromAiSdk(part.usage, counted));
             controller.enqueue(part);
             return;
           }
           if ((part.type === "text-delta" || part.type === "reasoning-delta") && typeof part.delta === "string") {
-            const tokens = count(part.delta);
-            if (outputTokens + tokens > outputLimit) {
+            const delta = part.delta;
+            // A UTF-16 unit is at most 3 UTF-8 bytes: a ceiling of the delta's bytes without encoding it.
+            if (!meter.admit(3 * delta.length, () => delta)) {
               // The generation budget is reached: cancel upstream, keep what fit, finish as "length".
               await reader.cancel("generation budget reached").catch(() => undefined);
+              const outputTokens = meter.tokens;
               settle(counted());
               controller.enqueue({
                 type: "finish",
@@ -174,7 +183,6 @@ function createMiddleware<TVersion extends "v3" | "v4">(
               controller.close();
               return;
             }
-            outputTokens += tokens;
           }
           controller.enqueue(part);
         },
