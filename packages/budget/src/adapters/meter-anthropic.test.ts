@@ -48,6 +48,35 @@ describe("meterAnthropic with the real Anthropic SDK", () => {
     expect(budget.used("generation")).toBeGreaterThan(12);
   });
 
+  it("books a paid response nobody reads (asResponse() kept unread), and the body stays readable", async () => {
+    await using upstream = await createScriptedUpstream({
+      turns: [{ text: "Unread.", usage: { uncachedInputTokens: 70, outputTokens: 9 } }],
+    });
+    const budget = createBudget({ limits: { generation: 600 } });
+    const anthropic = meterAnthropic(client(upstream.url), { budget, price: false });
+    const response = await anthropic.messages.create(params).asResponse();
+    // No clock: the event loop turns until the usage is booked, a bounded number of times.
+    for (let turn = 0; turn < 1000 && budget.reserved("generation") > 0; turn++) await new Promise((resolve) => setImmediate(resolve));
+    expect(budget.snapshot()).toMatchObject({ used: { contextRead: 70, generation: 9 }, reserved: { generation: 0 } });
+    expect(((await response.json()) as { content: unknown }).content).toEqual([{ type: "text", text: "Unread." }]);
+    expect(budget.used("generation")).toBe(9);
+  });
+
+  it("books a paid stream nobody iterates (asResponse() kept unread), and the bytes wait for the caller", async () => {
+    await using upstream = await createScriptedUpstream({
+      turns: [{ text: words(12), usage: { uncachedInputTokens: 80, outputTokens: 24 } }],
+    });
+    const budget = createBudget({ limits: { generation: 600 } });
+    const anthropic = meterAnthropic(client(upstream.url), { budget, price: false });
+    const response = await anthropic.messages.create({ ...params, stream: true }).asResponse();
+    for (let turn = 0; turn < 1000 && budget.reserved("generation") > 0; turn++) await new Promise((resolve) => setImmediate(resolve));
+    expect(budget.snapshot()).toMatchObject({ used: { contextRead: 80, generation: 24 }, reserved: { generation: 0 } });
+    const text = await response.text();
+    expect(text.startsWith("event: message_start")).toBe(true);
+    expect(text.trimEnd().endsWith('data: {"type":"message_stop"}')).toBe(true);
+    expect(budget.used("generation")).toBe(24);
+  });
+
   it("refuses before anything is sent when the budget has nothing left", async () => {
     await using upstream = await createScriptedUpstream();
     const budget = createBudget({ limits: { generation: 300 } });

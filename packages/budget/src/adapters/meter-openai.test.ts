@@ -111,6 +111,18 @@ describe("meterOpenAI with the real openai SDK", () => {
     expect(tracker.report().unpricedModels).toEqual([]);
   });
 
+  it("books a paid response nobody reads (asResponse() kept unread), and the body stays readable", async () => {
+    await using upstream = await createScriptedUpstream({
+      turns: [{ text: "Unread.", usage: { uncachedInputTokens: 70, outputTokens: 9 } }],
+    });
+    const budget = createBudget({ limits: { generation: 600 } });
+    const openai = meterOpenAI(client(upstream.url), { budget, price: false });
+    const response = await openai.chat.completions.create({ model: "gpt-5.1", messages }).asResponse();
+    for (let turn = 0; turn < 1000 && budget.reserved("generation") > 0; turn++) await new Promise((resolve) => setImmediate(resolve));
+    expect(budget.snapshot()).toMatchObject({ used: { contextRead: 70, generation: 9 }, reserved: { generation: 0 } });
+    expect(((await response.json()) as { choices: { message: { content: string } }[] }).choices[0]!.message.content).toBe("Unread.");
+  });
+
   it("refuses with BudgetExceededError before anything is sent, and is not retried as a connection error", async () => {
     await using upstream = await createScriptedUpstream();
     const budget = createBudget({ limits: { generation: 10 } });

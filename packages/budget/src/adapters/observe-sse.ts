@@ -94,7 +94,8 @@ type Reader = ReadableStreamDefaultReader<Uint8Array>;
  * A frame still incomplete at the end of a read is held until it completes, so a handler that
  * ends the stream never leaves half a frame delivered. `onEnd` is called exactly once: the body
  * ended, a handler ended it, the reader canceled it, or it failed. Each byte is scanned once;
- * a frame is copied only when it spans reads.
+ * a frame is copied only when it spans reads. A body no one has begun to read by the next turn of
+ * the event loop is read in the background (see below).
  */
 export function observeSse(response: Response, onFrame: (frame: Buffer) => SseDecision, onEnd: (how: SseEnd) => void): Response {
   const stream = response.body;
@@ -309,5 +310,20 @@ export function observeSse(response: Response, onFrame: (frame: Buffer) => SseDe
     }
     return cancel(reason);
   };
+  // The SDKs begin to read a stream in the same turn as the adapter returns it. One that nobody
+  // has begun to read by the next turn (an `asResponse()` kept for later, a `Stream` handed on) is
+  // read in the background from a clone, so the call is booked whether or not it is read; the
+  // caller's body keeps every byte for when it reads (the clone's tee holds them).
+  setImmediate(() => {
+    if (inner || finished) return;
+    try {
+      void response
+        .clone()
+        .body?.pipeTo(new WritableStream())
+        .catch(() => undefined);
+    } catch {
+      // Already read some way not seen here: that reader has it.
+    }
+  });
   return response;
 }

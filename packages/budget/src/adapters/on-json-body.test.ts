@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { onJsonBody } from "./on-json-body.js";
 
 const body = { id: "msg_1", usage: { input_tokens: 12, output_tokens: 3 } };
@@ -41,5 +41,36 @@ describe("onJsonBody", () => {
     const wrapped = onJsonBody(new Response("not json"), (data) => seen.push(data));
     expect(await wrapped.text()).toBe("not json");
     expect(seen).toEqual([undefined]);
+  });
+});
+
+/** Lets the event loop turn until `done` holds, at most `turns` times (no clock involved). */
+async function turnsUntil(done: () => boolean, turns = 1000): Promise<void> {
+  for (let turn = 0; turn < turns && !done(); turn++) await new Promise((resolve) => setImmediate(resolve));
+}
+
+describe("onJsonBody and a body nobody reads", () => {
+  it("reads an unread body from a clone in the background, and the caller can still read it later", async () => {
+    const seen: unknown[] = [];
+    const wrapped = onJsonBody(response(), (data) => seen.push(data));
+    await turnsUntil(() => seen.length > 0);
+    expect(seen).toEqual([body]);
+    expect(await wrapped.json()).toEqual(body);
+    expect(seen).toEqual([body]);
+  });
+
+  it("never clones a body its reader begins to read in the same turn", async () => {
+    const clone = vi.spyOn(Response.prototype, "clone");
+    try {
+      const seen: unknown[] = [];
+      const wrapped = onJsonBody(response(), (data) => seen.push(data));
+      await Promise.resolve();
+      expect(await wrapped.json()).toEqual(body);
+      await turnsUntil(() => false, 5);
+      expect(seen).toEqual([body]);
+      expect(clone).not.toHaveBeenCalled();
+    } finally {
+      clone.mockRestore();
+    }
   });
 });

@@ -16,8 +16,10 @@ const parse = (text: string): unknown => {
  * off) when the body is read, and returns the same response. The SDKs read it with `json()`:
  * the adapter takes the data from that one read, where `response.clone()` would tee the body
  * and read it twice (most of an adapter's cost per call). A body read any other way (`text()`,
- * `asResponse().body`, a clone) is teed then, and read once more for the usage. A body nobody
- * reads is never booked: its usage was never seen.
+ * `asResponse().body`, a clone) is teed then, and read once more for the usage. A body that no
+ * one has begun to read by the next turn of the event loop (an `asResponse()` kept for later, or
+ * dropped) is read from a clone in the background, so a paid call is booked whether or not its
+ * caller reads it; the caller's body stays readable (the clone's tee holds its bytes).
  */
 export function onJsonBody(response: Response, onBody: (data: unknown) => void): Response {
   let delivered = false;
@@ -65,5 +67,21 @@ export function onJsonBody(response: Response, onBody: (data: unknown) => void):
       };
     }
   }
+  // The SDKs read the body in the same turn as the adapter returns it (their parse is a chain of
+  // promise callbacks), so this check costs the read path nothing but one immediate.
+  setImmediate(() => {
+    if (reading || delivered) return;
+    reading = true;
+    let copy: Response;
+    try {
+      copy = response.clone();
+    } catch {
+      return; // read some way not seen here (the body is already used): that reader has it
+    }
+    void copy.text().then(
+      (text) => deliver(parse(text)),
+      () => deliver(undefined),
+    );
+  });
   return response;
 }
