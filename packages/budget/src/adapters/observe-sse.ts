@@ -184,41 +184,44 @@ export function observeSse(response: Response, onFrame: (frame: Buffer) => SseDe
     } else queue.push(rest);
   };
 
-  const read = async (): Promise<ReadResult> => {
-    for (;;) {
-      const next = queue.shift();
-      if (next) return { done: false, value: next };
-      if (finished) return { done: true, value: undefined };
-      let result: ReadResult;
-      try {
-        result = await inner!.read();
-      } catch (error) {
-        finished = true;
-        end("error");
-        throw error;
-      }
-      if (result.done) {
-        finished = true;
-        scanRest();
-        end("done");
-        continue;
-      }
-      let stopped: boolean;
-      try {
-        stopped = scan(result.value);
-      } catch (error) {
-        finished = true;
-        queue.length = 0;
-        end("error");
-        await inner!.cancel(error).catch(() => undefined);
-        throw error;
-      }
-      if (stopped) {
-        finished = true;
-        end("stopped");
-        void inner!.cancel("stopped by the budget").catch(() => undefined);
-      }
+  const DONE: ReadResult = { done: true, value: undefined };
+  // Plain promise chains rather than async functions: a read is a few microtasks fewer per chunk.
+  const read = (): Promise<ReadResult> => {
+    const next = queue.shift();
+    if (next) return Promise.resolve({ done: false, value: next });
+    if (finished) return Promise.resolve(DONE);
+    return inner!.read().then(received, failed);
+  };
+  const failed = (error: unknown): never => {
+    finished = true;
+    end("error");
+    throw error;
+  };
+  const received = (result: ReadResult): Promise<ReadResult> => {
+    if (result.done) {
+      finished = true;
+      scanRest();
+      end("done");
+      return read();
     }
+    let stopped: boolean;
+    try {
+      stopped = scan(result.value);
+    } catch (error) {
+      finished = true;
+      queue.length = 0;
+      end("error");
+      return inner!.cancel(error).then(
+        () => Promise.reject(error as Error),
+        () => Promise.reject(error as Error),
+      );
+    }
+    if (stopped) {
+      finished = true;
+      end("stopped");
+      void inner!.cancel("stopped by the budget").catch(() => undefined);
+    }
+    return read();
   };
 
   const cancel = async (reason: unknown) => {
@@ -270,16 +273,17 @@ export function observeSse(response: Response, onFrame: (frame: Buffer) => SseDe
   function iterate(options?: { preventCancel?: boolean }): AsyncIterableIterator<Uint8Array> {
     const source = reader();
     return {
-      async next() {
-        try {
-          const result = await source.read();
-          if (result.done) source.releaseLock();
-          return result;
-        } catch (error) {
-          source.releaseLock();
-          throw error;
-        }
-      },
+      next: () =>
+        source.read().then(
+          (result) => {
+            if (result.done) source.releaseLock();
+            return result;
+          },
+          (error: unknown) => {
+            source.releaseLock();
+            throw error;
+          },
+        ),
       async return(value?: unknown) {
         if (!options?.preventCancel) await source.cancel(value).catch(() => undefined);
         source.releaseLock();
