@@ -91,7 +91,7 @@ const counting = await measure([
       ),
   },
   {
-    label: "bulkhead counter, cold cache",
+    label: "bulkhead counter, new (content cache cold; the process-wide piece cache is warm after run 1)",
     before: () => {
       cold.dispose();
       cold = createTokenCounter({ encoding: "o200k_base" });
@@ -352,12 +352,110 @@ for (let run = 0; run < RUNS; run++) {
     figures.meteredCpu.push(median(times.meteredCpu));
   }
 }
+// The same calls once more with the network taken out: each client's fetch replays the bytes the
+// scripted API sent it (recorded above, one chunk per event as it wrote them), so the figures
+// are the SDK's and the adapter's own work. Less exposed to other load than a loopback round trip.
+const recordings = new Map<string, { status: number; headers: [string, string][]; chunks: Buffer[] }>();
+const keyOf = (input: string | URL | Request, init?: RequestInit) =>
+  `${String(input instanceof Request ? input.url : input)} ${typeof init?.body === "string" && init.body.includes('"stream":true')}`;
+const recording = async (input: string | URL | Request, init?: RequestInit) => {
+  const response = await fetch(input, init);
+  const text = await response.clone().text();
+  const chunks = (text.includes("\n\n") ? text.split(/(?<=\n\n)/) : [text]).map((part) => Buffer.from(part));
+  recordings.set(keyOf(input, init), { status: response.status, headers: [...response.headers], chunks });
+  return response;
+};
+const replaying = async (input: string | URL | Request, init?: RequestInit) => {
+  const recorded = recordings.get(keyOf(input, init))!;
+  let next = 0;
+  const body = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (next < recorded.chunks.length) controller.enqueue(new Uint8Array(recorded.chunks[next++]!));
+      else controller.close();
+    },
+  });
+  return new Response(body, { status: recorded.status, headers: recorded.headers });
+};
+const httpCases = chosen.filter((entry) => !entry.name.startsWith("budgetMiddleware"));
+const casesFor = (anthropic: Anthropic, openai: OpenAI, metered: boolean) => {
+  const a = metered ? meterAnthropic(anthropic, { budget: adapterBudget() }) : anthropic;
+  const o = metered ? meterOpenAI(openai, { budget: adapterBudget() }) : openai;
+  const byName: Record<string, () => Promise<unknown>> = {
+    "meterAnthropic: messages.create": () => a.messages.create(anthropicParams),
+    "meterAnthropic: messages.create, stream": async () => drain(await a.messages.create({ ...anthropicParams, stream: true })),
+    "meterOpenAI: chat.completions.create": () => o.chat.completions.create(chatParams),
+    "meterOpenAI: chat.completions.create, stream": async () => drain(await o.chat.completions.create({ ...chatParams, stream: true })),
+    "meterOpenAI: responses.create": () => o.responses.create({ model: "gpt-5.1", input: prompt }),
+    "meterOpenAI: responses.create, stream": async () => drain(await o.responses.create({ model: "gpt-5.1", input: prompt, stream: true })),
+  };
+  return httpCases.map((entry) => byName[entry.name]!);
+};
+const recorders = [false, true].map((metered) =>
+  casesFor(
+    new Anthropic({ baseURL: upstream.url, apiKey: "sk-ant-bench", maxRetries: 0, fetch: recording }),
+    new OpenAI({ baseURL: `${upstream.url}/v1`, apiKey: "sk-bench", maxRetries: 0, fetch: recording }),
+    metered,
+  ),
+);
+// The requests differ (Chat streams metered ask for usage): the metered ones, recorded last, answer both.
+for (const calls of recorders) for (const call of calls) await call();
 await upstream.close();
+const replayBare = casesFor(
+  new Anthropic({ baseURL: upstream.url, apiKey: "sk-ant-bench", maxRetries: 0, fetch: replaying }),
+  new OpenAI({ baseURL: `${upstream.url}/v1`, apiKey: "sk-bench", maxRetries: 0, fetch: replaying }),
+  false,
+);
+const replayMetered = casesFor(
+  new Anthropic({ baseURL: upstream.url, apiKey: "sk-ant-bench", maxRetries: 0, fetch: replaying }),
+  new OpenAI({ baseURL: `${upstream.url}/v1`, apiKey: "sk-bench", maxRetries: 0, fetch: replaying }),
+  true,
+);
+const replayTimes = httpCases.map(() => ({
+  bare: [] as number[],
+  metered: [] as number[],
+  bareCpu: [] as number[],
+  meteredCpu: [] as number[],
+}));
+for (const [index] of httpCases.entries())
+  for (let warm = 0; warm < 30; warm++) {
+    await replayBare[index]!();
+    await replayMetered[index]!();
+  }
+const replayMark = begin(`bench/budget: SDK adapters without the network (replayed bytes), ${CALLS} interleaved calls per case and run`);
+for (let run = 0; run < RUNS; run++) {
+  for (const [index] of httpCases.entries()) {
+    const times = { bare: [] as number[], metered: [] as number[], bareCpu: [] as number[], meteredCpu: [] as number[] };
+    for (let call = 0; call < CALLS; call++) {
+      await timed(replayBare[index]!, times.bare, times.bareCpu);
+      await timed(replayMetered[index]!, times.metered, times.meteredCpu);
+    }
+    const figures = replayTimes[index]!;
+    figures.bare.push(median(times.bare));
+    figures.metered.push(median(times.metered));
+    figures.bareCpu.push(median(times.bareCpu));
+    figures.meteredCpu.push(median(times.meteredCpu));
+  }
+}
+const replaySamples = httpCases.flatMap(({ name }, index) => {
+  const figures = replayTimes[index]!;
+  return [toSample(`${name}: bare`, figures.bare, figures.bareCpu), toSample(`${name}: metered`, figures.metered, figures.meteredCpu)];
+});
+
 for (const [index, { name }] of chosen.entries()) {
   const figures = perCall[index]!;
   const bareSample = toSample(`${name}: bare`, figures.bare, figures.bareCpu);
   const meteredSample = toSample(`${name}: metered`, figures.metered, figures.meteredCpu);
   report(adapterMark, [bareSample, meteredSample], {
+    extra: {
+      "added ms/call (median, min)": (sample) =>
+        sample === bareSample ? "" : `${(sample.median - bareSample.median).toFixed(3)}, ${(sample.min - bareSample.min).toFixed(3)}`,
+      "added CPU ms/call": (sample) => (sample === bareSample ? "" : (median(sample.cpuMs) - median(bareSample.cpuMs)).toFixed(3)),
+    },
+  });
+}
+for (let index = 0; index < replaySamples.length; index += 2) {
+  const [bareSample, meteredSample] = [replaySamples[index]!, replaySamples[index + 1]!];
+  report(replayMark, [bareSample, meteredSample], {
     extra: {
       "added ms/call (median, min)": (sample) =>
         sample === bareSample ? "" : `${(sample.median - bareSample.median).toFixed(3)}, ${(sample.min - bareSample.min).toFixed(3)}`,
