@@ -168,6 +168,10 @@ export class Job {
   async kill(options: JobKillOptions = {}): Promise<void> {
     const { graceMs = 2000 } = validateOptions(killOptionsSchema(), options, "options");
     if (this.#readExit() !== undefined) return;
+    // Just after inject() the job's shell may not have written its pid yet: wait for it (a
+    // presence check only; the file is read inside the container).
+    const pidOnHost = `${this.#exit}.pid`;
+    for (let attempt = 0; attempt < 250 && !existsSync(pidOnHost) && this.#readExit() === undefined; attempt++) await sleep(20);
     await internalsOf(this.session).stopProcess(`/workspace/.bulkhead/jobs/${this.id}.exit.pid`, graceMs);
   }
 

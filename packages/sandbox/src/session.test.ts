@@ -230,7 +230,13 @@ describe("sandbox sessions on a real Docker engine", () => {
     const { stdout: id } = await run(process.execPath, ["--import", "tsx", creator, home, join(dir.path, "backend-api"), image], {
       cwd: join(import.meta.dirname, ".."),
     });
+    {
+      // Looked up, so not this scope's to end: disposing it leaves the container running.
+      await using looked = getSession(id, { home });
+      expect(looked.ownsLifecycle).toBe(false);
+    }
     const orphan = getSession(id, { home });
+    expect((await orphan.backend.inspect(orphan.instance))?.state).toBe("running");
     expect((await orphan.exec(["echo", "alive"])).stdout).toBe("alive\n");
     expect(await orphan.stop()).toEqual({
       sessionId: id,

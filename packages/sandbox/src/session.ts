@@ -184,11 +184,14 @@ const GROUP_LEADER =
  * Signals a process group from inside the container, with shell builtins only (`read`, `kill`):
  * no fork is needed, so it works while a fork bomb holds every pid the session may have. The
  * group's leader pid is in the file `$1`; a number is all it may hold (the container wrote it).
+ * `kill -s SIG -PID` is busybox's form; dash (Debian's sh) reads `-PID` as an option and needs
+ * `kill -s SIG -- -PID`, which busybox refuses: each is tried, then the leader alone.
  */
 const SIGNAL_GROUP =
   'read -r pid < "$1" 2>/dev/null || { echo gone; exit 0; }; case "$pid" in ""|*[!0-9]*) echo gone; exit 0;; esac; ' +
-  'if [ "$2" = probe ]; then kill -0 "-$pid" 2>/dev/null || kill -0 "$pid" 2>/dev/null || echo gone; echo done; exit 0; fi; ' +
-  'i=0; while [ $i -lt 20 ]; do kill -s "$2" "-$pid" 2>/dev/null || kill -s "$2" "$pid" 2>/dev/null || break; ' +
+  'group() { kill "$@" "-$pid" 2>/dev/null || kill "$@" -- "-$pid" 2>/dev/null || kill "$@" "$pid" 2>/dev/null; }; ' +
+  'if [ "$2" = probe ]; then group -0 || echo gone; echo done; exit 0; fi; ' +
+  'i=0; while [ $i -lt 20 ]; do group -s "$2" || break; ' +
   '[ "$2" = KILL ] || break; i=$((i+1)); done; echo done';
 
 /**
@@ -320,8 +323,17 @@ export class Session implements AsyncDisposable {
     // `plain`: bulkhead's own signaller, which must not need a second pid (see SIGNAL_GROUP).
     const killable = !plain && (timeoutMs !== undefined || abortSignal !== undefined || this.#state.diskLimitBytes !== undefined);
     using deadline = createDeadline({ abortSignal, timeoutMs });
+    let ended = false;
     let killed: Promise<void> | undefined;
-    const kill = () => void (killed = this.#stopProcess(pidFile, 1000).catch(() => undefined));
+    // The command may not have recorded its pid yet (it can print before its shell writes the
+    // file): the group is signalled again until the exec has ended.
+    const killUntilEnded = async () => {
+      while (!ended) {
+        await this.#stopProcess(pidFile, 1000).catch(() => undefined);
+        if (!ended) await sleep(50);
+      }
+    };
+    const kill = () => void (killed = killUntilEnded());
     deadline.signal.addEventListener("abort", kill, { once: true });
     if (killable) this.#runningExecs.add(pidFile);
     const release = plain ? () => undefined : this.#watchDisk();
@@ -339,6 +351,7 @@ export class Session implements AsyncDisposable {
         }),
       ));
     } finally {
+      ended = true;
       deadline.signal.removeEventListener("abort", kill);
       this.#runningExecs.delete(pidFile);
       release();

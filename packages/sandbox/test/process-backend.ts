@@ -7,7 +7,8 @@
 // directory and the environment (a mount's container path at the start of a path becomes its
 // host path); a command that builds such a path at run time is not mapped. A pause stops
 // (SIGSTOP) the process groups the backend started; a process that left its group (setsid)
-// is not paused. As root, processes run as the spec's user (uid:gid), as a container's would.
+// is not paused. Processes run as the host user, whatever the spec's `user` says (a container's
+// mounts need no search permission on the directories above them; a host process would).
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, chmodSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -85,11 +86,6 @@ export function createProcessBackend({
     return (text: string) => text.replace(pattern, (container) => hostOf.get(container)!);
   };
 
-  const ids = (user: string) => {
-    const [uid, gid] = user.split(":").map(Number);
-    return process.getuid?.() === 0 && Number.isInteger(uid) ? { uid: uid!, gid: Number.isInteger(gid) ? gid! : uid! } : {};
-  };
-
   const launch = (instance: Instance, options: SandboxCommand): ChildProcess => {
     const map = mapper(instance);
     const [file, ...args] = options.command.map(map);
@@ -105,7 +101,6 @@ export function createProcessBackend({
       // Its own process group, so stop and pause reach everything it starts.
       detached: true,
       stdio: ["pipe", "pipe", "pipe"],
-      ...ids(options.user ?? instance.spec.user),
     });
     if (child.pid !== undefined) {
       const pid = child.pid;
