@@ -103,6 +103,14 @@ const reconcileOptionsSchema = () =>
     project: z.custom<Project>((value) => typeof value === "object" && value !== null).optional(),
   });
 
+const gcOptionsSchema = () =>
+  z.strictObject({
+    dryRun: z.boolean().optional(),
+    missing: z.boolean().optional(),
+    backend: backendSchema().optional(),
+    home: z.string().min(1).optional(),
+  });
+
 /** A creation takes seconds; a directory this old without its state file was abandoned. */
 const INCOMPLETE_AFTER_MS = 10 * 60_000;
 
@@ -147,24 +155,27 @@ export async function reconcile(options: ReconcileOptions = {}): Promise<Reconci
  * Removes what no session can use any more: containers without a state file and, with
  * `missing: true`, state and workspace of sessions whose container is gone. `dryRun` only reports.
  */
-export async function gc({
-  dryRun = false,
-  missing = false,
-  backend = createDockerBackend(),
-  home = defaultHome(),
-}: {
-  /** Only report. @default false */
-  dryRun?: boolean;
-  /** Also remove sessions whose container is gone. @default false */
-  missing?: boolean;
-  /** Where the containers run. @default the Docker backend */
-  backend?: SandboxBackend;
-  /** The state directory. @default `$BULKHEAD_HOME`, else `~/.bulkhead` */
-  home?: string;
-} = {}): Promise<{
+export async function gc(
+  options: {
+    /** Only report. @default false */
+    dryRun?: boolean;
+    /** Also remove sessions whose container is gone. @default false */
+    missing?: boolean;
+    /** Where the containers run. @default the Docker backend */
+    backend?: SandboxBackend;
+    /** The state directory. @default `$BULKHEAD_HOME`, else `~/.bulkhead` */
+    home?: string;
+  } = {},
+): Promise<{
   removedContainers: string[];
   removedSessions: string[];
 }> {
+  const {
+    dryRun = false,
+    missing = false,
+    backend = createDockerBackend(),
+    home = defaultHome(),
+  } = validateOptions(gcOptionsSchema(), options, "options");
   const found = await reconcile({ backend, home });
   // An abandoned creation's directory goes; its container, if it got that far, is an orphan.
   const removedSessions = [...found.incomplete, ...(missing ? found.missingContainers : [])];

@@ -4,7 +4,9 @@ import type { Session } from "./session.js";
 
 /** Where a shell reads and writes: a terminal (`process.stdin` / `process.stdout`) or any streams. */
 export interface ShellStreams {
+  /** Keys in. @default process.stdin */
   stdin: NodeJS.ReadableStream & { isTTY?: boolean; setRawMode?: (raw: boolean) => unknown };
+  /** The screen. @default process.stdout */
   stdout: NodeJS.WritableStream & { isTTY?: boolean; columns?: number; rows?: number; on(event: "resize", listener: () => void): unknown };
 }
 
@@ -12,7 +14,8 @@ export interface ShellStreams {
  * Opens an interactive shell (a TTY exec) in a live session, as the session's user in its
  * working directory, for a person to step in: keys go to the box, the box's screen comes back.
  * A terminal on the host is put in raw mode while it runs and restored after. Resolves with the
- * shell's exit code when it ends.
+ * shell's exit code when it ends. `command` is what runs (`@default ["/bin/sh"]`). It takes no
+ * `abortSignal`: a person ends it (exit, or closing the terminal).
  *
  * @example
  * const { exitCode } = await openShell(session); // what `bulkhead shell <session>` runs
