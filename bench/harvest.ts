@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { harvest } from "@bulkhead/cli";
 import { createMemoryProposalStore, MultiRepoGuard, parseTaskSpec } from "@bulkhead/core";
-import { createSession, defineProject, type Session } from "@bulkhead/sandbox";
+import { createDockerBackend, createSession, defineProject, type Session } from "@bulkhead/sandbox";
 import { ensureDocker, ensureTestImage } from "@bulkhead/test-utils";
 import Docker from "dockerode";
 
@@ -118,7 +118,7 @@ const PHASES: Record<string, string> = {
 async function runOurs(): Promise<void> {
   const project = defineProject({ name: "bench-harvest", repos: [{ name: "app", path: sources.ours }], image: { existing: image } });
   let start = process.hrtime.bigint();
-  const session = await createSession(project, { home, tag: image, docker });
+  const session = await createSession(project, { home, tag: image, backend: createDockerBackend({ docker }) });
   times.startOurs.push(since(start));
   await session.exec(["/bin/sh", "-c", agentScript]);
   const guard = new MultiRepoGuard({ primaryRepo: "app", store: createMemoryProposalStore() });

@@ -72,6 +72,22 @@ export {
   type SessionRecord,
   type SessionRegistry,
 } from "./session-registry.js";
+export type {
+  SandboxBackend,
+  SandboxCommand,
+  SandboxDevice,
+  SandboxExecOptions,
+  SandboxFault,
+  SandboxGpuRequest,
+  SandboxImageBuild,
+  SandboxInspection,
+  SandboxInstance,
+  SandboxInstanceState,
+  SandboxMount,
+  SandboxSecurity,
+  SandboxSpec,
+  SandboxTerminal,
+} from "./sandbox-backend.js";
 export { StoreUnavailableError } from "./store-unavailable-error.js";
 export { taskSpecJsonSchema } from "./task-spec-json-schema.js";
 export { REPO_NAME_PATTERN, taskSpecFileSchema, taskSpecToFile, type ScopeRepo, type TaskSpec, type TaskSpecFile } from "./task-spec.js";

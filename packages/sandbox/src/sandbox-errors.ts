@@ -1,4 +1,4 @@
-import { BulkheadError } from "@bulkhead/core";
+import { BulkheadError, type SandboxFault } from "@bulkhead/core";
 
 /** The project config is invalid; `problems` lists every issue found before anything was created. */
 export class InvalidProjectError extends BulkheadError {
@@ -110,17 +110,18 @@ export class WorkspaceFileTooLargeError extends SessionError {
 }
 
 /**
- * Turns an error from a Docker call about a session's container into the typed error it means:
- * a missing container, a paused one, an engine that does not answer; anything else becomes a
- * plain {@link SessionError} of `step`. Errors that are already bulkhead's pass through.
+ * Turns an error from a backend call about a session's container into the typed error it means,
+ * from the backend's own reading of it (`backend.faultOf(error)`): a missing container, a paused
+ * one, an engine that does not answer; anything else becomes a plain {@link SessionError} of
+ * `step`. Errors that are already bulkhead's pass through.
  */
-export function sessionFault(error: unknown, step: string, sessionId: string): Error {
+export function sessionFault(error: unknown, step: string, sessionId: string, fault: SandboxFault | undefined): Error {
   if (BulkheadError.isInstance(error)) return error;
-  const { statusCode, code, message = String(error) } = (error ?? {}) as { statusCode?: number; code?: string; message?: string };
-  if (statusCode === 404 && /no such container/i.test(message)) return new SessionContainerMissingError(step, sessionId, error);
-  if (statusCode === 409 && /paused/i.test(message))
+  const message = (error as { message?: string } | undefined)?.message ?? String(error);
+  if (fault === "missing") return new SessionContainerMissingError(step, sessionId, error);
+  if (fault === "paused")
     return new SessionPausedError(step, sessionId, "unpause it with session.start(), or wait for the read that paused it", error);
-  if (code !== undefined && ["ECONNREFUSED", "ENOENT", "EACCES", "ECONNRESET", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH"].includes(code))
-    return new EngineUnavailableError(step, `${code}: ${message}`, error);
+  if (fault === "engine-unavailable")
+    return new EngineUnavailableError(step, `${(error as { code?: string }).code ?? "no answer"}: ${message}`, error);
   return new SessionError(step, message, error);
 }
