@@ -120,7 +120,7 @@ for (let run = 0; run < RUNS; run++) {
   const task = createBudget({ id: "task", parent: session, limits: { generation: 1e15, contextRead: 1e15 } });
   reserveRuns.push(
     time(() => {
-      for (let index = 0; index < OPS; index++) task.settle(task.reserve("generation", 100), 90);
+      for (let index = 0; index < OPS; index++) task.settle(task.reserve({ amounts: { generation: 100 } }), 90);
     }),
   );
 }

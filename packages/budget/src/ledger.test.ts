@@ -20,9 +20,13 @@ describe("ledgers", () => {
       const ledger = make();
       const session = createBudget({ id: "session", limits: { sessionTotal: 10_000 }, ledger });
       const task = createBudget({ id: "task", parent: session, limits: { generation: 2000 }, ledger });
-      task.settle(task.reserve({ contextRead: 500, generation: 800 }), { ...emptyUsage(), inputTokens: 450, outputTokens: 700 });
+      task.settle(task.reserve({ amounts: { contextRead: 500, generation: 800 } }), {
+        ...emptyUsage(),
+        inputTokens: 450,
+        outputTokens: 700,
+      });
       task.charge({ toolCalls: 120 });
-      task.extend("generation", 1000, { approvedBy: "ana" });
+      task.extend({ kind: "generation", amount: 1000, approvedBy: "ana" });
       const tracker = createTracker({ taskId: "rate-limit", ledger });
       const span = tracker.startSpan({ repo: "backend-api", operation: "edit", model: "claude-sonnet-4-5" });
       span.record({ ...emptyUsage(), inputTokens: 1000, uncachedInputTokens: 200, cacheReadTokens: 800, outputTokens: 300 });

@@ -192,7 +192,7 @@ async function continueSession(sessionId: string, flags: Flags, io: Io): Promise
   const budget = known ? await restoreBudget(budgetOptions) : createBudget(budgetOptions);
   // The first extension books what the dispatch spent, so the raised limit counts from there.
   if (!known && narrower === undefined) budget.charge(record.report.usage);
-  for (const { kind, amount } of extensions) budget.extend(kind, amount, { approvedBy: approvedBy!, reason: `continue ${sessionId}` });
+  for (const { kind, amount } of extensions) budget.extend({ kind, amount, approvedBy: approvedBy!, reason: `continue ${sessionId}` });
 
   let prompt: string;
   let job;

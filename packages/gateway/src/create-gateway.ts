@@ -189,7 +189,7 @@ const optionsSchema = z
 const sessionSchema = z
   .object({
     sessionId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/, "letters, digits, '.', '_', ':', '/' or '-', up to 128"),
-    budget: z.custom<Budget>((value) => value instanceof Budget, "expected a Budget from createBudget"),
+    budget: z.custom<Budget>((value) => Budget.isInstance(value), "expected a Budget from createBudget"),
     tracker: z
       .custom<Tracker>((value) => isObject(value) && typeof (value as Json).startSpan === "function", "expected a Tracker")
       .optional(),
@@ -730,7 +730,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> implements AsyncDisposa
       const onRefused = (event: { kind: BudgetKind }) => void (refusedKind ??= event.kind);
       budget.on("budget-refused", onRefused);
       try {
-        call.lease = budget.tryReserve({ contextRead: upper, generation: maxTokens ?? 0 });
+        call.lease = budget.tryReserve({ amounts: { contextRead: upper, generation: maxTokens ?? 0 } });
       } finally {
         budget.off("budget-refused", onRefused);
       }

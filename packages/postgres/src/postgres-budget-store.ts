@@ -106,7 +106,7 @@ function checkChain(chain: readonly string[]): void {
  * @example
  * const store = createPostgresBudgetStore({ connectionString: process.env.BULKHEAD_STORE });
  * const team = createBudget({ id: "team", limits: { sessionTotal: 5_000_000 }, store });
- * const lease = await team.reserveAsync("generation", 4_096);
+ * const lease = await team.reserveAsync({ amounts: { generation: 4_096 } });
  */
 export function createPostgresBudgetStore(
   options: PostgresStoreOptions & {

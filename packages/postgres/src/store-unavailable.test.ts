@@ -32,7 +32,7 @@ describe("the database goes down mid-run", () => {
       while (counts.after < 200) {
         let lease: Lease | undefined;
         try {
-          lease = await task.tryReserveAsync("generation", 50);
+          lease = await task.tryReserveAsync({ amounts: { generation: 50 } });
         } catch (error) {
           errors.push(error);
           if (phase === "down") counts.failedWhileDown++;

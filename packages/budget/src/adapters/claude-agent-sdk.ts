@@ -47,7 +47,7 @@ const text = (value: unknown) => (typeof value === "string" ? value : (JSON.stri
  * for await (const message of meterAgentSdk(query({ prompt, options: { hooks } }), { budget })) console.log(message.type);
  */
 export function budgetHooks(budget: Budget, { maxToolCalls, counter }: BudgetHooksOptions = {}): BudgetHooks {
-  if (!(budget instanceof Budget)) throw new InvalidArgumentError("budget", "expected a Budget from createBudget");
+  if (!Budget.isInstance(budget)) throw new InvalidArgumentError("budget", "expected a Budget from createBudget");
   if (maxToolCalls !== undefined && !(Number.isInteger(maxToolCalls) && maxToolCalls >= 0))
     throw new InvalidArgumentError("options.maxToolCalls", `expected a whole number of calls, got ${maxToolCalls}`);
   let ownCounter: BudgetTokenCounter | undefined;
