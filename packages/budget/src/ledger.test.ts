@@ -65,6 +65,20 @@ describe("ledgers", () => {
     });
   });
 
+  it("flushes and closes at the end of an `await using` scope", async () => {
+    await using dir = createTempDir();
+    const path = join(dir.path, "ledger.jsonl");
+    let kept: ReturnType<typeof createFileLedger> | undefined;
+    {
+      await using ledger = createFileLedger(path);
+      kept = ledger;
+      ledger.append({ type: "charge", at: 1, chain: ["b"], amounts: { generation: 5 } });
+    }
+    // Disposed: the queued event is on disk (not waiting for the flush timer), and the ledger is closed.
+    expect(parseLedger(readFileSync(path, "utf8")).events).toHaveLength(1);
+    expect(() => kept.append({ type: "charge", at: 2, chain: ["b"], amounts: { generation: 1 } })).toThrow("is closed");
+  });
+
   it("starts on a new line after a torn tail, so the next event is not lost", async () => {
     await using dir = createTempDir();
     const path = join(dir.path, "ledger.jsonl");

@@ -45,6 +45,8 @@ export interface Ledger {
   read(): Promise<LedgerContents>;
   /** Flushes and closes. Idempotent. */
   close(): Promise<void>;
+  /** Calls `close()`, so `await using ledger = createFileLedger(path)` flushes and closes at scope end. */
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 /** A ledger in memory, for tests and one-shot scripts. */
@@ -55,6 +57,7 @@ export function createMemoryLedger(): Ledger {
     flush: async () => {},
     read: async () => ({ events: events.map((event) => structuredClone(event)), tornTail: false, corruptLines: 0 }),
     close: async () => {},
+    [Symbol.asyncDispose]: async () => {},
   };
 }
 
@@ -174,6 +177,12 @@ export function createFileLedger(path: string, { maxBatch = 4096, flushIntervalM
     }
     return writing;
   };
+  const close = async (): Promise<void> => {
+    if (closed) return;
+    closed = true;
+    await flush();
+    if (handle) await (await handle).close();
+  };
   return {
     append(event) {
       if (closed) throw new InvalidArgumentError("ledger", `ledger ${path} is closed`);
@@ -190,11 +199,7 @@ export function createFileLedger(path: string, { maxBatch = 4096, flushIntervalM
       });
       return parseLedger(text);
     },
-    async close() {
-      if (closed) return;
-      closed = true;
-      await flush();
-      if (handle) await (await handle).close();
-    },
+    close,
+    [Symbol.asyncDispose]: close,
   };
 }

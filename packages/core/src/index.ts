@@ -93,6 +93,7 @@ export {
   type UsageBreakdown,
   type UsageReport,
 } from "./usage.js";
+export { formatZodIssues } from "./format-zod-issues.js";
 export { validateOptions } from "./validate-options.js";
 export { lazySchema } from "./lazy-schema.js";
 export { acquireFileLock, tryAcquireFileLock, type FileLockHolder, type FileLockOptions, type HeldFileLock } from "./file-lock.js";

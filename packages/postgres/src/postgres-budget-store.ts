@@ -224,6 +224,10 @@ export function createPostgresBudgetStore(
             .finally(() => (sweeping = false));
         }, sweepIntervalMs);
   timer?.unref();
+  const close = async (): Promise<void> => {
+    clearInterval(timer);
+    await db.close();
+  };
 
   const book = async (
     client: pg.PoolClient,
@@ -369,9 +373,7 @@ export function createPostgresBudgetStore(
       return rows.map((row) => ({ ...row.event, at: Number(row.at) }) as BudgetStoreEvent);
     },
 
-    close: async () => {
-      clearInterval(timer);
-      await db.close();
-    },
+    close,
+    [Symbol.asyncDispose]: close,
   };
 }
