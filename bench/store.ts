@@ -43,7 +43,8 @@ try {
   const team = createBudget({ id: "team", limits: { sessionTotal: 1e12 }, store });
   const task = createBudget({ id: "task", parent: team, limits: { generation: 1e12 }, store });
   await task.refresh();
-  for (let index = 0; index < 100; index++) await task.settleAsync(await task.reserveAsync({ amounts: { generation: 100 } }), 60);
+  for (let index = 0; index < 100; index++)
+    await task.settleAsync({ lease: await task.reserveAsync({ amounts: { generation: 100 } }), spent: 60 });
   // --- the same statements in a bare loop, on one connection
   const client = new pg.Client({ connectionString: server.url });
   await client.connect();
@@ -99,7 +100,7 @@ try {
     () =>
       time(async () => {
         for (let index = 0; index < OPS / ROUNDS; index++)
-          await task.settleAsync(await task.reserveAsync({ amounts: { generation: 100 } }), 60);
+          await task.settleAsync({ lease: await task.reserveAsync({ amounts: { generation: 100 } }), spent: 60 });
       }),
     () =>
       time(async () => {
@@ -108,7 +109,7 @@ try {
     () =>
       time(async () => {
         for (let index = 0; index < OPS / ROUNDS; index++)
-          await fileTask.settleAsync(await fileTask.reserveAsync({ amounts: { generation: 100 } }), 60);
+          await fileTask.settleAsync({ lease: await fileTask.reserveAsync({ amounts: { generation: 100 } }), spent: 60 });
       }),
   ])) as [number, number, number];
   await fileStore.close();

@@ -65,13 +65,13 @@ describe("Budget", () => {
       'budget "budget" has 100 tokens of generation left of 500 tokens, not the 101 tokens requested: narrow the work or extend the budget',
     );
     expect(budget.tryReserve({ amounts: { generation: 101 } })).toBeUndefined();
-    budget.settle(lease, usage(700, 350));
+    budget.settle({ lease, spent: usage(700, 350) });
     expect(budget.snapshot()).toMatchObject({
       used: { contextRead: 700, generation: 350, sessionTotal: 1050 },
       reserved: { contextRead: 0, generation: 0, sessionTotal: 0 },
       activeLeases: 0,
     });
-    expect(() => budget.settle(lease, 1)).toThrow(/is settled: settle or release a lease once/);
+    expect(() => budget.settle({ lease, spent: 1 })).toThrow(/is settled: settle or release a lease once/);
     const unused = budget.reserve({ amounts: { generation: 150 } });
     budget.release(unused);
     expect(budget.available("generation")).toBe(150);
@@ -89,7 +89,7 @@ describe("Budget", () => {
     other.reserve({ amounts: { sessionTotal: 7000 } });
     expect(task.available("generation")).toBe(2500);
     expect(task.available("sessionTotal")).toBe(500);
-    task.settle(lease, 2000);
+    task.settle({ lease, spent: 2000 });
     expect([team.used("sessionTotal"), session.used("sessionTotal"), task.used("generation")]).toEqual([2000, 2000, 2000]);
   });
 
@@ -97,7 +97,7 @@ describe("Budget", () => {
     const budget = createBudget({ limits: { toolCalls: 1000 } });
     const first = budget.beforeToolCall({ tool: "run_tests", inputTokens: 200 });
     if (!first.allowed) throw new Error("expected the first call to be allowed");
-    budget.settle(first.lease, 1000);
+    budget.settle({ lease: first.lease, spent: 1000 });
     const second = budget.beforeToolCall({ tool: "run_tests", inputTokens: 10 });
     expect(second).toEqual({
       allowed: false,
@@ -111,9 +111,9 @@ describe("Budget", () => {
     const budget = createBudget({ limits: { sessionTotal: 1000 } });
     const events = collect(budget);
     const lease = budget.reserve({ amounts: { contextRead: 300, generation: 200 } });
-    budget.settle(lease, usage(500, 350));
+    budget.settle({ lease, spent: usage(500, 350) });
     expect(events).toEqual(["warning sessionTotal 850/1000"]);
-    budget.charge(usage(100, 100));
+    budget.charge({ spent: usage(100, 100) });
     expect(events).toEqual(["warning sessionTotal 850/1000", "exceeded sessionTotal handover 1050/1000", "handover 1050/1000"]);
     expect(budget.exhausted).toBe(true);
     expect(() => budget.reserve({ amounts: { generation: 1 } })).toThrow(BudgetExceededError);
@@ -186,7 +186,7 @@ describe("Budget", () => {
     const price = (input: number, output: number) => priceUsage(usage(input, output), pricing).usd;
     const budget = createBudget({ limits: { usd: price(100_000, 10_000) * 1.5 }, pricing });
     const events = collect(budget);
-    budget.settle(budget.reserve({ amounts: { generation: 10_000 } }), usage(100_000, 10_000));
+    budget.settle({ lease: budget.reserve({ amounts: { generation: 10_000 } }), spent: usage(100_000, 10_000) });
     expect(budget.used("usd")).toBeCloseTo(price(100_000, 10_000), 10);
     expect(budget.tryReserve({ amounts: { generation: 10 } })).toBeDefined();
     // A stream's local count carries no price; its reconcile books the reported usage's dollars.
@@ -232,7 +232,7 @@ describe("Budget", () => {
     now = 1000;
     expect(budget.available("generation")).toBe(100);
     expect(lease.state).toBe("expired");
-    budget.settle(lease, 30);
+    budget.settle({ lease, spent: 30 });
     expect(budget.used("generation")).toBe(30);
     expect(() => budget.release(lease)).toThrow(/is settled/);
   });
@@ -258,8 +258,22 @@ describe("Budget", () => {
     expect(() => budget.reserve({ amounts: { generation: Number.NaN } })).toThrow(
       "invalid options.amounts: generation must be a non-negative number, got null",
     );
-    expect(() => budget.settle({ id: "x", budgetId: "other" } as never, 1)).toThrow('not a lease of budget "budget"');
+    expect(() => budget.settle({ lease: { id: "x", budgetId: "other" } as never, spent: 1 })).toThrow('not a lease of budget "budget"');
     expect(() => budget.beforeToolCall({ tool: "", inputTokens: 1 })).toThrow("invalid tool: expected the tool's name");
+    // The positional forms of before this API are refused with the shape to use, not misread.
+    const lease = budget.reserve({ amounts: { generation: 1 } });
+    expect(() => (budget.settle as (...args: unknown[]) => void)(lease, 1)).toThrow(
+      "invalid options.spent: expected settle({ lease, spent, model? })",
+    );
+    expect(() => (budget.reserve as (...args: unknown[]) => void)("generation", 1)).toThrow(
+      "invalid options.amounts: expected reserve({ amounts",
+    );
+    expect(() => (budget.charge as (...args: unknown[]) => void)({ generation: 1 })).toThrow(
+      "invalid options.spent: expected charge({ spent, model? })",
+    );
+    expect(() => (budget.extend as (...args: unknown[]) => void)("generation", 1, { approvedBy: "ana" })).toThrow("invalid options");
+    expect(() => budget.settle({ lease, spent: -1 })).toThrow("invalid options.spent: expected a non-negative number, got -1");
+    budget.release(lease);
     return budget.meterStream(deltas(["x"], { value: false }), {}).then((result) => {
       expect(() => result.reconcile({ ...usage(1, 1), outputTokens: Number.NaN })).toThrow(
         "invalid usage: outputTokens must be a non-negative number, got NaN",
@@ -289,7 +303,7 @@ describe("Budget", () => {
         }
         granted++;
         await new Promise((resolve) => setImmediate(resolve));
-        task.settle(lease, Math.floor(next() * (estimate + 1)));
+        task.settle({ lease, spent: Math.floor(next() * (estimate + 1)) });
         expect(task.used("generation")).toBeLessThanOrEqual(200_000);
         expect(team.used("sessionTotal")).toBeLessThanOrEqual(300_000);
       }
@@ -311,7 +325,7 @@ describe("Budget", () => {
     task.on("price-unknown", (event) => unknown.push(event));
     const lease = task.reserve({ amounts: { generation: 100 } });
     // The call was served and paid: settling it must not throw, whatever the model.
-    task.settle(lease, usage(1200, 80), { model: "claude-opus-9-9" });
+    task.settle({ lease, spent: usage(1200, 80), model: "claude-opus-9-9" });
     expect(task.used("sessionTotal")).toBe(1280);
     expect(unknown).toEqual([{ budgetId: "task", model: "claude-opus-9-9", usage: usage(1200, 80) }]);
     expect(session.unpricedModels).toEqual(["claude-opus-9-9"]);
@@ -329,14 +343,14 @@ describe("Budget", () => {
     expect((await restoreBudget({ id: "session", limits: { usd: 5 }, ledger })).unpricedModels).toEqual([]);
     // A budget without a usd limit only records the unknown model.
     const open = createBudget({ limits: { generation: 1000 } });
-    open.charge(usage(10, 10), { model: "mystery" });
+    open.charge({ spent: usage(10, 10), model: "mystery" });
     expect(open.tryReserve({ amounts: { generation: 10 } })).toBeDefined();
     expect(open.unpricedModels).toEqual(["mystery"]);
   });
 
   it("prices a settlement by the call's model when one is given", () => {
     const budget = createBudget({ limits: { usd: 10 } });
-    budget.settle(budget.reserve({ amounts: { generation: 100 } }), usage(1_000_000, 0), { model: "claude-sonnet-4-6" });
+    budget.settle({ lease: budget.reserve({ amounts: { generation: 100 } }), spent: usage(1_000_000, 0), model: "claude-sonnet-4-6" });
     expect(budget.used("usd")).toBeCloseTo(3, 12);
   });
 });

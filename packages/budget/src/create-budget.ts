@@ -48,10 +48,41 @@ export interface BudgetEvents {
   "price-unknown": { budgetId: string; model: string; usage: Usage };
 }
 
-/** Options of {@link Budget.settle} and {@link Budget.charge}. */
+/** Options of {@link MeterResult.reconcile}. */
 export interface BookOptions {
-  /** Price the usage as this model's (a call's own model), instead of the budget's `pricing.model`. */
+  /**
+   * Price the usage as this model's (a call's own model), instead of the budget's `pricing.model`.
+   * @default the budget's `pricing.model`
+   */
   model?: string;
+}
+
+/** The options of {@link Budget.settle} and {@link Budget.settleAsync}. */
+export interface SettleOptions extends BookOptions {
+  /** The lease to end, from `reserve`, `tryReserve` or `beforeToolCall` of this budget. */
+  lease: Lease;
+  /**
+   * What the call spent: a number of units of the lease's kind; a usage (input counts as context
+   * read, output as generation, both as the session total; for a tool-call lease both count as
+   * tool calls); or amounts per kind (`{ generation: 2_900 }`).
+   */
+  spent: number | Usage | BudgetLimits;
+  /**
+   * With a store: a retried settle with the same id is booked once. Ignored without a store.
+   * @default the lease id
+   */
+  settlementId?: string;
+}
+
+/** The options of {@link Budget.charge} and {@link Budget.chargeAsync}. */
+export interface ChargeOptions extends BookOptions {
+  /** What was spent without a reservation: a usage, or amounts per kind (`{ usd: 0.12 }`). */
+  spent: Usage | BudgetLimits;
+  /**
+   * With a store: a retried charge with the same id is booked once. Ignored without a store.
+   * @default undefined (every call is booked)
+   */
+  settlementId?: string;
 }
 
 /** A reservation: amounts held on a budget and all its parents until settled, released or expired. */
@@ -92,7 +123,7 @@ export interface CreateBudgetOptions {
    * Prices every usage this budget books (settle, charge, a stream's reconcile) with
    * {@link priceUsage}, so a `usd` limit is fed. Dollars are known only after a call: once spend
    * reaches the `usd` limit, every later reservation is refused. Without it, `usd` moves only
-   * through `charge({ usd })`. `prices` are your own entries, tried before the catalog.
+   * through `charge({ spent: { usd } })`. `prices` are your own entries, tried before the catalog.
    * @default undefined (usage is not priced)
    */
   pricing?: { model: string; prices?: PriceEntry[] };
@@ -455,14 +486,16 @@ export class Budget extends TypedEmitter<BudgetEvents> {
   }
 
   /**
-   * Ends a lease with what was actually spent: a number of units of the lease's kind, or a
-   * usage (input counts as context read, output as generation, both as the session total;
-   * for a tool-call lease both count as tool calls). Spend on an expired lease is still booked.
+   * Ends a lease with what was actually spent: `settle({ lease, spent: usage })`, where `spent`
+   * is a number of units of the lease's kind, a usage (input counts as context read, output as
+   * generation, both as the session total; for a tool-call lease both count as tool calls), or
+   * amounts per kind. Spend on an expired lease is still booked.
    */
-  settle(lease: Lease, actual: number | Usage | Amounts, options: BookOptions = {}): void {
+  settle(options: SettleOptions): void {
     this.#localOnly("settle");
+    const { lease, spent, model } = this.#booking(options, "settle");
     const record = this.#own(lease, true);
-    const [amounts, unpriced] = this.#actual(record, actual, options.model);
+    const [amounts, unpriced] = this.#actual(record, spent, model);
     if (record.state === "active") this.#unhold(record);
     record.state = "settled";
     this.#spend(amounts, "settle", record.id, unpriced);
@@ -476,13 +509,29 @@ export class Budget extends TypedEmitter<BudgetEvents> {
     record.state = "released";
   }
 
-  /** Books spend that had no reservation (e.g. a usage report after the fact). */
-  charge(amounts: Amounts | Usage, options: BookOptions = {}): void {
+  /** Books spend that had no reservation (e.g. a usage report after the fact): `charge({ spent: usage })`. */
+  charge(options: ChargeOptions): void {
     this.#localOnly("charge");
-    if ("inputTokens" in amounts) {
-      const [vector, unpriced] = this.#fromUsage(amounts as Usage, "generation", options.model);
+    const { spent, model } = this.#booking(options, "charge");
+    if ("inputTokens" in spent) {
+      const [vector, unpriced] = this.#fromUsage(spent as Usage, "generation", model);
       this.#spend(vector, "charge", undefined, unpriced);
-    } else this.#spend(this.#amounts(amounts as Amounts, undefined)[0], "charge");
+    } else this.#spend(this.#amounts(spent as Amounts, undefined)[0], "charge");
+  }
+
+  /** The shape of a settle or charge; the amounts themselves are checked where they are read. */
+  #booking<T extends SettleOptions | ChargeOptions>(options: T, method: "settle" | "charge"): T {
+    const spent = (options as Partial<T> | null)?.spent;
+    if (typeof options !== "object" || options === null || spent === undefined || spent === null)
+      throw new InvalidArgumentError(
+        "options.spent",
+        method === "settle" ? "expected settle({ lease, spent, model? })" : "expected charge({ spent, model? })",
+      );
+    if (method === "charge" && typeof spent !== "object")
+      throw new InvalidArgumentError("options.spent", "expected a Usage or { kind: amount } for charge");
+    if (options.model !== undefined && (typeof options.model !== "string" || options.model === ""))
+      throw new InvalidArgumentError("options.model", `expected a model name, got ${JSON.stringify(options.model)}`);
+    return options;
   }
 
   /** Models whose usage was booked here without a price (see the `price-unknown` event). */
@@ -541,14 +590,11 @@ export class Budget extends TypedEmitter<BudgetEvents> {
    * {@link settle} for every budget. With a store, `settlementId` (default: the lease id) makes a
    * retried settle a no-op, so retrying after `StoreUnavailableError` never counts twice.
    */
-  async settleAsync(
-    lease: Lease,
-    actual: number | Usage | Amounts,
-    { settlementId, model }: { settlementId?: string } & BookOptions = {},
-  ): Promise<void> {
-    if (!this.#store) return this.settle(lease, actual, { model });
+  async settleAsync(options: SettleOptions): Promise<void> {
+    if (!this.#store) return this.settle(options);
+    const { lease, spent, model, settlementId } = this.#booking(options, "settle");
     const record = this.#ownShared(lease);
-    const [amounts, unpriced] = this.#actual(record, actual, model);
+    const [amounts, unpriced] = this.#actual(record, spent, model);
     this.#markUnpriced(unpriced, false);
     const outcome = await this.#store.settle({
       leaseId: record.id,
@@ -570,12 +616,13 @@ export class Budget extends TypedEmitter<BudgetEvents> {
   }
 
   /** {@link charge} for every budget; with a store, `settlementId` makes a retried charge count once. */
-  async chargeAsync(amounts: Amounts | Usage, { settlementId, model }: { settlementId?: string } & BookOptions = {}): Promise<void> {
-    if (!this.#store) return this.charge(amounts, { model });
+  async chargeAsync(options: ChargeOptions): Promise<void> {
+    if (!this.#store) return this.charge(options);
+    const { spent, model, settlementId } = this.#booking(options, "charge");
     const [vector, unpriced] =
-      "inputTokens" in amounts
-        ? this.#fromUsage(amounts as Usage, "generation", model)
-        : [this.#amounts(amounts as Amounts, undefined)[0], undefined];
+      "inputTokens" in spent
+        ? this.#fromUsage(spent as Usage, "generation", model)
+        : [this.#amounts(spent as Amounts, undefined)[0], undefined];
     this.#markUnpriced(unpriced, false);
     await this.#defineShared();
     const outcome = await this.#store.charge({
@@ -780,7 +827,7 @@ export class Budget extends TypedEmitter<BudgetEvents> {
     } catch (error) {
       // The stream failed (an SDK aborted it upstream, the connection broke): what arrived was
       // generated, so it is booked now instead of holding the reservation until the lease expires.
-      this.settle(meter, { generation: outputTokens });
+      this.settle({ lease: meter, spent: { generation: outputTokens } });
       throw error;
     } finally {
       if (stoppedBy !== null) {
@@ -789,7 +836,7 @@ export class Budget extends TypedEmitter<BudgetEvents> {
       }
       ownCounter?.dispose();
     }
-    this.settle(meter, { generation: outputTokens });
+    this.settle({ lease: meter, spent: { generation: outputTokens } });
     let reconciled = false;
     return {
       text,
@@ -993,11 +1040,12 @@ export class Budget extends TypedEmitter<BudgetEvents> {
 
   #actual(record: LeaseRecord, actual: number | Usage | Amounts, model: string | undefined): [Vector, string | undefined] {
     if (typeof actual === "number") {
-      if (!(actual >= 0) || actual === Infinity) throw new InvalidArgumentError("actual", `expected a non-negative number, got ${actual}`);
+      if (!(actual >= 0) || actual === Infinity)
+        throw new InvalidArgumentError("options.spent", `expected a non-negative number, got ${actual}`);
       return [this.#amounts(record.primary, actual)[0], undefined];
     }
     if (typeof actual !== "object" || actual === null)
-      throw new InvalidArgumentError("actual", "expected a number, a Usage or { kind: amount }");
+      throw new InvalidArgumentError("options.spent", "expected a number, a Usage or { kind: amount }");
     if ("inputTokens" in actual && "outputTokens" in actual)
       return this.#fromUsage(actual as Usage, record.primary === "toolCalls" ? "toolCalls" : "generation", model);
     return [this.#amounts(actual as Amounts, undefined)[0], undefined];
@@ -1093,7 +1141,7 @@ export class Budget extends TypedEmitter<BudgetEvents> {
  * const session = createBudget({ id: "session", limits: { sessionTotal: 100_000 } });
  * const task = createBudget({ id: "task", parent: session, limits: { contextRead: 50_000, generation: 10_000, toolCalls: 20_000 } });
  * const lease = task.reserve({ contextRead: 1_200, generation: 4_096 });
- * task.settle(lease, usage);
+ * task.settle({ lease, spent: usage });
  */
 export function createBudget(options: CreateBudgetOptions): Budget {
   return construct(options);

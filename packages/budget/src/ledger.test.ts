@@ -20,12 +20,15 @@ describe("ledgers", () => {
       const ledger = make();
       const session = createBudget({ id: "session", limits: { sessionTotal: 10_000 }, ledger });
       const task = createBudget({ id: "task", parent: session, limits: { generation: 2000 }, ledger });
-      task.settle(task.reserve({ amounts: { contextRead: 500, generation: 800 } }), {
-        ...emptyUsage(),
-        inputTokens: 450,
-        outputTokens: 700,
+      task.settle({
+        lease: task.reserve({ amounts: { contextRead: 500, generation: 800 } }),
+        spent: {
+          ...emptyUsage(),
+          inputTokens: 450,
+          outputTokens: 700,
+        },
       });
-      task.charge({ toolCalls: 120 });
+      task.charge({ spent: { toolCalls: 120 } });
       task.extend({ kind: "generation", amount: 1000, approvedBy: "ana" });
       const tracker = createTracker({ taskId: "rate-limit", ledger });
       const span = tracker.startSpan({ repo: "backend-api", operation: "edit", model: "claude-sonnet-4-5" });

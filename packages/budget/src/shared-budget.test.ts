@@ -25,10 +25,10 @@ describe("a budget on a store", () => {
     expect(team.reserved("sessionTotal")).toBe(400);
     await expect(task.reserveAsync({ amounts: { generation: 101 } })).rejects.toThrow(BudgetExceededError);
     expect(await task.tryReserveAsync({ amounts: { generation: 101 } })).toBeUndefined();
-    await task.settleAsync(lease, 500);
+    await task.settleAsync({ lease, spent: 500 });
     expect([task.used("generation"), team.used("sessionTotal"), team.reserved("sessionTotal")]).toEqual([500, 500, 0]);
     expect(exceeded).toEqual(["task:generation"]);
-    await expect(task.settleAsync(lease, 1)).rejects.toThrow(LeaseNotActiveError);
+    await expect(task.settleAsync({ lease, spent: 1 })).rejects.toThrow(LeaseNotActiveError);
     await task.extendAsync({ kind: "generation", amount: 100, approvedBy: "lead" });
     expect(task.limit("generation")).toBe(600);
   });
@@ -44,7 +44,7 @@ describe("a budget on a store", () => {
   it("works the same without a store, so code written for the async methods runs on both", async () => {
     const budget = createBudget({ limits: { generation: 100 } });
     const lease = await budget.reserveAsync({ amounts: { generation: 60 } });
-    await budget.settleAsync(lease, 50);
+    await budget.settleAsync({ lease, spent: 50 });
     expect(budget.used("generation")).toBe(50);
     expect(budget.shared).toBe(false);
   });
@@ -59,7 +59,7 @@ describe("a budget on a store", () => {
       let granted = 0;
       for (let index = 0; index < 40; index++) {
         const lease = await team.tryReserveAsync({ amounts: { generation: 10 } });
-        if (lease) { granted++; await team.settleAsync(lease, 10); }
+        if (lease) { granted++; await team.settleAsync({ lease, spent: 10 }); }
       }
       await store.close();
       console.log(granted);

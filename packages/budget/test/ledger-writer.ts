@@ -11,7 +11,7 @@ for (let round = 0; round < Number(rounds); round++) {
   for (let index = 0; index < Number(perRound); index++) {
     const lease = budget.reserve({ amounts: { generation: 10 } });
     const amount = 1 + ((round * 7 + index) % 10);
-    budget.settle(lease, amount);
+    budget.settle({ lease, spent: amount });
     spent += amount;
   }
   await ledger.flush();

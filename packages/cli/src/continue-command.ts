@@ -191,7 +191,7 @@ async function continueSession(sessionId: string, flags: Flags, io: Io): Promise
   const known = (await ledger.read()).events.length > 0;
   const budget = known ? await restoreBudget(budgetOptions) : createBudget(budgetOptions);
   // The first extension books what the dispatch spent, so the raised limit counts from there.
-  if (!known && narrower === undefined) budget.charge(record.report.usage);
+  if (!known && narrower === undefined) budget.charge({ spent: record.report.usage });
   for (const { kind, amount } of extensions) budget.extend({ kind, amount, approvedBy: approvedBy!, reason: `continue ${sessionId}` });
 
   let prompt: string;

@@ -703,7 +703,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> implements AsyncDisposa
       record.toolResultTokens = toolTokens;
       // Booked on the tool-call budget only: the same tokens reach the session total as prompt
       // tokens when the call settles, from the upstream's usage.
-      if (toolTokens > 0) budget.charge({ toolCalls: toolTokens, sessionTotal: 0 });
+      if (toolTokens > 0) budget.charge({ spent: { toolCalls: toolTokens, sessionTotal: 0 } });
       if (prepared.tools.length > 0 && budget.available("toolCalls") <= 0) {
         prepared.disableTools(
           `[bulkhead] The tool-call budget of this session is spent (${budget.used("toolCalls").toLocaleString("en-US")} tokens of tool results). Tool use is disabled: do not call any tool; finish with what you have and say what is left.`,
@@ -1172,8 +1172,8 @@ export class Gateway extends TypedEmitter<GatewayEvents> implements AsyncDisposa
     record.usageSource = source;
     const budget = session.options.budget;
     try {
-      if (call.lease) budget.settle(call.lease, usage);
-      else budget.charge(usage);
+      if (call.lease) budget.settle({ lease: call.lease, spent: usage });
+      else budget.charge({ spent: usage });
     } catch (error) {
       record.error = `the budget could not book this call: ${(error as Error).message}`;
     }

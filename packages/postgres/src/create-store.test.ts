@@ -16,7 +16,7 @@ describe("createStore", () => {
     const url = postgres.url.replace(/^postgresql:/, "postgres:");
     await using stores = createStore(url, { schema: "team" });
     const team = createBudget({ id: "team", limits: { sessionTotal: 1_000 }, store: stores.budgets });
-    await team.settleAsync(await team.reserveAsync({ amounts: { generation: 100 } }), 80);
+    await team.settleAsync({ lease: await team.reserveAsync({ amounts: { generation: 100 } }), spent: 80 });
     const hook = createWorkHook({ store: stores.workHook });
     await hook.add([{ id: "types" }]);
     await hook.complete((await hook.claimNext("w1"))!);

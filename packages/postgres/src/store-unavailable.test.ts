@@ -42,7 +42,7 @@ describe("the database goes down mid-run", () => {
         if (!lease) break;
         for (;;) {
           try {
-            await task.settleAsync(lease, 40);
+            await task.settleAsync({ lease, spent: 40 });
             break;
           } catch (error) {
             errors.push(error);

@@ -72,7 +72,7 @@ if (mode === "budget") {
         continue;
       }
       granted++;
-      await task.settleAsync(lease, Math.floor(next() * (estimate + 1)));
+      await task.settleAsync({ lease, spent: Math.floor(next() * (estimate + 1)) });
       check(task);
     }
   };

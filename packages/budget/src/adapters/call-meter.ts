@@ -54,7 +54,7 @@ export function createCallMeter({ budget, tracker, repo, operation, price }: Cal
     reserve: (inputTokens, outputLimit) => budget.reserve({ amounts: { contextRead: inputTokens, generation: outputLimit } }),
     book(lease, usage, model) {
       const options = price ? { model } : {};
-      budget.settle(lease, usage, options);
+      budget.settle({ lease, spent: usage, ...options });
       if (!tracker) return;
       const span = tracker.startSpan({ repo, operation, ...options });
       try {

@@ -81,7 +81,8 @@ export function budgetHooks(budget: Budget, { maxToolCalls, counter }: BudgetHoo
     if (!held || id === undefined) return { continue: true };
     leases.delete(id);
     const resultTokens = event.hook_event_name === "PostToolUse" ? count(event.tool_response) : 0;
-    if (held.lease.state === "active" || held.lease.state === "expired") budget.settle(held.lease, held.inputTokens + resultTokens);
+    if (held.lease.state === "active" || held.lease.state === "expired")
+      budget.settle({ lease: held.lease, spent: held.inputTokens + resultTokens });
     return { continue: true };
   };
   return { PreToolUse: [{ hooks: [pre] }], PostToolUse: [{ hooks: [post] }], PostToolUseFailure: [{ hooks: [post] }] };
