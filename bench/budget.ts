@@ -131,7 +131,7 @@ const ledgerRuns: number[] = [];
 for (let run = 0; run < RUNS; run++) {
   const path = join(import.meta.dirname, ".data", `ledger-${run}.jsonl`);
   rmSync(path, { force: true });
-  const ledger = createFileLedger(path);
+  const ledger = createFileLedger({ path });
   const budget = createBudget({ limits: { generation: 1e15 }, ledger });
   ledgerRuns.push(
     await timeAsync(async () => {

@@ -4,7 +4,7 @@
 import { createBudget, createFileLedger } from "../src/index.js";
 
 const [path, id, rounds, perRound] = process.argv.slice(2);
-const ledger = createFileLedger(path!, { flushIntervalMs: 1 });
+const ledger = createFileLedger({ path: path!, flushIntervalMs: 1 });
 const budget = createBudget({ id: id!, limits: { generation: 1e12 }, ledger });
 let spent = 0;
 for (let round = 0; round < Number(rounds); round++) {
