@@ -1,4 +1,4 @@
-import { emptyUsage, parseTaskSpec, resolveScope } from "@bulkhead/core";
+import { AbortedError, emptyUsage, parseTaskSpec, resolveScope } from "@bulkhead/core";
 import { createTempDir } from "@bulkhead/test-utils";
 import { describe, expect, it } from "vitest";
 import { BudgetExceededError } from "./budget-exceeded-error.js";
@@ -160,13 +160,34 @@ describe("Budget", () => {
       controller.abort();
       yield "second chunk";
     }
-    const result = await budget.meterStream(slow(), { counter, abortSignal: controller.signal });
-    expect(result).toMatchObject({
-      stoppedBy: "aborted",
-      text: "first chunk",
-      outputTokens: counter.count("first chunk") + counter.count("second chunk"),
-    });
-    expect(budget.used("generation")).toBe(result.outputTokens);
+    const upstream = new AbortController();
+    const error = await budget
+      .meterStream(slow(), { counter, abortSignal: controller.signal, abortController: upstream })
+      .catch((caught: unknown) => caught);
+    // An abort ends as everywhere in bulkhead: AbortedError, with the signal's reason as cause.
+    expect(AbortedError.isInstance(error)).toBe(true);
+    expect((error as AbortedError).cause).toBe(controller.signal.reason);
+    expect(upstream.signal.aborted).toBe(true);
+    // Both chunks were generated (the second arrived as the abort did): both are booked.
+    expect(budget.used("generation")).toBe(counter.count("first chunk") + counter.count("second chunk"));
+    expect(budget.snapshot()).toMatchObject({ activeLeases: 0, reserved: { generation: 0 } });
+  });
+
+  it("leaves a stalled stream as soon as the caller aborts, booking what arrived", async () => {
+    using counter = createTokenCounter({ encoding: "o200k_base" });
+    const budget = createBudget({ limits: { generation: 1000 } });
+    const controller = new AbortController();
+    async function* stalled() {
+      yield "first chunk";
+      // The consumer is now waiting for the next delta, which never comes.
+      setImmediate(() => controller.abort(new Error("the user pressed stop")));
+      await new Promise(() => undefined);
+    }
+    await expect(budget.meterStream(stalled(), { counter, abortSignal: controller.signal })).rejects.toSatisfy(
+      (error: unknown) => AbortedError.isInstance(error) && (error.cause as Error).message === "the user pressed stop",
+    );
+    expect(budget.used("generation")).toBe(counter.count("first chunk"));
+    expect(budget.snapshot().activeLeases).toBe(0);
   });
 
   it("books what a stream produced when the stream itself fails, and gives the reservation back", async () => {

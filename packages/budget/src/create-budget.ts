@@ -1,4 +1,6 @@
 import {
+  AbortedError,
+  createDeadline,
   InvalidArgumentError,
   lazySchema,
   TypedEmitter,
@@ -271,7 +273,7 @@ export interface MeterResult {
   /** The text of every delta that fit in the budget. */
   text: string;
   /** Why it stopped early, or null when the stream ended by itself. */
-  stoppedBy: "generation" | "session-total" | "aborted" | null;
+  stoppedBy: "generation" | "session-total" | null;
   /** Output tokens counted locally (every delta received, also the one that did not fit). */
   outputTokens: number;
   /** Books the provider's reported usage in place of the local count; call it once. */
@@ -318,6 +320,8 @@ const extendSchema = lazySchema(() =>
     reason: z.string().optional(),
   }),
 );
+
+const ABORTED = Symbol("aborted");
 
 // Set by the class's static block: the module's private ways to build a budget and replay into one.
 let construct: (options: CreateBudgetOptions) => Budget;
@@ -776,8 +780,10 @@ export class Budget extends TypedEmitter<BudgetEvents> {
   /**
    * Generation, mid-execution: counts output tokens as deltas arrive and stops at the
    * generation limit or the session total, aborting upstream and keeping the partial text.
-   * Local counts are booked when the stream ends (also on abort); `reconcile` replaces them
-   * with the provider's reported usage.
+   * Local counts are booked when the stream ends; `reconcile` replaces them with the
+   * provider's reported usage. An abort through `abortSignal` (also while waiting for the next
+   * delta) books what arrived, cancels upstream and throws `AbortedError`, as every bulkhead
+   * operation does (docs/cancellation.md).
    */
   async meterStream(
     stream: AsyncIterable<StreamChunk>,
@@ -794,22 +800,38 @@ export class Budget extends TypedEmitter<BudgetEvents> {
     let text = "";
     let outputTokens = 0;
     let stoppedBy: MeterResult["stoppedBy"] = null;
+    let aborted = false;
     const iterator = stream[Symbol.asyncIterator]();
+    // The caller's signal, merged once: a stalled stream is left as soon as it fires, and the
+    // listener goes with the deadline when the stream ends.
+    using deadline = createDeadline({ abortSignal });
+    // One turn of the event loop late, so a delta already on its way when the abort came is
+    // still read and booked (it was generated); a stream that stalls is left right after.
+    const abortedWait = new Promise<typeof ABORTED>((resolve) => {
+      deadline.signal.addEventListener("abort", () => setImmediate(() => resolve(ABORTED)), { once: true });
+    });
     try {
       for (;;) {
-        if (abortSignal?.aborted) {
-          stoppedBy = "aborted";
+        if (deadline.signal.aborted) {
+          aborted = true;
           break;
         }
-        const next = await iterator.next();
+        const pending = iterator.next();
+        const next = await Promise.race([pending, abortedWait]);
+        if (next === ABORTED) {
+          // The abandoned read may still fail when the upstream is canceled: nobody waits for it.
+          pending.catch(() => undefined);
+          aborted = true;
+          break;
+        }
         if (next.done) break;
         const chunk = next.value;
         const delta = typeof chunk === "string" ? chunk : (chunk.text ?? chunk.delta ?? chunk.textDelta ?? "");
         if (delta === "") continue;
         outputTokens += await count.count(delta);
-        if (abortSignal?.aborted) {
+        if (deadline.signal.aborted) {
           // Aborted while this delta was on its way: it was generated, so it is booked, not kept.
-          stoppedBy = "aborted";
+          aborted = true;
           break;
         }
         if (outputTokens > held) {
@@ -833,10 +855,15 @@ export class Budget extends TypedEmitter<BudgetEvents> {
       if (stoppedBy !== null) {
         abortController?.abort(new Error(`stopped by the ${stoppedBy} budget`));
         await iterator.return?.().catch(() => undefined);
+      } else if (aborted) {
+        abortController?.abort(deadline.signal.reason);
+        // Not awaited: a generator's return() waits for the read still pending on a stalled stream.
+        void iterator.return?.().catch(() => undefined);
       }
       ownCounter?.dispose();
     }
     this.settle({ lease: meter, spent: { generation: outputTokens } });
+    if (aborted) throw new AbortedError("meterStream", deadline.signal.reason);
     let reconciled = false;
     return {
       text,
