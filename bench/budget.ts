@@ -120,7 +120,7 @@ for (let run = 0; run < RUNS; run++) {
   const task = createBudget({ id: "task", parent: session, limits: { generation: 1e15, contextRead: 1e15 } });
   reserveRuns.push(
     time(() => {
-      for (let index = 0; index < OPS; index++) task.settle(task.reserve("generation", 100), 90);
+      for (let index = 0; index < OPS; index++) task.settle({ lease: task.reserve({ amounts: { generation: 100 } }), spent: 90 });
     }),
   );
 }
@@ -131,12 +131,12 @@ const ledgerRuns: number[] = [];
 for (let run = 0; run < RUNS; run++) {
   const path = join(import.meta.dirname, ".data", `ledger-${run}.jsonl`);
   rmSync(path, { force: true });
-  const ledger = createFileLedger(path);
+  const ledger = createFileLedger({ path });
   const budget = createBudget({ limits: { generation: 1e15 }, ledger });
   ledgerRuns.push(
     await timeAsync(async () => {
       for (let index = 0; index < EVENTS; index++) {
-        budget.charge({ generation: 1 });
+        budget.charge({ spent: { generation: 1 } });
         if (index % 4096 === 4095) await new Promise((resolve) => setImmediate(resolve));
       }
       await ledger.close();

@@ -26,7 +26,8 @@ if (mode === "budget") {
   console.log("READY");
   await go();
   const started = performance.now();
-  for (let index = 0; index < ops; index++) await task.settleAsync(await task.reserveAsync("generation", 100), 60);
+  for (let index = 0; index < ops; index++)
+    await task.settleAsync({ lease: await task.reserveAsync({ amounts: { generation: 100 } }), spent: 60 });
   console.log(performance.now() - started);
   await store.close();
 } else {

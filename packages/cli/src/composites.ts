@@ -4,13 +4,13 @@ import { join, resolve } from "node:path";
 import { type Budget, BudgetExceededError, createBudget, createTokenCounter, createTracker } from "@bulkhead/budget";
 import {
   createFileProposalStore,
+  createMultiRepoGuard,
   InvalidArgumentError,
   loadTaskSpec,
-  MultiRepoGuard,
   resolveScope,
-  writeFileAtomic,
   type TaskSpec,
   type UsageReport,
+  writeFileAtomic,
 } from "@bulkhead/core";
 import { startAgent } from "@bulkhead/agents";
 import type { AgentProvider, BudgetKind } from "@bulkhead/core";
@@ -91,7 +91,13 @@ export async function dispatch(
   const check = budget.checkContext(scope.totals.tokens + memory.selection.tokens);
   if (!check.allowed) {
     const kind = check.reason === "context-read" ? "contextRead" : "sessionTotal";
-    throw new BudgetExceededError(budget.id, kind, check.tokens, check.available, spec.budgets[kind] ?? check.available);
+    throw new BudgetExceededError({
+      budgetId: budget.id,
+      kind,
+      requested: check.tokens,
+      available: check.available,
+      limit: spec.budgets[kind] ?? check.available,
+    });
   }
   log(`scope: ${scope.totals.files} files, ${scope.totals.tokens} tokens: within budget`);
   // No prompt, no dispatch: the agent gets the task as the spec and its scope say it.
@@ -243,7 +249,7 @@ export async function harvestSession(
     throw new InvalidArgumentError("session", `session ${sessionId} was not started by bulkhead dispatch: nothing to harvest`);
   const record = JSON.parse(readFileSync(recordPath(session), "utf8")) as DispatchRecord;
   const spec = await loadTaskSpec(record.spec);
-  const guard = new MultiRepoGuard({
+  const guard = createMultiRepoGuard({
     primaryRepo: spec.ownership.primaryRepo,
     allowedWrites: spec.ownership.allowedCrossRepoWrites,
     store: createFileProposalStore(join(session.home, "proposals")),

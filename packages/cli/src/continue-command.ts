@@ -185,14 +185,14 @@ async function continueSession(sessionId: string, flags: Flags, io: Io): Promise
   const { createHash } = await import("node:crypto");
   const { resolve } = await import("node:path");
   const ledgerName = `budget-${createHash("sha256").update(resolve(specPath)).digest("hex").slice(0, 12)}.jsonl`;
-  const ledger = createFileLedger(join(session.home, "sessions", session.id, ledgerName));
+  const ledger = createFileLedger({ path: join(session.home, "sessions", session.id, ledgerName) });
   const limits = Object.fromEntries(Object.entries(spec.budgets).filter(([, value]) => value !== undefined));
   const budgetOptions = { id: spec.id ?? "task", limits, ledger };
   const known = (await ledger.read()).events.length > 0;
   const budget = known ? await restoreBudget(budgetOptions) : createBudget(budgetOptions);
   // The first extension books what the dispatch spent, so the raised limit counts from there.
-  if (!known && narrower === undefined) budget.charge(record.report.usage);
-  for (const { kind, amount } of extensions) budget.extend(kind, amount, { approvedBy: approvedBy!, reason: `continue ${sessionId}` });
+  if (!known && narrower === undefined) budget.charge({ spent: record.report.usage });
+  for (const { kind, amount } of extensions) budget.extend({ kind, amount, approvedBy: approvedBy!, reason: `continue ${sessionId}` });
 
   let prompt: string;
   let job;

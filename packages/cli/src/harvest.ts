@@ -10,6 +10,7 @@ import {
   throwIfAborted,
   type UsageReport,
   validateOptions,
+  errorMarker,
 } from "@bulkhead/core";
 import { createCommitLead, type Gate, type GateResult } from "@bulkhead/git-lead";
 import { buildHandover, handoverSchema, type HandoverDocument } from "@bulkhead/handover";
@@ -19,6 +20,9 @@ import { unifiedDiff } from "./unified-diff.js";
 
 /** Harvest could not finish: the message names the step and what to look at. */
 export class HarvestError extends BulkheadError {
+  /** Marks this kind across copies of the package; see {@link BulkheadError.isInstance}. */
+  static override readonly marker: symbol = errorMarker("HarvestError");
+
   constructor(message: string, options: BulkheadErrorOptions = {}) {
     super("HARVEST_FAILED", message, options);
     this.name = "HarvestError";

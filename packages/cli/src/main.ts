@@ -280,7 +280,7 @@ const commands: Record<string, Command> = {
       if (!existsSync(path!))
         throw new UsageError(`<ledger.jsonl>: ${path} does not exist: pass the ledger file a budget or tracker wrote`);
       const { createFileLedger, restoreTracker } = await import("@bulkhead/budget");
-      const ledger = createFileLedger(path!);
+      const ledger = createFileLedger({ path: path! });
       const { events, tornTail, corruptLines } = await ledger.read();
       const known = [...new Set(events.flatMap((event) => (event.type === "usage" ? [event.task] : [])))];
       const task = single(flags, "task");

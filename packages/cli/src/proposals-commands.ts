@@ -178,13 +178,13 @@ export const proposalsCommands: Record<string, Command> = {
             `proposal ${proposal.id} was rejected by ${proposal.decidedBy} at ${proposal.decidedAt} (${proposal.rejectionReason}): a decision is not changed`,
           ],
         };
-      const { createFileProposalStore, MultiRepoGuard } = await import("@bulkhead/core");
-      const guard = new MultiRepoGuard({ primaryRepo: proposal.repo, store: createFileProposalStore(proposalsDir(flags)) });
-      if (proposal.status === "pending") proposal = await guard.approve(proposal.id, { by });
+      const { createFileProposalStore, createMultiRepoGuard } = await import("@bulkhead/core");
+      const guard = createMultiRepoGuard({ primaryRepo: proposal.repo, store: createFileProposalStore(proposalsDir(flags)) });
+      if (proposal.status === "pending") proposal = await guard.approve({ id: proposal.id, by });
       // Approved before but not landed (the landing failed, or stopped): land it now.
       if (!proposal.landed) {
         const landing = await land(proposal, single(flags, "hook") ?? join(".bulkhead", "hook"));
-        proposal = await guard.recordLanding(proposal.id, landing);
+        proposal = await guard.recordLanding({ id: proposal.id, landing });
       }
       const { diff: _diff, change: _change, ...data } = proposal;
       return ok(data, [`approved ${proposal.id} (${proposal.repo}/${proposal.file}) by ${proposal.decidedBy}: ${landingText(proposal)}`]);
@@ -204,9 +204,9 @@ export const proposalsCommands: Record<string, Command> = {
           data: { id: proposal.id, status: proposal.status, decidedBy: proposal.decidedBy },
           text: [`proposal ${proposal.id} was already ${decision(proposal)}: a decision is not changed`],
         };
-      const { createFileProposalStore, MultiRepoGuard } = await import("@bulkhead/core");
-      const guard = new MultiRepoGuard({ primaryRepo: proposal.repo, store: createFileProposalStore(proposalsDir(flags)) });
-      const rejected = await guard.reject(proposal.id, { by, reason });
+      const { createFileProposalStore, createMultiRepoGuard } = await import("@bulkhead/core");
+      const guard = createMultiRepoGuard({ primaryRepo: proposal.repo, store: createFileProposalStore(proposalsDir(flags)) });
+      const rejected = await guard.reject({ id: proposal.id, by, reason });
       const { diff: _diff, change: _change, ...data } = rejected;
       return ok(data, [
         `rejected ${rejected.id} (${rejected.repo}/${rejected.file}): the same change proposed again is refused with this reason`,

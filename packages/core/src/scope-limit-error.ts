@@ -1,4 +1,4 @@
-import { BulkheadError } from "./bulkhead-error.js";
+import { BulkheadError, errorMarker } from "./bulkhead-error.js";
 
 /** One reason a resolved scope cannot be used as it is. */
 export type ScopeViolation =
@@ -15,7 +15,14 @@ export interface ScopeHotspot {
 }
 
 /** A resolved scope is over its limits or names missing paths; `data` says how to narrow it. */
-export class ScopeLimitError extends BulkheadError {
+export class ScopeLimitError extends BulkheadError<{
+  violations: readonly ScopeViolation[];
+  largestDirectories: readonly ScopeHotspot[];
+  largestFiles: readonly ScopeHotspot[];
+}> {
+  /** Marks this kind across copies of the package; see {@link BulkheadError.isInstance}. */
+  static override readonly marker: symbol = errorMarker("ScopeLimitError");
+
   readonly violations: readonly ScopeViolation[];
   readonly largestDirectories: readonly ScopeHotspot[];
   readonly largestFiles: readonly ScopeHotspot[];

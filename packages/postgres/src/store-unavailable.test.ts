@@ -32,7 +32,7 @@ describe("the database goes down mid-run", () => {
       while (counts.after < 200) {
         let lease: Lease | undefined;
         try {
-          lease = await task.tryReserveAsync("generation", 50);
+          lease = await task.tryReserveAsync({ amounts: { generation: 50 } });
         } catch (error) {
           errors.push(error);
           if (phase === "down") counts.failedWhileDown++;
@@ -42,7 +42,7 @@ describe("the database goes down mid-run", () => {
         if (!lease) break;
         for (;;) {
           try {
-            await task.settleAsync(lease, 40);
+            await task.settleAsync({ lease, spent: 40 });
             break;
           } catch (error) {
             errors.push(error);

@@ -60,19 +60,19 @@ if (mode === "budget") {
     while (done < ops) {
       const index = done++;
       if (index >= holdAfter) {
-        await tasks[0]!.reserveAsync("generation", 1);
+        await tasks[0]!.reserveAsync({ amounts: { generation: 1 } });
         console.log("HOLDING");
         await new Promise(() => undefined);
       }
       const task = tasks[Math.floor((index * CAPS.tasksPerHost) / ops)]!;
       const estimate = 1 + Math.floor(next() * 200);
-      const lease = await task.tryReserveAsync("generation", estimate);
+      const lease = await task.tryReserveAsync({ amounts: { generation: estimate } });
       if (!lease) {
         refused++;
         continue;
       }
       granted++;
-      await task.settleAsync(lease, Math.floor(next() * (estimate + 1)));
+      await task.settleAsync({ lease, spent: Math.floor(next() * (estimate + 1)) });
       check(task);
     }
   };

@@ -1,7 +1,10 @@
-import { BulkheadError, type SandboxFault } from "@bulkhead/core";
+import { BulkheadError, errorMarker, type SandboxFault } from "@bulkhead/core";
 
 /** The project config is invalid; `problems` lists every issue found before anything was created. */
 export class InvalidProjectError extends BulkheadError {
+  /** Marks this kind across copies of the package; see {@link BulkheadError.isInstance}. */
+  static override readonly marker: symbol = errorMarker("InvalidProjectError");
+
   readonly problems: readonly string[];
 
   constructor(problems: readonly string[]) {
@@ -13,6 +16,9 @@ export class InvalidProjectError extends BulkheadError {
 
 /** A required device or GPU runtime is missing; nothing was created. */
 export class DeviceUnavailableError extends BulkheadError {
+  /** Marks this kind across copies of the package; see {@link BulkheadError.isInstance}. */
+  static override readonly marker: symbol = errorMarker("DeviceUnavailableError");
+
   constructor(what: string, how: string) {
     super("DEVICE_UNAVAILABLE", `${what} is not available on this host: ${how}`, { data: { what } });
     this.name = "DeviceUnavailableError";
@@ -21,6 +27,9 @@ export class DeviceUnavailableError extends BulkheadError {
 
 /** A session step failed; everything the step had created was removed. */
 export class SessionError extends BulkheadError {
+  /** Marks this kind across copies of the package; see {@link BulkheadError.isInstance}. */
+  static override readonly marker: symbol = errorMarker("SessionError");
+
   readonly step: string;
 
   constructor(step: string, message: string, cause?: unknown, data: Record<string, unknown> = {}) {
@@ -35,6 +44,9 @@ export class SessionError extends BulkheadError {
  * workspace is still on disk; `session.remove({ force: true })` or `gc({ missing: true })` clears it.
  */
 export class SessionContainerMissingError extends SessionError {
+  /** Marks this kind across copies of the package; see {@link BulkheadError.isInstance}. */
+  static override readonly marker: symbol = errorMarker("SessionContainerMissingError");
+
   constructor(step: string, sessionId: string, cause?: unknown) {
     super(
       step,
@@ -52,6 +64,9 @@ export class SessionContainerMissingError extends SessionError {
  * bulkhead, or a pause whose holder is still alive for longer than the call could wait).
  */
 export class SessionPausedError extends SessionError {
+  /** Marks this kind across copies of the package; see {@link BulkheadError.isInstance}. */
+  static override readonly marker: symbol = errorMarker("SessionPausedError");
+
   constructor(step: string, sessionId: string, detail: string, cause?: unknown) {
     super(step, `the container of session ${sessionId} is paused (${detail})`, cause, { fault: "container-paused", sessionId });
     this.name = "SessionPausedError";
@@ -60,6 +75,9 @@ export class SessionPausedError extends SessionError {
 
 /** The Docker engine does not answer (stopped, restarting, or `DOCKER_HOST` names another one). */
 export class EngineUnavailableError extends SessionError {
+  /** Marks this kind across copies of the package; see {@link BulkheadError.isInstance}. */
+  static override readonly marker: symbol = errorMarker("EngineUnavailableError");
+
   constructor(step: string, detail: string, cause?: unknown) {
     super(
       step,
@@ -74,6 +92,9 @@ export class EngineUnavailableError extends SessionError {
 
 /** The session's workspace uses more host disk than `resources.diskMb`; its jobs were stopped. */
 export class DiskLimitError extends SessionError {
+  /** Marks this kind across copies of the package; see {@link BulkheadError.isInstance}. */
+  static override readonly marker: symbol = errorMarker("DiskLimitError");
+
   readonly usedBytes: number;
   readonly limitBytes: number;
 
@@ -93,6 +114,9 @@ export class DiskLimitError extends SessionError {
 
 /** A file the agent wrote is larger than the host reads in one piece; nothing of it was read. */
 export class WorkspaceFileTooLargeError extends SessionError {
+  /** Marks this kind across copies of the package; see {@link BulkheadError.isInstance}. */
+  static override readonly marker: symbol = errorMarker("WorkspaceFileTooLargeError");
+
   readonly sizeBytes: number;
   readonly maxBytes: number;
 
