@@ -137,6 +137,20 @@ async function stillHeld<TResult extends { status: string; proposals?: { proposa
   return { waiting, decided };
 }
 
+/**
+ * `--remote <url>`: the lead lands every commit on the team's shared remote (pushed with a lease
+ * on its tip; `<repo-dir>` is the lead's own clone). Checked here so a bad value is named as the flag.
+ */
+function leadRemote(flags: Flags): { remote?: { url: string } } {
+  const url = single(flags, "remote");
+  if (url === undefined) return {};
+  if (url === "" || url.startsWith("-") || /^(ext|fd)::/.test(url) || /[\0\n]/.test(url))
+    throw new UsageError(
+      `--remote: expected the shared remote as git push takes it (a path to a bare repository, ssh://, https://, git://), got ${JSON.stringify(url)}`,
+    );
+  return { remote: { url } };
+}
+
 const commands: Record<string, Command> = {
   dispatch: {
     usage: "bulkhead dispatch <project.yaml> --spec <handover.yaml> [--dir <memory>] [--agent claude-code|codex [--gateway <socket>]]",
@@ -364,7 +378,7 @@ const commands: Record<string, Command> = {
   },
   "lead submit": {
     usage:
-      "bulkhead lead submit <repo-dir> --issue <id> --worker <name> --message <text> [--gate <shell command>]... [--manifest <glob>]... [--fixup] [--id <key>] <file>...",
+      "bulkhead lead submit <repo-dir> --issue <id> --worker <name> --message <text> [--gate <shell command>]... [--manifest <glob>]... [--fixup] [--id <key>] [--remote <url>] <file>...",
     example:
       "bulkhead lead submit . --issue RATE-1 --worker agent-1 --message 'Add rate limiting' --gate 'npm test' --manifest 'src/middleware/**' src/middleware/rateLimit.ts",
     async run([dir, ...files], flags, io) {
@@ -374,7 +388,7 @@ const commands: Record<string, Command> = {
       const gates = ((flags.gate as string[] | undefined) ?? []).map((command) => ({ name: command, command: ["sh", "-c", command] }));
       const manifest = (flags.manifest as string[] | undefined) ?? [];
       const id = single(flags, "id");
-      const lead = await createCommitLead({ dir: dir!, author: LEAD_AUTHOR, gates });
+      const lead = await createCommitLead({ dir: dir!, author: LEAD_AUTHOR, gates, ...leadRemote(flags) });
       lead.on("gate-end", ({ gate }) => io.progress(`gate ${gate.name}: ${gate.ok ? "passed" : "failed"} in ${gate.durationMs} ms`));
       if (gates.length > 0) io.progress(`running ${gates.length} gate(s)`);
       try {
@@ -399,11 +413,11 @@ const commands: Record<string, Command> = {
     },
   },
   "lead status": {
-    usage: "bulkhead lead status <repo-dir> [--store <dir>]",
+    usage: "bulkhead lead status <repo-dir> [--store <dir>] [--remote <url>]",
     example: "bulkhead lead status . --json",
     async run([dir], flags) {
       const { createCommitLead } = await import("@bulkhead/git-lead");
-      const lead = await createCommitLead({ dir: dir!, author: LEAD_AUTHOR });
+      const lead = await createCommitLead({ dir: dir!, author: LEAD_AUTHOR, ...leadRemote(flags) });
       try {
         const status = await lead.status();
         const { waiting, decided } = await stillHeld(status.held as (typeof status.held)[number][] & { proposals?: never }[], flags);
@@ -417,11 +431,11 @@ const commands: Record<string, Command> = {
     },
   },
   "lead recover": {
-    usage: "bulkhead lead recover <repo-dir>",
+    usage: "bulkhead lead recover <repo-dir> [--remote <url>]",
     example: "bulkhead lead recover .",
-    async run([dir]) {
+    async run([dir], flags) {
       const { createCommitLead } = await import("@bulkhead/git-lead");
-      const lead = await createCommitLead({ dir: dir!, author: LEAD_AUTHOR });
+      const lead = await createCommitLead({ dir: dir!, author: LEAD_AUTHOR, ...leadRemote(flags) });
       try {
         const outcome = await lead.recover();
         return ok(outcome, [`finished ${outcome.finished.length}, rolled back ${outcome.rolledBack.length}`]);
@@ -655,6 +669,7 @@ const OPTIONS = {
   start: { type: "boolean" },
   // bulkhead lead …
   manifest: { type: "string", multiple: true },
+  remote: { type: "string", multiple: true },
   fixup: { type: "boolean" },
   id: { type: "string", multiple: true },
   // bulkhead hook …
