@@ -220,7 +220,14 @@ describe("bulkhead continue <session>", () => {
       expect(dispatched.code).toBe(2);
       expect(first.stoppedBy).toBe("generation");
 
-      // Wrong usage names the argument (1); an extension needs who approved it.
+      // Wrong usage names the argument (1), in the user's terms; an extension needs who approved it.
+      expect(await cli(["continue", "s0000000nothere", "--extend", "generation=+5", "--approved-by", "ana"])).toMatchObject({
+        code: 1,
+        err: "<session>: there is no session s0000000nothere on this host: see bulkhead session list\n",
+      });
+      expect((await cli(["continue", "s0000000nothere", "--spec", join(dir.path, "wider.yaml"), "--json"])).out).toContain(
+        '"code":"USAGE"',
+      );
       const unapproved = await cli(["continue", session, "--extend", "generation=+5000"]);
       expect(unapproved).toMatchObject({ code: 1, err: expect.stringContaining("--approved-by") });
       expect((await cli(["continue", session, "--extend", "speed=+5", "--approved-by", "ana"])).err).toContain("--extend");

@@ -104,8 +104,19 @@ const refused = (data: Record<string, unknown>, message: string): Outcome => ({
 
 /** The host-side record of a dispatched session, or wrong usage naming the session. */
 async function recordOf(sessionId: string) {
-  const { getSession } = await import("@bulkhead/sandbox");
-  const session = getSession(sessionId);
+  const { getSession, SessionError } = await import("@bulkhead/sandbox");
+  const { InvalidArgumentError } = await import("@bulkhead/core");
+  let session;
+  try {
+    session = getSession(sessionId);
+  } catch (error) {
+    // In the user's terms: which argument, and where to look (not the sandbox's "get:" step).
+    if (SessionError.isInstance(error) && (error as InstanceType<typeof SessionError>).step === "get")
+      throw new UsageError(`<session>: there is no session ${sessionId} on this host: see bulkhead session list`);
+    if (InvalidArgumentError.isInstance(error))
+      throw new UsageError(`<session>: ${sessionId} is not a session id (like s1a2b3c4d5e6f7): see bulkhead session list`);
+    throw error;
+  }
   const path = dispatchRecordPath(session);
   if (!existsSync(path))
     throw new UsageError(`<session>: ${sessionId} was not started by bulkhead dispatch (no record of its result): nothing to continue`);
