@@ -468,25 +468,54 @@ const commands: Record<string, Command> = {
     },
   },
   "session list": {
-    usage: "bulkhead session list [--project <name>]",
+    usage: "bulkhead session list [--project <name>] [--stale-after <duration>]",
     example: "bulkhead session list --json",
     async run(_positionals, flags) {
       const { listSessions, listTeamSessions } = await import("@bulkhead/sandbox");
-      const { withTeamRegistration } = await import("./team-registration.js");
+      const { ago, confirmOwnSessions, markStale, withTeamRegistration } = await import("./team-registration.js");
+      const { parseDuration } = await import("./hook-commands.js");
+      const staleAfterMs = parseDuration(single(flags, "stale-after"), "stale-after");
       const project = single(flags, "project");
       const filter = project !== undefined ? { project } : {};
       // With BULKHEAD_STORE set: the team's sessions on every host, and who holds each.
-      const team = await withTeamRegistration(async (registration) => registration && listTeamSessions(registration, filter));
-      if (team)
+      const team = await withTeamRegistration(async (registration) => {
+        if (!registration) return undefined;
+        // This host is alive: it confirms its own entries first. Without its engine it cannot, and lists anyway.
+        const local = await listSessions().catch(() => undefined);
+        if (local) await confirmOwnSessions(registration, local);
+        return markStale(await listTeamSessions(registration, filter), staleAfterMs === undefined ? {} : { staleAfterMs });
+      });
+      if (team) {
+        const now = Date.now();
         return ok(
           team,
-          team.map((entry) => `${entry.id}  ${entry.project ?? "-"}  ${entry.state}  host ${entry.host}  ${entry.engine}`),
+          team.map(
+            (entry) =>
+              `${entry.id}  ${entry.project ?? "-"}  ${entry.state === "stale" ? `stale (running, last confirmed by its host ${ago(now - Date.parse(entry.confirmedAt))})` : entry.state}  host ${entry.host}  ${entry.engine}`,
+          ),
         );
+      }
       const sessions = await listSessions(filter);
       return ok(
         sessions,
         sessions.map((entry) => `${entry.id}  ${entry.project}  ${entry.container}  ${entry.createdAt}`),
       );
+    },
+  },
+  "session heartbeat": {
+    usage: "bulkhead session heartbeat",
+    example: "bulkhead session heartbeat --json",
+    async run() {
+      const { listSessions } = await import("@bulkhead/sandbox");
+      const { confirmOwnSessions, withTeamRegistration } = await import("./team-registration.js");
+      // For a timer on each host (cron, systemd): its entries stay confirmed while it lives, and go stale when it dies.
+      const beat = await withTeamRegistration(async (registration) => {
+        if (!registration) throw new UsageError("BULKHEAD_STORE is not set: there is no team registry to confirm this host's sessions in");
+        return { host: registration.host, ...(await confirmOwnSessions(registration, await listSessions())) };
+      });
+      return ok(beat, [
+        `host ${beat.host}: confirmed ${beat.confirmed.length} session(s)${beat.unconfirmed.length > 0 ? `; not under this BULKHEAD_HOME, left as they are: ${beat.unconfirmed.join(", ")}` : ""}`,
+      ]);
     },
   },
   "session status": {
@@ -667,6 +696,8 @@ const OPTIONS = {
   "dry-run": { type: "boolean" },
   missing: { type: "boolean" },
   start: { type: "boolean" },
+  // bulkhead session list
+  "stale-after": { type: "string", multiple: true },
   // bulkhead lead …
   manifest: { type: "string", multiple: true },
   remote: { type: "string", multiple: true },
