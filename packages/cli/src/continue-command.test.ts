@@ -5,8 +5,8 @@
 // Claude Code CLI sealed to the gateway (a scripted Messages API on 127.0.0.1 behind it), and
 // with the project's agent command (a script printing Claude Code's stream-json; no model), which
 // resumes the conversation named in BULKHEAD_RESUME, as `claude --resume <id>` would.
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { connect } from "node:net";
+import { readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { connect, createServer } from "node:net";
 import { join } from "node:path";
 import { agentImage } from "@bulkhead/agents";
 import { normalizeUsage, usageOnly } from "@bulkhead/budget";
@@ -114,6 +114,18 @@ describe("bulkhead continue <session> with the real Claude Code, sealed to the g
       // dispatch's own gateway socket lives in the session's directory, where continue serves one again.
       const record = JSON.parse(readFileSync(join(home, "sessions", session, "dispatch.json"), "utf8")) as { gatewaySocket: string };
       expect(record.gatewaySocket).toBe(join(home, "sessions", session, "gateway", "gateway.sock"));
+
+      // Something already serving that socket is not replaced, and nothing is booked: the ledger stays unwritten.
+      rmSync(record.gatewaySocket, { force: true });
+      const squatter = createServer((socket) => socket.destroy());
+      await new Promise<void>((resolve) => squatter.listen(record.gatewaySocket, resolve));
+      const busy = await cli(["continue", session, "--extend", "generation=+5000", "--approved-by", "ana", "--json"]);
+      await new Promise((resolve) => squatter.close(resolve));
+      expect(busy.code).toBe(1);
+      expect(JSON.parse(busy.out)).toMatchObject({
+        error: { code: "GATEWAY_FAILED", message: expect.stringContaining("a gateway already serves") },
+      });
+      expect(readdirSync(join(home, "sessions", session)).filter((name) => name.startsWith("budget-"))).toEqual([]);
 
       const before = upstream.requests.length;
       const extended = await cli(["continue", session, "--extend", "generation=+5000", "--approved-by", "ana", "--json"]);

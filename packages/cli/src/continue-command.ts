@@ -202,7 +202,6 @@ type ContinuationRun =
 
 interface ContinuationInput {
   session: Session;
-  record: HostRecord;
   prompt: string;
   /** The stopped job and its conversation, which continues (`--extend`); none for `--spec`. */
   resume: { job: string; conversation: string } | undefined;
@@ -228,22 +227,16 @@ function isServing(path: string): Promise<boolean> {
  */
 async function continueThroughGateway({
   session,
-  record,
+  socketPath,
   provider,
   prompt,
   resume,
   budget,
   spec,
   progress,
-}: ContinuationInput & { provider: AgentProvider }): Promise<ContinuationRun> {
+}: ContinuationInput & { provider: AgentProvider; socketPath: string }): Promise<ContinuationRun> {
   const { agentSessionIdOf } = await import("@bulkhead/agents");
-  const socketPath = record.gatewaySocket ?? session.state.gateway?.socketPath;
-  if (!socketPath) return { refused: `session ${session.id} is not sealed to a gateway: its agent cannot be run again through one` };
-  const { createGateway, GatewayFailedError } = await import("@bulkhead/gateway");
-  if (await isServing(socketPath))
-    throw new GatewayFailedError(
-      `a gateway already serves ${socketPath}, the socket session ${session.id} is sealed to: stop it (or continue from the program that serves it) and run continue again`,
-    );
+  const { createGateway } = await import("@bulkhead/gateway");
   progress(`serving the gateway again at ${socketPath}`);
   await using gateway = await createGateway({ listen: { path: socketPath } });
   const { runGatewayAgent } = await import("./run-gateway-agent.js");
@@ -331,6 +324,22 @@ async function continueSession(sessionId: string, flags: Flags, io: Io): Promise
   const { agentSessionIdOf, claudeCode } = await import("@bulkhead/agents");
   const provider = record.agent ? (await import("./agent-flags.js")).providerNamed(record.agent) : undefined;
   // Checked before anything is booked: a continuation that cannot start leaves the ledger as it was.
+  let socketPath: string | undefined;
+  if (provider) {
+    // The box reaches only the socket it was created with: the continuation's gateway must serve there.
+    socketPath = record.gatewaySocket ?? session.state.gateway?.socketPath;
+    if (!socketPath)
+      return refused(
+        { session: sessionId },
+        `session ${sessionId} is not sealed to a gateway: its ${provider.name} agent cannot run again`,
+      );
+    if (await isServing(socketPath)) {
+      const { GatewayFailedError } = await import("@bulkhead/gateway");
+      throw new GatewayFailedError(
+        `a gateway already serves ${socketPath}, the socket session ${sessionId} is sealed to: stop it (or continue from the program that serves it) and run continue again`,
+      );
+    }
+  }
   let resume: ContinuationInput["resume"];
   if (narrower === undefined) {
     const conversation = await agentSessionIdOf(session.job(record.job), provider ?? claudeCode());
@@ -373,8 +382,8 @@ async function continueSession(sessionId: string, flags: Flags, io: Io): Promise
         budget.charge({ toolCalls: record.toolResultTokens!, sessionTotal: 0 });
     }
     for (const { kind, amount } of extensions) budget.extend(kind, amount, { approvedBy: approvedBy!, reason: `continue ${sessionId}` });
-    const input = { session, record, prompt, resume, budget, spec, progress: io.progress };
-    run = provider ? await continueThroughGateway({ ...input, provider }) : await continueCommand(input);
+    const input = { session, prompt, resume, budget, spec, progress: io.progress };
+    run = provider ? await continueThroughGateway({ ...input, provider, socketPath: socketPath! }) : await continueCommand(input);
   } finally {
     await ledger.close();
   }
