@@ -50,6 +50,8 @@ export interface HarvestOptions {
   message?: string;
   /** The tracker's report: its usage goes into the commit, the report into the handover. */
   report?: UsageReport;
+  /** Tool-result tokens the gateway charged to the tool-call budget: the handover's tool-call line (see buildHandover). */
+  toolResultTokens?: number;
   /** What was done, for the handover. @default ["Ran the agent for \"<task>\""] */
   summary?: readonly string[];
   /** What the next task depends on, for the handover. */
@@ -96,6 +98,7 @@ const optionsSchema = z.object({
   gates: z.array(z.any()).max(64).optional(),
   message: z.string().min(1).max(100_000).optional(),
   report: z.any().optional(),
+  toolResultTokens: z.number().int().nonnegative().optional(),
   summary: z.array(z.string()).optional(),
   next: z.array(z.string()).optional(),
   notes: z.array(z.string()).optional(),
@@ -263,6 +266,7 @@ export async function harvest(options: HarvestOptions): Promise<HarvestResult> {
     changes,
     commits: Object.fromEntries(commits.map((commit) => [commit.repo, commit.sha])),
     ...(options.report ? { report: options.report } : {}),
+    ...(parsed.toolResultTokens ? { toolResultTokens: parsed.toolResultTokens } : {}),
     guard: { proposals: async () => (await guard.proposals()).filter((proposal) => proposal.author === proposer) },
     gates: commits.flatMap((commit) =>
       commit.gates.map((gate) => ({

@@ -137,6 +137,20 @@ async function stillHeld<TResult extends { status: string; proposals?: { proposa
   return { waiting, decided };
 }
 
+/**
+ * `--remote <url>`: the lead lands every commit on the team's shared remote (pushed with a lease
+ * on its tip; `<repo-dir>` is the lead's own clone). Checked here so a bad value is named as the flag.
+ */
+function leadRemote(flags: Flags): { remote?: { url: string } } {
+  const url = single(flags, "remote");
+  if (url === undefined) return {};
+  if (url === "" || url.startsWith("-") || /^(ext|fd)::/.test(url) || /[\0\n]/.test(url))
+    throw new UsageError(
+      `--remote: expected the shared remote as git push takes it (a path to a bare repository, ssh://, https://, git://), got ${JSON.stringify(url)}`,
+    );
+  return { remote: { url } };
+}
+
 const commands: Record<string, Command> = {
   dispatch: {
     usage: "bulkhead dispatch <project.yaml> --spec <handover.yaml> [--dir <memory>] [--agent claude-code|codex [--gateway <socket>]]",
@@ -364,7 +378,7 @@ const commands: Record<string, Command> = {
   },
   "lead submit": {
     usage:
-      "bulkhead lead submit <repo-dir> --issue <id> --worker <name> --message <text> [--gate <shell command>]... [--manifest <glob>]... [--fixup] [--id <key>] <file>...",
+      "bulkhead lead submit <repo-dir> --issue <id> --worker <name> --message <text> [--gate <shell command>]... [--manifest <glob>]... [--fixup] [--id <key>] [--remote <url>] <file>...",
     example:
       "bulkhead lead submit . --issue RATE-1 --worker agent-1 --message 'Add rate limiting' --gate 'npm test' --manifest 'src/middleware/**' src/middleware/rateLimit.ts",
     async run([dir, ...files], flags, io) {
@@ -374,7 +388,7 @@ const commands: Record<string, Command> = {
       const gates = ((flags.gate as string[] | undefined) ?? []).map((command) => ({ name: command, command: ["sh", "-c", command] }));
       const manifest = (flags.manifest as string[] | undefined) ?? [];
       const id = single(flags, "id");
-      const lead = await createCommitLead({ dir: dir!, author: LEAD_AUTHOR, gates });
+      const lead = await createCommitLead({ dir: dir!, author: LEAD_AUTHOR, gates, ...leadRemote(flags) });
       lead.on("gate-end", ({ gate }) => io.progress(`gate ${gate.name}: ${gate.ok ? "passed" : "failed"} in ${gate.durationMs} ms`));
       if (gates.length > 0) io.progress(`running ${gates.length} gate(s)`);
       try {
@@ -399,11 +413,11 @@ const commands: Record<string, Command> = {
     },
   },
   "lead status": {
-    usage: "bulkhead lead status <repo-dir> [--store <dir>]",
+    usage: "bulkhead lead status <repo-dir> [--store <dir>] [--remote <url>]",
     example: "bulkhead lead status . --json",
     async run([dir], flags) {
       const { createCommitLead } = await import("@bulkhead/git-lead");
-      const lead = await createCommitLead({ dir: dir!, author: LEAD_AUTHOR });
+      const lead = await createCommitLead({ dir: dir!, author: LEAD_AUTHOR, ...leadRemote(flags) });
       try {
         const status = await lead.status();
         const { waiting, decided } = await stillHeld(status.held as (typeof status.held)[number][] & { proposals?: never }[], flags);
@@ -417,11 +431,11 @@ const commands: Record<string, Command> = {
     },
   },
   "lead recover": {
-    usage: "bulkhead lead recover <repo-dir>",
+    usage: "bulkhead lead recover <repo-dir> [--remote <url>]",
     example: "bulkhead lead recover .",
-    async run([dir]) {
+    async run([dir], flags) {
       const { createCommitLead } = await import("@bulkhead/git-lead");
-      const lead = await createCommitLead({ dir: dir!, author: LEAD_AUTHOR });
+      const lead = await createCommitLead({ dir: dir!, author: LEAD_AUTHOR, ...leadRemote(flags) });
       try {
         const outcome = await lead.recover();
         return ok(outcome, [`finished ${outcome.finished.length}, rolled back ${outcome.rolledBack.length}`]);
@@ -454,25 +468,54 @@ const commands: Record<string, Command> = {
     },
   },
   "session list": {
-    usage: "bulkhead session list [--project <name>]",
+    usage: "bulkhead session list [--project <name>] [--stale-after <duration>]",
     example: "bulkhead session list --json",
     async run(_positionals, flags) {
       const { listSessions, listTeamSessions } = await import("@bulkhead/sandbox");
-      const { withTeamRegistration } = await import("./team-registration.js");
+      const { ago, confirmOwnSessions, markStale, withTeamRegistration } = await import("./team-registration.js");
+      const { parseDuration } = await import("./hook-commands.js");
+      const staleAfterMs = parseDuration(single(flags, "stale-after"), "stale-after");
       const project = single(flags, "project");
       const filter = project !== undefined ? { project } : {};
       // With BULKHEAD_STORE set: the team's sessions on every host, and who holds each.
-      const team = await withTeamRegistration(async (registration) => registration && listTeamSessions(registration, filter));
-      if (team)
+      const team = await withTeamRegistration(async (registration) => {
+        if (!registration) return undefined;
+        // This host is alive: it confirms its own entries first. Without its engine it cannot, and lists anyway.
+        const local = await listSessions().catch(() => undefined);
+        if (local) await confirmOwnSessions(registration, local);
+        return markStale(await listTeamSessions(registration, filter), staleAfterMs === undefined ? {} : { staleAfterMs });
+      });
+      if (team) {
+        const now = Date.now();
         return ok(
           team,
-          team.map((entry) => `${entry.id}  ${entry.project ?? "-"}  ${entry.state}  host ${entry.host}  ${entry.engine}`),
+          team.map(
+            (entry) =>
+              `${entry.id}  ${entry.project ?? "-"}  ${entry.state === "stale" ? `stale (running, last confirmed by its host ${ago(now - Date.parse(entry.confirmedAt))})` : entry.state}  host ${entry.host}  ${entry.engine}`,
+          ),
         );
+      }
       const sessions = await listSessions(filter);
       return ok(
         sessions,
         sessions.map((entry) => `${entry.id}  ${entry.project}  ${entry.container}  ${entry.createdAt}`),
       );
+    },
+  },
+  "session heartbeat": {
+    usage: "bulkhead session heartbeat",
+    example: "bulkhead session heartbeat --json",
+    async run() {
+      const { listSessions } = await import("@bulkhead/sandbox");
+      const { confirmOwnSessions, withTeamRegistration } = await import("./team-registration.js");
+      // For a timer on each host (cron, systemd): its entries stay confirmed while it lives, and go stale when it dies.
+      const beat = await withTeamRegistration(async (registration) => {
+        if (!registration) throw new UsageError("BULKHEAD_STORE is not set: there is no team registry to confirm this host's sessions in");
+        return { host: registration.host, ...(await confirmOwnSessions(registration, await listSessions())) };
+      });
+      return ok(beat, [
+        `host ${beat.host}: confirmed ${beat.confirmed.length} session(s)${beat.unconfirmed.length > 0 ? `; not under this BULKHEAD_HOME, left as they are: ${beat.unconfirmed.join(", ")}` : ""}`,
+      ]);
     },
   },
   "session status": {
@@ -653,8 +696,11 @@ const OPTIONS = {
   "dry-run": { type: "boolean" },
   missing: { type: "boolean" },
   start: { type: "boolean" },
+  // bulkhead session list
+  "stale-after": { type: "string", multiple: true },
   // bulkhead lead …
   manifest: { type: "string", multiple: true },
+  remote: { type: "string", multiple: true },
   fixup: { type: "boolean" },
   id: { type: "string", multiple: true },
   // bulkhead hook …
