@@ -124,6 +124,8 @@ export interface SandboxExecOptions extends SandboxCommand {
   readonly stdin?: string | Buffer | undefined;
   /** Called with each piece of output as it arrives, in order per stream. @default output is dropped */
   readonly onOutput?: ((stream: "stdout" | "stderr", data: Buffer) => void) | undefined;
+  /** Called once, when the command has started (before any output). @default nothing is called */
+  readonly onStart?: (() => void) | undefined;
   /**
    * Stops waiting: the call throws `AbortedError`. The process itself is not signalled (an engine
    * cannot signal an exec's process): a caller that must stop it does so through its process

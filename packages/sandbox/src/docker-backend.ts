@@ -157,7 +157,7 @@ export function createDockerBackend(options: DockerBackendOptions = {}): Sandbox
   };
 
   const exec = async (name: string, options: SandboxExecOptions): Promise<{ exitCode: number | null }> => {
-    const { stdin, onOutput, abortSignal } = options;
+    const { stdin, onOutput, onStart, abortSignal } = options;
     throwIfAborted(abortSignal, "exec");
     const created = await container(name).exec({
       ...execRequest(options),
@@ -168,6 +168,7 @@ export function createDockerBackend(options: DockerBackendOptions = {}): Sandbox
     // Without stdin the output comes back as a plain streamed response: no connection upgrade,
     // and the keep-alive connection is reused (measured ~2% faster per round trip).
     const stream = (await created.start({ hijack: stdin !== undefined, stdin: stdin !== undefined })) as Duplex;
+    onStart?.();
     const stdout = new PassThrough();
     const stderr = new PassThrough();
     stdout.on("data", (data: Buffer) => onOutput?.("stdout", data));

@@ -335,8 +335,14 @@ export class Session implements AsyncDisposable {
     };
     const kill = () => void (killed = killUntilEnded());
     deadline.signal.addEventListener("abort", kill, { once: true });
-    if (killable) this.#runningExecs.add(pidFile);
-    const release = plain ? () => undefined : this.#watchDisk();
+    // As on main: the exec is stoppable by the disk limit, and watches it, once it has started
+    // (a command that frees space is not killed by a check that ran before it could).
+    let release: (() => void) | undefined;
+    const started = () => {
+      if (release) return;
+      if (killable) this.#runningExecs.add(pidFile);
+      release = plain ? () => undefined : this.#watchDisk();
+    };
     let exitCode: number | null;
     try {
       ({ exitCode } = await this.#unlessPaused("exec", () =>
@@ -348,13 +354,14 @@ export class Session implements AsyncDisposable {
           cwd,
           stdin,
           onOutput: onData,
+          onStart: started,
         }),
       ));
     } finally {
       ended = true;
       deadline.signal.removeEventListener("abort", kill);
       this.#runningExecs.delete(pidFile);
-      release();
+      release?.();
     }
     // Once the call returns or throws, the killed command's group is gone, not only its leader.
     await killed;

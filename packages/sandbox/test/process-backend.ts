@@ -252,6 +252,7 @@ export function createProcessBackend({
       const instance = find(name);
       runnable(instance, name);
       const child = launch(instance, options);
+      options.onStart?.();
       child.stdout?.on("data", (data: Buffer) => options.onOutput?.("stdout", data));
       child.stderr?.on("data", (data: Buffer) => options.onOutput?.("stderr", data));
       child.stdin?.on("error", () => undefined);

@@ -131,11 +131,14 @@ export function describeSandboxBackend(name: string, setup: () => SandboxBackend
       const env = (await collect(backend, target, ["env"], { env: { PER_CALL: "1" } })).stdout;
       expect(env).toContain("CONFORMANCE=yes");
       expect(env).toContain("PER_CALL=1");
-      // Output arrives while the command runs, not only once it ended.
+      // Output arrives while the command runs, not only once it ended; onStart comes first.
       let seenBeforeEnd = false;
+      const order: string[] = [];
       await backend.exec(target, {
+        onStart: () => order.push("start"),
         command: ["/bin/sh", "-c", "echo early; while [ ! -e /workspace/go ]; do sleep 0.05; done; echo late"],
         onOutput: (_stream, data) => {
+          order.push("output");
           if (data.toString().includes("early")) {
             seenBeforeEnd = true;
             writeFileSync(join(workspace, "go"), "");
@@ -143,6 +146,8 @@ export function describeSandboxBackend(name: string, setup: () => SandboxBackend
         },
       });
       expect(seenBeforeEnd).toBe(true);
+      expect(order[0]).toBe("start");
+      expect(order.filter((entry) => entry === "start")).toHaveLength(1);
       expect(await collect(backend, target, ["/bin/sh", "-c", "exit 0"])).toMatchObject({ exitCode: 0 });
     });
 
