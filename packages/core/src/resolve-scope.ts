@@ -1,18 +1,19 @@
 import { createHash } from "node:crypto";
-import { closeSync, fstatSync, openSync, readdirSync, readSync, statSync, type Stats } from "node:fs";
-import { readFile, realpath, stat } from "node:fs/promises";
+import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readSync, statSync, type Stats } from "node:fs";
+import { realpath, stat } from "node:fs/promises";
+import { createRequire } from "node:module";
 import { isAbsolute, join, relative, sep } from "node:path";
-import ignore, { type Ignore } from "ignore";
+import type { Ignore, Options as IgnoreOptions } from "ignore";
 import { z } from "zod";
 import { throwIfAborted } from "./aborted-error.js";
 import { InvalidArgumentError } from "./invalid-argument-error.js";
 import { resolvePathInside } from "./resolve-path-inside.js";
 import { isPathWithin, normalizeRepoPath } from "./repo-path.js";
-import { createScopeCache, type ScopeCache } from "./scope-cache.js";
+import { createScopeCache, type CachedListing, type ScopeCache } from "./scope-cache.js";
 import { ScopeLimitError, type ScopeHotspot, type ScopeViolation } from "./scope-limit-error.js";
 import { compileEntries, createScopeMatcher, globBase, isGlob, touchesGitDirectory } from "./scope-matcher.js";
 import type { ScopeRepo, TaskSpec } from "./task-spec.js";
-import { createByteEstimateCounter, type TokenCounter } from "./token-counter.js";
+import { createByteEstimateCounter, ESTIMATE_BYTES_PER_TOKEN, type TokenCounter } from "./token-counter.js";
 import { validateOptions } from "./validate-options.js";
 
 /** A file the agent may see. */
@@ -22,6 +23,11 @@ export interface ScopeFile {
   path: string;
   bytes: number;
   tokens: number;
+  /**
+   * Present (true) when counting stopped at a limit before this file was read: `tokens` is then
+   * `ceil(bytes / 4)` from its size, and the file was not checked for binary content.
+   */
+  estimated?: true;
 }
 
 /** A file that matched the scope but was left out, and why. */
@@ -61,6 +67,11 @@ export interface ResolvedScope {
   totals: { files: number; bytes: number; tokens: number };
   /** True when token counts are estimates (no exact counter was given). */
   estimated: boolean;
+  /**
+   * False when `stopAtLimit` stopped counting once a limit was certainly exceeded: the files not
+   * read are listed from their size (`estimated: true`), and the totals and advice are estimates.
+   */
+  complete: boolean;
   /** The counter's name, e.g. `o200k_base` or `bytes/4`. */
   counter: string;
   /** Over `max_files`, over `max_tokens`, or a path that does not exist. Empty when usable. */
@@ -97,6 +108,14 @@ export interface ResolveScopeOptions {
   maxFileBytes?: number;
   /** Leave out files that `.gitignore` and `.git/info/exclude` ignore. @default true */
   gitignore?: boolean;
+  /**
+   * Stop reading and counting as soon as `max_files` or `max_tokens` is certainly exceeded (the
+   * files read so far already exceed it): an over-limit scope is refused after counting about
+   * its limit, not the whole tree. The rest of the files are then listed from their sizes and
+   * marked `estimated`, `complete` is false, and the violation's `counted` is the exact part.
+   * @default false
+   */
+  stopAtLimit?: boolean;
   /** @deprecated Ignored: files are read one at a time and counted in batches (see `TokenCounter.countMany`). */
   concurrency?: number;
 }
@@ -115,16 +134,33 @@ const optionsSchema = z.object({
     .optional(),
   maxFileBytes: z.number().int().positive().optional(),
   gitignore: z.boolean().optional(),
+  stopAtLimit: z.boolean().optional(),
   concurrency: z.number().int().min(1).max(1024).optional(),
 });
 
 let sharedCache: ScopeCache | undefined;
 const BINARY_SNIFF_BYTES = 8000;
+/**
+ * A file or directory whose mtime or ctime is this close to the moment it was read may change
+ * again without its timestamps moving (coarse file system clocks): such an entry is not persisted.
+ */
+const RACY_MS = 2_000;
+const require = createRequire(import.meta.url);
+// Loaded when a directory is first listed without a cached answer: a warm resolve never needs it.
+let ignoreFactory: ((options?: IgnoreOptions) => Ignore) | undefined;
 
 interface Candidate {
   repo: string;
   root: string;
   path: string;
+  /** Named in `paths` (it may be a link the spec author asked for); walked files are opened without following a link. */
+  follow: boolean;
+}
+
+/** The `.gitignore` texts that apply inside a directory, from the root down, and a key naming them. */
+interface RuleChain {
+  key: string;
+  texts: readonly { dir: string; text: string }[];
 }
 
 /** Walks one repo and collects the files its scope entries expand to. */
@@ -136,19 +172,23 @@ class RepoWalker {
   /** Directory symlinks followed inside the repo: link path → target path. */
   readonly links = new Map<string, string>();
   readonly reportedLinks: ScopeLink[] = [];
-  readonly #rules = new Map<string, Promise<{ dir: string; rules: Ignore }[]>>();
+  readonly #chains = new Map<string, RuleChain>();
   /** Every directory walked, by device and inode: a directory is walked once, whatever the links. */
   readonly #visited = new Set<string>();
   #walked = 0;
   readonly #excluded: (path: string) => boolean;
+  readonly #noExcludes: boolean;
 
   constructor(
     readonly repo: ScopeRepo,
     readonly root: string,
     readonly gitignore: boolean,
     readonly signal: AbortSignal | undefined,
+    readonly cache: ScopeCache | undefined,
+    readonly startedAt: number,
   ) {
     this.#excluded = compileEntries(repo.exclude);
+    this.#noExcludes = repo.exclude.length === 0;
   }
 
   /** Resolves a spec path component by component: a link in it that leaves the repo is refused. */
@@ -187,7 +227,7 @@ class RepoWalker {
     if (found.real !== entry) {
       if (this.#excluded(entry) || this.#excluded(found.real)) return;
       if (info.isDirectory()) await this.walk(entry, undefined, join(this.root, found.real));
-      else this.add(entry);
+      else this.add(entry, true);
       return;
     }
     if (this.#excluded(entry) || touchesGitDirectory(entry)) return;
@@ -195,7 +235,7 @@ class RepoWalker {
     if (!target) return;
     // A path named explicitly is included even when git ignores it: the spec author asked for it.
     if (target.isDirectory) await this.walk(entry, undefined, join(this.root, target.path));
-    else this.add(entry);
+    else this.add(entry, true);
   }
 
   /** Resolves a symlink; records a refusal or a broken link and returns undefined when it cannot be followed. */
@@ -223,10 +263,10 @@ class RepoWalker {
     return { path: targetPath, isDirectory: info.isDirectory() };
   }
 
-  add(path: string): void {
+  add(path: string, follow = false): void {
     // A file reached through a directory symlink is excluded when its real path is.
     if (this.links.size > 0 && resolveLinks(this.links, path).some((alias) => this.#excluded(alias) || touchesGitDirectory(alias))) return;
-    if (!this.candidates.has(path)) this.candidates.set(path, { repo: this.repo.name, root: this.root, path });
+    if (!this.candidates.has(path)) this.candidates.set(path, { repo: this.repo.name, root: this.root, path, follow });
   }
 
   /**
@@ -240,29 +280,21 @@ class RepoWalker {
     match: ((path: string) => boolean) | undefined,
     real = directory === "." ? this.root : join(this.root, directory),
   ): Promise<void> {
-    const key = directoryKey(real);
+    const info = statSync(real, { throwIfNoEntry: false });
+    const key = info ? `${info.dev}:${info.ino}` : real;
     if (this.#visited.has(key)) return;
     this.#visited.add(key);
-    await this.#list(directory, match, real);
+    await this.#list(directory, match, real, info);
   }
 
-  async #list(directory: string, match: ((path: string) => boolean) | undefined, real: string): Promise<void> {
+  async #list(directory: string, match: ((path: string) => boolean) | undefined, real: string, info: Stats | undefined): Promise<void> {
     if (++this.#walked % 64 === 0) await new Promise((resolve) => setImmediate(resolve));
     throwIfAborted(this.signal, "resolveScope");
-    const rules = this.gitignore ? await this.rulesFor(directory) : [];
-    // Sorted, so which path a directory is walked by never depends on the file system's order.
-    const entries = readdirSync(real, { withFileTypes: true }).sort((left, right) =>
-      left.name < right.name ? -1 : left.name > right.name ? 1 : 0,
-    );
-    for (const entry of entries) {
-      if (entry.name === ".git") continue;
-      const path = directory === "." ? entry.name : `${directory}/${entry.name}`;
-      if (this.#excluded(path)) continue;
-      const isDirectory = entry.isDirectory();
-      const ignored = rules.length > 0 && (isIgnored(rules, path, isDirectory) || (entry.isSymbolicLink() && isIgnored(rules, path, true)));
-      if (ignored) continue;
-      const childReal = `${real}/${entry.name}`;
-      if (entry.isSymbolicLink()) {
+    const entries = this.#entries(directory, real, info);
+    for (const [name, kind] of entries) {
+      const path = directory === "." ? name : `${directory}/${name}`;
+      if (!this.#noExcludes && this.#excluded(path)) continue;
+      if (kind === "l") {
         // git stores a link as a link: the scope reports it and never reads or walks through it,
         // so a file reached by two paths (`.claude/skills -> ../skills`) is counted once.
         if (match && !match(path) && !(await isDirectoryTarget(join(this.root, path)))) continue;
@@ -275,31 +307,88 @@ class RepoWalker {
             kind: target.isDirectory ? "directory" : "file",
             walked: false,
           });
-        continue;
-      } else if (!isDirectory && !entry.isFile()) {
-        continue;
-      }
-      if (isDirectory) await this.walk(path, match, childReal);
+      } else if (kind === "d") await this.walk(path, match, `${real}/${name}`);
       else if (!match || match(path)) this.add(path);
     }
   }
 
-  /** The `.gitignore` rules that apply inside a directory, from the root down. */
-  rulesFor(directory: string): Promise<{ dir: string; rules: Ignore }[]> {
-    let cached = this.#rules.get(directory);
-    if (!cached) {
-      cached = (async () => {
-        const parent =
-          directory === "." ? [] : await this.rulesFor(directory.includes("/") ? directory.slice(0, directory.lastIndexOf("/")) : ".");
-        const sources = [join(this.root, directory, ".gitignore")];
-        if (directory === ".") sources.push(join(this.root, ".git", "info", "exclude"));
-        const texts = await Promise.all(sources.map((file) => readFile(file, "utf8").catch(() => "")));
-        const text = texts.join("\n");
-        return text.trim() === "" ? parent : [...parent, { dir: directory, rules: compiledRules(text) }];
-      })();
-      this.#rules.set(directory, cached);
+  /**
+   * A directory's entries after `.gitignore`, sorted (so which path a directory is walked by never
+   * depends on the file system's order). While the directory's identity and mtime and the rules
+   * from the root down are what the cache saw, its answer is used: no listing, no rule evaluated.
+   */
+  #entries(directory: string, real: string, info: Stats | undefined): CachedListing["entries"] {
+    const key = `${this.root}\u0000${directory}`;
+    const fingerprint = info ? `${info.dev}:${info.ino}:${info.mtimeMs}:${info.ctimeMs}` : "";
+    const cached = info ? this.cache?.getListing(key) : undefined;
+    if (cached && cached.fingerprint === fingerprint && cached.rules === this.#chain(directory, cached.hasGitignore).key)
+      return cached.entries;
+
+    const listed = readdirSync(real, { withFileTypes: true }).sort((left, right) =>
+      left.name < right.name ? -1 : left.name > right.name ? 1 : 0,
+    );
+    const hasGitignore = listed.some((entry) => entry.name === ".gitignore");
+    const chain = this.#chain(directory, hasGitignore);
+    const rules = chain.texts.map(({ dir, text }) => ({ dir, rules: compiledRules(text) }));
+    const entries: [string, "f" | "d" | "l"][] = [];
+    for (const entry of listed) {
+      if (entry.name === ".git") continue;
+      const kind = entry.isSymbolicLink() ? "l" : entry.isDirectory() ? "d" : entry.isFile() ? "f" : undefined;
+      if (kind === undefined) continue;
+      const path = directory === "." ? entry.name : `${directory}/${entry.name}`;
+      if (rules.length > 0 && (isIgnored(rules, path, kind === "d") || (kind === "l" && isIgnored(rules, path, true)))) continue;
+      entries.push([entry.name, kind]);
     }
-    return cached;
+    if (info) {
+      const settled = Math.max(info.mtimeMs, info.ctimeMs) < this.startedAt - RACY_MS;
+      this.cache?.setListing(key, { fingerprint, rules: chain.key, hasGitignore, entries, settled });
+    }
+    return entries;
+  }
+
+  /**
+   * The `.gitignore` texts that apply inside a directory, from the root down. `hasGitignore` says
+   * whether the directory holds one, when its listing is known; otherwise the file is tried.
+   */
+  #chain(directory: string, hasGitignore?: boolean): RuleChain {
+    if (!this.gitignore) return NO_RULES;
+    let chain = this.#chains.get(directory);
+    if (chain) return chain;
+    const parent =
+      directory === "." ? GIT_RULES : this.#chain(directory.includes("/") ? directory.slice(0, directory.lastIndexOf("/")) : ".");
+    let text = hasGitignore === false ? "" : readSmallText(join(this.root, directory, ".gitignore"));
+    if (directory === ".") text = `${text}\n${readSmallText(join(this.root, ".git", "info", "exclude"))}`;
+    chain =
+      text.trim() === ""
+        ? parent
+        : {
+            key: createHash("sha1").update(`${parent.key}\u0000${directory}\u0000${text}`).digest("base64"),
+            texts: [...parent.texts, { dir: directory, text }],
+          };
+    this.#chains.set(directory, chain);
+    return chain;
+  }
+}
+
+const NO_RULES: RuleChain = { key: "off", texts: [] };
+const GIT_RULES: RuleChain = { key: "git", texts: [] };
+
+/** A small text file's content, or "" when it is missing, not a regular file, or a link (git ignores a linked .gitignore). */
+function readSmallText(path: string): string {
+  let descriptor: number;
+  try {
+    descriptor = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch {
+    return "";
+  }
+  try {
+    const info = fstatSync(descriptor);
+    if (!info.isFile() || info.size > 1 << 20) return "";
+    const buffer = Buffer.allocUnsafe(info.size);
+    const read = readSync(descriptor, buffer, 0, info.size, 0);
+    return buffer.toString("utf8", 0, read);
+  } finally {
+    closeSync(descriptor);
   }
 }
 
@@ -315,17 +404,12 @@ const COMPILED_RULES_MAX = 2_000;
 function compiledRules(text: string): Ignore {
   let rules = compiled.get(text);
   if (!rules) {
-    rules = ignore().add(text);
+    ignoreFactory ??= require("ignore") as (options?: IgnoreOptions) => Ignore;
+    rules = ignoreFactory().add(text);
     compiled.set(text, rules);
     if (compiled.size > COMPILED_RULES_MAX) compiled.delete(compiled.keys().next().value!);
   }
   return rules;
-}
-
-/** A directory's identity: device and inode, whatever path or link reached it. */
-function directoryKey(real: string): string {
-  const info = statSync(real, { throwIfNoEntry: false });
-  return info ? `${info.dev}:${info.ino}` : real;
 }
 
 async function isDirectoryTarget(path: string): Promise<boolean> {
@@ -361,14 +445,17 @@ function isBinary(buffer: Buffer): boolean {
 export async function resolveScope(spec: TaskSpec, options: ResolveScopeOptions): Promise<ResolvedScope> {
   const {
     repos,
-    counter = createByteEstimateCounter(),
+    counter: given,
     abortSignal,
     cache = (sharedCache ??= createScopeCache()),
     maxFileBytes = 1_048_576,
     gitignore = true,
+    stopAtLimit = false,
   } = validateOptions(optionsSchema, options, "options");
   if (!spec?.contextScope?.repos) throw new InvalidArgumentError("spec", "expected a TaskSpec from parseTaskSpec or loadTaskSpec");
   throwIfAborted(abortSignal, "resolveScope");
+  const counter = given ?? createByteEstimateCounter();
+  const startedAt = Date.now();
 
   const roots = new Map<string, string>();
   for (const repo of [...spec.contextScope.repos.map((entry) => entry.name)]) {
@@ -385,7 +472,7 @@ export async function resolveScope(spec: TaskSpec, options: ResolveScopeOptions)
 
   const walkers = await Promise.all(
     spec.contextScope.repos.map(async (repo) => {
-      const walker = new RepoWalker(repo, roots.get(repo.name)!, gitignore, abortSignal);
+      const walker = new RepoWalker(repo, roots.get(repo.name)!, gitignore, abortSignal, cache || undefined, startedAt);
       for (const entry of repo.paths) await walker.addEntry(entry);
       return walker;
     }),
@@ -393,31 +480,52 @@ export async function resolveScope(spec: TaskSpec, options: ResolveScopeOptions)
 
   const candidates = walkers.flatMap((walker) => [...walker.candidates.values()]);
   const skipped = walkers.flatMap((walker) => walker.skipped);
-  const measured = await measureAll(candidates, { counter, cache: cache || undefined, maxFileBytes, skipped, abortSignal });
-  const files = measured.sort(compareFiles);
+  const { maxFiles, maxTokens } = spec.contextScope;
+  const measured = await measureAll(candidates, {
+    counter,
+    // The estimate made here counts the file's bytes: no text to decode, no hash to take.
+    bytesOnly: given === undefined,
+    cache: cache || undefined,
+    maxFileBytes,
+    skipped,
+    abortSignal,
+    limits: stopAtLimit ? { maxFiles, maxTokens } : undefined,
+    startedAt,
+  });
+  if (cache) await cache.save();
+  const files = measured.files.sort(compareFiles);
+  const complete = measured.stopped === undefined;
 
   const totals = { files: files.length, bytes: 0, tokens: 0 };
+  let exactTokens = 0;
   for (const file of files) {
     totals.bytes += file.bytes;
     totals.tokens += file.tokens;
+    if (!file.estimated) exactTokens += file.tokens;
   }
 
   const violations: ScopeViolation[] = [];
-  const { maxFiles, maxTokens } = spec.contextScope;
-  if (totals.files > maxFiles) {
+  const count = (value: number) => value.toLocaleString("en-US");
+  const stoppedNote = complete ? "" : `; counting stopped at the limit, ${count(measured.read)} of about ${count(totals.files)} files read`;
+  if (totals.files > maxFiles && (complete || measured.stopped === "max-files")) {
     violations.push({
       kind: "max-files",
       limit: maxFiles,
       actual: totals.files,
-      message: `scope resolves to ${totals.files.toLocaleString("en-US")} files, over max_files ${maxFiles.toLocaleString("en-US")}: narrow paths or raise the limit`,
+      ...(complete ? {} : { counted: measured.read }),
+      message: `scope resolves to ${complete ? "" : "about "}${count(totals.files)} files, over max_files ${count(maxFiles)}${stoppedNote}: narrow paths or raise the limit`,
     });
   }
-  if (totals.tokens > maxTokens) {
+  // Over the tokens limit only when certain: the exactly counted part alone exceeds it.
+  if (exactTokens > maxTokens || (complete && totals.tokens > maxTokens)) {
     violations.push({
       kind: "max-tokens",
       limit: maxTokens,
       actual: totals.tokens,
-      message: `scope holds ${totals.tokens.toLocaleString("en-US")} tokens, over max_tokens ${maxTokens.toLocaleString("en-US")}: narrow paths, add excludes or raise the limit`,
+      ...(complete ? {} : { counted: exactTokens }),
+      message: complete
+        ? `scope holds ${count(totals.tokens)} tokens, over max_tokens ${count(maxTokens)}: narrow paths, add excludes or raise the limit`
+        : `scope holds more than ${count(exactTokens)} tokens (about ${count(totals.tokens)} in all), over max_tokens ${count(maxTokens)}${stoppedNote}: narrow paths, add excludes or raise the limit`,
     });
   }
   const toCreate: ResolvedScope["toCreate"] = [];
@@ -443,6 +551,7 @@ export async function resolveScope(spec: TaskSpec, options: ResolveScopeOptions)
     files,
     totals,
     estimated: counter.estimated,
+    complete,
     counter: counter.name,
     violations,
     toCreate: toCreate.sort(compareFiles),
@@ -453,7 +562,7 @@ export async function resolveScope(spec: TaskSpec, options: ResolveScopeOptions)
     assertWithinLimits() {
       if (violations.length === 0) return;
       const { directories, files: heaviest } = largest();
-      throw new ScopeLimitError(violations, directories, heaviest);
+      throw new ScopeLimitError(violations, directories, heaviest, { estimated: !complete });
     },
     canRead: (repo, path) => permissions.canRead(repo, path),
     canWrite: (repo, path) => permissions.canWrite(repo, path),
@@ -465,16 +574,22 @@ function compareFiles(left: { repo: string; path: string }, right: { repo: strin
   return left.path < right.path ? -1 : left.path > right.path ? 1 : 0;
 }
 
-const fingerprintOf = (info: Stats) => `${info.size}:${info.mtimeMs}:${info.ctimeMs}:${info.ino}`;
+const fingerprintOf = (info: Stats) => `${info.dev}:${info.ino}:${info.size}:${info.mtimeMs}:${info.ctimeMs}`;
+
+const OPEN_WALKED = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+const OPEN_NAMED = constants.O_RDONLY | constants.O_NONBLOCK;
 
 /**
  * Reads a file with one open, fstat, read and close: one read for a file of any size up to
- * `maxBytes` (the buffer is sized from fstat). A file over `maxBytes` is not read.
+ * `maxBytes` (the buffer is sized from fstat). A file over `maxBytes` is not read. A walked file
+ * is opened without following a link (it was a file when listed; a link now is not read), and
+ * never blocks (a FIFO put in its place opens and reads nothing).
  */
-function readWithStats(path: string, maxBytes: number): { info: Stats; buffer: Buffer | undefined } {
-  const descriptor = openSync(path, "r");
+function readWithStats(path: string, maxBytes: number, follow: boolean): { info: Stats; buffer: Buffer | undefined } {
+  const descriptor = openSync(path, follow ? OPEN_NAMED : OPEN_WALKED);
   try {
     const info = fstatSync(descriptor);
+    if (!info.isFile()) throw Object.assign(new Error(`${path} is not a regular file`), { code: "EFTYPE" });
     if (info.size > maxBytes) return { info, buffer: undefined };
     const buffer = Buffer.allocUnsafe(info.size);
     let offset = 0;
@@ -491,66 +606,136 @@ function readWithStats(path: string, maxBytes: number): { info: Stats; buffer: B
 
 interface MeasureContext {
   counter: TokenCounter;
+  /** Count `ceil(bytes / 4)` from the file's size (the default estimate): no decoding, no hashing. */
+  bytesOnly: boolean;
   cache: ScopeCache | undefined;
   maxFileBytes: number;
   skipped: SkippedFile[];
   abortSignal: AbortSignal | undefined;
+  /** With `stopAtLimit`: stop once the files read certainly exceed one of these. */
+  limits: { maxFiles: number; maxTokens: number } | undefined;
+  startedAt: number;
 }
 
 /** Characters sent to `countMany` at once, and batches in flight before reading waits for one. */
 const BATCH_CHARS = 1 << 20;
 const BATCHES_IN_FLIGHT = 8;
 
+const estimateOf = (bytes: number) => Math.ceil(bytes / ESTIMATE_BYTES_PER_TOKEN);
+
 /**
- * Measures every candidate: a file seen before with an unchanged fingerprint costs one `stat`;
+ * Measures every candidate: a file seen before with an unchanged fingerprint costs one `lstat`;
  * any other is read once (open, fstat, read, close) and hashed. Texts whose count is not cached
  * are counted inline, or, when the counter has `countMany`, in batches that run (on the
- * counter's threads) while this thread goes on reading.
+ * counter's threads) while this thread goes on reading. With limits, it stops reading once the
+ * files read certainly exceed one; the rest are listed from their sizes.
  */
-async function measureAll(candidates: readonly Candidate[], context: MeasureContext): Promise<ScopeFile[]> {
-  const { counter, cache, abortSignal } = context;
+async function measureAll(
+  candidates: readonly Candidate[],
+  context: MeasureContext,
+): Promise<{ files: ScopeFile[]; read: number; stopped: "max-files" | "max-tokens" | undefined }> {
+  const { counter, cache, abortSignal, limits } = context;
   const files: ScopeFile[] = [];
   const inFlight: Promise<void>[] = [];
   let batch: { file: ScopeFile; hash: string; text: string }[] = [];
   let batchChars = 0;
+  /** Tokens known exactly so far, and characters sent or about to be sent for counting. */
+  let counted = 0;
+  let pendingChars = 0;
+  let stopped: "max-files" | "max-tokens" | undefined;
+  const tally = (tokens: number) => {
+    counted += tokens;
+    if (limits && counted > limits.maxTokens) stopped ??= "max-tokens";
+  };
   const flush = async () => {
     if (batch.length === 0) return;
     const sent = batch;
+    const sentChars = batchChars;
     batch = [];
     batchChars = 0;
     const counting = counter.countMany!(
       sent.map((entry) => entry.text),
       abortSignal ? { abortSignal } : undefined,
     ).then((counts) => {
+      pendingChars -= sentChars;
       sent.forEach((entry, index) => {
         entry.file.tokens = counts[index]!;
         cache?.setTokens(counter.name, entry.hash, entry.file.tokens);
+        tally(entry.file.tokens);
       });
     });
     inFlight.push(counting);
     if (inFlight.length >= BATCHES_IN_FLIGHT) await inFlight.shift();
   };
-  for (let index = 0; index < candidates.length; index++) {
+  const drain = async () => {
+    await flush();
+    while (inFlight.length > 0) await inFlight.shift();
+  };
+  let index = 0;
+  for (; index < candidates.length && stopped === undefined; index++) {
     // Files are read synchronously; yield now and then so timers and aborts get a turn.
     if (index % 256 === 255) await new Promise((resolve) => setImmediate(resolve));
     throwIfAborted(abortSignal, "resolveScope");
     const read = readCandidate(candidates[index]!, context);
     if (!read) continue;
     files.push(read.file);
-    if (read.text === undefined) continue;
-    if (counter.countMany) {
-      batch.push({ file: read.file, hash: read.hash, text: read.text });
-      batchChars += read.text.length;
-      if (batchChars >= BATCH_CHARS) await flush();
+    if (limits && files.length > limits.maxFiles) stopped = "max-files";
+    if (read.text === undefined) {
+      tally(read.file.tokens);
       continue;
     }
-    const counted = counter.count(read.text);
-    read.file.tokens = typeof counted === "number" ? counted : await counted;
-    cache?.setTokens(counter.name, read.hash, read.file.tokens);
+    if (counter.countMany) {
+      batch.push({ file: read.file, hash: read.hash!, text: read.text });
+      batchChars += read.text.length;
+      pendingChars += read.text.length;
+      if (batchChars >= BATCH_CHARS) await flush();
+      // Near the limit by the estimate: wait for the exact counts before reading on, so a refusal
+      // never counts far past its limit.
+      if (limits && stopped === undefined && counted + estimateOf(pendingChars) > limits.maxTokens) await drain();
+      continue;
+    }
+    const tokens = counter.count(read.text);
+    read.file.tokens = typeof tokens === "number" ? tokens : await tokens;
+    cache?.setTokens(counter.name, read.hash!, read.file.tokens);
+    tally(read.file.tokens);
   }
-  await flush();
-  await Promise.all(inFlight);
-  return files;
+  await drain();
+  const readCount = files.length;
+  // Stopped at a limit: the rest are listed from one lstat each, their tokens estimated from size.
+  for (; index < candidates.length; index++) {
+    if (index % 1024 === 1023) await new Promise((resolve) => setImmediate(resolve));
+    const estimated = estimateCandidate(candidates[index]!, context);
+    if (estimated) files.push(estimated);
+  }
+  return { files, read: readCount, stopped };
+}
+
+/** A candidate not read (counting stopped at a limit): its size, and a cached count or an estimate. */
+function estimateCandidate(candidate: Candidate, context: MeasureContext): ScopeFile | undefined {
+  const { repo, root, path, follow } = candidate;
+  const info = (follow ? statSync : lstatSync)(`${root}/${path}`, { throwIfNoEntry: false });
+  if (!info?.isFile()) {
+    context.skipped.push({ repo, path, reason: "unreadable" });
+    return undefined;
+  }
+  if (info.size > context.maxFileBytes) {
+    context.skipped.push({ repo, path, reason: "too-large" });
+    return undefined;
+  }
+  const content = context.cache?.getContent(`${root}\u0000${path}`);
+  if (content && content.fingerprint === fingerprintOf(info)) {
+    if (content.binary) {
+      context.skipped.push({ repo, path, reason: "binary" });
+      return undefined;
+    }
+    const tokens = context.bytesOnly
+      ? estimateOf(content.bytes)
+      : content.hash === undefined
+        ? undefined
+        : context.cache?.getTokens(context.counter.name, content.hash);
+    if (tokens !== undefined) return { repo, path, bytes: content.bytes, tokens };
+  }
+  return { repo, path, bytes: info.size, tokens: estimateOf(info.size), estimated: true };
 }
 
 /**
@@ -560,20 +745,21 @@ async function measureAll(candidates: readonly Candidate[], context: MeasureCont
 function readCandidate(
   candidate: Candidate,
   context: MeasureContext,
-): { file: ScopeFile; hash: string; text: string | undefined } | undefined {
-  const { repo, root, path } = candidate;
-  const absolute = join(root, path);
+): { file: ScopeFile; hash: string | undefined; text: string | undefined } | undefined {
+  const { repo, root, path, follow } = candidate;
+  const { cache, counter, bytesOnly, maxFileBytes } = context;
+  const absolute = `${root}/${path}`;
   const key = `${root}\u0000${path}`;
   try {
-    // Seen before: one stat says whether it changed. Never seen: read it without a separate stat.
-    let content = context.cache?.getContent(key);
+    // Seen before: one lstat says whether it changed. Never seen: read it without a separate stat.
+    let content = cache?.getContent(key);
     let buffer: Buffer | undefined;
     if (content) {
-      const info = statSync(absolute);
-      if (fingerprintOf(info) !== content.fingerprint || info.size > context.maxFileBytes) content = undefined;
+      const info = follow ? statSync(absolute) : lstatSync(absolute);
+      if (!info.isFile() || fingerprintOf(info) !== content.fingerprint || info.size > maxFileBytes) content = undefined;
     }
     if (!content) {
-      const read = readWithStats(absolute, context.maxFileBytes);
+      const read = readWithStats(absolute, maxFileBytes, follow);
       if (!read.buffer) {
         context.skipped.push({ repo, path, reason: "too-large" });
         return undefined;
@@ -581,25 +767,35 @@ function readCandidate(
       buffer = read.buffer;
       content = {
         fingerprint: fingerprintOf(read.info),
-        hash: createHash("sha256").update(buffer).digest("hex"),
         bytes: buffer.length,
         binary: isBinary(buffer),
+        settled: Math.max(read.info.mtimeMs, read.info.ctimeMs) < context.startedAt - RACY_MS,
       };
-      context.cache?.setContent(key, content);
+      if (!bytesOnly && !content.binary) content.hash = createHash("sha256").update(buffer).digest("hex");
+      cache?.setContent(key, content);
     }
     if (content.binary) {
       context.skipped.push({ repo, path, reason: "binary" });
       return undefined;
     }
     const file: ScopeFile = { repo, path, bytes: content.bytes, tokens: 0 };
-    const tokens = context.cache?.getTokens(context.counter.name, content.hash);
+    if (bytesOnly) {
+      file.tokens = estimateOf(content.bytes);
+      return { file, hash: undefined, text: undefined };
+    }
+    const tokens = content.hash === undefined ? undefined : cache?.getTokens(counter.name, content.hash);
     if (tokens !== undefined) {
       file.tokens = tokens;
       return { file, hash: content.hash, text: undefined };
     }
-    // A cached fingerprint whose count was evicted: read the text again.
-    buffer ??= readWithStats(absolute, context.maxFileBytes).buffer ?? Buffer.alloc(0);
-    return { file, hash: content.hash, text: buffer.toString("utf8") };
+    // A cached fingerprint whose count was evicted (or never taken: an estimate's entry): read again.
+    buffer ??= readWithStats(absolute, maxFileBytes, follow).buffer ?? Buffer.alloc(0);
+    let hash = content.hash;
+    if (hash === undefined) {
+      hash = createHash("sha256").update(buffer).digest("hex");
+      cache?.setContent(key, { ...content, hash });
+    }
+    return { file, hash, text: buffer.toString("utf8") };
   } catch (error) {
     if ((error as { code?: string }).code === undefined) throw error;
     context.skipped.push({ repo, path, reason: "unreadable" });
@@ -635,7 +831,8 @@ function hotspots(files: readonly ScopeFile[], limit: number): { directories: Sc
   const heaviest = (spots: ScopeHotspot[]) =>
     spots.sort((left, right) => right.tokens - left.tokens || compareFiles(left, right)).slice(0, limit);
   return {
-    directories: heaviest([...directories.values()]),
+    // A directory holding every file of the scope (the chain `packages`, `packages/ai`, ...) is no advice.
+    directories: heaviest([...directories.values()].filter((spot) => spot.files < files.length)),
     files: heaviest(files.map((file) => ({ repo: file.repo, path: file.path, files: 1, tokens: file.tokens }))),
   };
 }
