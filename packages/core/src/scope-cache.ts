@@ -5,8 +5,8 @@ import { writeFileAtomic } from "./write-file-atomic.js";
 
 /** What the cache remembers about one file's content. */
 export interface CachedContent {
-  /** Device, inode, size, mtime and ctime when it was read: a different fingerprint means read again. */
-  fingerprint: string;
+  /** Device, inode, size, mtime (ms) and ctime (ms) when it was read: any difference means read again. */
+  identity: readonly [dev: number, ino: number, size: number, mtimeMs: number, ctimeMs: number];
   /** sha256 of the bytes, hex; absent when only the size was needed (the byte estimate counts no text). */
   hash?: string;
   bytes: number;
@@ -78,7 +78,7 @@ const MAGIC = "bulkhead-scope-cache 1";
 const FILE_NAME = "scope-cache.v1";
 
 interface CacheFile {
-  contents: [string, string, string | null, number, 0 | 1][];
+  contents: [string, number, number, number, number, number, number, string | null, 0 | 1][];
   tokens: [string, number][];
   listings: [string, string, string, 0 | 1, [string, "f" | "d" | "l"][]][];
 }
@@ -91,8 +91,13 @@ function bounded<TValue>(map: Map<string, TValue>, key: string, value: TValue, m
 
 const isKind = (kind: unknown): kind is "f" | "d" | "l" => kind === "f" || kind === "d" || kind === "l";
 
-/** Reads a cache file; any damage (missing, truncated, checksum or shape wrong) gives an empty cache. */
-function load(path: string): CacheFile | undefined {
+/**
+ * Reads a file written by {@link writeChecksummedJson}: undefined when it is missing, truncated,
+ * damaged (the sha256 in its first line does not match the rest) or of another format.
+ *
+ * Exported from `@bulkhead/core/scope` only (for the command line), not the main entry.
+ */
+export function readChecksummedJson(path: string, format: string): unknown {
   let text: string;
   try {
     text = readFileSync(path, "utf8");
@@ -100,17 +105,32 @@ function load(path: string): CacheFile | undefined {
     return undefined;
   }
   const newline = text.indexOf("\n");
-  const header = newline === -1 ? "" : text.slice(0, newline);
   const body = text.slice(newline + 1);
-  if (header !== `${MAGIC} ${createHash("sha256").update(body).digest("hex")}`) return undefined;
+  if (newline === -1 || text.slice(0, newline) !== `${format} ${createHash("sha256").update(body).digest("hex")}`) return undefined;
   try {
-    const parsed = JSON.parse(body) as Partial<CacheFile>;
-    return Array.isArray(parsed.contents) && Array.isArray(parsed.tokens) && Array.isArray(parsed.listings)
-      ? (parsed as CacheFile)
-      : undefined;
+    return JSON.parse(body) as unknown;
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Writes JSON after a first line naming the format and the sha256 of the rest, atomically: a
+ * reader sees the old file or the new, and never trusts one that was damaged since.
+ *
+ * Exported from `@bulkhead/core/scope` only (for the command line), not the main entry.
+ */
+export async function writeChecksummedJson(path: string, format: string, value: unknown): Promise<void> {
+  const body = JSON.stringify(value);
+  // A cache: losing the last write to a power cut costs a rebuild, so no fsync.
+  await writeFileAtomic(path, `${format} ${createHash("sha256").update(body).digest("hex")}\n${body}`, { fsync: false });
+}
+
+function load(path: string): CacheFile | undefined {
+  const parsed = readChecksummedJson(path, MAGIC) as Partial<CacheFile> | undefined;
+  return parsed && Array.isArray(parsed.contents) && Array.isArray(parsed.tokens) && Array.isArray(parsed.listings)
+    ? (parsed as CacheFile)
+    : undefined;
 }
 
 /**
@@ -135,9 +155,11 @@ export function createScopeCache({ maxEntries = 500_000, directory }: ScopeCache
     // Entries of the wrong shape are dropped one by one; the checksum already vouches for the bytes.
     for (const entry of loaded.contents) {
       if (!Array.isArray(entry)) continue;
-      const [key, fingerprint, hash, bytes, binary] = entry;
-      if (typeof key !== "string" || typeof fingerprint !== "string" || typeof bytes !== "number") continue;
-      contents.set(key, { fingerprint, ...(typeof hash === "string" ? { hash } : {}), bytes, binary: binary === 1 });
+      const [key, dev, ino, size, mtimeMs, ctimeMs, bytes, hash, binary] = entry;
+      if (typeof key !== "string" || ![dev, ino, size, mtimeMs, ctimeMs, bytes].every((value) => typeof value === "number")) continue;
+      const content: CachedContent = { identity: [dev, ino, size, mtimeMs, ctimeMs], bytes, binary: binary === 1 };
+      if (typeof hash === "string") content.hash = hash;
+      contents.set(key, content);
     }
     for (const entry of loaded.tokens) {
       if (Array.isArray(entry) && typeof entry[0] === "string" && Number.isSafeInteger(entry[1])) tokens.set(entry[0], entry[1]);
@@ -176,7 +198,7 @@ export function createScopeCache({ maxEntries = 500_000, directory }: ScopeCache
       const data: CacheFile = { contents: [], tokens: [...tokens], listings: [] };
       for (const [key, content] of contents)
         if (content.settled !== false)
-          data.contents.push([key, content.fingerprint, content.hash ?? null, content.bytes, content.binary ? 1 : 0]);
+          data.contents.push([key, ...content.identity, content.bytes, content.hash ?? null, content.binary ? 1 : 0]);
       for (const [key, listing] of listings)
         if (listing.settled !== false)
           data.listings.push([
@@ -186,8 +208,7 @@ export function createScopeCache({ maxEntries = 500_000, directory }: ScopeCache
             listing.hasGitignore ? 1 : 0,
             listing.entries as [string, "f" | "d" | "l"][],
           ]);
-      const body = JSON.stringify(data);
-      await writeFileAtomic(file, `${MAGIC} ${createHash("sha256").update(body).digest("hex")}\n${body}`, { fsync: false });
+      await writeChecksummedJson(file, MAGIC, data);
       changed = false;
     },
     clear() {
