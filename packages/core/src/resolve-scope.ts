@@ -134,7 +134,9 @@ const schemaOf = () =>
  * Resolves a task spec's context scope against real directories: the exact files the agent may
  * see, with sizes and token counts, checked against `max_files` and `max_tokens`. Directories are
  * walked recursively, globs matched, `exclude` always wins, `.git/` and git-ignored files are left
- * out, binary files are skipped and listed, and symlinks are followed only inside their repo.
+ * out, binary files are skipped and listed, and symlinks met in a walk are reported, not walked
+ * (one named in `paths` is followed, inside its repo only). With `stopAtLimit`, an over-limit
+ * scope is refused after counting about its limit. See docs/scope.md.
  *
  * @example
  * const scope = await resolveScope(spec, { repos: { "backend-api": "../backend-api" } });

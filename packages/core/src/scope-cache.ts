@@ -47,10 +47,12 @@ export interface CachedListing {
  */
 export interface ScopeCache {
   readonly maxEntries: number;
+  /** What is known of a file, by its absolute path (under the repo's real path). */
   getContent(file: string): CachedContent | undefined;
   setContent(file: string, content: CachedContent): void;
   getTokens(counterName: string, hash: string): number | undefined;
   setTokens(counterName: string, hash: string, tokens: number): void;
+  /** What is known of a directory, by the repo's real path and the directory's path in it. */
   getListing(directory: string): CachedListing | undefined;
   setListing(directory: string, listing: CachedListing): void;
   /** Entries held now, all maps together. */
@@ -74,12 +76,12 @@ export interface ScopeCacheOptions {
 }
 
 /** The cache file's first line: the format and the sha256 of the rest, so a damaged file is never trusted. */
-const MAGIC = "bulkhead-scope-cache 1";
+const MAGIC = "bulkhead-scope-cache 2";
 const FILE_NAME = "scope-cache.v1";
 
 interface CacheFile {
   contents: [string, number, number, number, number, number, number, string | null, 0 | 1][];
-  tokens: [string, number][];
+  tokens: [string, string, number][];
   listings: [string, string, string, 0 | 1, [string, "f" | "d" | "l"][]][];
 }
 
@@ -146,7 +148,15 @@ function load(path: string): CacheFile | undefined {
  */
 export function createScopeCache({ maxEntries = 500_000, directory }: ScopeCacheOptions = {}): ScopeCache {
   const contents = new Map<string, CachedContent>();
-  const tokens = new Map<string, number>();
+  // Counter name → content hash → tokens: the lookup hashes only the hash string, which a warm
+  // resolve holds from the file's entry (V8 keeps a string's hash), never a freshly joined key.
+  const tokens = new Map<string, Map<string, number>>();
+  const tokensOf = (counterName: string) => {
+    let counts = tokens.get(counterName);
+    if (!counts) tokens.set(counterName, (counts = new Map()));
+    return counts;
+  };
+  const tokenCount = () => [...tokens.values()].reduce((sum, counts) => sum + counts.size, 0);
   const listings = new Map<string, CachedListing>();
   let changed = false;
   const file = directory === undefined ? undefined : join(directory, FILE_NAME);
@@ -162,7 +172,9 @@ export function createScopeCache({ maxEntries = 500_000, directory }: ScopeCache
       contents.set(key, content);
     }
     for (const entry of loaded.tokens) {
-      if (Array.isArray(entry) && typeof entry[0] === "string" && Number.isSafeInteger(entry[1])) tokens.set(entry[0], entry[1]);
+      if (!Array.isArray(entry) || typeof entry[0] !== "string" || typeof entry[1] !== "string" || !Number.isSafeInteger(entry[2]))
+        continue;
+      tokensOf(entry[0]).set(entry[1], entry[2]);
     }
     for (const entry of loaded.listings) {
       if (!Array.isArray(entry)) continue;
@@ -180,10 +192,10 @@ export function createScopeCache({ maxEntries = 500_000, directory }: ScopeCache
       changed = true;
       bounded(contents, key, content, maxEntries);
     },
-    getTokens: (counterName, hash) => tokens.get(`${counterName}\u0000${hash}`),
+    getTokens: (counterName, hash) => tokens.get(counterName)?.get(hash),
     setTokens(counterName, hash, count) {
       changed = true;
-      bounded(tokens, `${counterName}\u0000${hash}`, count, maxEntries);
+      bounded(tokensOf(counterName), hash, count, maxEntries);
     },
     getListing: (key) => listings.get(key),
     setListing(key, listing) {
@@ -191,11 +203,12 @@ export function createScopeCache({ maxEntries = 500_000, directory }: ScopeCache
       bounded(listings, key, listing, maxEntries);
     },
     get size() {
-      return contents.size + tokens.size + listings.size;
+      return contents.size + tokenCount() + listings.size;
     },
     async save() {
       if (file === undefined || !changed) return;
-      const data: CacheFile = { contents: [], tokens: [...tokens], listings: [] };
+      const data: CacheFile = { contents: [], tokens: [], listings: [] };
+      for (const [counterName, counts] of tokens) for (const [hash, count] of counts) data.tokens.push([counterName, hash, count]);
       for (const [key, content] of contents)
         if (content.settled !== false)
           data.contents.push([key, ...content.identity, content.bytes, content.hash ?? null, content.binary ? 1 : 0]);
