@@ -45,7 +45,12 @@ interface RuleChain {
 
 /** Walks one repo and collects the files its scope entries expand to. */
 class RepoWalker {
-  readonly candidates = new Map<string, Candidate>();
+  readonly candidates: Candidate[] = [];
+  /**
+   * Paths added, when two entries of `paths` could reach one file. With one entry they cannot
+   * (each directory is walked once, its names are unique), and 100k inserts are saved.
+   */
+  readonly #added: Set<string> | undefined;
   readonly refused: RefusedPath[] = [];
   readonly skipped: SkippedFile[] = [];
   readonly notFound: string[] = [];
@@ -69,6 +74,7 @@ class RepoWalker {
   ) {
     this.#excluded = compileEntries(repo.exclude);
     this.#noExcludes = repo.exclude.length === 0;
+    this.#added = repo.paths.length > 1 ? new Set() : undefined;
   }
 
   /** Resolves a spec path component by component: a link in it that leaves the repo is refused. */
@@ -91,13 +97,13 @@ class RepoWalker {
 
   async addEntry(entry: string): Promise<void> {
     if (isGlob(entry)) {
-      const before = this.candidates.size;
+      const before = this.candidates.length;
       const base = globBase(entry);
       // The glob is walked under its base, so a link there is followed: it must stay inside.
       const found = this.#inside(base, "inside", entry);
       if (!found) return;
       if (found.info?.isDirectory()) await this.walk(base, compileEntries([entry]), join(this.root, found.real));
-      if (this.candidates.size === before) this.notFound.push(entry);
+      if (this.candidates.length === before) this.notFound.push(entry);
       return;
     }
     const found = this.#inside(entry);
@@ -151,7 +157,9 @@ class RepoWalker {
       resolveLinks(this.links, path).some((alias) => this.#excluded(alias) || touchesGitDirectory(alias))
     )
       return;
-    if (!this.candidates.has(path)) this.candidates.set(path, { repo: this.repo.name, root: this.root, path, follow });
+    if (this.#added?.has(path)) return;
+    this.#added?.add(path);
+    this.candidates.push({ repo: this.repo.name, root: this.root, path, follow });
   }
 
   /**
@@ -361,7 +369,7 @@ export async function resolveValidatedScope(spec: TaskSpec, options: ResolveScop
     }),
   );
 
-  const candidates = walkers.flatMap((walker) => [...walker.candidates.values()]);
+  const candidates = walkers.flatMap((walker) => walker.candidates);
   const skipped = walkers.flatMap((walker) => walker.skipped);
   const { maxFiles, maxTokens } = spec.contextScope;
   const measured = await measureAll(candidates, {
