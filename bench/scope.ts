@@ -8,7 +8,7 @@
 //    Skipped, with a note, when BENCH_SCOPE_REPO is not set.
 // 2. A generated 100k-file tree (BENCH_SCOPE_FILES): resolveScope cold and warm beside
 //    `git ls-files` + a sequential read of every file.
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -47,6 +47,16 @@ async function realRepository(repo: string): Promise<void> {
         ownership: { primary_repo: "repo" },
       }),
     );
+    // Issue 15: the whole repository against max_tokens 50,000, refused (exit 2) once certainly over.
+    const overFile = join(work, "over.json");
+    writeFileSync(
+      overFile,
+      JSON.stringify({
+        task: "bench",
+        context_scope: { repos: [{ name: "repo", paths: ["."] }], max_files: 1_000_000, max_tokens: 50_000 },
+        ownership: { primary_repo: "repo" },
+      }),
+    );
     const bulkheadOut = join(work, "scope.json");
     // Cold: a new home per run, so no cache (the run pays for writing one); warm: the last run's.
     let home = join(work, "home-0");
@@ -74,6 +84,18 @@ async function realRepository(repo: string): Promise<void> {
         label: "bulkhead scope resolve --json",
         before: () => (home = join(work, `home-${++homes}`)),
         run: () => writeFileSync(bulkheadOut, bulkhead()),
+      },
+      {
+        label: "bulkhead scope resolve, whole repo over max_tokens 50,000 (refused)",
+        before: () => (home = join(work, `home-${++homes}`)),
+        run: () => {
+          const refused = spawnSync(
+            process.execPath,
+            [join(rootDir, "packages/cli/dist/bin.js"), "scope", "resolve", overFile, "--repo", `repo=${repo}`, "--json"],
+            { maxBuffer: 1 << 30, env: { ...process.env, BULKHEAD_HOME: home } },
+          );
+          if (refused.status !== 2) throw new Error(`expected a refusal (exit 2), got ${refused.status}: ${refused.stderr}`);
+        },
       },
     ]);
 
