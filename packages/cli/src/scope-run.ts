@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { closeSync, openSync, readSync } from "node:fs";
+import { createRequire } from "node:module";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import type { ResolvedScope, TaskSpec, TokenCounter } from "@bulkhead/core/scope";
@@ -38,6 +39,7 @@ function lazyCounter(): TokenCounter & Disposable {
   };
 }
 
+const require = createRequire(import.meta.url);
 const SPECS_FORMAT = "bulkhead-task-specs 1";
 /** The same bound loadTaskSpec reads a spec with (MAX_TASK_SPEC_BYTES). */
 const SPEC_MAX_BYTES = 256 * 1024;
@@ -68,7 +70,9 @@ async function loadSpec(path: string, cacheDir: string | undefined): Promise<Tas
   if (cacheDir === undefined || bytes === undefined) return (await import("@bulkhead/core")).loadTaskSpec(path);
   const { readChecksummedJson, writeChecksummedJson } = await import("@bulkhead/core/scope");
   const file = join(cacheDir, "task-specs.v1");
-  const key = createHash("sha256").update(bytes).digest("hex");
+  // A spec is parsed by core's schema: another core version may read the same bytes otherwise.
+  const { version } = require("@bulkhead/core/package.json") as { version: string };
+  const key = createHash("sha256").update(`${version}\u0000`).update(bytes).digest("hex");
   const cached = readChecksummedJson(file, SPECS_FORMAT) as Record<string, TaskSpec> | undefined;
   const hit = cached?.[key];
   if (hit && typeof hit === "object" && Array.isArray(hit.contextScope?.repos)) return hit;
