@@ -540,6 +540,10 @@ async function measureAll(
   /** Tokens known exactly so far, and characters sent or about to be sent for counting. */
   let counted = 0;
   let pendingChars = 0;
+  /** Characters counted and the tokens they held: the scope's own tokens per character, to predict the limit. */
+  let countedChars = 0;
+  let charTokens = 0;
+  const predicted = (chars: number) => (countedChars > 0 ? Math.ceil((chars * charTokens) / countedChars) : estimateOf(chars));
   let stopped: "max-files" | "max-tokens" | undefined;
   const tally = (tokens: number) => {
     counted += tokens;
@@ -556,8 +560,10 @@ async function measureAll(
       abortSignal ? { abortSignal } : undefined,
     ).then((counts) => {
       pendingChars -= sentChars;
+      countedChars += sentChars;
       sent.forEach((entry, index) => {
         entry.file.tokens = counts[index]!;
+        charTokens += entry.file.tokens;
         cache?.setTokens(counter.name, entry.hash, entry.file.tokens);
         tally(entry.file.tokens);
       });
@@ -587,9 +593,10 @@ async function measureAll(
       batchChars += read.text.length;
       pendingChars += read.text.length;
       if (batchChars >= BATCH_CHARS) await flush();
-      // Near the limit by the estimate: wait for the exact counts before reading on, so a refusal
-      // never counts far past its limit.
-      if (limits && stopped === undefined && counted + estimateOf(pendingChars) > limits.maxTokens) await drain();
+      // Near the limit by the prediction (the tokens per character counted so far, bytes/4 before
+      // any): wait for the exact counts before reading on, so a refusal never counts far past its
+      // limit, and a scope just under it is not counted one file at a time for long.
+      if (limits && stopped === undefined && counted + predicted(pendingChars) > limits.maxTokens) await drain();
       continue;
     }
     const tokens = counter.count(read.text);
