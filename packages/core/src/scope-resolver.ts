@@ -452,7 +452,7 @@ export async function resolveValidatedScope(spec: TaskSpec, options: ResolveScop
     largest,
     assertWithinLimits() {
       if (violations.length === 0) return;
-      const { directories, files: heaviest } = largest();
+      const { directories, files: heaviest } = hotspots(files, 5, { advice: true });
       throw new ScopeLimitError(violations, directories, heaviest, { estimated: !complete });
     },
     canRead: (repo, path) => permissions.canRead(repo, path),
@@ -721,7 +721,11 @@ function willCreate(root: string, repo: string, path: string, declared: Readonly
   return parent.ok && parent.stats?.isDirectory() === true;
 }
 
-function hotspots(files: readonly ScopeFile[], limit: number): { directories: ScopeHotspot[]; files: ScopeHotspot[] } {
+function hotspots(
+  files: readonly ScopeFile[],
+  limit: number,
+  { advice = false } = {},
+): { directories: ScopeHotspot[]; files: ScopeHotspot[] } {
   const directories = new Map<string, ScopeHotspot>();
   for (const file of files) {
     let slash = file.path.lastIndexOf("/");
@@ -738,8 +742,9 @@ function hotspots(files: readonly ScopeFile[], limit: number): { directories: Sc
   const heaviest = (spots: ScopeHotspot[]) =>
     spots.sort((left, right) => right.tokens - left.tokens || compareFiles(left, right)).slice(0, limit);
   return {
-    // A directory holding every file of the scope (the chain `packages`, `packages/ai`, ...) is no advice.
-    directories: heaviest([...directories.values()].filter((spot) => spot.files < files.length)),
+    // As advice, a directory holding every file of the scope (the chain `packages`, `packages/ai`,
+    // ...) says nothing: removing it leaves nothing. `largest()` keeps them (they are the heaviest).
+    directories: heaviest(advice ? [...directories.values()].filter((spot) => spot.files < files.length) : [...directories.values()]),
     files: heaviest(files.map((file) => ({ repo: file.repo, path: file.path, files: 1, tokens: file.tokens }))),
   };
 }
