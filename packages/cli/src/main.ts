@@ -51,28 +51,23 @@ function requireRepos(spec: { contextScope: { repos: readonly { name: string }[]
 }
 
 async function scopeOf(specPath: string, repos: Record<string, string>) {
-  const { loadTaskSpec, resolveScope } = await import("@bulkhead/core");
-  const { createTokenCounter } = await import("@bulkhead/budget");
-  const spec = await loadTaskSpec(specPath);
-  requireRepos(spec, repos, specPath);
-  using counter = createTokenCounter({ encoding: "o200k_base" });
-  return { spec, scope: await resolveScope(spec, { repos, counter }) };
+  const { resolveSpecScope } = await import("./scope-run.js");
+  return resolveSpecScope(specPath, repos, (spec) => requireRepos(spec, repos, specPath));
 }
 
 /** What to take out of an over-limit scope; null when it fits. */
 async function adviceFor(
-  files: readonly { repo: string; path: string; tokens: number }[],
+  scope: { files: readonly { repo: string; path: string; tokens: number }[]; complete: boolean },
   limits: { maxFiles: number; maxTokens: number },
 ) {
-  const { suggestNarrowing } = await import("@bulkhead/core");
-  const advice = suggestNarrowing(files, limits);
-  return advice.remove.length === 0 && advice.fits ? null : advice;
+  return (await import("./scope-run.js")).adviceFor(scope, limits);
 }
 
 function narrowingText(advice: Awaited<ReturnType<typeof adviceFor>>): string[] {
   if (!advice) return [];
   const count = (value: number) => value.toLocaleString("en-US");
   return [
+    ...(advice.estimated ? ["counting stopped at the limit: the parts below are sized from file sizes (about 4 bytes a token)"] : []),
     advice.fits
       ? `to fit, exclude ${advice.remove.length === 1 ? "this" : `these ${advice.remove.length}`} (leaves ${count(advice.after.files)} files, ${count(advice.after.tokens)} tokens):`
       : "no removal brings the scope under its limits: split the task or raise the limits. Largest parts:",
@@ -217,13 +212,14 @@ const commands: Record<string, Command> = {
     async run([spec], flags) {
       const { spec: parsed, scope } = await scopeOf(spec!, repoMap(flags.repo as string[] | undefined));
       const limits = { maxFiles: parsed.contextScope.maxFiles, maxTokens: parsed.contextScope.maxTokens };
-      const narrowing = await adviceFor(scope.files, limits);
+      const narrowing = await adviceFor(scope, limits);
       const data = {
         narrowing,
         files: scope.files,
         totals: scope.totals,
         limits: { maxFiles: parsed.contextScope.maxFiles, maxTokens: parsed.contextScope.maxTokens },
         estimated: scope.estimated,
+        complete: scope.complete,
         violations: scope.violations,
         toCreate: scope.toCreate,
         skipped: scope.skipped,
@@ -269,7 +265,7 @@ const commands: Record<string, Command> = {
         });
       const allowed = violations.length === 0;
       const limit = Math.min(contextRead, sessionTotal ?? Infinity);
-      const narrowing = await adviceFor(scope.files, {
+      const narrowing = await adviceFor(scope, {
         maxFiles: spec.contextScope.maxFiles,
         maxTokens: Math.min(limit, spec.contextScope.maxTokens),
       });
