@@ -3,9 +3,11 @@ import { z } from "zod";
 
 /** A gate that runs a command (an argument list, no shell) in the directory under test. Journaled with the submission. */
 export interface CommandGate {
+  /** The gate's name, in results, events and the journal. */
   name: string;
+  /** The program and its arguments; run in its own process group, killed with it on a stop. */
   command: readonly string[];
-  /** @default 300_000 */
+  /** How long the gate may run before it is killed and fails closed. @default 300_000 */
   timeoutMs?: number;
 }
 
@@ -15,14 +17,22 @@ export interface CommandGate {
  * while its process lives and refuses it (fail closed) once that process is gone.
  */
 export interface FunctionGate {
+  /** The gate's name, in results, events and the journal. */
   name: string;
+  /** The check; `ok: true` passes, anything else (a throw included) fails closed. */
   run: (context: {
     /** The directory holding the candidate commit's files. */
     dir: string;
+    /** The submission's paths. */
     files: readonly string[];
     issueId: string;
+    /**
+     * Fires when the gate's time limit passes or the submitter aborts: stop the work. The lead
+     * stops waiting for the function at that moment either way (a function cannot be killed).
+     */
+    abortSignal: AbortSignal;
   }) => Promise<{ ok: boolean; output?: string }> | { ok: boolean; output?: string };
-  /** @default 300_000 */
+  /** How long the lead waits for the function before the gate fails closed. @default 300_000 */
   timeoutMs?: number;
 }
 
@@ -30,10 +40,13 @@ export interface FunctionGate {
 export type Gate = CommandGate | FunctionGate;
 
 export interface GateResult {
+  /** The gate's name. */
   name: string;
+  /** Whether it passed. */
   ok: boolean;
   /** The last 4 KB of output, or the error, kept as evidence. */
   output: string;
+  /** How long it ran. */
   durationMs: number;
 }
 
@@ -50,7 +63,9 @@ export const SUBMISSION_LIMITS = {
 
 /** One worker's request to commit its changes for an issue: `files` read from disk, or `changes` as bytes. */
 export interface Submission {
+  /** The issue the commit is for: one commit per issue (a second needs `fixup`). */
   issueId: string;
+  /** Who wrote the changes; recorded in the commit's trailers and the journal. */
   worker: string;
   /**
    * Paths relative to the repo, read from the lead's `dir` as they are on disk now (a missing file
@@ -65,17 +80,28 @@ export interface Submission {
    * the branch tip's tree with them applied, reading nothing from any working tree.
    */
   changes?: readonly ChangedPath[];
+  /** The commit message (its subject line first). */
   message: string;
-  /** Files, directories or globs the worker may write; files outside are refused. */
+  /** Files, directories or globs the worker may write; files outside are refused. @default no limit beyond the guard */
   manifest?: readonly string[];
+  /** Extra `Key: value` trailers for the commit message. @default none */
   trailers?: Record<string, string>;
+  /** The worker's token usage, recorded as trailers. @default none */
   usage?: Pick<Usage, "inputTokens" | "outputTokens">;
-  /** Commit again for an issue that already has its commit. */
+  /** Commit again for an issue that already has its commit. @default false */
   fixup?: boolean;
   /** An idempotency key: submitting the same id twice yields one outcome. @default random */
   id?: string;
-  /** Command gates for this submission, run after the lead's own gates; journaled with it. */
+  /** Command gates for this submission, run after the lead's own gates; journaled with it. @default none */
   gates?: readonly CommandGate[];
+  /**
+   * Cancels the submission (not journaled): before it is queued nothing happens; while it waits or
+   * its gates run, the running gate is killed (its process group too), the submission is refused
+   * in the journal as aborted and `submit()` throws `AbortedError`. Once its commit's intent is
+   * journaled the abort is too late: the commit lands and `submit()` resolves with it. See
+   * docs/cancellation.md#git-lead. @default none
+   */
+  abortSignal?: AbortSignal;
 }
 
 /** How a submission ended. */
@@ -97,7 +123,15 @@ export type SubmitResult =
       checkoutNotUpdated?: { workdir: string; path: string; reason: string }[];
     }
   | { status: "held"; id: string; issueId: string; reason: string; proposals: { file: string; proposalId: string }[] }
-  | { status: "rejected"; id: string; issueId: string; reason: string; gates: GateResult[] };
+  | {
+      status: "rejected";
+      id: string;
+      issueId: string;
+      reason: string;
+      gates: GateResult[];
+      /** Set when the refusal is its submitter's abort (or a withdrawal after one), not a verdict on the change. */
+      aborted?: true;
+    };
 
 /** A gate as journaled with its submission: a command, or a reference to a function of the process that queued it. */
 export type JournaledGate = { name: string; command: string[]; timeoutMs?: number } | { name: string; function: true; timeoutMs?: number };
@@ -172,6 +206,7 @@ export const submissionSchema = z
       .regex(/^[A-Za-z0-9_-]{1,100}$/, "expected an id of letters, digits, '_' or '-'")
       .optional(),
     gates: z.array(commandGateSchema).max(SUBMISSION_LIMITS.maxGates).optional(),
+    abortSignal: z.instanceof(AbortSignal, { message: "expected an AbortSignal" }).optional(),
   })
   .superRefine((submission, context) => {
     if ((submission.files === undefined) === (submission.changes === undefined))
