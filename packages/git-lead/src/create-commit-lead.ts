@@ -139,42 +139,50 @@ export interface CommitLeadOptions {
   remote?: RemoteLandingOptions;
 }
 
-const optionsSchema = z.object({
-  dir: z.string().min(1),
-  branch: z
-    .string()
-    .regex(/^(?!.*\.\.)(?!\/)(?!.*\.lock$)[A-Za-z0-9._/-]+$/, "expected a branch name")
-    .optional(),
-  startAt: z
-    .string()
-    .regex(/^[0-9a-f]{40}$/, "expected a full commit id (40 hex digits)")
-    .optional(),
-  author: z.object({
-    name: z
+const buildOptionsSchema = () =>
+  z.object({
+    dir: z.string().min(1),
+    branch: z
       .string()
-      .min(1)
-      .regex(/^[^<>\n]+$/, "no <, > or newline"),
-    email: z
+      .regex(/^(?!.*\.\.)(?!\/)(?!.*\.lock$)[A-Za-z0-9._/-]+$/, "expected a branch name")
+      .optional(),
+    startAt: z
       .string()
-      .min(1)
-      .regex(/^[^<>\n]+$/, "no <, > or newline"),
-  }),
-  gates: z.array(gateSchema).max(64).optional(),
-  guard: z
-    .custom<Pick<MultiRepoGuard, "propose">>(
-      (value) => typeof (value as MultiRepoGuard | undefined)?.propose === "function",
-      "expected a MultiRepoGuard",
-    )
-    .optional(),
-  repo: z.string().min(1).optional(),
-  lock: z.object({ leaseMs: z.number().int().positive().optional(), indexTimeoutMs: z.number().int().positive().optional() }).optional(),
-  remote: remoteLandingSchema.optional(),
-});
+      .regex(/^[0-9a-f]{40}$/, "expected a full commit id (40 hex digits)")
+      .optional(),
+    author: z.object({
+      name: z
+        .string()
+        .min(1)
+        .regex(/^[^<>\n]+$/, "no <, > or newline"),
+      email: z
+        .string()
+        .min(1)
+        .regex(/^[^<>\n]+$/, "no <, > or newline"),
+    }),
+    gates: z.array(gateSchema()).max(64).optional(),
+    guard: z
+      .custom<Pick<MultiRepoGuard, "propose">>(
+        (value) => typeof (value as MultiRepoGuard | undefined)?.propose === "function",
+        "expected a MultiRepoGuard",
+      )
+      .optional(),
+    repo: z.string().min(1).optional(),
+    lock: z.object({ leaseMs: z.number().int().positive().optional(), indexTimeoutMs: z.number().int().positive().optional() }).optional(),
+    remote: remoteLandingSchema().optional(),
+  });
 
-const recoverSchema = z.object({
-  timeoutMs: z.number().int().nonnegative().optional(),
-  abortSignal: z.instanceof(AbortSignal, { message: "expected an AbortSignal" }).optional(),
-});
+const buildRecoverSchema = () =>
+  z.object({
+    timeoutMs: z.number().int().nonnegative().optional(),
+    abortSignal: z.instanceof(AbortSignal, { message: "expected an AbortSignal" }).optional(),
+  });
+
+let optionsSchemaCache: ReturnType<typeof buildOptionsSchema> | undefined;
+let recoverSchemaCache: ReturnType<typeof buildRecoverSchema> | undefined;
+// Built on first use, not at import.
+const optionsSchema = () => (optionsSchemaCache ??= buildOptionsSchema());
+const recoverSchema = () => (recoverSchemaCache ??= buildRecoverSchema());
 
 /** Resolves when `work` settles or `signal` fires, whichever is first; never rejects. */
 function untilSettledOrAborted(work: Promise<unknown>, signal: AbortSignal): Promise<void> {
@@ -286,7 +294,7 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
    * leaves nothing half done (no moved ref, no touched index, the journal records the refusal).
    */
   async submit(submission: Submission): Promise<SubmitResult> {
-    const { abortSignal, ...parsed } = validateOptions(submissionSchema, submission, "submission");
+    const { abortSignal, ...parsed } = validateOptions(submissionSchema(), submission, "submission");
     if (this.#closed) throw new InvalidArgumentError("submit", `the lead over ${this.dir} is closed: create a new one`);
     const deadline = createDeadline({ abortSignal });
     try {
@@ -337,7 +345,7 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
         const result = this.#queue.result(id);
         // Found before this call drove anything: another lead committed it (a resubmission after a crash).
         if (result) return this.#answer(first ? await this.#resynced(result) : result, deadline);
-        if (deadline.signal.aborted) return await this.#abandon(id, deadline);
+        if (deadline.signal.aborted || this.#closed) return await this.#abandon(id, deadline);
         const driving = this.#drive();
         await untilSettledOrAborted(driving, deadline.signal);
         if (!this.#queue.result(id) && !deadline.signal.aborted)
@@ -367,7 +375,10 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
     const result = this.#queue.result(id);
     // Decided before the abort took hold (a commit whose intent was journaled, a hold, a failed gate): that is the outcome.
     if (result) return this.#answer(result, deadline);
-    throw new AbortedError(`submit of ${id}`, deadline.signal.reason);
+    throw new AbortedError(
+      `submit of ${id}`,
+      deadline.signal.aborted ? deadline.signal.reason : new Error(`the lead over ${this.dir} was closed while the submission waited`),
+    );
   }
 
   /**
@@ -379,7 +390,7 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
    * (`AbortedError`).
    */
   async recover(options: RecoverOptions = {}): Promise<RecoveryReport> {
-    const { timeoutMs = 30_000, abortSignal } = validateOptions(recoverSchema, options, "options");
+    const { timeoutMs = 30_000, abortSignal } = validateOptions(recoverSchema(), options, "options");
     const deadline = createDeadline({ abortSignal, timeoutMs });
     try {
       for (;;) {
@@ -482,8 +493,10 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
   }
 
   /**
-   * Waits for the submission this process is committing, then closes the journal. Idempotent;
-   * `await using lead = await createCommitLead(...)` calls it. A closed lead refuses `submit()`.
+   * Waits for the submission this process is committing (no further one is taken), then closes
+   * the journal. Idempotent; `await using lead = await createCommitLead(...)` calls it. A closed
+   * lead refuses `submit()`; a `submit()` still waiting for its outcome is withdrawn and throws
+   * `AbortedError`.
    */
   async close(): Promise<void> {
     this.#closed = true;
@@ -515,6 +528,7 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
   #drive(): Promise<void> {
     const turn = this.#driving.then(async () => {
       const leaseMs = this.#options.lock?.leaseMs ?? 30_000;
+      if (this.#closed) return;
       const lock = await tryAcquireLeadLock(this.#state, { leaseMs });
       if (!lock) return;
       // The lease is kept alive while this process leads, also through a gate that runs for
@@ -527,6 +541,8 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
         for (;;) {
           let next: QueueEntry | undefined;
           let refusal: string | undefined;
+          // Closing stops taking work after the entry in hand; the queue waits for the next lead.
+          if (this.#closed) break;
           for (const candidate of this.#queue.list()) {
             const claim = this.#claim(candidate);
             if (claim === "wait") continue;
@@ -880,7 +896,7 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
  * const { finished, rolledBack } = await lead.recover();
  */
 export async function createCommitLead(options: CommitLeadOptions): Promise<CommitLead> {
-  validateOptions(optionsSchema, options, "options");
+  validateOptions(optionsSchema(), options, "options");
   const { gitdir } = gitdirOf(options.dir);
   const head = (() => {
     try {

@@ -35,18 +35,25 @@ export interface RemoteLandingOptions {
   maxAttempts?: number;
 }
 
-export const remoteLandingSchema = z.object({
-  // No leading "-": git would take it as an option. No ext:: or fd:: transports (they run commands).
-  url: z
-    .string()
-    .min(1)
-    .max(4096)
-    .regex(/^(?!-)(?!(ext|fd)::)[^\0\n]+$/, "expected a remote path or URL (not an option, not ext:: or fd::)"),
-  lock: z
-    .custom<LandingLock>((value) => typeof (value as LandingLock | undefined)?.acquire === "function", "expected { acquire(key) }")
-    .optional(),
-  maxAttempts: z.number().int().positive().max(10_000).optional(),
-});
+let landingSchema: ReturnType<typeof buildRemoteLandingSchema> | undefined;
+
+function buildRemoteLandingSchema() {
+  return z.object({
+    // No leading "-": git would take it as an option. No ext:: or fd:: transports (they run commands).
+    url: z
+      .string()
+      .min(1)
+      .max(4096)
+      .regex(/^(?!-)(?!(ext|fd)::)[^\0\n]+$/, "expected a remote path or URL (not an option, not ext:: or fd::)"),
+    lock: z
+      .custom<LandingLock>((value) => typeof (value as LandingLock | undefined)?.acquire === "function", "expected { acquire(key) }")
+      .optional(),
+    maxAttempts: z.number().int().positive().max(10_000).optional(),
+  });
+}
+
+/** The schema of {@link RemoteLandingOptions}, built on first use. */
+export const remoteLandingSchema = (): ReturnType<typeof buildRemoteLandingSchema> => (landingSchema ??= buildRemoteLandingSchema());
 
 /** What the scan of the remote's new commits found about a submission. */
 export type RemoteCheck = { landed: string } | { refuse: string } | undefined;

@@ -158,87 +158,99 @@ export interface QueueEntry {
   owner: { pid: number; lead: string };
 }
 
-const oid = z.string().regex(/^[0-9a-f]{40}$/, "expected a 40-hex git object id");
-const commandGateSchema = z.object({
-  name: z.string().min(1).max(200),
-  command: z.array(z.string()).min(1, "a command gate needs a program").max(1000),
-  timeoutMs: z.number().int().positive().optional(),
-});
-const changedPathSchema = z
-  .object({
-    path: z.string().min(1).max(4096),
-    kind: z.enum(["added", "modified", "deleted"]),
-    entry: z
-      .discriminatedUnion("type", [
-        z.object({
-          type: z.literal("file"),
-          mode: z.enum(["100644", "100755"]),
-          bytes: z.instanceof(Uint8Array, { message: "expected the file's bytes as a Uint8Array" }),
-          oid,
-        }),
-        z.object({ type: z.literal("link"), mode: z.literal("120000"), target: z.string().min(1).max(4096), oid }),
-      ])
-      .optional(),
-    base: z.object({ mode: z.enum(["100644", "100755", "120000"]), oid }).optional(),
-  })
-  .refine((change) => (change.kind === "deleted") === (change.entry === undefined), {
-    message: "a deleted path has no entry; an added or modified one has one",
+/** The schemas of a submission and of a lead's gates, built on first use (not at import) and kept. */
+function buildSchemas() {
+  const oid = z.string().regex(/^[0-9a-f]{40}$/, "expected a 40-hex git object id");
+  const commandGateSchema = z.object({
+    name: z.string().min(1).max(200),
+    command: z.array(z.string()).min(1, "a command gate needs a program").max(1000),
+    timeoutMs: z.number().int().positive().optional(),
   });
+  const changedPathSchema = z
+    .object({
+      path: z.string().min(1).max(4096),
+      kind: z.enum(["added", "modified", "deleted"]),
+      entry: z
+        .discriminatedUnion("type", [
+          z.object({
+            type: z.literal("file"),
+            mode: z.enum(["100644", "100755"]),
+            bytes: z.instanceof(Uint8Array, { message: "expected the file's bytes as a Uint8Array" }),
+            oid,
+          }),
+          z.object({ type: z.literal("link"), mode: z.literal("120000"), target: z.string().min(1).max(4096), oid }),
+        ])
+        .optional(),
+      base: z.object({ mode: z.enum(["100644", "100755", "120000"]), oid }).optional(),
+    })
+    .refine((change) => (change.kind === "deleted") === (change.entry === undefined), {
+      message: "a deleted path has no entry; an added or modified one has one",
+    });
 
-export const submissionSchema = z
-  .object({
-    issueId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:/#-]{0,127}$/, "expected an issue id"),
-    worker: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/, "expected a worker name"),
-    files: z.array(z.string().min(1)).min(1, "list at least one file").max(SUBMISSION_LIMITS.maxPaths).optional(),
-    changes: z.array(changedPathSchema).min(1, "list at least one changed path").max(SUBMISSION_LIMITS.maxPaths).optional(),
-    message: z.string().trim().min(1, "write a commit message"),
-    manifest: z.array(z.string().min(1)).optional(),
-    trailers: z
-      .record(
-        z.string().regex(/^[A-Za-z][A-Za-z0-9-]*$/, "trailer names are words joined by '-'"),
-        z.string().regex(/^[^\n]*$/, "one line"),
-      )
-      .optional(),
-    usage: z.object({ inputTokens: z.number().int().nonnegative(), outputTokens: z.number().int().nonnegative() }).optional(),
-    fixup: z.boolean().optional(),
-    id: z
-      .string()
-      .regex(/^[A-Za-z0-9_-]{1,100}$/, "expected an id of letters, digits, '_' or '-'")
-      .optional(),
-    gates: z.array(commandGateSchema).max(SUBMISSION_LIMITS.maxGates).optional(),
-    abortSignal: z.instanceof(AbortSignal, { message: "expected an AbortSignal" }).optional(),
-  })
-  .superRefine((submission, context) => {
-    if ((submission.files === undefined) === (submission.changes === undefined))
-      context.addIssue({
-        code: "custom",
-        path: ["files"],
-        message: "give files (read from disk) or changes (a change set's paths), not both",
-      });
-    let total = 0;
-    for (const [index, change] of (submission.changes ?? []).entries()) {
-      const size = change.entry?.type === "file" ? change.entry.bytes.byteLength : Buffer.byteLength(change.entry?.target ?? "");
-      total += size;
-      if (size > SUBMISSION_LIMITS.maxFileBytes)
+  const submissionSchema = z
+    .object({
+      issueId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:/#-]{0,127}$/, "expected an issue id"),
+      worker: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/, "expected a worker name"),
+      files: z.array(z.string().min(1)).min(1, "list at least one file").max(SUBMISSION_LIMITS.maxPaths).optional(),
+      changes: z.array(changedPathSchema).min(1, "list at least one changed path").max(SUBMISSION_LIMITS.maxPaths).optional(),
+      message: z.string().trim().min(1, "write a commit message"),
+      manifest: z.array(z.string().min(1)).optional(),
+      trailers: z
+        .record(
+          z.string().regex(/^[A-Za-z][A-Za-z0-9-]*$/, "trailer names are words joined by '-'"),
+          z.string().regex(/^[^\n]*$/, "one line"),
+        )
+        .optional(),
+      usage: z.object({ inputTokens: z.number().int().nonnegative(), outputTokens: z.number().int().nonnegative() }).optional(),
+      fixup: z.boolean().optional(),
+      id: z
+        .string()
+        .regex(/^[A-Za-z0-9_-]{1,100}$/, "expected an id of letters, digits, '_' or '-'")
+        .optional(),
+      gates: z.array(commandGateSchema).max(SUBMISSION_LIMITS.maxGates).optional(),
+      abortSignal: z.instanceof(AbortSignal, { message: "expected an AbortSignal" }).optional(),
+    })
+    .superRefine((submission, context) => {
+      if ((submission.files === undefined) === (submission.changes === undefined))
         context.addIssue({
           code: "custom",
-          path: ["changes", index],
-          message: `${change.path} has ${size} bytes, over the ${SUBMISSION_LIMITS.maxFileBytes} a submission takes per file`,
+          path: ["files"],
+          message: "give files (read from disk) or changes (a change set's paths), not both",
         });
-    }
-    if (total > SUBMISSION_LIMITS.maxTotalBytes)
-      context.addIssue({
-        code: "custom",
-        path: ["changes"],
-        message: `the changes hold ${total} bytes, over the ${SUBMISSION_LIMITS.maxTotalBytes} a submission takes: split it`,
-      });
-  });
+      let total = 0;
+      for (const [index, change] of (submission.changes ?? []).entries()) {
+        const size = change.entry?.type === "file" ? change.entry.bytes.byteLength : Buffer.byteLength(change.entry?.target ?? "");
+        total += size;
+        if (size > SUBMISSION_LIMITS.maxFileBytes)
+          context.addIssue({
+            code: "custom",
+            path: ["changes", index],
+            message: `${change.path} has ${size} bytes, over the ${SUBMISSION_LIMITS.maxFileBytes} a submission takes per file`,
+          });
+      }
+      if (total > SUBMISSION_LIMITS.maxTotalBytes)
+        context.addIssue({
+          code: "custom",
+          path: ["changes"],
+          message: `the changes hold ${total} bytes, over the ${SUBMISSION_LIMITS.maxTotalBytes} a submission takes: split it`,
+        });
+    });
 
-export const gateSchema = z.union([
-  commandGateSchema,
-  z.object({
-    name: z.string().min(1).max(200),
-    run: z.custom<FunctionGate["run"]>((value) => typeof value === "function", "expected a function"),
-    timeoutMs: z.number().int().positive().optional(),
-  }),
-]);
+  const gateSchema = z.union([
+    commandGateSchema,
+    z.object({
+      name: z.string().min(1).max(200),
+      run: z.custom<FunctionGate["run"]>((value) => typeof value === "function", "expected a function"),
+      timeoutMs: z.number().int().positive().optional(),
+    }),
+  ]);
+  return { submissionSchema, gateSchema };
+}
+
+let schemas: ReturnType<typeof buildSchemas> | undefined;
+
+/** The schema `submit()` checks a submission with. */
+export const submissionSchema = (): ReturnType<typeof buildSchemas>["submissionSchema"] => (schemas ??= buildSchemas()).submissionSchema;
+
+/** The schema of one of a lead's gates (a command or a function). */
+export const gateSchema = (): ReturnType<typeof buildSchemas>["gateSchema"] => (schemas ??= buildSchemas()).gateSchema;

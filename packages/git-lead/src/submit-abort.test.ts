@@ -134,6 +134,25 @@ describe("CommitLead.submit: abortSignal", () => {
     expect(readdirSync(join(state, "queue"))).toEqual([]);
   });
 
+  it("close() withdraws a submission still waiting, refuses later ones, and leaves the queue to the next lead", async () => {
+    const state = join(repo, ".git/bulkhead");
+    const other = (await tryAcquireLeadLock(state))!;
+    const lead = await createCommitLead({ dir: repo, author });
+    const queued = new Promise<void>((resolve) => lead.once("submission-queued", () => resolve()));
+    const pending = lead.submit({ id: "left", issueId: "CL-1", worker: "w", files: ["src/a.ts"], message: "m" });
+    await queued;
+    await lead.close();
+    await expect(pending).rejects.toSatisfy((error: unknown) => AbortedError.isInstance(error));
+    await expect(lead.submit({ issueId: "CL-2", worker: "w", files: ["src/a.ts"], message: "m" })).rejects.toThrow(/is closed/);
+    expect(readdirSync(join(state, "queue")).sort()).toEqual(["left.json", "left.withdrawn"]);
+    await other.release();
+    await using next = await createCommitLead({ dir: repo, author });
+    expect(await next.recover()).toEqual({ finished: [], rolledBack: [] });
+    dir.write({ "api/src/b.ts": "b\n" });
+    expect(await next.submit({ issueId: "CL-3", worker: "w", files: ["src/b.ts"], message: "b" })).toMatchObject({ status: "committed" });
+    expect(journal(repo).find((entry) => entry.id === "left")).toMatchObject({ type: "rejected", aborted: true });
+  });
+
   it("recover() waits for a live lead: abortSignal ends the wait with AbortedError, timeoutMs with GitConflictError", async () => {
     const other = (await tryAcquireLeadLock(join(repo, ".git/bulkhead")))!;
     await using lead = await createCommitLead({ dir: repo, author });
