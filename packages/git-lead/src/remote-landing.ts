@@ -1,4 +1,5 @@
 import { execFile } from "node:child_process";
+import { sleep } from "@bulkhead/core";
 import { z } from "zod";
 import { GitConflictError } from "./git-lead-errors.js";
 import { compareAndSwapBranch, readBranch } from "./git-refs.js";
@@ -285,7 +286,7 @@ export class RemoteLanding {
     if (push.code !== 0) {
       const rejected = push.stdout.split("\n").find((line) => line.startsWith("!"));
       // A short random pause before the rebuild, so hosts that lost together do not collide again in step.
-      if (rejected) await new Promise((resolve) => setTimeout(resolve, 5 + Math.random() * 45));
+      if (rejected) await sleep(5 + Math.random() * 45);
       if (rejected)
         throw new GitConflictError(
           `${this.url} ${this.#branch} moved from ${parent?.slice(0, 12) ?? "(unborn)"} before this push landed (${rejected.split("\t").at(-1)}): the lead rebuilds on the new tip`,
