@@ -146,7 +146,7 @@ try {
   const [claimMs, bareClaimMs] = (await interleave(ROUNDS, [
     () =>
       time(async () => {
-        for (let index = 0; index < OPS / ROUNDS; index++) await hook.complete((await hook.claimNext("bench"))!);
+        for (let index = 0; index < OPS / ROUNDS; index++) await hook.complete({ claim: (await hook.claimNext({ worker: "bench" }))! });
       }),
     () => time(bareClaims),
   ])) as [number, number];
@@ -155,7 +155,7 @@ try {
   const fileOps = Math.min(OPS, 300); // the file hook lists every task per claim: O(tasks) each
   await fileHook.add(ids("c").slice(0, fileOps));
   const fileClaimMs = await time(async () => {
-    for (let index = 0; index < fileOps; index++) await fileHook.complete((await fileHook.claimNext("bench"))!);
+    for (let index = 0; index < fileOps; index++) await fileHook.complete({ claim: (await fileHook.claimNext({ worker: "bench" }))! });
   });
   rmSync(hookDir, { recursive: true, force: true });
   rows.push([

@@ -37,9 +37,9 @@ if (mode === "budget") {
   await go();
   const started = performance.now();
   for (let index = 0; index < ops; index++) {
-    const claim = await hook.claimNext(`host-${host}`);
+    const claim = await hook.claimNext({ worker: `host-${host}` });
     if (!claim) break;
-    await hook.complete(claim);
+    await hook.complete({ claim });
   }
   console.log(performance.now() - started);
   await hook.close?.();

@@ -240,6 +240,7 @@ export async function harvest(options: HarvestOptions): Promise<HarvestResult> {
         changes: paths,
         message: parsed.message ?? spec.task,
         trailers: { "Bulkhead-Session": session.id },
+        ...(abortSignal && { abortSignal }),
         ...(options.report
           ? { usage: { inputTokens: options.report.usage.inputTokens, outputTokens: options.report.usage.outputTokens } }
           : {}),

@@ -102,7 +102,7 @@ async function planSpecs(specs: string[], flags: Flags) {
       return { id: spec.id ?? basename(path).replace(/\.(ya?ml|json)$/, ""), dependsOn: spec.dependsOn, spec };
     }),
   );
-  return planWork(tasks, { repos, maxPerWave });
+  return planWork({ tasks, repos, maxPerWave });
 }
 
 /**
@@ -384,11 +384,22 @@ const commands: Record<string, Command> = {
       const gates = ((flags.gate as string[] | undefined) ?? []).map((command) => ({ name: command, command: ["sh", "-c", command] }));
       const manifest = (flags.manifest as string[] | undefined) ?? [];
       const id = single(flags, "id");
-      const lead = await createCommitLead({ dir: dir!, author: LEAD_AUTHOR, gates, ...leadRemote(flags) });
+      await using lead = await createCommitLead({ dir: dir!, author: LEAD_AUTHOR, gates, ...leadRemote(flags) });
       lead.on("gate-end", ({ gate }) => io.progress(`gate ${gate.name}: ${gate.ok ? "passed" : "failed"} in ${gate.durationMs} ms`));
+      // Taking the lead settles what a stopped lead left first; say so, it changes the journal.
+      lead.on("lead-recovered", ({ finished, rolledBack }) =>
+        io.progress(`recovered a stopped lead's work: finished ${finished.length}, rolled back ${rolledBack.length}`),
+      );
       if (gates.length > 0) io.progress(`running ${gates.length} gate(s)`);
+      // Gates run in their own process group, out of reach of the terminal's Ctrl-C: an interrupt
+      // aborts the submission, which kills them and refuses it cleanly.
+      const interrupt = new AbortController();
+      const stop = () => interrupt.abort(new Error("interrupted"));
+      process.once("SIGINT", stop);
+      process.once("SIGTERM", stop);
       try {
         const result = await lead.submit({
+          abortSignal: interrupt.signal,
           issueId: single(flags, "issue")!,
           worker: single(flags, "worker")!,
           message: single(flags, "message")!,
@@ -404,7 +415,8 @@ const commands: Record<string, Command> = {
           text: [result.status === "committed" ? `committed ${result.sha}` : `${result.status}: ${reason}`],
         };
       } finally {
-        await lead.close();
+        process.off("SIGINT", stop);
+        process.off("SIGTERM", stop);
       }
     },
   },
@@ -413,17 +425,18 @@ const commands: Record<string, Command> = {
     example: "bulkhead lead status . --json",
     async run([dir], flags) {
       const { createCommitLead } = await import("@bulkhead/git-lead");
-      const lead = await createCommitLead({ dir: dir!, author: LEAD_AUTHOR, ...leadRemote(flags) });
-      try {
-        const status = await lead.status();
-        const { waiting, decided } = await stillHeld(status.held as (typeof status.held)[number][] & { proposals?: never }[], flags);
-        return ok({ ...status, held: waiting, decided }, [
-          `queue: ${status.queue.length}, in flight: ${status.inFlight ?? "none"}, held: ${waiting.length}${decided.length > 0 ? `, decided: ${decided.length}` : ""}`,
-          ...status.recentCommits.map((commit) => `${commit.sha.slice(0, 12)} ${commit.issueId}`),
-        ]);
-      } finally {
-        await lead.close();
-      }
+      // Read only: creating a lead and reading its status take no lock and recover nothing.
+      await using lead = await createCommitLead({ dir: dir!, author: LEAD_AUTHOR, ...leadRemote(flags) });
+      const status = await lead.status();
+      const { waiting, decided } = await stillHeld(status.held as (typeof status.held)[number][] & { proposals?: never }[], flags);
+      const pending = status.recoveryPending;
+      return ok({ ...status, held: waiting, decided }, [
+        `queue: ${status.queue.length}, in flight: ${status.inFlight ?? "none"}, held: ${waiting.length}${decided.length > 0 ? `, decided: ${decided.length}` : ""}`,
+        ...(pending.length > 0
+          ? [`recovery pending: ${pending.join(", ")} (a stopped lead's work): run bulkhead lead recover ${dir}`]
+          : []),
+        ...status.recentCommits.map((commit) => `${commit.sha.slice(0, 12)} ${commit.issueId}`),
+      ]);
     },
   },
   "lead recover": {
@@ -431,13 +444,9 @@ const commands: Record<string, Command> = {
     example: "bulkhead lead recover .",
     async run([dir], flags) {
       const { createCommitLead } = await import("@bulkhead/git-lead");
-      const lead = await createCommitLead({ dir: dir!, author: LEAD_AUTHOR, ...leadRemote(flags) });
-      try {
-        const outcome = await lead.recover();
-        return ok(outcome, [`finished ${outcome.finished.length}, rolled back ${outcome.rolledBack.length}`]);
-      } finally {
-        await lead.close();
-      }
+      await using lead = await createCommitLead({ dir: dir!, author: LEAD_AUTHOR, ...leadRemote(flags) });
+      const outcome = await lead.recover();
+      return ok(outcome, [`finished ${outcome.finished.length}, rolled back ${outcome.rolledBack.length}`]);
     },
   },
   build: {

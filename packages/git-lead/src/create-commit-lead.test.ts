@@ -153,8 +153,12 @@ describe("createCommitLead", () => {
       gates: [],
     });
     writeFileSync(join(state, "journal.jsonl"), `${readFileSync(join(state, "journal.jsonl"), "utf8")}${stale}\n`);
-    // A new lead recovers on start, before anything is submitted.
+    // Creating a lead changes nothing; recover() finishes the landed commit and rolls back the ghost.
     const fresh = await createCommitLead({ dir: repo, author });
+    expect(existsSync(join(state, "results", `${first.id}.json`))).toBe(false);
+    expect((await fresh.status()).recoveryPending.sort()).toEqual([first.id, "ghost"].sort());
+    expect(await fresh.recover()).toEqual({ finished: [first.id], rolledBack: ["ghost"] });
+    expect((await fresh.status()).recoveryPending).toEqual([]);
     expect(existsSync(join(state, "results", `${first.id}.json`))).toBe(true);
     expect((await fresh.status()).recentCommits).toEqual([{ id: first.id, issueId: "R-1", sha: first.sha }]);
     expect(readFileSync(join(state, "journal.jsonl"), "utf8")).toContain('"type":"aborted","id":"ghost"');
@@ -178,6 +182,8 @@ describe("createCommitLead", () => {
     expect(git(repo, ["status", "--porcelain"])).toBe("D  src/a.ts\n?? src/a.ts");
 
     const fresh = await createCommitLead({ dir: repo, author });
+    expect(git(repo, ["status", "--porcelain"])).toBe("D  src/a.ts\n?? src/a.ts");
+    expect(await fresh.recover()).toEqual({ finished: ["s-1"], rolledBack: [] });
     expect(git(repo, ["status", "--porcelain"])).toBe("");
     expect(JSON.parse(readFileSync(join(state, "results", "s-1.json"), "utf8"))).toMatchObject({
       status: "committed",

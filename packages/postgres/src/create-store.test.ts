@@ -19,7 +19,7 @@ describe("createStore", () => {
     await team.settleAsync({ lease: await team.reserveAsync({ amounts: { generation: 100 } }), spent: 80 });
     const hook = createWorkHook({ store: stores.workHook });
     await hook.add([{ id: "types" }]);
-    await hook.complete((await hook.claimNext("w1"))!);
+    await hook.complete({ claim: (await hook.claimNext({ worker: "w1" }))! });
     const guard = createMultiRepoGuard({ primaryRepo: "backend", store: stores.proposals });
     expect(await guard.pending()).toEqual([]);
     await stores.sessions.register({ id: "s1", host: "runner-a", engine: "docker://local", state: "running" });

@@ -85,13 +85,13 @@ if (mode === "budget") {
   const completed: string[] = [];
   const worker = async (name: string) => {
     for (;;) {
-      const claim = await hook.claimNext(name, { ttlMs: Number(ttlArgument) });
+      const claim = await hook.claimNext({ worker: name, ttlMs: Number(ttlArgument) });
       if (!claim) {
         if ((await hook.tasks()).every((task) => task.state !== "open")) return;
         await new Promise((resolve) => setTimeout(resolve, 20));
         continue;
       }
-      await hook.complete(claim);
+      await hook.complete({ claim });
       completed.push(claim.taskId);
     }
   };
