@@ -16,7 +16,7 @@ import type { AgentProvider } from "@bulkhead/core";
 import { createGateway, type Gateway } from "@bulkhead/gateway";
 import { renderHandover, renderTaskPrompt } from "@bulkhead/handover";
 import { buildImage, createSession, getSession, loadProject, type Project } from "@bulkhead/sandbox";
-import { describeDispatchMemory, memoryDirOf, prepareDispatchMemory, type DispatchMemoryRecord } from "./dispatch-memory.js";
+import { describeDispatchMemory, prepareDispatchMemory, resolveMemoryDir, type DispatchMemoryRecord } from "./dispatch-memory.js";
 import { dispatchRecordPath, type DispatchRecord } from "./dispatch-record.js";
 import { harvest } from "./harvest.js";
 import { meterAgentJob } from "./meter-agent-job.js";
@@ -83,9 +83,9 @@ export async function dispatch(
     limits: Object.fromEntries(Object.entries(spec.budgets).filter(([, value]) => value !== undefined)),
   });
   // --- memory: the entries for this scope, within their share; read as context with the scope ---
-  const memory = await prepareDispatchMemory({ dir: memoryDirOf(memoryDir), spec, scope, counter });
+  const memory = await prepareDispatchMemory({ ...resolveMemoryDir(memoryDir), spec, scope, counter });
   for (const line of describeDispatchMemory(memory)) log(line);
-  const check = budget.checkContext(scope.totals.tokens + memory.selection.tokens);
+  const check = budget.checkContext(memory.contextTokens);
   if (!check.allowed) {
     const kind = check.reason === "context-read" ? "contextRead" : "sessionTotal";
     throw new BudgetExceededError({
