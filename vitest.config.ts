@@ -21,9 +21,14 @@ export default defineConfig({
   plugins: [injectVersion],
   resolve: {
     // Tests run against the sources; `npm run check:packages` tests the built tarballs.
-    alias: Object.fromEntries(
-      packages.map((name) => [`@bulkhead/${name}`, fileURLToPath(new URL(`./packages/${name}/src/index.ts`, import.meta.url))]),
-    ),
+    alias: [
+      // A subpath entry (`@bulkhead/core/scope`) is its own source file, matched before the package.
+      { find: /^@bulkhead\/core\/scope$/, replacement: fileURLToPath(new URL("./packages/core/src/scope.ts", import.meta.url)) },
+      ...packages.map((name) => ({
+        find: `@bulkhead/${name}`,
+        replacement: fileURLToPath(new URL(`./packages/${name}/src/index.ts`, import.meta.url)),
+      })),
+    ],
   },
   test: {
     include: ["packages/*/src/**/*.test.ts", "packages/*/test/**/*.test.ts", "tools/*/src/**/*.test.ts", "examples/**/*.test.ts"],

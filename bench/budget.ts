@@ -183,7 +183,7 @@ const reserveSamples = await measure([
   {
     label: "reserve + settle, nested 2 levels",
     run: () => {
-      for (let index = 0; index < OPS; index++) task.settle(task.reserve("generation", 100), 90);
+      for (let index = 0; index < OPS; index++) task.settle({ lease: task.reserve({ amounts: { generation: 100 } }), spent: 90 });
     },
   },
 ]);
@@ -217,10 +217,10 @@ const ledgerSamples = await measure([
     label: "createFileLedger: budget.charge",
     before: () => rmSync(ledgerPath, { force: true }),
     run: async () => {
-      const ledger = createFileLedger(ledgerPath);
+      const ledger = createFileLedger({ path: ledgerPath });
       const budget = createBudget({ limits: { generation: 1e15 }, ledger });
       for (let index = 0; index < EVENTS; index++) {
-        budget.charge({ generation: 1 });
+        budget.charge({ spent: { generation: 1 } });
         if (index % BATCH === BATCH - 1) await new Promise((resolve) => setImmediate(resolve));
       }
       await ledger.close();

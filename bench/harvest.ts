@@ -8,8 +8,8 @@ import * as fs from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { harvest } from "@bulkhead/cli";
-import { createMemoryProposalStore, MultiRepoGuard, parseTaskSpec } from "@bulkhead/core";
-import { createSession, defineProject, type Session } from "@bulkhead/sandbox";
+import { createMemoryProposalStore, createMultiRepoGuard, parseTaskSpec } from "@bulkhead/core";
+import { createDockerBackend, createSession, defineProject, type Session } from "@bulkhead/sandbox";
 import { ensureDocker, ensureTestImage } from "@bulkhead/test-utils";
 import Docker from "dockerode";
 
@@ -118,10 +118,10 @@ const PHASES: Record<string, string> = {
 async function runOurs(): Promise<void> {
   const project = defineProject({ name: "bench-harvest", repos: [{ name: "app", path: sources.ours }], image: { existing: image } });
   let start = process.hrtime.bigint();
-  const session = await createSession(project, { home, tag: image, docker });
+  const session = await createSession(project, { home, tag: image, backend: createDockerBackend({ docker }) });
   times.startOurs.push(since(start));
   await session.exec(["/bin/sh", "-c", agentScript]);
-  const guard = new MultiRepoGuard({ primaryRepo: "app", store: createMemoryProposalStore() });
+  const guard = createMultiRepoGuard({ primaryRepo: "app", store: createMemoryProposalStore() });
   const spec = specOf();
   let last = "start";
   let mark = process.hrtime.bigint();
@@ -155,7 +155,7 @@ async function runOld(): Promise<void> {
   const session = await old.sandbox.createSession(project, { home, tag: image, docker });
   times.startOld.push(since(start));
   await session.exec(["/bin/sh", "-c", agentScript]);
-  const guard = new MultiRepoGuard({ primaryRepo: "app", store: createMemoryProposalStore() });
+  const guard = createMultiRepoGuard({ primaryRepo: "app", store: createMemoryProposalStore() });
   const spec = specOf();
   start = process.hrtime.bigint();
   // The old harvest loop (packages/cli/src/composites.ts at 9c0e3e4), step for step.

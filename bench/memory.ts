@@ -1,19 +1,20 @@
 // bench/memory: select project memory for one task's scope out of 10,000 entries, beside a plain
 // filter over the same entries in the same run (accepted, unexpired, for a scope repo or the
-// workspace: what a free-form memory file with a grep gives). Also times listing the entries
-// from their files. Prints the median over runs of the time per call (batches of 20 calls, interleaved) and the ratio to the plain filter.
-// Run with `npm run bench -- memory`.
+// workspace: what a free-form memory file with a grep gives). Taken with bench/lib/bench-helper.ts:
+// every case interleaved, min and median, ratios to the plain filter, load before and after.
+// The "new listing" cases get, before each run (untimed), a fresh listing parsed from the entry
+// files' texts, as `store.list()` returns it: what one dispatch selects from.
+// Run with `npm run bench -- memory` (BENCH_RUNS, default 15 here).
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createTokenCounter } from "@bulkhead/budget";
 import { createByteEstimateCounter, parseTaskSpec, type ResolvedScope } from "@bulkhead/core";
-import { createFileMemoryStore, renderMemoryEntry, selectMemory, type MemoryEntry } from "@bulkhead/memory";
+import { createFileMemoryStore, parseMemoryEntry, renderMemoryEntry, selectMemory, type MemoryEntry } from "@bulkhead/memory";
+import { begin, measure, report, RUNS as HELPER_RUNS, type BenchCase } from "./lib/bench-helper.js";
 
 const ENTRIES = Number(process.env.BENCH_MEMORY_ENTRIES ?? 10_000);
 // Each run is a few milliseconds: many interleaved runs, so a busy neighbour on a shared machine moves the median little.
-const RUNS = Number(process.env.BENCH_RUNS ?? 15);
-/** Calls per timed batch. */
-const BATCH = Number(process.env.BENCH_MEMORY_BATCH ?? 20);
+const RUNS = Math.max(HELPER_RUNS, Number(process.env.BENCH_RUNS ?? 15));
 const REPOS = Array.from({ length: 20 }, (_, index) => `repo-${index}`);
 const PATHS = ["src", "src/middleware", "src/routes", "src/routes/user.ts", "lib", "docs", "test"];
 
@@ -79,8 +80,8 @@ const now = new Date("2026-12-01T00:00:00.000Z");
 const scopeRepos = new Set(spec.contextScope.repos.map((repo) => repo.name));
 
 /** The baseline: keep what is accepted, unexpired and names a scope repo or the workspace. */
-const plainFilter = () =>
-  entries.filter(
+const plainFilter = (listing: readonly MemoryEntry[] = entries) =>
+  listing.filter(
     (entry) =>
       entry.status === "accepted" &&
       (entry.expiresAt === undefined || Date.parse(entry.expiresAt) > now.getTime()) &&
@@ -95,67 +96,68 @@ const filterAndRender = (counter: { count(text: string): number | Promise<number
       .join(""),
   );
 
-function median(values: number[]): number {
-  return [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
-}
-
-/** Milliseconds per call over a batch of `calls`: a single call of a millisecond is mostly noise. */
-async function time(run: () => unknown, calls = BATCH): Promise<number> {
-  const start = process.hrtime.bigint();
-  for (let call = 0; call < calls; call++) await run();
-  return Number(process.hrtime.bigint() - start) / 1e6 / calls;
-}
-
 const bytes = createByteEstimateCounter();
 const o200k = createTokenCounter({ encoding: "o200k_base" });
-const results: Record<string, number[]> = { filter: [], filterRender: [], bytes: [], o200k: [], o200kCold: [], newListing: [], list: [] };
-let kept = 0;
-let selection: Awaited<ReturnType<typeof selectMemory>> | undefined;
 
-// The entries as files, for the listing figure.
+// The entries as files, for the listing figure, and their texts, from which each fresh listing is parsed.
 const directory = join(import.meta.dirname, ".data", `memory-${ENTRIES}`);
 rmSync(directory, { recursive: true, force: true });
 mkdirSync(directory, { recursive: true });
-for (const entry of entries) writeFileSync(join(directory, `${entry.id}.md`), renderMemoryEntry(entry));
+const texts = entries.map((entry) => renderMemoryEntry(entry));
+for (const [index, entry] of entries.entries()) writeFileSync(join(directory, `${entry.id}.md`), texts[index]!);
 const store = createFileMemoryStore(directory);
+const newListing = () => texts.map((text) => parseMemoryEntry(text));
 
-// One warm-up of each, so every measured run is on a warm JIT (the cold-cache run is separate).
+// One warm-up of each, so every measured run is on a warm JIT.
 plainFilter();
 await selectMemory({ entries, spec, scope, counter: bytes, now });
-// Warm runs first, interleaved. The cold runs come after: their cloned entries and one-off
-// counters are new object shapes, which would slow every later call through polymorphic
-// property access and make the warm figures say something about the benchmark, not the code.
-for (let run = 0; run < RUNS; run++) {
-  results.filter!.push(await time(() => (kept = plainFilter().length)));
-  results.filterRender!.push(await time(() => filterAndRender(o200k)));
-  results.bytes!.push(await time(() => selectMemory({ entries, spec, scope, counter: bytes, now })));
-  results.o200k!.push(await time(async () => (selection = await selectMemory({ entries, spec, scope, counter: o200k, now }))));
-}
-for (let run = 0; run < RUNS; run++) {
-  // A fresh copy of every entry and a counter of its own name: nothing cached from the runs before.
-  const fresh = structuredClone(entries);
-  const cold = { name: `o200k_base/cold-${run}`, estimated: false, count: (text: string) => o200k.count(text) };
-  results.o200kCold!.push(await time(() => selectMemory({ entries: fresh, spec, scope, counter: cold, now }), 1));
-  // A new listing (one plain pass; its index is built only if it is selected from again) whose texts were counted before: what one dispatch pays.
-  const listed = structuredClone(entries);
-  results.newListing!.push(await time(() => selectMemory({ entries: listed, spec, scope, counter: o200k, now }), 1));
-  if (run < 3) results.list!.push(await time(() => store.list(), 1));
-}
-o200k[Symbol.dispose]();
+const selection = await selectMemory({ entries, spec, scope, counter: o200k, now });
+await selectMemory({ entries: newListing(), spec, scope, counter: o200k, now });
 
-const base = median(results.filter!);
-console.log(
-  `\nbench/memory: ${ENTRIES.toLocaleString("en-US")} entries, ${kept.toLocaleString("en-US")} pass the plain filter, ${selection!.applicable} apply to the scope, ${selection!.selected.length} selected (${selection!.tokens} of ${selection!.budget} tokens), ${selection!.notFitted.length} did not fit; median of ${RUNS} runs, Node ${process.version}, ${process.env.BENCH_MACHINE ?? "this machine"}`,
+const mark = begin(
+  `bench/memory: ${ENTRIES.toLocaleString("en-US")} entries, ${plainFilter().length.toLocaleString("en-US")} pass the plain filter, ${selection.applicable} apply to the scope, ${selection.selected.length} selected (${selection.tokens} of ${selection.budget} tokens), ${selection.notFitted.length} did not fit`,
 );
-const rows: [string, number][] = [
-  ["baseline: plain filter (status, expiry, repo)", base],
-  ["baseline: plain filter + one text of all it keeps + o200k count (unbounded)", median(results.filterRender!)],
-  ["selectMemory, byte estimate, warm", median(results.bytes!)],
-  ["selectMemory, o200k_base, warm counts", median(results.o200k!)],
-  ["selectMemory, o200k_base, first selection over a new listing, counts known by text", median(results.newListing!)],
-  ["selectMemory, o200k_base, cold counts", median(results.o200kCold!)],
-  ["store.list() of the 10,000 files (for reference, median of 3)", median(results.list!)],
+let fresh: MemoryEntry[] = [];
+let coldRun = 0;
+let coldCounter = createTokenCounter({ encoding: "o200k_base" });
+let cold = { name: "o200k_base/cold", estimated: false, count: (text: string) => coldCounter.count(text) };
+const FILTER = "baseline: plain filter (status, expiry, repo)";
+const FILTER_NEW = "baseline: plain filter over a new listing";
+const cases: BenchCase[] = [
+  { label: FILTER, run: () => plainFilter() },
+  { label: "baseline: plain filter + one text of all it keeps + o200k count (unbounded)", run: () => filterAndRender(o200k) },
+  { label: "selectMemory, byte estimate, warm", run: () => selectMemory({ entries, spec, scope, counter: bytes, now }) },
+  { label: "selectMemory, o200k_base, warm counts", run: () => selectMemory({ entries, spec, scope, counter: o200k, now }) },
+  { label: FILTER_NEW, before: () => (fresh = newListing()), run: () => plainFilter(fresh) },
+  {
+    label: "selectMemory, o200k_base, first selection over a new listing (texts counted before)",
+    before: () => (fresh = newListing()),
+    run: () => selectMemory({ entries: fresh, spec, scope, counter: o200k, now }),
+  },
+  {
+    label: "selectMemory, o200k_base, cold (new listing, a counter never seen)",
+    before: () => {
+      fresh = newListing();
+      // A new counter (its own content-hash cache empty) under a name of its own (nothing cached
+      // by selectMemory either): every block it takes, and the section, is tokenized.
+      coldCounter[Symbol.dispose]();
+      coldCounter = createTokenCounter({ encoding: "o200k_base" });
+      cold = { name: `o200k_base/cold-${coldRun++}`, estimated: false, count: (text: string) => coldCounter.count(text) };
+    },
+    run: () => selectMemory({ entries: fresh, spec, scope, counter: cold, now }),
+  },
 ];
-console.log("| run | ms | vs plain filter |\n|---|---:|---:|");
-for (const [name, ms] of rows) console.log(`| ${name} | ${ms.toFixed(2)} | ${(ms / base).toFixed(2)}x |`);
+const samples = await measure(cases, RUNS);
+// Reading 10,000 files takes seconds: three runs, for reference.
+samples.push(...(await measure([{ label: "store.list() of the 10,000 entry files (for reference)", run: () => store.list() }], 3)));
+o200k[Symbol.dispose]();
+coldCounter[Symbol.dispose]();
+const filterNew = samples.find((sample) => sample.label === FILTER_NEW)!;
+report(mark, samples, {
+  baseline: FILTER,
+  extra: { "÷ filter over a new listing": (sample) => `${(sample.median / filterNew.median).toFixed(2)}×` },
+  notes: [
+    `${RUNS} runs of each case, one call per run; "new listing" cases parse a fresh listing before each run, untimed. Median of the filter over a new listing: ${filterNew.median.toFixed(2)} ms.`,
+  ],
+});
 rmSync(directory, { recursive: true, force: true });

@@ -6,7 +6,7 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { createSession, defineProject, type Session } from "@bulkhead/sandbox";
+import { createDockerBackend, createSession, defineProject, type Session } from "@bulkhead/sandbox";
 import { ensureDocker, ensureTestImage } from "@bulkhead/test-utils";
 import Docker from "dockerode";
 import pLimit from "p-limit";
@@ -18,6 +18,7 @@ const template = join(data, "lead-10000");
 const engine = await ensureDocker();
 const image = ensureTestImage();
 const docker = new Docker();
+const backend = createDockerBackend({ docker });
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 const percentile = (values: number[], p: number) =>
   [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(values.length * p))]!;
@@ -70,7 +71,10 @@ const startSession = async (side: "ours" | "old", count: number) => {
       ? defineProject({ name: "bench", repos: chosen, image: { existing: image } })
       : old.defineProject({ name: "bench", repos: chosen, image: { existing: image } });
   const start = process.hrtime.bigint();
-  const session = await (side === "ours" ? createSession : old.createSession)(project, { home, tag: image, docker });
+  const session =
+    side === "ours"
+      ? await createSession(project, { home, tag: image, backend })
+      : await old.createSession(project, { home, tag: image, docker });
   starts[count]![side].push(since(start));
   await session.remove({ force: true });
 };
@@ -111,20 +115,20 @@ const loadAfter = load();
 const session: Session = await createSession(defineProject({ name: "bench-exec", repos: [repos[0]!], image: { existing: image } }), {
   home,
   tag: image,
-  docker,
+  backend,
 });
 const execTimes = { ours: [] as number[], raw: [] as number[], rawPlain: [] as number[], cli: [] as number[] };
 const execVariants: Record<keyof typeof execTimes, () => Promise<unknown>> = {
   ours: () => session.exec(["true"]),
   raw: async () => {
-    const exec = await session.container.exec({ Cmd: ["true"], AttachStdout: true, AttachStderr: true });
+    const exec = await docker.getContainer(session.instance).exec({ Cmd: ["true"], AttachStdout: true, AttachStderr: true });
     const stream = await exec.start({ hijack: true, stdin: false });
     await new Promise((resolve) => stream.on("end", resolve).resume());
     await exec.inspect();
   },
   // The same without the connection upgrade: how session.exec reads a command's output.
   rawPlain: async () => {
-    const exec = await session.container.exec({ Cmd: ["true"], AttachStdout: true, AttachStderr: true });
+    const exec = await docker.getContainer(session.instance).exec({ Cmd: ["true"], AttachStdout: true, AttachStderr: true });
     const stream = await exec.start({ hijack: false, stdin: false });
     await new Promise((resolve) => stream.on("end", resolve).resume());
     await exec.inspect();
@@ -159,7 +163,7 @@ const sessions = await Promise.all(
   Array.from({ length: 8 }, () =>
     limit(async () => {
       const start = process.hrtime.bigint();
-      const created = await createSession(small, { home, tag: image, docker });
+      const created = await createSession(small, { home, tag: image, backend });
       each.push(since(start));
       return created;
     }),

@@ -1,13 +1,14 @@
 // bench/scope: two parts, each beside its baseline in the same run (`npm run bench -- scope`).
 //
 // 1. A real repository (BENCH_SCOPE_REPO, a git work tree such as a clone of vercel/ai): the
-//    `bulkhead scope resolve` process, cold (a new process, no cache), beside the `repomix`
-//    process on the same tree (its persistent token cache off, REPOMIX_TOKEN_CACHE=0); every
-//    file's count checked against tiktoken's encode_ordinary; warm resolveScope in process beside
-//    `git ls-files`. Skipped, with a note, when BENCH_SCOPE_REPO is not set.
+//    `bulkhead scope resolve` process, cold (a new process, a new BULKHEAD_HOME: no cache), beside
+//    the `repomix` process on the same tree (its persistent token cache off,
+//    REPOMIX_TOKEN_CACHE=0); every file's count checked against tiktoken's encode_ordinary; warm
+//    (resolveScope in process, and the CLI process on its persistent cache) beside `git ls-files`.
+//    Skipped, with a note, when BENCH_SCOPE_REPO is not set.
 // 2. A generated 100k-file tree (BENCH_SCOPE_FILES): resolveScope cold and warm beside
 //    `git ls-files` + a sequential read of every file.
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -46,13 +47,26 @@ async function realRepository(repo: string): Promise<void> {
         ownership: { primary_repo: "repo" },
       }),
     );
+    // Issue 15: the whole repository against max_tokens 50,000, refused (exit 2) once certainly over.
+    const overFile = join(work, "over.json");
+    writeFileSync(
+      overFile,
+      JSON.stringify({
+        task: "bench",
+        context_scope: { repos: [{ name: "repo", paths: ["."] }], max_files: 1_000_000, max_tokens: 50_000 },
+        ownership: { primary_repo: "repo" },
+      }),
+    );
     const bulkheadOut = join(work, "scope.json");
+    // Cold: a new home per run, so no cache (the run pays for writing one); warm: the last run's.
+    let home = join(work, "home-0");
     const bulkhead = () =>
       execFileSync(
         process.execPath,
         [join(rootDir, "packages/cli/dist/bin.js"), "scope", "resolve", specFile, "--repo", `repo=${repo}`, "--json"],
-        { stdio: ["ignore", "pipe", "inherit"], maxBuffer: 1 << 30 },
+        { stdio: ["ignore", "pipe", "inherit"], maxBuffer: 1 << 30, env: { ...process.env, BULKHEAD_HOME: home } },
       );
+    let homes = 0;
     const repomix = () =>
       execFileSync(
         process.execPath,
@@ -66,7 +80,23 @@ async function realRepository(repo: string): Promise<void> {
     const mark = begin(`bench/scope, real repository ${repo}: whole processes, cold`);
     const samples = await measure([
       { label: "repomix (its token cache off)", run: repomix },
-      { label: "bulkhead scope resolve --json", run: () => writeFileSync(bulkheadOut, bulkhead()) },
+      {
+        label: "bulkhead scope resolve --json",
+        before: () => (home = join(work, `home-${++homes}`)),
+        run: () => writeFileSync(bulkheadOut, bulkhead()),
+      },
+      {
+        label: "bulkhead scope resolve, whole repo over max_tokens 50,000 (refused)",
+        before: () => (home = join(work, `home-${++homes}`)),
+        run: () => {
+          const refused = spawnSync(
+            process.execPath,
+            [join(rootDir, "packages/cli/dist/bin.js"), "scope", "resolve", overFile, "--repo", `repo=${repo}`, "--json"],
+            { maxBuffer: 1 << 30, env: { ...process.env, BULKHEAD_HOME: home } },
+          );
+          if (refused.status !== 2) throw new Error(`expected a refusal (exit 2), got ${refused.status}: ${refused.stderr}`);
+        },
+      },
     ]);
 
     // Every file's count, against tiktoken's encode_ordinary on the same bytes.
@@ -99,12 +129,14 @@ async function realRepository(repo: string): Promise<void> {
     const cache = createScopeCache();
     const spec = specFor("repo", ".");
     await resolveScope(spec, { repos: { repo }, counter, cache });
-    const warmMark = begin(`bench/scope, real repository ${repo}: warm (in process, cache filled) beside git ls-files`);
+    const warmMark = begin(`bench/scope, real repository ${repo}: warm (cache filled) beside git ls-files`);
     report(
       warmMark,
       await measure([
         { label: "git ls-files --cached --others --exclude-standard", run: () => gitLsFiles(repo) },
-        { label: "bulkhead resolveScope, warm", run: () => resolveScope(spec, { repos: { repo }, counter, cache }) },
+        { label: "bulkhead resolveScope, warm (in process)", run: () => resolveScope(spec, { repos: { repo }, counter, cache }) },
+        // A new process on the persistent cache the last cold run wrote: no tokenizer loads.
+        { label: "bulkhead scope resolve --json, warm (a process)", run: bulkhead },
       ]),
     );
   } finally {

@@ -43,7 +43,8 @@ try {
   const team = createBudget({ id: "team", limits: { sessionTotal: 1e12 }, store });
   const task = createBudget({ id: "task", parent: team, limits: { generation: 1e12 }, store });
   await task.refresh();
-  for (let index = 0; index < 100; index++) await task.settleAsync(await task.reserveAsync("generation", 100), 60);
+  for (let index = 0; index < 100; index++)
+    await task.settleAsync({ lease: await task.reserveAsync({ amounts: { generation: 100 } }), spent: 60 });
   // --- the same statements in a bare loop, on one connection
   const client = new pg.Client({ connectionString: server.url });
   await client.connect();
@@ -98,7 +99,8 @@ try {
   const [storeMs, bareMs, fileMs] = (await interleave(ROUNDS, [
     () =>
       time(async () => {
-        for (let index = 0; index < OPS / ROUNDS; index++) await task.settleAsync(await task.reserveAsync("generation", 100), 60);
+        for (let index = 0; index < OPS / ROUNDS; index++)
+          await task.settleAsync({ lease: await task.reserveAsync({ amounts: { generation: 100 } }), spent: 60 });
       }),
     () =>
       time(async () => {
@@ -106,7 +108,8 @@ try {
       }),
     () =>
       time(async () => {
-        for (let index = 0; index < OPS / ROUNDS; index++) await fileTask.settleAsync(await fileTask.reserveAsync("generation", 100), 60);
+        for (let index = 0; index < OPS / ROUNDS; index++)
+          await fileTask.settleAsync({ lease: await fileTask.reserveAsync({ amounts: { generation: 100 } }), spent: 60 });
       }),
   ])) as [number, number, number];
   await fileStore.close();
@@ -143,7 +146,7 @@ try {
   const [claimMs, bareClaimMs] = (await interleave(ROUNDS, [
     () =>
       time(async () => {
-        for (let index = 0; index < OPS / ROUNDS; index++) await hook.complete((await hook.claimNext("bench"))!);
+        for (let index = 0; index < OPS / ROUNDS; index++) await hook.complete({ claim: (await hook.claimNext({ worker: "bench" }))! });
       }),
     () => time(bareClaims),
   ])) as [number, number];
@@ -152,7 +155,7 @@ try {
   const fileOps = Math.min(OPS, 300); // the file hook lists every task per claim: O(tasks) each
   await fileHook.add(ids("c").slice(0, fileOps));
   const fileClaimMs = await time(async () => {
-    for (let index = 0; index < fileOps; index++) await fileHook.complete((await fileHook.claimNext("bench"))!);
+    for (let index = 0; index < fileOps; index++) await fileHook.complete({ claim: (await fileHook.claimNext({ worker: "bench" }))! });
   });
   rmSync(hookDir, { recursive: true, force: true });
   rows.push([

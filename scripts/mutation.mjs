@@ -22,7 +22,8 @@ const MAX_PER_PACKAGE = Number(process.env.BULKHEAD_MUTANTS_PER_PACKAGE ?? 12);
 /**
  * The covered files: key logic with fast unit tests (no Docker, no PostgreSQL). `functions`
  * narrows a file to the named top-level functions, `filter` the test file to the tests of that
- * file (vitest -t). postgres is left out: every test of it needs a server.
+ * file (vitest -t). postgres's tests start a private server each (tools/test-utils/src/postgres.ts),
+ * about 4 s a run, so its target is the budget store's own checks and lease arithmetic.
  */
 export const TARGETS = [
   { package: "core", file: "packages/core/src/repo-path.ts", tests: ["packages/core/src/repo-path.test.ts"] },
@@ -66,6 +67,11 @@ export const TARGETS = [
         from: "&&",
         reason: "only text that starts with { is parsed, and JSON that starts with { is always a plain object",
       },
+      {
+        code: 'export const asCount = (value: unknown): number => (typeof value === "number" && Number.isInteger(value) && value >= 0 ? value : 0);',
+        from: ">=",
+        reason: "a count of 0 is returned as 0 on both branches",
+      },
     ],
   },
   {
@@ -77,6 +83,11 @@ export const TARGETS = [
         code: 'if (line === "" || line.startsWith(":")) continue;',
         from: "||",
         reason: "an empty or comment line has no field the parser keeps",
+      },
+      {
+        code: "if (start < chunk.length) {",
+        from: "<",
+        reason: "at start === chunk.length the kept part is empty and adds 0 bytes",
       },
     ],
   },
@@ -128,6 +139,18 @@ export const TARGETS = [
     functions: ["requirements"],
     tests: ["packages/cli/src/cli-table.test.ts", "packages/cli/src/main.test.ts"],
   },
+  {
+    package: "postgres",
+    file: "packages/postgres/src/postgres-budget-store.ts",
+    tests: ["packages/postgres/src/postgres-budget-store.test.ts", "packages/postgres/src/lease-pruning.test.ts"],
+    equivalent: [
+      {
+        code: "while ((await sweep()) >= 1000);",
+        from: ">=",
+        reason: "a batch of exactly 1,000 leaves the rest to the next tick or the next refused reservation's sweep",
+      },
+    ],
+  },
 ];
 
 // Each operator: a pattern for one token (with the spaces around it, so generics and arrows are
@@ -147,11 +170,73 @@ const OPERATORS = [
   [/ - 1\b/g, " + 1"],
 ];
 
-/** Blanks out string literals, template text and comments, so only code is mutated (same length). */
-function codeOnly(line) {
-  return line
-    .replace(/\/\/.*$/, (match) => " ".repeat(match.length))
-    .replace(/"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`(?:[^`\\]|\\.)*`/g, (match) => " ".repeat(match.length));
+/**
+ * Blanks out string literals, template text and comments, so only code is mutated: one scan over
+ * the whole source, so a template literal or block comment spanning lines (an SQL statement, a
+ * JSDoc) is blanked on every line it covers. `${...}` inside a template is code. Same lengths, so
+ * columns still match the source.
+ */
+export function codeOnly(source) {
+  let out = "";
+  // The stack of open contexts: "`" (template text) or "{" (a brace, in code or in `${`).
+  const stack = [];
+  let at = 0;
+  const blank = (text) => text.replace(/[^\n]/g, " ");
+  while (at < source.length) {
+    const char = source[at];
+    const inTemplate = stack.at(-1) === "`";
+    if (inTemplate) {
+      if (char === "\\") {
+        out += blank(source.slice(at, at + 2));
+        at += 2;
+      } else if (char === "`") {
+        stack.pop();
+        out += " ";
+        at++;
+      } else if (char === "$" && source[at + 1] === "{") {
+        stack.push("${");
+        out += "  ";
+        at += 2;
+      } else {
+        out += char === "\n" ? "\n" : " ";
+        at++;
+      }
+      continue;
+    }
+    if (char === "/" && source[at + 1] === "/") {
+      const end = source.indexOf("\n", at);
+      const stop = end === -1 ? source.length : end;
+      out += blank(source.slice(at, stop));
+      at = stop;
+    } else if (char === "/" && source[at + 1] === "*") {
+      const end = source.indexOf("*/", at + 2);
+      const stop = end === -1 ? source.length : end + 2;
+      out += blank(source.slice(at, stop));
+      at = stop;
+    } else if (char === '"' || char === "'") {
+      let end = at + 1;
+      while (end < source.length && source[end] !== char && source[end] !== "\n") end += source[end] === "\\" ? 2 : 1;
+      out += blank(source.slice(at, end + 1));
+      at = end + 1;
+    } else if (char === "`") {
+      stack.push("`");
+      out += " ";
+      at++;
+    } else {
+      if (char === "{") stack.push("{");
+      else if (char === "}") {
+        // The `}` closing a `${` goes back to template text, and is not code.
+        if (stack.pop() === "${") {
+          out += " ";
+          at++;
+          continue;
+        }
+      }
+      out += char;
+      at++;
+    }
+  }
+  return out;
 }
 
 /**
@@ -175,18 +260,13 @@ function linesOf(lines, functions) {
 /** Every single-token mutant of a source text, in file order: `{ line, column, from, to, text }`. */
 export function mutantsOf(source, functions) {
   const lines = source.split("\n");
+  const codeLines = codeOnly(source).split("\n");
   const covered = linesOf(lines, functions);
   const mutants = [];
-  let inComment = false;
   lines.forEach((line, index) => {
-    const trimmed = line.trim();
     if (!covered.has(index)) return;
-    if (inComment || trimmed.startsWith("/*") || trimmed.startsWith("*")) {
-      inComment = !trimmed.includes("*/") && (inComment || trimmed.startsWith("/*"));
-      return;
-    }
-    if (/^(import|export \{|export type|type |interface )/.test(trimmed)) return;
-    const code = codeOnly(line);
+    if (/^(import|export \{|export type|type |interface )/.test(line.trim())) return;
+    const code = codeLines[index];
     for (const [pattern, replacement] of OPERATORS) {
       for (const match of code.matchAll(pattern)) {
         const mutated = line.slice(0, match.index) + replacement + line.slice(match.index + match[0].length);

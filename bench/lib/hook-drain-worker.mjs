@@ -12,7 +12,7 @@ process.stdout.write("ready\n");
 process.stdin.once("data", async () => {
   const won = [];
   if (hook) {
-    for (let claim = await hook.claimNext(arg); claim; claim = await hook.claimNext(arg)) won.push(claim.taskId);
+    for (let claim = await hook.claimNext({ worker: arg }); claim; claim = await hook.claimNext({ worker: arg })) won.push(claim.taskId);
   } else {
     const claims = join(dir, "claims");
     for (let index = 0; index < Number(arg); index++) {

@@ -26,7 +26,8 @@ if (mode === "budget") {
   console.log("READY");
   await go();
   const started = performance.now();
-  for (let index = 0; index < ops; index++) await task.settleAsync(await task.reserveAsync("generation", 100), 60);
+  for (let index = 0; index < ops; index++)
+    await task.settleAsync({ lease: await task.reserveAsync({ amounts: { generation: 100 } }), spent: 60 });
   console.log(performance.now() - started);
   await store.close();
 } else {
@@ -36,9 +37,9 @@ if (mode === "budget") {
   await go();
   const started = performance.now();
   for (let index = 0; index < ops; index++) {
-    const claim = await hook.claimNext(`host-${host}`);
+    const claim = await hook.claimNext({ worker: `host-${host}` });
     if (!claim) break;
-    await hook.complete(claim);
+    await hook.complete({ claim });
   }
   console.log(performance.now() - started);
   await hook.close?.();

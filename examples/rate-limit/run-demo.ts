@@ -15,7 +15,7 @@ import { dirname, join } from "node:path";
 import { agentImage as claudeCodeImage, claudeCode, formatAgentEvent, startAgent } from "@bulkhead/agents";
 import { createBudget, createTokenCounter, createTracker } from "@bulkhead/budget";
 import { harvest } from "@bulkhead/cli";
-import { createFileProposalStore, loadTaskSpec, MultiRepoGuard, resolveScope, type UsageReport } from "@bulkhead/core";
+import { createFileProposalStore, createMultiRepoGuard, loadTaskSpec, resolveScope, type UsageReport } from "@bulkhead/core";
 import { createGateway, type AuditRecord, type SessionStats } from "@bulkhead/gateway";
 import { renderHandover, renderTaskPrompt } from "@bulkhead/handover";
 import { buildImage, createSession, defineProject } from "@bulkhead/sandbox";
@@ -316,7 +316,7 @@ export async function runRateLimitDemo({ root, log = console.log }: { root: stri
 
       // 6. Harvest, one library call: the change set read once (container paused), the guard per
       //    path, one commit by the lead in the source repo from the change set's bytes, the handover.
-      const guard = new MultiRepoGuard({
+      const guard = createMultiRepoGuard({
         primaryRepo: spec.ownership.primaryRepo,
         allowedWrites: spec.ownership.allowedCrossRepoWrites,
         store: createFileProposalStore(join(root, ".bulkhead", "proposals")),

@@ -1,3 +1,5 @@
 import { packageConfig } from "../../tsup.base.ts";
 
-export default packageConfig();
+// Two entries: the package, and `@bulkhead/core/scope` (scope resolution without zod or yaml, for
+// the command line's start-up); shared code goes to chunks, so both see one BulkheadError.
+export default packageConfig({ entry: ["src/index.ts", "src/scope.ts"] });

@@ -1,6 +1,10 @@
 import {
+  AbortedError,
+  createDeadline,
   InvalidArgumentError,
+  lazySchema,
   TypedEmitter,
+  validateOptions,
   type BudgetLevelState,
   type BudgetStore,
   type ResolvedScope,
@@ -15,6 +19,7 @@ import type { Ledger, LedgerEvent, RestoreOptions } from "./ledger.js";
 import { priceUsage } from "./price-usage.js";
 import type { PriceEntry } from "./prices.js";
 import { UnknownModelError } from "./unknown-model-error.js";
+import { z } from "zod";
 
 /** Limits per kind; a kind without a limit is tracked but never enforced. */
 export type BudgetLimits = Partial<Record<BudgetKind, number>>;
@@ -45,10 +50,41 @@ export interface BudgetEvents {
   "price-unknown": { budgetId: string; model: string; usage: Usage };
 }
 
-/** Options of {@link Budget.settle} and {@link Budget.charge}. */
+/** Options of {@link MeterResult.reconcile}. */
 export interface BookOptions {
-  /** Price the usage as this model's (a call's own model), instead of the budget's `pricing.model`. */
+  /**
+   * Price the usage as this model's (a call's own model), instead of the budget's `pricing.model`.
+   * @default the budget's `pricing.model`
+   */
   model?: string;
+}
+
+/** The options of {@link Budget.settle} and {@link Budget.settleAsync}. */
+export interface SettleOptions extends BookOptions {
+  /** The lease to end, from `reserve`, `tryReserve` or `beforeToolCall` of this budget. */
+  lease: Lease;
+  /**
+   * What the call spent: a number of units of the lease's kind; a usage (input counts as context
+   * read, output as generation, both as the session total; for a tool-call lease both count as
+   * tool calls); or amounts per kind (`{ generation: 2_900 }`).
+   */
+  spent: number | Usage | BudgetLimits;
+  /**
+   * With a store: a retried settle with the same id is booked once. Ignored without a store.
+   * @default the lease id
+   */
+  settlementId?: string;
+}
+
+/** The options of {@link Budget.charge} and {@link Budget.chargeAsync}. */
+export interface ChargeOptions extends BookOptions {
+  /** What was spent without a reservation: a usage, or amounts per kind (`{ usd: 0.12 }`). */
+  spent: Usage | BudgetLimits;
+  /**
+   * With a store: a retried charge with the same id is booked once. Ignored without a store.
+   * @default undefined (every call is booked)
+   */
+  settlementId?: string;
 }
 
 /** A reservation: amounts held on a budget and all its parents until settled, released or expired. */
@@ -60,13 +96,24 @@ export interface Lease {
   readonly state: "active" | "settled" | "released" | "expired";
 }
 
+/** The options of {@link createBudget}. */
 export interface CreateBudgetOptions {
-  /** Names the budget in events, errors and the ledger. @default "budget" */
+  /**
+   * Names the budget in events, errors and the ledger: letters, digits, `.`, `_`, `:`, `/`, `-`.
+   * @default "budget"
+   */
   id?: string;
+  /** The limit of each kind, in tokens (`usd` in dollars); a kind left out is tracked, never enforced. */
   limits: BudgetLimits;
-  /** The enclosing budget (task ⊂ session ⊂ team): every reservation holds at every level. */
+  /**
+   * The enclosing budget (task ⊂ session ⊂ team): every reservation holds at every level.
+   * @default undefined (a top-level budget)
+   */
   parent?: Budget;
-  /** Where settlements and extensions are recorded durably. */
+  /**
+   * Where settlements and extensions are recorded durably.
+   * @default undefined (nothing is recorded)
+   */
   ledger?: Ledger;
   /** Emit `budget-warning` when a kind reaches this share of its limit. @default 0.8 */
   warningRatio?: number;
@@ -78,7 +125,8 @@ export interface CreateBudgetOptions {
    * Prices every usage this budget books (settle, charge, a stream's reconcile) with
    * {@link priceUsage}, so a `usd` limit is fed. Dollars are known only after a call: once spend
    * reaches the `usd` limit, every later reservation is refused. Without it, `usd` moves only
-   * through `charge({ usd })`.
+   * through `charge({ spent: { usd } })`. `prices` are your own entries, tried before the catalog.
+   * @default undefined (usage is not priced)
    */
   pricing?: { model: string; prices?: PriceEntry[] };
   /**
@@ -88,9 +136,115 @@ export interface CreateBudgetOptions {
    * through the async methods (`reserveAsync`, `settleAsync`, ...); the sync ones throw. Its
    * parent must use the same store. The store keeps its own ledger, so `ledger` is not allowed.
    * See docs/scaling.md.
+   * @default undefined (the budget lives in this process)
    */
   store?: BudgetStore;
 }
+
+/** The options of {@link Budget.reserve} and its variants (`tryReserve`, `reserveAsync`, `tryReserveAsync`). */
+export interface ReserveOptions {
+  /**
+   * The estimate to hold, per kind: `{ generation: 4_096 }` or `{ contextRead: 1_200, generation: 4_096 }`.
+   * Token kinds also hold on the session total, unless `sessionTotal` is given itself. A
+   * plain-number settlement is booked to the first kind named (other than `sessionTotal`).
+   */
+  amounts: BudgetLimits;
+  /**
+   * How long the lease holds its reservation unless settled or released.
+   * @default the budget's `leaseTtlMs`
+   */
+  ttlMs?: number;
+}
+
+/** The options of {@link Budget.extend} and {@link Budget.extendAsync}. */
+export interface ExtendOptions {
+  /** The kind whose limit is raised; the budget must have a limit of it. */
+  kind: BudgetKind;
+  /** How much to add to the limit (tokens, or dollars for `usd`); positive. */
+  amount: number;
+  /** Who approved the extension (recorded in the ledger). */
+  approvedBy: string;
+  /**
+   * Why, recorded with the extension.
+   * @default undefined
+   */
+  reason?: string;
+}
+
+const budgetMarker = Symbol.for("bulkhead.budget");
+
+/** Budgets are recognised by marker, not `instanceof`, so two installed copies accept each other's. */
+function isBudget(value: unknown): value is Budget {
+  return typeof value === "object" && value !== null && (value as Record<symbol, unknown>)[budgetMarker] === true;
+}
+
+const limitSchema = () =>
+  z
+    .number({ error: (issue) => `must be a non-negative number, got ${JSON.stringify(issue.input) ?? String(issue.input)}` })
+    .nonnegative({ error: (issue) => `must be a non-negative number, got ${JSON.stringify(issue.input)}` })
+    .optional();
+
+const optionsSchema = lazySchema(() =>
+  z
+    .object({
+      id: z
+        .string({ error: "expected a budget id of letters, digits, '.', '_', ':', '/' or '-'" })
+        .regex(/^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/, {
+          error: (issue) => `expected a budget id of letters, digits, '.', '_', ':', '/' or '-', got ${JSON.stringify(issue.input)}`,
+        })
+        .optional(),
+      limits: z.strictObject(
+        Object.fromEntries(BUDGET_KINDS.map((kind) => [kind, limitSchema()])) as Record<BudgetKind, ReturnType<typeof limitSchema>>,
+        {
+          error: (issue) =>
+            issue.code === "unrecognized_keys"
+              ? `unknown budget kind ${issue.keys.map((key) => `"${key}"`).join(", ")}: use ${BUDGET_KINDS.join(", ")}`
+              : `expected { ${BUDGET_KINDS.map((kind) => `${kind}?`).join(", ")} }`,
+        },
+      ),
+      parent: z.custom<Budget>(isBudget, "expected a Budget from createBudget").optional(),
+      ledger: z
+        .custom<Ledger>(
+          (value) => typeof (value as Ledger | null)?.append === "function" && typeof (value as Ledger | null)?.read === "function",
+          "expected a Ledger (createFileLedger, createMemoryLedger)",
+        )
+        .optional(),
+      warningRatio: z
+        .number()
+        .refine((ratio) => ratio > 0 && ratio <= 1, { error: (issue) => `expected a ratio in (0, 1], got ${String(issue.input)}` })
+        .optional(),
+      leaseTtlMs: z
+        .number()
+        .positive({ error: (issue) => `expected a positive duration, got ${String(issue.input)}` })
+        .optional(),
+      now: z.custom<() => number>((value) => typeof value === "function", "expected a function returning milliseconds").optional(),
+      pricing: z
+        .object(
+          {
+            model: z.string().min(1),
+            prices: z.array(z.custom<PriceEntry>((value) => typeof value === "object" && value !== null)).optional(),
+          },
+          {
+            error: "expected { model, prices? }",
+          },
+        )
+        .optional(),
+      store: z
+        .custom<BudgetStore>(
+          (value) => typeof (value as BudgetStore | null)?.reserve === "function",
+          "expected a BudgetStore (createFileBudgetStore, createPostgresBudgetStore)",
+        )
+        .optional(),
+    })
+    .superRefine((options, context) => {
+      if (options.store !== undefined && options.ledger !== undefined)
+        context.addIssue({
+          code: "custom",
+          path: ["ledger"],
+          message: "a budget with a store keeps its ledger in the store: pass one of them",
+        });
+    }),
+);
 
 /** The answer of {@link Budget.checkContext}. */
 export type ContextCheck =
@@ -119,7 +273,7 @@ export interface MeterResult {
   /** The text of every delta that fit in the budget. */
   text: string;
   /** Why it stopped early, or null when the stream ended by itself. */
-  stoppedBy: "generation" | "session-total" | "aborted" | null;
+  stoppedBy: "generation" | "session-total" | null;
   /** Output tokens counted locally (every delta received, also the one that did not fit). */
   outputTokens: number;
   /** Books the provider's reported usage in place of the local count; call it once. */
@@ -155,6 +309,24 @@ interface LeaseRecord extends Lease {
   primary: BudgetKind;
 }
 
+const extendSchema = lazySchema(() =>
+  z.object({
+    kind: z.enum(BUDGET_KINDS, { error: (issue) => `unknown budget kind ${JSON.stringify(issue.input)}: use ${BUDGET_KINDS.join(", ")}` }),
+    amount: z
+      .number()
+      .positive({ error: (issue) => `expected a positive amount, got ${String(issue.input)}` })
+      .refine(Number.isFinite, "expected a finite amount"),
+    approvedBy: z.string({ error: "say who approved the extension" }).trim().min(1, "say who approved the extension"),
+    reason: z.string().optional(),
+  }),
+);
+
+const ABORTED = Symbol("aborted");
+
+// Set by the class's static block: the module's private ways to build a budget and replay into one.
+let construct: (options: CreateBudgetOptions) => Budget;
+let replay: (budget: Budget, event: LedgerEvent) => void;
+
 /**
  * Seed 000's four budget kinds, each with its own enforcement point and action, plus a dollar
  * cap. Reservations make parallel callers safe: with upper-bound estimates, committed spend never
@@ -162,6 +334,21 @@ interface LeaseRecord extends Lease {
  * session total marks the budget exhausted and emits `handover-required`.
  */
 export class Budget extends TypedEmitter<BudgetEvents> {
+  static {
+    // The module's own doors into a budget: construction (createBudget, restoreBudget) and ledger
+    // replay stay out of the public API, but the functions beside the class may use them.
+    construct = (options) => new Budget(options);
+    replay = (budget, event) => budget.#replay(event);
+  }
+
+  /**
+   * True for a budget from any copy of `@bulkhead/budget` (a `Symbol.for` marker, not
+   * `instanceof`, which two installed copies break).
+   */
+  static isInstance(value: unknown): value is Budget {
+    return isBudget(value);
+  }
+
   readonly id: string;
   readonly parent: Budget | undefined;
   /** Limits per kind; Infinity where there is none. */
@@ -186,7 +373,7 @@ export class Budget extends TypedEmitter<BudgetEvents> {
   /** No lease expires before this time, so sweeping can be skipped until then. */
   #sweepAt = Infinity;
 
-  constructor(options: CreateBudgetOptions) {
+  private constructor(options: CreateBudgetOptions) {
     super();
     const {
       id = "budget",
@@ -198,41 +385,25 @@ export class Budget extends TypedEmitter<BudgetEvents> {
       now = Date.now,
       pricing,
       store,
-    } = options ?? ({} as CreateBudgetOptions);
-    if (typeof id !== "string" || !/^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/.test(id)) {
+    } = validateOptions(optionsSchema(), options, "options");
+    // A budget of another copy of this package is recognised, but its private state is not
+    // reachable from this copy's class: nest budgets made by one copy.
+    if (parent !== undefined && !(#chain in parent))
       throw new InvalidArgumentError(
-        "options.id",
-        `expected a budget id of letters, digits, '.', '_', ':', '/' or '-', got ${JSON.stringify(id)}`,
+        "options.parent",
+        `budget "${(parent as Budget).id}" was created by another copy of @bulkhead/budget: create nested budgets with the same copy (dedupe the install)`,
       );
-    }
-    if (typeof limits !== "object" || limits === null)
-      throw new InvalidArgumentError("options.limits", "expected { contextRead?, generation?, toolCalls?, sessionTotal?, usd? }");
-    this.#limits = vector(Infinity, Infinity, Infinity, Infinity, Infinity);
-    for (const [kind, limit] of Object.entries(limits)) {
-      if (!BUDGET_KINDS.includes(kind as BudgetKind))
-        throw new InvalidArgumentError("options.limits", `unknown budget kind "${kind}": use ${BUDGET_KINDS.join(", ")}`);
-      if (limit === undefined) continue;
-      if (!(typeof limit === "number" && limit >= 0 && Number.isFinite(limit))) {
-        throw new InvalidArgumentError("options.limits", `${kind} must be a non-negative number, got ${JSON.stringify(limit)}`);
-      }
-      this.#limits[kind as BudgetKind] = limit;
-    }
-    if (!(warningRatio > 0 && warningRatio <= 1))
-      throw new InvalidArgumentError("options.warningRatio", `expected a ratio in (0, 1], got ${warningRatio}`);
-    if (!(leaseTtlMs > 0)) throw new InvalidArgumentError("options.leaseTtlMs", `expected a positive duration, got ${leaseTtlMs}`);
-    if (parent !== undefined && !(parent instanceof Budget))
-      throw new InvalidArgumentError("options.parent", "expected a Budget from createBudget");
-    if (store !== undefined) {
-      if (typeof store !== "object" || store === null || typeof store.reserve !== "function")
-        throw new InvalidArgumentError("options.store", "expected a BudgetStore (createFileBudgetStore, createPostgresBudgetStore)");
-      if (ledger !== undefined)
-        throw new InvalidArgumentError("options.ledger", "a budget with a store keeps its ledger in the store: pass one of them");
-    }
     if (parent !== undefined && parent.#store !== store)
       throw new InvalidArgumentError(
         "options.parent",
         `budget "${id}" and its parent "${parent.id}" must use the same store (or both none)`,
       );
+    Object.defineProperty(this, budgetMarker, { value: true });
+    this.#limits = vector(Infinity, Infinity, Infinity, Infinity, Infinity);
+    for (const kind of BUDGET_KINDS) {
+      const limit = limits[kind];
+      if (limit !== undefined) this.#limits[kind] = limit;
+    }
     this.#store = store;
     this.id = id;
     this.parent = parent;
@@ -242,8 +413,6 @@ export class Budget extends TypedEmitter<BudgetEvents> {
     this.#now = now;
     this.#chain = [this, ...(parent ? parent.#chain : [])];
     if (pricing !== undefined) {
-      if (typeof pricing !== "object" || pricing === null || typeof pricing.model !== "string")
-        throw new InvalidArgumentError("options.pricing", "expected { model, prices? }");
       // An unknown model fails here, with the hint to add prices, not at the first settlement.
       priceUsage({ inputTokens: 0, outputTokens: 0 } as Usage, { model: pricing.model, prices: pricing.prices ?? [], at: new Date(now()) });
       this.#pricing = { model: pricing.model, prices: pricing.prices ?? [] };
@@ -291,42 +460,46 @@ export class Budget extends TypedEmitter<BudgetEvents> {
   }
 
   /**
-   * Holds an estimate until the call settles. `reserve("generation", 4096)` or
-   * `reserve({ contextRead: 1200, generation: 4096 })`; token kinds also hold on the session
-   * total. Throws {@link BudgetExceededError} when it does not fit at some level.
+   * Holds an estimate until the call settles: `reserve({ amounts: { generation: 4_096 } })` or
+   * `reserve({ amounts: { contextRead: 1_200, generation: 4_096 } })`; token kinds also hold on
+   * the session total. Throws {@link BudgetExceededError} when it does not fit at some level.
    */
-  reserve(kindOrAmounts: BudgetKind | Amounts, estimate?: number, options: { ttlMs?: number } = {}): Lease {
+  reserve(options: ReserveOptions): Lease {
     this.#localOnly("reserve");
-    const [amounts, primary] = this.#amounts(kindOrAmounts, estimate);
+    const [amounts, primary, ttlMs] = this.#request(options);
     const refusal = this.#refusal(amounts, "reserve");
-    if (refusal)
-      throw new BudgetExceededError(
-        refusal.level.id,
-        refusal.kind,
-        amounts[refusal.kind],
-        refusal.available,
-        refusal.limit,
-        refusal.level.#unpricedDetail(refusal.kind),
-      );
-    return this.#hold(amounts, primary, options.ttlMs);
+    if (refusal) {
+      const detail = refusal.level.#unpricedDetail(refusal.kind);
+      throw new BudgetExceededError({
+        budgetId: refusal.level.id,
+        kind: refusal.kind,
+        requested: amounts[refusal.kind],
+        available: refusal.available,
+        limit: refusal.limit,
+        ...(detail === undefined ? {} : { detail }),
+      });
+    }
+    return this.#hold(amounts, primary, ttlMs);
   }
 
   /** Like {@link reserve}, but returns undefined instead of throwing when it does not fit. */
-  tryReserve(kindOrAmounts: BudgetKind | Amounts, estimate?: number, options: { ttlMs?: number } = {}): Lease | undefined {
+  tryReserve(options: ReserveOptions): Lease | undefined {
     this.#localOnly("tryReserve");
-    const [amounts, primary] = this.#amounts(kindOrAmounts, estimate);
-    return this.#refusal(amounts, "tryReserve") ? undefined : this.#hold(amounts, primary, options.ttlMs);
+    const [amounts, primary, ttlMs] = this.#request(options);
+    return this.#refusal(amounts, "tryReserve") ? undefined : this.#hold(amounts, primary, ttlMs);
   }
 
   /**
-   * Ends a lease with what was actually spent: a number of units of the lease's kind, or a
-   * usage (input counts as context read, output as generation, both as the session total;
-   * for a tool-call lease both count as tool calls). Spend on an expired lease is still booked.
+   * Ends a lease with what was actually spent: `settle({ lease, spent: usage })`, where `spent`
+   * is a number of units of the lease's kind, a usage (input counts as context read, output as
+   * generation, both as the session total; for a tool-call lease both count as tool calls), or
+   * amounts per kind. Spend on an expired lease is still booked.
    */
-  settle(lease: Lease, actual: number | Usage | Amounts, options: BookOptions = {}): void {
+  settle(options: SettleOptions): void {
     this.#localOnly("settle");
+    const { lease, spent, model } = this.#booking(options, "settle");
     const record = this.#own(lease, true);
-    const [amounts, unpriced] = this.#actual(record, actual, options.model);
+    const [amounts, unpriced] = this.#actual(record, spent, model);
     if (record.state === "active") this.#unhold(record);
     record.state = "settled";
     this.#spend(amounts, "settle", record.id, unpriced);
@@ -340,13 +513,29 @@ export class Budget extends TypedEmitter<BudgetEvents> {
     record.state = "released";
   }
 
-  /** Books spend that had no reservation (e.g. a usage report after the fact). */
-  charge(amounts: Amounts | Usage, options: BookOptions = {}): void {
+  /** Books spend that had no reservation (e.g. a usage report after the fact): `charge({ spent: usage })`. */
+  charge(options: ChargeOptions): void {
     this.#localOnly("charge");
-    if ("inputTokens" in amounts) {
-      const [vector, unpriced] = this.#fromUsage(amounts as Usage, "generation", options.model);
+    const { spent, model } = this.#booking(options, "charge");
+    if ("inputTokens" in spent) {
+      const [vector, unpriced] = this.#fromUsage(spent as Usage, "generation", model);
       this.#spend(vector, "charge", undefined, unpriced);
-    } else this.#spend(this.#amounts(amounts as Amounts, undefined)[0], "charge");
+    } else this.#spend(this.#amounts(spent as Amounts, undefined)[0], "charge");
+  }
+
+  /** The shape of a settle or charge; the amounts themselves are checked where they are read. */
+  #booking<T extends SettleOptions | ChargeOptions>(options: T, method: "settle" | "charge"): T {
+    const spent = (options as Partial<T> | null)?.spent;
+    if (typeof options !== "object" || options === null || spent === undefined || spent === null)
+      throw new InvalidArgumentError(
+        "options.spent",
+        method === "settle" ? "expected settle({ lease, spent, model? })" : "expected charge({ spent, model? })",
+      );
+    if (method === "charge" && typeof spent !== "object")
+      throw new InvalidArgumentError("options.spent", "expected a Usage or { kind: amount } for charge");
+    if (options.model !== undefined && (typeof options.model !== "string" || options.model === ""))
+      throw new InvalidArgumentError("options.model", `expected a model name, got ${JSON.stringify(options.model)}`);
+    return options;
   }
 
   /** Models whose usage was booked here without a price (see the `price-unknown` event). */
@@ -364,13 +553,10 @@ export class Budget extends TypedEmitter<BudgetEvents> {
     this.#spend(vector(0, 0, 0, 0, usd), "charge", undefined, undefined, true);
   }
 
-  /** Raises a limit after a stop, recording who approved it. */
-  extend(kind: BudgetKind, amount: number, { approvedBy, reason }: { approvedBy: string; reason?: string }): void {
+  /** Raises a limit after a stop, recording who approved it: `extend({ kind, amount, approvedBy, reason? })`. */
+  extend(options: ExtendOptions): void {
     this.#localOnly("extend");
-    if (!BUDGET_KINDS.includes(kind)) throw new InvalidArgumentError("kind", `unknown budget kind "${kind}"`);
-    if (!(amount > 0 && Number.isFinite(amount))) throw new InvalidArgumentError("amount", `expected a positive amount, got ${amount}`);
-    if (typeof approvedBy !== "string" || approvedBy.trim() === "")
-      throw new InvalidArgumentError("approvedBy", "say who approved the extension");
+    const { kind, amount, approvedBy, reason } = validateOptions(extendSchema(), options, "options");
     if (this.#limits[kind] === Infinity) throw new InvalidArgumentError("kind", `budget "${this.id}" has no ${kind} limit to extend`);
     const at = this.#now();
     this.#applyExtension({ kind, amount, approvedBy, at, ...(reason === undefined ? {} : { reason }) });
@@ -387,24 +573,20 @@ export class Budget extends TypedEmitter<BudgetEvents> {
    * store at every level; without one, the same as `reserve`. Throws {@link BudgetExceededError}
    * when it does not fit, and `StoreUnavailableError` (granting nothing) when the store is down.
    */
-  async reserveAsync(kindOrAmounts: BudgetKind | Amounts, estimate?: number, options: { ttlMs?: number } = {}): Promise<Lease> {
-    if (!this.#store) return this.reserve(kindOrAmounts, estimate, options);
-    const lease = await this.#reserveShared(kindOrAmounts, estimate, options, "reserve");
+  async reserveAsync(options: ReserveOptions): Promise<Lease> {
+    if (!this.#store) return this.reserve(options);
+    const lease = await this.#reserveShared(options, "reserve");
     if ("refusal" in lease) {
       const { refusal } = lease;
-      throw new BudgetExceededError(refusal.budgetId, refusal.kind, refusal.requested, refusal.available, refusal.limit);
+      throw new BudgetExceededError(refusal);
     }
     return lease;
   }
 
   /** {@link tryReserve} for every budget: undefined instead of throwing when it does not fit. */
-  async tryReserveAsync(
-    kindOrAmounts: BudgetKind | Amounts,
-    estimate?: number,
-    options: { ttlMs?: number } = {},
-  ): Promise<Lease | undefined> {
-    if (!this.#store) return this.tryReserve(kindOrAmounts, estimate, options);
-    const lease = await this.#reserveShared(kindOrAmounts, estimate, options, "tryReserve");
+  async tryReserveAsync(options: ReserveOptions): Promise<Lease | undefined> {
+    if (!this.#store) return this.tryReserve(options);
+    const lease = await this.#reserveShared(options, "tryReserve");
     return "refusal" in lease ? undefined : lease;
   }
 
@@ -412,14 +594,11 @@ export class Budget extends TypedEmitter<BudgetEvents> {
    * {@link settle} for every budget. With a store, `settlementId` (default: the lease id) makes a
    * retried settle a no-op, so retrying after `StoreUnavailableError` never counts twice.
    */
-  async settleAsync(
-    lease: Lease,
-    actual: number | Usage | Amounts,
-    { settlementId, model }: { settlementId?: string } & BookOptions = {},
-  ): Promise<void> {
-    if (!this.#store) return this.settle(lease, actual, { model });
+  async settleAsync(options: SettleOptions): Promise<void> {
+    if (!this.#store) return this.settle(options);
+    const { lease, spent, model, settlementId } = this.#booking(options, "settle");
     const record = this.#ownShared(lease);
-    const [amounts, unpriced] = this.#actual(record, actual, model);
+    const [amounts, unpriced] = this.#actual(record, spent, model);
     this.#markUnpriced(unpriced, false);
     const outcome = await this.#store.settle({
       leaseId: record.id,
@@ -441,12 +620,13 @@ export class Budget extends TypedEmitter<BudgetEvents> {
   }
 
   /** {@link charge} for every budget; with a store, `settlementId` makes a retried charge count once. */
-  async chargeAsync(amounts: Amounts | Usage, { settlementId, model }: { settlementId?: string } & BookOptions = {}): Promise<void> {
-    if (!this.#store) return this.charge(amounts, { model });
+  async chargeAsync(options: ChargeOptions): Promise<void> {
+    if (!this.#store) return this.charge(options);
+    const { spent, model, settlementId } = this.#booking(options, "charge");
     const [vector, unpriced] =
-      "inputTokens" in amounts
-        ? this.#fromUsage(amounts as Usage, "generation", model)
-        : [this.#amounts(amounts as Amounts, undefined)[0], undefined];
+      "inputTokens" in spent
+        ? this.#fromUsage(spent as Usage, "generation", model)
+        : [this.#amounts(spent as Amounts, undefined)[0], undefined];
     this.#markUnpriced(unpriced, false);
     await this.#defineShared();
     const outcome = await this.#store.charge({
@@ -458,10 +638,9 @@ export class Budget extends TypedEmitter<BudgetEvents> {
   }
 
   /** {@link extend} for every budget; with a store the raised limit holds for every host. */
-  async extendAsync(kind: BudgetKind, amount: number, { approvedBy, reason }: { approvedBy: string; reason?: string }): Promise<void> {
-    if (!this.#store) return this.extend(kind, amount, { approvedBy, reason: reason as string });
-    if (typeof approvedBy !== "string" || approvedBy.trim() === "")
-      throw new InvalidArgumentError("approvedBy", "say who approved the extension");
+  async extendAsync(options: ExtendOptions): Promise<void> {
+    if (!this.#store) return this.extend(options);
+    const { kind, amount, approvedBy, reason } = validateOptions(extendSchema(), options, "options");
     await this.#defineShared();
     const level = await this.#store.extend({ budgetId: this.id, kind, amount, approvedBy, ...(reason === undefined ? {} : { reason }) });
     this.#absorb([level]);
@@ -498,13 +677,10 @@ export class Budget extends TypedEmitter<BudgetEvents> {
   }
 
   async #reserveShared(
-    kindOrAmounts: BudgetKind | Amounts,
-    estimate: number | undefined,
-    { ttlMs = this.#leaseTtlMs }: { ttlMs?: number },
+    options: ReserveOptions,
     at: "reserve" | "tryReserve",
   ): Promise<LeaseRecord | { refusal: { budgetId: string; kind: BudgetKind; requested: number; available: number; limit: number } }> {
-    const [amounts, primary] = this.#amounts(kindOrAmounts, estimate);
-    if (!(ttlMs > 0)) throw new InvalidArgumentError("options.ttlMs", `expected a positive duration, got ${ttlMs}`);
+    const [amounts, primary, ttlMs] = this.#request(options);
     await this.#defineShared();
     const outcome = await this.#store!.reserve({ chain: this.#chain.map((level) => level.id), amounts: sparse(amounts), ttlMs });
     this.#absorb(outcome.levels);
@@ -604,8 +780,10 @@ export class Budget extends TypedEmitter<BudgetEvents> {
   /**
    * Generation, mid-execution: counts output tokens as deltas arrive and stops at the
    * generation limit or the session total, aborting upstream and keeping the partial text.
-   * Local counts are booked when the stream ends (also on abort); `reconcile` replaces them
-   * with the provider's reported usage.
+   * Local counts are booked when the stream ends; `reconcile` replaces them with the
+   * provider's reported usage. An abort through `abortSignal` (also while waiting for the next
+   * delta) books what arrived, cancels upstream and throws `AbortedError`, as every bulkhead
+   * operation does (docs/cancellation.md).
    */
   async meterStream(
     stream: AsyncIterable<StreamChunk>,
@@ -622,22 +800,38 @@ export class Budget extends TypedEmitter<BudgetEvents> {
     let text = "";
     let outputTokens = 0;
     let stoppedBy: MeterResult["stoppedBy"] = null;
+    let aborted = false;
     const iterator = stream[Symbol.asyncIterator]();
+    // The caller's signal, merged once: a stalled stream is left as soon as it fires, and the
+    // listener goes with the deadline when the stream ends.
+    using deadline = createDeadline({ abortSignal });
+    // One turn of the event loop late, so a delta already on its way when the abort came is
+    // still read and booked (it was generated); a stream that stalls is left right after.
+    const abortedWait = new Promise<typeof ABORTED>((resolve) => {
+      deadline.signal.addEventListener("abort", () => setImmediate(() => resolve(ABORTED)), { once: true });
+    });
     try {
       for (;;) {
-        if (abortSignal?.aborted) {
-          stoppedBy = "aborted";
+        if (deadline.signal.aborted) {
+          aborted = true;
           break;
         }
-        const next = await iterator.next();
+        const pending = iterator.next();
+        const next = await Promise.race([pending, abortedWait]);
+        if (next === ABORTED) {
+          // The abandoned read may still fail when the upstream is canceled: nobody waits for it.
+          pending.catch(() => undefined);
+          aborted = true;
+          break;
+        }
         if (next.done) break;
         const chunk = next.value;
         const delta = typeof chunk === "string" ? chunk : (chunk.text ?? chunk.delta ?? chunk.textDelta ?? "");
         if (delta === "") continue;
         outputTokens += await count.count(delta);
-        if (abortSignal?.aborted) {
+        if (deadline.signal.aborted) {
           // Aborted while this delta was on its way: it was generated, so it is booked, not kept.
-          stoppedBy = "aborted";
+          aborted = true;
           break;
         }
         if (outputTokens > held) {
@@ -655,16 +849,21 @@ export class Budget extends TypedEmitter<BudgetEvents> {
     } catch (error) {
       // The stream failed (an SDK aborted it upstream, the connection broke): what arrived was
       // generated, so it is booked now instead of holding the reservation until the lease expires.
-      this.settle(meter, { generation: outputTokens });
+      this.settle({ lease: meter, spent: { generation: outputTokens } });
       throw error;
     } finally {
       if (stoppedBy !== null) {
         abortController?.abort(new Error(`stopped by the ${stoppedBy} budget`));
         await iterator.return?.().catch(() => undefined);
+      } else if (aborted) {
+        abortController?.abort(deadline.signal.reason);
+        // Not awaited: a generator's return() waits for the read still pending on a stalled stream.
+        void iterator.return?.().catch(() => undefined);
       }
       ownCounter?.dispose();
     }
-    this.settle(meter, { generation: outputTokens });
+    this.settle({ lease: meter, spent: { generation: outputTokens } });
+    if (aborted) throw new AbortedError("meterStream", deadline.signal.reason);
     let reconciled = false;
     return {
       text,
@@ -707,11 +906,8 @@ export class Budget extends TypedEmitter<BudgetEvents> {
     };
   }
 
-  /**
-   * Applies a ledger event during replay.
-   * @internal used by `restoreBudget`; not part of the public API.
-   */
-  replay(event: LedgerEvent): void {
+  /** Applies a ledger event during replay (`restoreBudget`). */
+  #replay(event: LedgerEvent): void {
     if (event.type === "extend") {
       if (event.budget === this.id && this.#limits[event.kind] !== Infinity) {
         this.#applyExtension({
@@ -753,6 +949,20 @@ export class Budget extends TypedEmitter<BudgetEvents> {
     this.#recheck(extension.kind);
   }
 
+  /** Validates a reservation request: its amounts, its primary kind and its time to live. */
+  #request(options: ReserveOptions): [Vector, BudgetKind, number] {
+    if (typeof options !== "object" || options === null || typeof options.amounts !== "object" || options.amounts === null)
+      throw new InvalidArgumentError(
+        "options.amounts",
+        `expected reserve({ amounts: { kind: estimate }, ttlMs? }), e.g. { amounts: { generation: 4_096 } }, got ${typeof options === "object" && options !== null ? "no amounts" : JSON.stringify(options)}`,
+      );
+    const { ttlMs = this.#leaseTtlMs } = options;
+    if (!(typeof ttlMs === "number" && ttlMs > 0 && Number.isFinite(ttlMs)))
+      throw new InvalidArgumentError("options.ttlMs", `expected a positive duration, got ${String(ttlMs)}`);
+    const [amounts, primary] = this.#amounts(options.amounts, undefined);
+    return [amounts, primary, ttlMs];
+  }
+
   /** Validates and turns `(kind, estimate)` or `{ kind: amount }` into a vector; token kinds also count on the session total. */
   #amounts(kindOrAmounts: BudgetKind | Amounts, estimate: number | undefined): [Vector, BudgetKind] {
     const amounts = vector();
@@ -769,9 +979,10 @@ export class Budget extends TypedEmitter<BudgetEvents> {
       if (typeof kindOrAmounts !== "object" || kindOrAmounts === null)
         throw new InvalidArgumentError("amounts", "expected a kind and an estimate, or { kind: amount }");
       for (const [kind, amount] of Object.entries(kindOrAmounts)) {
-        if (!BUDGET_KINDS.includes(kind as BudgetKind)) throw new InvalidArgumentError("amounts", `unknown budget kind "${kind}"`);
+        if (!BUDGET_KINDS.includes(kind as BudgetKind))
+          throw new InvalidArgumentError("options.amounts", `unknown budget kind "${kind}": use ${BUDGET_KINDS.join(", ")}`);
         if (typeof amount !== "number" || !(amount >= 0) || amount === Infinity) {
-          throw new InvalidArgumentError("amounts", `${kind} must be a non-negative number, got ${JSON.stringify(amount)}`);
+          throw new InvalidArgumentError("options.amounts", `${kind} must be a non-negative number, got ${JSON.stringify(amount)}`);
         }
         amounts[kind as BudgetKind] = amount;
         if (kind !== "sessionTotal") primary ??= kind as BudgetKind;
@@ -856,11 +1067,12 @@ export class Budget extends TypedEmitter<BudgetEvents> {
 
   #actual(record: LeaseRecord, actual: number | Usage | Amounts, model: string | undefined): [Vector, string | undefined] {
     if (typeof actual === "number") {
-      if (!(actual >= 0) || actual === Infinity) throw new InvalidArgumentError("actual", `expected a non-negative number, got ${actual}`);
+      if (!(actual >= 0) || actual === Infinity)
+        throw new InvalidArgumentError("options.spent", `expected a non-negative number, got ${actual}`);
       return [this.#amounts(record.primary, actual)[0], undefined];
     }
     if (typeof actual !== "object" || actual === null)
-      throw new InvalidArgumentError("actual", "expected a number, a Usage or { kind: amount }");
+      throw new InvalidArgumentError("options.spent", "expected a number, a Usage or { kind: amount }");
     if ("inputTokens" in actual && "outputTokens" in actual)
       return this.#fromUsage(actual as Usage, record.primary === "toolCalls" ? "toolCalls" : "generation", model);
     return [this.#amounts(actual as Amounts, undefined)[0], undefined];
@@ -956,17 +1168,19 @@ export class Budget extends TypedEmitter<BudgetEvents> {
  * const session = createBudget({ id: "session", limits: { sessionTotal: 100_000 } });
  * const task = createBudget({ id: "task", parent: session, limits: { contextRead: 50_000, generation: 10_000, toolCalls: 20_000 } });
  * const lease = task.reserve({ contextRead: 1_200, generation: 4_096 });
- * task.settle(lease, usage);
+ * task.settle({ lease, spent: usage });
  */
 export function createBudget(options: CreateBudgetOptions): Budget {
-  return new Budget(options);
+  return construct(options);
 }
 
 /** Rebuilds a budget from a ledger: its spend and extensions, exactly as recorded. */
 export async function restoreBudget(options: CreateBudgetOptions & RestoreOptions): Promise<Budget> {
+  // Built (and validated) before the ledger is read: bad options fail without any I/O.
+  const budget = construct(options);
+  if (options.ledger === undefined) throw new InvalidArgumentError("options.ledger", "expected the Ledger to restore from");
   const { events, corruptLines, tornTail } = await options.ledger.read();
   if (corruptLines > 0 || tornTail) options.onSkipped?.({ corruptLines, tornTail });
-  const budget = new Budget(options);
-  for (const event of events) budget.replay(event);
+  for (const event of events) replay(budget, event);
   return budget;
 }

@@ -1,4 +1,13 @@
-import { addUsage, emptyUsage, InvalidArgumentError, type Usage, type UsageBreakdown, type UsageReport, usageSchema } from "@bulkhead/core";
+import {
+  addUsage,
+  emptyUsage,
+  InvalidArgumentError,
+  type Usage,
+  type UsageBreakdown,
+  type UsageReport,
+  usageSchema,
+  validateOptions,
+} from "@bulkhead/core";
 import type { Ledger, RestoreOptions } from "./ledger.js";
 import { priceUsage } from "./price-usage.js";
 import type { PriceEntry } from "./prices.js";
@@ -127,18 +136,13 @@ export function createTracker({ taskId, ledger, prices = [], now = Date.now, tra
         operation,
         record(usage, options = {}) {
           if (ended) throw new InvalidArgumentError("span", `span ${repo}/${operation} has ended: start a new span`);
-          const parsed = usageSchema.safeParse(usage);
-          if (!parsed.success)
-            throw new InvalidArgumentError(
-              "usage",
-              parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`).join("; "),
-            );
+          const valid = validateOptions(usageSchema, usage, "usage");
           const priceModel = options.model ?? model;
-          const usd = priceModel === undefined ? undefined : price(parsed.data, priceModel);
-          rows.push({ repo, operation, usage: parsed.data, usd });
+          const usd = priceModel === undefined ? undefined : price(valid, priceModel);
+          rows.push({ repo, operation, usage: valid, usd });
           if (otel) {
             // GenAI conventions: input_tokens includes cached tokens, which core's inputTokens does.
-            total = addUsage(total, parsed.data);
+            total = addUsage(total, valid);
             if (usd !== undefined) cost = (cost ?? 0) + usd;
             otel.setAttributes({
               "gen_ai.usage.input_tokens": total.inputTokens,
@@ -155,7 +159,7 @@ export function createTracker({ taskId, ledger, prices = [], now = Date.now, tra
             task: taskId,
             repo,
             operation,
-            usage: parsed.data,
+            usage: valid,
             ...(priceModel === undefined ? {} : { model: priceModel }),
             ...(usd === undefined ? {} : { usd }),
           });

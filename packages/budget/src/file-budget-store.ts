@@ -207,6 +207,7 @@ function createLogStore(kind: string, transact: Transact, now: () => number, clo
     sweep: () => transact(sweepIn),
     ledger: () => transact((state) => structuredClone(state.events)),
     close,
+    [Symbol.asyncDispose]: close,
   };
 }
 

@@ -24,7 +24,7 @@ export {
   type ClaudeCodeStreamResult,
   type MeterClaudeCodeStreamOptions,
 } from "./adapters/meter-claude-code-stream.js";
-export { BudgetExceededError } from "./budget-exceeded-error.js";
+export { BudgetExceededError, type BudgetExceededData, type BudgetExceededErrorOptions } from "./budget-exceeded-error.js";
 export { BUDGET_ACTIONS, BUDGET_KINDS, type BudgetAction, type BudgetKind } from "./budget-kinds.js";
 export {
   Budget,
@@ -32,6 +32,10 @@ export {
   restoreBudget,
   type BudgetEvents,
   type BookOptions,
+  type ChargeOptions,
+  type ExtendOptions,
+  type ReserveOptions,
+  type SettleOptions,
   type BudgetLimits,
   type ContextCheck,
   type CreateBudgetOptions,

@@ -16,13 +16,20 @@ const node = (args: string[]) => run(process.execPath, ["--import", "tsx", write
 describe("ledgers", () => {
   it("replay rebuilds budgets and reports exactly", async () => {
     await using dir = createTempDir();
-    for (const make of [() => createMemoryLedger(), () => createFileLedger(join(dir.path, "ledger.jsonl"))]) {
+    for (const make of [() => createMemoryLedger(), () => createFileLedger({ path: join(dir.path, "ledger.jsonl") })]) {
       const ledger = make();
       const session = createBudget({ id: "session", limits: { sessionTotal: 10_000 }, ledger });
       const task = createBudget({ id: "task", parent: session, limits: { generation: 2000 }, ledger });
-      task.settle(task.reserve({ contextRead: 500, generation: 800 }), { ...emptyUsage(), inputTokens: 450, outputTokens: 700 });
-      task.charge({ toolCalls: 120 });
-      task.extend("generation", 1000, { approvedBy: "ana" });
+      task.settle({
+        lease: task.reserve({ amounts: { contextRead: 500, generation: 800 } }),
+        spent: {
+          ...emptyUsage(),
+          inputTokens: 450,
+          outputTokens: 700,
+        },
+      });
+      task.charge({ spent: { toolCalls: 120 } });
+      task.extend({ kind: "generation", amount: 1000, approvedBy: "ana" });
       const tracker = createTracker({ taskId: "rate-limit", ledger });
       const span = tracker.startSpan({ repo: "backend-api", operation: "edit", model: "claude-sonnet-4-5" });
       span.record({ ...emptyUsage(), inputTokens: 1000, uncachedInputTokens: 200, cacheReadTokens: 800, outputTokens: 300 });
@@ -61,12 +68,26 @@ describe("ledgers", () => {
     });
   });
 
+  it("flushes and closes at the end of an `await using` scope", async () => {
+    await using dir = createTempDir();
+    const path = join(dir.path, "ledger.jsonl");
+    let kept: ReturnType<typeof createFileLedger> | undefined;
+    {
+      await using ledger = createFileLedger({ path });
+      kept = ledger;
+      ledger.append({ type: "charge", at: 1, chain: ["b"], amounts: { generation: 5 } });
+    }
+    // Disposed: the queued event is on disk (not waiting for the flush timer), and the ledger is closed.
+    expect(parseLedger(readFileSync(path, "utf8")).events).toHaveLength(1);
+    expect(() => kept.append({ type: "charge", at: 2, chain: ["b"], amounts: { generation: 1 } })).toThrow("is closed");
+  });
+
   it("starts on a new line after a torn tail, so the next event is not lost", async () => {
     await using dir = createTempDir();
     const path = join(dir.path, "ledger.jsonl");
     const event = (amount: number) => ({ type: "charge" as const, at: 1, chain: ["b"], amounts: { generation: amount } });
     writeFileSync(path, `${JSON.stringify(event(1))}\n{"type":"charge","at":1,"cha`);
-    const ledger = createFileLedger(path);
+    const ledger = createFileLedger({ path });
     ledger.append(event(2));
     const contents = await ledger.read();
     expect(contents.events.map((entry) => (entry.type === "charge" ? entry.amounts.generation : 0))).toEqual([1, 2]);
@@ -84,8 +105,8 @@ describe("ledgers", () => {
     await Promise.all([node([path, "one", "20", "50"]), node([path, "two", "20", "50"])]);
     const { events, corruptLines, tornTail } = parseLedger(readFileSync(path, "utf8"));
     expect({ corruptLines, tornTail, events: events.length }).toEqual({ corruptLines: 0, tornTail: false, events: 2000 });
-    const one = await restoreBudget({ id: "one", limits: { generation: 1e12 }, ledger: createFileLedger(path) });
-    const two = await restoreBudget({ id: "two", limits: { generation: 1e12 }, ledger: createFileLedger(path) });
+    const one = await restoreBudget({ id: "one", limits: { generation: 1e12 }, ledger: createFileLedger({ path }) });
+    const two = await restoreBudget({ id: "two", limits: { generation: 1e12 }, ledger: createFileLedger({ path }) });
     expect(one.used("generation")).toBe(two.used("generation"));
     expect(one.used("generation")).toBe(
       Array.from({ length: 20 * 50 }, (_, n) => 1 + ((Math.floor(n / 50) * 7 + (n % 50)) % 10)).reduce((a, b) => a + b, 0),
@@ -114,10 +135,10 @@ describe("ledgers", () => {
     expect(contents.tornTail).toBe(true);
     expect(contents.corruptLines).toBe(0);
     const onDisk = contents.events.reduce((sum, event) => sum + (event.type === "settle" ? (event.amounts.generation ?? 0) : 0), 0);
-    const restored = await restoreBudget({ id: "crash", limits: { generation: 1e12 }, ledger: createFileLedger(path) });
+    const restored = await restoreBudget({ id: "crash", limits: { generation: 1e12 }, ledger: createFileLedger({ path }) });
     expect(restored.used("generation")).toBe(onDisk);
     expect(restored.used("generation")).toBeGreaterThanOrEqual(durable);
-    const again = await restoreBudget({ id: "crash", limits: { generation: 1e12 }, ledger: createFileLedger(path) });
+    const again = await restoreBudget({ id: "crash", limits: { generation: 1e12 }, ledger: createFileLedger({ path }) });
     expect(again.used("generation")).toBe(restored.used("generation"));
   });
 });

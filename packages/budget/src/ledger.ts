@@ -1,6 +1,7 @@
 import { mkdir, open, readFile, type FileHandle } from "node:fs/promises";
 import { dirname } from "node:path";
-import { InvalidArgumentError, type Usage, withFileLock } from "@bulkhead/core";
+import { InvalidArgumentError, lazySchema, type Usage, validateOptions, withFileLock } from "@bulkhead/core";
+import { z } from "zod";
 import type { BudgetKind } from "./budget-kinds.js";
 
 /** One durable fact. Budgets replay `settle`, `charge` and `extend`; trackers replay `usage`. */
@@ -45,7 +46,17 @@ export interface Ledger {
   read(): Promise<LedgerContents>;
   /** Flushes and closes. Idempotent. */
   close(): Promise<void>;
+  /** Calls `close()`, so `await using ledger = createFileLedger({ path })` flushes and closes at scope end. */
+  [Symbol.asyncDispose](): Promise<void>;
 }
+
+const fileLedgerSchema = lazySchema(() =>
+  z.object({
+    path: z.string({ error: "expected the ledger file's path" }).min(1, "expected the ledger file's path"),
+    maxBatch: z.number().int().positive().optional(),
+    flushIntervalMs: z.number().nonnegative().optional(),
+  }),
+);
 
 /** A ledger in memory, for tests and one-shot scripts. */
 export function createMemoryLedger(): Ledger {
@@ -55,10 +66,14 @@ export function createMemoryLedger(): Ledger {
     flush: async () => {},
     read: async () => ({ events: events.map((event) => structuredClone(event)), tornTail: false, corruptLines: 0 }),
     close: async () => {},
+    [Symbol.asyncDispose]: async () => {},
   };
 }
 
+/** The options of {@link createFileLedger}. */
 export interface FileLedgerOptions {
+  /** The ledger file (JSON lines); its directory is created on the first write. */
+  path: string;
   /** Most events per write and fsync. @default 4096 */
   maxBatch?: number;
   /** How long an event may wait for its batch, in ms. @default 5 */
@@ -135,11 +150,11 @@ export function parseLedger(text: string): LedgerContents {
  * torn last line (a crash mid-write) and counts corrupt lines.
  *
  * @example
- * const ledger = createFileLedger(".bulkhead/ledger.jsonl");
+ * const ledger = createFileLedger({ path: ".bulkhead/ledger.jsonl" });
  * const budget = createBudget({ limits: { sessionTotal: 100_000 }, ledger });
  */
-export function createFileLedger(path: string, { maxBatch = 4096, flushIntervalMs = 5 }: FileLedgerOptions = {}): Ledger {
-  if (typeof path !== "string" || path === "") throw new InvalidArgumentError("path", "expected the ledger file's path");
+export function createFileLedger(options: FileLedgerOptions): Ledger {
+  const { path, maxBatch = 4096, flushIntervalMs = 5 } = validateOptions(fileLedgerSchema(), options, "options");
   let queue: string[] = [];
   let timer: ReturnType<typeof setTimeout> | undefined;
   let writing: Promise<void> = Promise.resolve();
@@ -174,6 +189,12 @@ export function createFileLedger(path: string, { maxBatch = 4096, flushIntervalM
     }
     return writing;
   };
+  const close = async (): Promise<void> => {
+    if (closed) return;
+    closed = true;
+    await flush();
+    if (handle) await (await handle).close();
+  };
   return {
     append(event) {
       if (closed) throw new InvalidArgumentError("ledger", `ledger ${path} is closed`);
@@ -190,11 +211,7 @@ export function createFileLedger(path: string, { maxBatch = 4096, flushIntervalM
       });
       return parseLedger(text);
     },
-    async close() {
-      if (closed) return;
-      closed = true;
-      await flush();
-      if (handle) await (await handle).close();
-    },
+    close,
+    [Symbol.asyncDispose]: close,
   };
 }

@@ -1,5 +1,5 @@
 import { readFile } from "node:fs/promises";
-import { InvalidArgumentError, type Usage, usageSchema } from "@bulkhead/core";
+import { formatZodIssues, InvalidArgumentError, type Usage, usageSchema, validateOptions } from "@bulkhead/core";
 import { calcPrice, type ModelPrice, type TieredPrices } from "@pydantic/genai-prices";
 import { priceEntrySchema, priceTableSchema, type ParsedPriceEntry, type PriceEntry } from "./prices.js";
 import { UnknownModelError } from "./unknown-model-error.js";
@@ -188,10 +188,7 @@ function parseUsage(usage: Partial<Usage>): Usage {
     }
     if (valid) return wholeUsage(counts);
   }
-  const parsed = usageSchema.safeParse(usage);
-  if (!parsed.success)
-    throw new InvalidArgumentError("usage", parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`).join("; "));
-  return wholeUsage(parsed.data);
+  return wholeUsage(validateOptions(usageSchema, usage, "usage"));
 }
 
 /**
@@ -244,10 +241,6 @@ export async function loadPriceTable(path: string): Promise<PriceEntry[]> {
     throw new InvalidArgumentError("path", `cannot read price table ${path}: ${(error as Error).message}`, { cause: error });
   }
   const parsed = priceTableSchema.safeParse(json);
-  if (!parsed.success)
-    throw new InvalidArgumentError(
-      "path",
-      `price table ${path} is invalid: ${parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`).join("; ")}`,
-    );
+  if (!parsed.success) throw new InvalidArgumentError("path", `price table ${path} is invalid: ${formatZodIssues(parsed.error)}`);
   return parsed.data;
 }

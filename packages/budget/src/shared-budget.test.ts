@@ -20,22 +20,22 @@ describe("a budget on a store", () => {
     const { team, task } = nested(store);
     const exceeded: string[] = [];
     task.on("budget-exceeded", (event) => exceeded.push(`${event.budgetId}:${event.kind}`));
-    const lease = await task.reserveAsync("generation", 400);
+    const lease = await task.reserveAsync({ amounts: { generation: 400 } });
     expect(task.reserved("generation")).toBe(400);
     expect(team.reserved("sessionTotal")).toBe(400);
-    await expect(task.reserveAsync("generation", 101)).rejects.toThrow(BudgetExceededError);
-    expect(await task.tryReserveAsync("generation", 101)).toBeUndefined();
-    await task.settleAsync(lease, 500);
+    await expect(task.reserveAsync({ amounts: { generation: 101 } })).rejects.toThrow(BudgetExceededError);
+    expect(await task.tryReserveAsync({ amounts: { generation: 101 } })).toBeUndefined();
+    await task.settleAsync({ lease, spent: 500 });
     expect([task.used("generation"), team.used("sessionTotal"), team.reserved("sessionTotal")]).toEqual([500, 500, 0]);
     expect(exceeded).toEqual(["task:generation"]);
-    await expect(task.settleAsync(lease, 1)).rejects.toThrow(LeaseNotActiveError);
-    await task.extendAsync("generation", 100, { approvedBy: "lead" });
+    await expect(task.settleAsync({ lease, spent: 1 })).rejects.toThrow(LeaseNotActiveError);
+    await task.extendAsync({ kind: "generation", amount: 100, approvedBy: "lead" });
     expect(task.limit("generation")).toBe(600);
   });
 
   it("keeps the sync methods for local budgets only, saying what to call instead", () => {
     const { task } = nested(createMemoryBudgetStore());
-    expect(() => task.reserve("generation", 1)).toThrow(/shared through a memory store: use the async methods/);
+    expect(() => task.reserve({ amounts: { generation: 1 } })).toThrow(/shared through a memory store: use the async methods/);
     expect(() =>
       createBudget({ id: "orphan", parent: createBudget({ limits: {} }), limits: {}, store: createMemoryBudgetStore() }),
     ).toThrow(/must use the same store/);
@@ -43,8 +43,8 @@ describe("a budget on a store", () => {
 
   it("works the same without a store, so code written for the async methods runs on both", async () => {
     const budget = createBudget({ limits: { generation: 100 } });
-    const lease = await budget.reserveAsync("generation", 60);
-    await budget.settleAsync(lease, 50);
+    const lease = await budget.reserveAsync({ amounts: { generation: 60 } });
+    await budget.settleAsync({ lease, spent: 50 });
     expect(budget.used("generation")).toBe(50);
     expect(budget.shared).toBe(false);
   });
@@ -58,8 +58,8 @@ describe("a budget on a store", () => {
       const team = createBudget({ id: "team", limits: { sessionTotal: 1000 }, store });
       let granted = 0;
       for (let index = 0; index < 40; index++) {
-        const lease = await team.tryReserveAsync("generation", 10);
-        if (lease) { granted++; await team.settleAsync(lease, 10); }
+        const lease = await team.tryReserveAsync({ amounts: { generation: 10 } });
+        if (lease) { granted++; await team.settleAsync({ lease, spent: 10 }); }
       }
       await store.close();
       console.log(granted);
@@ -92,7 +92,7 @@ describe("a budget on a store", () => {
       reserve: async () => Promise.reject(new StoreUnavailableError("test", "reserve", new Error("down"))),
     };
     const budget = createBudget({ id: "down", limits: { generation: 10 }, store: broken });
-    await expect(budget.reserveAsync("generation", 1)).rejects.toSatisfy((error) => StoreUnavailableError.isInstance(error));
+    await expect(budget.reserveAsync({ amounts: { generation: 1 } })).rejects.toSatisfy((error) => StoreUnavailableError.isInstance(error));
     expect(budget.reserved("generation")).toBe(0);
   });
 });

@@ -1,7 +1,10 @@
-import { BulkheadError } from "@bulkhead/core";
+import { BulkheadError, errorMarker } from "@bulkhead/core";
 
 /** No price or tokenizer is known for the model. bulkhead never prices an unknown model as zero. */
-export class UnknownModelError extends BulkheadError {
+export class UnknownModelError extends BulkheadError<{ model: string; what: "price" | "tokenizer" }> {
+  /** Marks this kind across copies of the package; see {@link BulkheadError.isInstance}. */
+  static override readonly marker: symbol = errorMarker("UnknownModelError");
+
   constructor(model: string, what: "price" | "tokenizer", known: readonly string[]) {
     const hint =
       what === "price"

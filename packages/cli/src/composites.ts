@@ -1,26 +1,26 @@
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { homedir } from "node:os";
 import { join, resolve } from "node:path";
-import { type Budget, BudgetExceededError, createBudget, createTokenCounter, createTracker } from "@bulkhead/budget";
+import { type Budget, BudgetExceededError, createBudget, createTokenCounter } from "@bulkhead/budget";
 import {
   createFileProposalStore,
+  createMultiRepoGuard,
   InvalidArgumentError,
   loadTaskSpec,
-  MultiRepoGuard,
   resolveScope,
-  writeFileAtomic,
   type TaskSpec,
   type UsageReport,
+  writeFileAtomic,
 } from "@bulkhead/core";
-import { startAgent } from "@bulkhead/agents";
-import type { AgentProvider, BudgetKind } from "@bulkhead/core";
+import type { AgentProvider } from "@bulkhead/core";
 import { createGateway, type Gateway } from "@bulkhead/gateway";
 import { renderHandover, renderTaskPrompt } from "@bulkhead/handover";
 import { buildImage, createSession, getSession, loadProject, type Project } from "@bulkhead/sandbox";
-import { describeDispatchMemory, memoryDirOf, prepareDispatchMemory, type DispatchMemoryRecord } from "./dispatch-memory.js";
+import { describeDispatchMemory, prepareDispatchMemory, resolveMemoryDir, type DispatchMemoryRecord } from "./dispatch-memory.js";
 import { dispatchRecordPath, type DispatchRecord } from "./dispatch-record.js";
 import { harvest } from "./harvest.js";
 import { meterAgentJob } from "./meter-agent-job.js";
+import { runGatewayAgent } from "./run-gateway-agent.js";
 
 /** `log`: the summary lines a command prints; `progress`: each long step as it starts. */
 export interface Reporter {
@@ -29,9 +29,6 @@ export interface Reporter {
 }
 
 const recordPath = dispatchRecordPath;
-
-/** A gateway budget kind as dispatch reports it (the names the stream meter uses). */
-const stoppedName = (kind: BudgetKind): string => kind.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`);
 
 /** What {@link dispatch} ran and how it ended. */
 export interface DispatchResult {
@@ -86,12 +83,18 @@ export async function dispatch(
     limits: Object.fromEntries(Object.entries(spec.budgets).filter(([, value]) => value !== undefined)),
   });
   // --- memory: the entries for this scope, within their share; read as context with the scope ---
-  const memory = await prepareDispatchMemory({ dir: memoryDirOf(memoryDir), spec, scope, counter });
+  const memory = await prepareDispatchMemory({ ...resolveMemoryDir(memoryDir), spec, scope, counter });
   for (const line of describeDispatchMemory(memory)) log(line);
-  const check = budget.checkContext(scope.totals.tokens + memory.selection.tokens);
+  const check = budget.checkContext(memory.contextTokens);
   if (!check.allowed) {
     const kind = check.reason === "context-read" ? "contextRead" : "sessionTotal";
-    throw new BudgetExceededError(budget.id, kind, check.tokens, check.available, spec.budgets[kind] ?? check.available);
+    throw new BudgetExceededError({
+      budgetId: budget.id,
+      kind,
+      requested: check.tokens,
+      available: check.available,
+      limit: spec.budgets[kind] ?? check.available,
+    });
   }
   log(`scope: ${scope.totals.files} files, ${scope.totals.tokens} tokens: within budget`);
   // No prompt, no dispatch: the agent gets the task as the spec and its scope say it.
@@ -126,7 +129,12 @@ export async function dispatch(
   return { session: session.id, job: job.id, exitCode, report, stoppedBy: metered.stoppedBy, prompt, memory: memoryRecord };
 }
 
-/** dispatch's agent path: the session sealed to the gateway, which meters and bounds every call. */
+/**
+ * dispatch's agent path: the session sealed to the gateway, which meters and bounds every call.
+ * A gateway this call serves itself listens in the session's own directory
+ * (`<home>/sessions/<id>/gateway/`, kept with the session), so `bulkhead continue` can serve one
+ * there again: the box's mount of that directory is fixed when the session is created.
+ */
 async function dispatchThroughGateway({
   agent,
   project,
@@ -149,9 +157,15 @@ async function dispatchThroughGateway({
   memory: Awaited<ReturnType<typeof prepareDispatchMemory>>;
   progress: (line: string) => void;
 }): Promise<DispatchResult> {
-  const ownDir = agent.gateway || agent.socketPath ? undefined : mkdtempSync(join(tmpdir(), "bulkhead-gateway-"));
-  // The session user (not root) connects through the mounted directory: mkdtemp's 0700 would stop it.
-  if (ownDir) chmodSync(ownDir, 0o755);
+  // The same home createSession defaults to, given explicitly so the gateway directory sits beside the session's.
+  const home = process.env.BULKHEAD_HOME ?? join(homedir(), ".bulkhead");
+  let ownDir: string | undefined;
+  if (!agent.gateway && !agent.socketPath) {
+    mkdirSync(join(home, "sessions"), { recursive: true });
+    ownDir = mkdtempSync(join(home, "sessions", ".gateway-"));
+    // The session user (not root) connects through the mounted directory: mkdtemp's 0700 would stop it.
+    chmodSync(ownDir, 0o755);
+  }
   let socketPath = agent.socketPath ?? (ownDir ? join(ownDir, "gateway.sock") : undefined);
   if (agent.gateway && !socketPath) {
     const address = agent.gateway.addresses.find((entry) => "path" in entry);
@@ -162,59 +176,43 @@ async function dispatchThroughGateway({
       );
     socketPath = address.path;
   }
+  let kept = false;
   const gateway = agent.gateway ?? (await createGateway({ listen: { path: socketPath! } }));
   try {
-    const tracker = createTracker({ taskId: spec.id ?? "task" });
-    const handle = gateway.addSession({
-      sessionId: `${spec.id ?? "task"}-${Date.now().toString(36)}`,
-      budget,
-      tracker,
-      repo: spec.ownership.primaryRepo,
-      operation: "agent",
-    });
-    // The first budget that stopped or refused a call on the wire is why the run ended early.
-    let stoppedBy: string | null = null;
-    const onRefused = (event: { sessionId: string; kind: BudgetKind }) => {
-      if (event.sessionId !== handle.sessionId || stoppedBy) return;
-      stoppedBy = stoppedName(event.kind);
-      progress(`the gateway refused a call on the ${stoppedBy} budget (spent, or the call did not fit what is left)`);
-    };
-    gateway.on("budget-refused", onRefused);
-    gateway.on("generation-stopped", onRefused);
-    try {
-      progress(`cloning ${project.repos.length} repo(s) and starting the container, sealed to the gateway`);
-      const session = await createSession(project, { tag, gateway: { socketPath: socketPath! } });
-      log(`session: ${session.id}`);
-      // --- memory: written into the workspace before the agent starts ---
-      const memoryRecord = await memory.give(session.state.workspace);
-      const { job } = await startAgent(session, { provider: agent.provider, prompt, gateway: { token: handle.token } });
-      progress(`agent running as job ${job.id}`);
-      const { exitCode } = await job.wait();
-      const report = tracker.report();
-      const stats = handle.remove();
-      log(
-        `agent: exit ${exitCode}; gateway: ${stats.calls} call(s), ${report.totalTokens} tokens from the upstream's usage${stoppedBy ? `, stopped by the ${stoppedBy} budget` : ""}`,
-      );
-      await writeFileAtomic(
-        recordPath(session),
-        JSON.stringify({
-          spec: resolve(specPath),
-          job: job.id,
-          report,
-          stoppedBy,
-          agent: agent.provider.name,
-          memory: memoryRecord,
-        } satisfies DispatchRecord),
-      );
-      return { session: session.id, job: job.id, exitCode, report, stoppedBy, prompt, memory: memoryRecord };
-    } finally {
-      gateway.off("budget-refused", onRefused);
-      gateway.off("generation-stopped", onRefused);
-      gateway.removeSession(handle.sessionId);
+    progress(`cloning ${project.repos.length} repo(s) and starting the container, sealed to the gateway`);
+    const session = await createSession(project, { tag, home, gateway: { socketPath: socketPath! } });
+    if (ownDir) {
+      // Renamed, not copied: the box's mount follows the directory, and the listening socket with it.
+      const inSession = join(home, "sessions", session.id, "gateway");
+      renameSync(ownDir, inSession);
+      socketPath = join(inSession, "gateway.sock");
+      kept = true;
     }
+    log(`session: ${session.id}`);
+    // --- memory: written into the workspace before the agent starts ---
+    const memoryRecord = await memory.give(session.state.workspace);
+    const run = await runGatewayAgent(session, { gateway, provider: agent.provider, prompt, budget, spec, progress });
+    const { job, exitCode, report, stoppedBy } = run;
+    log(
+      `agent: exit ${exitCode}; gateway: ${run.calls} call(s), ${report.totalTokens} tokens from the upstream's usage${stoppedBy ? `, stopped by the ${stoppedBy} budget` : ""}`,
+    );
+    await writeFileAtomic(
+      recordPath(session),
+      JSON.stringify({
+        spec: resolve(specPath),
+        job: job.id,
+        report,
+        stoppedBy,
+        agent: agent.provider.name,
+        memory: memoryRecord,
+        gatewaySocket: socketPath!,
+        toolResultTokens: run.toolResultTokens,
+      } satisfies DispatchRecord),
+    );
+    return { session: session.id, job: job.id, exitCode, report, stoppedBy, prompt, memory: memoryRecord };
   } finally {
     if (!agent.gateway) await gateway.close();
-    if (ownDir) rmSync(ownDir, { recursive: true, force: true });
+    if (ownDir && !kept) rmSync(ownDir, { recursive: true, force: true });
   }
 }
 
@@ -243,7 +241,7 @@ export async function harvestSession(
     throw new InvalidArgumentError("session", `session ${sessionId} was not started by bulkhead dispatch: nothing to harvest`);
   const record = JSON.parse(readFileSync(recordPath(session), "utf8")) as DispatchRecord;
   const spec = await loadTaskSpec(record.spec);
-  const guard = new MultiRepoGuard({
+  const guard = createMultiRepoGuard({
     primaryRepo: spec.ownership.primaryRepo,
     allowedWrites: spec.ownership.allowedCrossRepoWrites,
     store: createFileProposalStore(join(session.home, "proposals")),
@@ -254,6 +252,7 @@ export async function harvestSession(
     guard,
     author: { name: "bulkhead lead", email: "lead@bulkhead.local" },
     report: record.report,
+    ...(record.toolResultTokens ? { toolResultTokens: record.toolResultTokens } : {}),
     next,
     ...(record.memory ? { memoryGiven: record.memory.given } : {}),
     ...(record.stoppedBy ? { notes: [`The ${record.stoppedBy} budget stopped the agent.`], status: "partial" as const } : {}),

@@ -1,5 +1,9 @@
 import { existsSync, readFileSync } from "node:fs";
+import { connect } from "node:net";
 import { join } from "node:path";
+import type { Budget } from "@bulkhead/budget";
+import type { AgentProvider, TaskSpec, UsageReport, Usage } from "@bulkhead/core";
+import type { Session } from "@bulkhead/sandbox";
 import { single, UsageError, type Command, type Flags, type Io, type Outcome } from "./command.js";
 import { dispatchRecordPath, type DispatchRecord } from "./dispatch-record.js";
 import { repoMap } from "./repo-map.js";
@@ -100,8 +104,19 @@ const refused = (data: Record<string, unknown>, message: string): Outcome => ({
 
 /** The host-side record of a dispatched session, or wrong usage naming the session. */
 async function recordOf(sessionId: string) {
-  const { getSession } = await import("@bulkhead/sandbox");
-  const session = getSession(sessionId);
+  const { getSession, SessionError } = await import("@bulkhead/sandbox");
+  const { InvalidArgumentError } = await import("@bulkhead/core");
+  let session;
+  try {
+    session = getSession(sessionId);
+  } catch (error) {
+    // In the user's terms: which argument, and where to look (not the sandbox's "get:" step).
+    if (SessionError.isInstance(error) && (error as InstanceType<typeof SessionError>).step === "get")
+      throw new UsageError(`<session>: there is no session ${sessionId} on this host: see bulkhead session list`);
+    if (InvalidArgumentError.isInstance(error))
+      throw new UsageError(`<session>: ${sessionId} is not a session id (like s1a2b3c4d5e6f7): see bulkhead session list`);
+    throw error;
+  }
   const path = dispatchRecordPath(session);
   if (!existsSync(path))
     throw new UsageError(`<session>: ${sessionId} was not started by bulkhead dispatch (no record of its result): nothing to continue`);
@@ -140,6 +155,131 @@ async function widening(firstPath: string, nextPath: string, repos: Record<strin
 }
 
 /**
+ * Two runs' usage reports as one: every count added, dollars only when both runs were priced.
+ * `addUsage` is core's, passed in so that loading this module (for `--help`) loads no package.
+ */
+function addReports(first: UsageReport, second: UsageReport, addUsage: (left: Usage, right: Usage) => Usage): UsageReport {
+  const breakdowns = (left: UsageReport["byRepo"], right: UsageReport["byRepo"]) => {
+    const merged = { ...left };
+    for (const [name, entry] of Object.entries(right)) {
+      const earlier = merged[name];
+      merged[name] = !earlier
+        ? entry
+        : {
+            usage: addUsage(earlier.usage, entry.usage),
+            totalTokens: earlier.totalTokens + entry.totalTokens,
+            ...(earlier.usd !== undefined && entry.usd !== undefined ? { usd: earlier.usd + entry.usd } : {}),
+          };
+    }
+    return merged;
+  };
+  return {
+    ...(first.taskId !== undefined ? { taskId: first.taskId } : {}),
+    contextReadTokens: first.contextReadTokens + second.contextReadTokens,
+    generationTokens: first.generationTokens + second.generationTokens,
+    toolCallTokens: first.toolCallTokens + second.toolCallTokens,
+    totalTokens: first.totalTokens + second.totalTokens,
+    ...(first.usd !== undefined && second.usd !== undefined ? { usd: first.usd + second.usd } : {}),
+    usage: addUsage(first.usage, second.usage),
+    byRepo: breakdowns(first.byRepo, second.byRepo),
+    byOperation: breakdowns(first.byOperation, second.byOperation),
+  };
+}
+
+/** How a continuation run ended, or why it could not start (a refusal, exit 2). */
+type ContinuationRun =
+  | { refused: string }
+  | {
+      job: { id: string };
+      exitCode: number;
+      report: UsageReport;
+      stoppedBy: string | null;
+      /** The conversation the run ended in, and the one it resumed. */
+      conversation?: string;
+      resumed?: string;
+      toolResultTokens?: number;
+    };
+
+interface ContinuationInput {
+  session: Session;
+  prompt: string;
+  /** The stopped job and its conversation, which continues (`--extend`); none for `--spec`. */
+  resume: { job: string; conversation: string } | undefined;
+  budget: Budget;
+  spec: TaskSpec;
+  progress: (line: string) => void;
+}
+
+/** True when something accepts connections on the unix socket at `path`. */
+function isServing(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(path);
+    socket.once("connect", () => (socket.destroy(), resolve(true)));
+    socket.once("error", () => resolve(false));
+  });
+}
+
+/**
+ * A built-in provider's continuation, sealed to the gateway as dispatch's run was: a gateway is
+ * served again at the socket the session's box was created with (the host's credentials and
+ * upstreams from the environment, as dispatch's), with the continued budget on the wire, and the
+ * agent resumed through the provider. Its usage is the gateway tracker's, from the upstream.
+ */
+async function continueThroughGateway({
+  session,
+  socketPath,
+  provider,
+  prompt,
+  resume,
+  budget,
+  spec,
+  progress,
+}: ContinuationInput & { provider: AgentProvider; socketPath: string }): Promise<ContinuationRun> {
+  const { agentSessionIdOf } = await import("@bulkhead/agents");
+  const { createGateway } = await import("@bulkhead/gateway");
+  progress(`serving the gateway again at ${socketPath}`);
+  await using gateway = await createGateway({ listen: { path: socketPath } });
+  const { runGatewayAgent } = await import("./run-gateway-agent.js");
+  const run = await runGatewayAgent(session, {
+    gateway,
+    provider,
+    prompt,
+    ...(resume ? { resume: resume.job } : {}),
+    budget,
+    spec,
+    progress,
+  });
+  const conversation = await agentSessionIdOf(run.job, provider);
+  return { ...run, ...(conversation ? { conversation } : {}) };
+}
+
+/**
+ * The project's agent command's continuation: it gets the prompt in `BULKHEAD_PROMPT`, the
+ * conversation to resume in `BULKHEAD_RESUME` (taken from the stopped job's stream-json), and
+ * its stream-json is metered against the continued budget.
+ */
+async function continueCommand({ session, prompt, resume, budget, spec, progress }: ContinuationInput): Promise<ContinuationRun> {
+  const resumed = resume?.conversation;
+  const job = await session.inject({
+    env: resumed
+      ? { BULKHEAD_PROMPT: prompt, BULKHEAD_RESUME: resumed, BULKHEAD_CONTINUATION: "extend" }
+      : { BULKHEAD_PROMPT: prompt, BULKHEAD_CONTINUATION: "spec" },
+  });
+  progress(`agent running as job ${job.id}${resumed ? ` (conversation ${resumed})` : ""}`);
+  const { meterAgentJob } = await import("./meter-agent-job.js");
+  const { metered, exitCode, report } = await meterAgentJob(job, { budget, spec, progress });
+  const conversation = metered.sessionId ?? resumed;
+  return {
+    job,
+    exitCode,
+    report,
+    stoppedBy: metered.stoppedBy,
+    ...(conversation ? { conversation } : {}),
+    ...(resumed ? { resumed } : {}),
+  };
+}
+
+/**
  * `bulkhead continue <session>`: the person's decision on a stopped or partial dispatch, as a
  * flow. `--extend` raises the budget (recorded in the session's ledger with who approved it) and
  * resumes the same agent conversation; `--spec` starts a continuation whose scope must be a
@@ -174,41 +314,43 @@ async function continueSession(sessionId: string, flags: Flags, io: Io): Promise
       );
   }
 
-  const { loadTaskSpec, resolveScope } = await import("@bulkhead/core");
+  const { loadTaskSpec, resolveScope, writeFileAtomic } = await import("@bulkhead/core");
   const { createBudget, createFileLedger, createTokenCounter, restoreBudget } = await import("@bulkhead/budget");
-  const { writeFileAtomic } = await import("@bulkhead/core");
   const specPath = narrower ?? record.spec;
   const spec = await loadTaskSpec(specPath);
-  // The budget lives in the session's ledger on the host: the dispatch's spend is booked once,
-  // then every extension (who, how much) and every continuation's spend.
-  // One ledger per spec: a reshaped task (--spec) has its own budgets; --extend continues the current one.
-  const { createHash } = await import("node:crypto");
-  const { resolve } = await import("node:path");
-  const ledgerName = `budget-${createHash("sha256").update(resolve(specPath)).digest("hex").slice(0, 12)}.jsonl`;
-  const ledger = createFileLedger(join(session.home, "sessions", session.id, ledgerName));
-  const limits = Object.fromEntries(Object.entries(spec.budgets).filter(([, value]) => value !== undefined));
-  const budgetOptions = { id: spec.id ?? "task", limits, ledger };
-  const known = (await ledger.read()).events.length > 0;
-  const budget = known ? await restoreBudget(budgetOptions) : createBudget(budgetOptions);
-  // The first extension books what the dispatch spent, so the raised limit counts from there.
-  if (!known && narrower === undefined) budget.charge(record.report.usage);
-  for (const { kind, amount } of extensions) budget.extend(kind, amount, { approvedBy: approvedBy!, reason: `continue ${sessionId}` });
-
-  let prompt: string;
-  let job;
-  const { agentSessionIdOf, claudeCode, startAgent } = await import("@bulkhead/agents");
-  const { gatewayToken, providerNamed } = await import("./agent-flags.js");
-  const provider = record.agent ? providerNamed(record.agent) : undefined;
-  let conversation: string | undefined;
+  for (const { kind } of extensions)
+    if (spec.budgets[kind] === undefined)
+      throw new UsageError(`--extend: ${specPath} sets no ${kind} budget, so there is none to raise: extend one it sets`);
+  const { agentSessionIdOf, claudeCode } = await import("@bulkhead/agents");
+  const provider = record.agent ? (await import("./agent-flags.js")).providerNamed(record.agent) : undefined;
+  // Checked before anything is booked: a continuation that cannot start leaves the ledger as it was.
+  let socketPath: string | undefined;
+  if (provider) {
+    // The box reaches only the socket it was created with: the continuation's gateway must serve there.
+    socketPath = record.gatewaySocket ?? session.state.gateway?.socketPath;
+    if (!socketPath)
+      return refused(
+        { session: sessionId },
+        `session ${sessionId} is not sealed to a gateway: its ${provider.name} agent cannot run again`,
+      );
+    if (await isServing(socketPath)) {
+      const { GatewayFailedError } = await import("@bulkhead/gateway");
+      throw new GatewayFailedError(
+        `a gateway already serves ${socketPath}, the socket session ${sessionId} is sealed to: stop it (or continue from the program that serves it) and run continue again`,
+      );
+    }
+  }
+  let resume: ContinuationInput["resume"];
   if (narrower === undefined) {
-    // The same conversation: the agent keeps what it read and did; it is told only what changed.
-    conversation = await agentSessionIdOf(session.job(record.job), provider ?? claudeCode());
+    const conversation = await agentSessionIdOf(session.job(record.job), provider ?? claudeCode());
     if (!conversation)
       return refused({ session: sessionId }, `job ${record.job} of session ${sessionId} printed no conversation id: it cannot be resumed`);
+    resume = { job: record.job, conversation };
+  }
+  let prompt: string;
+  if (narrower === undefined) {
+    // The same conversation: the agent keeps what it read and did; it is told only what changed.
     prompt = `Your budget was raised (${extensions.map(({ kind, amount }) => `${kind} +${amount}`).join(", ")}, approved by ${approvedBy}). Continue the task where you stopped.`;
-    job = provider
-      ? (await startAgent(session, { provider, prompt, resume: record.job, gateway: { token: gatewayToken(flags.token) } })).job
-      : await session.inject({ env: { BULKHEAD_PROMPT: prompt, BULKHEAD_RESUME: conversation, BULKHEAD_CONTINUATION: "extend" } });
   } else {
     const { renderTaskPrompt } = await import("@bulkhead/handover");
     using counter = createTokenCounter({ encoding: "o200k_base" });
@@ -216,20 +358,45 @@ async function continueSession(sessionId: string, flags: Flags, io: Io): Promise
     const scope = await resolveScope(spec, { repos: scopeRepos, counter });
     scope.assertWithinLimits();
     prompt = renderTaskPrompt({ spec, scope });
-    job = provider
-      ? (await startAgent(session, { provider, prompt, gateway: { token: gatewayToken(flags.token) } })).job
-      : await session.inject({ env: { BULKHEAD_PROMPT: prompt, BULKHEAD_CONTINUATION: "spec" } });
   }
-  io.progress(`agent running as job ${job.id}${conversation ? ` (conversation ${conversation})` : ""}`);
-  const { meterAgentJob } = await import("./meter-agent-job.js");
-  const { metered, exitCode, report } = await meterAgentJob(job, { budget, spec, progress: io.progress });
-  await ledger.close();
+
+  // The budget lives in the session's ledger on the host: the dispatch's spend is booked once,
+  // then every extension (who, how much) and every continuation's spend.
+  // One ledger per spec: a reshaped task (--spec) has its own budgets; --extend continues the current one.
+  const { createHash } = await import("node:crypto");
+  const { resolve } = await import("node:path");
+  const ledgerName = `budget-${createHash("sha256").update(resolve(specPath)).digest("hex").slice(0, 12)}.jsonl`;
+  const ledger = createFileLedger({ path: join(session.home, "sessions", session.id, ledgerName) });
+  let run: ContinuationRun;
+  let budget: Budget;
+  try {
+    const limits = Object.fromEntries(Object.entries(spec.budgets).filter(([, value]) => value !== undefined));
+    const budgetOptions = { id: spec.id ?? "task", limits, ledger };
+    const known = (await ledger.read()).events.length > 0;
+    budget = known ? await restoreBudget(budgetOptions) : createBudget(budgetOptions);
+    if (!known && narrower === undefined) {
+      // The first extension books what the dispatch spent, so the raised limit counts from there
+      // (with the tool results the gateway charged to the tool-call budget).
+      budget.charge({ spent: record.report.usage });
+      if ((record.toolResultTokens ?? 0) > 0 && spec.budgets.toolCalls !== undefined)
+        budget.charge({ spent: { toolCalls: record.toolResultTokens!, sessionTotal: 0 } });
+    }
+    for (const { kind, amount } of extensions) budget.extend({ kind, amount, approvedBy: approvedBy!, reason: `continue ${sessionId}` });
+    const input = { session, prompt, resume, budget, spec, progress: io.progress };
+    run = provider ? await continueThroughGateway({ ...input, provider, socketPath: socketPath! }) : await continueCommand(input);
+  } finally {
+    await ledger.close();
+  }
+  if ("refused" in run) return refused({ session: sessionId }, run.refused);
+  const { job, exitCode, report, stoppedBy, conversation } = run;
   const next: HostRecord = {
     ...record,
     spec: resolve(specPath),
     job: job.id,
-    report,
-    stoppedBy: metered.stoppedBy,
+    // The task's consumption so far (the dispatch and every continuation): what harvest's handover reports.
+    report: addReports(record.report, report, (await import("@bulkhead/core")).addUsage),
+    stoppedBy,
+    toolResultTokens: (record.toolResultTokens ?? 0) + (run.toolResultTokens ?? 0),
     continuations: [
       ...(record.continuations ?? []),
       {
@@ -243,15 +410,15 @@ async function continueSession(sessionId: string, flags: Flags, io: Io): Promise
   };
   // harvest reads the same record: it learns how the continuation ended.
   await writeFileAtomic(path, JSON.stringify(next));
-  const completed = exitCode === 0 && !metered.stoppedBy;
+  const completed = exitCode === 0 && !stoppedBy;
   const data = {
     session: sessionId,
     job: job.id,
     mode: narrower === undefined ? "extend" : "spec",
-    conversation: metered.sessionId ?? conversation ?? null,
-    resumed: conversation ?? null,
+    conversation: conversation ?? null,
+    resumed: run.resumed ?? null,
     exitCode,
-    stoppedBy: metered.stoppedBy,
+    stoppedBy,
     completed,
     report,
     limits: Object.fromEntries(
@@ -261,21 +428,21 @@ async function continueSession(sessionId: string, flags: Flags, io: Io): Promise
     ),
   };
   const text = [
-    `continued ${sessionId} as job ${job.id}${conversation ? ` in conversation ${conversation}` : ""}: exit ${exitCode}, ${report.totalTokens} tokens`,
+    `continued ${sessionId} as job ${job.id}${conversation ? ` in conversation ${conversation}` : ""}: exit ${exitCode}, ${report.totalTokens} tokens${provider ? " booked by the gateway" : ""}`,
     completed
       ? `done: harvest it with bulkhead harvest ${sessionId}`
-      : metered.stoppedBy
-        ? `stopped again by the ${metered.stoppedBy} budget: extend it again, or reshape the task with --spec`
+      : stoppedBy
+        ? `stopped again by the ${stoppedBy} budget: extend it again, or reshape the task with --spec`
         : `the agent failed (exit ${exitCode})`,
   ];
-  return { code: completed ? 0 : metered.stoppedBy ? 2 : 1, data, text };
+  return { code: completed ? 0 : stoppedBy ? 2 : 1, data, text };
 }
 
 /** `bulkhead continue`: the continuation of a task, from its spec or from a dispatched session. */
 export const continueCommands: Record<string, Command> = {
   continue: {
     usage:
-      "bulkhead continue <spec|session> [--repo <name>=<dir>]... [--base <name>=<sha>]... [--ref <file>:<line>=<what>]... [--check <shell command>] [--extend <budget>=+<amount>]... [--approved-by <name>] [--spec <narrower.yaml>] [--token <t>]",
+      "bulkhead continue <spec|session> [--repo <name>=<dir>]... [--base <name>=<sha>]... [--ref <file>:<line>=<what>]... [--check <shell command>] [--extend <budget>=+<amount>]... [--approved-by <name>] [--spec <narrower.yaml>]",
     example: "bulkhead continue s123 --extend generation=+5000 --approved-by ana",
     async run([target], flags, io) {
       // A spec file: what remains and the prompt for it. Anything else names a dispatched session.

@@ -16,7 +16,19 @@ import {
  * therefore see the same entries without being told twice.
  */
 export function memoryDirOf(flag: unknown): string {
-  return typeof flag === "string" && flag !== "" ? flag : (process.env.BULKHEAD_MEMORY_DIR ?? "memory");
+  return resolveMemoryDir(flag).dir;
+}
+
+/**
+ * The memory directory and whether someone named it (`--dir` or `$BULKHEAD_MEMORY_DIR`) or it is
+ * the default `memory` of the working directory, which may be a folder of the user's own that
+ * has nothing to do with bulkhead (see {@link describeDispatchMemory}).
+ */
+export function resolveMemoryDir(flag: unknown): { dir: string; named: boolean } {
+  if (typeof flag === "string" && flag !== "") return { dir: flag, named: true };
+  const fromEnvironment = process.env.BULKHEAD_MEMORY_DIR;
+  if (fromEnvironment !== undefined && fromEnvironment !== "") return { dir: fromEnvironment, named: true };
+  return { dir: "memory", named: false };
 }
 
 /** What `dispatch` records of the memory it gave the agent (in the dispatch record, for harvest). */
@@ -35,6 +47,11 @@ export interface DispatchMemoryRecord {
   instructions: { written: string[]; skipped: { path: string; reason: string }[] };
   /** Malformed entry files, by path and line: skipped, never given. */
   problems: string[];
+  /**
+   * The context read the budget was checked with: the scope's tokens plus the memory section's
+   * (`memory` = `tokens`), against the context-read limit the share came from.
+   */
+  contextRead: { scope: number; memory: number; total: number; limit: number };
 }
 
 /** The memory step of one dispatch, before the session exists: the selection and its prompt section. */
@@ -44,6 +61,14 @@ export interface DispatchMemory {
   section: string;
   /** Malformed entry files, formatted with path and line. */
   problems: string[];
+  /**
+   * A default `memory` directory (not named by `--dir` or `$BULKHEAD_MEMORY_DIR`) that holds no
+   * valid entry but files that do not parse: likely a folder of the user's own. Its problems are
+   * logged as one line, not one per file on every dispatch.
+   */
+  unrelated: boolean;
+  /** What the context-read check counts: the scope's tokens plus the memory section's. */
+  contextTokens: number;
   /**
    * Once the session exists and before the agent starts: writes the same section as the
    * workspace's generated `CLAUDE.md` / `AGENTS.md`, counts one use of each given entry, and
@@ -64,6 +89,7 @@ export interface DispatchMemory {
  */
 export async function prepareDispatchMemory({
   dir,
+  named = true,
   store = createFileMemoryStore(dir),
   spec,
   scope,
@@ -71,6 +97,8 @@ export async function prepareDispatchMemory({
   now = new Date(),
 }: {
   dir: string;
+  /** Whether `dir` was named by the user (`--dir`, `$BULKHEAD_MEMORY_DIR`) rather than defaulted. @default true */
+  named?: boolean;
   /** @default the file store in `dir` */
   store?: MemoryStore;
   spec: TaskSpec;
@@ -82,10 +110,14 @@ export async function prepareDispatchMemory({
   const selection = await selectMemory({ entries, usage, spec, scope, counter, now });
   const section = renderMemorySection(selection);
   const formatted = problems.map(formatMemoryProblem);
+  const contextTokens = scope.totals.tokens + selection.tokens;
+  const contextRead = { scope: scope.totals.tokens, memory: selection.tokens, total: contextTokens, limit: selection.contextRead };
   return {
     selection,
     section,
     problems: formatted,
+    unrelated: !named && entries.length === 0 && problems.length > 0,
+    contextTokens,
     async give(workspace) {
       const instructions = await writeMemoryInstructions({ directory: workspace, selection });
       const given = selection.selected.map((item) => item.entry.id);
@@ -98,17 +130,27 @@ export async function prepareDispatchMemory({
         budget: selection.budget,
         instructions,
         problems: formatted,
+        contextRead,
       };
     },
   };
 }
 
-/** The dispatch log lines for the memory step. */
+/**
+ * The dispatch log lines for the memory step: what was given, and each malformed entry file by
+ * path and line. A default `memory` directory with no valid entry (a folder of the user's own,
+ * most likely) gets one line instead of one per file, on every dispatch.
+ */
 export function describeDispatchMemory(memory: DispatchMemory): string[] {
   const { selection } = memory;
   const notFitted = selection.notFitted.length === 0 ? "" : `; did not fit: ${selection.notFitted.join(", ")}`;
-  return [
-    `memory: ${selection.selected.length} entries, ${selection.tokens} of ${selection.budget} tokens${notFitted}`,
-    ...memory.problems.map((problem) => `memory: skipped ${problem}`),
-  ];
+  const given = `memory: ${selection.selected.length} entries, ${selection.tokens} of ${selection.budget} tokens${notFitted}`;
+  if (memory.unrelated) {
+    const count = memory.problems.length;
+    return [
+      given,
+      `memory: the default directory ./memory holds no valid memory entry and ${count} file${count === 1 ? "" : "s"} that do not parse (first: ${memory.problems[0]}): none is used; if it is project memory, run \`bulkhead memory list --dir memory\` to see each problem, else pass --dir or set BULKHEAD_MEMORY_DIR to the memory directory`,
+    ];
+  }
+  return [given, ...memory.problems.map((problem) => `memory: skipped ${problem}`)];
 }

@@ -17,6 +17,17 @@ export interface DispatchRecord {
   agent: string | null;
   /** The project memory the agent was given (ids), and what did not fit. */
   memory?: DispatchMemoryRecord;
+  /**
+   * The gateway socket the session is sealed to, where `continue` serves a gateway again (the
+   * box's mount of its directory is fixed at creation). Absent for the project's agent command.
+   */
+  gatewaySocket?: string;
+  /**
+   * Tool-result tokens the gateway charged to the tool-call budget in the last run (inside the
+   * report's context read: the upstream counts them as prompt tokens). The handover shows them
+   * on its tool-call line.
+   */
+  toolResultTokens?: number;
   /** The continuations so far, oldest first. */
   continuations?: { job: string; mode: "extend" | "spec"; spec: string; approvedBy?: string; extensions?: Record<string, number> }[];
 }

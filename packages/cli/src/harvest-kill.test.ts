@@ -64,7 +64,7 @@ describe("harvest, fetchCode and changes killed with SIGKILL", () => {
         });
       });
     const branch = `refs/heads/bulkhead/${session.id}`;
-    const paused = async () => (await session.container.inspect()).State.Paused;
+    const paused = async () => (await session.backend.inspect(session.instance))?.state === "paused";
     const checkSource = () => {
       // Dangling objects (a killed write's blobs or commit that no ref reaches) are not damage.
       expect(git(api, ["fsck", "--no-progress", "--strict", "--no-dangling"])).toBe("");

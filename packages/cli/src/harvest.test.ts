@@ -5,7 +5,7 @@
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { createMemoryProposalStore, MultiRepoGuard, parseTaskSpec } from "@bulkhead/core";
+import { createMemoryProposalStore, createMultiRepoGuard, parseTaskSpec } from "@bulkhead/core";
 import { createSession, defineProject } from "@bulkhead/sandbox";
 import { createTempDir, git, initRepo } from "@bulkhead/test-utils";
 import { describe, expect, inject, it } from "vitest";
@@ -48,7 +48,7 @@ describe("harvest() (library)", () => {
     const spec = parseTaskSpec(
       "task: Add a limit\nid: LIMIT-9\ncontext_scope:\n  repos:\n    - name: api\n      paths: ['src/']\n  max_files: 50\n  max_tokens: 10000\nownership:\n  primary_repo: api\n",
     );
-    const guard = new MultiRepoGuard({ primaryRepo: "api", store: createMemoryProposalStore() });
+    const guard = createMultiRepoGuard({ primaryRepo: "api", store: createMemoryProposalStore() });
     const before = git(api, ["rev-parse", "HEAD"]);
     const author = { name: "Lead", email: "lead@example.com" };
     const result = await harvest({ session, spec, guard, author });
@@ -108,7 +108,7 @@ describe("harvest() (library)", () => {
     const spec = parseTaskSpec(
       "task: Add a\nid: GATE-1\ncontext_scope:\n  repos:\n    - name: api\n      paths: ['src/']\n  max_files: 50\n  max_tokens: 10000\nownership:\n  primary_repo: api\n",
     );
-    const guard = new MultiRepoGuard({ primaryRepo: "api", store: createMemoryProposalStore() });
+    const guard = createMultiRepoGuard({ primaryRepo: "api", store: createMemoryProposalStore() });
     const author = { name: "Lead", email: "lead@example.com" };
     await expect(harvest({ session, spec, guard, author, gates: [{ name: "fails", command: ["false"] }] })).rejects.toThrow(
       /did not commit the agent's changes in api \(gate fails failed\)/,

@@ -10,6 +10,7 @@ import {
   throwIfAborted,
   type UsageReport,
   validateOptions,
+  errorMarker,
 } from "@bulkhead/core";
 import { createCommitLead, type Gate, type GateResult } from "@bulkhead/git-lead";
 import { buildHandover, handoverSchema, type HandoverDocument } from "@bulkhead/handover";
@@ -19,6 +20,9 @@ import { unifiedDiff } from "./unified-diff.js";
 
 /** Harvest could not finish: the message names the step and what to look at. */
 export class HarvestError extends BulkheadError {
+  /** Marks this kind across copies of the package; see {@link BulkheadError.isInstance}. */
+  static override readonly marker: symbol = errorMarker("HarvestError");
+
   constructor(message: string, options: BulkheadErrorOptions = {}) {
     super("HARVEST_FAILED", message, options);
     this.name = "HarvestError";
@@ -46,6 +50,8 @@ export interface HarvestOptions {
   message?: string;
   /** The tracker's report: its usage goes into the commit, the report into the handover. */
   report?: UsageReport;
+  /** Tool-result tokens the gateway charged to the tool-call budget: the handover's tool-call line (see buildHandover). */
+  toolResultTokens?: number;
   /** What was done, for the handover. @default ["Ran the agent for \"<task>\""] */
   summary?: readonly string[];
   /** What the next task depends on, for the handover. */
@@ -92,6 +98,7 @@ const optionsSchema = z.object({
   gates: z.array(z.any()).max(64).optional(),
   message: z.string().min(1).max(100_000).optional(),
   report: z.any().optional(),
+  toolResultTokens: z.number().int().nonnegative().optional(),
   summary: z.array(z.string()).optional(),
   next: z.array(z.string()).optional(),
   notes: z.array(z.string()).optional(),
@@ -233,6 +240,7 @@ export async function harvest(options: HarvestOptions): Promise<HarvestResult> {
         changes: paths,
         message: parsed.message ?? spec.task,
         trailers: { "Bulkhead-Session": session.id },
+        ...(abortSignal && { abortSignal }),
         ...(options.report
           ? { usage: { inputTokens: options.report.usage.inputTokens, outputTokens: options.report.usage.outputTokens } }
           : {}),
@@ -259,6 +267,7 @@ export async function harvest(options: HarvestOptions): Promise<HarvestResult> {
     changes,
     commits: Object.fromEntries(commits.map((commit) => [commit.repo, commit.sha])),
     ...(options.report ? { report: options.report } : {}),
+    ...(parsed.toolResultTokens ? { toolResultTokens: parsed.toolResultTokens } : {}),
     guard: { proposals: async () => (await guard.proposals()).filter((proposal) => proposal.author === proposer) },
     gates: commits.flatMap((commit) =>
       commit.gates.map((gate) => ({

@@ -45,7 +45,7 @@ export const hookCommands: Record<string, Command> = {
         }
       }
       const dependsOn = ((flags["depends-on"] as string[] | undefined) ?? []).flatMap((value) => value.split(",")).filter(Boolean);
-      const hook = await hookAt(dir!, { create: true });
+      await using hook = await hookAt(dir!, { create: true });
       await hook.add(tasks.map((id) => ({ id, dependsOn, ...(payload === undefined ? {} : { payload }) })));
       return ok({ added: tasks, dependsOn }, [
         `added ${tasks.join(", ")}${dependsOn.length > 0 ? ` (after ${dependsOn.join(", ")})` : ""}`,
@@ -56,7 +56,8 @@ export const hookCommands: Record<string, Command> = {
     usage: "bulkhead hook ready <hook-dir>",
     example: "bulkhead hook ready .bulkhead/hook --json",
     async run([dir]) {
-      const ready = await (await hookAt(dir!)).ready();
+      await using hook = await hookAt(dir!);
+      const ready = await hook.ready();
       return ok(ready, ready.length === 0 ? ["nothing is ready"] : ready.map((task) => task.id));
     },
   },
@@ -65,7 +66,8 @@ export const hookCommands: Record<string, Command> = {
     example: "bulkhead hook claim .bulkhead/hook types --worker agent-1 --ttl 30m --json",
     async run([dir, task], flags) {
       const ttlMs = parseDuration(single(flags, "ttl"), "ttl");
-      const claim = await (await hookAt(dir!)).claim(task!, single(flags, "worker") ?? "", ttlMs === undefined ? {} : { ttlMs });
+      await using hook = await hookAt(dir!);
+      const claim = await hook.claim({ taskId: task!, worker: single(flags, "worker") ?? "", ...(ttlMs === undefined ? {} : { ttlMs }) });
       return ok(claim, [`${claim.taskId} claimed by ${claim.worker} until ${until(claim.expiresAt)} (token ${claim.token})`]);
     },
   },
@@ -74,7 +76,8 @@ export const hookCommands: Record<string, Command> = {
     example: "bulkhead hook renew .bulkhead/hook types --token 0123abcd --ttl 30m",
     async run([dir, task], flags) {
       const ttlMs = parseDuration(single(flags, "ttl"), "ttl");
-      const claim = await (await hookAt(dir!)).renew(claimOf(task!, flags), ttlMs === undefined ? {} : { ttlMs });
+      await using hook = await hookAt(dir!);
+      const claim = await hook.renew({ claim: claimOf(task!, flags), ...(ttlMs === undefined ? {} : { ttlMs }) });
       return ok(claim, [`${claim.taskId} held until ${until(claim.expiresAt)}`]);
     },
   },
@@ -82,7 +85,9 @@ export const hookCommands: Record<string, Command> = {
     usage: "bulkhead hook complete <hook-dir> <task> --token <token>",
     example: "bulkhead hook complete .bulkhead/hook types --token 0123abcd",
     async run([dir, task], flags) {
-      await (await hookAt(dir!)).complete(claimOf(task!, flags));
+      const claim = claimOf(task!, flags);
+      await using hook = await hookAt(dir!);
+      await hook.complete({ claim });
       return ok({ completed: task }, [`completed ${task}`]);
     },
   },
@@ -92,7 +97,9 @@ export const hookCommands: Record<string, Command> = {
     async run([dir, task], flags) {
       const reason = single(flags, "reason") ?? "";
       if (reason.trim() === "") throw new UsageError("--reason: say why the task failed");
-      await (await hookAt(dir!)).fail(claimOf(task!, flags), { reason, final: flags.final === true });
+      const claim = claimOf(task!, flags);
+      await using hook = await hookAt(dir!);
+      await hook.fail({ claim, reason, final: flags.final === true });
       return ok({ failed: task, final: flags.final === true }, [
         `${task} failed${flags.final === true ? " for good" : ", open for another attempt"}`,
       ]);
@@ -102,7 +109,9 @@ export const hookCommands: Record<string, Command> = {
     usage: "bulkhead hook release <hook-dir> <task> --token <token>",
     example: "bulkhead hook release .bulkhead/hook types --token 0123abcd",
     async run([dir, task], flags) {
-      await (await hookAt(dir!)).release(claimOf(task!, flags));
+      const claim = claimOf(task!, flags);
+      await using hook = await hookAt(dir!);
+      await hook.release({ claim });
       return ok({ released: task }, [`released ${task}: open again, no attempt counted`]);
     },
   },

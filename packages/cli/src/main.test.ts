@@ -299,7 +299,7 @@ describe("budget report, hook and continue", () => {
     await using dir = createTempDir();
     const { createFileLedger, createTracker } = await import("@bulkhead/budget");
     const ledgerPath = join(dir.path, "ledger.jsonl");
-    const ledger = createFileLedger(ledgerPath);
+    const ledger = createFileLedger({ path: ledgerPath });
     const tracker = createTracker({ taskId: "rate-limit", ledger });
     tracker.startSpan({ repo: "api", operation: "edit" }).record({
       inputTokens: 1000,

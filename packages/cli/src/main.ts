@@ -51,28 +51,23 @@ function requireRepos(spec: { contextScope: { repos: readonly { name: string }[]
 }
 
 async function scopeOf(specPath: string, repos: Record<string, string>) {
-  const { loadTaskSpec, resolveScope } = await import("@bulkhead/core");
-  const { createTokenCounter } = await import("@bulkhead/budget");
-  const spec = await loadTaskSpec(specPath);
-  requireRepos(spec, repos, specPath);
-  using counter = createTokenCounter({ encoding: "o200k_base" });
-  return { spec, scope: await resolveScope(spec, { repos, counter }) };
+  const { resolveSpecScope } = await import("./scope-run.js");
+  return resolveSpecScope(specPath, repos, (spec) => requireRepos(spec, repos, specPath));
 }
 
 /** What to take out of an over-limit scope; null when it fits. */
 async function adviceFor(
-  files: readonly { repo: string; path: string; tokens: number }[],
+  scope: { files: readonly { repo: string; path: string; tokens: number }[]; complete: boolean },
   limits: { maxFiles: number; maxTokens: number },
 ) {
-  const { suggestNarrowing } = await import("@bulkhead/core");
-  const advice = suggestNarrowing(files, limits);
-  return advice.remove.length === 0 && advice.fits ? null : advice;
+  return (await import("./scope-run.js")).adviceFor(scope, limits);
 }
 
 function narrowingText(advice: Awaited<ReturnType<typeof adviceFor>>): string[] {
   if (!advice) return [];
   const count = (value: number) => value.toLocaleString("en-US");
   return [
+    ...(advice.estimated ? ["counting stopped at the limit: the parts below are sized from file sizes (about 4 bytes a token)"] : []),
     advice.fits
       ? `to fit, exclude ${advice.remove.length === 1 ? "this" : `these ${advice.remove.length}`} (leaves ${count(advice.after.files)} files, ${count(advice.after.tokens)} tokens):`
       : "no removal brings the scope under its limits: split the task or raise the limits. Largest parts:",
@@ -107,7 +102,7 @@ async function planSpecs(specs: string[], flags: Flags) {
       return { id: spec.id ?? basename(path).replace(/\.(ya?ml|json)$/, ""), dependsOn: spec.dependsOn, spec };
     }),
   );
-  return planWork(tasks, { repos, maxPerWave });
+  return planWork({ tasks, repos, maxPerWave });
 }
 
 /**
@@ -135,6 +130,20 @@ async function stillHeld<TResult extends { status: string; proposals?: { proposa
     else waiting.push(result);
   }
   return { waiting, decided };
+}
+
+/**
+ * `--remote <url>`: the lead lands every commit on the team's shared remote (pushed with a lease
+ * on its tip; `<repo-dir>` is the lead's own clone). Checked here so a bad value is named as the flag.
+ */
+function leadRemote(flags: Flags): { remote?: { url: string } } {
+  const url = single(flags, "remote");
+  if (url === undefined) return {};
+  if (url === "" || url.startsWith("-") || /^(ext|fd)::/.test(url) || /[\0\n]/.test(url))
+    throw new UsageError(
+      `--remote: expected the shared remote as git push takes it (a path to a bare repository, ssh://, https://, git://), got ${JSON.stringify(url)}`,
+    );
+  return { remote: { url } };
 }
 
 const commands: Record<string, Command> = {
@@ -203,13 +212,14 @@ const commands: Record<string, Command> = {
     async run([spec], flags) {
       const { spec: parsed, scope } = await scopeOf(spec!, repoMap(flags.repo as string[] | undefined));
       const limits = { maxFiles: parsed.contextScope.maxFiles, maxTokens: parsed.contextScope.maxTokens };
-      const narrowing = await adviceFor(scope.files, limits);
+      const narrowing = await adviceFor(scope, limits);
       const data = {
         narrowing,
         files: scope.files,
         totals: scope.totals,
         limits: { maxFiles: parsed.contextScope.maxFiles, maxTokens: parsed.contextScope.maxTokens },
         estimated: scope.estimated,
+        complete: scope.complete,
         violations: scope.violations,
         toCreate: scope.toCreate,
         skipped: scope.skipped,
@@ -255,7 +265,7 @@ const commands: Record<string, Command> = {
         });
       const allowed = violations.length === 0;
       const limit = Math.min(contextRead, sessionTotal ?? Infinity);
-      const narrowing = await adviceFor(scope.files, {
+      const narrowing = await adviceFor(scope, {
         maxFiles: spec.contextScope.maxFiles,
         maxTokens: Math.min(limit, spec.contextScope.maxTokens),
       });
@@ -280,7 +290,7 @@ const commands: Record<string, Command> = {
       if (!existsSync(path!))
         throw new UsageError(`<ledger.jsonl>: ${path} does not exist: pass the ledger file a budget or tracker wrote`);
       const { createFileLedger, restoreTracker } = await import("@bulkhead/budget");
-      const ledger = createFileLedger(path!);
+      const ledger = createFileLedger({ path: path! });
       const { events, tornTail, corruptLines } = await ledger.read();
       const known = [...new Set(events.flatMap((event) => (event.type === "usage" ? [event.task] : [])))];
       const task = single(flags, "task");
@@ -364,7 +374,7 @@ const commands: Record<string, Command> = {
   },
   "lead submit": {
     usage:
-      "bulkhead lead submit <repo-dir> --issue <id> --worker <name> --message <text> [--gate <shell command>]... [--manifest <glob>]... [--fixup] [--id <key>] <file>...",
+      "bulkhead lead submit <repo-dir> --issue <id> --worker <name> --message <text> [--gate <shell command>]... [--manifest <glob>]... [--fixup] [--id <key>] [--remote <url>] <file>...",
     example:
       "bulkhead lead submit . --issue RATE-1 --worker agent-1 --message 'Add rate limiting' --gate 'npm test' --manifest 'src/middleware/**' src/middleware/rateLimit.ts",
     async run([dir, ...files], flags, io) {
@@ -374,11 +384,22 @@ const commands: Record<string, Command> = {
       const gates = ((flags.gate as string[] | undefined) ?? []).map((command) => ({ name: command, command: ["sh", "-c", command] }));
       const manifest = (flags.manifest as string[] | undefined) ?? [];
       const id = single(flags, "id");
-      const lead = await createCommitLead({ dir: dir!, author: LEAD_AUTHOR, gates });
+      await using lead = await createCommitLead({ dir: dir!, author: LEAD_AUTHOR, gates, ...leadRemote(flags) });
       lead.on("gate-end", ({ gate }) => io.progress(`gate ${gate.name}: ${gate.ok ? "passed" : "failed"} in ${gate.durationMs} ms`));
+      // Taking the lead settles what a stopped lead left first; say so, it changes the journal.
+      lead.on("lead-recovered", ({ finished, rolledBack }) =>
+        io.progress(`recovered a stopped lead's work: finished ${finished.length}, rolled back ${rolledBack.length}`),
+      );
       if (gates.length > 0) io.progress(`running ${gates.length} gate(s)`);
+      // Gates run in their own process group, out of reach of the terminal's Ctrl-C: an interrupt
+      // aborts the submission, which kills them and refuses it cleanly.
+      const interrupt = new AbortController();
+      const stop = () => interrupt.abort(new Error("interrupted"));
+      process.once("SIGINT", stop);
+      process.once("SIGTERM", stop);
       try {
         const result = await lead.submit({
+          abortSignal: interrupt.signal,
           issueId: single(flags, "issue")!,
           worker: single(flags, "worker")!,
           message: single(flags, "message")!,
@@ -394,40 +415,38 @@ const commands: Record<string, Command> = {
           text: [result.status === "committed" ? `committed ${result.sha}` : `${result.status}: ${reason}`],
         };
       } finally {
-        await lead.close();
+        process.off("SIGINT", stop);
+        process.off("SIGTERM", stop);
       }
     },
   },
   "lead status": {
-    usage: "bulkhead lead status <repo-dir> [--store <dir>]",
+    usage: "bulkhead lead status <repo-dir> [--store <dir>] [--remote <url>]",
     example: "bulkhead lead status . --json",
     async run([dir], flags) {
       const { createCommitLead } = await import("@bulkhead/git-lead");
-      const lead = await createCommitLead({ dir: dir!, author: LEAD_AUTHOR });
-      try {
-        const status = await lead.status();
-        const { waiting, decided } = await stillHeld(status.held as (typeof status.held)[number][] & { proposals?: never }[], flags);
-        return ok({ ...status, held: waiting, decided }, [
-          `queue: ${status.queue.length}, in flight: ${status.inFlight ?? "none"}, held: ${waiting.length}${decided.length > 0 ? `, decided: ${decided.length}` : ""}`,
-          ...status.recentCommits.map((commit) => `${commit.sha.slice(0, 12)} ${commit.issueId}`),
-        ]);
-      } finally {
-        await lead.close();
-      }
+      // Read only: creating a lead and reading its status take no lock and recover nothing.
+      await using lead = await createCommitLead({ dir: dir!, author: LEAD_AUTHOR, ...leadRemote(flags) });
+      const status = await lead.status();
+      const { waiting, decided } = await stillHeld(status.held as (typeof status.held)[number][] & { proposals?: never }[], flags);
+      const pending = status.recoveryPending;
+      return ok({ ...status, held: waiting, decided }, [
+        `queue: ${status.queue.length}, in flight: ${status.inFlight ?? "none"}, held: ${waiting.length}${decided.length > 0 ? `, decided: ${decided.length}` : ""}`,
+        ...(pending.length > 0
+          ? [`recovery pending: ${pending.join(", ")} (a stopped lead's work): run bulkhead lead recover ${dir}`]
+          : []),
+        ...status.recentCommits.map((commit) => `${commit.sha.slice(0, 12)} ${commit.issueId}`),
+      ]);
     },
   },
   "lead recover": {
-    usage: "bulkhead lead recover <repo-dir>",
+    usage: "bulkhead lead recover <repo-dir> [--remote <url>]",
     example: "bulkhead lead recover .",
-    async run([dir]) {
+    async run([dir], flags) {
       const { createCommitLead } = await import("@bulkhead/git-lead");
-      const lead = await createCommitLead({ dir: dir!, author: LEAD_AUTHOR });
-      try {
-        const outcome = await lead.recover();
-        return ok(outcome, [`finished ${outcome.finished.length}, rolled back ${outcome.rolledBack.length}`]);
-      } finally {
-        await lead.close();
-      }
+      await using lead = await createCommitLead({ dir: dir!, author: LEAD_AUTHOR, ...leadRemote(flags) });
+      const outcome = await lead.recover();
+      return ok(outcome, [`finished ${outcome.finished.length}, rolled back ${outcome.rolledBack.length}`]);
     },
   },
   build: {
@@ -454,25 +473,54 @@ const commands: Record<string, Command> = {
     },
   },
   "session list": {
-    usage: "bulkhead session list [--project <name>]",
+    usage: "bulkhead session list [--project <name>] [--stale-after <duration>]",
     example: "bulkhead session list --json",
     async run(_positionals, flags) {
       const { listSessions, listTeamSessions } = await import("@bulkhead/sandbox");
-      const { withTeamRegistration } = await import("./team-registration.js");
+      const { ago, confirmOwnSessions, markStale, withTeamRegistration } = await import("./team-registration.js");
+      const { parseDuration } = await import("./hook-commands.js");
+      const staleAfterMs = parseDuration(single(flags, "stale-after"), "stale-after");
       const project = single(flags, "project");
       const filter = project !== undefined ? { project } : {};
       // With BULKHEAD_STORE set: the team's sessions on every host, and who holds each.
-      const team = await withTeamRegistration(async (registration) => registration && listTeamSessions(registration, filter));
-      if (team)
+      const team = await withTeamRegistration(async (registration) => {
+        if (!registration) return undefined;
+        // This host is alive: it confirms its own entries first. Without its engine it cannot, and lists anyway.
+        const local = await listSessions().catch(() => undefined);
+        if (local) await confirmOwnSessions(registration, local);
+        return markStale(await listTeamSessions(registration, filter), staleAfterMs === undefined ? {} : { staleAfterMs });
+      });
+      if (team) {
+        const now = Date.now();
         return ok(
           team,
-          team.map((entry) => `${entry.id}  ${entry.project ?? "-"}  ${entry.state}  host ${entry.host}  ${entry.engine}`),
+          team.map(
+            (entry) =>
+              `${entry.id}  ${entry.project ?? "-"}  ${entry.state === "stale" ? `stale (running, last confirmed by its host ${ago(now - Date.parse(entry.confirmedAt))})` : entry.state}  host ${entry.host}  ${entry.engine}`,
+          ),
         );
+      }
       const sessions = await listSessions(filter);
       return ok(
         sessions,
         sessions.map((entry) => `${entry.id}  ${entry.project}  ${entry.container}  ${entry.createdAt}`),
       );
+    },
+  },
+  "session heartbeat": {
+    usage: "bulkhead session heartbeat",
+    example: "bulkhead session heartbeat --json",
+    async run() {
+      const { listSessions } = await import("@bulkhead/sandbox");
+      const { confirmOwnSessions, withTeamRegistration } = await import("./team-registration.js");
+      // For a timer on each host (cron, systemd): its entries stay confirmed while it lives, and go stale when it dies.
+      const beat = await withTeamRegistration(async (registration) => {
+        if (!registration) throw new UsageError("BULKHEAD_STORE is not set: there is no team registry to confirm this host's sessions in");
+        return { host: registration.host, ...(await confirmOwnSessions(registration, await listSessions())) };
+      });
+      return ok(beat, [
+        `host ${beat.host}: confirmed ${beat.confirmed.length} session(s)${beat.unconfirmed.length > 0 ? `; not under this BULKHEAD_HOME, left as they are: ${beat.unconfirmed.join(", ")}` : ""}`,
+      ]);
     },
   },
   "session status": {
@@ -653,8 +701,11 @@ const OPTIONS = {
   "dry-run": { type: "boolean" },
   missing: { type: "boolean" },
   start: { type: "boolean" },
+  // bulkhead session list
+  "stale-after": { type: "string", multiple: true },
   // bulkhead lead …
   manifest: { type: "string", multiple: true },
+  remote: { type: "string", multiple: true },
   fixup: { type: "boolean" },
   id: { type: "string", multiple: true },
   // bulkhead hook …

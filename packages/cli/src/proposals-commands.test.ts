@@ -3,7 +3,7 @@
 // repository through its lead, with the approval in the trailers; a rejection is remembered.
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { createFileProposalStore, MultiRepoGuard } from "@bulkhead/core";
+import { createFileProposalStore, createMultiRepoGuard } from "@bulkhead/core";
 import { createCommitLead } from "@bulkhead/git-lead";
 import { createTempDir, git, initRepo } from "@bulkhead/test-utils";
 import { describe, expect, it } from "vitest";
@@ -89,7 +89,7 @@ describe("bulkhead proposals (decisions)", () => {
     const store = join(dir.path, "proposals");
     const repo = join(dir.path, "web");
     initRepo(repo, { "src/client.ts": "export const a = 1;\n" });
-    const guard = new MultiRepoGuard({ primaryRepo: "api", store: createFileProposalStore(store) });
+    const guard = createMultiRepoGuard({ primaryRepo: "api", store: createFileProposalStore(store) });
     // A lead with the guard holds the cross-repo submission.
     const lead = await createCommitLead({ dir: repo, repo: "web", author: { name: "Lead", email: "lead@example.com" }, guard });
     dir.write({ "web/src/client.ts": "export const a = 2;\n" });
@@ -153,7 +153,7 @@ describe("bulkhead proposals (decisions)", () => {
     const repo = join(dir.path, "web");
     initRepo(repo, { "src/client.ts": "export const a = 1;\nexport const b = 2;\n" });
     const base = git(repo, ["rev-parse", "HEAD"]);
-    const guard = new MultiRepoGuard({ primaryRepo: "api", store: createFileProposalStore(store) });
+    const guard = createMultiRepoGuard({ primaryRepo: "api", store: createFileProposalStore(store) });
     const lead = await createCommitLead({ dir: repo, repo: "web", author: { name: "Lead", email: "lead@example.com" }, guard });
     dir.write({ "web/src/client.ts": "export const a = 1;\nexport const b = 3;\n" });
     const submitted = await lead.submit({ issueId: "WEB-3", worker: "agent-1", message: "Bump b", files: ["src/client.ts"] });
@@ -179,7 +179,7 @@ describe("bulkhead proposals (decisions)", () => {
   it("an approval whose repository is not reachable becomes a follow-up task on the work hook", async () => {
     await using dir = createTempDir();
     const store = join(dir.path, "proposals");
-    const guard = new MultiRepoGuard({ primaryRepo: "api", store: createFileProposalStore(store) });
+    const guard = createMultiRepoGuard({ primaryRepo: "api", store: createFileProposalStore(store) });
     const outcome = await guard.propose({
       repo: "web",
       file: "src/x.ts",

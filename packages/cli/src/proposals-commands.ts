@@ -64,7 +64,7 @@ async function land(proposal: Proposal, hookDir: string): Promise<ProposalLandin
   const why = unreachable(proposal);
   if (why !== undefined) {
     const { createWorkHook } = await import("@bulkhead/git-lead");
-    const hook = createWorkHook({ dir: hookDir });
+    await using hook = createWorkHook({ dir: hookDir });
     const taskId = `apply-${proposal.id}`;
     const known = (await hook.tasks()).some((task) => task.id === taskId);
     if (!known)
@@ -82,7 +82,6 @@ async function land(proposal: Proposal, hookDir: string): Promise<ProposalLandin
           },
         },
       ]);
-    await hook.close?.();
     return { type: "follow-up", hook: hookDir, taskId, why, at };
   }
   const { fromProposalChange } = await import("@bulkhead/core");
@@ -90,37 +89,33 @@ async function land(proposal: Proposal, hookDir: string): Promise<ProposalLandin
   const target = proposal.target!;
   // A missing branch is created by the lead's commit itself (at the proposal's base), so a stop
   // before it leaves no branch behind.
-  const lead = await createCommitLead({
+  await using lead = await createCommitLead({
     dir: target.source,
     branch: target.branch,
     startAt: target.baseSha,
     repo: proposal.repo,
     author: { name: "bulkhead lead", email: "lead@bulkhead.local" },
   });
-  try {
-    const result = await lead.submit({
-      id: `approval-${proposal.id}`,
-      issueId: target.issueId,
-      worker: "approval",
-      changes: [fromProposalChange(proposal.file, proposal.change!)],
-      message: `Apply the approved change to ${proposal.file}`,
-      trailers: {
-        "Bulkhead-Proposal": proposal.id,
-        "Approved-By": proposal.decidedBy ?? "",
-        "Approved-At": proposal.decidedAt ?? at,
-        ...(target.session ? { "Bulkhead-Session": target.session } : {}),
-      },
-      // Its own commit, also when the issue already has one in this repository.
-      fixup: true,
-    });
-    if (result.status !== "committed")
-      throw new UsageError(
-        `the lead of ${target.source} did not commit the approved change (${result.reason}): fix that and run bulkhead proposals approve ${proposal.id} again`,
-      );
-    return { type: "commit", repo: proposal.repo, branch: target.branch, sha: result.sha, at };
-  } finally {
-    await lead.close();
-  }
+  const result = await lead.submit({
+    id: `approval-${proposal.id}`,
+    issueId: target.issueId,
+    worker: "approval",
+    changes: [fromProposalChange(proposal.file, proposal.change!)],
+    message: `Apply the approved change to ${proposal.file}`,
+    trailers: {
+      "Bulkhead-Proposal": proposal.id,
+      "Approved-By": proposal.decidedBy ?? "",
+      "Approved-At": proposal.decidedAt ?? at,
+      ...(target.session ? { "Bulkhead-Session": target.session } : {}),
+    },
+    // Its own commit, also when the issue already has one in this repository.
+    fixup: true,
+  });
+  if (result.status !== "committed")
+    throw new UsageError(
+      `the lead of ${target.source} did not commit the approved change (${result.reason}): fix that and run bulkhead proposals approve ${proposal.id} again`,
+    );
+  return { type: "commit", repo: proposal.repo, branch: target.branch, sha: result.sha, at };
 }
 
 const landingText = (proposal: Proposal): string =>
@@ -178,13 +173,13 @@ export const proposalsCommands: Record<string, Command> = {
             `proposal ${proposal.id} was rejected by ${proposal.decidedBy} at ${proposal.decidedAt} (${proposal.rejectionReason}): a decision is not changed`,
           ],
         };
-      const { createFileProposalStore, MultiRepoGuard } = await import("@bulkhead/core");
-      const guard = new MultiRepoGuard({ primaryRepo: proposal.repo, store: createFileProposalStore(proposalsDir(flags)) });
-      if (proposal.status === "pending") proposal = await guard.approve(proposal.id, { by });
+      const { createFileProposalStore, createMultiRepoGuard } = await import("@bulkhead/core");
+      const guard = createMultiRepoGuard({ primaryRepo: proposal.repo, store: createFileProposalStore(proposalsDir(flags)) });
+      if (proposal.status === "pending") proposal = await guard.approve({ id: proposal.id, by });
       // Approved before but not landed (the landing failed, or stopped): land it now.
       if (!proposal.landed) {
         const landing = await land(proposal, single(flags, "hook") ?? join(".bulkhead", "hook"));
-        proposal = await guard.recordLanding(proposal.id, landing);
+        proposal = await guard.recordLanding({ id: proposal.id, landing });
       }
       const { diff: _diff, change: _change, ...data } = proposal;
       return ok(data, [`approved ${proposal.id} (${proposal.repo}/${proposal.file}) by ${proposal.decidedBy}: ${landingText(proposal)}`]);
@@ -204,9 +199,9 @@ export const proposalsCommands: Record<string, Command> = {
           data: { id: proposal.id, status: proposal.status, decidedBy: proposal.decidedBy },
           text: [`proposal ${proposal.id} was already ${decision(proposal)}: a decision is not changed`],
         };
-      const { createFileProposalStore, MultiRepoGuard } = await import("@bulkhead/core");
-      const guard = new MultiRepoGuard({ primaryRepo: proposal.repo, store: createFileProposalStore(proposalsDir(flags)) });
-      const rejected = await guard.reject(proposal.id, { by, reason });
+      const { createFileProposalStore, createMultiRepoGuard } = await import("@bulkhead/core");
+      const guard = createMultiRepoGuard({ primaryRepo: proposal.repo, store: createFileProposalStore(proposalsDir(flags)) });
+      const rejected = await guard.reject({ id: proposal.id, by, reason });
       const { diff: _diff, change: _change, ...data } = rejected;
       return ok(data, [
         `rejected ${rejected.id} (${rejected.repo}/${rejected.file}): the same change proposed again is refused with this reason`,

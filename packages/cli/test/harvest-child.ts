@@ -1,7 +1,7 @@
 // A controller process for the kill -9 test: reads a session's change set, fetches its code, or
 // harvests it, and prints the outcome as one JSON line. The test kills it at random points.
 //   harvest-child.ts <home> <session id> <spec path> <proposals dir> <changes|fetch|harvest>
-import { createFileProposalStore, loadTaskSpec, MultiRepoGuard } from "@bulkhead/core";
+import { createFileProposalStore, createMultiRepoGuard, loadTaskSpec } from "@bulkhead/core";
 import { getSession } from "@bulkhead/sandbox";
 import { harvest } from "../src/harvest.js";
 
@@ -17,7 +17,7 @@ if (mode === "changes") {
   process.stdout.write(`${JSON.stringify({ commits: fetched.map((result) => result.commit ?? null) })}\n`);
 } else {
   const spec = await loadTaskSpec(specPath);
-  const guard = new MultiRepoGuard({ primaryRepo: spec.ownership.primaryRepo, store: createFileProposalStore(proposals) });
+  const guard = createMultiRepoGuard({ primaryRepo: spec.ownership.primaryRepo, store: createFileProposalStore(proposals) });
   const result = await harvest({ session, spec, guard, author: { name: "Lead", email: "lead@example.com" } });
   process.stdout.write(`${JSON.stringify({ sha: result.commits[0]?.sha ?? null })}\n`);
 }

@@ -1,7 +1,10 @@
-import { BulkheadError } from "./bulkhead-error.js";
+import { BulkheadError, errorMarker } from "./bulkhead-error.js";
 
 /** The operation was canceled through its `abortSignal`; `cause` holds the signal's reason. */
 export class AbortedError extends BulkheadError {
+  /** Marks this kind across copies of the package; see {@link BulkheadError.isInstance}. */
+  static override readonly marker: symbol = errorMarker("AbortedError");
+
   constructor(operation: string, reason?: unknown) {
     super("ABORTED", `${operation} was canceled`, { cause: reason });
     this.name = "AbortedError";

@@ -100,6 +100,8 @@ export interface BudgetStore {
   ledger(): Promise<BudgetStoreEvent[]>;
   /** Releases connections and files. Idempotent. */
   close(): Promise<void>;
+  /** Calls `close()`, so `await using store = createFileBudgetStore(dir)` works. */
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 /** Amounts as a full vector, every kind present. */

@@ -1,9 +1,17 @@
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { BULKHEAD_ERROR_CODES, BulkheadError } from "./bulkhead-error.js";
+import { AbortedError } from "./aborted-error.js";
+import { ClaimRefusedError } from "./claim-refused-error.js";
 import { InvalidArgumentError } from "./invalid-argument-error.js";
+import { InvalidTaskSpecError } from "./invalid-task-spec-error.js";
+import { LockTimeoutError } from "./lock-timeout-error.js";
+import { PathOutsideRootError } from "./path-outside-root-error.js";
+import { ProposalAlreadyDecidedError, ProposalNotFoundError } from "./proposal-errors.js";
+import { ScopeLimitError } from "./scope-limit-error.js";
+import { StoreUnavailableError } from "./store-unavailable-error.js";
 import { TypedEmitter } from "./typed-emitter.js";
-import { addUsage, emptyUsage, usageReportSchema } from "./usage.js";
+import { addUsage, emptyUsage, usageReportSchema, usageSchema } from "./usage.js";
 import { validateOptions } from "./validate-options.js";
 
 describe("BulkheadError", () => {
@@ -33,11 +41,58 @@ describe("BulkheadError", () => {
     const timeout = new BulkheadError("LOCK_TIMEOUT", "lock held");
     expect(InvalidArgumentError.isInstance(invalid)).toBe(true);
     expect(InvalidArgumentError.isInstance(timeout)).toBe(false);
-    expect(InvalidArgumentError.isInstance({ [Symbol.for("bulkhead.error")]: true, name: "InvalidArgumentError" })).toBe(true);
+    // Across copies by the class's own marker; a name alone (or the base marker alone) is not enough.
+    expect(InvalidArgumentError.isInstance({ [Symbol.for("bulkhead.error.InvalidArgumentError")]: true })).toBe(true);
+    expect(InvalidArgumentError.isInstance({ [Symbol.for("bulkhead.error")]: true, name: "InvalidArgumentError" })).toBe(false);
     expect(InvalidArgumentError.isInstance({ name: "InvalidArgumentError" })).toBe(false);
     const caught: unknown = invalid;
     // Unconditional: isInstance must both return true and narrow the type (parameter is readable).
     expect(InvalidArgumentError.isInstance(caught) && caught.parameter).toBe("x");
+  });
+
+  it("gives each class its own marker, so a subclass never matches a sibling or its parent", () => {
+    const classes = [
+      AbortedError,
+      ClaimRefusedError,
+      InvalidArgumentError,
+      InvalidTaskSpecError,
+      LockTimeoutError,
+      PathOutsideRootError,
+      ProposalAlreadyDecidedError,
+      ProposalNotFoundError,
+      ScopeLimitError,
+      StoreUnavailableError,
+    ];
+    const markers = new Set(classes.map((type) => (Object.hasOwn(type, "marker") ? type.marker : undefined)));
+    expect(markers.has(undefined)).toBe(false);
+    expect(markers.size).toBe(classes.length);
+    expect(markers.has(BulkheadError.marker)).toBe(false);
+    const aborted = new AbortedError("the test");
+    expect(AbortedError.isInstance(aborted)).toBe(true);
+    expect(BulkheadError.isInstance(aborted)).toBe(true);
+    expect(LockTimeoutError.isInstance(aborted)).toBe(false);
+    // The markers are not enumerable: they stay out of the serialised error.
+    expect(Object.keys(aborted)).not.toContain(String(AbortedError.marker));
+    expect(JSON.parse(JSON.stringify(aborted))).toEqual({
+      name: "AbortedError",
+      code: "ABORTED",
+      message: "the test was canceled",
+      data: {},
+    });
+  });
+
+  it("falls back to instanceof for a subclass that declares no marker of its own", () => {
+    class Unmarked extends InvalidArgumentError {}
+    expect(Unmarked.isInstance(new InvalidArgumentError("x", "bad"))).toBe(false);
+    expect(Unmarked.isInstance(new Unmarked("x", "bad"))).toBe(true);
+    expect(InvalidArgumentError.isInstance(new Unmarked("x", "bad"))).toBe(true);
+  });
+
+  it("types data per class", () => {
+    const error = new LockTimeoutError("/tmp/x.lock", 50, { pid: 1 });
+    const timeoutMs: number = error.data.timeoutMs;
+    expect(timeoutMs).toBe(50);
+    expect(new InvalidArgumentError("options.id", "bad").data.parameter).toBe("options.id");
   });
 
   it("validateOptions names the parameter, the key and the problem", () => {
@@ -83,5 +138,10 @@ describe("Usage", () => {
     const one = { ...emptyUsage(), inputTokens: 10, uncachedInputTokens: 4, cacheReadTokens: 6, outputTokens: 3 };
     expect(addUsage(one, one)).toEqual({ ...emptyUsage(), inputTokens: 20, uncachedInputTokens: 8, cacheReadTokens: 12, outputTokens: 6 });
     expect(usageReportSchema.safeParse({ contextReadTokens: -1 }).success).toBe(false);
+  });
+
+  it("emptyUsage is the schema's all-zero usage, a fresh object each call", () => {
+    expect(emptyUsage()).toEqual(usageSchema.parse({}));
+    expect(emptyUsage()).not.toBe(emptyUsage());
   });
 });

@@ -65,49 +65,77 @@ export const BULKHEAD_ERROR_CODES = {
 
 export type BulkheadErrorCode = (typeof BULKHEAD_ERROR_CODES)[keyof typeof BULKHEAD_ERROR_CODES];
 
-const marker = Symbol.for("bulkhead.error");
+const baseMarker = Symbol.for("bulkhead.error");
 
-export interface BulkheadErrorOptions {
-  /** The underlying error, kept for debugging. */
+/**
+ * The `Symbol.for` marker of an error class: `errorMarker("BudgetExceededError")` is the same
+ * symbol in every copy of every bulkhead package, so two installed copies recognise each other's
+ * errors. Each subclass declares its own as `static override readonly marker`.
+ */
+export function errorMarker(className: string): symbol {
+  return Symbol.for(`bulkhead.error.${className}`);
+}
+
+export interface BulkheadErrorOptions<TData extends object = Record<string, unknown>> {
+  /**
+   * The underlying error, kept for debugging.
+   * @default undefined
+   */
   cause?: unknown;
-  /** Structured data that says more than the message (limits, paths, suggestions). */
-  data?: Record<string, unknown>;
+  /**
+   * Structured data that says more than the message (limits, paths, suggestions).
+   * @default {}
+   */
+  data?: TData;
 }
 
 /**
  * The base class of every error bulkhead throws. Check with {@link BulkheadError.isInstance}
  * rather than `instanceof`, so errors from two copies of the package are still recognised.
+ * `TData` types {@link BulkheadError.data} for the subclasses that carry data.
  *
  * @example
  * try { await loadTaskSpec("handover.yaml"); }
  * catch (error) { if (BulkheadError.isInstance(error)) console.error(error.code, error.message); }
  */
-export class BulkheadError extends Error {
-  private readonly [marker] = true;
+export class BulkheadError<TData extends object = Record<string, unknown>> extends Error {
+  /**
+   * This class's marker; every subclass declares its own ({@link errorMarker}), so `isInstance`
+   * on a subclass matches that kind only, whichever copy of the package created the error.
+   */
+  static readonly marker: symbol = baseMarker;
   /** A stable code from {@link BULKHEAD_ERROR_CODES}. */
   readonly code: BulkheadErrorCode;
   /** Structured details, safe to serialise. */
-  readonly data: Record<string, unknown>;
+  readonly data: TData;
 
-  constructor(code: BulkheadErrorCode, message: string, options: BulkheadErrorOptions = {}) {
+  constructor(code: BulkheadErrorCode, message: string, options: BulkheadErrorOptions<TData> = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = "BulkheadError";
     this.code = code;
-    this.data = options.data ?? {};
+    this.data = options.data ?? ({} as TData);
+    // The instance carries the marker of its class and of every ancestor, so the base class and
+    // each superclass recognise it too. Non-enumerable: it is not part of the serialised error.
+    for (let type: unknown = new.target; typeof type === "function" && type !== Error; type = Object.getPrototypeOf(type)) {
+      if (Object.hasOwn(type, "marker")) Object.defineProperty(this, (type as unknown as { marker: symbol }).marker, { value: true });
+    }
   }
 
   /**
    * On `BulkheadError`: true for any bulkhead error, whichever copy of the package created it.
-   * On a subclass (`BudgetExceededError.isInstance(error)`): true for that kind only, matched by
-   * `instanceof` or, across copies, by the error's `name`.
+   * On a subclass (`BudgetExceededError.isInstance(error)`): true for that kind (or its
+   * subclasses) only, matched by the class's own `Symbol.for` marker, so across copies too.
    */
-  static isInstance<T extends abstract new (...args: never[]) => BulkheadError>(this: T, value: unknown): value is InstanceType<T> {
-    if (typeof value !== "object" || value === null || !(marker in value)) return false;
-    return (this as unknown) === BulkheadError || value instanceof this || (value as { name?: unknown }).name === this.name;
+  static isInstance<T extends abstract new (...args: never[]) => BulkheadError<object>>(this: T, value: unknown): value is InstanceType<T> {
+    if (typeof value !== "object" || value === null) return false;
+    // A subclass that did not declare its own marker would inherit its parent's and match every
+    // sibling: it falls back to `instanceof`, which is exact (but only within one copy).
+    if (!Object.hasOwn(this, "marker")) return value instanceof this;
+    return (value as Record<symbol, unknown>)[(this as unknown as { marker: symbol }).marker] === true;
   }
 
   /** A plain object for logs and `--json` output. */
-  toJSON(): { name: string; code: BulkheadErrorCode; message: string; data: Record<string, unknown> } {
+  toJSON(): { name: string; code: BulkheadErrorCode; message: string; data: TData } {
     return { name: this.name, code: this.code, message: this.message, data: this.data };
   }
 }

@@ -3,6 +3,7 @@ import { closeSync, fstatSync, ftruncateSync, mkdirSync, openSync, readFileSync,
 import { hostname } from "node:os";
 import { dirname } from "node:path";
 import { throwIfAborted } from "./aborted-error.js";
+import { sleep } from "./deadline.js";
 import { isProcessAlive } from "./is-process-alive.js";
 import { LockTimeoutError } from "./lock-timeout-error.js";
 
@@ -185,8 +186,6 @@ export function tryAcquireFileLock(
   return undefined;
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 /**
  * Takes a cross-process lock, waiting up to `timeoutMs` (with jittered backoff) for a live holder;
  * throws {@link LockTimeoutError} (with the holder) after that.
@@ -202,7 +201,7 @@ export async function acquireFileLock(
     const lock = tryAcquireFileLock(lockPath, { staleMs });
     if (lock) return lock;
     if (Date.now() - started >= timeoutMs) throw new LockTimeoutError(lockPath, timeoutMs, parseHolder(readHolder(lockPath).text));
-    await sleep(delayMs + Math.random() * delayMs);
+    await sleep(delayMs + Math.random() * delayMs, abortSignal, "acquireFileLock");
     delayMs = Math.min(delayMs * 2, 50);
   }
 }

@@ -22,7 +22,7 @@ export type {
   AgentProvider,
   AgentRunRequest,
 } from "./agent-provider.js";
-export { BULKHEAD_ERROR_CODES, BulkheadError, type BulkheadErrorCode, type BulkheadErrorOptions } from "./bulkhead-error.js";
+export { BULKHEAD_ERROR_CODES, BulkheadError, errorMarker, type BulkheadErrorCode, type BulkheadErrorOptions } from "./bulkhead-error.js";
 export { ClaimRefusedError } from "./claim-refused-error.js";
 export type { AgentCommit, ChangeKind, ChangeSet, ChangedEntry, ChangedPath, GitFileMode, RepoChangeSet } from "./change-set.js";
 export { InvalidArgumentError } from "./invalid-argument-error.js";
@@ -31,7 +31,13 @@ export { InvalidTaskSpecError, formatTaskSpecProblem, type TaskSpecProblem } fro
 export { LockTimeoutError } from "./lock-timeout-error.js";
 export { didYouMean } from "./did-you-mean.js";
 export { suggestNarrowing, type NarrowingAdvice, type NarrowingStep } from "./suggest-narrowing.js";
-export { MultiRepoGuard, type GuardEvents, type MultiRepoGuardOptions, type ProposeResult } from "./multi-repo-guard.js";
+export {
+  createMultiRepoGuard,
+  MultiRepoGuard,
+  type GuardEvents,
+  type MultiRepoGuardOptions,
+  type ProposeResult,
+} from "./multi-repo-guard.js";
 export { MAX_TASK_SPEC_BYTES, loadTaskSpec, parseTaskSpec, type ParseTaskSpecOptions } from "./parse-task-spec.js";
 export { formatYamlPath, locateYamlPath, type YamlPath } from "./yaml-location.js";
 export { formatUsd } from "./format-usd.js";
@@ -72,6 +78,22 @@ export {
   type SessionRecord,
   type SessionRegistry,
 } from "./session-registry.js";
+export type {
+  SandboxBackend,
+  SandboxCommand,
+  SandboxDevice,
+  SandboxExecOptions,
+  SandboxFault,
+  SandboxGpuRequest,
+  SandboxImageBuild,
+  SandboxInspection,
+  SandboxInstance,
+  SandboxInstanceState,
+  SandboxMount,
+  SandboxSecurity,
+  SandboxSpec,
+  SandboxTerminal,
+} from "./sandbox-backend.js";
 export { StoreUnavailableError } from "./store-unavailable-error.js";
 export { taskSpecJsonSchema } from "./task-spec-json-schema.js";
 export { REPO_NAME_PATTERN, taskSpecFileSchema, taskSpecToFile, type ScopeRepo, type TaskSpec, type TaskSpecFile } from "./task-spec.js";
@@ -87,7 +109,9 @@ export {
   type UsageBreakdown,
   type UsageReport,
 } from "./usage.js";
+export { formatZodIssues } from "./format-zod-issues.js";
 export { validateOptions } from "./validate-options.js";
+export { lazySchema } from "./lazy-schema.js";
 export { acquireFileLock, tryAcquireFileLock, type FileLockHolder, type FileLockOptions, type HeldFileLock } from "./file-lock.js";
 export { withFileLock } from "./with-file-lock.js";
 export { writeFileAtomic, writeFileAtomicSync, type WriteFileAtomicOptions } from "./write-file-atomic.js";

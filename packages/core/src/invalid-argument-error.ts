@@ -1,7 +1,10 @@
-import { BulkheadError, type BulkheadErrorOptions } from "./bulkhead-error.js";
+import { BulkheadError, errorMarker, type BulkheadErrorOptions } from "./bulkhead-error.js";
 
 /** A public function was called with a bad argument. `parameter` names it. */
-export class InvalidArgumentError extends BulkheadError {
+export class InvalidArgumentError extends BulkheadError<{ parameter: string; [key: string]: unknown }> {
+  /** Marks this kind across copies of the package; see {@link BulkheadError.isInstance}. */
+  static override readonly marker: symbol = errorMarker("InvalidArgumentError");
+
   readonly parameter: string;
 
   constructor(parameter: string, message: string, options: BulkheadErrorOptions = {}) {

@@ -1,4 +1,4 @@
-import { BulkheadError } from "./bulkhead-error.js";
+import { BulkheadError, errorMarker } from "./bulkhead-error.js";
 
 /** One thing wrong with a task spec, located in its source. */
 export interface TaskSpecProblem {
@@ -13,7 +13,10 @@ export interface TaskSpecProblem {
 }
 
 /** A task spec failed to parse or validate. `problems` lists every problem, in source order. */
-export class InvalidTaskSpecError extends BulkheadError {
+export class InvalidTaskSpecError extends BulkheadError<{ source: string; problems: readonly TaskSpecProblem[] }> {
+  /** Marks this kind across copies of the package; see {@link BulkheadError.isInstance}. */
+  static override readonly marker: symbol = errorMarker("InvalidTaskSpecError");
+
   readonly source: string;
   readonly problems: readonly TaskSpecProblem[];
 

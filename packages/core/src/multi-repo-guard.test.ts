@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { createTempDir } from "@bulkhead/test-utils";
 import { describe, expect, it } from "vitest";
-import { MultiRepoGuard } from "./multi-repo-guard.js";
+import { createMultiRepoGuard } from "./multi-repo-guard.js";
 import { fromProposalChange } from "./proposal-change.js";
 import { createFileProposalStore, createMemoryProposalStore } from "./proposal-store.js";
 import type { Proposal } from "./proposal.js";
@@ -19,7 +19,7 @@ async function inProcess(args: string[]): Promise<Record<string, string>> {
 
 describe("MultiRepoGuard", () => {
   it("allows the primary repo and holds other repos as pending proposals", async () => {
-    const guard = new MultiRepoGuard({ primaryRepo: "backend-api", store: createMemoryProposalStore() });
+    const guard = createMultiRepoGuard({ primaryRepo: "backend-api", store: createMemoryProposalStore() });
     const events: string[] = [];
     guard.on("proposal-pending", ({ proposal }) => events.push(`pending ${proposal.repo}/${proposal.file}`));
     guard.on("proposal-approved", ({ proposal }) => events.push(`approved ${proposal.id === held.id}`));
@@ -32,7 +32,7 @@ describe("MultiRepoGuard", () => {
     expect(await guard.requiresHumanApproval()).toBe(true);
     expect(await guard.propose({ repo: "frontend", file: "src/api.ts", diff: "+429" })).toEqual(result);
     expect(await guard.pending()).toHaveLength(1);
-    const approved = await guard.approve(held.id, { by: "ana" });
+    const approved = await guard.approve({ id: held.id, by: "ana" });
     expect(approved).toMatchObject({ status: "approved", decidedBy: "ana" });
     expect(await guard.requiresHumanApproval()).toBe(false);
     expect(events).toEqual(["pending frontend/src/api.ts", "approved true"]);
@@ -45,10 +45,10 @@ describe("MultiRepoGuard", () => {
   });
 
   it("remembers a rejection: the same change proposed again is refused with the earlier reason, never held again", async () => {
-    const guard = new MultiRepoGuard({ primaryRepo: "backend-api", store: createMemoryProposalStore() });
+    const guard = createMultiRepoGuard({ primaryRepo: "backend-api", store: createMemoryProposalStore() });
     const first = await guard.propose({ repo: "frontend", file: "src/api.ts", diff: "+429" });
     if (first.status !== "pending") throw new Error("expected a pending proposal");
-    await guard.reject(first.id, { by: "ana", reason: "the frontend owns its client" });
+    await guard.reject({ id: first.id, by: "ana", reason: "the frontend owns its client" });
     const again = await guard.propose({ repo: "frontend", file: "./src/api.ts", diff: "+429" });
     expect(again).toEqual({
       status: "refused",
@@ -63,7 +63,7 @@ describe("MultiRepoGuard", () => {
   });
 
   it("keeps the whole change and where it lands, and records the landing once", async () => {
-    const guard = new MultiRepoGuard({ primaryRepo: "backend-api", store: createMemoryProposalStore() });
+    const guard = createMultiRepoGuard({ primaryRepo: "backend-api", store: createMemoryProposalStore() });
     const bytes = new Uint8Array([0, 1, 2, 255]);
     const target = { source: "/srv/frontend", branch: "bulkhead/s1", baseSha: "a".repeat(40), issueId: "T-1", session: "s1" };
     const result = await guard.propose({
@@ -82,10 +82,10 @@ describe("MultiRepoGuard", () => {
       entry: { type: "file", mode: "100644", bytes, oid: "b".repeat(40) },
     });
     const landing = { type: "commit" as const, repo: "frontend", branch: "bulkhead/s1", sha: "c".repeat(40), at: new Date().toISOString() };
-    await expect(guard.recordLanding(result.id, landing)).rejects.toMatchObject({ code: "PROPOSAL_ALREADY_DECIDED" });
-    await guard.approve(result.id, { by: "ana" });
-    expect((await guard.recordLanding(result.id, landing)).landed).toEqual(landing);
-    await expect(guard.recordLanding(result.id, landing)).rejects.toMatchObject({ code: "PROPOSAL_ALREADY_DECIDED" });
+    await expect(guard.recordLanding({ id: result.id, landing })).rejects.toMatchObject({ code: "PROPOSAL_ALREADY_DECIDED" });
+    await guard.approve({ id: result.id, by: "ana" });
+    expect((await guard.recordLanding({ id: result.id, landing })).landed).toEqual(landing);
+    await expect(guard.recordLanding({ id: result.id, landing })).rejects.toMatchObject({ code: "PROPOSAL_ALREADY_DECIDED" });
     await expect(
       guard.propose({
         repo: "frontend",
@@ -99,7 +99,7 @@ describe("MultiRepoGuard", () => {
 
   it("holds writes outside the scope and passes allowed cross-repo writes", async () => {
     const scope = { canWrite: (repo: string, path: string) => repo !== "backend-api" || path.startsWith("src/middleware/") };
-    const guard = new MultiRepoGuard({
+    const guard = createMultiRepoGuard({
       primaryRepo: "backend-api",
       allowedWrites: ["shared-types"],
       scope,
@@ -118,35 +118,35 @@ describe("MultiRepoGuard", () => {
   });
 
   it("refuses deciding twice, unknown ids and bad input with clear errors", async () => {
-    const guard = new MultiRepoGuard({ primaryRepo: "backend-api", store: createMemoryProposalStore() });
+    const guard = createMultiRepoGuard({ primaryRepo: "backend-api", store: createMemoryProposalStore() });
     const result = await guard.propose({ repo: "frontend", file: "a.ts", diff: "+a" });
     if (result.status !== "pending") throw new Error("expected a pending proposal");
     const events: string[] = [];
     guard.on("proposal-rejected", ({ proposal }) => events.push(`rejected ${proposal.id === result.id} ${proposal.rejectionReason}`));
-    const rejected = await guard.reject(result.id, { by: "ana", reason: "frontend owns its API client" });
+    const rejected = await guard.reject({ id: result.id, by: "ana", reason: "frontend owns its API client" });
     expect(events).toEqual(["rejected true frontend owns its API client"]);
     expect(rejected).toMatchObject({ status: "rejected", rejectionReason: "frontend owns its API client" });
-    await expect(guard.approve(result.id, { by: "bo" })).rejects.toMatchObject({
+    await expect(guard.approve({ id: result.id, by: "bo" })).rejects.toMatchObject({
       code: "PROPOSAL_ALREADY_DECIDED",
       message: expect.stringContaining(`proposal "${result.id}" was already rejected by ana`),
     });
-    await expect(guard.approve("p-nope", { by: "bo" })).rejects.toThrow(
+    await expect(guard.approve({ id: "p-nope", by: "bo" })).rejects.toThrow(
       'no proposal "p-nope": list pending proposals with guard.pending()',
     );
-    await expect(guard.approve(result.id, { by: "" })).rejects.toThrow("invalid decision: by: say who decides");
+    await expect(guard.approve({ id: result.id, by: "" })).rejects.toThrow("invalid decision: by: say who decides");
     await expect(guard.propose({ repo: "front end", file: "a.ts", diff: "" })).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
-    expect(() => new MultiRepoGuard({ primaryRepo: "" })).toThrow("invalid options: primaryRepo: expected a repo name");
+    expect(() => createMultiRepoGuard({ primaryRepo: "" })).toThrow("invalid options: primaryRepo: expected a repo name");
   });
 
   it("persists proposals in a file store that a new guard reads back", async () => {
     await using dir = createTempDir();
     const store = () => createFileProposalStore(dir.path);
-    const first = new MultiRepoGuard({ primaryRepo: "backend-api", store: store() });
+    const first = createMultiRepoGuard({ primaryRepo: "backend-api", store: store() });
     const result = await first.propose({ repo: "frontend", file: "src/api.ts", diff: "+429" });
-    const second = new MultiRepoGuard({ primaryRepo: "backend-api", store: store() });
+    const second = createMultiRepoGuard({ primaryRepo: "backend-api", store: store() });
     expect((await second.pending()).map((proposal) => proposal.file)).toEqual(["src/api.ts"]);
     expect(result.status).toBe("pending");
-    await second.approve((result as { id: string }).id, { by: "ana" });
+    await second.approve({ id: (result as { id: string }).id, by: "ana" });
     expect(await first.pending()).toEqual([]);
     expect(readdirSync(dir.path).filter((name) => !name.endsWith(".json"))).toEqual([]);
   });
@@ -155,7 +155,7 @@ describe("MultiRepoGuard", () => {
     await using dir = createTempDir();
     const proposed = await Promise.all([inProcess(["propose", dir.path, "one", "15"]), inProcess(["propose", dir.path, "two", "15"])]);
     expect(Object.values({ ...proposed[0], ...proposed[1] })).toEqual(Array(30).fill("pending"));
-    const guard = new MultiRepoGuard({ primaryRepo: "backend-api", store: createFileProposalStore(dir.path) });
+    const guard = createMultiRepoGuard({ primaryRepo: "backend-api", store: createFileProposalStore(dir.path) });
     const pending = await guard.pending();
     expect(pending).toHaveLength(30);
     for (const name of readdirSync(dir.path)) expect(() => JSON.parse(readFileSync(join(dir.path, name), "utf8"))).not.toThrow();

@@ -10,6 +10,7 @@ import { createFileProposalStore, type ProposalStore } from "./proposal-store.js
 import { proposalLandingSchema, proposalTargetSchema, type Proposal, type ProposalLanding, type ProposalTarget } from "./proposal.js";
 import type { ResolvedScope } from "./resolve-scope.js";
 import { TypedEmitter } from "./typed-emitter.js";
+import { lazySchema } from "./lazy-schema.js";
 import { validateOptions } from "./validate-options.js";
 
 /** Events of a {@link MultiRepoGuard}; each carries the proposal as stored. */
@@ -19,12 +20,16 @@ export interface GuardEvents {
   "proposal-rejected": { proposal: Proposal };
 }
 
+/** The options of {@link createMultiRepoGuard}. */
 export interface MultiRepoGuardOptions {
   /** The repo the task owns: changes there pass. */
   primaryRepo: string;
   /** Other repos the task may change without approval. @default [] */
   allowedWrites?: readonly string[];
-  /** When given, a change passes only where `scope.canWrite(repo, file)` is true. */
+  /**
+   * When given, a change passes only where `scope.canWrite(repo, file)` is true.
+   * @default undefined (every path of an own repo passes)
+   */
   scope?: Pick<ResolvedScope, "canWrite">;
   /** Where proposals persist. @default a file store in `.bulkhead/proposals` under the working directory */
   store?: ProposalStore;
@@ -41,39 +46,50 @@ export type ProposeResult =
 /** The most bytes a proposal keeps of a change's new content (the lead's own per-file limit is larger). */
 const MAX_CHANGE_BYTES = 16 * 1024 * 1024;
 
-const repoName = z.string().regex(REPO_NAME_PATTERN, "expected a repo name");
-const optionsSchema = z.object({
-  primaryRepo: repoName,
-  allowedWrites: z.array(repoName).optional(),
-  scope: z
-    .custom<Pick<ResolvedScope, "canWrite">>(
-      (value) => typeof (value as ResolvedScope | undefined)?.canWrite === "function",
-      "expected a ResolvedScope",
-    )
-    .optional(),
-  store: z
-    .custom<ProposalStore>((value) => typeof (value as ProposalStore | undefined)?.update === "function", "expected a ProposalStore")
-    .optional(),
-});
-const changeSchema = z.object({
-  repo: repoName,
-  file: z.string().min(1, "expected a file path"),
-  diff: z.string().max(4 * 1024 * 1024, "is over 4 MiB: propose a smaller change"),
-  author: z.string().min(1).max(200).optional(),
-  change: z
-    .custom<ChangedPath>(
-      (value) => typeof (value as ChangedPath | undefined)?.path === "string" && typeof (value as ChangedPath).kind === "string",
-      "expected a ChangedPath of a change set",
-    )
-    .refine(
-      (value) => value.entry?.type !== "file" || value.entry.bytes.byteLength <= MAX_CHANGE_BYTES,
-      `holds over ${MAX_CHANGE_BYTES} bytes: a proposal keeps at most 16 MiB of new content`,
-    )
-    .optional(),
-  target: proposalTargetSchema.optional(),
-});
-const decisionSchema = z.object({ by: z.string().min(1, "say who decides").max(200) });
-const rejectionSchema = decisionSchema.extend({ reason: z.string().min(1, "say why").max(2000) });
+// Built on first use, not at import.
+const repoName = () => z.string().regex(REPO_NAME_PATTERN, "expected a repo name");
+const optionsSchema = lazySchema(() =>
+  z.object({
+    primaryRepo: repoName(),
+    allowedWrites: z.array(repoName()).optional(),
+    scope: z
+      .custom<Pick<ResolvedScope, "canWrite">>(
+        (value) => typeof (value as ResolvedScope | undefined)?.canWrite === "function",
+        "expected a ResolvedScope",
+      )
+      .optional(),
+    store: z
+      .custom<ProposalStore>((value) => typeof (value as ProposalStore | undefined)?.update === "function", "expected a ProposalStore")
+      .optional(),
+  }),
+);
+const changeSchema = lazySchema(() =>
+  z.object({
+    repo: repoName(),
+    file: z.string().min(1, "expected a file path"),
+    diff: z.string().max(4 * 1024 * 1024, "is over 4 MiB: propose a smaller change"),
+    author: z.string().min(1).max(200).optional(),
+    change: z
+      .custom<ChangedPath>(
+        (value) => typeof (value as ChangedPath | undefined)?.path === "string" && typeof (value as ChangedPath).kind === "string",
+        "expected a ChangedPath of a change set",
+      )
+      .refine(
+        (value) => value.entry?.type !== "file" || value.entry.bytes.byteLength <= MAX_CHANGE_BYTES,
+        `holds over ${MAX_CHANGE_BYTES} bytes: a proposal keeps at most 16 MiB of new content`,
+      )
+      .optional(),
+    target: proposalTargetSchema.optional(),
+  }),
+);
+// Any string: an id that cannot name a proposal is "not found", as for every other unknown id.
+const proposalId = () => z.string({ error: "expected a proposal id" });
+const decisionSchema = lazySchema(() => z.object({ id: proposalId(), by: z.string().min(1, "say who decides").max(200) }));
+const rejectionSchema = lazySchema(() => decisionSchema().extend({ reason: z.string().min(1, "say why").max(2000) }));
+const landingSchema = lazySchema(() => z.object({ id: proposalId(), landing: proposalLandingSchema }));
+
+// Set by the class's static block: construction goes through createMultiRepoGuard.
+let construct: (options: MultiRepoGuardOptions) => MultiRepoGuard;
 
 function newProposalId(): string {
   return `p-${Date.now().toString(36)}-${randomBytes(4).toString("hex")}`;
@@ -89,20 +105,21 @@ function newProposalId(): string {
  * (the change set's path) and `target` (where it lands), a proposal keeps the whole new content,
  * so an approval can be committed without the session (`bulkhead proposals approve`).
  *
- * @example
- * const guard = new MultiRepoGuard({ primaryRepo: "backend-api" });
- * const result = await guard.propose({ repo: "frontend", file: "src/api.ts", diff });
- * if (result.status === "pending") await guard.approve(result.id, { by: "ana" });
+ * Create one with {@link createMultiRepoGuard}.
  */
 export class MultiRepoGuard extends TypedEmitter<GuardEvents> {
+  static {
+    construct = (options) => new MultiRepoGuard(options);
+  }
+
   readonly primaryRepo: string;
   readonly allowedWrites: readonly string[];
   readonly #scope: Pick<ResolvedScope, "canWrite"> | undefined;
   readonly #store: ProposalStore;
 
-  constructor(options: MultiRepoGuardOptions) {
+  private constructor(options: MultiRepoGuardOptions) {
     super();
-    const { primaryRepo, allowedWrites = [], scope, store } = validateOptions(optionsSchema, options, "options");
+    const { primaryRepo, allowedWrites = [], scope, store } = validateOptions(optionsSchema(), options, "options");
     this.primaryRepo = primaryRepo;
     this.allowedWrites = allowedWrites;
     this.#scope = scope;
@@ -120,7 +137,7 @@ export class MultiRepoGuard extends TypedEmitter<GuardEvents> {
     /** Where an approval lands. */
     target?: ProposalTarget;
   }): Promise<ProposeResult> {
-    const { repo, file, diff, author, target } = validateOptions(changeSchema, change, "change");
+    const { repo, file, diff, author, target } = validateOptions(changeSchema(), change, "change");
     const normalized = normalizeRepoPath(file);
     const path = normalized.ok ? normalized.path : file;
     const ownRepo = repo === this.primaryRepo || this.allowedWrites.includes(repo);
@@ -190,8 +207,9 @@ export class MultiRepoGuard extends TypedEmitter<GuardEvents> {
    * Records what an approval did (its commit, or the follow-up task that will apply it), once:
    * the proposal must be approved and not landed yet.
    */
-  async recordLanding(id: string, landing: ProposalLanding): Promise<Proposal> {
-    const parsed = validateOptions(proposalLandingSchema, landing, "landing");
+  async recordLanding(options: { id: string; landing: ProposalLanding }): Promise<Proposal> {
+    const { id, landing: parsed } = validateOptions(landingSchema(), options, "options");
+    if (!/^[A-Za-z0-9_-]{1,64}$/.test(id)) throw new ProposalNotFoundError(id);
     return this.#store.update(id, (current) => {
       if (!current) throw new ProposalNotFoundError(id);
       if (current.status !== "approved" || current.landed) throw new ProposalAlreadyDecidedError(current);
@@ -199,9 +217,9 @@ export class MultiRepoGuard extends TypedEmitter<GuardEvents> {
     });
   }
 
-  /** Approves a pending proposal. Approving twice, or an unknown id, throws. */
-  async approve(id: string, decision: { by: string }): Promise<Proposal> {
-    const { by } = validateOptions(decisionSchema, decision, "decision");
+  /** Approves a pending proposal: `approve({ id, by })`. Approving twice, or an unknown id, throws. */
+  async approve(decision: { id: string; by: string }): Promise<Proposal> {
+    const { id, by } = validateOptions(decisionSchema(), decision, "decision");
     const proposal = await this.#decide(id, (current) => ({
       ...current,
       status: "approved",
@@ -212,9 +230,9 @@ export class MultiRepoGuard extends TypedEmitter<GuardEvents> {
     return proposal;
   }
 
-  /** Rejects a pending proposal with a reason. Deciding twice, or an unknown id, throws. */
-  async reject(id: string, decision: { by: string; reason: string }): Promise<Proposal> {
-    const { by, reason } = validateOptions(rejectionSchema, decision, "decision");
+  /** Rejects a pending proposal with a reason: `reject({ id, by, reason })`. Deciding twice, or an unknown id, throws. */
+  async reject(decision: { id: string; by: string; reason: string }): Promise<Proposal> {
+    const { id, by, reason } = validateOptions(rejectionSchema(), decision, "decision");
     const proposal = await this.#decide(id, (current) => ({
       ...current,
       status: "rejected",
@@ -227,11 +245,25 @@ export class MultiRepoGuard extends TypedEmitter<GuardEvents> {
   }
 
   #decide(id: string, decide: (current: Proposal) => Proposal): Promise<Proposal> {
-    if (typeof id !== "string" || !/^[A-Za-z0-9_-]{1,64}$/.test(id)) return Promise.reject(new ProposalNotFoundError(String(id)));
+    if (!/^[A-Za-z0-9_-]{1,64}$/.test(id)) return Promise.reject(new ProposalNotFoundError(id));
     return this.#store.update(id, (current) => {
       if (!current) throw new ProposalNotFoundError(id);
       if (current.status !== "pending") throw new ProposalAlreadyDecidedError(current);
       return decide(current);
     });
   }
+}
+
+/**
+ * Creates the guard of one task: changes in `primaryRepo` (inside `scope`, when given) or in
+ * `allowedWrites` pass; anything else is held as a pending proposal in `store` until a person
+ * approves or rejects it. Creating a guard changes nothing on disk.
+ *
+ * @example
+ * const guard = createMultiRepoGuard({ primaryRepo: "backend-api", store: createMemoryProposalStore() });
+ * const result = await guard.propose({ repo: "frontend", file: "src/api.ts", diff: "..." });
+ * if (result.status === "pending") await guard.approve({ id: result.id, by: "ana" });
+ */
+export function createMultiRepoGuard(options: MultiRepoGuardOptions): MultiRepoGuard {
+  return construct(options);
 }

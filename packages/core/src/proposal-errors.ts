@@ -1,8 +1,11 @@
-import { BulkheadError } from "./bulkhead-error.js";
+import { BulkheadError, errorMarker } from "./bulkhead-error.js";
 import type { Proposal } from "./proposal.js";
 
 /** No proposal with this id exists in the store. */
-export class ProposalNotFoundError extends BulkheadError {
+export class ProposalNotFoundError extends BulkheadError<{ id: string }> {
+  /** Marks this kind across copies of the package; see {@link BulkheadError.isInstance}. */
+  static override readonly marker: symbol = errorMarker("ProposalNotFoundError");
+
   constructor(id: string) {
     super("PROPOSAL_NOT_FOUND", `no proposal "${id}": list pending proposals with guard.pending()`, { data: { id } });
     this.name = "ProposalNotFoundError";
@@ -10,7 +13,15 @@ export class ProposalNotFoundError extends BulkheadError {
 }
 
 /** The proposal was already approved or rejected; a decision is made once. */
-export class ProposalAlreadyDecidedError extends BulkheadError {
+export class ProposalAlreadyDecidedError extends BulkheadError<{
+  id: string;
+  status: Proposal["status"];
+  decidedBy: string | undefined;
+  decidedAt: string | undefined;
+}> {
+  /** Marks this kind across copies of the package; see {@link BulkheadError.isInstance}. */
+  static override readonly marker: symbol = errorMarker("ProposalAlreadyDecidedError");
+
   constructor(proposal: Proposal) {
     super(
       "PROPOSAL_ALREADY_DECIDED",

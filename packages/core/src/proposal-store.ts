@@ -53,7 +53,7 @@ const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
  * a temporary file renamed into place, and updates hold a lock directory beside the records.
  *
  * @example
- * const guard = new MultiRepoGuard({ primaryRepo: "backend-api", store: createFileProposalStore(".bulkhead/proposals") });
+ * const guard = createMultiRepoGuard({ primaryRepo: "backend-api", store: createFileProposalStore(".bulkhead/proposals") });
  */
 export function createFileProposalStore(directory: string): ProposalStore {
   if (typeof directory !== "string" || directory === "")

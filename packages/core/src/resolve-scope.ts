@@ -1,27 +1,22 @@
-import { createHash } from "node:crypto";
-import { closeSync, fstatSync, openSync, readdirSync, readSync, statSync, type Stats } from "node:fs";
-import { readFile, realpath, stat } from "node:fs/promises";
-import { isAbsolute, join, relative, sep } from "node:path";
-import ignore, { type Ignore } from "ignore";
 import { z } from "zod";
-import { throwIfAborted } from "./aborted-error.js";
-import { InvalidArgumentError } from "./invalid-argument-error.js";
-import { resolvePathInside } from "./resolve-path-inside.js";
-import { isPathWithin, normalizeRepoPath } from "./repo-path.js";
-import { createScopeCache, type ScopeCache } from "./scope-cache.js";
-import { ScopeLimitError, type ScopeHotspot, type ScopeViolation } from "./scope-limit-error.js";
-import { compileEntries, createScopeMatcher, globBase, isGlob, touchesGitDirectory } from "./scope-matcher.js";
-import type { ScopeRepo, TaskSpec } from "./task-spec.js";
-import { createByteEstimateCounter, type TokenCounter } from "./token-counter.js";
+import type { ScopeCache } from "./scope-cache.js";
+import type { ScopeViolation, ScopeHotspot } from "./scope-limit-error.js";
+import { resolveValidatedScope } from "./scope-resolver.js";
+import type { TaskSpec } from "./task-spec.js";
+import type { TokenCounter } from "./token-counter.js";
 import { validateOptions } from "./validate-options.js";
 
-/** A file the agent may see. */
 export interface ScopeFile {
   repo: string;
   /** Relative to the repo root, POSIX separators. */
   path: string;
   bytes: number;
   tokens: number;
+  /**
+   * Present (true) when counting stopped at a limit before this file was read: `tokens` is then
+   * `ceil(bytes / 4)` from its size, and the file was not checked for binary content.
+   */
+  estimated?: true;
 }
 
 /** A file that matched the scope but was left out, and why. */
@@ -61,6 +56,11 @@ export interface ResolvedScope {
   totals: { files: number; bytes: number; tokens: number };
   /** True when token counts are estimates (no exact counter was given). */
   estimated: boolean;
+  /**
+   * False when `stopAtLimit` stopped counting once a limit was certainly exceeded: the files not
+   * read are listed from their size (`estimated: true`), and the totals and advice are estimates.
+   */
+  complete: boolean;
   /** The counter's name, e.g. `o200k_base` or `bytes/4`. */
   counter: string;
   /** Over `max_files`, over `max_tokens`, or a path that does not exist. Empty when usable. */
@@ -97,261 +97,46 @@ export interface ResolveScopeOptions {
   maxFileBytes?: number;
   /** Leave out files that `.gitignore` and `.git/info/exclude` ignore. @default true */
   gitignore?: boolean;
+  /**
+   * Stop reading and counting as soon as `max_files` or `max_tokens` is certainly exceeded (the
+   * files read so far already exceed it): an over-limit scope is refused after counting about
+   * its limit, not the whole tree. The rest of the files are then listed from their sizes and
+   * marked `estimated`, `complete` is false, and the violation's `counted` is the exact part.
+   * @default false
+   */
+  stopAtLimit?: boolean;
   /** @deprecated Ignored: files are read one at a time and counted in batches (see `TokenCounter.countMany`). */
   concurrency?: number;
 }
 
-const optionsSchema = z.object({
-  repos: z.record(z.string(), z.string().min(1, "expected a directory path")),
-  counter: z
-    .custom<TokenCounter>((value) => typeof (value as TokenCounter | undefined)?.count === "function", "expected a TokenCounter")
-    .optional(),
-  abortSignal: z.custom<AbortSignal>((value) => value instanceof AbortSignal, "expected an AbortSignal").optional(),
-  cache: z
-    .union([
-      z.literal(false),
-      z.custom<ScopeCache>((value) => typeof (value as ScopeCache | undefined)?.getContent === "function", "expected a ScopeCache"),
-    ])
-    .optional(),
-  maxFileBytes: z.number().int().positive().optional(),
-  gitignore: z.boolean().optional(),
-  concurrency: z.number().int().min(1).max(1024).optional(),
-});
-
-let sharedCache: ScopeCache | undefined;
-const BINARY_SNIFF_BYTES = 8000;
-
-interface Candidate {
-  repo: string;
-  root: string;
-  path: string;
-}
-
-/** Walks one repo and collects the files its scope entries expand to. */
-class RepoWalker {
-  readonly candidates = new Map<string, Candidate>();
-  readonly refused: RefusedPath[] = [];
-  readonly skipped: SkippedFile[] = [];
-  readonly notFound: string[] = [];
-  /** Directory symlinks followed inside the repo: link path → target path. */
-  readonly links = new Map<string, string>();
-  readonly reportedLinks: ScopeLink[] = [];
-  readonly #rules = new Map<string, Promise<{ dir: string; rules: Ignore }[]>>();
-  /** Every directory walked, by device and inode: a directory is walked once, whatever the links. */
-  readonly #visited = new Set<string>();
-  #walked = 0;
-  readonly #excluded: (path: string) => boolean;
-
-  constructor(
-    readonly repo: ScopeRepo,
-    readonly root: string,
-    readonly gitignore: boolean,
-    readonly signal: AbortSignal | undefined,
-  ) {
-    this.#excluded = compileEntries(repo.exclude);
-  }
-
-  /** Resolves a spec path component by component: a link in it that leaves the repo is refused. */
-  #inside(path: string, first: "refuse" | "inside" = "refuse", reportAs = path): { real: string; info: Stats | undefined } | undefined {
-    const resolved = resolvePathInside(this.root, path, { links: first });
-    if (resolved.ok && first === "refuse") return { real: resolved.real, info: resolved.stats };
-    const followed = resolvePathInside(this.root, path, { links: "inside" });
-    if (!followed.ok) {
-      this.refused.push({ repo: this.repo.name, path: reportAs, reason: followed.reason });
-      return undefined;
-    }
-    if (touchesGitDirectory(followed.real)) {
-      this.refused.push({ repo: this.repo.name, path: reportAs, reason: "goes through a symbolic link into .git" });
-      return undefined;
-    }
-    // A link in the prefix that stays inside: the path is read where it really is.
-    const info = followed.stats && (statSync(followed.absolute, { throwIfNoEntry: false }) ?? followed.stats);
-    return { real: followed.real, info };
-  }
-
-  async addEntry(entry: string): Promise<void> {
-    if (isGlob(entry)) {
-      const before = this.candidates.size;
-      const base = globBase(entry);
-      // The glob is walked under its base, so a link there is followed: it must stay inside.
-      const found = this.#inside(base, "inside", entry);
-      if (!found) return;
-      if (found.info?.isDirectory()) await this.walk(base, compileEntries([entry]), join(this.root, found.real));
-      if (this.candidates.size === before) this.notFound.push(entry);
-      return;
-    }
-    const found = this.#inside(entry);
-    if (!found) return;
-    const info = found.info;
-    if (!info) return void this.notFound.push(entry);
-    if (found.real !== entry) {
-      if (this.#excluded(entry) || this.#excluded(found.real)) return;
-      if (info.isDirectory()) await this.walk(entry, undefined, join(this.root, found.real));
-      else this.add(entry);
-      return;
-    }
-    if (this.#excluded(entry) || touchesGitDirectory(entry)) return;
-    const target = info.isSymbolicLink() ? await this.follow(entry) : { path: entry, isDirectory: info.isDirectory() };
-    if (!target) return;
-    // A path named explicitly is included even when git ignores it: the spec author asked for it.
-    if (target.isDirectory) await this.walk(entry, undefined, join(this.root, target.path));
-    else this.add(entry);
-  }
-
-  /** Resolves a symlink; records a refusal or a broken link and returns undefined when it cannot be followed. */
-  async follow(path: string): Promise<{ path: string; isDirectory: boolean } | undefined> {
-    const absolute = join(this.root, path);
-    let real: string;
-    try {
-      real = await realpath(absolute);
-    } catch {
-      this.skipped.push({ repo: this.repo.name, path, reason: "broken-symlink" });
-      return undefined;
-    }
-    const inside = relative(this.root, real);
-    if (inside.startsWith("..") || isAbsolute(inside)) {
-      this.refused.push({ repo: this.repo.name, path, reason: `symlink points outside the repo (to ${real})` });
-      return undefined;
-    }
-    const targetPath = inside === "" ? "." : inside.split(sep).join("/");
-    if (touchesGitDirectory(targetPath)) {
-      this.refused.push({ repo: this.repo.name, path, reason: "symlink points into .git" });
-      return undefined;
-    }
-    const info = await stat(real);
-    if (info.isDirectory()) this.links.set(path, targetPath);
-    return { path: targetPath, isDirectory: info.isDirectory() };
-  }
-
-  add(path: string): void {
-    // A file reached through a directory symlink is excluded when its real path is.
-    if (this.links.size > 0 && resolveLinks(this.links, path).some((alias) => this.#excluded(alias) || touchesGitDirectory(alias))) return;
-    if (!this.candidates.has(path)) this.candidates.set(path, { repo: this.repo.name, root: this.root, path });
-  }
-
-  /**
-   * Walks a directory depth-first. Listing is synchronous (much faster than the promise API for
-   * many small directories); the loop yields to the event loop every few directories so an
-   * abort is noticed. `real` is the directory's real path. Each directory is walked once, known
-   * by device and inode, so a link loop (`loop -> ..`) or two links to one place add nothing twice.
-   */
-  async walk(
-    directory: string,
-    match: ((path: string) => boolean) | undefined,
-    real = directory === "." ? this.root : join(this.root, directory),
-  ): Promise<void> {
-    const key = directoryKey(real);
-    if (this.#visited.has(key)) return;
-    this.#visited.add(key);
-    await this.#list(directory, match, real);
-  }
-
-  async #list(directory: string, match: ((path: string) => boolean) | undefined, real: string): Promise<void> {
-    if (++this.#walked % 64 === 0) await new Promise((resolve) => setImmediate(resolve));
-    throwIfAborted(this.signal, "resolveScope");
-    const rules = this.gitignore ? await this.rulesFor(directory) : [];
-    // Sorted, so which path a directory is walked by never depends on the file system's order.
-    const entries = readdirSync(real, { withFileTypes: true }).sort((left, right) =>
-      left.name < right.name ? -1 : left.name > right.name ? 1 : 0,
-    );
-    for (const entry of entries) {
-      if (entry.name === ".git") continue;
-      const path = directory === "." ? entry.name : `${directory}/${entry.name}`;
-      if (this.#excluded(path)) continue;
-      const isDirectory = entry.isDirectory();
-      const ignored = rules.length > 0 && (isIgnored(rules, path, isDirectory) || (entry.isSymbolicLink() && isIgnored(rules, path, true)));
-      if (ignored) continue;
-      const childReal = `${real}/${entry.name}`;
-      if (entry.isSymbolicLink()) {
-        // git stores a link as a link: the scope reports it and never reads or walks through it,
-        // so a file reached by two paths (`.claude/skills -> ../skills`) is counted once.
-        if (match && !match(path) && !(await isDirectoryTarget(join(this.root, path)))) continue;
-        const target = await this.follow(path);
-        if (target)
-          this.reportedLinks.push({
-            repo: this.repo.name,
-            path,
-            target: target.path,
-            kind: target.isDirectory ? "directory" : "file",
-            walked: false,
-          });
-        continue;
-      } else if (!isDirectory && !entry.isFile()) {
-        continue;
-      }
-      if (isDirectory) await this.walk(path, match, childReal);
-      else if (!match || match(path)) this.add(path);
-    }
-  }
-
-  /** The `.gitignore` rules that apply inside a directory, from the root down. */
-  rulesFor(directory: string): Promise<{ dir: string; rules: Ignore }[]> {
-    let cached = this.#rules.get(directory);
-    if (!cached) {
-      cached = (async () => {
-        const parent =
-          directory === "." ? [] : await this.rulesFor(directory.includes("/") ? directory.slice(0, directory.lastIndexOf("/")) : ".");
-        const sources = [join(this.root, directory, ".gitignore")];
-        if (directory === ".") sources.push(join(this.root, ".git", "info", "exclude"));
-        const texts = await Promise.all(sources.map((file) => readFile(file, "utf8").catch(() => "")));
-        const text = texts.join("\n");
-        return text.trim() === "" ? parent : [...parent, { dir: directory, rules: compiledRules(text) }];
-      })();
-      this.#rules.set(directory, cached);
-    }
-    return cached;
-  }
-}
-
-/**
- * Compiled `.gitignore` rules by their text, kept across resolves: an `ignore` instance remembers
- * each path's decision, so a warm resolve of an unchanged tree asks the rules nothing new.
- * Decisions depend only on the rules' text and the path relative to the file, so sharing one
- * instance between directories or repos with the same text is exact. Bounded: oldest out.
- */
-const compiled = new Map<string, Ignore>();
-const COMPILED_RULES_MAX = 2_000;
-
-function compiledRules(text: string): Ignore {
-  let rules = compiled.get(text);
-  if (!rules) {
-    rules = ignore().add(text);
-    compiled.set(text, rules);
-    if (compiled.size > COMPILED_RULES_MAX) compiled.delete(compiled.keys().next().value!);
-  }
-  return rules;
-}
-
-/** A directory's identity: device and inode, whatever path or link reached it. */
-function directoryKey(real: string): string {
-  const info = statSync(real, { throwIfNoEntry: false });
-  return info ? `${info.dev}:${info.ino}` : real;
-}
-
-async function isDirectoryTarget(path: string): Promise<boolean> {
-  return (await stat(path).catch(() => undefined))?.isDirectory() ?? false;
-}
-
-function isIgnored(rules: readonly { dir: string; rules: Ignore }[], path: string, isDirectory: boolean): boolean {
-  let ignored = false;
-  for (const { dir, rules: set } of rules) {
-    const local = dir === "." ? path : path.slice(dir.length + 1);
-    const result = set.test(isDirectory ? `${local}/` : local);
-    if (result.ignored) ignored = true;
-    else if (result.unignored) ignored = false;
-  }
-  return ignored;
-}
-
-function isBinary(buffer: Buffer): boolean {
-  return buffer.subarray(0, BINARY_SNIFF_BYTES).includes(0);
-}
+// Built on first use: importing core builds no schema.
+let optionsSchema: z.ZodType<ResolveScopeOptions> | undefined;
+const schemaOf = () =>
+  (optionsSchema ??= z.object({
+    repos: z.record(z.string(), z.string().min(1, "expected a directory path")),
+    counter: z
+      .custom<TokenCounter>((value) => typeof (value as TokenCounter | undefined)?.count === "function", "expected a TokenCounter")
+      .optional(),
+    abortSignal: z.custom<AbortSignal>((value) => value instanceof AbortSignal, "expected an AbortSignal").optional(),
+    cache: z
+      .union([
+        z.literal(false),
+        z.custom<ScopeCache>((value) => typeof (value as ScopeCache | undefined)?.getContent === "function", "expected a ScopeCache"),
+      ])
+      .optional(),
+    maxFileBytes: z.number().int().positive().optional(),
+    gitignore: z.boolean().optional(),
+    stopAtLimit: z.boolean().optional(),
+    concurrency: z.number().int().min(1).max(1024).optional(),
+  }) as z.ZodType<ResolveScopeOptions>);
 
 /**
  * Resolves a task spec's context scope against real directories: the exact files the agent may
  * see, with sizes and token counts, checked against `max_files` and `max_tokens`. Directories are
  * walked recursively, globs matched, `exclude` always wins, `.git/` and git-ignored files are left
- * out, binary files are skipped and listed, and symlinks are followed only inside their repo.
+ * out, binary files are skipped and listed, and symlinks met in a walk are reported, not walked
+ * (one named in `paths` is followed, inside its repo only). With `stopAtLimit`, an over-limit
+ * scope is refused after counting about its limit. See docs/scope.md.
  *
  * @example
  * const scope = await resolveScope(spec, { repos: { "backend-api": "../backend-api" } });
@@ -359,377 +144,5 @@ function isBinary(buffer: Buffer): boolean {
  * scope.canWrite("backend-api", "src/middleware/rate-limit.ts"); // true
  */
 export async function resolveScope(spec: TaskSpec, options: ResolveScopeOptions): Promise<ResolvedScope> {
-  const {
-    repos,
-    counter = createByteEstimateCounter(),
-    abortSignal,
-    cache = (sharedCache ??= createScopeCache()),
-    maxFileBytes = 1_048_576,
-    gitignore = true,
-  } = validateOptions(optionsSchema, options, "options");
-  if (!spec?.contextScope?.repos) throw new InvalidArgumentError("spec", "expected a TaskSpec from parseTaskSpec or loadTaskSpec");
-  throwIfAborted(abortSignal, "resolveScope");
-
-  const roots = new Map<string, string>();
-  for (const repo of [...spec.contextScope.repos.map((entry) => entry.name)]) {
-    const directory = repos[repo];
-    if (directory === undefined) {
-      throw new InvalidArgumentError("options.repos", `no directory for repo "${repo}": pass repos: { "${repo}": "<dir>" }`);
-    }
-    const root = await realpath(directory).catch(() => undefined);
-    if (!root || !(await isDirectoryTarget(root))) {
-      throw new InvalidArgumentError("options.repos", `repo "${repo}" maps to ${directory}, which is not a directory`);
-    }
-    roots.set(repo, root);
-  }
-
-  const walkers = await Promise.all(
-    spec.contextScope.repos.map(async (repo) => {
-      const walker = new RepoWalker(repo, roots.get(repo.name)!, gitignore, abortSignal);
-      for (const entry of repo.paths) await walker.addEntry(entry);
-      return walker;
-    }),
-  );
-
-  const candidates = walkers.flatMap((walker) => [...walker.candidates.values()]);
-  const skipped = walkers.flatMap((walker) => walker.skipped);
-  const measured = await measureAll(candidates, { counter, cache: cache || undefined, maxFileBytes, skipped, abortSignal });
-  const files = measured.sort(compareFiles);
-
-  const totals = { files: files.length, bytes: 0, tokens: 0 };
-  for (const file of files) {
-    totals.bytes += file.bytes;
-    totals.tokens += file.tokens;
-  }
-
-  const violations: ScopeViolation[] = [];
-  const { maxFiles, maxTokens } = spec.contextScope;
-  if (totals.files > maxFiles) {
-    violations.push({
-      kind: "max-files",
-      limit: maxFiles,
-      actual: totals.files,
-      message: `scope resolves to ${totals.files.toLocaleString("en-US")} files, over max_files ${maxFiles.toLocaleString("en-US")}: narrow paths or raise the limit`,
-    });
-  }
-  if (totals.tokens > maxTokens) {
-    violations.push({
-      kind: "max-tokens",
-      limit: maxTokens,
-      actual: totals.tokens,
-      message: `scope holds ${totals.tokens.toLocaleString("en-US")} tokens, over max_tokens ${maxTokens.toLocaleString("en-US")}: narrow paths, add excludes or raise the limit`,
-    });
-  }
-  const toCreate: ResolvedScope["toCreate"] = [];
-  const declared = new Set(spec.expectedFiles.filter((file) => file.change === "create").map((file) => `${file.repo}\0${file.path}`));
-  for (const walker of walkers) {
-    for (const path of walker.notFound) {
-      if (willCreate(walker.root, walker.repo.name, path, declared)) {
-        toCreate.push({ repo: walker.repo.name, path });
-        continue;
-      }
-      violations.push({
-        kind: "path-not-found",
-        repo: walker.repo.name,
-        path,
-        message: `path "${path}" in repo "${walker.repo.name}" ${isGlob(path) ? "matches no file" : "does not exist"}: fix or remove it`,
-      });
-    }
-  }
-
-  const largest = (limit = 5) => hotspots(files, limit);
-  const permissions = createPermissions(spec, walkers);
-  return {
-    files,
-    totals,
-    estimated: counter.estimated,
-    counter: counter.name,
-    violations,
-    toCreate: toCreate.sort(compareFiles),
-    skipped: skipped.sort(compareFiles),
-    refused: walkers.flatMap((walker) => walker.refused).sort(compareFiles),
-    links: walkers.flatMap((walker) => walker.reportedLinks).sort(compareFiles),
-    largest,
-    assertWithinLimits() {
-      if (violations.length === 0) return;
-      const { directories, files: heaviest } = largest();
-      throw new ScopeLimitError(violations, directories, heaviest);
-    },
-    canRead: (repo, path) => permissions.canRead(repo, path),
-    canWrite: (repo, path) => permissions.canWrite(repo, path),
-  };
-}
-
-function compareFiles(left: { repo: string; path: string }, right: { repo: string; path: string }): number {
-  if (left.repo !== right.repo) return left.repo < right.repo ? -1 : 1;
-  return left.path < right.path ? -1 : left.path > right.path ? 1 : 0;
-}
-
-const fingerprintOf = (info: Stats) => `${info.size}:${info.mtimeMs}:${info.ctimeMs}:${info.ino}`;
-
-/**
- * Reads a file with one open, fstat, read and close: one read for a file of any size up to
- * `maxBytes` (the buffer is sized from fstat). A file over `maxBytes` is not read.
- */
-function readWithStats(path: string, maxBytes: number): { info: Stats; buffer: Buffer | undefined } {
-  const descriptor = openSync(path, "r");
-  try {
-    const info = fstatSync(descriptor);
-    if (info.size > maxBytes) return { info, buffer: undefined };
-    const buffer = Buffer.allocUnsafe(info.size);
-    let offset = 0;
-    while (offset < info.size) {
-      const read = readSync(descriptor, buffer, offset, info.size - offset, offset);
-      if (read === 0) break;
-      offset += read;
-    }
-    return { info, buffer: offset === info.size ? buffer : buffer.subarray(0, offset) };
-  } finally {
-    closeSync(descriptor);
-  }
-}
-
-interface MeasureContext {
-  counter: TokenCounter;
-  cache: ScopeCache | undefined;
-  maxFileBytes: number;
-  skipped: SkippedFile[];
-  abortSignal: AbortSignal | undefined;
-}
-
-/** Characters sent to `countMany` at once, and batches in flight before reading waits for one. */
-const BATCH_CHARS = 1 << 20;
-const BATCHES_IN_FLIGHT = 8;
-
-/**
- * Measures every candidate: a file seen before with an unchanged fingerprint costs one `stat`;
- * any other is read once (open, fstat, read, close) and hashed. Texts whose count is not cached
- * are counted inline, or, when the counter has `countMany`, in batches that run (on the
- * counter's threads) while this thread goes on reading.
- */
-async function measureAll(candidates: readonly Candidate[], context: MeasureContext): Promise<ScopeFile[]> {
-  const { counter, cache, abortSignal } = context;
-  const files: ScopeFile[] = [];
-  const inFlight: Promise<void>[] = [];
-  let batch: { file: ScopeFile; hash: string; text: string }[] = [];
-  let batchChars = 0;
-  const flush = async () => {
-    if (batch.length === 0) return;
-    const sent = batch;
-    batch = [];
-    batchChars = 0;
-    const counting = counter.countMany!(
-      sent.map((entry) => entry.text),
-      abortSignal ? { abortSignal } : undefined,
-    ).then((counts) => {
-      sent.forEach((entry, index) => {
-        entry.file.tokens = counts[index]!;
-        cache?.setTokens(counter.name, entry.hash, entry.file.tokens);
-      });
-    });
-    inFlight.push(counting);
-    if (inFlight.length >= BATCHES_IN_FLIGHT) await inFlight.shift();
-  };
-  for (let index = 0; index < candidates.length; index++) {
-    // Files are read synchronously; yield now and then so timers and aborts get a turn.
-    if (index % 256 === 255) await new Promise((resolve) => setImmediate(resolve));
-    throwIfAborted(abortSignal, "resolveScope");
-    const read = readCandidate(candidates[index]!, context);
-    if (!read) continue;
-    files.push(read.file);
-    if (read.text === undefined) continue;
-    if (counter.countMany) {
-      batch.push({ file: read.file, hash: read.hash, text: read.text });
-      batchChars += read.text.length;
-      if (batchChars >= BATCH_CHARS) await flush();
-      continue;
-    }
-    const counted = counter.count(read.text);
-    read.file.tokens = typeof counted === "number" ? counted : await counted;
-    cache?.setTokens(counter.name, read.hash, read.file.tokens);
-  }
-  await flush();
-  await Promise.all(inFlight);
-  return files;
-}
-
-/**
- * One candidate's size and, when its count is not cached, its text. Records a skip (binary,
- * too large, unreadable) and returns undefined for a file that is left out.
- */
-function readCandidate(
-  candidate: Candidate,
-  context: MeasureContext,
-): { file: ScopeFile; hash: string; text: string | undefined } | undefined {
-  const { repo, root, path } = candidate;
-  const absolute = join(root, path);
-  const key = `${root}\u0000${path}`;
-  try {
-    // Seen before: one stat says whether it changed. Never seen: read it without a separate stat.
-    let content = context.cache?.getContent(key);
-    let buffer: Buffer | undefined;
-    if (content) {
-      const info = statSync(absolute);
-      if (fingerprintOf(info) !== content.fingerprint || info.size > context.maxFileBytes) content = undefined;
-    }
-    if (!content) {
-      const read = readWithStats(absolute, context.maxFileBytes);
-      if (!read.buffer) {
-        context.skipped.push({ repo, path, reason: "too-large" });
-        return undefined;
-      }
-      buffer = read.buffer;
-      content = {
-        fingerprint: fingerprintOf(read.info),
-        hash: createHash("sha256").update(buffer).digest("hex"),
-        bytes: buffer.length,
-        binary: isBinary(buffer),
-      };
-      context.cache?.setContent(key, content);
-    }
-    if (content.binary) {
-      context.skipped.push({ repo, path, reason: "binary" });
-      return undefined;
-    }
-    const file: ScopeFile = { repo, path, bytes: content.bytes, tokens: 0 };
-    const tokens = context.cache?.getTokens(context.counter.name, content.hash);
-    if (tokens !== undefined) {
-      file.tokens = tokens;
-      return { file, hash: content.hash, text: undefined };
-    }
-    // A cached fingerprint whose count was evicted: read the text again.
-    buffer ??= readWithStats(absolute, context.maxFileBytes).buffer ?? Buffer.alloc(0);
-    return { file, hash: content.hash, text: buffer.toString("utf8") };
-  } catch (error) {
-    if ((error as { code?: string }).code === undefined) throw error;
-    context.skipped.push({ repo, path, reason: "unreadable" });
-    return undefined;
-  }
-}
-
-/** A missing literal path the task may create: declared in expected_files as created, or in a directory that exists. */
-function willCreate(root: string, repo: string, path: string, declared: ReadonlySet<string>): boolean {
-  if (isGlob(path)) return false;
-  const normalized = normalizeRepoPath(path);
-  if (!normalized.ok) return false;
-  if (declared.has(`${repo}\0${normalized.path}`)) return true;
-  const slash = normalized.path.lastIndexOf("/");
-  const parent = resolvePathInside(root, slash === -1 ? "." : normalized.path.slice(0, slash), { links: "refuse" });
-  return parent.ok && parent.stats?.isDirectory() === true;
-}
-
-function hotspots(files: readonly ScopeFile[], limit: number): { directories: ScopeHotspot[]; files: ScopeHotspot[] } {
-  const directories = new Map<string, ScopeHotspot>();
-  for (const file of files) {
-    let slash = file.path.lastIndexOf("/");
-    while (slash > 0) {
-      const path = file.path.slice(0, slash);
-      const key = `${file.repo}\u0000${path}`;
-      const spot = directories.get(key) ?? { repo: file.repo, path, files: 0, tokens: 0 };
-      spot.files++;
-      spot.tokens += file.tokens;
-      directories.set(key, spot);
-      slash = path.lastIndexOf("/");
-    }
-  }
-  const heaviest = (spots: ScopeHotspot[]) =>
-    spots.sort((left, right) => right.tokens - left.tokens || compareFiles(left, right)).slice(0, limit);
-  return {
-    directories: heaviest([...directories.values()]),
-    files: heaviest(files.map((file) => ({ repo: file.repo, path: file.path, files: 1, tokens: file.tokens }))),
-  };
-}
-
-function createPermissions(spec: TaskSpec, walkers: readonly RepoWalker[]) {
-  const byRepo = new Map(
-    walkers.map((walker) => [
-      walker.repo.name,
-      {
-        root: walker.root,
-        inScope: createScopeMatcher(walker.repo.paths, walker.repo.exclude),
-        excluded: compileEntries(walker.repo.exclude),
-        refused: walker.refused.map((entry) => entry.path),
-        links: walker.links,
-      },
-    ]),
-  );
-  const { primaryRepo, allowedCrossRepoReads, allowedCrossRepoWrites } = spec.ownership;
-
-  /** The normalized path, or undefined when it cannot name a file inside the repo. */
-  const clean = (repo: string, path: string): string | undefined => {
-    if (typeof repo !== "string" || typeof path !== "string") return undefined;
-    let candidate = path;
-    const root = byRepo.get(repo)?.root;
-    if (root && (candidate === root || candidate.startsWith(`${root}/`))) candidate = candidate.slice(root.length + 1) || ".";
-    const normalized = normalizeRepoPath(candidate);
-    if (!normalized.ok || touchesGitDirectory(normalized.path)) return undefined;
-    return normalized.path;
-  };
-
-  /**
-   * Where the path really is on disk, one component at a time: undefined when a link on the way
-   * leaves the repo (`etclink/passwd` with `etclink -> /etc`), loops, or leads into `.git`.
-   */
-  const onDisk = (repo: string, path: string): string | undefined => {
-    const root = byRepo.get(repo)?.root;
-    if (!root) return path;
-    let resolved: ReturnType<typeof resolvePathInside>;
-    try {
-      resolved = resolvePathInside(root, path, { links: "inside" });
-    } catch {
-      return undefined;
-    }
-    if (!resolved.ok || touchesGitDirectory(resolved.real)) return undefined;
-    return resolved.real;
-  };
-
-  /**
-   * Reads need the path as written inside the scope and none of its symlink-resolved forms
-   * excluded; writes need every form inside the scope, so a link cannot carry a write elsewhere.
-   */
-  const inScope = (repo: string, path: string, everyForm: boolean): boolean => {
-    const entry = byRepo.get(repo);
-    if (!entry) return false;
-    const real = onDisk(repo, path);
-    if (real === undefined) return false;
-    const forms = resolveLinks(entry.links, path);
-    if (!forms.includes(real)) forms.push(real);
-    const allowed = (form: string) => !entry.refused.some((refused) => isPathWithin(form, refused));
-    if (!forms.every(allowed)) return false;
-    if (everyForm) return forms.every(entry.inScope);
-    return entry.inScope(path) && forms.every((form) => !entry.excluded(form) && !touchesGitDirectory(form));
-  };
-
-  return {
-    canRead(repo: string, path: string): boolean {
-      const normalized = clean(repo, path);
-      if (normalized === undefined) return false;
-      if (allowedCrossRepoReads.includes(repo) || allowedCrossRepoWrites.includes(repo))
-        return byRepo.has(repo) ? onDisk(repo, normalized) !== undefined : true;
-      return inScope(repo, normalized, false);
-    },
-    canWrite(repo: string, path: string): boolean {
-      const normalized = clean(repo, path);
-      if (normalized === undefined) return false;
-      if (allowedCrossRepoWrites.includes(repo)) return byRepo.has(repo) ? onDisk(repo, normalized) !== undefined : true;
-      return repo === primaryRepo && inScope(repo, normalized, true);
-    },
-  };
-}
-
-/** The path as written, then as it reads after following known directory symlinks, hop by hop. */
-function resolveLinks(links: ReadonlyMap<string, string>, path: string): string[] {
-  const forms = [path];
-  let current = path;
-  for (let hop = 0; hop < 16; hop++) {
-    let link: string | undefined;
-    for (const prefix of links.keys()) if (prefix !== "." && isPathWithin(current, prefix)) link = prefix;
-    if (link === undefined) break;
-    const target = links.get(link)!;
-    const rest = current.slice(link.length);
-    current = target === "." ? rest.replace(/^\//, "") || "." : `${target}${rest}`;
-    if (forms.includes(current)) break;
-    forms.push(current);
-  }
-  return forms;
+  return resolveValidatedScope(spec, validateOptions(schemaOf(), options, "options"));
 }

@@ -62,7 +62,16 @@ export type UsageReport = z.output<typeof usageReportSchema>;
 
 /** A usage with every count at zero. */
 export function emptyUsage(): Usage {
-  return usageSchema.parse({});
+  // A literal, not usageSchema.parse({}): it is called on hot paths (every addUsage).
+  return {
+    inputTokens: 0,
+    uncachedInputTokens: 0,
+    cacheReadTokens: 0,
+    cacheWrite5mTokens: 0,
+    cacheWrite1hTokens: 0,
+    outputTokens: 0,
+    reasoningTokens: 0,
+  };
 }
 
 /** The field-by-field sum of two usages. */

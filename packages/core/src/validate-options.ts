@@ -1,4 +1,5 @@
 import type { z } from "zod";
+import { formatZodIssues } from "./format-zod-issues.js";
 import { InvalidArgumentError } from "./invalid-argument-error.js";
 
 /**
@@ -8,11 +9,5 @@ import { InvalidArgumentError } from "./invalid-argument-error.js";
 export function validateOptions<TSchema extends z.ZodType>(schema: TSchema, value: unknown, parameter: string): z.output<TSchema> {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
-  const details = result.error.issues
-    .map((issue) => {
-      const key = issue.path.length > 0 ? `${issue.path.join(".")}: ` : "";
-      return `${key}${issue.message}`;
-    })
-    .join("; ");
-  throw new InvalidArgumentError(parameter, details, { cause: result.error });
+  throw new InvalidArgumentError(parameter, formatZodIssues(result.error), { cause: result.error });
 }

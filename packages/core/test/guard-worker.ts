@@ -1,8 +1,8 @@
 // A second process using the same proposal store: `propose <dir> <worker> <count>` or `approve <dir> <worker> <ids...>`.
-import { createFileProposalStore, MultiRepoGuard } from "../src/index.js";
+import { createFileProposalStore, createMultiRepoGuard } from "../src/index.js";
 
 const [command, directory, worker, ...rest] = process.argv.slice(2);
-const guard = new MultiRepoGuard({ primaryRepo: "backend-api", store: createFileProposalStore(directory!) });
+const guard = createMultiRepoGuard({ primaryRepo: "backend-api", store: createFileProposalStore(directory!) });
 const outcome: Record<string, string> = {};
 if (command === "propose") {
   for (let index = 0; index < Number(rest[0]); index++) {
@@ -17,7 +17,7 @@ if (command === "propose") {
 } else {
   for (const id of rest) {
     try {
-      await guard.approve(id, { by: worker! });
+      await guard.approve({ id, by: worker! });
       outcome[id] = "approved";
     } catch (error) {
       outcome[id] = (error as { code: string }).code;

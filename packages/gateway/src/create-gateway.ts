@@ -26,7 +26,7 @@ import {
   type PriceEntry,
   type Tracker,
 } from "@bulkhead/budget";
-import { addUsage, emptyUsage, InvalidArgumentError, TypedEmitter, validateOptions, type Usage } from "@bulkhead/core";
+import { addUsage, emptyUsage, InvalidArgumentError, lazySchema, TypedEmitter, validateOptions, type Usage } from "@bulkhead/core";
 import { z } from "zod";
 import type { AuditRecord, CallOutcome, SessionStats, ToolSetChange } from "./audit-record.js";
 import { GatewayFailedError } from "./gateway-failed-error.js";
@@ -150,58 +150,67 @@ const ROUTES = new Map<string, WireFormat>([
   ["/v1/chat/completions", openAiChat],
 ]);
 
-const listenSchema = z.union([
-  z.object({ host: z.string().min(1).optional(), port: z.number().int().min(0).max(65535).optional() }).strict(),
-  z.object({ path: z.string().min(1), mode: z.number().int().min(0).max(0o777).optional() }).strict(),
-]);
+// Built on first use, not at import.
+const listenSchema = lazySchema(() =>
+  z.union([
+    z.object({ host: z.string().min(1).optional(), port: z.number().int().min(0).max(65535).optional() }).strict(),
+    z.object({ path: z.string().min(1), mode: z.number().int().min(0).max(0o777).optional() }).strict(),
+  ]),
+);
 
-const urlSchema = z
-  .string()
-  .url()
-  .refine((value) => /^https?:\/\//.test(value), "expected an http:// or https:// URL");
+const urlSchema = lazySchema(() =>
+  z
+    .string()
+    .url()
+    .refine((value) => /^https?:\/\//.test(value), "expected an http:// or https:// URL"),
+);
 
-const optionsSchema = z
-  .object({
-    listen: z.union([listenSchema, z.array(listenSchema).min(1)]).optional(),
-    upstreams: z.object({ anthropic: urlSchema.optional(), openai: urlSchema.optional() }).strict().optional(),
-    credentials: z
-      .object({
-        anthropic: z
-          .union([z.object({ apiKey: z.string().min(1) }).strict(), z.object({ oauthToken: z.string().min(1) }).strict()])
-          .optional(),
-        openai: z
-          .object({ apiKey: z.string().min(1) })
-          .strict()
-          .optional(),
-      })
-      .strict()
-      .optional(),
-    env: z.record(z.string(), z.string().optional()).optional(),
-    maxBodyBytes: z.number().int().positive().optional(),
-    timeoutMs: z.number().int().positive().optional(),
-    idleTimeoutMs: z.number().int().positive().optional(),
-    auditFile: z.string().min(1).optional(),
-    prices: z.array(z.any()).optional(),
-    abortSignal: z.instanceof(AbortSignal).optional(),
-  })
-  .strict();
+const optionsSchema = lazySchema(() =>
+  z
+    .object({
+      listen: z.union([listenSchema(), z.array(listenSchema()).min(1)]).optional(),
+      upstreams: z.object({ anthropic: urlSchema().optional(), openai: urlSchema().optional() }).strict().optional(),
+      credentials: z
+        .object({
+          anthropic: z
+            .union([z.object({ apiKey: z.string().min(1) }).strict(), z.object({ oauthToken: z.string().min(1) }).strict()])
+            .optional(),
+          openai: z
+            .object({ apiKey: z.string().min(1) })
+            .strict()
+            .optional(),
+        })
+        .strict()
+        .optional(),
+      env: z.record(z.string(), z.string().optional()).optional(),
+      maxBodyBytes: z.number().int().positive().optional(),
+      timeoutMs: z.number().int().positive().optional(),
+      idleTimeoutMs: z.number().int().positive().optional(),
+      auditFile: z.string().min(1).optional(),
+      prices: z.array(z.any()).optional(),
+      abortSignal: z.instanceof(AbortSignal).optional(),
+    })
+    .strict(),
+);
 
-const sessionSchema = z
-  .object({
-    sessionId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/, "letters, digits, '.', '_', ':', '/' or '-', up to 128"),
-    budget: z.custom<Budget>((value) => value instanceof Budget, "expected a Budget from createBudget"),
-    tracker: z
-      .custom<Tracker>((value) => isObject(value) && typeof (value as Json).startSpan === "function", "expected a Tracker")
-      .optional(),
-    ledger: z.custom<Ledger>((value) => isObject(value) && typeof (value as Json).append === "function", "expected a Ledger").optional(),
-    repo: z.string().min(1).optional(),
-    operation: z.string().min(1).optional(),
-    policy: z
-      .object({ toolChanges: z.enum(["report", "refuse"]).optional() })
-      .strict()
-      .optional(),
-  })
-  .strict();
+const sessionSchema = lazySchema(() =>
+  z
+    .object({
+      sessionId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/, "letters, digits, '.', '_', ':', '/' or '-', up to 128"),
+      budget: z.custom<Budget>((value) => Budget.isInstance(value), "expected a Budget from createBudget"),
+      tracker: z
+        .custom<Tracker>((value) => isObject(value) && typeof (value as Json).startSpan === "function", "expected a Tracker")
+        .optional(),
+      ledger: z.custom<Ledger>((value) => isObject(value) && typeof (value as Json).append === "function", "expected a Ledger").optional(),
+      repo: z.string().min(1).optional(),
+      operation: z.string().min(1).optional(),
+      policy: z
+        .object({ toolChanges: z.enum(["report", "refuse"]).optional() })
+        .strict()
+        .optional(),
+    })
+    .strict(),
+);
 
 /** A body of this size is never buffered from the upstream: an answer larger than this is a broken upstream. */
 const MAX_UPSTREAM_BODY_BYTES = 64 * 1024 * 1024;
@@ -308,6 +317,9 @@ interface Call {
  * swaps each session's token for the real credential, meters every call from the upstream's
  * own usage, and enforces the session's budgets on the wire. See docs/gateway.md.
  */
+// Set by the class's static block: the one way to build and start a gateway.
+let start: (options: z.output<ReturnType<typeof optionsSchema>>) => Promise<Gateway>;
+
 export class Gateway extends TypedEmitter<GatewayEvents> implements AsyncDisposable {
   readonly #servers: Server[] = [];
   readonly #addresses: ({ host: string; port: number } | { path: string })[] = [];
@@ -333,13 +345,22 @@ export class Gateway extends TypedEmitter<GatewayEvents> implements AsyncDisposa
   #nextCall = 0;
   #closing: Promise<void> | undefined;
 
-  /** @internal use {@link createGateway} */
-  constructor(options: z.output<typeof optionsSchema>) {
+  static {
+    // createGateway is the one way to get a started gateway: construction and listening stay private.
+    start = async (options) => {
+      const gateway = new Gateway(options);
+      const listen = options.listen === undefined ? [{}] : Array.isArray(options.listen) ? options.listen : [options.listen];
+      await gateway.#listen(listen as GatewayListen[], options.abortSignal);
+      return gateway;
+    };
+  }
+
+  private constructor(options: z.output<ReturnType<typeof optionsSchema>>) {
     super();
     const env = options.env ?? process.env;
     const upstream = (value: string | undefined, name: string, fallback: string) => {
       const url = value ?? env[name] ?? fallback;
-      const parsed = urlSchema.safeParse(url);
+      const parsed = urlSchema().safeParse(url);
       if (!parsed.success) throw new InvalidArgumentError(name, `expected an http(s) URL, got ${JSON.stringify(url)}`);
       return new URL(url);
     };
@@ -366,8 +387,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> implements AsyncDisposa
     this.#prices = options.prices ?? [];
   }
 
-  /** @internal */
-  async listen(listen: GatewayListen[], abortSignal: AbortSignal | undefined): Promise<void> {
+  async #listen(listen: GatewayListen[], abortSignal: AbortSignal | undefined): Promise<void> {
     try {
       for (const address of listen) {
         const server = createServer((request, response) => this.#track(this.#serve(request, response)));
@@ -422,7 +442,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> implements AsyncDisposa
   /** Registers a session and returns its token. A session id can be live once. */
   addSession(options: AddSessionOptions): GatewaySessionHandle {
     if (this.#closing) throw new GatewayFailedError("the gateway is closed: create a new one");
-    const parsed = validateOptions(sessionSchema, options, "options") as AddSessionOptions;
+    const parsed = validateOptions(sessionSchema(), options, "options") as AddSessionOptions;
     if (this.#sessions.has(parsed.sessionId))
       throw new InvalidArgumentError(
         "options.sessionId",
@@ -683,7 +703,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> implements AsyncDisposa
       record.toolResultTokens = toolTokens;
       // Booked on the tool-call budget only: the same tokens reach the session total as prompt
       // tokens when the call settles, from the upstream's usage.
-      if (toolTokens > 0) budget.charge({ toolCalls: toolTokens, sessionTotal: 0 });
+      if (toolTokens > 0) budget.charge({ spent: { toolCalls: toolTokens, sessionTotal: 0 } });
       if (prepared.tools.length > 0 && budget.available("toolCalls") <= 0) {
         prepared.disableTools(
           `[bulkhead] The tool-call budget of this session is spent (${budget.used("toolCalls").toLocaleString("en-US")} tokens of tool results). Tool use is disabled: do not call any tool; finish with what you have and say what is left.`,
@@ -730,7 +750,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> implements AsyncDisposa
       const onRefused = (event: { kind: BudgetKind }) => void (refusedKind ??= event.kind);
       budget.on("budget-refused", onRefused);
       try {
-        call.lease = budget.tryReserve({ contextRead: upper, generation: maxTokens ?? 0 });
+        call.lease = budget.tryReserve({ amounts: { contextRead: upper, generation: maxTokens ?? 0 } });
       } finally {
         budget.off("budget-refused", onRefused);
       }
@@ -1152,8 +1172,8 @@ export class Gateway extends TypedEmitter<GatewayEvents> implements AsyncDisposa
     record.usageSource = source;
     const budget = session.options.budget;
     try {
-      if (call.lease) budget.settle(call.lease, usage);
-      else budget.charge(usage);
+      if (call.lease) budget.settle({ lease: call.lease, spent: usage });
+      else budget.charge({ spent: usage });
     } catch (error) {
       record.error = `the budget could not book this call: ${(error as Error).message}`;
     }
@@ -1328,9 +1348,5 @@ function removeStaleSocket(path: string): void {
  * gateway.stats("fix-auth").cacheHitRate;
  */
 export async function createGateway(options: CreateGatewayOptions = {}): Promise<Gateway> {
-  const parsed = validateOptions(optionsSchema, options, "options");
-  const gateway = new Gateway(parsed);
-  const listen = parsed.listen === undefined ? [{}] : Array.isArray(parsed.listen) ? parsed.listen : [parsed.listen];
-  await gateway.listen(listen as GatewayListen[], parsed.abortSignal);
-  return gateway;
+  return start(validateOptions(optionsSchema(), options, "options"));
 }

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { parseSseFields, SseParser } from "./sse-parser.js";
+import { hasBytesAt, parseSseFields, SseParser } from "./sse-parser.js";
 
 const frameArbitrary = fc.record({
   event: fc.option(fc.stringMatching(/^[a-z_.]{1,20}$/), { nil: undefined }),
@@ -90,5 +90,16 @@ describe("SseParser", () => {
         }
       }),
     );
+  });
+});
+
+describe("hasBytesAt", () => {
+  it("finds a prefix at an offset, and refuses a mismatch or one that runs past the end", () => {
+    const bytes = Buffer.from("event: ping\n");
+    expect(hasBytesAt(bytes, 0, Buffer.from("event:"))).toBe(true);
+    expect(hasBytesAt(bytes, 7, Buffer.from("ping"))).toBe(true);
+    expect(hasBytesAt(bytes, 0, Buffer.from(""))).toBe(true);
+    expect(hasBytesAt(bytes, 1, Buffer.from("event:"))).toBe(false);
+    expect(hasBytesAt(bytes, 8, Buffer.from("ping\n!"))).toBe(false);
   });
 });

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { createMemoryProposalStore, MultiRepoGuard } from "@bulkhead/core";
+import { createMemoryProposalStore, createMultiRepoGuard } from "@bulkhead/core";
 import { createTempDir, git, initRepo, type TempDir } from "@bulkhead/test-utils";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createCommitLead, type CommitLeadEvents } from "./create-commit-lead.js";
@@ -65,7 +65,7 @@ describe("createCommitLead", () => {
   });
 
   it("refuses files outside the manifest, holds guarded writes, and fails closed on gates", async () => {
-    const guard = new MultiRepoGuard({
+    const guard = createMultiRepoGuard({
       primaryRepo: "backend-api",
       store: createMemoryProposalStore(),
       scope: { canWrite: (_repo, path) => path.startsWith("src/") },
@@ -97,7 +97,7 @@ describe("createCommitLead", () => {
     expect(events).toEqual(["submission-rejected A-1", "submission-held A-2", "gate-end A-3 lint false", "submission-rejected A-3"]);
     // A person approves the held change: submitted again, it is committed.
     const [proposal] = await guard.pending();
-    await guard.approve(proposal!.id, { by: "ana" });
+    await guard.approve({ id: proposal!.id, by: "ana" });
     expect(await lead.submit({ issueId: "A-2", worker: "w", files: ["docs/b.md"], message: "m" })).toMatchObject({ status: "committed" });
     // The gate's output is evidence in the journal too, not only in the result.
     const rejected = readFileSync(join(repo, ".git/bulkhead/journal.jsonl"), "utf8")
@@ -153,8 +153,12 @@ describe("createCommitLead", () => {
       gates: [],
     });
     writeFileSync(join(state, "journal.jsonl"), `${readFileSync(join(state, "journal.jsonl"), "utf8")}${stale}\n`);
-    // A new lead recovers on start, before anything is submitted.
+    // Creating a lead changes nothing; recover() finishes the landed commit and rolls back the ghost.
     const fresh = await createCommitLead({ dir: repo, author });
+    expect(existsSync(join(state, "results", `${first.id}.json`))).toBe(false);
+    expect((await fresh.status()).recoveryPending.sort()).toEqual([first.id, "ghost"].sort());
+    expect(await fresh.recover()).toEqual({ finished: [first.id], rolledBack: ["ghost"] });
+    expect((await fresh.status()).recoveryPending).toEqual([]);
     expect(existsSync(join(state, "results", `${first.id}.json`))).toBe(true);
     expect((await fresh.status()).recentCommits).toEqual([{ id: first.id, issueId: "R-1", sha: first.sha }]);
     expect(readFileSync(join(state, "journal.jsonl"), "utf8")).toContain('"type":"aborted","id":"ghost"');
@@ -178,6 +182,8 @@ describe("createCommitLead", () => {
     expect(git(repo, ["status", "--porcelain"])).toBe("D  src/a.ts\n?? src/a.ts");
 
     const fresh = await createCommitLead({ dir: repo, author });
+    expect(git(repo, ["status", "--porcelain"])).toBe("D  src/a.ts\n?? src/a.ts");
+    expect(await fresh.recover()).toEqual({ finished: ["s-1"], rolledBack: [] });
     expect(git(repo, ["status", "--porcelain"])).toBe("");
     expect(JSON.parse(readFileSync(join(state, "results", "s-1.json"), "utf8"))).toMatchObject({
       status: "committed",

@@ -3,7 +3,18 @@ import * as fs from "node:fs";
 import { existsSync, lstatSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
-import { InvalidArgumentError, isProcessAlive, TypedEmitter, validateOptions, type ChangedPath, type MultiRepoGuard } from "@bulkhead/core";
+import {
+  AbortedError,
+  createDeadline,
+  InvalidArgumentError,
+  isProcessAlive,
+  sleep,
+  TypedEmitter,
+  validateOptions,
+  type ChangedPath,
+  type Deadline,
+  type MultiRepoGuard,
+} from "@bulkhead/core";
 import git from "isomorphic-git";
 import { z } from "zod";
 import {
@@ -19,7 +30,7 @@ import { checkPaths, proposeToGuard } from "./check-submission.js";
 import { GitConflictError, LeadFencedError } from "./git-lead-errors.js";
 import { compareAndSwapBranch, readBranch } from "./git-refs.js";
 import { Journal, type JournalEntry } from "./journal.js";
-import { tryAcquireLeadLock, type LeadLock } from "./lead-lock.js";
+import { isLeadLockLive, tryAcquireLeadLock, type LeadLock } from "./lead-lock.js";
 import { ObjectStore } from "./object-store.js";
 import { openIntents, recoverIntents } from "./recover-intents.js";
 import { RemoteLanding, remoteLandingSchema, type RemoteLandingOptions } from "./remote-landing.js";
@@ -38,8 +49,47 @@ import {
 import { SubmissionQueue } from "./submission-queue.js";
 import { syncCheckouts } from "./sync-checkouts.js";
 
+/** What {@link CommitLead.recover} did with the work a stopped lead left: submission ids. */
+export interface RecoveryReport {
+  /** Commits that had landed: journaled, their checkouts brought along, their results written. */
+  finished: string[];
+  /** Intents whose commit never landed: marked aborted; their submissions, still queued, run again. */
+  rolledBack: string[];
+}
+
+/** Options of {@link CommitLead.recover}. */
+export interface RecoverOptions {
+  /** How long to wait for a live lead to finish before giving up with `GitConflictError`. @default 30_000 */
+  timeoutMs?: number;
+  /** Stops waiting: `recover()` throws `AbortedError`. Recovery itself, once it has the lock, runs to its end. @default none */
+  abortSignal?: AbortSignal;
+}
+
+/** What {@link CommitLead.status} reports; reading it changes nothing on disk. */
+export interface CommitLeadStatus {
+  /** Queued submission ids, oldest first. */
+  queue: string[];
+  /** The submission whose commit is under way (an intent without an outcome), if any. */
+  inFlight: string | undefined;
+  /** Whether a live lead (in any process) holds the repository's lead lock now. */
+  leadAlive: boolean;
+  /**
+   * Submission ids a stopped lead left unfinished (an intent without an outcome, or a commit
+   * journaled without its result), while no live lead holds the lock: `recover()` (or the next
+   * `submit()`) finishes or rolls them back. Empty while a live lead works.
+   */
+  recoveryPending: string[];
+  /** The last 20 commits the journal records. */
+  recentCommits: { id: string; issueId: string; sha: string }[];
+  /** Submissions held for the guard's approval. */
+  held: SubmitResult[];
+}
+
+/** The events of a {@link CommitLead}, one readonly object each. */
 export interface CommitLeadEvents {
   "submission-queued": { id: string; issueId: string; worker: string };
+  /** This lead took over and finished or rolled back what a stopped lead left (only when there was something). */
+  "lead-recovered": RecoveryReport;
   "gate-end": { id: string; issueId: string; gate: GateResult };
   "commit-created": { id: string; issueId: string; sha: string; files: string[] };
   "submission-held": { id: string; issueId: string; reason: string };
@@ -62,62 +112,90 @@ export interface CommitLeadOptions {
    * committed on as it is. @default a missing branch gets a root commit
    */
   startAt?: string;
+  /** The commits' author and committer. */
   author: { name: string; email: string };
   /**
    * Gates every submission made through this lead object must pass; copied into each submission's
    * journaled gate list at `submit()`, so whichever lead processes it runs exactly them.
+   * @default none
    */
   gates?: readonly Gate[];
-  /** Cross-repo or out-of-scope writes are held here instead of committed. */
+  /** Cross-repo or out-of-scope writes are held here instead of committed. @default none: nothing is held */
   guard?: Pick<MultiRepoGuard, "propose">;
   /** The repo's name for the guard. @default the directory's name */
   repo?: string;
-  /**
-   * `leaseMs`: how long a lead's lease lasts without renewal (renewed every third of it).
-   * `indexTimeoutMs`: how long to wait for git's `index.lock` after a commit (default 10 s).
-   */
-  lock?: { leaseMs?: number; indexTimeoutMs?: number };
+  /** The lead's lease and git's index lock. @default `{ leaseMs: 30_000, indexTimeoutMs: 10_000 }` */
+  lock?: {
+    /** How long a lead's lease lasts without renewal (renewed every third of it). @default 30_000 */
+    leaseMs?: number;
+    /** How long to wait for git's `index.lock` after a commit. @default 10_000 */
+    indexTimeoutMs?: number;
+  };
   /**
    * Land every commit on the team's shared remote (see docs/git-lead.md#landing-on-a-shared-remote):
    * the commit is built on the remote's tip and pushed with a lease on it; `dir` is the lead's own
-   * clone, whose branch follows the remote.
+   * clone, whose branch follows the remote. @default none: commits land in `dir`
    */
   remote?: RemoteLandingOptions;
 }
 
-const optionsSchema = z.object({
-  dir: z.string().min(1),
-  branch: z
-    .string()
-    .regex(/^(?!.*\.\.)(?!\/)(?!.*\.lock$)[A-Za-z0-9._/-]+$/, "expected a branch name")
-    .optional(),
-  startAt: z
-    .string()
-    .regex(/^[0-9a-f]{40}$/, "expected a full commit id (40 hex digits)")
-    .optional(),
-  author: z.object({
-    name: z
+const buildOptionsSchema = () =>
+  z.object({
+    dir: z.string().min(1),
+    branch: z
       .string()
-      .min(1)
-      .regex(/^[^<>\n]+$/, "no <, > or newline"),
-    email: z
+      .regex(/^(?!.*\.\.)(?!\/)(?!.*\.lock$)[A-Za-z0-9._/-]+$/, "expected a branch name")
+      .optional(),
+    startAt: z
       .string()
-      .min(1)
-      .regex(/^[^<>\n]+$/, "no <, > or newline"),
-  }),
-  gates: z.array(gateSchema).max(64).optional(),
-  guard: z
-    .custom<Pick<MultiRepoGuard, "propose">>(
-      (value) => typeof (value as MultiRepoGuard | undefined)?.propose === "function",
-      "expected a MultiRepoGuard",
-    )
-    .optional(),
-  repo: z.string().min(1).optional(),
-  lock: z.object({ leaseMs: z.number().int().positive().optional(), indexTimeoutMs: z.number().int().positive().optional() }).optional(),
-  remote: remoteLandingSchema.optional(),
-});
+      .regex(/^[0-9a-f]{40}$/, "expected a full commit id (40 hex digits)")
+      .optional(),
+    author: z.object({
+      name: z
+        .string()
+        .min(1)
+        .regex(/^[^<>\n]+$/, "no <, > or newline"),
+      email: z
+        .string()
+        .min(1)
+        .regex(/^[^<>\n]+$/, "no <, > or newline"),
+    }),
+    gates: z.array(gateSchema()).max(64).optional(),
+    guard: z
+      .custom<Pick<MultiRepoGuard, "propose">>(
+        (value) => typeof (value as MultiRepoGuard | undefined)?.propose === "function",
+        "expected a MultiRepoGuard",
+      )
+      .optional(),
+    repo: z.string().min(1).optional(),
+    lock: z.object({ leaseMs: z.number().int().positive().optional(), indexTimeoutMs: z.number().int().positive().optional() }).optional(),
+    remote: remoteLandingSchema().optional(),
+  });
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const buildRecoverSchema = () =>
+  z.object({
+    timeoutMs: z.number().int().nonnegative().optional(),
+    abortSignal: z.instanceof(AbortSignal, { message: "expected an AbortSignal" }).optional(),
+  });
+
+let optionsSchemaCache: ReturnType<typeof buildOptionsSchema> | undefined;
+let recoverSchemaCache: ReturnType<typeof buildRecoverSchema> | undefined;
+// Built on first use, not at import.
+const optionsSchema = () => (optionsSchemaCache ??= buildOptionsSchema());
+const recoverSchema = () => (recoverSchemaCache ??= buildRecoverSchema());
+
+/** Resolves when `work` settles or `signal` fires, whichever is first; never rejects. */
+function untilSettledOrAborted(work: Promise<unknown>, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    signal.addEventListener("abort", done, { once: true });
+    work.then(done, done);
+  });
+}
 
 /** The git directory of a repository root: `<dir>/.git`, or `dir` itself when it is bare. */
 function gitdirOf(dir: string): { gitdir: string; bare: boolean } {
@@ -144,10 +222,12 @@ function gitdirOf(dir: string): { gitdir: string; bare: boolean } {
  * compare-and-swap of the branch under git's ref lock. No git process, hook, filter or
  * configuration runs. Checkouts of the branch are brought along path by path where they are
  * clean. A journal (intent, then outcome) and a fenced cross-process lock make it safe to kill at
- * any moment: `recover()` finishes or rolls back the entry in flight.
+ * any moment: `recover()` finishes or rolls back the entry in flight. Creating a lead changes
+ * nothing; `recover()` and `submit()` do. Close it (`await using`, or `close()`) when done.
  *
  * @example
- * const lead = await createCommitLead({ dir: "backend-api", author: { name: "Lead", email: "lead@example.com" } });
+ * await using lead = await createCommitLead({ dir: "backend-api", author: { name: "Lead", email: "lead@example.com" } });
+ * await lead.recover();
  * const [repo] = (await session.changes()).repos;
  * const result = await lead.submit({ issueId: "RATE-1", worker: "agent-1", changes: repo.paths, message: "Add rate limiting" });
  */
@@ -171,8 +251,13 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
   readonly #objects: ObjectStore;
   /** Where commits land when the lead works for a shared remote. */
   readonly #remote: RemoteLanding | undefined;
+  /** The signals of the submissions this object is waiting for, by id: the drive loop kills their gates on abort. */
+  readonly #signals = new Map<string, AbortSignal>();
+  /** The entry this process's drive loop is working on, and when it is done with it. */
+  #processing: { id: string; done: Promise<void> } | undefined;
+  #closed = false;
 
-  /** Use {@link createCommitLead}. */
+  /** @internal Use {@link createCommitLead}. */
   constructor(options: CommitLeadOptions & { branch: string }) {
     super();
     this.#options = options;
@@ -199,9 +284,28 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
    * change set's bytes are written as blobs first (every oid recomputed), so the queued entry
    * holds ids only. The gate list (this lead's gates, then the submission's own) is journaled
    * with it.
+   *
+   * When a stopped lead left work behind, the process that takes the lead finishes or rolls it
+   * back first (the same as `recover()`, reported by the `lead-recovered` event): the queue
+   * cannot move past an intent without an outcome, and whichever process leads next must settle
+   * it, so `submit()` never refuses for "recovery pending".
+   *
+   * `abortSignal`: see {@link Submission.abortSignal}; an abort ends with `AbortedError` and
+   * leaves nothing half done (no moved ref, no touched index, the journal records the refusal).
    */
   async submit(submission: Submission): Promise<SubmitResult> {
-    const parsed = validateOptions(submissionSchema, submission, "submission");
+    const { abortSignal, ...parsed } = validateOptions(submissionSchema(), submission, "submission");
+    if (this.#closed) throw new InvalidArgumentError("submit", `the lead over ${this.dir} is closed: create a new one`);
+    const deadline = createDeadline({ abortSignal });
+    try {
+      deadline.throwIfAborted("submit");
+      return await this.#submit(parsed, deadline);
+    } finally {
+      deadline.dispose();
+    }
+  }
+
+  async #submit(parsed: Omit<Submission, "abortSignal">, deadline: Deadline): Promise<SubmitResult> {
     const id = parsed.id ?? `s${Date.now().toString(36)}${randomBytes(6).toString("hex")}`;
     const existing = this.#queue.result(id);
     if (existing) return this.#resynced(existing);
@@ -232,41 +336,83 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
       gates,
       owner: { pid: process.pid, lead: this.#instance },
     };
+    deadline.throwIfAborted("submit");
     this.#queue.add(entry);
     this.emit("submission-queued", { id, issueId: entry.issueId, worker: entry.worker });
-    for (let first = true; ; first = false) {
-      const result = this.#queue.result(id);
-      // Found before this call drove anything: another lead committed it (a resubmission after a crash).
-      if (result) return first ? this.#resynced(result) : result;
-      await this.#drive();
-      if (!this.#queue.result(id)) await sleep(5 + Math.random() * 20);
+    this.#signals.set(id, deadline.signal);
+    try {
+      for (let first = true; ; first = false) {
+        const result = this.#queue.result(id);
+        // Found before this call drove anything: another lead committed it (a resubmission after a crash).
+        if (result) return this.#answer(first ? await this.#resynced(result) : result, deadline);
+        if (deadline.signal.aborted || this.#closed) return await this.#abandon(id, deadline);
+        const driving = this.#drive();
+        await untilSettledOrAborted(driving, deadline.signal);
+        if (!this.#queue.result(id) && !deadline.signal.aborted)
+          await sleep(5 + Math.random() * 20, deadline.signal).catch(() => undefined);
+      }
+    } finally {
+      this.#signals.delete(id);
     }
+  }
+
+  /** An outcome for a caller: a refusal that its own abort caused ends as `AbortedError`. */
+  #answer(result: SubmitResult, deadline: Deadline): SubmitResult {
+    if (result.status === "rejected" && result.aborted && deadline.signal.aborted)
+      throw new AbortedError(`submit of ${result.id} (${result.issueId})`, deadline.signal.reason);
+    return result;
+  }
+
+  /**
+   * The caller aborted while its submission waited or ran. When this process is working on it,
+   * the drive loop has killed its gate: wait for that to end and answer with what it decided.
+   * Otherwise it is withdrawn, so the lead that reaches it refuses it, and the call ends now.
+   */
+  async #abandon(id: string, deadline: Deadline): Promise<SubmitResult> {
+    const processing = this.#processing;
+    if (processing?.id === id) await processing.done;
+    else this.#queue.withdraw(id);
+    const result = this.#queue.result(id);
+    // Decided before the abort took hold (a commit whose intent was journaled, a hold, a failed gate): that is the outcome.
+    if (result) return this.#answer(result, deadline);
+    throw new AbortedError(
+      `submit of ${id}`,
+      deadline.signal.aborted ? deadline.signal.reason : new Error(`the lead over ${this.dir} was closed while the submission waited`),
+    );
   }
 
   /**
    * Finishes or rolls back the entry in flight after a crash: its commit counts when the branch
    * points at it, otherwise it is rolled back and its submission, still queued, runs again with
-   * its own gates. Every new lead runs it before taking work; call it yourself to recover without
-   * submitting. Waits for a live lead to finish first.
+   * its own gates. Creating a lead never does this: call it before work to settle what a crash
+   * left (the process that takes the lead in `submit()` does the same first). Waits for a live
+   * lead to finish; `timeoutMs` bounds that wait (then `GitConflictError`), `abortSignal` ends it
+   * (`AbortedError`).
    */
-  async recover({ timeoutMs = 30_000 } = {}): Promise<{ finished: string[]; rolledBack: string[] }> {
-    const started = Date.now();
-    for (;;) {
-      const lock = await tryAcquireLeadLock(this.#state, { leaseMs: this.#options.lock?.leaseMs ?? 30_000 });
-      if (lock) {
-        try {
-          return await this.#recover();
-        } finally {
-          await lock.release();
+  async recover(options: RecoverOptions = {}): Promise<RecoveryReport> {
+    const { timeoutMs = 30_000, abortSignal } = validateOptions(recoverSchema(), options, "options");
+    const deadline = createDeadline({ abortSignal, timeoutMs });
+    try {
+      for (;;) {
+        if (deadline.timedOut)
+          throw new GitConflictError(`another lead has held ${this.#state} for ${timeoutMs} ms: recover when it is done`);
+        deadline.throwIfAborted("recover");
+        const lock = await tryAcquireLeadLock(this.#state, { leaseMs: this.#options.lock?.leaseMs ?? 30_000 });
+        if (lock) {
+          try {
+            return await this.#recover();
+          } finally {
+            await lock.release();
+          }
         }
+        await sleep(20, deadline.signal).catch(() => undefined);
       }
-      if (Date.now() - started > timeoutMs)
-        throw new GitConflictError(`another lead has held ${this.#state} for ${timeoutMs} ms: recover when it is done`);
-      await sleep(20);
+    } finally {
+      deadline.dispose();
     }
   }
 
-  async #recover(): Promise<{ finished: string[]; rolledBack: string[] }> {
+  async #recover(): Promise<RecoveryReport> {
     const entries = await this.#journal.read();
     this.#committed = entries.filter((entry): entry is Extract<JournalEntry, { type: "committed" }> => entry.type === "committed");
     this.#remote?.remember(entries);
@@ -314,20 +460,28 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
     return this.#finish(entry, { status: "committed", id: entry.id, issueId: entry.issueId, sha, parent, files, gates: [], ...synced });
   }
 
-  /** Queue, entry in flight, recent commits and held submissions. */
-  async status(): Promise<{
-    queue: string[];
-    inFlight: string | undefined;
-    recentCommits: { id: string; issueId: string; sha: string }[];
-    held: SubmitResult[];
-  }> {
-    const queue = this.#queue.list().map((entry) => entry.id);
+  /**
+   * Queue, entry in flight, recovery pending, recent commits and held submissions. Read only: it
+   * takes no lock and writes nothing, so looking at a crashed lead's repository changes nothing.
+   */
+  async status(): Promise<CommitLeadStatus> {
+    const queued = this.#queue.list({ readOnly: true });
+    const queue = queued.map((entry) => entry.id);
     const entries = await this.#journal.read();
-    const inFlight = openIntents(entries)[0]?.id;
-    const recentCommits = entries
-      .filter((entry): entry is Extract<JournalEntry, { type: "committed" }> => entry.type === "committed")
-      .slice(-20)
-      .map(({ id, issueId, sha }) => ({ id, issueId, sha }));
+    const open = openIntents(entries);
+    const inFlight = open[0]?.id;
+    const committed = entries.filter((entry): entry is Extract<JournalEntry, { type: "committed" }> => entry.type === "committed");
+    const leadAlive = isLeadLockLive(this.#state);
+    const journaled = new Set(committed.map((entry) => entry.id));
+    const recoveryPending = leadAlive
+      ? []
+      : [
+          ...new Set([
+            ...open.map((intent) => intent.id),
+            ...queued.filter((entry) => journaled.has(entry.id) && !this.#queue.result(entry.id)).map((entry) => entry.id),
+          ]),
+        ];
+    const recentCommits = committed.slice(-20).map(({ id, issueId, sha }) => ({ id, issueId, sha }));
     const committedIssues = new Set(entries.flatMap((entry) => (entry.type === "committed" ? [entry.issueId] : [])));
     const held: SubmitResult[] = [];
     for (const id of await this.#queue.resultIds()) {
@@ -335,12 +489,24 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
       // Held until approved: once the issue is committed (resubmitted after approval), it is not held any more.
       if (result?.status === "held" && !committedIssues.has(result.issueId)) held.push(result);
     }
-    return { queue, inFlight, recentCommits, held };
+    return { queue, inFlight, leadAlive, recoveryPending, recentCommits, held };
   }
 
-  /** Closes the journal. Idempotent. */
+  /**
+   * Waits for the submission this process is committing (no further one is taken), then closes
+   * the journal. Idempotent; `await using lead = await createCommitLead(...)` calls it. A closed
+   * lead refuses `submit()`; a `submit()` still waiting for its outcome is withdrawn and throws
+   * `AbortedError`.
+   */
   async close(): Promise<void> {
+    this.#closed = true;
+    await this.#driving;
     await this.#journal.close();
+  }
+
+  /** {@link close}, for `await using`. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
   }
 
   /**
@@ -362,6 +528,7 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
   #drive(): Promise<void> {
     const turn = this.#driving.then(async () => {
       const leaseMs = this.#options.lock?.leaseMs ?? 30_000;
+      if (this.#closed) return;
       const lock = await tryAcquireLeadLock(this.#state, { leaseMs });
       if (!lock) return;
       // The lease is kept alive while this process leads, also through a gate that runs for
@@ -369,10 +536,13 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
       const keepAlive = setInterval(() => void lock.renew().catch(() => undefined), Math.max(20, leaseMs / 3));
       keepAlive.unref();
       try {
-        await this.#recover();
+        const recovered = await this.#recover();
+        if (recovered.finished.length + recovered.rolledBack.length > 0) this.emit("lead-recovered", recovered);
         for (;;) {
           let next: QueueEntry | undefined;
           let refusal: string | undefined;
+          // Closing stops taking work after the entry in hand; the queue waits for the next lead.
+          if (this.#closed) break;
           for (const candidate of this.#queue.list()) {
             const claim = this.#claim(candidate);
             if (claim === "wait") continue;
@@ -382,15 +552,28 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
           }
           if (!next) break;
           await lock.renewIfDue();
-          try {
-            if (refusal) await this.#reject(next, `the lead refused it: ${refusal}`);
-            else if (this.#remote) await this.#remote.serialized(() => this.#process(next!, lock));
-            else await this.#process(next, lock);
-          } catch (error) {
-            // Taken over: the new lead owns the queue now. Anything else fails this one submission, not the queue.
-            if (error instanceof LeadFencedError) return;
-            await this.#reject(next, `the lead could not commit it: ${(error as Error).message}`);
-          }
+          const entry = next;
+          const processing = (async (): Promise<"fenced" | undefined> => {
+            try {
+              if (refusal) await this.#reject(entry, `the lead refused it: ${refusal}`);
+              else if (this.#remote) await this.#remote.serialized(() => this.#process(entry, lock));
+              else await this.#process(entry, lock);
+            } catch (error) {
+              // Taken over: the new lead owns the queue now. Anything else fails this one submission, not the queue.
+              if (error instanceof LeadFencedError) return "fenced";
+              await this.#reject(entry, `the lead could not commit it: ${(error as Error).message}`);
+            }
+            return undefined;
+          })();
+          this.#processing = {
+            id: entry.id,
+            done: processing.then(
+              () => undefined,
+              () => undefined,
+            ),
+          };
+          const outcome = await processing.finally(() => (this.#processing = undefined));
+          if (outcome === "fenced") return;
         }
       } finally {
         clearInterval(keepAlive);
@@ -418,7 +601,7 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
   }
 
   /** Refuses a submission; the journal keeps the evidence, also of a refusal: which gate failed and what it said. */
-  async #reject(entry: QueueEntry, reason: string, gates: GateResult[] = []): Promise<void> {
+  async #reject(entry: QueueEntry, reason: string, gates: GateResult[] = [], { aborted = false } = {}): Promise<void> {
     await this.#journal.append({
       type: "rejected",
       id: entry.id,
@@ -426,8 +609,21 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
       reason,
       at: new Date().toISOString(),
       gates: gates.map(({ name, ok, output }) => ({ name, ok, output })),
+      ...(aborted && { aborted: true as const }),
     });
-    return this.#finish(entry, { status: "rejected", id: entry.id, issueId: entry.issueId, reason, gates });
+    return this.#finish(entry, {
+      status: "rejected",
+      id: entry.id,
+      issueId: entry.issueId,
+      reason,
+      gates,
+      ...(aborted && { aborted: true as const }),
+    });
+  }
+
+  /** Whether the submitter gave up on an entry: its signal fired (in this process) or it was withdrawn (from any). */
+  #abandoned(entry: QueueEntry): boolean {
+    return this.#signals.get(entry.id)?.aborted === true || this.#queue.isWithdrawn(entry.id);
   }
 
   /** The submission's changes as tree entries: a change set's queued blobs, or a trusted worker's files read now. */
@@ -452,6 +648,7 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
     // Committed before a crash lost its result file: answer from the journal, never commit twice.
     const already = this.#committed.find((item) => item.id === entry.id);
     if (already) return this.#finishJournaled(entry, already.sha);
+    if (this.#abandoned(entry)) return this.#reject(entry, "its submitter aborted before the lead took it", [], { aborted: true });
     const checked = checkPaths(entry);
     if (!checked.ok) return this.#reject(entry, checked.reason);
     const { paths } = checked;
@@ -497,6 +694,13 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
     let tree = await buildTree(store, parentTree, changes);
     if (tree === parentTree) return this.#reject(entry, "the submitted files are identical to the branch: nothing to commit");
     const gates = await this.#runGates(entry, paths, tree);
+    if (gates.aborted || this.#abandoned(entry))
+      return this.#reject(
+        entry,
+        `its submitter aborted${gates.results.length > 0 ? ` while gate ${gates.results.at(-1)!.name} ran` : ""}`,
+        gates.results,
+        { aborted: true },
+      );
     if (!gates.ok) return this.#reject(entry, `gate ${gates.results.at(-1)!.name} failed`, gates.results);
 
     for (let attempt = 0; ; attempt++) {
@@ -518,6 +722,8 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
         this.#options.author,
       );
       await lock.assertCurrent();
+      // The last moment an abort counts: from the intent on, the commit lands.
+      if (this.#abandoned(entry)) return this.#reject(entry, "its submitter aborted before its commit", gates.results, { aborted: true });
       await this.#journal.append({
         type: "intent",
         id: entry.id,
@@ -617,9 +823,14 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
    * `dir`, where the files are; for a change set, in a fresh checkout of the candidate tree in a
    * temporary directory the lead owns (removed afterwards), so a gate tests the commit itself.
    */
-  async #runGates(entry: QueueEntry, paths: readonly string[], tree: string): Promise<{ ok: boolean; results: GateResult[] }> {
+  async #runGates(
+    entry: QueueEntry,
+    paths: readonly string[],
+    tree: string,
+  ): Promise<{ ok: boolean; aborted?: true; results: GateResult[] }> {
     const gates = entry.gates ?? [];
     if (gates.length === 0) return { ok: true, results: [] };
+    const abortSignal = this.#signals.get(entry.id);
     let dir = this.dir;
     let scratch: string | undefined;
     try {
@@ -634,6 +845,7 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
         issueId: entry.issueId,
         functions: entry.owner?.lead === this.#instance ? this.#functions : new Map(),
         onGateEnd: (gate) => this.emit("gate-end", { id: entry.id, issueId: entry.issueId, gate }),
+        abortSignal,
       });
     } finally {
       if (scratch) rmSync(scratch, { recursive: true, force: true });
@@ -674,9 +886,17 @@ export class CommitLead extends TypedEmitter<CommitLeadEvents> {
   }
 }
 
-/** Creates a commit lead over a repository, after checking it and running `recover()` when free. */
+/**
+ * Creates a commit lead over a repository after checking the options and the repository. It
+ * reads and changes nothing else: no lock, no recovery (call `lead.recover()`), so a lead made
+ * only to read `status()` leaves the repository exactly as it was.
+ *
+ * @example
+ * await using lead = await createCommitLead({ dir: ".", author: { name: "Lead", email: "lead@example.com" } });
+ * const { finished, rolledBack } = await lead.recover();
+ */
 export async function createCommitLead(options: CommitLeadOptions): Promise<CommitLead> {
-  validateOptions(optionsSchema, options, "options");
+  validateOptions(optionsSchema(), options, "options");
   const { gitdir } = gitdirOf(options.dir);
   const head = (() => {
     try {
@@ -697,11 +917,5 @@ export async function createCommitLead(options: CommitLeadOptions): Promise<Comm
     if (!isCommit)
       throw new InvalidArgumentError("options.startAt", `${startAt} is not a commit in ${options.dir}: pass a commit of that repository`);
   }
-  const lead = new CommitLead({ ...options, branch });
-  // Run on start: finish or roll back what a crashed lead left in flight. A live lead holding the
-  // lock has done that already when it took over.
-  await lead.recover({ timeoutMs: 0 }).catch((error: unknown) => {
-    if (!(error instanceof GitConflictError)) throw error;
-  });
-  return lead;
+  return new CommitLead({ ...options, branch });
 }

@@ -13,14 +13,14 @@ describe("the file work hook's claim path", () => {
   it("claims by reading only the claimed task and its dependencies, not every task", async () => {
     const hook = createWorkHook({ dir: join(dir.path, "only-its-own") });
     await hook.add([{ id: "base" }, ...Array.from({ length: 50 }, (_, index) => ({ id: `t${index}`, dependsOn: ["base"] }))]);
-    await hook.complete(await hook.claim("base", "w0"));
+    await hook.complete({ claim: await hook.claim({ taskId: "base", worker: "w0" }) });
     // Every other task's file is unreadable as JSON: a claim that lists and parses all tasks
     // (an O(tasks) claim) fails; one that reads t7 and its dependency succeeds.
     for (let index = 0; index < 50; index++)
       if (index !== 7) writeFileSync(join(dir.path, "only-its-own", "tasks", `t${index}.json`), "{ not json");
-    const claim = await hook.claim("t7", "w1");
+    const claim = await hook.claim({ taskId: "t7", worker: "w1" });
     expect(claim).toMatchObject({ taskId: "t7", worker: "w1" });
-    await hook.complete(claim);
+    await hook.complete({ claim });
     expect(readFileSync(join(dir.path, "only-its-own", "tasks", "t7.json"), "utf8")).toContain('"state":"complete"');
   });
 
@@ -30,18 +30,18 @@ describe("the file work hook's claim path", () => {
     await hook.add([{ id: "a" }, { id: "b", dependsOn: ["a"] }, { id: "c", dependsOn: ["a", "b"] }]);
     const indexed = () => readdirSync(join(root, "ready")).sort();
     expect(indexed()).toEqual(["a"]);
-    const a = await hook.claimNext("w1");
+    const a = await hook.claimNext({ worker: "w1" });
     expect(a?.taskId).toBe("a");
     expect(indexed()).toEqual([]);
-    await hook.complete(a!);
+    await hook.complete({ claim: a! });
     expect(indexed()).toEqual(["b"]);
-    await hook.complete((await hook.claimNext("w1"))!);
+    await hook.complete({ claim: (await hook.claimNext({ worker: "w1" }))! });
     expect(indexed()).toEqual(["c"]);
-    const c = (await hook.claimNext("w2"))!;
-    await hook.release(c);
+    const c = (await hook.claimNext({ worker: "w2" }))!;
+    await hook.release({ claim: c });
     expect(indexed()).toEqual(["c"]);
-    expect(await hook.claimNext("w3")).toMatchObject({ taskId: "c", worker: "w3" });
-    expect(await hook.claimNext("w4")).toBeUndefined();
+    expect(await hook.claimNext({ worker: "w3" })).toMatchObject({ taskId: "c", worker: "w3" });
+    expect(await hook.claimNext({ worker: "w4" })).toBeUndefined();
   });
 
   it("counts a claim file caught mid-write as held, never as free", async () => {
@@ -50,9 +50,9 @@ describe("the file work hook's claim path", () => {
     await hook.add([{ id: "x" }, { id: "y" }]);
     // What another process's claim looks like between its exclusive create and its write.
     writeFileSync(join(root, "claims", "x.json"), "");
-    await expect(hook.claim("x", "w1")).rejects.toThrow(/task "x" is held by/);
+    await expect(hook.claim({ taskId: "x", worker: "w1" })).rejects.toThrow(/task "x" is held by/);
     expect((await hook.ready()).map((task) => task.id)).toEqual(["y"]);
-    expect(await hook.claimNext("w1")).toMatchObject({ taskId: "y" });
-    expect(await hook.claimNext("w2")).toBeUndefined();
+    expect(await hook.claimNext({ worker: "w1" })).toMatchObject({ taskId: "y" });
+    expect(await hook.claimNext({ worker: "w2" })).toBeUndefined();
   });
 });

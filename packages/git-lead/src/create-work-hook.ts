@@ -1,90 +1,221 @@
-import { randomBytes } from "node:crypto";
-import {
-  closeSync,
-  existsSync,
-  futimesSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  statSync,
-  unlinkSync,
-  utimesSync,
-  writeFileSync,
-  writeSync,
-} from "node:fs";
-import { appendFile, mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
-import { join } from "node:path";
-import { InvalidArgumentError, withFileLock, writeFileAtomic, type Claim, type HookTask, type WorkHookStore } from "@bulkhead/core";
+import { InvalidArgumentError, validateOptions, type Claim, type HookTask, type WorkHookStore } from "@bulkhead/core";
+import { z } from "zod";
+import { createFileWorkHookStore, TASK_ID } from "./file-work-hook-store.js";
 import { ClaimRefusedError } from "./git-lead-errors.js";
 import { validateTasks } from "./plan-waves.js";
 
-/** The hook (seed 001, lesson 5): workers pull ready work; humans stock it. */
-export interface WorkHook extends WorkHookStore {
-  claimNext(worker: string, options?: { ttlMs?: number }): Promise<Claim | undefined>;
-}
-
 export type { Claim, HookTask };
 
-const ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+/** Options of {@link createWorkHook}: a directory on this host, or a store every host shares. */
+export type CreateWorkHookOptions =
+  | {
+      /** The hook's directory (created by the first `add`). */
+      dir: string;
+      /** How long a claim lasts unless renewed, when a call gives no `ttlMs`. @default 600_000 */
+      defaultTtlMs?: number;
+      /** The clock, for tests. @default Date.now */
+      now?: () => number;
+    }
+  | {
+      /** Where tasks and claims live instead: a {@link WorkHookStore} such as `createPostgresWorkHookStore`. */
+      store: WorkHookStore;
+    };
 
-/** How long a claim file that cannot be parsed (caught mid-write, or its writer died) counts as held. */
-const UNREADABLE_CLAIM_MS = 10_000;
+/** Options of {@link WorkHook.claim}. */
+export interface ClaimOptions {
+  /** The task to take; it must be ready (open, dependencies complete, not held). */
+  taskId: string;
+  /** Who takes it; recorded on the claim. */
+  worker: string;
+  /** How long the claim lasts unless renewed. @default the hook's `defaultTtlMs` (600_000 for a directory) */
+  ttlMs?: number;
+}
+
+/** Options of {@link WorkHook.claimNext}. */
+export interface ClaimNextOptions {
+  /** Who takes the task. */
+  worker: string;
+  /** How long the claim lasts unless renewed. @default the hook's `defaultTtlMs` (600_000 for a directory) */
+  ttlMs?: number;
+}
+
+/** Options of {@link WorkHook.renew}. */
+export interface RenewOptions {
+  /** The claim to extend: refused unless it is still the task's current claim. */
+  claim: Claim;
+  /** The new lifetime, from now. @default the hook's `defaultTtlMs` (600_000 for a directory) */
+  ttlMs?: number;
+}
+
+/** Options of {@link WorkHook.complete}. */
+export interface CompleteOptions {
+  /** The current claim on the task. */
+  claim: Claim;
+  /** Anything to keep with the task (a commit id, a report). @default none */
+  result?: unknown;
+}
+
+/** Options of {@link WorkHook.fail}. */
+export interface FailOptions {
+  /** The current claim on the task. */
+  claim: Claim;
+  /** Why it failed; kept on the task. */
+  reason: string;
+  /** Fail for good instead of opening the task for another attempt. @default false */
+  final?: boolean;
+}
+
+/** Options of {@link WorkHook.release}. */
+export interface ReleaseOptions {
+  /** The current claim on the task. */
+  claim: Claim;
+}
 
 /**
- * A durable work hook in a directory: one JSON file per task, an index of ready tasks, and one
- * claim file per held task, created exclusively, so exactly one concurrent claimer wins across
- * processes without a hook-wide lock. A claim reads only the claimed task and its dependencies;
- * `claimNext` takes the first ready task from the index. Renew, complete, fail, release and the
- * takeover of an expired claim take a per-task lock. The layout is in docs/planning.md.
+ * The hook (seed 001, lesson 5): workers pull ready work; humans stock it. Every method takes
+ * one options object, checked up front (`InvalidArgumentError` names the bad key). Close it
+ * (`await using`, or `close()`) to release the store's connections.
+ */
+export interface WorkHook extends AsyncDisposable {
+  /** Adds tasks (with their dependencies) atomically; ids already on the hook, unknown dependencies and cycles are refused. */
+  add(tasks: readonly { id: string; dependsOn?: readonly string[]; payload?: unknown }[]): Promise<void>;
+  /** Open tasks whose dependencies are complete and that nobody holds, by id. */
+  ready(): Promise<HookTask[]>;
+  /** Takes a ready task; exactly one of several concurrent claimers wins, the others get `ClaimRefusedError`. */
+  claim(options: ClaimOptions): Promise<Claim>;
+  /** Takes the first ready task nobody holds, or returns undefined when none is ready. Concurrent workers get different tasks. */
+  claimNext(options: ClaimNextOptions): Promise<Claim | undefined>;
+  /** Extends a claim; refused (`ClaimRefusedError`) when it expired and someone else took the task. */
+  renew(options: RenewOptions): Promise<Claim>;
+  /** Marks the task complete; the tasks waiting for it may become ready. */
+  complete(options: CompleteOptions): Promise<void>;
+  /** Gives the task back as open (another attempt) or failed for good, recording why. */
+  fail(options: FailOptions): Promise<void>;
+  /** Gives the task back without counting an attempt. */
+  release(options: ReleaseOptions): Promise<void>;
+  /** Every task on the hook, by id. */
+  tasks(): Promise<HookTask[]>;
+  /** Releases the store's connections. Idempotent. */
+  close(): Promise<void>;
+}
+
+// Built on first use, not at import: most programs that load git-lead never make a hook.
+let schemas:
+  | {
+      options: z.ZodType<CreateWorkHookOptions>;
+      claim: z.ZodType<ClaimOptions>;
+      claimNext: z.ZodType<ClaimNextOptions>;
+      renew: z.ZodType<RenewOptions>;
+      complete: z.ZodType<CompleteOptions>;
+      fail: z.ZodType<FailOptions>;
+      release: z.ZodType<ReleaseOptions>;
+    }
+  | undefined;
+
+function hookSchemas(): NonNullable<typeof schemas> {
+  if (schemas) return schemas;
+  const ttlMs = z.number().int().positive().max(2_147_483_647).optional();
+  const worker = z.string().min(1, "name the worker").max(200);
+  const claim = z.object({
+    taskId: z.string().regex(TASK_ID, "expected a task id"),
+    worker: z.string().min(1),
+    token: z.string().min(1),
+    expiresAt: z.number(),
+    fence: z.number().optional(),
+  });
+  schemas = {
+    options: z.union([
+      z.object({
+        dir: z.string().min(1, "expected the hook's directory"),
+        defaultTtlMs: ttlMs,
+        now: z.custom<() => number>((value) => typeof value === "function", "expected a function").optional(),
+      }),
+      z.object({
+        store: z.custom<WorkHookStore>(
+          (value) => typeof (value as WorkHookStore | undefined)?.claim === "function",
+          "expected a WorkHookStore",
+        ),
+      }),
+    ]),
+    claim: z.object({ taskId: z.string().regex(TASK_ID, "expected a task id"), worker, ttlMs }),
+    claimNext: z.object({ worker, ttlMs }),
+    renew: z.object({ claim, ttlMs }),
+    complete: z.object({ claim, result: z.unknown().optional() }),
+    fail: z.object({ claim, reason: z.string().trim().min(1, "say why the task failed"), final: z.boolean().optional() }),
+    release: z.object({ claim }),
+  };
+  return schemas;
+}
+
+/**
+ * A durable work hook. With `dir`, a directory on one host: one JSON file per task, an index of
+ * ready tasks, and one claim file per held task, created exclusively, so exactly one concurrent
+ * claimer wins across processes without a hook-wide lock (the layout is in docs/planning.md).
+ * With `store` (a {@link WorkHookStore}, e.g. `createPostgresWorkHookStore` of
+ * @bulkhead/postgres), the hook lives there instead, shared by every host; tasks are still
+ * checked here (ids, cycles, unknown dependencies) before they reach it. See docs/scaling.md.
+ * Creating a hook touches nothing on disk.
  *
  * @example
- * const hook = createWorkHook({ dir: ".bulkhead/hook" });
+ * await using hook = createWorkHook({ dir: ".bulkhead/hook" });
  * await hook.add([{ id: "types" }, { id: "routes", dependsOn: ["types"] }]);
- * const [next] = await hook.ready();
- * const claim = await hook.claim(next.id, "agent-1");
- *
- * With `store` (a {@link WorkHookStore}, e.g. `createPostgresWorkHookStore` of @bulkhead/postgres),
- * the hook lives there instead, shared by every host; tasks are still checked here (ids, cycles,
- * unknown dependencies) before they reach it. See docs/scaling.md.
+ * const claim = await hook.claim({ taskId: "types", worker: "agent-1" });
+ * await hook.complete({ claim, result: { sha: "abc123" } });
  */
-export function createWorkHook(options: { dir: string; defaultTtlMs?: number; now?: () => number } | { store: WorkHookStore }): WorkHook {
-  if ("store" in options) return checkedHook(options.store);
-  return createFileWorkHook(options);
+export function createWorkHook(options: CreateWorkHookOptions): WorkHook {
+  const parsed = validateOptions(hookSchemas().options, options, "options");
+  if ("store" in parsed) return hookOver(parsed.store, { checkGraph: true });
+  // The file store checks the whole graph itself, under its hook-wide lock.
+  return hookOver(createFileWorkHookStore(parsed), { checkGraph: false });
 }
 
-/** A store behind the hook's own checks: the same task validation as the file hook. */
-function checkedHook(store: WorkHookStore): WorkHook {
-  if (typeof store !== "object" || store === null || typeof store.claim !== "function")
-    throw new InvalidArgumentError("options.store", "expected a WorkHookStore");
+/** The one public hook over a store: options checked, one object per call, ownership of the store. */
+function hookOver(store: WorkHookStore, { checkGraph }: { checkGraph: boolean }): WorkHook {
+  const ttl = (ttlMs: number | undefined) => (ttlMs === undefined ? {} : { ttlMs });
+  let closed: Promise<void> | undefined;
+  const close = () => (closed ??= Promise.resolve(store.close?.()).then(() => undefined));
   return {
-    ...bind(store),
     async add(tasks) {
-      validateTasks([...(await store.tasks()).map((task) => ({ id: task.id, dependsOn: task.dependsOn })), ...tasks]);
-      for (const task of tasks) if (!ID.test(task.id)) throw new InvalidArgumentError("tasks", `"${task.id}" is not a usable task id`);
+      if (checkGraph) {
+        validateTasks([...(await store.tasks()).map((task) => ({ id: task.id, dependsOn: task.dependsOn })), ...tasks]);
+        for (const task of tasks)
+          if (!TASK_ID.test(task.id)) throw new InvalidArgumentError("tasks", `"${task.id}" is not a usable task id`);
+      }
       await store.add(tasks);
     },
-    claimNext: (worker, claimOptions) =>
-      store.claimNext ? store.claimNext(worker, claimOptions) : claimFirstReady(store, worker, claimOptions),
-  };
-}
-
-function bind(store: WorkHookStore): Omit<WorkHook, "add" | "claimNext"> {
-  return {
     ready: () => store.ready(),
-    claim: (taskId, worker, claimOptions) => store.claim(taskId, worker, claimOptions),
-    renew: (claim, renewOptions) => store.renew(claim, renewOptions),
-    complete: (claim, completeOptions) => store.complete(claim, completeOptions),
-    fail: (claim, failOptions) => store.fail(claim, failOptions),
-    release: (claim) => store.release(claim),
+    async claim(claimOptions) {
+      const { taskId, worker, ttlMs } = validateOptions(hookSchemas().claim, claimOptions, "claim(options)");
+      return store.claim(taskId, worker, ttl(ttlMs));
+    },
+    async claimNext(claimOptions) {
+      const { worker, ttlMs } = validateOptions(hookSchemas().claimNext, claimOptions, "claimNext(options)");
+      return store.claimNext ? store.claimNext(worker, ttl(ttlMs)) : claimFirstReady(store, worker, ttl(ttlMs));
+    },
+    async renew(renewOptions) {
+      const { claim, ttlMs } = validateOptions(hookSchemas().renew, renewOptions, "renew(options)");
+      return store.renew(claim, ttl(ttlMs));
+    },
+    async complete(completeOptions) {
+      const { claim, result } = validateOptions(hookSchemas().complete, completeOptions, "complete(options)");
+      return store.complete(claim, result === undefined ? {} : { result });
+    },
+    async fail(failOptions) {
+      const { claim, reason, final } = validateOptions(hookSchemas().fail, failOptions, "fail(options)");
+      return store.fail(claim, { reason, ...(final === undefined ? {} : { final }) });
+    },
+    async release(releaseOptions) {
+      const { claim } = validateOptions(hookSchemas().release, releaseOptions, "release(options)");
+      return store.release(claim);
+    },
     tasks: () => store.tasks(),
-    close: async () => store.close?.(),
+    close,
+    [Symbol.asyncDispose]: close,
   };
 }
 
 /** For stores without a native `claimNext`: try the ready tasks in order; losing a race moves on. */
-async function claimFirstReady(store: WorkHookStore, worker: string, options?: { ttlMs?: number }): Promise<Claim | undefined> {
+async function claimFirstReady(store: WorkHookStore, worker: string, options: { ttlMs?: number }): Promise<Claim | undefined> {
   for (const task of await store.ready()) {
     try {
       return await store.claim(task.id, worker, options);
@@ -93,353 +224,4 @@ async function claimFirstReady(store: WorkHookStore, worker: string, options?: {
     }
   }
   return undefined;
-}
-
-interface FileHookOptions {
-  dir: string;
-  defaultTtlMs?: number;
-  now?: () => number;
-}
-
-const isMissing = (error: unknown) => (error as { code?: string }).code === "ENOENT";
-const exists = (error: unknown) => (error as { code?: string }).code === "EEXIST";
-
-/**
- * The file hook's layout, chosen so a claim touches only the claimed task:
- *   tasks/<id>.json        the task (written atomically)
- *   ready/<id>             the index of claimable tasks: open, dependencies complete, not claimed
- *   claims/<id>.json       a claim, created exclusively (`link`, which fails when one exists)
- *   dependents/<id>.list   ids of the tasks that wait for <id>, appended by `add`
- *   locks/<id>             the per-task lock for renew, complete, fail, release and takeovers
- *   ready.gen              changes whenever tasks become ready, so claimNext relists only then
- * `add` takes the hook-wide lock (it checks the whole graph for cycles); nothing else does.
- */
-function createFileWorkHook({ dir, defaultTtlMs = 600_000, now = Date.now }: FileHookOptions): WorkHook {
-  if (typeof dir !== "string" || dir === "") throw new InvalidArgumentError("options.dir", "expected the hook's directory");
-  const tasksDir = join(dir, "tasks");
-  const readyDir = join(dir, "ready");
-  const claimsDir = join(dir, "claims");
-  const dependentsDir = join(dir, "dependents");
-  const generationFile = join(dir, "ready.gen");
-  const taskFile = (id: string) => join(tasksDir, `${id}.json`);
-  const claimFile = (id: string) => join(claimsDir, `${id}.json`);
-  const lockedTask = <TResult>(id: string, work: () => Promise<TResult>) => withFileLock(join(dir, "locks", id), work);
-
-  const readTask = async (id: string): Promise<HookTask | undefined> => {
-    const text = await readFile(taskFile(id), "utf8").catch((error: unknown) => {
-      if (isMissing(error)) return undefined;
-      throw error;
-    });
-    return text === undefined ? undefined : (JSON.parse(text) as HookTask);
-  };
-  const readClaim = async (id: string): Promise<Claim | undefined> => {
-    const text = await readFile(claimFile(id), "utf8").catch(() => undefined);
-    if (text === undefined) return undefined;
-    try {
-      return JSON.parse(text) as Claim;
-    } catch {
-      // Being written, or left half-written by a claimer that died: held until it is old.
-      const info = statSync(claimFile(id), { throwIfNoEntry: false });
-      if (!info) return undefined;
-      return { taskId: id, worker: "(a claim being written)", token: "", expiresAt: info.mtimeMs + UNREADABLE_CLAIM_MS };
-    }
-  };
-  const all = async () => {
-    const names = await readdir(tasksDir).catch(() => [] as string[]);
-    const tasks = await Promise.all(names.filter((name) => name.endsWith(".json")).map((name) => readTask(name.slice(0, -5))));
-    return tasks.filter((task): task is HookTask => task !== undefined).sort((left, right) => (left.id < right.id ? -1 : 1));
-  };
-  /** Open, with every dependency complete: reads the task's dependencies and nothing else. */
-  const dependenciesComplete = async (task: HookTask) => {
-    for (const dependency of task.dependsOn) if ((await readTask(dependency))?.state !== "complete") return false;
-    return true;
-  };
-  const bumpGeneration = () => writeFileAtomic(generationFile, randomBytes(8).toString("hex"));
-  const markReady = async (id: string) => {
-    await writeFile(join(readyDir, id), "", { flag: "wx" }).catch((error: unknown) => {
-      if (!exists(error)) throw error;
-    });
-  };
-  const unmarkReady = (id: string) => rm(join(readyDir, id), { force: true });
-  const ownClaim = async (claim: Claim): Promise<void> => {
-    const current = await readClaim(claim.taskId);
-    if (!current || current.token !== claim.token)
-      throw new ClaimRefusedError(`${claim.worker} no longer holds ${claim.taskId}: its claim expired and was taken, or was released`, {
-        taskId: claim.taskId,
-      });
-    if (current.expiresAt <= now())
-      throw new ClaimRefusedError(`${claim.worker}'s claim on ${claim.taskId} expired: renew claims before they run out`, {
-        taskId: claim.taskId,
-      });
-  };
-  const dropClaim = (id: string) => rm(claimFile(id), { force: true });
-  const heldBy = (taskId: string, held: Claim) =>
-    new ClaimRefusedError(`task "${taskId}" is held by ${held.worker} until ${new Date(held.expiresAt).toISOString()}`, {
-      taskId,
-      holder: held.worker,
-    });
-
-  /**
-   * Creates the claim file only if there is none (O_EXCL: one syscall decides, and a loser pays
-   * nothing more). A reader can meet the file between its creation and its write: an unreadable
-   * claim counts as held until it is {@link UNREADABLE_CLAIM_MS} old (a claimer that died there).
-   * Synchronous: a claim is a handful of small file operations, cheaper inline than through the pool.
-   */
-  const createClaim = (claim: Claim): boolean => {
-    let descriptor: number;
-    try {
-      descriptor = openSync(claimFile(claim.taskId), "wx");
-    } catch (error) {
-      if (exists(error)) return false;
-      if (!isMissing(error)) throw error;
-      mkdirSync(claimsDir, { recursive: true });
-      return createClaim(claim);
-    }
-    try {
-      writeSync(descriptor, JSON.stringify(claim));
-      futimesSync(descriptor, new Date(), new Date(claim.expiresAt));
-    } finally {
-      closeSync(descriptor);
-    }
-    return true;
-  };
-  /**
-   * Replaces a claim file atomically. Its mtime is set to the claim's expiry (as at creation), so
-   * finding expired claims needs a `stat` per claim, not a read.
-   */
-  const writeClaim = (claim: Claim): void => {
-    const aside = join(claimsDir, `.${claim.taskId}.${claim.token}.tmp`);
-    writeFileSync(aside, JSON.stringify(claim));
-    utimesSync(aside, new Date(), new Date(claim.expiresAt));
-    renameSync(aside, claimFile(claim.taskId));
-  };
-  const readTaskSync = (id: string): HookTask | undefined => {
-    try {
-      return JSON.parse(readFileSync(taskFile(id), "utf8")) as HookTask;
-    } catch (error) {
-      if (isMissing(error)) return undefined;
-      throw error;
-    }
-  };
-
-  /** After the claim file is ours: the task must still be open with its dependencies complete. */
-  const confirm = async (claim: Claim): Promise<Claim> => {
-    const task = readTaskSync(claim.taskId);
-    const ready = task !== undefined && task.state === "open" && task.dependsOn.every((id) => readTaskSync(id)?.state === "complete");
-    if (!ready) {
-      await lockedTask(claim.taskId, async () => {
-        if ((await readClaim(claim.taskId))?.token === claim.token) await dropClaim(claim.taskId);
-      });
-      if (!task) throw new ClaimRefusedError(`no task "${claim.taskId}" on the hook`, { taskId: claim.taskId });
-      throw new ClaimRefusedError(
-        `task "${claim.taskId}" is not ready: it is ${task.state}${task.state === "open" ? " and waits for its dependencies" : ""}`,
-        { taskId: claim.taskId },
-      );
-    }
-    try {
-      unlinkSync(join(readyDir, claim.taskId));
-    } catch (error) {
-      if (!isMissing(error)) throw error;
-    }
-    return claim;
-  };
-
-  const claim = async (taskId: string, worker: string, { ttlMs = defaultTtlMs }: { ttlMs?: number } = {}): Promise<Claim> => {
-    if (!ID.test(String(taskId)) || typeof worker !== "string" || worker === "")
-      throw new InvalidArgumentError("claim", "expected a task id and a worker name");
-    const fresh = (): Claim => ({ taskId, worker, token: randomBytes(8).toString("hex"), expiresAt: now() + ttlMs });
-    const first = fresh();
-    if (createClaim(first)) return confirm(first);
-    // A claim exists: refused while it is live; an expired one is replaced under the task's lock,
-    // so two claimers cannot both replace it (a `link` cannot succeed while the file exists).
-    const held = await readClaim(taskId);
-    if (held && held.expiresAt > now()) throw heldBy(taskId, held);
-    const replaced = await lockedTask(taskId, async () => {
-      const current = await readClaim(taskId);
-      if (current && current.expiresAt > now()) throw heldBy(taskId, current);
-      const next = fresh();
-      if (current) writeClaim(next);
-      else if (!createClaim(next)) throw new ClaimRefusedError(`task "${taskId}" was claimed meanwhile`, { taskId });
-      return next;
-    });
-    return confirm(replaced);
-  };
-
-  // claimNext's view of the ready index: the sorted listing, refreshed when ready.gen is replaced
-  // (tasks became ready) or the listing runs out, so a claim costs a few file operations whatever
-  // the number of tasks. A listed task claimed by someone else costs one stat.
-  let listing: string[] = [];
-  let position = 0;
-  let generation: string | undefined;
-  let losses = 0;
-  const claimNext = async (worker: string, claimOptions: { ttlMs?: number } = {}): Promise<Claim | undefined> => {
-    if (typeof worker !== "string" || worker === "") throw new InvalidArgumentError("worker", "expected a worker name");
-    const ttlMs = claimOptions.ttlMs ?? defaultTtlMs;
-    const stamp = statSync(generationFile, { throwIfNoEntry: false, bigint: true });
-    // Inode and nanosecond mtime: each bump renames a new file into place.
-    const current = stamp ? `${stamp.ino}:${stamp.mtimeNs}` : "";
-    for (let pass = 0; pass < 2; pass++) {
-      if (pass === 1 || current !== generation || position >= listing.length) {
-        generation = current;
-        listing = existsSync(readyDir) ? readdirSync(readyDir).sort() : [];
-        position = 0;
-      }
-      while (position < listing.length) {
-        const id = listing[position++]!;
-        if (existsSync(claimFile(id))) continue;
-        const claim: Claim = { taskId: id, worker, token: randomBytes(8).toString("hex"), expiresAt: now() + ttlMs };
-        if (!createClaim(claim)) {
-          // Lost the race for it to another claimer: skip a few entries, so claimers under
-          // contention spread over the index instead of all queueing on its head. What is
-          // skipped stays in the index for the next listing.
-          losses++;
-          position += losses % 4;
-          continue;
-        }
-        try {
-          return await confirm(claim);
-        } catch (error) {
-          if (!ClaimRefusedError.isInstance(error)) throw error;
-        }
-      }
-    }
-    // Nothing in the index: a task whose claim expired is ready again.
-    for (const task of await expiredClaims()) {
-      try {
-        return await claim(task.id, worker, claimOptions);
-      } catch (error) {
-        if (!ClaimRefusedError.isInstance(error)) throw error;
-      }
-    }
-    return undefined;
-  };
-
-  /** Open tasks whose claim has expired (their marker went when they were claimed). */
-  const expiredClaims = async (): Promise<HookTask[]> => {
-    const names = await readdir(claimsDir).catch(() => [] as string[]);
-    const found: HookTask[] = [];
-    for (const name of names) {
-      if (!name.endsWith(".json") || name.startsWith(".")) continue;
-      const id = name.slice(0, -5);
-      // The claim's mtime is its expiry: a live claim costs one stat; only expired ones are read.
-      const stamp = statSync(join(claimsDir, name), { throwIfNoEntry: false });
-      if (!stamp || stamp.mtimeMs > now()) continue;
-      const held = await readClaim(id);
-      if (held && held.expiresAt > now()) continue;
-      const task = await readTask(id);
-      if (task?.state === "open" && (await dependenciesComplete(task))) found.push(task);
-    }
-    return found;
-  };
-
-  const hook: WorkHook = {
-    async add(tasks) {
-      await mkdir(tasksDir, { recursive: true });
-      await mkdir(readyDir, { recursive: true });
-      await mkdir(dependentsDir, { recursive: true });
-      await mkdir(claimsDir, { recursive: true });
-      await withFileLock(join(dir, ".lock"), async () => {
-        validateTasks([...(await all()).map((task) => ({ id: task.id, dependsOn: task.dependsOn })), ...tasks]);
-        for (const task of tasks) if (!ID.test(task.id)) throw new InvalidArgumentError("tasks", `"${task.id}" is not a usable task id`);
-        for (const task of tasks) {
-          if (await readTask(task.id)) throw new InvalidArgumentError("tasks", `task "${task.id}" is already on the hook`);
-        }
-        for (const task of tasks) {
-          await writeFileAtomic(
-            taskFile(task.id),
-            JSON.stringify({
-              id: task.id,
-              dependsOn: [...(task.dependsOn ?? [])],
-              ...(task.payload === undefined ? {} : { payload: task.payload }),
-              state: "open",
-              attempts: 0,
-            } satisfies HookTask),
-          );
-          for (const dependency of task.dependsOn ?? []) await appendFile(join(dependentsDir, `${dependency}.list`), `${task.id}\n`);
-        }
-        // Readiness read from disk after the dependents lists are written: a dependency that
-        // completes meanwhile either sees this task in its list or is seen complete here.
-        let added = false;
-        for (const task of tasks) {
-          const stored = (await readTask(task.id))!;
-          if (await dependenciesComplete(stored)) {
-            await markReady(task.id);
-            added = true;
-          }
-        }
-        if (added) await bumpGeneration();
-      });
-    },
-    async ready() {
-      const names = await readdir(readyDir).catch(() => [] as string[]);
-      const result = new Map<string, HookTask>();
-      for (const id of names) {
-        const task = await readTask(id);
-        if (!task || task.state !== "open") continue;
-        const held = await readClaim(id);
-        if (!held || held.expiresAt <= now()) result.set(id, task);
-      }
-      for (const task of await expiredClaims()) result.set(task.id, task);
-      return [...result.values()].sort((left, right) => (left.id < right.id ? -1 : 1));
-    },
-    claim,
-    async renew(held, { ttlMs = defaultTtlMs } = {}) {
-      return lockedTask(held.taskId, async () => {
-        await ownClaim(held);
-        const renewed = { ...held, expiresAt: now() + ttlMs };
-        writeClaim(renewed);
-        return renewed;
-      });
-    },
-    async complete(held, { result } = {}) {
-      const dependents = await lockedTask(held.taskId, async () => {
-        await ownClaim(held);
-        const task = (await readTask(held.taskId))!;
-        await writeFileAtomic(
-          taskFile(task.id),
-          JSON.stringify({ ...task, state: "complete", attempts: task.attempts + 1, ...(result === undefined ? {} : { result }) }),
-        );
-        await unmarkReady(task.id);
-        await dropClaim(task.id);
-        const list = await readFile(join(dependentsDir, `${task.id}.list`), "utf8").catch(() => "");
-        return list.split("\n").filter(Boolean);
-      });
-      // Only the tasks that waited for this one are looked at, and only their dependencies read.
-      let added = false;
-      for (const id of new Set(dependents)) {
-        const task = await readTask(id);
-        if (task?.state === "open" && (await dependenciesComplete(task))) {
-          await markReady(id);
-          added = true;
-        }
-      }
-      if (added) await bumpGeneration();
-    },
-    async fail(held, { reason, final = false }) {
-      await lockedTask(held.taskId, async () => {
-        await ownClaim(held);
-        const task = (await readTask(held.taskId))!;
-        await writeFileAtomic(
-          taskFile(task.id),
-          JSON.stringify({ ...task, state: final ? "failed" : "open", attempts: task.attempts + 1, reason }),
-        );
-        if (final) await unmarkReady(task.id);
-        else await markReady(task.id);
-        await dropClaim(task.id);
-      });
-      if (!final) await bumpGeneration();
-    },
-    async release(held) {
-      await lockedTask(held.taskId, async () => {
-        await ownClaim(held);
-        await markReady(held.taskId);
-        await dropClaim(held.taskId);
-      });
-      await bumpGeneration();
-    },
-    tasks: all,
-    claimNext,
-    close: async () => {},
-  };
-  return hook;
 }

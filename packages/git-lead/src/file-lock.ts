@@ -3,10 +3,8 @@ import { closeSync, fstatSync, mkdirSync, openSync, rmSync } from "node:fs";
 import { readdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
-import { isProcessAlive, writeFileAtomicSync } from "@bulkhead/core";
+import { isProcessAlive, sleep, writeFileAtomicSync } from "@bulkhead/core";
 import { GitConflictError } from "./git-lead-errors.js";
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Takes a git-style lock file (`<path>.lock`, created with O_EXCL) so git itself and other

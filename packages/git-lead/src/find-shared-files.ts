@@ -1,4 +1,5 @@
-import { resolveScope, type TaskSpec } from "@bulkhead/core";
+import { resolveScope, validateOptions, type TaskSpec } from "@bulkhead/core";
+import { z } from "zod";
 import { validateTasks } from "./plan-waves.js";
 
 /** A task for shared-file detection: a core task spec, or files and globs in one repo. */
@@ -24,11 +25,31 @@ const INTERFACE = /(^|\/)(types?|interfaces?|contracts?|schemas?|models?)(\/|\.|
  * otherwise give the file to one owner (the task that claims the most shared files).
  *
  * @example
- * await findSharedFiles([{ id: "a", repo: "api", files: ["src/routes/**"] }, { id: "b", repo: "api", files: ["src/routes/index.ts"] }], { repos: { api: "../api" } });
+ * await findSharedFiles({
+ *   tasks: [{ id: "a", repo: "api", files: ["src/routes/**"] }, { id: "b", repo: "api", files: ["src/routes/index.ts"] }],
+ *   repos: { api: "../api" },
+ * });
  */
-export async function findSharedFiles(tasks: readonly ScopedTask[], { repos }: { repos: Record<string, string> }): Promise<SharedFile[]> {
+export async function findSharedFiles(options: FindSharedFilesOptions): Promise<SharedFile[]> {
+  const { tasks, repos } = validateOptions(findSharedFilesSchema(), options, "options");
   return sharedFilesOf(await resolveTaskFiles(tasks, { repos }));
 }
+
+/** Options of {@link findSharedFiles}. */
+export interface FindSharedFilesOptions {
+  /** The tasks: each a core task spec, or files and globs in one repo. */
+  tasks: readonly ScopedTask[];
+  /** Repo name → directory, for resolving each task's scope. */
+  repos: Record<string, string>;
+}
+
+let schema: z.ZodType<FindSharedFilesOptions> | undefined;
+// Built on first use, not at import.
+const findSharedFilesSchema = () =>
+  (schema ??= z.object({
+    tasks: z.custom<readonly ScopedTask[]>((value) => Array.isArray(value), "expected a list of tasks"),
+    repos: z.record(z.string(), z.string().min(1)),
+  }));
 
 /** Each task (dependencies merged with its spec's own `depends_on`) with the files it claims. */
 export interface ResolvedTask {

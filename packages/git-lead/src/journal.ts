@@ -23,7 +23,16 @@ export type JournalEntry =
   | { type: "pushed"; id: string; commit: string; remote: string; at: string }
   | { type: "aborted"; id: string; reason: string; at: string }
   /** A submission refused before any commit: a failed gate (with its output as evidence), a bad path, a repeat. */
-  | { type: "rejected"; id: string; issueId: string; reason: string; at: string; gates: { name: string; ok: boolean; output: string }[] };
+  | {
+      type: "rejected";
+      id: string;
+      issueId: string;
+      reason: string;
+      at: string;
+      gates: { name: string; ok: boolean; output: string }[];
+      /** The submitter aborted: a refusal that says nothing about the change. */
+      aborted?: true;
+    };
 
 export class Journal {
   #handle: Promise<FileHandle> | undefined;

@@ -1,7 +1,8 @@
 import { readFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
+import { hostname } from "node:os";
 import { join } from "node:path";
-import { tryAcquireFileLock, writeFileAtomicSync } from "@bulkhead/core";
+import { isProcessAlive, tryAcquireFileLock, writeFileAtomicSync, type FileLockHolder } from "@bulkhead/core";
 import { LeadFencedError } from "./git-lead-errors.js";
 
 /** A held lead lock. Its fencing token grows with every takeover. */
@@ -58,4 +59,26 @@ export async function tryAcquireLeadLock(stateDir: string, { leaseMs = 30_000 } 
       lock.release();
     },
   };
+}
+
+/**
+ * Whether a live lead holds the lock in `stateDir`, read without taking or touching it (for
+ * `status()`): its holder's lease has not run out and, on this host, its process exists. A lock
+ * file that cannot be read (being written) counts as live.
+ */
+export function isLeadLockLive(stateDir: string): boolean {
+  let text: string;
+  try {
+    text = readFileSync(join(stateDir, "lead.lock"), "utf8");
+  } catch {
+    return false;
+  }
+  let holder: Partial<FileLockHolder>;
+  try {
+    holder = JSON.parse(text) as Partial<FileLockHolder>;
+  } catch {
+    return true;
+  }
+  if (typeof holder.expiresAt !== "number" || holder.expiresAt < Date.now()) return false;
+  return (holder.host ?? hostname()) !== hostname() || isProcessAlive(Number(holder.pid));
 }

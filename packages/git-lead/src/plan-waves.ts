@@ -1,4 +1,5 @@
-import { InvalidArgumentError } from "@bulkhead/core";
+import { InvalidArgumentError, validateOptions } from "@bulkhead/core";
+import { z } from "zod";
 import { InvalidPlanError } from "./git-lead-errors.js";
 
 /** A task to plan: its id, what it depends on, and the files it will touch (`repo/path`). */
@@ -43,6 +44,22 @@ export function validateTasks<TTask extends { id: string; dependsOn?: readonly s
   return [...tasks].sort((left, right) => (left.id < right.id ? -1 : left.id > right.id ? 1 : 0));
 }
 
+/** Options of {@link planWaves}. */
+export interface PlanWavesOptions {
+  /** The tasks, in any order: the plan depends only on what they are. */
+  tasks: readonly PlannedTask[];
+  /** The most tasks in one wave. @default Infinity */
+  maxPerWave?: number;
+}
+
+let schema: z.ZodType<PlanWavesOptions> | undefined;
+// Built on first use, not at import.
+const planWavesSchema = () =>
+  (schema ??= z.object({
+    tasks: z.custom<readonly PlannedTask[]>((value) => Array.isArray(value), "expected a list of tasks"),
+    maxPerWave: z.number().int().min(1).or(z.literal(Infinity)).optional(),
+  }));
+
 /**
  * Plans waves (seed 001, "fewer workers, more waves"): a task runs only after every task it
  * depends on, no two tasks in one wave touch the same file, and the foundation goes first: the
@@ -52,11 +69,14 @@ export function validateTasks<TTask extends { id: string; dependsOn?: readonly s
  * result depends only on the tasks, not on their order.
  *
  * @example
- * planWaves([{ id: "types", files: ["api/src/types.ts"] }, { id: "routes", dependsOn: ["types"], files: ["api/src/routes.ts"] }], { maxPerWave: 3 });
+ * planWaves({
+ *   tasks: [{ id: "types", files: ["api/src/types.ts"] }, { id: "routes", dependsOn: ["types"], files: ["api/src/routes.ts"] }],
+ *   maxPerWave: 3,
+ * });
  * // [["types"], ["routes"]]
  */
-export function planWaves(tasks: readonly PlannedTask[], { maxPerWave = Infinity }: { maxPerWave?: number } = {}): string[][] {
-  if (!(maxPerWave >= 1)) throw new InvalidArgumentError("options.maxPerWave", `expected at least 1, got ${maxPerWave}`);
+export function planWaves(options: PlanWavesOptions): string[][] {
+  const { tasks, maxPerWave = Infinity } = validateOptions(planWavesSchema(), options, "options");
   const sorted = validateTasks(tasks);
   const byId = new Map(sorted.map((task) => [task.id, { ...task, files: [...new Set(task.files)] }]));
   const claims = new Map<string, number>();

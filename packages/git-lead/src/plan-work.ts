@@ -5,6 +5,8 @@ import { planWaves } from "./plan-waves.js";
 
 /** Options of {@link planWork}. */
 export interface PlanWorkOptions {
+  /** The tasks: each a core task spec, or files and globs in one repo. */
+  tasks: readonly ScopedTask[];
   /** Repo name → directory, for resolving each task's scope. */
   repos: Record<string, string>;
   /** The most tasks in one wave. @default Infinity */
@@ -21,10 +23,14 @@ export interface WorkPlan {
   tasks: ResolvedTask[];
 }
 
-const optionsSchema = z.object({
-  repos: z.record(z.string(), z.string().min(1)),
-  maxPerWave: z.number().int().min(1).or(z.literal(Infinity)).optional(),
-});
+let schema: z.ZodType<PlanWorkOptions> | undefined;
+// Built on first use, not at import.
+const optionsSchema = () =>
+  (schema ??= z.object({
+    tasks: z.custom<readonly ScopedTask[]>((value) => Array.isArray(value), "expected a list of tasks"),
+    repos: z.record(z.string(), z.string().min(1)),
+    maxPerWave: z.number().int().min(1).or(z.literal(Infinity)).optional(),
+  }));
 
 /**
  * The one planner behind the API and `bulkhead plan`: resolves every task's scope once (files a
@@ -32,11 +38,11 @@ const optionsSchema = z.object({
  * wave), reports the shared files and plans the waves from the same data.
  *
  * @example
- * const plan = await planWork([{ id: "types", spec: typesSpec }, { id: "jwt", spec: jwtSpec }], { repos: { api: "../api" }, maxPerWave: 3 });
+ * const plan = await planWork({ tasks: [{ id: "types", spec: typesSpec }, { id: "jwt", spec: jwtSpec }], repos: { api: "../api" }, maxPerWave: 3 });
  * plan.waves; // [["types"], ["jwt"]]
  */
-export async function planWork(tasks: readonly ScopedTask[], options: PlanWorkOptions): Promise<WorkPlan> {
-  const { repos, maxPerWave = Infinity } = validateOptions(optionsSchema, options, "planWork");
+export async function planWork(options: PlanWorkOptions): Promise<WorkPlan> {
+  const { tasks, repos, maxPerWave = Infinity } = validateOptions(optionsSchema(), options, "options");
   const resolved = await resolveTaskFiles(tasks, { repos });
-  return { waves: planWaves(resolved, { maxPerWave }), shared: sharedFilesOf(resolved), tasks: resolved };
+  return { waves: planWaves({ tasks: resolved, maxPerWave }), shared: sharedFilesOf(resolved), tasks: resolved };
 }

@@ -41,14 +41,14 @@ describe("findSharedFiles", () => {
         ownership: { primary_repo: "api" },
       }),
     );
-    const shared = await findSharedFiles(
-      [
+    const shared = await findSharedFiles({
+      tasks: [
         { id: "rate", spec },
         { id: "auth", repo: "api", files: ["src/middleware/**", "src/routes/index.ts", "src/types.ts", "src/new.ts"] },
         { id: "audit", dependsOn: ["auth"], repo: "api", files: ["src/new.ts"] },
       ],
-      { repos: { api: join(dir.path, "api") } },
-    );
+      repos: { api: join(dir.path, "api") },
+    });
     expect(shared).toEqual([
       {
         file: "api/src/new.ts",
@@ -81,28 +81,28 @@ describe("findSharedFiles", () => {
       }),
     );
     expect(
-      await findSharedFiles(
-        [
+      await findSharedFiles({
+        tasks: [
           { id: "rate", spec: after },
           { id: "auth", repo: "api", files: ["src/routes/index.ts"] },
         ],
-        { repos: { api: join(dir.path, "api") } },
-      ),
+        repos: { api: join(dir.path, "api") },
+      }),
     ).toEqual([expect.objectContaining({ file: "api/src/routes/index.ts", strategy: "sequence" })]);
   });
 });
 
 describe("planWaves", () => {
   it("puts the foundation first, respects dependencies and the wave size", () => {
-    const waves = planWaves(
-      [
+    const waves = planWaves({
+      tasks: [
         { id: "routes", dependsOn: ["types"], files: ["api/routes.ts"] },
         { id: "types", files: ["api/types.ts", "api/index.ts"] },
         { id: "ui", files: ["web/app.tsx", "api/index.ts"] },
         { id: "docs", files: ["docs/a.md"] },
       ],
-      { maxPerWave: 2 },
-    );
+      maxPerWave: 2,
+    });
     expect(waves).toEqual([
       ["types", "docs"],
       ["ui", "routes"],
@@ -114,14 +114,16 @@ describe("planWaves", () => {
     // auth also touches types' file. Shared files first (the old rule) put auth first, so types
     // went to wave 2 and the plan took 4 waves; the critical path puts types first: 3 waves, the
     // lower bound (three tasks claim api/index.ts).
-    const waves = planWaves([
-      { id: "auth", files: ["api/index.ts", "api/types.ts"] },
-      { id: "session", files: ["api/index.ts"] },
-      { id: "audit", files: ["api/index.ts"] },
-      { id: "types", files: ["api/types.ts"] },
-      { id: "jwt", dependsOn: ["types"], files: ["api/jwt.ts"] },
-      { id: "refresh", dependsOn: ["jwt"], files: ["api/refresh.ts"] },
-    ]);
+    const waves = planWaves({
+      tasks: [
+        { id: "auth", files: ["api/index.ts", "api/types.ts"] },
+        { id: "session", files: ["api/index.ts"] },
+        { id: "audit", files: ["api/index.ts"] },
+        { id: "types", files: ["api/types.ts"] },
+        { id: "jwt", dependsOn: ["types"], files: ["api/jwt.ts"] },
+        { id: "refresh", dependsOn: ["jwt"], files: ["api/refresh.ts"] },
+      ],
+    });
     expect(waves).toEqual([
       ["types", "audit"],
       ["jwt", "auth"],
@@ -141,7 +143,7 @@ describe("planWaves", () => {
           : Array.from({ length: Math.floor(random() * 3) }, () => `t${String(Math.floor(random() * index)).padStart(3, "0")}`),
       files: [`repo/${index}.ts`],
     }));
-    const waves = planWaves(tasks);
+    const waves = planWaves({ tasks });
     const depth = new Map<string, number>();
     for (const task of tasks) depth.set(task.id, 1 + Math.max(0, ...task.dependsOn.map((dependency) => depth.get(dependency)!)));
     expect(waves.length).toBe(Math.max(...depth.values()));
@@ -160,7 +162,7 @@ describe("planWaves", () => {
           : Array.from({ length: Math.floor(random() * 2) }, () => `t${String(Math.floor(random() * index)).padStart(3, "0")}`),
       files: [...new Set(Array.from({ length: 1 + Math.floor(random() * 3) }, () => pool[Math.floor(random() * pool.length)]!))],
     }));
-    const waves = planWaves(tasks, { maxPerWave: 16 });
+    const waves = planWaves({ tasks, maxPerWave: 16 });
     expect(waves.flat().sort()).toEqual(tasks.map((task) => task.id).sort());
     const waveOf = new Map(waves.flatMap((wave, index) => wave.map((id) => [id, index] as const)));
     for (const wave of waves) {
@@ -179,19 +181,25 @@ describe("planWaves", () => {
 
   it("names cycles and unknown dependencies", () => {
     expect(() =>
-      planWaves([
-        { id: "a", dependsOn: ["b"], files: [] },
-        { id: "b", dependsOn: ["a"], files: [] },
-      ]),
+      planWaves({
+        tasks: [
+          { id: "a", dependsOn: ["b"], files: [] },
+          { id: "b", dependsOn: ["a"], files: [] },
+        ],
+      }),
     ).toThrow("dependencies form a cycle: a → b → a: break one of these dependencies");
-    expect(() => planWaves([{ id: "a", dependsOn: ["z"], files: [] }])).toThrow('task "a" depends on "z", which is not in the plan');
-    expect(() => planWaves([{ id: "", files: [] }])).toThrow('every task needs an id, got ""');
-    expect(() => planWaves([{ id: 7 as unknown as string, files: [] }])).toThrow("every task needs an id, got 7");
+    expect(() => planWaves({ tasks: [{ id: "a", dependsOn: ["z"], files: [] }] })).toThrow(
+      'task "a" depends on "z", which is not in the plan',
+    );
+    expect(() => planWaves({ tasks: [{ id: "", files: [] }] })).toThrow('every task needs an id, got ""');
+    expect(() => planWaves({ tasks: [{ id: 7 as unknown as string, files: [] }] })).toThrow("every task needs an id, got 7");
     expect(() =>
-      planWaves([
-        { id: "a", files: [] },
-        { id: "a", files: [] },
-      ]),
+      planWaves({
+        tasks: [
+          { id: "a", files: [] },
+          { id: "a", files: [] },
+        ],
+      }),
     ).toThrow(InvalidPlanError);
   });
 
@@ -213,7 +221,7 @@ describe("planWaves", () => {
   it("property: no file overlaps within a wave, dependencies come first, the plan is deterministic", () => {
     fc.assert(
       fc.property(plans, fc.integer({ min: 1, max: 4 }), (tasks, maxPerWave) => {
-        const waves = planWaves(tasks, { maxPerWave });
+        const waves = planWaves({ tasks, maxPerWave });
         expect(waves.flat().sort()).toEqual(tasks.map((task) => task.id).sort());
         const waveOf = new Map(waves.flatMap((wave, index) => wave.map((id) => [id, index] as const)));
         for (const wave of waves) {
@@ -223,7 +231,7 @@ describe("planWaves", () => {
         }
         for (const task of tasks)
           for (const dependency of task.dependsOn) expect(waveOf.get(dependency)!).toBeLessThan(waveOf.get(task.id)!);
-        expect(planWaves([...tasks].reverse(), { maxPerWave })).toEqual(waves);
+        expect(planWaves({ tasks: [...tasks].reverse(), maxPerWave })).toEqual(waves);
         // Foundation first: the plan opens with a task free to start that has the longest chain waiting on it.
         const height = (id: string): number =>
           1 + Math.max(0, ...tasks.filter((task) => task.dependsOn.includes(id)).map((task) => height(task.id)));
@@ -253,26 +261,28 @@ describe("createWorkHook", () => {
     await hook.add([{ id: "types" }, { id: "routes", dependsOn: ["types"], payload: { spec: "routes.yaml" } }]);
     await expect(hook.add([{ id: "types" }])).rejects.toThrow("is listed twice");
     expect((await hook.ready()).map((task) => task.id)).toEqual(["types"]);
-    await expect(hook.claim("routes", "w1")).rejects.toThrow('task "routes" is not ready: it is open and waits for its dependencies');
-    const claim = await hook.claim("types", "w1", { ttlMs: 100 });
-    await expect(hook.claim("types", "w2")).rejects.toThrow(/task "types" is held by w1 until/);
+    await expect(hook.claim({ taskId: "routes", worker: "w1" })).rejects.toThrow(
+      'task "routes" is not ready: it is open and waits for its dependencies',
+    );
+    const claim = await hook.claim({ taskId: "types", worker: "w1", ttlMs: 100 });
+    await expect(hook.claim({ taskId: "types", worker: "w2" })).rejects.toThrow(/task "types" is held by w1 until/);
     expect(await hook.ready()).toEqual([]);
     clock += 100;
-    const stolen = await hook.claim("types", "w2");
-    await expect(hook.complete(claim)).rejects.toThrow("w1 no longer holds types");
-    await hook.fail(stolen, { reason: "tests failed" });
+    const stolen = await hook.claim({ taskId: "types", worker: "w2" });
+    await expect(hook.complete({ claim })).rejects.toThrow("w1 no longer holds types");
+    await hook.fail({ claim: stolen, reason: "tests failed" });
     expect((await hook.tasks())[1]).toMatchObject({ id: "types", state: "open", attempts: 1, reason: "tests failed" });
-    const again = await hook.claim("types", "w3");
-    await hook.complete(again, { result: { sha: "abc" } });
+    const again = await hook.claim({ taskId: "types", worker: "w3" });
+    await hook.complete({ claim: again, result: { sha: "abc" } });
     expect((await hook.ready()).map((task) => task.id)).toEqual(["routes"]);
-    const routes = await hook.claim("routes", "w1");
-    const renewed = await hook.renew(routes, { ttlMs: 50 });
+    const routes = await hook.claim({ taskId: "routes", worker: "w1" });
+    const renewed = await hook.renew({ claim: routes, ttlMs: 50 });
     expect(renewed.expiresAt).toBe(clock + 50);
-    await hook.release(renewed);
+    await hook.release({ claim: renewed });
     expect((await hook.ready()).map((task) => task.id)).toEqual(["routes"]);
-    const late = await hook.claim("routes", "w2", { ttlMs: 10 });
+    const late = await hook.claim({ taskId: "routes", worker: "w2", ttlMs: 10 });
     clock += 10;
-    await expect(hook.renew(late)).rejects.toThrow("w2's claim on routes expired: renew claims before they run out");
+    await expect(hook.renew({ claim: late })).rejects.toThrow("w2's claim on routes expired: renew claims before they run out");
   });
 
   it("never grants one task twice, across processes", async () => {
@@ -290,7 +300,7 @@ describe("createWorkHook", () => {
     // Again over claims that have all expired: replacing an expired claim grants it once too.
     const second = createWorkHook({ dir: join(dir.path, "expired") });
     await second.add(Array.from({ length: 40 }, (_, index) => ({ id: `t${index}` })));
-    for (const task of await second.tasks()) await second.claim(task.id, "gone", { ttlMs: 1 });
+    for (const task of await second.tasks()) await second.claim({ taskId: task.id, worker: "gone", ttlMs: 1 });
     await new Promise((resolve) => setTimeout(resolve, 5));
     const retaken = await Promise.all(
       Array.from({ length: 4 }, (_, index) =>
@@ -326,7 +336,7 @@ describe("createWorkHook", () => {
               // The model says whether this claim must be granted; a refusal must be a ClaimRefusedError
               // with the reason, so a claim() that always throws (or grants twice) fails the property.
               const grantable = !completed.has(id) && (live === undefined || live.claim.expiresAt <= clock);
-              const attempt = await hook.claim(id, `w${worker}`).then(
+              const attempt = await hook.claim({ taskId: id, worker: `w${worker}` }).then(
                 (claim) => ({ claim }),
                 (error: unknown) => ({ error }),
               );
@@ -342,7 +352,7 @@ describe("createWorkHook", () => {
             }
             if ((action === "complete" || action === "release") && held.has(id)) {
               const entry = held.get(id)!;
-              const ok = await (action === "complete" ? hook.complete(entry.claim) : hook.release(entry.claim)).then(
+              const ok = await (action === "complete" ? hook.complete({ claim: entry.claim }) : hook.release({ claim: entry.claim })).then(
                 () => true,
                 () => false,
               );

@@ -1,4 +1,5 @@
 import { execFile } from "node:child_process";
+import { sleep } from "@bulkhead/core";
 import { z } from "zod";
 import { GitConflictError } from "./git-lead-errors.js";
 import { compareAndSwapBranch, readBranch } from "./git-refs.js";
@@ -35,18 +36,25 @@ export interface RemoteLandingOptions {
   maxAttempts?: number;
 }
 
-export const remoteLandingSchema = z.object({
-  // No leading "-": git would take it as an option. No ext:: or fd:: transports (they run commands).
-  url: z
-    .string()
-    .min(1)
-    .max(4096)
-    .regex(/^(?!-)(?!(ext|fd)::)[^\0\n]+$/, "expected a remote path or URL (not an option, not ext:: or fd::)"),
-  lock: z
-    .custom<LandingLock>((value) => typeof (value as LandingLock | undefined)?.acquire === "function", "expected { acquire(key) }")
-    .optional(),
-  maxAttempts: z.number().int().positive().max(10_000).optional(),
-});
+let landingSchema: ReturnType<typeof buildRemoteLandingSchema> | undefined;
+
+function buildRemoteLandingSchema() {
+  return z.object({
+    // No leading "-": git would take it as an option. No ext:: or fd:: transports (they run commands).
+    url: z
+      .string()
+      .min(1)
+      .max(4096)
+      .regex(/^(?!-)(?!(ext|fd)::)[^\0\n]+$/, "expected a remote path or URL (not an option, not ext:: or fd::)"),
+    lock: z
+      .custom<LandingLock>((value) => typeof (value as LandingLock | undefined)?.acquire === "function", "expected { acquire(key) }")
+      .optional(),
+    maxAttempts: z.number().int().positive().max(10_000).optional(),
+  });
+}
+
+/** The schema of {@link RemoteLandingOptions}, built on first use. */
+export const remoteLandingSchema = (): ReturnType<typeof buildRemoteLandingSchema> => (landingSchema ??= buildRemoteLandingSchema());
 
 /** What the scan of the remote's new commits found about a submission. */
 export type RemoteCheck = { landed: string } | { refuse: string } | undefined;
@@ -278,7 +286,7 @@ export class RemoteLanding {
     if (push.code !== 0) {
       const rejected = push.stdout.split("\n").find((line) => line.startsWith("!"));
       // A short random pause before the rebuild, so hosts that lost together do not collide again in step.
-      if (rejected) await new Promise((resolve) => setTimeout(resolve, 5 + Math.random() * 45));
+      if (rejected) await sleep(5 + Math.random() * 45);
       if (rejected)
         throw new GitConflictError(
           `${this.url} ${this.#branch} moved from ${parent?.slice(0, 12) ?? "(unborn)"} before this push landed (${rejected.split("\t").at(-1)}): the lead rebuilds on the new tip`,

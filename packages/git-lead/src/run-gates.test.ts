@@ -1,4 +1,8 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { createTempDir } from "@bulkhead/test-utils";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { isGone, until } from "../test/process-gone.js";
 import { runGates } from "./run-gates.js";
 import type { FunctionGate, GateResult } from "./submission.js";
 
@@ -40,5 +44,36 @@ describe("runGates: a function gate's timeout timer", () => {
     expect(await pending).toMatchObject({ ok: false, results: [{ name: "slow", ok: false, output: "timed out after 8000 ms" }] });
     expect(ended).toHaveLength(1);
     expect(vi.getTimerCount()).toBe(0);
+  });
+});
+
+describe("runGates: a command gate's process group", () => {
+  const gate = (dir: string, then: string, timeoutMs?: number) => ({
+    name: "spawns",
+    command: ["sh", "-c", `sleep 1000 & echo $! > ${join(dir, "child.pid")}; ${then}`],
+    ...(timeoutMs === undefined ? {} : { timeoutMs }),
+  });
+  const options = (dir: string) => ({ dir, files: [], issueId: "T-1", functions: new Map(), onGateEnd: () => {} });
+
+  it("at its time limit is killed with what it started, and fails closed with the reason", async () => {
+    await using dir = createTempDir();
+    const result = await runGates([gate(dir.path, "wait", 300)], options(dir.path));
+    expect(result).toEqual({ ok: false, results: [expect.objectContaining({ name: "spawns", ok: false })] });
+    expect(result.results[0]!.output).toContain("[timed out after 300 ms]");
+    const child = Number(readFileSync(join(dir.path, "child.pid"), "utf8"));
+    await until(() => isGone(child));
+  });
+
+  it("that passes leaves nothing running behind it", async () => {
+    await using dir = createTempDir();
+    expect(await runGates([gate(dir.path, "exit 0")], options(dir.path))).toMatchObject({ ok: true, results: [{ ok: true }] });
+    const child = Number(readFileSync(join(dir.path, "child.pid"), "utf8"));
+    await until(() => isGone(child));
+  });
+
+  it("that exits non-zero fails with its exit code as evidence", async () => {
+    await using dir = createTempDir();
+    const result = await runGates([gate(dir.path, "echo broken; exit 3")], options(dir.path));
+    expect(result.results[0]).toMatchObject({ ok: false, output: "broken\n\n[exit 3]" });
   });
 });

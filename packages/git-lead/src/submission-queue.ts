@@ -1,4 +1,16 @@
-import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  linkSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { writeFileAtomicSync } from "@bulkhead/core";
@@ -36,8 +48,11 @@ export class SubmissionQueue {
     }
   }
 
-  /** The queued entries, oldest first. */
-  list(): QueueEntry[] {
+  /**
+   * The queued entries, oldest first. A lead drops an entry torn by a crash before its link;
+   * `readOnly` (status) only skips it, so looking changes nothing.
+   */
+  list({ readOnly = false } = {}): QueueEntry[] {
     const dir = join(this.stateDir, "queue");
     let names: string[];
     try {
@@ -51,7 +66,7 @@ export class SubmissionQueue {
         entries.push(JSON.parse(readFileSync(join(dir, name), "utf8")) as QueueEntry);
       } catch (error) {
         // Gone meanwhile (finished by another lead), or torn by a crash before its link: skip or drop.
-        if ((error as NodeJS.ErrnoException).code !== "ENOENT") rmSync(join(dir, name), { force: true });
+        if ((error as NodeJS.ErrnoException).code !== "ENOENT" && !readOnly) rmSync(join(dir, name), { force: true });
       }
     }
     return entries.sort((left, right) => (left.queuedAt < right.queuedAt ? -1 : left.queuedAt > right.queuedAt ? 1 : 0));
@@ -59,6 +74,20 @@ export class SubmissionQueue {
 
   remove(id: string): void {
     rmSync(join(this.stateDir, "queue", `${id}.json`), { force: true });
+    rmSync(join(this.stateDir, "queue", `${id}.withdrawn`), { force: true });
+  }
+
+  /**
+   * Marks a queued entry as withdrawn by its submitter (an abort while another lead works): the
+   * lead that reaches it refuses it instead of committing, unless its commit is already under way.
+   */
+  withdraw(id: string): void {
+    if (!existsSync(join(this.stateDir, "queue", `${id}.json`))) return;
+    writeFileSync(join(this.stateDir, "queue", `${id}.withdrawn`), "");
+  }
+
+  isWithdrawn(id: string): boolean {
+    return existsSync(join(this.stateDir, "queue", `${id}.withdrawn`));
   }
 
   result(id: string): SubmitResult | undefined {

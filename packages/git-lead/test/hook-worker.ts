@@ -7,7 +7,7 @@ const hook = createWorkHook({ dir });
 const won: string[] = [];
 for (const task of await hook.tasks()) {
   try {
-    await hook.claim(task.id, worker);
+    await hook.claim({ taskId: task.id, worker });
     won.push(task.id);
   } catch (error) {
     if ((error as { code?: string }).code !== "CLAIM_REFUSED") throw error;

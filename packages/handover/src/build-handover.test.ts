@@ -1,6 +1,6 @@
 import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { createMemoryProposalStore, emptyUsage, MultiRepoGuard, parseTaskSpec } from "@bulkhead/core";
+import { createMemoryProposalStore, createMultiRepoGuard, emptyUsage, parseTaskSpec } from "@bulkhead/core";
 import { createTempDir, git, initRepo, type TempDir } from "@bulkhead/test-utils";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { assessCompletion } from "./assess-completion.js";
@@ -52,7 +52,7 @@ describe("handover from real repositories", () => {
   afterEach(() => dir.remove());
 
   it("builds from git: commits, uncommitted files and deletions, tokens, held proposals", async () => {
-    const guard = new MultiRepoGuard({ primaryRepo: "backend-api", store: createMemoryProposalStore() });
+    const guard = createMultiRepoGuard({ primaryRepo: "backend-api", store: createMemoryProposalStore() });
     await guard.propose({ repo: "frontend", file: "src/api.ts", diff: "+429" });
     const report = {
       contextReadTokens: 100,

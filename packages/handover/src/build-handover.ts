@@ -36,6 +36,14 @@ export interface BuildHandoverOptions {
   base?: Record<string, string>;
   /** The tracker's report. */
   report?: UsageReport;
+  /**
+   * Tokens of tool results that the model gateway charged to the tool-call budget (the sum of its
+   * audit records' `toolResultTokens`, counted locally). The upstream reports them inside the
+   * prompt tokens, so the report books them as context read: the handover shows them on the
+   * tool-call line and takes them out of the context read, so the kinds still add up to the total.
+   * @default 0
+   */
+  toolResultTokens?: number;
   /** Held proposals come from here. */
   guard?: Pick<MultiRepoGuard, "proposals">;
   gates?: readonly GateOutcome[];
@@ -93,6 +101,9 @@ export async function buildHandover(options: BuildHandoverOptions): Promise<Hand
   const { maxTokens, onOverflow = "trim", counter = createByteEstimateCounter(), maxEvidenceChars = 500, now = () => new Date() } = options;
   if (!spec?.task) throw new InvalidArgumentError("options.spec", "expected a TaskSpec");
   if (!Array.isArray(summary)) throw new InvalidArgumentError("options.summary", "expected a list of what was done");
+  const { toolResultTokens = 0 } = options;
+  if (!Number.isSafeInteger(toolResultTokens) || toolResultTokens < 0)
+    throw new InvalidArgumentError("options.toolResultTokens", `expected a whole number of tokens, 0 or more, got ${toolResultTokens}`);
   if (maxTokens !== undefined && !(maxTokens > 0))
     throw new InvalidArgumentError("options.maxTokens", `expected a positive number, got ${maxTokens}`);
 
@@ -126,7 +137,7 @@ export async function buildHandover(options: BuildHandoverOptions): Promise<Hand
     status,
     done: [...summary],
     filesChanged,
-    ...(report === undefined ? {} : { tokens: report }),
+    ...(report === undefined ? {} : { tokens: withToolResults(report, toolResultTokens) }),
     crossRepoImpact: { reposTouched, held },
     nextTaskDependencies: [...nextTaskDependencies],
     gates: gates.map((gate) => ({
@@ -142,6 +153,13 @@ export async function buildHandover(options: BuildHandoverOptions): Promise<Hand
   });
   if (maxTokens === undefined) return document;
   return fit(document, maxTokens, onOverflow, counter);
+}
+
+/** The report with the gateway's tool-result tokens moved from the context read to the tool-call line. */
+function withToolResults(report: UsageReport, tokens: number): UsageReport {
+  const moved = Math.min(tokens, report.contextReadTokens);
+  if (moved === 0) return report;
+  return { ...report, contextReadTokens: report.contextReadTokens - moved, toolCallTokens: report.toolCallTokens + moved };
 }
 
 const TRIM_ORDER = ["filesChanged", "notes", "gates", "done", "nextTaskDependencies"] as const;

@@ -1,5 +1,5 @@
 import { readFile } from "node:fs/promises";
-import { InvalidArgumentError, withFileLock, writeFileAtomic } from "@bulkhead/core";
+import { formatZodIssues, InvalidArgumentError, withFileLock, writeFileAtomic } from "@bulkhead/core";
 import { handoverSchema, type HandoverDocument } from "./handover-document.js";
 import { HandoverConsumedError, InvalidHandoverError } from "./handover-errors.js";
 import { parseHandover } from "./parse-handover.js";
@@ -19,11 +19,7 @@ export function handoverFromJson(text: string, { source = "handover.json" }: { s
     throw new InvalidHandoverError(source, `not JSON: ${(error as Error).message}`);
   }
   const result = handoverSchema.safeParse(json);
-  if (!result.success)
-    throw new InvalidHandoverError(
-      source,
-      result.error.issues.map((issue) => `${issue.path.join(".") || "(document)"}: ${issue.message}`).join("; "),
-    );
+  if (!result.success) throw new InvalidHandoverError(source, formatZodIssues(result.error, { root: "(document)" }));
   return result.data;
 }
 

@@ -1,6 +1,6 @@
 import { symlinkSync } from "node:fs";
 import { join } from "node:path";
-import { createByteEstimateCounter, PathOutsideRootError } from "@bulkhead/core";
+import { AbortedError, createByteEstimateCounter, PathOutsideRootError } from "@bulkhead/core";
 import { createTempDir } from "@bulkhead/test-utils";
 import { describe, expect, it } from "vitest";
 import { checkBeforeSpawn } from "./check-before-spawn.js";
@@ -141,6 +141,25 @@ describe("checkBeforeSpawn", () => {
       await checkBeforeSpawn({ command: [process.execPath, "-e", "setTimeout(() => {}, 60000)"], cwd: dir.path, timeoutMs: 200 }),
     ).toMatchObject({ ok: false, timedOut: true });
     await expect(checkBeforeSpawn({ command: ["definitely-not-a-command-xyz"], cwd: dir.path })).rejects.toThrow("could not start");
-    expect(() => checkBeforeSpawn({ command: [] as string[], cwd: join(dir.path) })).toThrow("invalid command");
+    expect(() => checkBeforeSpawn({ command: [] as string[], cwd: join(dir.path) })).toThrow(
+      "invalid options: command: expected the check",
+    );
+  });
+
+  it("kills the check and throws AbortedError when the caller aborts", async () => {
+    await using dir = createTempDir();
+    const controller = new AbortController();
+    const check = checkBeforeSpawn({
+      command: [process.execPath, "-e", "console.log('started'); setTimeout(() => {}, 600000)"],
+      cwd: dir.path,
+      abortSignal: controller.signal,
+    });
+    setImmediate(() => controller.abort(new Error("the user pressed stop")));
+    await expect(check).rejects.toSatisfy(
+      (error: unknown) => AbortedError.isInstance(error) && (error.cause as Error).message === "the user pressed stop",
+    );
+    await expect(
+      checkBeforeSpawn({ command: [process.execPath, "-e", ""], cwd: dir.path, abortSignal: AbortSignal.abort() }),
+    ).rejects.toSatisfy((error: unknown) => AbortedError.isInstance(error));
   });
 });

@@ -1,7 +1,10 @@
-import { BulkheadError } from "@bulkhead/core";
+import { BulkheadError, errorMarker } from "@bulkhead/core";
 
 /** A handover document could not be read: the message names the line and what was expected. */
-export class InvalidHandoverError extends BulkheadError {
+export class InvalidHandoverError extends BulkheadError<{ source: string; line: number | undefined; problem: string }> {
+  /** Marks this kind across copies of the package; see {@link BulkheadError.isInstance}. */
+  static override readonly marker: symbol = errorMarker("InvalidHandoverError");
+
   constructor(source: string, problem: string, line?: number) {
     super("INVALID_HANDOVER", `${source}${line === undefined ? "" : `:${line}`}: ${problem}`, { data: { source, line, problem } });
     this.name = "InvalidHandoverError";
@@ -9,7 +12,10 @@ export class InvalidHandoverError extends BulkheadError {
 }
 
 /** A handover was already consumed; each is consumed once. */
-export class HandoverConsumedError extends BulkheadError {
+export class HandoverConsumedError extends BulkheadError<{ path: string; by: string; at: string }> {
+  /** Marks this kind across copies of the package; see {@link BulkheadError.isInstance}. */
+  static override readonly marker: symbol = errorMarker("HandoverConsumedError");
+
   constructor(path: string, by: string, at: string) {
     super("HANDOVER_CONSUMED", `handover ${path} was already consumed by ${by} at ${at}: start from the handover that consumer wrote`, {
       data: { path, by, at },
@@ -19,7 +25,10 @@ export class HandoverConsumedError extends BulkheadError {
 }
 
 /** The rendered handover is over its token bound and trimming was not allowed. */
-export class HandoverTooLargeError extends BulkheadError {
+export class HandoverTooLargeError extends BulkheadError<{ tokens: number; maxTokens: number }> {
+  /** Marks this kind across copies of the package; see {@link BulkheadError.isInstance}. */
+  static override readonly marker: symbol = errorMarker("HandoverTooLargeError");
+
   constructor(tokens: number, maxTokens: number) {
     super(
       "HANDOVER_TOO_LARGE",

@@ -2,7 +2,7 @@
 export { assessCompletion, type CompletionAssessment, type ExpectedChange } from "./assess-completion.js";
 export { buildHandover, type BuildHandoverOptions } from "./build-handover.js";
 export type { ChangeSetInput } from "./change-set-input.js";
-export { checkBeforeSpawn, type SpawnCheck } from "./check-before-spawn.js";
+export { checkBeforeSpawn, type CheckBeforeSpawnOptions, type SpawnCheck } from "./check-before-spawn.js";
 export { consumeHandover, handoverFromJson, handoverToJson, loadHandover } from "./consume-handover.js";
 export { CONTEXT_COSTS, CONTEXT_RULE, estimateContext, layerOf, type ContextEstimate, type ContextWork } from "./estimate-context.js";
 export {

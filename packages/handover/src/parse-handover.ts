@@ -1,4 +1,4 @@
-import { BulkheadError, emptyUsage, type Usage, type UsageBreakdown, type UsageReport } from "@bulkhead/core";
+import { BulkheadError, emptyUsage, formatZodIssues, type Usage, type UsageBreakdown, type UsageReport } from "@bulkhead/core";
 import { handoverSchema, TRIMMABLE_SECTIONS, type ChangedFile, type HandoverDocument } from "./handover-document.js";
 import { InvalidHandoverError } from "./handover-errors.js";
 import { NONE } from "./render-handover.js";
@@ -219,7 +219,7 @@ function parse(markdown: string, source: string, lenient: boolean): HandoverDocu
 
   const result = handoverSchema.safeParse(document);
   if (!result.success) {
-    fail(result.error.issues.map((issue) => `${issue.path.join(".") || "(document)"}: ${issue.message}`).join("; "));
+    fail(formatZodIssues(result.error, { root: "(document)" }));
   }
   return result.data!;
 }

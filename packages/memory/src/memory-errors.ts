@@ -1,4 +1,4 @@
-import { BulkheadError } from "@bulkhead/core";
+import { BulkheadError, errorMarker } from "@bulkhead/core";
 
 /** One thing wrong with a memory entry file, located in it. */
 export interface MemoryProblem {
@@ -22,6 +22,9 @@ export function formatMemoryProblem(problem: MemoryProblem): string {
 
 /** A memory entry file failed to parse or validate; `problems` lists each one with its line. */
 export class InvalidMemoryEntryError extends BulkheadError {
+  /** Marks this kind across copies of the package; see {@link BulkheadError.isInstance}. */
+  static override readonly marker: symbol = errorMarker("InvalidMemoryEntryError");
+
   readonly problems: readonly MemoryProblem[];
 
   constructor(source: string, problems: readonly MemoryProblem[]) {
@@ -37,6 +40,9 @@ export class InvalidMemoryEntryError extends BulkheadError {
 
 /** No entry with this id is in the store. */
 export class MemoryEntryNotFoundError extends BulkheadError {
+  /** Marks this kind across copies of the package; see {@link BulkheadError.isInstance}. */
+  static override readonly marker: symbol = errorMarker("MemoryEntryNotFoundError");
+
   constructor(id: string) {
     super("MEMORY_ENTRY_NOT_FOUND", `no memory entry "${id}": see bulkhead memory list`, { data: { id } });
     this.name = "MemoryEntryNotFoundError";
@@ -45,6 +51,9 @@ export class MemoryEntryNotFoundError extends BulkheadError {
 
 /** A change to memory was refused: the entry is already decided, dropped, or would be accepted by its own proposer. */
 export class MemoryRefusedError extends BulkheadError {
+  /** Marks this kind across copies of the package; see {@link BulkheadError.isInstance}. */
+  static override readonly marker: symbol = errorMarker("MemoryRefusedError");
+
   constructor(id: string, reason: string) {
     super("MEMORY_REFUSED", `memory entry "${id}": ${reason}`, { data: { id, reason } });
     this.name = "MemoryRefusedError";

@@ -14,7 +14,14 @@ export const MEMORY_SECTION_HEADER = [
 /** `workspace`, or `api, web: src/routes, src/auth`. */
 export function describeApplies(applies: MemoryApplies): string {
   if (applies === "workspace") return "workspace";
-  return applies.map((target) => (target.paths.length === 0 ? target.repo : `${target.repo}: ${target.paths.join(", ")}`)).join("; ");
+  // A loop, not map/join: a selection renders hundreds of blocks.
+  let text = "";
+  for (let index = 0; index < applies.length; index++) {
+    const target = applies[index]!;
+    if (index > 0) text += "; ";
+    text += target.paths.length === 0 ? target.repo : `${target.repo}: ${target.paths.join(", ")}`;
+  }
+  return text;
 }
 
 /**
@@ -24,11 +31,18 @@ export function describeApplies(applies: MemoryApplies): string {
 export function renderMemoryBlock(entry: MemoryEntry, specificity: MemorySpecificity): string {
   const kind = entry.kind === "learning" && entry.learning ? `learning, ${entry.learning}` : entry.kind;
   const why = entry.why === undefined ? "" : ` Why: ${entry.why}`;
-  const lines = [
-    `- [${kind}] ${entry.title}${why} (${specificity === "workspace" ? "workspace" : describeApplies(entry.applies)}; ${entry.id})`,
-  ];
-  if (entry.body !== "") for (const line of entry.body.split("\n")) lines.push(line.trim() === "" ? "" : `  ${line}`);
-  return `${lines.join("\n")}\n`;
+  const where = specificity === "workspace" ? "workspace" : describeApplies(entry.applies);
+  let text = `- [${kind}] ${entry.title}${why} (${where}; ${entry.id})\n`;
+  // Each body line indented, a blank one left empty: one scan, no split and join per block.
+  const body = entry.body;
+  for (let start = 0; body !== "" && start <= body.length;) {
+    let end = body.indexOf("\n", start);
+    if (end === -1) end = body.length;
+    const line = body.slice(start, end);
+    text += line.trim() === "" ? "\n" : `  ${line}\n`;
+    start = end + 1;
+  }
+  return text;
 }
 
 /**

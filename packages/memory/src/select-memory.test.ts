@@ -131,6 +131,44 @@ describe("selectMemory", () => {
     expect(tight.tokens).toBe(justOne);
   });
 
+  it("stops rendering once 32 entries did not fit: the rest are listed by id, never counted", async () => {
+    const spec = specFor([{ name: "api", paths: ["src"] }]);
+    const entries = Array.from({ length: 300 }, (_, index) =>
+      accepted(`m-${String(index).padStart(4, "0")}`, "workspace", { title: `Rule number ${index}`, body: "x".repeat(index % 7) }),
+    );
+    const texts: string[] = [];
+    // A counter of its own name, so nothing is cached from other tests: every count reaches it.
+    const counter = {
+      name: "counting-bytes-fill-test",
+      estimated: true,
+      count: (text: string) => (texts.push(text), Math.ceil(text.length / 4)),
+    };
+    const selection = await selectMemory({ entries, spec, counter, maxTokens: 200 });
+    expect(selection.selected.length).toBeGreaterThan(0);
+    expect(selection.selected.length + selection.notFitted.length).toBe(300);
+    const blocks = texts.filter((text) => text.startsWith("- ["));
+    // Every selected block, then at most 32 that missed; plus the header and the whole section.
+    expect(blocks.length).toBeLessThanOrEqual(selection.selected.length + 32);
+    expect(texts.length).toBe(blocks.length + 2);
+    expect(selection.tokens).toBeLessThanOrEqual(200);
+    // Still in rank order, and the same answer when selected again (through the listing index).
+    expect(await selectMemory({ entries, spec, counter, maxTokens: 200 })).toEqual(selection);
+  });
+
+  it("orders by use among entries of the same rank and age, in any listing order", async () => {
+    const spec = specFor([{ name: "api", paths: ["src"] }]);
+    const updatedAt = "2026-11-01T00:00:00.000Z";
+    const entries = ["m-aaa", "m-bbb", "m-ccc", "m-ddd"].map((id) => accepted(id, "workspace", { updatedAt }));
+    entries.push(
+      accepted("m-eee", "workspace", { updatedAt: "2026-11-02T00:00:00.000Z" }),
+      accepted("m-fff", [{ repo: "api", paths: [] }], { updatedAt }),
+    );
+    const usage = { "m-ccc": { uses: 3 }, "m-bbb": { uses: 3, lastUsedAt: "2026-11-05T00:00:00.000Z" }, "m-ddd": { uses: 1 } };
+    const expected = ["m-fff", "m-eee", "m-bbb", "m-ccc", "m-ddd", "m-aaa"];
+    expect((await selectMemory({ entries, usage, spec })).selected.map((item) => item.entry.id)).toEqual(expected);
+    expect((await selectMemory({ entries: [...entries].reverse(), usage, spec })).selected.map((item) => item.entry.id)).toEqual(expected);
+  });
+
   it("validates its options", async () => {
     await expect(selectMemory({ entries: [], spec: {} as TaskSpec })).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
     await expect(selectMemory({ entries: [], spec: specFor([{ name: "api", paths: ["src"] }]), share: 2 })).rejects.toThrow("options");
@@ -193,6 +231,27 @@ describe("selectMemory", () => {
       );
     });
 
+    it("never exceeds its share over larger listings, where fitting stops after 32 misses", async () => {
+      await fc.assert(
+        fc.asyncProperty(fc.array(entry, { minLength: 40, maxLength: 120 }), fc.integer({ min: 0, max: 400 }), async (items, maxTokens) => {
+          const list = items.map((item, index) =>
+            accepted(`m-${String(index).padStart(4, "0")}`, item.applies, {
+              status: item.status,
+              updatedAt: item.updatedAt,
+              title: item.title.trim() || "t",
+              body: item.body.replaceAll("\r", "").trim(),
+            }),
+          );
+          const selection = await selectMemory({ entries: list, spec, counter, maxTokens, now });
+          const section = renderMemorySection(selection);
+          expect(selection.tokens).toBe(section === "" ? 0 : counter.count(section));
+          expect(selection.tokens).toBeLessThanOrEqual(maxTokens);
+          expect(selection.selected.length + selection.notFitted.length).toBe(selection.applicable);
+        }),
+        { numRuns: 40 },
+      );
+    });
+
     it("is deterministic for the same store, in whatever order the store lists it", async () => {
       await fc.assert(
         fc.asyncProperty(entries, fc.integer({ min: 0, max: 600 }), fc.infiniteStream(fc.nat()), async (list, maxTokens, randoms) => {
@@ -200,13 +259,19 @@ describe("selectMemory", () => {
             .map((item) => ({ item, key: randoms.next().value as number }))
             .sort((a, b) => a.key - b.key)
             .map(({ item }) => item);
-          const first = await selectMemory({ entries: list, spec, counter, maxTokens, now });
-          const second = await selectMemory({ entries: shuffled, spec, counter, maxTokens, now });
+          // Use counts on some entries: ties of rank and age are then ordered by use.
+          const usage = Object.fromEntries(
+            list
+              .filter((_, index) => index % 3 === 0)
+              .map((item, index) => [item.id, { uses: index % 2, ...(index % 4 === 0 ? { lastUsedAt: "2026-11-20T00:00:00.000Z" } : {}) }]),
+          );
+          const first = await selectMemory({ entries: list, usage, spec, counter, maxTokens, now });
+          const second = await selectMemory({ entries: shuffled, usage, spec, counter, maxTokens, now });
           expect(second).toEqual(first);
           expect(renderMemorySection(second)).toBe(renderMemorySection(first));
           // Selected again over the same listings: through the listing index, the same answer.
-          expect(await selectMemory({ entries: list, spec, counter, maxTokens, now })).toEqual(first);
-          expect(await selectMemory({ entries: shuffled, spec, counter, maxTokens, now })).toEqual(first);
+          expect(await selectMemory({ entries: list, usage, spec, counter, maxTokens, now })).toEqual(first);
+          expect(await selectMemory({ entries: shuffled, usage, spec, counter, maxTokens, now })).toEqual(first);
         }),
         { numRuns: 100 },
       );

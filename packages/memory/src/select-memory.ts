@@ -12,7 +12,7 @@ import {
 import { z } from "zod";
 import type { MemoryEntry } from "./memory-entry.js";
 import type { MemoryUsage } from "./memory-store.js";
-import { MEMORY_SECTION_HEADER, renderMemoryBlock, renderMemorySection } from "./render-memory-section.js";
+import { MEMORY_SECTION_HEADER, renderMemoryBlock } from "./render-memory-section.js";
 
 /** The memory share of the context-read budget when no other is given. */
 export const DEFAULT_MEMORY_SHARE = 0.1;
@@ -32,7 +32,7 @@ export interface MemorySelection {
   selected: SelectedMemoryEntry[];
   /** Ids of entries that apply but did not fit the share, in rank order. */
   notFitted: string[];
-  /** Tokens of the rendered section ({@link renderMemorySection}), 0 when nothing was selected. */
+  /** Tokens of the rendered section (`renderMemorySection`), 0 when nothing was selected. */
   tokens: number;
   /** The memory share, in tokens. */
   budget: number;
@@ -90,8 +90,15 @@ const optionsSchema = z.object({
   abortSignal: z.custom<AbortSignal>((value) => value instanceof AbortSignal, "expected an AbortSignal").optional(),
 });
 
+/**
+ * How many entries that do not fit are rendered and counted before fitting stops: the gap left
+ * by the first is filled from the next entries in rank order, and once this many have missed the
+ * rest are listed as not fitted without being rendered, so the work is bounded by what fits.
+ */
+const FILL_MISSES = 32;
+
 /** Token counts of rendered blocks, by counter and text: entries change rarely, tasks select often. */
-const countCache = new Map<string, number>();
+const countCache = new Map<string, Map<string, number>>();
 const COUNT_CACHE_LIMIT = 100_000;
 /** Parsed ISO times: many entries share a time text, and Date.parse is the loop's main cost. */
 const timeCache = new Map<string, number>();
@@ -123,42 +130,68 @@ interface Candidate {
   lastUsed: number;
 }
 
-/**
- * Most specific first, then most recently updated, then most used; the id breaks the remaining
- * ties (by the listing index's order, see {@link orderCandidates}), so the order is total.
- */
-function compareStanding(left: Candidate, right: Candidate): number {
-  return right.rank - left.rank || right.updated - left.updated || right.uses - left.uses || right.lastUsed - left.lastUsed;
-}
-
 /** Most specific first, then most recently updated, then most used; the id breaks ties, so the order is total. */
 function compareCandidates(left: Candidate, right: Candidate): number {
-  return compareStanding(left, right) || (left.entry.id < right.entry.id ? -1 : left.entry.id > right.entry.id ? 1 : 0);
+  return (
+    right.rank - left.rank ||
+    right.updated - left.updated ||
+    compareUse(left, right) ||
+    (left.entry.id < right.entry.id ? -1 : left.entry.id > right.entry.id ? 1 : 0)
+  );
 }
 
-/** Stores list entries by id; one pass tells, and then a stable sort needs no id comparisons. */
-function sortCandidates(candidates: Candidate[]): void {
-  let inIdOrder = true;
-  for (let index = 1; inIdOrder && index < candidates.length; index++)
-    inIdOrder = candidates[index - 1]!.entry.id < candidates[index]!.entry.id;
-  candidates.sort(inIdOrder ? compareStanding : compareCandidates);
+/** Among entries of one rank and update time: the more used, then the more recently used. */
+function compareUse(left: Candidate, right: Candidate): number {
+  return right.uses - left.uses || right.lastUsed - left.lastUsed;
+}
+
+/** Groups `items` by `key` in order of first appearance within each group, groups by key descending. */
+function groupDescending(items: Candidate[], key: (item: Candidate) => number): Candidate[][] {
+  const groups = new Map<number, Candidate[]>();
+  for (const item of items) {
+    const value = key(item);
+    const group = groups.get(value);
+    if (group) group.push(item);
+    else groups.set(value, [item]);
+  }
+  if (groups.size === 1) return [items];
+  return [...groups.keys()].sort((left, right) => right - left).map((value) => groups.get(value)!);
 }
 
 /**
- * Candidates arrive in the listing index's order (most recently updated first, then by id), so
- * the id never has to be compared: without use counts the order is the rank buckets one after
- * another; with them a stable sort on the standing keeps the index order among equals.
+ * Puts candidates in rank order ({@link compareCandidates}) without a comparison sort where it
+ * can: a store lists by id, and the listing index hands them out by (update time, id), so
+ * grouping by rank and then by update time keeps the id order among equals and costs a few map
+ * operations per entry instead of ~log₂ n comparisons. Use counts then order only the runs of
+ * equal rank and time. Any other order gets the full comparison sort.
  */
-function orderCandidates(candidates: Candidate[], hasUsage: boolean): Candidate[] {
-  if (hasUsage) return candidates.sort(compareStanding);
-  const buckets = new Map<number, Candidate[]>();
-  for (const candidate of candidates) {
-    const bucket = buckets.get(candidate.rank);
-    if (bucket) bucket.push(candidate);
-    else buckets.set(candidate.rank, [candidate]);
+function rankOrder(candidates: Candidate[], byTime: boolean, hasUsage: boolean): Candidate[] {
+  if (!byTime) {
+    let inIdOrder = true;
+    for (let index = 1; inIdOrder && index < candidates.length; index++)
+      inIdOrder = candidates[index - 1]!.entry.id < candidates[index]!.entry.id;
+    if (!inIdOrder) return candidates.sort(compareCandidates);
   }
-  if (buckets.size <= 1) return candidates;
-  return [...buckets.keys()].sort((left, right) => right - left).flatMap((rank) => buckets.get(rank)!);
+  const ordered: Candidate[] = [];
+  for (const group of groupDescending(candidates, (item) => item.rank)) {
+    if (byTime) ordered.push(...group);
+    else for (const run of groupDescending(group, (item) => item.updated)) ordered.push(...run);
+  }
+  if (!hasUsage) return ordered;
+  // Runs of the same rank and time: a stable sort on use keeps the id order among equals.
+  for (let start = 0; start < ordered.length;) {
+    let end = start + 1;
+    while (end < ordered.length && ordered[end]!.rank === ordered[start]!.rank && ordered[end]!.updated === ordered[start]!.updated) end++;
+    if (end - start > 1) {
+      const run = ordered.slice(start, end);
+      if (run.some((item) => item.uses > 0 || item.lastUsed > 0)) {
+        run.sort(compareUse);
+        for (let index = 0; index < run.length; index++) ordered[start + index] = run[index]!;
+      }
+    }
+    start = end;
+  }
+  return ordered;
 }
 
 /**
@@ -335,13 +368,15 @@ function touchDepth(view: RepoView, path: string): number {
 }
 
 /** How an entry applies to the task as a rank (0 when it does not): path, then repo, then workspace. */
-function classify(entry: MemoryEntry, views: ReadonlyMap<string, RepoView>): number {
+function classify(entry: MemoryEntry, names: readonly string[], list: readonly RepoView[]): number {
   const applies = entry.applies;
   if (applies === "workspace") return rankOf(1, 0);
   let best = 0;
   for (let index = 0; index < applies.length; index++) {
     const target = applies[index]!;
-    const view = views.get(target.repo);
+    // A task names a few repos: comparing names is cheaper than hashing each entry's (fresh) string for a map.
+    let view: RepoView | undefined;
+    for (let at = 0; at < names.length; at++) if (names[at] === target.repo) view = list[at];
     if (!view) continue;
     if (target.paths.length === 0) {
       best = Math.max(best, rankOf(2, -applies.length));
@@ -391,6 +426,8 @@ export async function selectMemory(options: SelectMemoryOptions): Promise<Memory
   if (Number.isNaN(at)) throw new InvalidArgumentError("options.now", "expected a valid Date");
 
   const views = repoViews(spec, scope);
+  const names = [...views.keys()];
+  const list = [...views.values()];
   const hasUsage = Object.keys(usage).length > 0;
   let candidates: Candidate[] = [];
   const candidate = (entry: MemoryEntry, rank: number, updated: number): Candidate => {
@@ -411,42 +448,51 @@ export async function selectMemory(options: SelectMemoryOptions): Promise<Memory
     for (const position of positionsFor(index, views.keys())) {
       if (index.expires[position]! <= at) continue;
       const entry = index.order[position]!;
-      const rank = classify(entry, views);
+      const rank = classify(entry, names, list);
       if (rank !== 0) candidates.push(candidate(entry, rank, index.updated[position]!));
     }
-    candidates = orderCandidates(candidates, hasUsage);
+    candidates = rankOrder(candidates, true, hasUsage);
   } else {
     // The first selection over a listing (a dispatch lists once and selects once): one pass, no index to build.
     for (const entry of entries) {
       if (entry.status !== "accepted") continue;
       if (entry.expiresAt !== undefined && timeOf(entry.expiresAt) <= at) continue;
-      const rank = classify(entry, views);
+      const rank = classify(entry, names, list);
       if (rank !== 0) candidates.push(candidate(entry, rank, timeOf(entry.updatedAt)));
     }
-    sortCandidates(candidates);
+    candidates = rankOrder(candidates, false, hasUsage);
   }
 
+  // Keyed by the text itself, one map per counter: no key string to build and hash per block.
+  let counted = countCache.get(counter.name);
+  if (!counted) countCache.set(counter.name, (counted = new Map()));
+  const byText = counted;
   const count = async (text: string): Promise<number> => {
-    const key = `${counter.name}\u0000${text}`;
-    const cached = countCache.get(key);
+    const cached = byText.get(text);
     if (cached !== undefined) return cached;
-    const counted = counter.count(text);
-    const tokens = typeof counted === "number" ? counted : await counted;
-    if (countCache.size >= COUNT_CACHE_LIMIT) countCache.clear();
-    countCache.set(key, tokens);
+    const result = counter.count(text);
+    const tokens = typeof result === "number" ? result : await result;
+    if (byText.size >= COUNT_CACHE_LIMIT) byText.clear();
+    byText.set(text, tokens);
     return tokens;
   };
 
   const headerTokens = await count(MEMORY_SECTION_HEADER);
   const selected: SelectedMemoryEntry[] = [];
+  // The rendered text of each selected block, when this call rendered it: the whole section is joined from them, not rendered twice.
+  const texts: (string | undefined)[] = [];
   const notFitted: string[] = [];
   let used = headerTokens;
   // Once an entry does not fit, nothing less specific is taken: a general rule never takes the
-  // room a more specific one needed. Entries of the same standing may still fill the gap.
+  // room a more specific one needed. Entries of the same standing may still fill the gap, but only
+  // FILL_MISSES of them are tried: the rest are listed by id, never rendered or counted, so a
+  // share that holds 400 of 1,500 applicable entries costs about 400 counts, not 1,500.
   let floor = 0;
-  for (let index = 0; index < candidates.length; index++) {
-    if (index % 1024 === 1023) throwIfAborted(abortSignal, "selectMemory");
-    const candidate = candidates[index]!;
+  let misses = 0;
+  let position = 0;
+  for (; position < candidates.length && misses < FILL_MISSES; position++) {
+    if (position % 1024 === 1023) throwIfAborted(abortSignal, "selectMemory");
+    const candidate = candidates[position]!;
     if (candidate.level < floor) {
       notFitted.push(candidate.entry.id);
       continue;
@@ -457,32 +503,43 @@ export async function selectMemory(options: SelectMemoryOptions): Promise<Memory
       (item) => item.counter === counter.name && item.specificity === candidate.specificity && item.updatedAt === candidate.entry.updatedAt,
     );
     let tokens: number;
+    let text: string | undefined;
     if (known !== undefined) tokens = known.tokens;
     else {
-      tokens = await count(renderMemoryBlock(candidate.entry, candidate.specificity));
-      if (!counts) blockCache.set(candidate.entry, (counts = []));
-      if (counts.length >= 8) counts.shift();
-      counts.push({ counter: counter.name, specificity: candidate.specificity, updatedAt: candidate.entry.updatedAt, tokens });
+      text = renderMemoryBlock(candidate.entry, candidate.specificity);
+      tokens = await count(text);
+      // Kept by entry object only for a listing selected from again: the first selection over a
+      // fresh listing (one dispatch) would pay a weak-map insert per block for nothing; counts
+      // by text still carry over to it from earlier listings.
+      if (index) {
+        if (!counts) blockCache.set(candidate.entry, (counts = []));
+        if (counts.length >= 8) counts.shift();
+        counts.push({ counter: counter.name, specificity: candidate.specificity, updatedAt: candidate.entry.updatedAt, tokens });
+      }
     }
     if (used + tokens <= budget) {
       selected.push({ entry: candidate.entry, tokens, specificity: candidate.specificity });
+      texts.push(text);
       used += tokens;
     } else {
       notFitted.push(candidate.entry.id);
       floor = Math.max(floor, candidate.level);
+      misses++;
     }
   }
+  for (; position < candidates.length; position++) notFitted.push(candidates[position]!.entry.id);
 
   // Counted as parts; a tokenizer may count the whole differently, so the whole is what must fit.
-  let tokens = selected.length === 0 ? 0 : await countSection(selected, counter.name, count);
+  let tokens = selected.length === 0 ? 0 : await countSection(selected, texts, counter.name, count);
   let popped = false;
   while (tokens > budget && selected.length > 0) {
     notFitted.push(selected.pop()!.entry.id);
+    texts.pop();
     popped = true;
-    tokens = selected.length === 0 ? 0 : await countSection(selected, counter.name, count);
+    tokens = selected.length === 0 ? 0 : await countSection(selected, texts, counter.name, count);
   }
   if (popped) {
-    const rank = new Map(candidates.map((candidate, index) => [candidate.entry.id, index]));
+    const rank = new Map(candidates.map((candidate, position) => [candidate.entry.id, position]));
     notFitted.sort((left, right) => rank.get(left)! - rank.get(right)!);
   }
   return {
@@ -503,6 +560,7 @@ const sectionCache = new WeakMap<MemoryEntry, Map<string, { selected: SelectedMe
 
 async function countSection(
   selected: readonly SelectedMemoryEntry[],
+  texts: readonly (string | undefined)[],
   counterName: string,
   count: (text: string) => Promise<number>,
 ): Promise<number> {
@@ -520,7 +578,11 @@ async function countSection(
     )
   )
     return known.tokens;
-  const tokens = await count(renderMemorySection({ selected }));
+  // The same text as renderMemorySection: the header, then each block (rendered here only when the fitting loop did not).
+  let section = MEMORY_SECTION_HEADER;
+  for (let index = 0; index < selected.length; index++)
+    section += texts[index] ?? renderMemoryBlock(selected[index]!.entry, selected[index]!.specificity);
+  const tokens = await count(section);
   if (!byCounter) sectionCache.set(first, (byCounter = new Map()));
   byCounter.set(counterName, { selected: [...selected], tokens });
   return tokens;

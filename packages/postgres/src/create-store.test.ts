@@ -1,5 +1,5 @@
 import { createBudget } from "@bulkhead/budget";
-import { MultiRepoGuard } from "@bulkhead/core";
+import { createMultiRepoGuard } from "@bulkhead/core";
 import { createWorkHook } from "@bulkhead/git-lead";
 import { startTestPostgres, type TestPostgres } from "@bulkhead/test-utils";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -16,11 +16,11 @@ describe("createStore", () => {
     const url = postgres.url.replace(/^postgresql:/, "postgres:");
     await using stores = createStore(url, { schema: "team" });
     const team = createBudget({ id: "team", limits: { sessionTotal: 1_000 }, store: stores.budgets });
-    await team.settleAsync(await team.reserveAsync("generation", 100), 80);
+    await team.settleAsync({ lease: await team.reserveAsync({ amounts: { generation: 100 } }), spent: 80 });
     const hook = createWorkHook({ store: stores.workHook });
     await hook.add([{ id: "types" }]);
-    await hook.complete((await hook.claimNext("w1"))!);
-    const guard = new MultiRepoGuard({ primaryRepo: "backend", store: stores.proposals });
+    await hook.complete({ claim: (await hook.claimNext({ worker: "w1" }))! });
+    const guard = createMultiRepoGuard({ primaryRepo: "backend", store: stores.proposals });
     expect(await guard.pending()).toEqual([]);
     await stores.sessions.register({ id: "s1", host: "runner-a", engine: "docker://local", state: "running" });
     // A second host sees the same state.

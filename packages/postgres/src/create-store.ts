@@ -12,7 +12,7 @@ export interface PostgresStores {
   readonly budgets: BudgetStore;
   /** For `createWorkHook({ store })` of @bulkhead/git-lead. */
   readonly workHook: WorkHookStore;
-  /** For `new MultiRepoGuard({ store })`. */
+  /** For `createMultiRepoGuard({ store })`. */
   readonly proposals: ProposalStore;
   /** Which host and engine hold each session. */
   readonly sessions: SessionRegistry;

@@ -106,7 +106,7 @@ function checkChain(chain: readonly string[]): void {
  * @example
  * const store = createPostgresBudgetStore({ connectionString: process.env.BULKHEAD_STORE });
  * const team = createBudget({ id: "team", limits: { sessionTotal: 5_000_000 }, store });
- * const lease = await team.reserveAsync("generation", 4_096);
+ * const lease = await team.reserveAsync({ amounts: { generation: 4_096 } });
  */
 export function createPostgresBudgetStore(
   options: PostgresStoreOptions & {
@@ -224,6 +224,10 @@ export function createPostgresBudgetStore(
             .finally(() => (sweeping = false));
         }, sweepIntervalMs);
   timer?.unref();
+  const close = async (): Promise<void> => {
+    clearInterval(timer);
+    await db.close();
+  };
 
   const book = async (
     client: pg.PoolClient,
@@ -369,9 +373,7 @@ export function createPostgresBudgetStore(
       return rows.map((row) => ({ ...row.event, at: Number(row.at) }) as BudgetStoreEvent);
     },
 
-    close: async () => {
-      clearInterval(timer);
-      await db.close();
-    },
+    close,
+    [Symbol.asyncDispose]: close,
   };
 }

@@ -18,7 +18,7 @@ const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
  * session advisory lock, which PostgreSQL frees by itself if the holder's connection dies.
  *
  * @example
- * const guard = new MultiRepoGuard({ primaryRepo: "backend-api", store: createPostgresProposalStore({ connectionString: process.env.BULKHEAD_STORE }) });
+ * const guard = createMultiRepoGuard({ primaryRepo: "backend-api", store: createPostgresProposalStore({ connectionString: process.env.BULKHEAD_STORE }) });
  */
 export function createPostgresProposalStore(options: PostgresStoreOptions): ProposalStore & { close(): Promise<void> } {
   const db = connectPostgres("postgres proposal", options, ddl, ["proposals"]);

@@ -62,7 +62,7 @@ const toClaim = (row: Pick<TaskRow, "id" | "claim_worker" | "claim_token" | "cla
  *
  * @example
  * const hook = createWorkHook({ store: createPostgresWorkHookStore({ connectionString: process.env.BULKHEAD_STORE }) });
- * const claim = await hook.claimNext("ci-runner-3");
+ * const claim = await hook.claimNext({ worker: "ci-runner-3" });
  */
 export function createPostgresWorkHookStore(options: PostgresStoreOptions & { defaultTtlMs?: number }): WorkHookStore {
   const { defaultTtlMs = 600_000 } = options;

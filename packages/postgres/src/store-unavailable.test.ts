@@ -32,7 +32,7 @@ describe("the database goes down mid-run", () => {
       while (counts.after < 200) {
         let lease: Lease | undefined;
         try {
-          lease = await task.tryReserveAsync("generation", 50);
+          lease = await task.tryReserveAsync({ amounts: { generation: 50 } });
         } catch (error) {
           errors.push(error);
           if (phase === "down") counts.failedWhileDown++;
@@ -42,7 +42,7 @@ describe("the database goes down mid-run", () => {
         if (!lease) break;
         for (;;) {
           try {
-            await task.settleAsync(lease, 40);
+            await task.settleAsync({ lease, spent: 40 });
             break;
           } catch (error) {
             errors.push(error);
@@ -91,16 +91,16 @@ describe("the database goes down mid-run", () => {
       store: createPostgresWorkHookStore({ connectionString: postgres.url, schema: "outage_hook", connectTimeoutMs: 1_000 }),
     });
     await hook.add([{ id: "a" }, { id: "b" }]);
-    const claim = await hook.claim("a", "w1");
+    const claim = await hook.claim({ taskId: "a", worker: "w1" });
     postgres.stopServer();
     try {
-      await expect(hook.claim("b", "w2")).rejects.toSatisfy(unavailable);
-      await expect(hook.complete(claim)).rejects.toSatisfy(unavailable);
+      await expect(hook.claim({ taskId: "b", worker: "w2" })).rejects.toSatisfy(unavailable);
+      await expect(hook.complete({ claim })).rejects.toSatisfy(unavailable);
     } finally {
       postgres.start();
     }
-    await hook.complete(claim);
-    expect((await hook.claimNext("w2"))?.taskId).toBe("b");
+    await hook.complete({ claim });
+    expect((await hook.claimNext({ worker: "w2" }))?.taskId).toBe("b");
     await hook.close?.();
   }, 300_000);
 });

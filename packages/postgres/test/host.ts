@@ -60,19 +60,19 @@ if (mode === "budget") {
     while (done < ops) {
       const index = done++;
       if (index >= holdAfter) {
-        await tasks[0]!.reserveAsync("generation", 1);
+        await tasks[0]!.reserveAsync({ amounts: { generation: 1 } });
         console.log("HOLDING");
         await new Promise(() => undefined);
       }
       const task = tasks[Math.floor((index * CAPS.tasksPerHost) / ops)]!;
       const estimate = 1 + Math.floor(next() * 200);
-      const lease = await task.tryReserveAsync("generation", estimate);
+      const lease = await task.tryReserveAsync({ amounts: { generation: estimate } });
       if (!lease) {
         refused++;
         continue;
       }
       granted++;
-      await task.settleAsync(lease, Math.floor(next() * (estimate + 1)));
+      await task.settleAsync({ lease, spent: Math.floor(next() * (estimate + 1)) });
       check(task);
     }
   };
@@ -85,13 +85,13 @@ if (mode === "budget") {
   const completed: string[] = [];
   const worker = async (name: string) => {
     for (;;) {
-      const claim = await hook.claimNext(name, { ttlMs: Number(ttlArgument) });
+      const claim = await hook.claimNext({ worker: name, ttlMs: Number(ttlArgument) });
       if (!claim) {
         if ((await hook.tasks()).every((task) => task.state !== "open")) return;
         await new Promise((resolve) => setTimeout(resolve, 20));
         continue;
       }
-      await hook.complete(claim);
+      await hook.complete({ claim });
       completed.push(claim.taskId);
     }
   };

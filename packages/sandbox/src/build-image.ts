@@ -2,8 +2,10 @@ import { createHash } from "node:crypto";
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
-import { throwIfAborted } from "@bulkhead/core";
-import Docker from "dockerode";
+import { throwIfAborted, validateOptions, type SandboxBackend } from "@bulkhead/core";
+import { z } from "zod";
+import { backendSchema } from "./backend-option.js";
+import { createDockerBackend } from "./docker-backend.js";
 import type { Project } from "./project-config.js";
 import { InvalidProjectError, SessionError } from "./sandbox-errors.js";
 
@@ -45,6 +47,26 @@ export function imageTag(project: Project): string {
   return `bulkhead-${project.name}:${hash.digest("hex").slice(0, 16)}`;
 }
 
+/** Options of {@link buildImage}. */
+export interface BuildImageOptions {
+  /** Where the image is built and kept. @default the Docker backend (`createDockerBackend()`) */
+  readonly backend?: SandboxBackend;
+  /** Build again even when the tag exists. @default false */
+  readonly force?: boolean;
+  /** Each line of the build's output. @default dropped */
+  readonly onProgress?: (line: string) => void;
+  /** Cancels the build; it throws `AbortedError`. @default no signal */
+  readonly abortSignal?: AbortSignal;
+}
+
+const buildImageOptionsSchema = () =>
+  z.strictObject({
+    backend: backendSchema().optional(),
+    force: z.boolean().optional(),
+    onProgress: z.custom<(line: string) => void>((value) => typeof value === "function", "expected a function").optional(),
+    abortSignal: z.instanceof(AbortSignal).optional(),
+  });
+
 /**
  * Bakes the project's image once: the tag is a hash of the Dockerfile and every file it can see,
  * so an unchanged project reuses its image (`cached: true`) and nothing is pulled from a
@@ -53,24 +75,16 @@ export function imageTag(project: Project): string {
  * @example
  * const { tag, cached } = await buildImage(project, { onProgress: (line) => console.log(line) });
  */
-export async function buildImage(
-  project: Project,
-  {
-    docker = new Docker(),
+export async function buildImage(project: Project, options: BuildImageOptions = {}): Promise<{ tag: string; cached: boolean }> {
+  const {
+    backend = createDockerBackend(),
     force = false,
     onProgress,
     abortSignal,
-  }: { docker?: Docker; force?: boolean; onProgress?: (line: string) => void; abortSignal?: AbortSignal } = {},
-): Promise<{ tag: string; cached: boolean }> {
+  } = validateOptions(buildImageOptionsSchema(), options, "options");
   throwIfAborted(abortSignal, "buildImage");
   const tag = imageTag(project);
-  const exists = await docker
-    .getImage(tag)
-    .inspect()
-    .then(
-      () => true,
-      () => false,
-    );
+  const exists = await backend.imageExists(tag);
   if ("existing" in project.image) {
     if (!exists)
       throw new InvalidProjectError([`image.existing: image "${tag}" is not on this host: build or load it first (no registry is used)`]);
@@ -87,38 +101,22 @@ export async function buildImage(
       }
     } else if (project.image.context) cpSync(project.image.context, context, { recursive: true });
     writeFileSync(join(context, "Dockerfile.bulkhead"), project.image.dockerfile);
-    const src: string[] = [];
-    const walk = (dir: string) => {
-      for (const entry of readdirSync(dir, { withFileTypes: true })) {
-        const path = join(dir, entry.name);
-        if (entry.isDirectory()) walk(path);
-        else src.push(relative(context, path));
-      }
-    };
-    walk(context);
-    const stream = await docker.buildImage({ context, src }, {
-      t: tag,
-      dockerfile: "Dockerfile.bulkhead",
-      // A shared image (its own tag) belongs to no one project.
-      labels: { [LABEL]: "1", ...("tag" in project.image && project.image.tag ? {} : { [`${LABEL}.project`]: project.name }) },
-      // A failed step's intermediate container goes too, not only a successful build's.
-      forcerm: true,
-      abortSignal,
-    } as Docker.ImageBuildOptions);
-    await new Promise<void>((resolve, reject) => {
-      docker.modem.followProgress(
-        stream,
-        (error: Error | null, output: { error?: string; errorDetail?: { message?: string } }[]) => {
-          const failure = error?.message ?? output.find((line) => line.error)?.error;
-          if (failure) reject(new SessionError("build", `docker build of ${tag} failed: ${failure.trim()}`));
-          else resolve();
-        },
-        (event: { stream?: string; status?: string }) => {
-          const line = (event.stream ?? event.status ?? "").trim();
-          if (line) onProgress?.(line);
-        },
-      );
-    });
+    await backend
+      .buildImage({
+        context,
+        dockerfile: "Dockerfile.bulkhead",
+        tag,
+        // A shared image (its own tag) belongs to no one project.
+        labels: { [LABEL]: "1", ...("tag" in project.image && project.image.tag ? {} : { [`${LABEL}.project`]: project.name }) },
+        onProgress,
+        abortSignal,
+      })
+      .catch((error: unknown) => {
+        if ((error as { code?: string }).code === "ABORTED" || (error as Error).name === "AbortError") {
+          throwIfAborted(abortSignal, "buildImage");
+        }
+        throw new SessionError("build", (error as Error).message, error);
+      });
     return { tag, cached: false };
   } finally {
     rmSync(context, { recursive: true, force: true });

@@ -120,11 +120,6 @@ export async function cloneRepos(
   };
 }
 
-/** The read-only binds that let the container's git reach the source objects its clones borrow. */
-export function objectBinds(objects: readonly string[]): string[] {
-  return objects.map((dir) => `${dir}:${dir}:ro`);
-}
-
 /**
  * The fallback of {@link cloneRepo} when the session user cannot reach the source: hands a tree
  * the host just made to the container's user. It holds no link into the source repository (its

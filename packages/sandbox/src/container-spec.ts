@@ -1,8 +1,11 @@
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
-import type Docker from "dockerode";
+import { validateOptions, type SandboxBackend, type SandboxSpec } from "@bulkhead/core";
+import { z } from "zod";
 import { LABEL } from "./build-image.js";
+import { backendSchema } from "./backend-option.js";
+import { createDockerBackend } from "./docker-backend.js";
 import type { Project } from "./project-config.js";
 import { deviceNodeProblem } from "./engine-socket.js";
 import { DeviceUnavailableError, InvalidProjectError } from "./sandbox-errors.js";
@@ -19,13 +22,22 @@ export interface GrantedDevices {
   skipped: string[];
 }
 
+/** Options of {@link checkDevices}. */
+export interface CheckDevicesOptions {
+  /** Where the session will run: asked whether it can serve GPU requests. @default the Docker backend */
+  readonly backend?: SandboxBackend;
+}
+
+const checkDevicesOptionsSchema = () => z.strictObject({ backend: backendSchema().optional() });
+
 /**
  * Checks requested devices before anything is created: device paths must exist and be character
  * or block device nodes (never a directory such as `/dev`), and a GPU
  * request needs a GPU runtime (`nvidia` in `docker info` runtimes, or CDI specs). Required and
  * missing throws {@link DeviceUnavailableError}; optional and missing is skipped and reported.
  */
-export async function checkDevices(project: Project, docker: Docker): Promise<GrantedDevices> {
+export async function checkDevices(project: Project, options: CheckDevicesOptions = {}): Promise<GrantedDevices> {
+  const { backend = createDockerBackend() } = validateOptions(checkDevicesOptionsSchema(), options, "options");
   const granted: GrantedDevices = { devices: [], gpus: false, skipped: [] };
   for (const device of project.devices.devices) {
     // Checked again here, at creation: the path may have changed since the project was defined.
@@ -37,15 +49,7 @@ export async function checkDevices(project: Project, docker: Docker): Promise<Gr
     else granted.skipped.push(device.hostPath);
   }
   if (project.devices.gpus !== undefined) {
-    const info = (await docker.info()) as { Runtimes?: Record<string, unknown>; CDISpecDirs?: string[] };
-    // The engine's own view: an nvidia runtime, or CDI spec directories it reports (Docker 25+).
-    // Older engines do not report CDISpecDirs; then the usual directories are looked at, which is
-    // only right when the engine runs on this host.
-    const cdiDirs = info.CDISpecDirs ?? ["/etc/cdi", "/var/run/cdi"];
-    const runtime =
-      Object.keys(info.Runtimes ?? {}).some((name) => name.includes("nvidia")) ||
-      (info.CDISpecDirs !== undefined ? info.CDISpecDirs.length > 0 : cdiDirs.some((dir) => existsSync(dir)));
-    if (runtime) granted.gpus = true;
+    if (await backend.gpuRuntime()) granted.gpus = true;
     else if (project.devices.gpuRequired)
       throw new DeviceUnavailableError(
         "a GPU runtime",
@@ -56,7 +60,10 @@ export async function checkDevices(project: Project, docker: Docker): Promise<Gr
   return granted;
 }
 
-/** The hardened container spec for a session: readable, testable, and what `createSession` sends. */
+/**
+ * The session's instance, engine-neutral: readable, testable, and what `createSession` sends to
+ * its backend (which adds the hardening every instance has: see {@link SandboxSpec}).
+ */
 export function containerSpec(
   project: Project,
   {
@@ -69,6 +76,7 @@ export function containerSpec(
     version,
     home,
     gateway,
+    objects = [],
   }: {
     tag: string;
     sessionId: string;
@@ -79,27 +87,27 @@ export function containerSpec(
     version: string;
     /** The state directory, labelled (hashed) so each home only sees its own containers. */
     home?: string;
-    /** A gateway route (see gateway-route.ts): its read-only binds, and the forwarder as the first process. */
+    /** A gateway route (see gateway-route.ts): its read-only mounts, and the forwarder as the first process. */
     gateway?: { binds: string[]; cmd: string[] };
+    /** Source object directories the clones borrow: the container reads them, read-only, at the same path. */
+    objects?: readonly string[];
   },
-): Docker.ContainerCreateOptions {
+): SandboxSpec {
   const gpus = project.devices.gpus;
-  const binds = [
-    `${workspace}:/workspace:rw`,
-    ...project.repos.filter((repo) => repo.mode === "mount-ro").map((repo) => `${repo.path}:/workspace/${repo.name}:ro`),
-    ...project.mounts.map((mount) => `${mount.host}:${mount.container}:${mount.readOnly ? "ro" : "rw"}`),
-    ...(gateway?.binds ?? []),
-  ];
+  const bind = (text: string) => {
+    const [host, container, mode] = text.split(":") as [string, string, string | undefined];
+    return { host, container, readOnly: mode === "ro" };
+  };
   return {
-    Image: tag,
+    image: tag,
     name: `bulkhead-${sessionId}`,
     // A long-lived, idle process that exits at once on SIGTERM; work runs through exec.
     // With a gateway route, the forwarder is that process, so a restarted container has its route again.
-    Cmd: gateway?.cmd ?? ["/bin/sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"],
-    User: user,
-    WorkingDir: `/workspace/${project.workdir ?? project.repos[0]!.name}`,
-    Env: Object.entries(env).map(([key, value]) => `${key}=${value}`),
-    Labels: {
+    command: gateway?.cmd ?? ["/bin/sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"],
+    user,
+    workdir: `/workspace/${project.workdir ?? project.repos[0]!.name}`,
+    env,
+    labels: {
       [LABEL]: "1",
       ...(home ? { [`${LABEL}.home`]: homeLabel(home) } : {}),
       [`${LABEL}.session`]: sessionId,
@@ -107,40 +115,37 @@ export function containerSpec(
       [`${LABEL}.config-hash`]: project.configHash,
       [`${LABEL}.version`]: version,
     },
-    NetworkDisabled: project.network === "none",
-    HostConfig: {
-      Binds: binds,
-      CapDrop: ["ALL"],
-      SecurityOpt: ["no-new-privileges"],
-      NetworkMode: project.network,
-      PidsLimit: project.resources.pids,
-      Memory: project.resources.memoryMb * 1024 * 1024,
-      NanoCpus: Math.round(project.resources.cpus * 1e9),
-      ReadonlyRootfs: !project.security.writableRoot,
-      Tmpfs: { "/tmp": "rw,nosuid,nodev,size=256m,mode=1777" },
-      Privileged: false,
-      // A daemon restart stops every container; this brings sessions back after it, unless
-      // they were stopped on purpose (session.stop()).
-      RestartPolicy: { Name: "unless-stopped" },
-      Devices: project.devices.devices
-        .filter((device) => granted.devices.includes(device.hostPath))
-        .map((device) => ({
-          PathOnHost: device.hostPath,
-          PathInContainer: device.containerPath ?? device.hostPath,
-          CgroupPermissions: device.permissions,
-        })),
-      DeviceRequests:
-        gpus === undefined || !granted.gpus
-          ? []
-          : [
-              {
-                Driver: "",
-                Count: gpus === "all" ? -1 : typeof gpus === "number" ? gpus : 0,
-                DeviceIDs: Array.isArray(gpus) ? gpus : undefined,
-                Capabilities: [project.devices.gpuCapabilities],
-              },
-            ],
-      ...(project.runtime ? { Runtime: project.runtime } : {}),
-    },
+    mounts: [
+      { host: workspace, container: "/workspace", readOnly: false },
+      ...project.repos
+        .filter((repo) => repo.mode === "mount-ro")
+        .map((repo) => ({ host: repo.path, container: `/workspace/${repo.name}`, readOnly: true })),
+      ...project.mounts.map((mount) => ({ host: mount.host, container: mount.container, readOnly: mount.readOnly })),
+      ...(gateway?.binds ?? []).map(bind),
+      ...objects.map((dir) => ({ host: dir, container: dir, readOnly: true })),
+    ],
+    tmpfs: { "/tmp": "rw,nosuid,nodev,size=256m,mode=1777" },
+    network: project.network,
+    limits: { pids: project.resources.pids, memoryBytes: project.resources.memoryMb * 1024 * 1024, cpus: project.resources.cpus },
+    readonlyRoot: !project.security.writableRoot,
+    // A daemon restart stops every container; this brings sessions back after it, unless
+    // they were stopped on purpose (session.stop()).
+    restartWithEngine: true,
+    devices: project.devices.devices
+      .filter((device) => granted.devices.includes(device.hostPath))
+      .map((device) => ({
+        hostPath: device.hostPath,
+        containerPath: device.containerPath ?? device.hostPath,
+        permissions: device.permissions,
+      })),
+    gpus:
+      gpus === undefined || !granted.gpus
+        ? undefined
+        : {
+            count: gpus === "all" ? -1 : typeof gpus === "number" ? gpus : 0,
+            ...(Array.isArray(gpus) ? { deviceIds: gpus } : {}),
+            capabilities: project.devices.gpuCapabilities,
+          },
+    ...(project.runtime ? { runtime: project.runtime } : {}),
   };
 }

@@ -1,11 +1,13 @@
 import { randomBytes } from "node:crypto";
 import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { throwIfAborted } from "@bulkhead/core";
-import Docker from "dockerode";
+import { throwIfAborted, validateOptions, type SandboxBackend } from "@bulkhead/core";
+import { z } from "zod";
 import { buildImage } from "./build-image.js";
-import { cloneRepos, objectBinds } from "./clone-repos.js";
+import { cloneRepos } from "./clone-repos.js";
+import { backendSchema } from "./backend-option.js";
 import { checkDevices, containerSpec } from "./container-spec.js";
+import { createDockerBackend } from "./docker-backend.js";
 import { prepareGatewayRoute, waitForForwarder, type GatewayRouteOptions } from "./gateway-route.js";
 import { run } from "./git.js";
 import type { Project } from "./project-config.js";
@@ -16,37 +18,53 @@ import { Session } from "./session.js";
 import { defaultHome, sessionDir, writeSessionState, type SessionState } from "./session-state-store.js";
 import { VERSION } from "./version.js";
 
+/** Options of {@link createSession}. */
+export interface CreateSessionOptions {
+  /** An image already baked for the project (from `buildImage`). @default baked (or reused) here */
+  readonly tag?: string;
+  /** Where the container runs. @default the Docker backend (`createDockerBackend()`) */
+  readonly backend?: SandboxBackend;
+  /** The state directory. @default `$BULKHEAD_HOME`, else `~/.bulkhead` */
+  readonly home?: string;
+  /** Checked before each step; an abort undoes what was made and throws `AbortedError`. @default no signal */
+  readonly abortSignal?: AbortSignal;
+  /** The session's only route out: a model gateway's unix socket on the host (see docs/sandbox.md). @default no route */
+  readonly gateway?: GatewayRouteOptions;
+  /** Record the session in the team's registry (this host, its engine); a failure undoes the session. @default not recorded */
+  readonly registration?: SessionRegistration;
+}
+
+const createSessionOptionsSchema = () =>
+  z.strictObject({
+    tag: z.string().min(1).optional(),
+    backend: backendSchema().optional(),
+    home: z.string().min(1).optional(),
+    abortSignal: z.instanceof(AbortSignal).optional(),
+    // Checked in full where they are used (gateway-route.ts, session-registration.ts).
+    gateway: z.custom<GatewayRouteOptions>((value) => typeof value === "object" && value !== null).optional(),
+    registration: z.custom<SessionRegistration>((value) => typeof value === "object" && value !== null).optional(),
+  });
+
 /**
  * Creates a started session: a workspace on the host with a clone of each repo (borrowing the
  * source's objects through a read-only mount)
  * on branch `bulkhead/<id>` (read-only repos are bind-mounted instead), and one long-lived,
  * hardened container over it. Creation is atomic: if a step fails, what earlier steps created is
- * removed and the error names the step.
+ * removed and the error names the step. The session is the caller's: disposing it stops it.
  *
  * @example
  * await using session = await createSession(project);
  * const { stdout } = await session.exec(["git", "status"]);
  */
-export async function createSession(
-  project: Project,
-  {
+export async function createSession(project: Project, options: CreateSessionOptions = {}): Promise<Session> {
+  const {
     tag,
-    docker = new Docker(),
+    backend = createDockerBackend(),
     home = defaultHome(),
     abortSignal,
     gateway,
     registration,
-  }: {
-    tag?: string;
-    docker?: Docker;
-    home?: string;
-    abortSignal?: AbortSignal;
-    /** The session's only route out: a model gateway's unix socket on the host (see docs/sandbox.md). */
-    gateway?: GatewayRouteOptions;
-    /** Record the session in the team's registry (this host, its engine); a failure undoes the session. */
-    registration?: SessionRegistration;
-  } = {},
-): Promise<Session> {
+  } = validateOptions(createSessionOptionsSchema(), options, "options");
   throwIfAborted(abortSignal, "createSession");
   const id = `s${Date.now().toString(36)}${randomBytes(4).toString("hex")}`;
   const cleanup: (() => Promise<unknown>)[] = [];
@@ -58,9 +76,9 @@ export async function createSession(
     const user = project.security.user ?? (uid === 0 ? "1000:1000" : `${uid}:${gid}`);
     const userProblem = sessionUserProblem(user, project.security);
     if (userProblem) throw new InvalidProjectError([userProblem]);
-    const granted = await checkDevices(project, docker);
+    const granted = await checkDevices(project, { backend });
     step = "image";
-    const image = tag ?? (await buildImage(project, { docker, ...(abortSignal ? { abortSignal } : {}) })).tag;
+    const image = tag ?? (await buildImage(project, { backend, ...(abortSignal ? { abortSignal } : {}) })).tag;
     step = "workspace";
     const dir = sessionDir(home, id);
     const workspace = join(dir, "workspace");
@@ -110,17 +128,16 @@ export async function createSession(
       version: VERSION,
       home,
       ...(route ? { gateway: route } : {}),
+      objects,
     });
-    // The clones borrow their source's objects: the container reads them, read-only, at the same path.
-    spec.HostConfig!.Binds = [...(spec.HostConfig!.Binds ?? []), ...objectBinds(objects)];
-    const container = await docker.createContainer(spec);
-    cleanup.push(() => container.remove({ force: true }));
+    await backend.create(spec, { abortSignal });
+    cleanup.push(() => backend.remove(spec.name));
     throwIfAborted(abortSignal, "createSession");
     step = "start";
-    await container.start();
+    await backend.start(spec.name);
     if (route) {
       step = "gateway";
-      await waitForForwarder(workspace, container);
+      await waitForForwarder(workspace, backend, spec.name, { abortSignal });
     }
     const state: SessionState = {
       id,
@@ -143,9 +160,9 @@ export async function createSession(
     await writeSessionState(home, state);
     if (registration) {
       step = "registry";
-      await registerSession(registration, { id, project: project.name }, docker);
+      await registerSession(registration, { id, project: project.name }, backend);
     }
-    return new Session(state, docker, home);
+    return new Session({ state, backend, home, ownsLifecycle: true });
   } catch (error) {
     for (const undo of cleanup.reverse()) await undo().catch(() => undefined);
     if (

@@ -1,7 +1,7 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, realpathSync, statSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { validateOptions } from "@bulkhead/core";
+import { sleep, validateOptions, type SandboxBackend } from "@bulkhead/core";
 import { z } from "zod";
 import { SessionError } from "./sandbox-errors.js";
 
@@ -163,22 +163,17 @@ export function prepareGatewayRoute(
  */
 export async function waitForForwarder(
   workspace: string,
-  container: { inspect(): Promise<{ State: { Running: boolean } }>; logs(options: { stdout: boolean; stderr: boolean }): Promise<Buffer> },
-  { attempts = 1500 }: { attempts?: number } = {},
+  backend: Pick<SandboxBackend, "inspect" | "logs">,
+  instance: string,
+  { attempts = 1500, abortSignal }: { attempts?: number; abortSignal?: AbortSignal | undefined } = {},
 ): Promise<void> {
   const ready = forwarderReadyPaths(workspace).onHost;
-  const log = async () =>
-    (await container.logs({ stdout: true, stderr: true }).catch(() => Buffer.alloc(0)))
-      .toString("utf8")
-      // The log is multiplexed: drop the frame headers' bytes.
-      .replace(/[\x00-\x08\x0e-\x1f\x7f-\x9f]/g, "")
-      .trim()
-      .slice(-400) || "no output";
+  const log = async () => (await backend.logs(instance).catch(() => "")).slice(-400) || "no output";
   for (let attempt = 0; attempt < attempts; attempt++) {
     if (existsSync(ready)) return;
-    if (attempt % 10 === 9 && !(await container.inspect()).State.Running)
+    if (attempt % 10 === 9 && (await backend.inspect(instance))?.state !== "running")
       throw new SessionError("gateway", `the gateway forwarder in the box stopped before it listened: ${await log()}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await sleep(20, abortSignal, "createSession");
   }
   throw new SessionError("gateway", `the gateway forwarder in the box did not start listening; its log: ${await log()}`);
 }

@@ -16,6 +16,7 @@ import { createTempDir, docker, initRepo, type TempDir } from "@bulkhead/test-ut
 import Docker from "dockerode";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import {
+  createDockerBackend,
   createSession,
   DiskLimitError,
   EngineUnavailableError,
@@ -49,7 +50,7 @@ async function eventually<T>(check: () => Promise<T>, holds: (value: T) => boole
   return value;
 }
 
-const paused = (session: Session) => session.container.inspect().then((info) => info.State.Paused);
+const paused = (session: Session) => session.backend.inspect(session.instance).then((info) => info?.state === "paused");
 /** Processes in the container besides its idle init (pid 1 and the sleep it waits on) and the ps itself. */
 async function strayProcesses(session: Session): Promise<string[]> {
   const { stdout } = await session.exec(["ps", "-o", "pid,args"]);
@@ -291,7 +292,10 @@ describe("a hostile agent inside a session", () => {
   });
 
   it("names a removed container and an engine that went away as typed session errors", async () => {
-    const unreachable = getSession(session.id, { home, docker: new Docker({ socketPath: join(dir.path, "no-engine.sock") }) });
+    const unreachable = getSession(session.id, {
+      home,
+      backend: createDockerBackend({ docker: new Docker({ socketPath: join(dir.path, "no-engine.sock") }) }),
+    });
     const engineError = await unreachable.exec(["true"]).catch((caught: unknown) => caught);
     expect(engineError).toBeInstanceOf(EngineUnavailableError);
     expect((engineError as Error).message).toContain("the Docker engine does not answer");

@@ -129,7 +129,7 @@ describe("a hostile workspace (the boundary inward)", () => {
     const uncommitted = await session.uncommitted().catch((error: unknown) => error);
     const [fetched] = await session.fetchCode({ strict: true }).catch(() => []);
     const job = await session
-      .inject({ command: ["/bin/sh", "-c", "cat src/index.ts"] }, { worktree: true })
+      .inject({ command: ["/bin/sh", "-c", "cat src/index.ts"], worktree: true })
       .then((started) => started.wait())
       .catch((error: unknown) => error);
     expect(fired()).toEqual([]);

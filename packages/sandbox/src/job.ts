@@ -1,16 +1,54 @@
 import { closeSync, existsSync } from "node:fs";
 import { join, relative } from "node:path";
 import { StringDecoder } from "node:string_decoder";
-import { InvalidArgumentError, throwIfAborted } from "@bulkhead/core";
+import { sleep, throwIfAborted, validateOptions } from "@bulkhead/core";
+import { z } from "zod";
 import { openInside, readAt, readInside } from "./read-inside.js";
 import { SessionError } from "./sandbox-errors.js";
-import type { Session } from "./session.js";
+import { internalsOf, type Session } from "./session.js";
 
 /** What `job.logs()` returns at most, in all, unless told otherwise: 16 MiB. */
 export const MAX_JOB_LOG_BYTES = 16 * 2 ** 20;
 
 /** An exit-code file holds a number: anything longer is not read. */
 const MAX_EXIT_FILE_BYTES = 64;
+
+/** Options of `job.wait()`. */
+export interface JobWaitOptions {
+  /** Stops waiting (the job keeps running: `job.kill()` stops it) and throws `AbortedError`. @default no signal */
+  readonly abortSignal?: AbortSignal;
+  /** How often the exit file is looked at, in milliseconds. @default 100 */
+  readonly pollMs?: number;
+}
+
+/** Options of `job.logs()`. */
+export interface JobLogsOptions {
+  /** Keep reading as the log grows, until the job ends. @default false */
+  readonly follow?: boolean;
+  /** How often a followed log is looked at, in milliseconds. @default 100 */
+  readonly pollMs?: number;
+  /** The most bytes returned in all. @default 16 MiB ({@link MAX_JOB_LOG_BYTES}) */
+  readonly maxBytes?: number;
+  /** Stops following and throws `AbortedError`. @default no signal */
+  readonly abortSignal?: AbortSignal;
+}
+
+/** Options of `job.kill()`. */
+export interface JobKillOptions {
+  /** Milliseconds between SIGTERM and SIGKILL; 0 kills at once. @default 2000 */
+  readonly graceMs?: number;
+}
+
+const pollMs = () => z.number().int().min(1).max(60_000).optional();
+const waitOptionsSchema = () => z.strictObject({ abortSignal: z.instanceof(AbortSignal).optional(), pollMs: pollMs() });
+const logsOptionsSchema = () =>
+  z.strictObject({
+    follow: z.boolean().optional(),
+    pollMs: pollMs(),
+    maxBytes: z.number().int().positive("expected a positive whole number of bytes").optional(),
+    abortSignal: z.instanceof(AbortSignal).optional(),
+  });
+const killOptionsSchema = () => z.strictObject({ graceMs: z.number().int().min(0).optional() });
 
 /** A detached job running in a session. */
 export class Job {
@@ -72,11 +110,9 @@ export class Job {
    */
   async #lost(): Promise<boolean> {
     const record = this.session.state.jobs.find((job) => job.id === this.id);
-    const state = await this.session.container
-      .inspect()
-      .then((info) => info.State)
-      .catch(() => undefined);
-    const lost = !state?.Running || (record?.containerStartedAt !== undefined && state.StartedAt !== record.containerStartedAt);
+    const info = await this.session.backend.inspect(this.session.instance).catch(() => undefined);
+    const running = info?.state === "running" || info?.state === "paused";
+    const lost = !running || (record?.containerStartedAt !== undefined && info?.startedAt !== record.containerStartedAt);
     // The job may have finished just before the container went away.
     return lost && !existsSync(this.#exit);
   }
@@ -93,14 +129,16 @@ export class Job {
    * a SessionError when the job is lost (its container stopped or restarted under it). While it
    * waits, the session's `resources.diskMb` is watched: over it, the job is stopped (exit 137).
    */
-  async wait({ abortSignal, pollMs = 100 }: { abortSignal?: AbortSignal; pollMs?: number } = {}): Promise<{ exitCode: number }> {
+  async wait(options: JobWaitOptions = {}): Promise<{ exitCode: number }> {
+    const { abortSignal, pollMs = 100 } = validateOptions(waitOptionsSchema(), options, "options");
     const checkEvery = Math.max(1, Math.round(1000 / pollMs));
-    const release = this.session.watchDisk();
+    const { updateState, watchDisk } = internalsOf(this.session);
+    const release = watchDisk();
     try {
       for (let round = 1; ; round++) {
         throwIfAborted(abortSignal, `job ${this.id}`);
         if (round % checkEvery === 0 && (await this.#lost())) {
-          await this.session.updateState((state) => {
+          await updateState((state) => {
             const record = state.jobs.find((job) => job.id === this.id);
             if (record && record.exitCode === undefined) Object.assign(record, { lost: true, endedAt: new Date().toISOString() });
           });
@@ -109,13 +147,13 @@ export class Job {
         const exitText = this.#readExit();
         if (exitText !== undefined) {
           const exitCode = Number(exitText.toString("utf8").trim());
-          await this.session.updateState((state) => {
+          await updateState((state) => {
             const record = state.jobs.find((job) => job.id === this.id);
             if (record && record.exitCode === undefined) Object.assign(record, { exitCode, endedAt: new Date().toISOString() });
           });
           return { exitCode };
         }
-        await new Promise((resolve) => setTimeout(resolve, pollMs));
+        await sleep(pollMs, abortSignal, `job ${this.id}`);
       }
     } finally {
       release();
@@ -127,9 +165,14 @@ export class Job {
    * container): SIGTERM, then SIGKILL after `graceMs`; its exit code is then 143 or 137. For an
    * agent a budget stopped, say. Does nothing once the job ended.
    */
-  async kill({ graceMs = 2000 }: { graceMs?: number } = {}): Promise<void> {
+  async kill(options: JobKillOptions = {}): Promise<void> {
+    const { graceMs = 2000 } = validateOptions(killOptionsSchema(), options, "options");
     if (this.#readExit() !== undefined) return;
-    await this.session.stopProcess(`/workspace/.bulkhead/jobs/${this.id}.exit.pid`, graceMs);
+    // Just after inject() the job's shell may not have written its pid yet: wait for it (a
+    // presence check only; the file is read inside the container).
+    const pidOnHost = `${this.#exit}.pid`;
+    for (let attempt = 0; attempt < 250 && !existsSync(pidOnHost) && this.#readExit() === undefined; attempt++) await sleep(20);
+    await internalsOf(this.session).stopProcess(`/workspace/.bulkhead/jobs/${this.id}.exit.pid`, graceMs);
   }
 
   /**
@@ -138,19 +181,20 @@ export class Job {
    * at most `maxBytes` in all ({@link MAX_JOB_LOG_BYTES} by default) are returned: past that, one
    * last line says where the full log is, and the generator ends.
    */
-  async *logs({
-    follow = false,
-    pollMs = 100,
-    maxBytes = MAX_JOB_LOG_BYTES,
-  }: { follow?: boolean; pollMs?: number; maxBytes?: number } = {}): AsyncGenerator<string> {
-    if (!Number.isSafeInteger(maxBytes) || maxBytes < 1)
-      throw new InvalidArgumentError("options.maxBytes", `expected a positive whole number of bytes, got ${maxBytes}`);
+  async *logs(options: JobLogsOptions = {}): AsyncGenerator<string> {
+    const {
+      follow = false,
+      pollMs = 100,
+      maxBytes = MAX_JOB_LOG_BYTES,
+      abortSignal,
+    } = validateOptions(logsOptionsSchema(), options, "options");
+    throwIfAborted(abortSignal, `logs of job ${this.id}`);
     const checkEvery = Math.max(1, Math.round(1000 / pollMs));
     const chunkBytes = 1 << 20;
     // A character split between two reads is held back until its end arrives.
     const decoder = new StringDecoder("utf8");
     let offset = 0;
-    const release = follow ? this.session.watchDisk() : () => undefined;
+    const release = follow ? internalsOf(this.session).watchDisk() : () => undefined;
     try {
       for (let round = 1; ; round++) {
         const ended = this.#readExit() !== undefined || (follow && round % checkEvery === 0 && (await this.#lost()));
@@ -172,7 +216,7 @@ export class Job {
           if (rest.length > 0) yield rest;
           return;
         }
-        await new Promise((resolve) => setTimeout(resolve, pollMs));
+        await sleep(pollMs, abortSignal, `logs of job ${this.id}`);
       }
     } finally {
       release();

@@ -1,9 +1,11 @@
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { InvalidArgumentError } from "@bulkhead/core";
-import Docker from "dockerode";
+import { InvalidArgumentError, validateOptions, type SandboxBackend } from "@bulkhead/core";
 import pLimit from "p-limit";
+import { z } from "zod";
+import { backendSchema } from "./backend-option.js";
 import { buildImage, LABEL } from "./build-image.js";
+import { createDockerBackend } from "./docker-backend.js";
 import { homeLabel } from "./container-spec.js";
 import { recoverStalePause } from "./pause-session.js";
 import type { Project } from "./project-config.js";
@@ -23,20 +25,29 @@ export async function createSessions(
   count: number,
   {
     concurrency = 4,
-    docker = new Docker(),
+    backend = createDockerBackend(),
     home = defaultHome(),
     abortSignal,
-  }: { concurrency?: number; docker?: Docker; home?: string; abortSignal?: AbortSignal } = {},
+  }: {
+    /** How many are created at once. @default 4 */
+    concurrency?: number;
+    /** Where the containers run. @default the Docker backend */
+    backend?: SandboxBackend;
+    /** The state directory. @default `$BULKHEAD_HOME`, else `~/.bulkhead` */
+    home?: string;
+    /** An abort removes the sessions already created and throws `AbortedError`. @default no signal */
+    abortSignal?: AbortSignal;
+  } = {},
 ): Promise<Session[]> {
   if (!Number.isInteger(count) || count < 1 || count > 1000)
     throw new InvalidArgumentError("count", `expected a whole number of sessions from 1 to 1000, got ${count}`);
   if (!Number.isInteger(concurrency) || concurrency < 1)
     throw new InvalidArgumentError("options.concurrency", `expected a positive whole number, got ${concurrency}`);
-  const { tag } = await buildImage(project, { docker, ...(abortSignal ? { abortSignal } : {}) });
+  const { tag } = await buildImage(project, { backend, ...(abortSignal ? { abortSignal } : {}) });
   const limit = pLimit(concurrency);
   const outcomes = await Promise.allSettled(
     Array.from({ length: count }, () =>
-      limit(() => createSession(project, { tag, docker, home, ...(abortSignal ? { abortSignal } : {}) })),
+      limit(() => createSession(project, { tag, backend, home, ...(abortSignal ? { abortSignal } : {}) })),
     ),
   );
   const created = outcomes
@@ -75,6 +86,31 @@ export interface Reconciliation {
   unpaused: string[];
 }
 
+/** Options of {@link reconcile}. */
+export interface ReconcileOptions {
+  /** Where the containers run. @default the Docker backend */
+  readonly backend?: SandboxBackend;
+  /** The state directory. @default `$BULKHEAD_HOME`, else `~/.bulkhead` */
+  readonly home?: string;
+  /** Also report sessions made from an older config of this project. @default none */
+  readonly project?: Project;
+}
+
+const reconcileOptionsSchema = () =>
+  z.strictObject({
+    backend: backendSchema().optional(),
+    home: z.string().min(1).optional(),
+    project: z.custom<Project>((value) => typeof value === "object" && value !== null).optional(),
+  });
+
+const gcOptionsSchema = () =>
+  z.strictObject({
+    dryRun: z.boolean().optional(),
+    missing: z.boolean().optional(),
+    backend: backendSchema().optional(),
+    home: z.string().min(1).optional(),
+  });
+
 /** A creation takes seconds; a directory this old without its state file was abandoned. */
 const INCOMPLETE_AFTER_MS = 10 * 60_000;
 
@@ -82,15 +118,9 @@ const INCOMPLETE_AFTER_MS = 10 * 60_000;
  * Compares the sessions' state files with the containers the engine has for this `home`, after a
  * restart or a crash. Containers of other homes (other users, other tests) are never considered.
  */
-export async function reconcile({
-  docker = new Docker(),
-  home = defaultHome(),
-  project,
-}: { docker?: Docker; home?: string; project?: Project } = {}): Promise<Reconciliation> {
-  const containers = await docker.listContainers({
-    all: true,
-    filters: { label: [`${LABEL}.session`, `${LABEL}.home=${homeLabel(home)}`] },
-  });
+export async function reconcile(options: ReconcileOptions = {}): Promise<Reconciliation> {
+  const { backend = createDockerBackend(), home = defaultHome(), project } = validateOptions(reconcileOptionsSchema(), options, "options");
+  const containers = await backend.list({ labels: { [`${LABEL}.session`]: true, [`${LABEL}.home`]: homeLabel(home) } });
   const dir = join(home, "sessions");
   const states = new Map<string, SessionState>();
   const incomplete: string[] = [];
@@ -104,18 +134,18 @@ export async function reconcile({
   const seen = new Set<string>();
   const result: Reconciliation = { orphanContainers: [], missingContainers: [], configDrift: [], stopped: [], incomplete, unpaused: [] };
   for (const container of containers) {
-    const id = container.Labels[`${LABEL}.session`]!;
+    const id = container.labels[`${LABEL}.session`]!;
     seen.add(id);
     const state = states.get(id);
     if (!state) result.orphanContainers.push(id);
     else if (
-      container.Labels[`${LABEL}.config-hash`] !== state.configHash ||
+      container.labels[`${LABEL}.config-hash`] !== state.configHash ||
       (project && state.project === project.name && state.configHash !== project.configHash)
     )
       result.configDrift.push(id);
-    if (state && container.State === "paused" && (await recoverStalePause({ id, home, container: docker.getContainer(container.Id) })))
+    if (state && container.state === "paused" && (await recoverStalePause({ id, home, backend, instance: container.name })))
       result.unpaused.push(id);
-    else if (state && container.State !== "running") result.stopped.push(id);
+    else if (state && container.state !== "running") result.stopped.push(id);
   }
   for (const id of states.keys()) if (!seen.has(id)) result.missingContainers.push(id);
   return result;
@@ -125,24 +155,32 @@ export async function reconcile({
  * Removes what no session can use any more: containers without a state file and, with
  * `missing: true`, state and workspace of sessions whose container is gone. `dryRun` only reports.
  */
-export async function gc({
-  dryRun = false,
-  missing = false,
-  docker = new Docker(),
-  home = defaultHome(),
-}: { dryRun?: boolean; missing?: boolean; docker?: Docker; home?: string } = {}): Promise<{
+export async function gc(
+  options: {
+    /** Only report. @default false */
+    dryRun?: boolean;
+    /** Also remove sessions whose container is gone. @default false */
+    missing?: boolean;
+    /** Where the containers run. @default the Docker backend */
+    backend?: SandboxBackend;
+    /** The state directory. @default `$BULKHEAD_HOME`, else `~/.bulkhead` */
+    home?: string;
+  } = {},
+): Promise<{
   removedContainers: string[];
   removedSessions: string[];
 }> {
-  const found = await reconcile({ docker, home });
+  const {
+    dryRun = false,
+    missing = false,
+    backend = createDockerBackend(),
+    home = defaultHome(),
+  } = validateOptions(gcOptionsSchema(), options, "options");
+  const found = await reconcile({ backend, home });
   // An abandoned creation's directory goes; its container, if it got that far, is an orphan.
   const removedSessions = [...found.incomplete, ...(missing ? found.missingContainers : [])];
   if (!dryRun) {
-    for (const id of found.orphanContainers)
-      await docker
-        .getContainer(`bulkhead-${id}`)
-        .remove({ force: true })
-        .catch(() => undefined);
+    for (const id of found.orphanContainers) await backend.remove(`bulkhead-${id}`).catch(() => undefined);
     for (const id of removedSessions) rmSync(join(home, "sessions", id), { recursive: true, force: true });
   }
   return { removedContainers: found.orphanContainers, removedSessions };

@@ -2,17 +2,22 @@ import { randomBytes } from "node:crypto";
 import { readdirSync, readFileSync, rmSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
-import { isProcessAlive, withFileLock, writeFileAtomic } from "@bulkhead/core";
-import type Docker from "dockerode";
+import { isProcessAlive, withFileLock, writeFileAtomic, type SandboxBackend, type SandboxInspection } from "@bulkhead/core";
 import { SessionContainerMissingError, sessionFault } from "./sandbox-errors.js";
 import { sessionDir } from "./session-state-store.js";
 
-/** What a paused read needs of a session: its id, its container, and its state directory. */
+/** What a paused read needs of a session: its id, its container on its backend, and its state directory. */
 export interface PausableSession {
   readonly id: string;
   readonly home: string;
-  readonly container: Docker.Container;
+  readonly backend: SandboxBackend;
+  /** The backend's name for the container. */
+  readonly instance: string;
 }
+
+const fault = (session: PausableSession, step: string) => (error: unknown) => {
+  throw sessionFault(error, step, session.id, session.backend.faultOf(error));
+};
 
 /** A pause holder's marker, written (atomically) before the container is paused. */
 interface PauseMarker {
@@ -55,12 +60,10 @@ function alive(marker: PauseMarker | undefined): boolean {
   return isProcessAlive(marker.pid);
 }
 
-async function inspectState(session: PausableSession, step: string): Promise<Docker.ContainerInspectInfo["State"]> {
-  try {
-    return (await session.container.inspect()).State;
-  } catch (error) {
-    throw sessionFault(error, step, session.id);
-  }
+async function inspectState(session: PausableSession, step: string): Promise<SandboxInspection["state"]> {
+  const info = await session.backend.inspect(session.instance).catch(fault(session, step));
+  if (!info) throw new SessionContainerMissingError(step, session.id);
+  return info.state;
 }
 
 /** Removes dead holders' markers; unpauses the container when that leaves none and it is paused. Under the pause lock. */
@@ -71,11 +74,9 @@ async function clearStale(session: PausableSession, step: string): Promise<{ liv
   const live = markers.length - stale.length;
   if (stale.length === 0 || live > 0) return { live, unpaused: false };
   const state = await inspectState(session, step);
-  if (!state.Paused) return { live, unpaused: false };
-  await session.container.unpause().catch((error: unknown) => {
-    throw sessionFault(error, step, session.id);
-  });
-  return { live, unpaused: true };
+  if (state !== "paused") return { live, unpaused: false };
+  const outcome = await session.backend.unpause(session.instance).catch(fault(session, step));
+  return { live, unpaused: outcome === "unpaused" };
 }
 
 /**
@@ -118,18 +119,18 @@ export async function withSessionPaused<TResult>(session: PausableSession, work:
       throw error;
     });
     if (!state) return false;
-    if (!state.Running) return false;
+    if (state !== "running" && state !== "paused") return false;
     // Paused with no bulkhead holder: someone paused it outside bulkhead; leave that to them.
-    if (state.Paused && live === 0) return false;
+    if (state === "paused" && live === 0) return false;
     held.add(token);
     await writeFileAtomic(marker, JSON.stringify({ pid: process.pid, host: hostname(), token, at: new Date().toISOString() }), {
       mode: 0o600,
     });
-    if (!state.Paused)
-      await session.container.pause().catch((error: unknown) => {
+    if (state !== "paused")
+      await session.backend.pause(session.instance).catch((error: unknown) => {
         held.delete(token);
         rmSync(marker, { force: true });
-        throw sessionFault(error, "pause", session.id);
+        throw sessionFault(error, "pause", session.id, session.backend.faultOf(error));
       });
     return true;
   });
@@ -144,9 +145,9 @@ export async function withSessionPaused<TResult>(session: PausableSession, work:
       // marker stays, stale from now on, and the next call that finds it unpauses.
       const others = readMarkers(session).filter((entry) => entry.path !== marker && alive(entry.marker));
       if (others.length === 0)
-        await session.container.unpause().catch((error: { statusCode?: number; message?: string }) => {
-          // Not paused (any more) or gone: nothing to undo. Anything else keeps the marker.
-          if (!(error.statusCode === 404 || (error.statusCode === 409 && !/is paused/i.test(error.message ?? "")))) throw error;
+        await session.backend.unpause(session.instance).catch((error: unknown) => {
+          // Gone: nothing to undo (not paused any more is "not-paused"). Anything else keeps the marker.
+          if (session.backend.faultOf(error) !== "missing") throw error;
         });
       rmSync(marker, { force: true });
     }).catch(() => undefined);

@@ -5,6 +5,7 @@ import { isScalar, parseDocument, visit } from "yaml";
 import { z } from "zod";
 import { deviceNodeProblem, engineSockets, findEngineSocket, MAX_MOUNT_SCAN_ENTRIES, sessionUserProblem } from "./engine-socket.js";
 import { readAt } from "./read-inside.js";
+import { projectProblems } from "./project-problems.js";
 import { InvalidProjectError } from "./sandbox-errors.js";
 
 /** The largest project file (or text) accepted: 2 MiB. A project is a few hundred bytes. */
@@ -31,7 +32,7 @@ export const projectSchema = z.strictObject({
     )
     .min(1, "list at least one repo"),
   /** The repo the agent starts in. @default the first repo */
-  workdir: z.string().regex(NAME).optional(),
+  workdir: z.string().regex(NAME, "expected the name of one of the repos").optional(),
   mounts: z
     .array(
       z.strictObject({
@@ -64,9 +65,12 @@ export const projectSchema = z.strictObject({
   /** Explicit environment values. */
   env: z.record(z.string().regex(ENV_NAME, "expected an environment variable name"), z.string()).default({}),
   /** Names copied from the host environment; nothing else leaks in. */
-  passEnv: z.array(z.string().regex(ENV_NAME)).default([]),
+  passEnv: z.array(z.string().regex(ENV_NAME, "expected an environment variable name")).default([]),
   agent: z
-    .strictObject({ command: z.array(z.string()).min(1), env: z.record(z.string().regex(ENV_NAME), z.string()).optional() })
+    .strictObject({
+      command: z.array(z.string()).min(1, "list the command and its arguments, e.g. [claude, -p]"),
+      env: z.record(z.string().regex(ENV_NAME, "expected an environment variable name"), z.string()).optional(),
+    })
     .optional(),
   devices: z
     .strictObject({
@@ -76,11 +80,11 @@ export const projectSchema = z.strictObject({
       devices: z
         .array(
           z.strictObject({
-            hostPath: z.string().regex(/^\//),
-            containerPath: z.string().regex(/^\//).optional(),
+            hostPath: z.string().regex(/^\//, "expected an absolute path on the host, e.g. /dev/fuse"),
+            containerPath: z.string().regex(/^\//, "expected an absolute path in the container, e.g. /dev/fuse").optional(),
             permissions: z
               .string()
-              .regex(/^[rwm]{1,3}$/)
+              .regex(/^[rwm]{1,3}$/, "expected r, w and/or m, e.g. rwm")
               .default("rwm"),
             required: z.boolean().default(true),
           }),
@@ -117,7 +121,7 @@ export const projectSchema = z.strictObject({
       writableRoot: z.boolean().default(false),
       user: z
         .string()
-        .regex(/^\d+(:\d+)?$/)
+        .regex(/^\d+(:\d+)?$/, "expected a numeric uid or uid:gid, e.g. 1000:1000")
         .optional(),
       /** Lets `user` be uid 0 (root inside the container). @default false */
       allowRootUser: z.boolean().default(false),
@@ -147,8 +151,7 @@ export function defineProject(input: ProjectInput | string, { cwd = process.cwd(
     raw = parseProjectText(input);
   }
   const parsed = projectSchema.safeParse(raw);
-  if (!parsed.success)
-    throw new InvalidProjectError(parsed.error.issues.map((issue) => `${issue.path.join(".") || "(project)"}: ${issue.message}`));
+  if (!parsed.success) throw new InvalidProjectError(projectProblems(parsed.error, raw, projectSchema));
   const project = parsed.data;
   const problems: string[] = [];
   const sockets = engineSockets();

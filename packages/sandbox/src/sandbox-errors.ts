@@ -1,7 +1,10 @@
-import { BulkheadError } from "@bulkhead/core";
+import { BulkheadError, errorMarker, type SandboxFault } from "@bulkhead/core";
 
 /** The project config is invalid; `problems` lists every issue found before anything was created. */
 export class InvalidProjectError extends BulkheadError {
+  /** Marks this kind across copies of the package; see {@link BulkheadError.isInstance}. */
+  static override readonly marker: symbol = errorMarker("InvalidProjectError");
+
   readonly problems: readonly string[];
 
   constructor(problems: readonly string[]) {
@@ -13,6 +16,9 @@ export class InvalidProjectError extends BulkheadError {
 
 /** A required device or GPU runtime is missing; nothing was created. */
 export class DeviceUnavailableError extends BulkheadError {
+  /** Marks this kind across copies of the package; see {@link BulkheadError.isInstance}. */
+  static override readonly marker: symbol = errorMarker("DeviceUnavailableError");
+
   constructor(what: string, how: string) {
     super("DEVICE_UNAVAILABLE", `${what} is not available on this host: ${how}`, { data: { what } });
     this.name = "DeviceUnavailableError";
@@ -21,6 +27,9 @@ export class DeviceUnavailableError extends BulkheadError {
 
 /** A session step failed; everything the step had created was removed. */
 export class SessionError extends BulkheadError {
+  /** Marks this kind across copies of the package; see {@link BulkheadError.isInstance}. */
+  static override readonly marker: symbol = errorMarker("SessionError");
+
   readonly step: string;
 
   constructor(step: string, message: string, cause?: unknown, data: Record<string, unknown> = {}) {
@@ -35,6 +44,9 @@ export class SessionError extends BulkheadError {
  * workspace is still on disk; `session.remove({ force: true })` or `gc({ missing: true })` clears it.
  */
 export class SessionContainerMissingError extends SessionError {
+  /** Marks this kind across copies of the package; see {@link BulkheadError.isInstance}. */
+  static override readonly marker: symbol = errorMarker("SessionContainerMissingError");
+
   constructor(step: string, sessionId: string, cause?: unknown) {
     super(
       step,
@@ -52,6 +64,9 @@ export class SessionContainerMissingError extends SessionError {
  * bulkhead, or a pause whose holder is still alive for longer than the call could wait).
  */
 export class SessionPausedError extends SessionError {
+  /** Marks this kind across copies of the package; see {@link BulkheadError.isInstance}. */
+  static override readonly marker: symbol = errorMarker("SessionPausedError");
+
   constructor(step: string, sessionId: string, detail: string, cause?: unknown) {
     super(step, `the container of session ${sessionId} is paused (${detail})`, cause, { fault: "container-paused", sessionId });
     this.name = "SessionPausedError";
@@ -60,6 +75,9 @@ export class SessionPausedError extends SessionError {
 
 /** The Docker engine does not answer (stopped, restarting, or `DOCKER_HOST` names another one). */
 export class EngineUnavailableError extends SessionError {
+  /** Marks this kind across copies of the package; see {@link BulkheadError.isInstance}. */
+  static override readonly marker: symbol = errorMarker("EngineUnavailableError");
+
   constructor(step: string, detail: string, cause?: unknown) {
     super(
       step,
@@ -74,6 +92,9 @@ export class EngineUnavailableError extends SessionError {
 
 /** The session's workspace uses more host disk than `resources.diskMb`; its jobs were stopped. */
 export class DiskLimitError extends SessionError {
+  /** Marks this kind across copies of the package; see {@link BulkheadError.isInstance}. */
+  static override readonly marker: symbol = errorMarker("DiskLimitError");
+
   readonly usedBytes: number;
   readonly limitBytes: number;
 
@@ -93,6 +114,9 @@ export class DiskLimitError extends SessionError {
 
 /** A file the agent wrote is larger than the host reads in one piece; nothing of it was read. */
 export class WorkspaceFileTooLargeError extends SessionError {
+  /** Marks this kind across copies of the package; see {@link BulkheadError.isInstance}. */
+  static override readonly marker: symbol = errorMarker("WorkspaceFileTooLargeError");
+
   readonly sizeBytes: number;
   readonly maxBytes: number;
 
@@ -110,17 +134,18 @@ export class WorkspaceFileTooLargeError extends SessionError {
 }
 
 /**
- * Turns an error from a Docker call about a session's container into the typed error it means:
- * a missing container, a paused one, an engine that does not answer; anything else becomes a
- * plain {@link SessionError} of `step`. Errors that are already bulkhead's pass through.
+ * Turns an error from a backend call about a session's container into the typed error it means,
+ * from the backend's own reading of it (`backend.faultOf(error)`): a missing container, a paused
+ * one, an engine that does not answer; anything else becomes a plain {@link SessionError} of
+ * `step`. Errors that are already bulkhead's pass through.
  */
-export function sessionFault(error: unknown, step: string, sessionId: string): Error {
+export function sessionFault(error: unknown, step: string, sessionId: string, fault: SandboxFault | undefined): Error {
   if (BulkheadError.isInstance(error)) return error;
-  const { statusCode, code, message = String(error) } = (error ?? {}) as { statusCode?: number; code?: string; message?: string };
-  if (statusCode === 404 && /no such container/i.test(message)) return new SessionContainerMissingError(step, sessionId, error);
-  if (statusCode === 409 && /paused/i.test(message))
+  const message = (error as { message?: string } | undefined)?.message ?? String(error);
+  if (fault === "missing") return new SessionContainerMissingError(step, sessionId, error);
+  if (fault === "paused")
     return new SessionPausedError(step, sessionId, "unpause it with session.start(), or wait for the read that paused it", error);
-  if (code !== undefined && ["ECONNREFUSED", "ENOENT", "EACCES", "ECONNRESET", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH"].includes(code))
-    return new EngineUnavailableError(step, `${code}: ${message}`, error);
+  if (fault === "engine-unavailable")
+    return new EngineUnavailableError(step, `${(error as { code?: string }).code ?? "no answer"}: ${message}`, error);
   return new SessionError(step, message, error);
 }

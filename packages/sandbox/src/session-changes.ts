@@ -12,11 +12,12 @@ import type { SessionState } from "./session-state-store.js";
 export interface ChangesOptions {
   /**
    * Read the working tree of this worktree job (`inject(..., { worktree: true })`) instead of the
-   * session's own clones.
+   * session's own clones. @default the session's own clones
    */
   readonly job?: string;
   /** Files over this size are listed in `skipped`, not read. @default 64 MiB ({@link MAX_CHANGED_FILE_BYTES}) */
   readonly maxFileBytes?: number;
+  /** Checked before the read and before each repo; an abort throws `AbortedError` (the container is unpaused). @default no signal */
   readonly abortSignal?: AbortSignal;
 }
 

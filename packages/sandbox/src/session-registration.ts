@@ -1,6 +1,5 @@
 import { hostname } from "node:os";
-import { InvalidArgumentError, type SessionRecord, type SessionRegistry } from "@bulkhead/core";
-import type Docker from "dockerode";
+import { InvalidArgumentError, type SandboxBackend, type SessionRecord, type SessionRegistry } from "@bulkhead/core";
 
 /**
  * Where a session is recorded for the team: a {@link SessionRegistry} (files on one host, or
@@ -15,14 +14,6 @@ export interface SessionRegistration {
 /** This host's name in a registry. */
 export const registryHost = (registration: SessionRegistration): string => registration.host ?? process.env.BULKHEAD_HOST ?? hostname();
 
-/** The engine a Docker client talks to, as the registry records it: `docker://unix:///var/run/docker.sock`. */
-export function engineOf(docker: Docker): string {
-  const modem = (docker as unknown as { modem?: { socketPath?: string; host?: string; port?: number; protocol?: string } }).modem;
-  if (modem?.socketPath) return `docker://unix://${modem.socketPath}`;
-  if (modem?.host) return `docker://${modem.protocol ?? "http"}://${modem.host}${modem.port ? `:${modem.port}` : ""}`;
-  return "docker://default";
-}
-
 function checkRegistration(registration: SessionRegistration): void {
   const { registry } = registration;
   if (typeof registry?.register !== "function" || typeof registry.remove !== "function" || typeof registry.list !== "function")
@@ -35,13 +26,13 @@ function checkRegistration(registration: SessionRegistration): void {
 export async function registerSession(
   registration: SessionRegistration,
   session: { id: string; project: string },
-  docker: Docker,
+  backend: SandboxBackend,
 ): Promise<SessionRecord> {
   checkRegistration(registration);
   return registration.registry.register({
     id: session.id,
     host: registryHost(registration),
-    engine: engineOf(docker),
+    engine: backend.engine,
     project: session.project,
     state: "running",
   });

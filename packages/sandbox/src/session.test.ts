@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { checkDevices, containerSpec } from "./container-spec.js";
 import { defineProject, loadProject, type Project } from "./project-config.js";
 import { DeviceUnavailableError, InvalidProjectError, SessionError } from "./sandbox-errors.js";
-import { createSession, getSession, listSessions, type Session } from "./index.js";
+import { AbortedError } from "@bulkhead/core";
+import { createDockerBackend, createSession, getSession, listSessions, type Session } from "./index.js";
 
 const run = promisify(execFile);
 const image = inject("testImage");
@@ -77,7 +78,6 @@ describe("sandbox sessions on a real Docker engine", () => {
       stdout: "out\n",
       stderr: "err\n",
       timedOut: false,
-      canceled: false,
     });
     expect((await session.exec(["cat"], { stdin: "from stdin" })).stdout).toBe("from stdin");
     expect((await session.exec(["pwd"])).stdout).toBe("/workspace/backend-api\n");
@@ -98,13 +98,21 @@ describe("sandbox sessions on a real Docker engine", () => {
     expect(chunks.sort()).toEqual(["stderr:two", "stdout:one"]);
   });
 
-  it("kills a command in the container on timeout or abort, and says why it ended", async () => {
+  it("kills a command in the container on timeout or abort: a timeout says so, an abort throws AbortedError", async () => {
     const timed = await session.exec(["sleep", "30"], { timeoutMs: 300 });
-    expect(timed).toMatchObject({ timedOut: true, canceled: false });
+    expect(timed).toMatchObject({ timedOut: true });
     expect(timed.exitCode).not.toBe(0);
     const controller = new AbortController();
-    setTimeout(() => controller.abort(), 200);
-    expect(await session.exec(["sleep", "30"], { abortSignal: controller.signal })).toMatchObject({ canceled: true, timedOut: false });
+    const reason = new Error("the caller gave up");
+    setTimeout(() => controller.abort(reason), 200);
+    const aborted = await session
+      .exec(["/bin/sh", "-c", "sleep 30 & wait"], { abortSignal: controller.signal })
+      .catch((error: unknown) => error);
+    expect(aborted).toBeInstanceOf(AbortedError);
+    expect((aborted as AbortedError).cause).toBe(reason);
+    // The command and what it started were killed in the container, not only left behind.
+    const left = await session.exec(["/bin/sh", "-c", "ps -o args | grep -c '[s]leep 30' || true"]);
+    expect(left.stdout.trim()).toBe("0");
   });
 
   it("is hardened, and says so when read back", async () => {
@@ -186,8 +194,8 @@ describe("sandbox sessions on a real Docker engine", () => {
   it("gives parallel worktree jobs their own branch and working tree, and fetches each", async () => {
     const write = (name: string) => ["/bin/sh", "-c", `pwd; echo ${name} > src/${name}.ts; sleep 0.2`];
     const [first, second] = await Promise.all([
-      session.inject({ command: write("first") }, { worktree: true }),
-      session.inject({ command: write("second") }, { worktree: true }),
+      session.inject({ command: write("first"), worktree: true }),
+      session.inject({ command: write("second"), worktree: true }),
     ]);
     expect(await first.wait()).toEqual({ exitCode: 0 });
     expect(await second.wait()).toEqual({ exitCode: 0 });
@@ -222,14 +230,30 @@ describe("sandbox sessions on a real Docker engine", () => {
     const { stdout: id } = await run(process.execPath, ["--import", "tsx", creator, home, join(dir.path, "backend-api"), image], {
       cwd: join(import.meta.dirname, ".."),
     });
+    {
+      // Looked up, so not this scope's to end: disposing it leaves the container running.
+      await using looked = getSession(id, { home });
+      expect(looked.ownsLifecycle).toBe(false);
+    }
     const orphan = getSession(id, { home });
+    expect((await orphan.backend.inspect(orphan.instance))?.state).toBe("running");
     expect((await orphan.exec(["echo", "alive"])).stdout).toBe("alive\n");
-    await orphan.stop();
-    await orphan.stop();
-    expect((await listSessions({ home, project: "detached" })).map((entry) => entry.container)).toEqual(["exited"]);
-    await orphan.remove();
+    expect(await orphan.stop()).toEqual({
+      sessionId: id,
+      container: "stopped",
+      kept: { workspace: orphan.state.workspace, stateDir: join(home, "sessions", id) },
+    });
+    expect((await orphan.stop()).container).toBe("not-running");
+    expect((await listSessions({ home, project: "detached" })).map((entry) => entry.container)).toEqual(["stopped"]);
+    expect(await orphan.remove()).toEqual({
+      sessionId: id,
+      container: "removed",
+      removedDir: join(home, "sessions", id),
+      unregistered: false,
+      kept: { refs: [] },
+    });
     expect(existsSync(join(home, "sessions", id))).toBe(false);
-    await expect(orphan.container.inspect()).rejects.toMatchObject({ statusCode: 404 });
+    expect(await orphan.backend.inspect(orphan.instance)).toBeUndefined();
   });
 });
 
@@ -270,7 +294,9 @@ describe("devices and bad configs", () => {
     );
     expect(existsSync(join(home, "sessions"))).toBe(false);
     const project = defineProject({ ...base, devices: { gpus: ["GPU-0", "GPU-1"], gpuCapabilities: ["gpu", "compute"] } });
-    expect(await checkDevices({ ...project, devices: { ...project.devices, gpuRequired: false } }, new Docker())).toEqual({
+    expect(
+      await checkDevices({ ...project, devices: { ...project.devices, gpuRequired: false } }, { backend: createDockerBackend() }),
+    ).toEqual({
       devices: [],
       gpus: false,
       skipped: ["gpus"],
@@ -285,7 +311,9 @@ describe("devices and bad configs", () => {
       env: {},
       version: "0.1.0",
     });
-    const container = await new Docker().createContainer({ ...spec, name: `bulkhead-gputest-${Date.now()}` });
+    const name = `bulkhead-gputest-${Date.now()}`;
+    await createDockerBackend().create({ ...spec, name });
+    const container = new Docker().getContainer(name);
     try {
       const info = await container.inspect();
       expect(info.HostConfig.DeviceRequests).toEqual([
@@ -396,7 +424,7 @@ describe("a hostile agent", () => {
     expect(await session.exec(["/bin/sh", "-c", setup])).toMatchObject({ exitCode: 0 });
     const [fetched] = await session.fetchCode();
     expect(fetched).toMatchObject({ status: "fetched", uncommitted: [".gitattributes", "src/index.ts"] });
-    const worktreeJob = await session.inject({ command: ["/bin/sh", "-c", "true"] }, { worktree: true });
+    const worktreeJob = await session.inject({ command: ["/bin/sh", "-c", "true"], worktree: true });
     expect(await worktreeJob.wait()).toEqual({ exitCode: 0 });
     expect(["fsmonitor", "clean", "smudge", "hook"].filter((name) => existsSync(marker(name)))).toEqual([]);
     // The agent replaces the worktrees directory with a link to a host directory: no worktree is
@@ -409,7 +437,7 @@ describe("a hostile agent", () => {
         `rm -rf /workspace/.bulkhead/worktrees && ln -s ${join(dir.path, "escape")} /workspace/.bulkhead/worktrees`,
       ]),
     ).toMatchObject({ exitCode: 0 });
-    await expect(session.inject({ command: ["true"] }, { worktree: true })).rejects.toThrow("a worktree is never made through a link");
+    await expect(session.inject({ command: ["true"], worktree: true })).rejects.toThrow("a worktree is never made through a link");
     expect(readdirSync(join(dir.path, "escape"))).toEqual([]);
     // A job that replaces its log with a link to a host file: the host does not follow it.
     const linked = await session.inject({

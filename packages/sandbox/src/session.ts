@@ -1,9 +1,20 @@
 import { randomBytes } from "node:crypto";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
-import { PassThrough } from "node:stream";
-import { type ChangeSet, InvalidArgumentError, normalizeRepoPath, PathOutsideRootError, throwIfAborted } from "@bulkhead/core";
-import type Docker from "dockerode";
+import {
+  AbortedError,
+  type ChangeSet,
+  createDeadline,
+  InvalidArgumentError,
+  normalizeRepoPath,
+  PathOutsideRootError,
+  type SandboxBackend,
+  type SandboxSecurity,
+  sleep,
+  throwIfAborted,
+  validateOptions,
+} from "@bulkhead/core";
+import { z } from "zod";
 import { diskUsage } from "./disk-usage.js";
 import { findEngineSocket } from "./engine-socket.js";
 import { Job } from "./job.js";
@@ -15,19 +26,150 @@ import { sessionDir, updateSessionState, type JobRecord, type SessionState } fro
 import { readSessionChanges, type ChangesOptions } from "./session-changes.js";
 import { assertAllFetched, fetchSessionCode, sessionUncommitted, type FetchCodeOptions, type FetchResult } from "./workspace-inspection.js";
 import { unregisterSession, type SessionRegistration } from "./session-registration.js";
+import { git } from "./git.js";
 
-/** How a command in the session ended. */
+/** How a command in the session ended. An abort through `abortSignal` throws `AbortedError` instead. */
 export interface ExecResult {
+  /** The command's exit code; null when the engine reports none. A killed command has 137 or 143. */
   exitCode: number | null;
   stdout: string;
   stderr: string;
+  /** The command ran past `timeoutMs` and was killed. */
   timedOut: boolean;
-  canceled: boolean;
 }
+
+/** Options of `session.exec()` and `session.execStream()`. */
+export interface ExecOptions {
+  /** Added to the session's environment for this command. @default {} */
+  readonly env?: Readonly<Record<string, string>>;
+  /** An absolute path inside the container. @default the session's working directory */
+  readonly cwd?: string;
+  /** Written to the command's stdin, which is then closed. @default no stdin */
+  readonly stdin?: string;
+  /**
+   * Kills the command (and every process it started) after this many milliseconds; the result
+   * then says `timedOut: true`. @default no time limit
+   */
+  readonly timeoutMs?: number;
+  /**
+   * Kills the command (and every process it started) and throws `AbortedError` once it has
+   * ended. @default no signal
+   */
+  readonly abortSignal?: AbortSignal;
+}
+
+/** Options of `session.inject()`. */
+export interface InjectOptions {
+  /** The job's command. @default the project's agent command */
+  readonly command?: readonly string[];
+  /** Added to the session's and the agent's environment. @default {} */
+  readonly env?: Readonly<Record<string, string>>;
+  /** The job's id, unique in the session. @default generated (`j-<time>-<random>`) */
+  readonly id?: string;
+  /**
+   * Runs the job in its own copy of every cloned repo, on its own branch
+   * (`bulkhead/jobs/<session>/<job>`), so parallel jobs never share a working tree. @default false
+   */
+  readonly worktree?: boolean;
+  /** Checked before each step of starting the job; a started job is stopped with `job.kill()`. @default no signal */
+  readonly abortSignal?: AbortSignal;
+}
+
+/** What `session.stop()` did, and what it kept. */
+export interface StopReport {
+  readonly sessionId: string;
+  /** `missing`: the container was removed outside bulkhead (its workspace is still kept). */
+  readonly container: "stopped" | "not-running" | "missing";
+  /** Kept on the host: the workspace and the state directory; `session.start()` resumes over them. */
+  readonly kept: { readonly workspace: string; readonly stateDir: string };
+}
+
+/** What `session.remove()` removed, and what it kept. */
+export interface RemoveReport {
+  readonly sessionId: string;
+  /** `missing`: there was no container any more. */
+  readonly container: "removed" | "missing";
+  /** The session's directory (state and workspace), now deleted. */
+  readonly removedDir: string;
+  /** Whether the session was forgotten in the team's registry (`registration` given). */
+  readonly unregistered: boolean;
+  /** Kept in the source repositories: the refs `fetchCode` wrote for this session. */
+  readonly kept: { readonly refs: readonly { readonly repo: string; readonly ref: string; readonly commit: string }[] };
+}
+
+/** What `session.inspectSecurity()` reads back. */
+export interface SecurityReport extends SandboxSecurity {
+  /** Whether an engine socket is among the mounts, judged by identity (device and inode). */
+  readonly dockerSocketMounted: boolean;
+}
+
+/** How a `Session` object is made: by `createSession` (it owns the lifecycle) or `getSession` (it does not). */
+export interface SessionOptions {
+  readonly state: SessionState;
+  readonly backend: SandboxBackend;
+  readonly home: string;
+  /** Whether disposing this object stops the session. */
+  readonly ownsLifecycle: boolean;
+}
+
+/** What `Job` and the package's helpers need of a session, kept out of its public API. */
+export interface SessionInternals {
+  updateState(change: (state: SessionState) => void): Promise<void>;
+  stopProcess(pidFile: string, graceMs: number): Promise<void>;
+  watchDisk(): () => void;
+}
+
+const internals = new WeakMap<Session, SessionInternals>();
+
+/** The package-internal side of a session (not exported from the package). */
+export function internalsOf(session: Session): SessionInternals {
+  const found = internals.get(session);
+  if (!found) throw new InvalidArgumentError("session", "expected a Session made by createSession or getSession");
+  return found;
+}
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** Environment names a shell accepts, and string values: anything else is refused up front. */
+const envSchema = () =>
+  z.record(z.string(), z.unknown()).superRefine((env, context) => {
+    for (const [key, value] of Object.entries(env)) {
+      if (!ENV_NAME.test(key)) context.addIssue({ code: "custom", message: `"${key}" is not an environment variable name` });
+      else if (typeof value !== "string") context.addIssue({ code: "custom", message: `${key} must be a string, got ${typeof value}` });
+    }
+  }) as unknown as z.ZodType<Record<string, string>>;
+
+const execOptionsSchema = () =>
+  z.strictObject({
+    env: envSchema().optional(),
+    cwd: z.string().regex(/^\//, "expected an absolute path inside the container").optional(),
+    stdin: z.string().optional(),
+    timeoutMs: z.number().int().positive().optional(),
+    abortSignal: z.instanceof(AbortSignal).optional(),
+  });
+
+const commandSchema = () => z.array(z.string()).min(1, "expected an argument list of strings");
+
+const injectOptionsSchema = () =>
+  z.strictObject({
+    command: commandSchema().optional(),
+    env: envSchema().optional(),
+    id: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, "is not a usable job id")
+      .optional(),
+    worktree: z.boolean().optional(),
+    abortSignal: z.instanceof(AbortSignal).optional(),
+  });
+
+const removeOptionsSchema = () =>
+  z.strictObject({
+    force: z.boolean().optional(),
+    registration: z.custom<SessionRegistration>((value) => typeof value === "object" && value !== null).optional(),
+  });
 
 /** What `readWorkspaceFile` reads at most unless told otherwise: 64 MiB. */
 export const MAX_WORKSPACE_FILE_BYTES = 64 * 2 ** 20;
-
 /**
  * Runs the command as the leader of its own process group (`setsid`, when the image has it), so
  * a timeout, an abort or `job.kill()` can stop it with every process it started. Its pid goes to
@@ -42,23 +184,21 @@ const GROUP_LEADER =
  * Signals a process group from inside the container, with shell builtins only (`read`, `kill`):
  * no fork is needed, so it works while a fork bomb holds every pid the session may have. The
  * group's leader pid is in the file `$1`; a number is all it may hold (the container wrote it).
+ * `kill -s SIG -PID` is busybox's form; dash (Debian's sh) reads `-PID` as an option and needs
+ * `kill -s SIG -- -PID`, which busybox refuses: each is tried, then the leader alone.
  */
 const SIGNAL_GROUP =
   'read -r pid < "$1" 2>/dev/null || { echo gone; exit 0; }; case "$pid" in ""|*[!0-9]*) echo gone; exit 0;; esac; ' +
-  'if [ "$2" = probe ]; then kill -0 "-$pid" 2>/dev/null || kill -0 "$pid" 2>/dev/null || echo gone; echo done; exit 0; fi; ' +
-  'i=0; while [ $i -lt 20 ]; do kill -s "$2" "-$pid" 2>/dev/null || kill -s "$2" "$pid" 2>/dev/null || break; ' +
+  'group() { kill "$@" "-$pid" 2>/dev/null || kill "$@" -- "-$pid" 2>/dev/null || kill "$@" "$pid" 2>/dev/null; }; ' +
+  'if [ "$2" = probe ]; then group -0 || echo gone; echo done; exit 0; fi; ' +
+  'i=0; while [ $i -lt 20 ]; do group -s "$2" || break; ' +
   '[ "$2" = KILL ] || break; i=$((i+1)); done; echo done';
 
 /**
- * Starts an exec without attaching. The daemon still answers with a stream: it is drained here,
- * or its socket would stay open and keep a short-lived process (the CLI) from exiting.
+ * A started container session over a multi-repo workspace (seed 002), on a {@link SandboxBackend}
+ * (Docker by default). Made by `createSession` (which owns it: disposing it stops it) or found
+ * again by `getSession` (which does not: disposing a looked-up session leaves it running).
  */
-async function startDetached(exec: Docker.Exec): Promise<void> {
-  const stream = (await exec.start({ Detach: true })) as NodeJS.ReadableStream | undefined;
-  stream?.resume();
-}
-
-/** A started container session over a multi-repo workspace (seed 002). */
 export class Session implements AsyncDisposable {
   #state: SessionState;
   /** Worktrees are added one at a time: git locks the repository's config while adding one. */
@@ -69,13 +209,27 @@ export class Session implements AsyncDisposable {
   #diskWatchers = 0;
   #diskTimer: NodeJS.Timeout | undefined;
   #diskChecking = false;
+  /** Where the session's container runs. */
+  readonly backend: SandboxBackend;
+  /** The state directory the session lives under. */
+  readonly home: string;
+  /**
+   * True for a session made by `createSession`: `[Symbol.asyncDispose]` stops it. False for one
+   * found by `getSession` (or `listSessions`): its creator decides when it ends.
+   */
+  readonly ownsLifecycle: boolean;
 
-  constructor(
-    state: SessionState,
-    readonly docker: Docker,
-    readonly home: string,
-  ) {
+  /** @internal made by createSession and getSession */
+  constructor({ state, backend, home, ownsLifecycle }: SessionOptions) {
     this.#state = state;
+    this.backend = backend;
+    this.home = home;
+    this.ownsLifecycle = ownsLifecycle;
+    internals.set(this, {
+      updateState: (change) => this.#updateState(change),
+      stopProcess: (pidFile, graceMs) => this.#stopProcess(pidFile, graceMs),
+      watchDisk: () => this.#watchDisk(),
+    });
   }
 
   get id(): string {
@@ -86,46 +240,52 @@ export class Session implements AsyncDisposable {
     return this.#state;
   }
 
-  get container(): Docker.Container {
-    return this.docker.getContainer(`bulkhead-${this.id}`);
+  /** The backend's name for the session's container: `bulkhead-<id>`. */
+  get instance(): string {
+    return `bulkhead-${this.id}`;
   }
 
-  /**
-   * Changes the state file under a lock, so several processes can record jobs.
-   * @internal used by `Job`; not part of the public API.
-   */
-  async updateState(change: (state: SessionState) => void): Promise<void> {
+  /** Rethrows a backend error as the typed session error it means (see {@link sessionFault}). */
+  #fault(step: string): (error: unknown) => never {
+    return (error) => {
+      throw sessionFault(error, step, this.id, this.backend.faultOf(error));
+    };
+  }
+
+  /** Changes the state file under a lock, so several processes can record jobs. */
+  async #updateState(change: (state: SessionState) => void): Promise<void> {
     this.#state = await updateSessionState(this.home, this.id, change);
   }
 
-  /** Runs a command to completion. `abortSignal` and `timeoutMs` kill it inside the container. */
-  async exec(
-    command: readonly string[],
-    options: { env?: Record<string, string>; cwd?: string; stdin?: string; timeoutMs?: number; abortSignal?: AbortSignal } = {},
-  ): Promise<ExecResult> {
-    return this.#collect(command, options);
+  /**
+   * Runs a command to completion. `timeoutMs` kills it (and what it started) inside the
+   * container and says so (`timedOut`); `abortSignal` kills it and throws `AbortedError`.
+   *
+   * @example
+   * const { exitCode, stdout } = await session.exec(["git", "status"], { timeoutMs: 10_000 });
+   */
+  async exec(command: readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
+    return this.#collect(command, validateOptions(execOptionsSchema(), options, "options"));
   }
 
-  async #collect(
-    command: readonly string[],
-    options: { env?: Record<string, string>; cwd?: string; stdin?: string; timeoutMs?: number; abortSignal?: AbortSignal; plain?: boolean },
-  ): Promise<ExecResult> {
+  async #collect(command: readonly string[], options: ExecOptions & { plain?: boolean }): Promise<ExecResult> {
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     const result = await this.#run(command, options, (stream, data) => (stream === "stdout" ? out : err).push(data));
     return { ...result, stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(err).toString("utf8") };
   }
 
-  /** Runs a command and yields its output as demultiplexed chunks as they arrive. */
+  /** Runs a command and yields its output as demultiplexed chunks as they arrive. Options as {@link exec}. */
   async *execStream(
     command: readonly string[],
-    options: { env?: Record<string, string>; cwd?: string; stdin?: string; timeoutMs?: number; abortSignal?: AbortSignal } = {},
+    options: ExecOptions = {},
   ): AsyncGenerator<{ stream: "stdout" | "stderr"; data: Buffer }, Omit<ExecResult, "stdout" | "stderr">> {
+    const checked = validateOptions(execOptionsSchema(), options, "options");
     const queue: { stream: "stdout" | "stderr"; data: Buffer }[] = [];
     let wake: (() => void) | undefined;
     let finished: Omit<ExecResult, "stdout" | "stderr"> | undefined;
     let failed: { error: unknown } | undefined;
-    const done = this.#run(command, options, (stream, data) => {
+    const done = this.#run(command, checked, (stream, data) => {
       queue.push({ stream, data });
       wake?.();
     }).then(
@@ -151,93 +311,81 @@ export class Session implements AsyncDisposable {
 
   async #run(
     command: readonly string[],
-    {
-      env = {},
-      cwd,
-      stdin,
-      timeoutMs,
-      abortSignal,
-      plain = false,
-    }: { env?: Record<string, string>; cwd?: string; stdin?: string; timeoutMs?: number; abortSignal?: AbortSignal; plain?: boolean },
+    { env = {}, cwd, stdin, timeoutMs, abortSignal, plain = false }: ExecOptions & { plain?: boolean },
     onData: (stream: "stdout" | "stderr", data: Buffer) => void,
   ): Promise<Omit<ExecResult, "stdout" | "stderr">> {
     if (!Array.isArray(command) || command.length === 0 || !command.every((part) => typeof part === "string"))
       throw new InvalidArgumentError("command", "expected an argument list of strings");
-    checkEnv(env, "options.env");
-    if (cwd !== undefined && (typeof cwd !== "string" || !cwd.startsWith("/")))
-      throw new InvalidArgumentError("options.cwd", `expected an absolute path inside the container, got ${JSON.stringify(cwd)}`);
     throwIfAborted(abortSignal, "exec");
     const pidFile = `/tmp/.bulkhead-exec-${randomBytes(6).toString("hex")}`;
     // Only a command that may be killed (a timeout, an abort, a disk limit to keep) runs as the
     // leader of its own process group, under a shell that records its pid first.
     // `plain`: bulkhead's own signaller, which must not need a second pid (see SIGNAL_GROUP).
     const killable = !plain && (timeoutMs !== undefined || abortSignal !== undefined || this.#state.diskLimitBytes !== undefined);
-    const { exec, started: stream } = await this.#execStart(
-      "exec",
-      {
-        Cmd: killable ? ["/bin/sh", "-c", GROUP_LEADER, pidFile, ...command] : [...command],
-        AttachStdout: true,
-        AttachStderr: true,
-        AttachStdin: stdin !== undefined,
-        // The container was created with the session's user, environment and working directory, and
-        // an exec inherits them: send only what this call changes, so the request is raw dockerode's.
-        ...(Object.keys(env).length > 0 ? { Env: Object.entries(env).map(([key, value]) => `${key}=${value}`) } : {}),
-        ...(cwd !== undefined ? { WorkingDir: cwd } : {}),
-      },
-      // Without stdin the output comes back as a plain streamed response: no connection upgrade,
-      // and the keep-alive connection is reused (measured ~2% faster per round trip).
-      (created) => created.start({ hijack: stdin !== undefined, stdin: stdin !== undefined }),
-    );
-    const stdout = new PassThrough();
-    const stderr = new PassThrough();
-    stdout.on("data", (data: Buffer) => onData("stdout", data));
-    stderr.on("data", (data: Buffer) => onData("stderr", data));
-    this.docker.modem.demuxStream(stream, stdout, stderr);
-    if (stdin !== undefined) stream.end(stdin);
-    let timedOut = false;
-    let canceled = false;
-    const kill = () => void this.stopProcess(pidFile, 1000).catch(() => undefined);
-    const timer = timeoutMs === undefined ? undefined : setTimeout(() => ((timedOut = true), kill()), timeoutMs);
-    const onAbort = () => ((canceled = true), kill());
-    abortSignal?.addEventListener("abort", onAbort, { once: true });
-    if (killable) this.#runningExecs.add(pidFile);
-    const release = plain ? () => undefined : this.watchDisk();
+    using deadline = createDeadline({ abortSignal, timeoutMs });
+    let ended = false;
+    let killed: Promise<void> | undefined;
+    // The command may not have recorded its pid yet (it can print before its shell writes the
+    // file): the group is signalled again until the exec has ended.
+    const killUntilEnded = async () => {
+      while (!ended) {
+        await this.#stopProcess(pidFile, 1000).catch(() => undefined);
+        if (!ended) await sleep(50);
+      }
+    };
+    const kill = () => void (killed = killUntilEnded());
+    deadline.signal.addEventListener("abort", kill, { once: true });
+    // As on main: the exec is stoppable by the disk limit, and watches it, once it has started
+    // (a command that frees space is not killed by a check that ran before it could).
+    let release: (() => void) | undefined;
+    const started = () => {
+      if (release) return;
+      if (killable) this.#runningExecs.add(pidFile);
+      release = plain ? () => undefined : this.#watchDisk();
+    };
+    let exitCode: number | null;
     try {
-      await new Promise<void>((resolve, reject) => {
-        stream.on("end", resolve);
-        stream.on("close", resolve);
-        stream.on("error", reject);
-      });
-      // The demultiplexer may still hold output: drain both sides before reporting.
-      const drained = Promise.all([stdout, stderr].map((side) => new Promise((resolve) => side.on("end", resolve))));
-      stdout.end();
-      stderr.end();
-      await drained;
+      ({ exitCode } = await this.#unlessPaused("exec", () =>
+        // The container was created with the session's user, environment and working directory,
+        // and an exec inherits them: only what this call changes is sent.
+        this.backend.exec(this.instance, {
+          command: killable ? ["/bin/sh", "-c", GROUP_LEADER, pidFile, ...command] : [...command],
+          env,
+          cwd,
+          stdin,
+          onOutput: onData,
+          onStart: started,
+        }),
+      ));
     } finally {
-      if (timer) clearTimeout(timer);
-      abortSignal?.removeEventListener("abort", onAbort);
+      ended = true;
+      deadline.signal.removeEventListener("abort", kill);
       this.#runningExecs.delete(pidFile);
-      release();
+      release?.();
     }
-    const { ExitCode } = await exec.inspect().catch((error: unknown) => {
-      throw sessionFault(error, "exec", this.id);
-    });
-    return { exitCode: ExitCode ?? null, timedOut, canceled };
+    // Once the call returns or throws, the killed command's group is gone, not only its leader.
+    await killed;
+    // The command was killed and has ended: an abort ends the same way everywhere.
+    if (abortSignal?.aborted && !deadline.timedOut) throw new AbortedError("exec", abortSignal.reason);
+    return { exitCode, timedOut: deadline.timedOut };
   }
 
-  /** Starts a detached job (the agent by default); its output goes to a log file on the host. */
-  async inject(
-    job: { command?: string[]; env?: Record<string, string>; id?: string } = {},
-    { worktree = false }: { worktree?: boolean } = {},
-  ): Promise<Job> {
-    const command = job.command ?? this.#state.agent?.command;
-    if (!command || command.length === 0) throw new InvalidArgumentError("job.command", "the project has no agent command: pass one");
-    const id = job.id ?? `j-${Date.now().toString(36)}-${randomBytes(3).toString("hex")}`;
-    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(id)) throw new InvalidArgumentError("job.id", `"${id}" is not a usable job id`);
+  /**
+   * Starts a detached job (the agent by default); its output goes to a log file on the host.
+   *
+   * @example
+   * const job = await session.inject({ env: { BULKHEAD_PROMPT: prompt }, worktree: true });
+   * const { exitCode } = await job.wait();
+   */
+  async inject(options: InjectOptions = {}): Promise<Job> {
+    const { env, worktree = false, abortSignal, ...rest } = validateOptions(injectOptionsSchema(), options, "options");
+    throwIfAborted(abortSignal, "inject");
+    const command = rest.command ?? this.#state.agent?.command;
+    if (!command || command.length === 0) throw new InvalidArgumentError("options.command", "the project has no agent command: pass one");
+    const id = rest.id ?? `j-${Date.now().toString(36)}-${randomBytes(3).toString("hex")}`;
     // A reused id would find the earlier job's exit file and log.
     if (this.#state.jobs.some((existing) => existing.id === id))
-      throw new InvalidArgumentError("job.id", `session ${this.id} already has a job "${id}": give each job its own id`);
-    checkEnv(job.env, "job.env");
+      throw new InvalidArgumentError("options.id", `session ${this.id} already has a job "${id}": give each job its own id`);
     // No new work in a workspace that is over its disk limit.
     if (this.#state.diskLimitBytes !== undefined) await this.assertWithinDisk();
     const jobs = "/workspace/.bulkhead/jobs";
@@ -252,10 +400,10 @@ export class Session implements AsyncDisposable {
       await added;
       workdir = `/workspace/${record.path}/${workdir.slice("/workspace/".length)}`;
     }
-    await this.#execStart(
-      "inject",
-      {
-        Cmd: [
+    throwIfAborted(abortSignal, "inject");
+    await this.#unlessPaused("inject", () =>
+      this.backend.spawn(this.instance, {
+        command: [
           "/bin/sh",
           "-c",
           // The command runs in the background, as the leader of its own process group, so that
@@ -267,19 +415,16 @@ export class Session implements AsyncDisposable {
           `${jobs}/${id}.exit`,
           ...command,
         ],
-        Env: Object.entries({ ...this.#state.env, ...this.#state.agent?.env, ...job.env }).map(([key, value]) => `${key}=${value}`),
-        WorkingDir: workdir,
-        User: this.#state.user,
-      },
-      startDetached,
+        env: { ...this.#state.env, ...this.#state.agent?.env, ...env },
+        cwd: workdir,
+        user: this.#state.user,
+      }),
     );
-    const containerStartedAt = await this.container.inspect().then(
-      (info) => info.State.StartedAt,
-      (error: unknown) => {
-        throw sessionFault(error, "inject", this.id);
-      },
-    );
-    await this.updateState((state) =>
+    const containerStartedAt = await this.backend.inspect(this.instance).then((info) => {
+      if (!info) throw sessionFault(new Error("no such container"), "inject", this.id, "missing");
+      return info.startedAt;
+    }, this.#fault("inject"));
+    await this.#updateState((state) =>
       state.jobs.push({
         id,
         command: [...command],
@@ -293,12 +438,11 @@ export class Session implements AsyncDisposable {
 
   /**
    * Stops the process group whose leader's pid a file in the container holds: SIGTERM to the
-   * group, then, if any of it is left after `graceMs` (at once when it is 0), SIGKILL (repeated until nothing of the
-   * group is left, so a fork bomb goes too). Used for an exec's timeout or abort and by
-   * `job.kill()`; not meant to be called directly.
-   * @internal
+   * group, then, if any of it is left after `graceMs` (at once when it is 0), SIGKILL (repeated
+   * until nothing of the group is left, so a fork bomb goes too). Used for an exec's timeout or
+   * abort and by `job.kill()`.
    */
-  async stopProcess(pidFile: string, graceMs: number): Promise<void> {
+  async #stopProcess(pidFile: string, graceMs: number): Promise<void> {
     if (graceMs <= 0) {
       await this.#signalGroup(pidFile, "KILL");
       return;
@@ -306,7 +450,7 @@ export class Session implements AsyncDisposable {
     if ((await this.#signalGroup(pidFile, "TERM")) === "gone") return;
     const deadline = Date.now() + graceMs;
     while (Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, Math.min(100, Math.max(0, deadline - Date.now()))));
+      await sleep(Math.min(100, Math.max(0, deadline - Date.now())));
       if ((await this.#signalGroup(pidFile, "probe")) === "gone") return;
     }
     await this.#signalGroup(pidFile, "KILL");
@@ -327,33 +471,28 @@ export class Session implements AsyncDisposable {
       if (result?.stdout.includes("gone")) return "gone";
       if (result?.stdout.includes("done")) return "done";
       if (attempt >= 200) throw new SessionError("kill", `could not signal the processes of ${pidFile} in session ${this.id}`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await sleep(50);
     }
   }
 
   /**
-   * Creates and starts an exec. While the container is paused by a paused read (here or in
-   * another process) the daemon refuses both steps: it waits; a pause whose holder died is undone
-   * (see {@link recoverStalePause}), and a pause nobody in bulkhead holds is a
-   * {@link SessionPausedError}. Docker's faults become typed errors of `step`.
+   * Runs a backend call that the container's pause refuses. While the container is paused by a
+   * paused read (here or in another process) it waits; a pause whose holder died is undone (see
+   * {@link recoverStalePause}), and a pause nobody in bulkhead holds is a
+   * {@link SessionPausedError}. The backend's faults become typed errors of `step`.
    */
-  async #execStart<TStarted>(
-    step: string,
-    options: Docker.ExecCreateOptions,
-    start: (exec: Docker.Exec) => Promise<TStarted>,
-  ): Promise<{ exec: Docker.Exec; started: TStarted }> {
+  async #unlessPaused<TResult>(step: string, call: () => Promise<TResult>): Promise<TResult> {
     for (let attempt = 0; ; attempt++) {
       try {
-        const exec = await this.container.exec(options);
-        return { exec, started: await start(exec) };
+        return await call();
       } catch (error) {
-        if (!/paused/i.test((error as Error).message)) throw sessionFault(error, step, this.id);
+        if (this.backend.faultOf(error) !== "paused") throw sessionFault(error, step, this.id, this.backend.faultOf(error));
         if (attempt === 0 && (await recoverStalePause(this, step))) continue;
         if (pauseHolders(this).length === 0)
           throw new SessionPausedError(step, this.id, "paused outside bulkhead: session.start() unpauses it", error);
         if (attempt >= 3000)
           throw new SessionPausedError(step, this.id, `held by process ${pauseHolders(this).join(", ")} for over a minute`, error);
-        await new Promise((resolve) => setTimeout(resolve, 20));
+        await sleep(20);
       }
     }
   }
@@ -374,12 +513,12 @@ export class Session implements AsyncDisposable {
   /** Stops every job still running and this object's running execs: the workspace is over its disk limit. */
   async #stopEverything(): Promise<void> {
     const running = this.#state.jobs.filter((job) => job.exitCode === undefined && !job.lost);
-    await this.updateState((state) => {
+    await this.#updateState((state) => {
       for (const job of state.jobs) if (running.some((entry) => entry.id === job.id)) job.stopped = "disk-limit";
     }).catch(() => undefined);
     await Promise.all([
       ...running.map((job) => new Job(this, job.id).kill({ graceMs: 0 }).catch(() => undefined)),
-      ...[...this.#runningExecs].map((pidFile) => this.stopProcess(pidFile, 0).catch(() => undefined)),
+      ...[...this.#runningExecs].map((pidFile) => this.#stopProcess(pidFile, 0).catch(() => undefined)),
     ]);
   }
 
@@ -387,10 +526,9 @@ export class Session implements AsyncDisposable {
    * Watches `resources.diskMb` while the returned function is not called: execs, `job.wait()` and
    * `job.logs({ follow })` hold it. The workspace is measured every second, or less often when a
    * walk of it takes long (at most a tenth of the time is spent walking); over the limit, running
-   * jobs and execs are stopped. Not meant to be called directly.
-   * @internal
+   * jobs and execs are stopped.
    */
-  watchDisk(): () => void {
+  #watchDisk(): () => void {
     if (this.#state.diskLimitBytes === undefined) return () => undefined;
     this.#diskWatchers++;
     const schedule = (delayMs: number) => {
@@ -427,6 +565,7 @@ export class Session implements AsyncDisposable {
     return new Job(this, id);
   }
 
+  /** Every job of the session, as its state file records them. */
   jobs(): JobRecord[] {
     return this.#state.jobs;
   }
@@ -452,60 +591,31 @@ export class Session implements AsyncDisposable {
    * written there from the change set's bytes on top of the base commit, never touching the
    * checked-out branch. With `strict`, it is all or nothing: refs written in this call are put
    * back if any repo fails or diverged. Pass `changes` (from {@link changes}) to fetch exactly
-   * what was reviewed.
+   * what was reviewed. `abortSignal` is checked before each repo; an abort puts back what this
+   * call wrote and throws `AbortedError`.
    */
   async fetchCode(options: FetchCodeOptions = {}): Promise<FetchResult[]> {
     return fetchSessionCode(this, options);
   }
 
   /** The effective security settings, read back from the container. */
-  async inspectSecurity(): Promise<{
-    user: string;
-    capDrop: string[];
-    capAdd: string[];
-    securityOpt: string[];
-    networkMode: string;
-    readonlyRootfs: boolean;
-    privileged: boolean;
-    pidsLimit: number;
-    memoryBytes: number;
-    nanoCpus: number;
-    binds: string[];
-    dockerSocketMounted: boolean;
-    devices: string[];
-    runtime: string;
-    env: string[];
-  }> {
-    const info = await this.container.inspect().catch((error: unknown) => {
-      throw sessionFault(error, "inspect", this.id);
-    });
-    const host = info.HostConfig as Docker.HostConfig & { NanoCpus?: number };
-    const binds = host.Binds ?? [];
+  async inspectSecurity(): Promise<SecurityReport> {
+    const info = await this.backend.inspect(this.instance).catch(this.#fault("inspect"));
+    if (!info) throw sessionFault(new Error("no such container"), "inspect", this.id, "missing");
     return {
-      user: info.Config.User,
-      capDrop: host.CapDrop ?? [],
-      capAdd: host.CapAdd ?? [],
-      securityOpt: host.SecurityOpt ?? [],
-      networkMode: host.NetworkMode ?? "",
-      readonlyRootfs: host.ReadonlyRootfs ?? false,
-      privileged: host.Privileged ?? false,
-      pidsLimit: host.PidsLimit ?? 0,
-      memoryBytes: host.Memory ?? 0,
-      nanoCpus: host.NanoCpus ?? 0,
-      binds,
+      ...info.security,
       // By identity (device and inode), as the project check does: a link or hard link counts.
-      dockerSocketMounted: binds.some((bind) => findEngineSocket(bind.split(":")[0]!) !== undefined),
-      devices: (host.Devices ?? []).map((device: { PathInContainer: string }) => device.PathInContainer),
-      runtime: host.Runtime ?? "runc",
-      env: info.Config.Env ?? [],
+      dockerSocketMounted: info.security.binds.some((bind) => findEngineSocket(bind.split(":")[0]!) !== undefined),
     };
   }
 
-  /** Stops the container and keeps the workspace. Idempotent. */
-  async stop(): Promise<void> {
-    await this.container.stop({ t: 5 }).catch((error: { statusCode?: number }) => {
-      if (error.statusCode !== 304 && error.statusCode !== 404) throw sessionFault(error, "stop", this.id);
-    });
+  /**
+   * Stops the container and keeps the workspace and state: `start()` resumes. Idempotent; the
+   * report says what it found and what it kept.
+   */
+  async stop(): Promise<StopReport> {
+    const container = await this.backend.stop(this.instance, { graceMs: 5000 }).catch(this.#fault("stop"));
+    return { sessionId: this.id, container, kept: { workspace: this.#state.workspace, stateDir: sessionDir(this.home, this.id) } };
   }
 
   /**
@@ -515,13 +625,9 @@ export class Session implements AsyncDisposable {
    */
   async start(): Promise<void> {
     await recoverStalePause(this, "start");
-    const state = await this.container.inspect().then(
-      (info) => info.State,
-      (error: unknown) => {
-        throw sessionFault(error, "start", this.id);
-      },
-    );
-    if (state.Paused) {
+    const info = await this.backend.inspect(this.instance).catch(this.#fault("start"));
+    if (!info) throw sessionFault(new Error("no such container"), "start", this.id, "missing");
+    if (info.state === "paused") {
       const holders = pauseHolders(this);
       if (holders.length > 0)
         throw new SessionPausedError(
@@ -529,13 +635,9 @@ export class Session implements AsyncDisposable {
           this.id,
           `process ${holders.join(", ")} is reading the workspace; call again when it is done`,
         );
-      await this.container.unpause().catch((error: unknown) => {
-        throw sessionFault(error, "start", this.id);
-      });
+      await this.backend.unpause(this.instance).catch(this.#fault("start"));
     }
-    await this.container.start().catch((error: { statusCode?: number }) => {
-      if (error.statusCode !== 304) throw sessionFault(error, "start", this.id);
-    });
+    await this.backend.start(this.instance).catch(this.#fault("start"));
   }
 
   /**
@@ -555,6 +657,7 @@ export class Session implements AsyncDisposable {
   readWorkspaceFile(
     repo: string,
     file: string,
+    /** `maxBytes`: the largest file read. @default 64 MiB ({@link MAX_WORKSPACE_FILE_BYTES}) */
     { maxBytes = MAX_WORKSPACE_FILE_BYTES }: { maxBytes?: number } = {},
   ): { kind: "file"; content: Buffer } | { kind: "link"; target: string } | { kind: "missing" } {
     if (!Number.isSafeInteger(maxBytes) || maxBytes < 0)
@@ -580,28 +683,41 @@ export class Session implements AsyncDisposable {
     );
   }
 
-  /** Deletes container and workspace; refuses while a change is not fetched (`fetchCode`) unless `force`. */
-  async remove({ force = false, registration }: { force?: boolean; registration?: SessionRegistration } = {}): Promise<void> {
+  /**
+   * Deletes container and workspace; refuses while a change is not fetched (`fetchCode`) unless
+   * `force`. With `registration`, the session is forgotten in the team's registry first. The
+   * report says what went and what stayed (the refs `fetchCode` wrote in the source repos).
+   */
+  async remove(
+    options: {
+      /** Remove even when a change was not fetched. @default false */
+      readonly force?: boolean;
+      /** The team registry to forget the session in. @default none */
+      readonly registration?: SessionRegistration;
+    } = {},
+  ): Promise<RemoveReport> {
+    const { force = false, registration } = validateOptions(removeOptionsSchema(), options, "options");
     if (!force) await assertAllFetched(this);
     // Forgotten by the team first: when the registry cannot be reached, nothing is removed and rm can run again.
     if (registration) await unregisterSession(registration, this.id);
-    await this.container.remove({ force: true }).catch((error: { statusCode?: number }) => {
-      if (error.statusCode !== 404) throw sessionFault(error, "remove", this.id);
-    });
-    rmSync(sessionDir(this.home, this.id), { recursive: true, force: true });
+    const container = await this.backend.remove(this.instance).catch(this.#fault("remove"));
+    const refs: { repo: string; ref: string; commit: string }[] = [];
+    for (const repo of this.#state.repos.filter((entry) => entry.mode === "clone")) {
+      const listed = await git(repo.source, ["for-each-ref", "--format=%(objectname) %(refname)", `refs/bulkhead/${this.id}/`]).catch(
+        () => "",
+      );
+      for (const line of listed.split("\n").filter(Boolean)) {
+        const [commit, ref] = line.split(" ") as [string, string];
+        refs.push({ repo: repo.name, ref, commit });
+      }
+    }
+    const removedDir = sessionDir(this.home, this.id);
+    rmSync(removedDir, { recursive: true, force: true });
+    return { sessionId: this.id, container, removedDir, unregistered: registration !== undefined, kept: { refs } };
   }
 
+  /** Stops the session when this object owns it (`createSession`); a looked-up one is left as it is. */
   async [Symbol.asyncDispose](): Promise<void> {
-    await this.stop();
-  }
-}
-
-/** Environment names a shell accepts, and string values: anything else is refused up front. */
-function checkEnv(env: Record<string, string> | undefined, name: string): void {
-  if (env === undefined) return;
-  if (typeof env !== "object" || env === null) throw new InvalidArgumentError(name, "expected { NAME: value }");
-  for (const [key, value] of Object.entries(env)) {
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) throw new InvalidArgumentError(name, `"${key}" is not an environment variable name`);
-    if (typeof value !== "string") throw new InvalidArgumentError(name, `${key} must be a string, got ${typeof value}`);
+    if (this.ownsLifecycle) await this.stop();
   }
 }

@@ -1,7 +1,8 @@
 // Host-side inspection of a session's clones, all of it built on the one change-set read
 // (session-changes.ts): what the agent left uncommitted, and bringing the change back into the
 // source repositories as a commit written there from the change set's bytes.
-import type { ChangeSet, ChangedPath } from "@bulkhead/core";
+import { AbortedError, validateOptions, type ChangeSet, type ChangedPath } from "@bulkhead/core";
+import { z } from "zod";
 import { git } from "./git.js";
 import { agentObjects, readAgentTree } from "./read-agent-git.js";
 import { compareBytes, type RepoChanges, type TreeEntry } from "./read-changes.js";
@@ -76,14 +77,28 @@ async function uncommittedOf(
 
 /** Options of `session.fetchCode()`. */
 export interface FetchCodeOptions {
-  /** All or nothing: refs written in this call are put back if any repo fails or diverged. */
+  /** All or nothing: refs written in this call are put back if any repo fails or diverged. @default false */
   readonly strict?: boolean;
   /**
    * A change set read earlier by `session.changes()` (the session's clones, not a job's): used
    * instead of reading the workspace again, so what is fetched is exactly what was reviewed.
    */
   readonly changes?: ChangeSet;
+  /**
+   * Checked before the read and before each repo: an abort puts back every ref this call wrote
+   * and throws `AbortedError`. @default no signal
+   */
+  readonly abortSignal?: AbortSignal;
 }
+
+const fetchCodeOptionsSchema = () =>
+  z.strictObject({
+    strict: z.boolean().optional(),
+    changes: z
+      .custom<ChangeSet>((value) => typeof value === "object" && value !== null, "expected a change set from session.changes()")
+      .optional(),
+    abortSignal: z.instanceof(AbortSignal).optional(),
+  });
 
 /**
  * Brings each cloned repo's change (and each worktree job's) back to its source repository, as a
@@ -92,9 +107,10 @@ export interface FetchCodeOptions {
  * Nothing runs in the workspace: the agent's commits are not fetched (upload-pack would read the
  * clone's config), its files are. The same change fetched again gives the same commit.
  */
-export async function fetchSessionCode(session: Session, { strict = false, changes }: FetchCodeOptions = {}): Promise<FetchResult[]> {
+export async function fetchSessionCode(session: Session, options: FetchCodeOptions = {}): Promise<FetchResult[]> {
+  const { strict = false, changes, abortSignal } = validateOptions(fetchCodeOptionsSchema(), options, "options");
   const targets = changeTargets(session);
-  const read = await readTargets(session, changes ? targets.filter((target) => target.job !== undefined) : targets);
+  const read = await readTargets(session, changes ? targets.filter((target) => target.job !== undefined) : targets, { abortSignal });
   const given = changes
     ? targets
         .filter((target) => target.job === undefined)
@@ -124,7 +140,15 @@ export async function fetchSessionCode(session: Session, { strict = false, chang
   all.sort((left, right) => order.get(left.target)! - order.get(right.target)!);
   const results: FetchResult[] = [];
   const written: { source: string; ref: string; previous: string | undefined; commit: string }[] = [];
+  const putBack = async () => {
+    for (const { source, ref, previous, commit } of written.reverse())
+      await git(source, previous ? ["update-ref", ref, previous, commit] : ["update-ref", "-d", ref, commit]).catch(() => undefined);
+  };
   for (const { target, repo, uncommitted } of all) {
+    if (abortSignal?.aborted) {
+      await putBack();
+      throw new AbortedError("fetchCode", abortSignal.reason);
+    }
     const result: FetchResult = {
       repo: target.repo.name,
       branch: target.branch,
@@ -146,8 +170,7 @@ export async function fetchSessionCode(session: Session, { strict = false, chang
     }
   }
   if (strict && results.some((result) => result.status === "failed" || result.status === "diverged")) {
-    for (const { source, ref, previous, commit } of written.reverse())
-      await git(source, previous ? ["update-ref", ref, previous, commit] : ["update-ref", "-d", ref, commit]).catch(() => undefined);
+    await putBack();
     const failed = results.filter((result) => result.status === "failed" || result.status === "diverged");
     throw new SessionError(
       "fetch",

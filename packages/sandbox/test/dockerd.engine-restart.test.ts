@@ -39,7 +39,7 @@ describe("a dockerd restart under running sessions", () => {
       // The daemon restarts unless-stopped containers as it comes up, not before its API answers.
       const states = async () => Object.fromEntries((await listSessions({ home })).map((entry) => [entry.id, entry.container]));
       for (let attempt = 0; attempt < 60 && (await states())[running.id] !== "running"; attempt++) await sleep(500);
-      expect(await states()).toEqual({ [running.id]: "running", [parked.id]: "exited" });
+      expect(await states()).toEqual({ [running.id]: "running", [parked.id]: "stopped" });
       expect(await reconcile({ home })).toEqual({
         orphanContainers: [],
         missingContainers: [],

@@ -36,6 +36,13 @@ export function describeBudgetStore(name: string, create: () => Promise<BudgetSt
       await Promise.all(opened.splice(0).map((store) => store.close()));
     });
 
+    it("is AsyncDisposable: disposing closes it, and closing again is harmless", async () => {
+      const store = await open();
+      expect(typeof store[Symbol.asyncDispose]).toBe("function");
+      await store[Symbol.asyncDispose]();
+      await expect(store.close()).resolves.toBeUndefined();
+    });
+
     it("defines levels once: a second define keeps the stored limits", async () => {
       const store = await open();
       const again = await store.define({ id: "team", limits: { sessionTotal: 5 } });

@@ -33,6 +33,40 @@ export async function restartEngine(): Promise<void> {
 }
 
 /**
+ * Removes the stopped containers of the test image (they carry {@link TEST_LABEL}) created at or
+ * after `since`: a session a test disposed is stopped, not removed (`stop()` keeps it for a later
+ * `start()`), so a run would otherwise leave one container per such test. Running containers
+ * are left alone: another run on the same engine may own them. `label` narrows it further
+ * (`key=value`). Returns how many were removed.
+ */
+export function removeStoppedTestContainers(since: Date, options: { label?: string } = {}): number {
+  const labels = [`label=${TEST_LABEL}=1`, ...(options.label ? [`label=${options.label}`] : [])].flatMap((label) => ["--filter", label]);
+  const listed = docker([
+    "ps",
+    "-a",
+    ...labels,
+    "--filter",
+    "status=exited",
+    "--filter",
+    "status=created",
+    "--format",
+    "{{.ID}} {{.CreatedAt}}",
+  ]);
+  const ids = listed
+    .split("\n")
+    .filter(Boolean)
+    .map((line) => {
+      const [id, day, time, zone] = line.split(" ");
+      return { id: id!, created: new Date(`${day}T${time}${zone === "+0000" ? "Z" : (zone ?? "").replace(/(\d\d)(\d\d)$/, "$1:$2")}`) };
+    })
+    // Docker prints whole seconds: a container created in the setup's own second counts as ours.
+    .filter(({ created }) => created.getTime() >= Math.floor(since.getTime() / 1000) * 1000)
+    .map(({ id }) => id);
+  if (ids.length > 0) docker(["rm", "-f", ...ids]);
+  return ids.length;
+}
+
+/**
  * Builds, once, a tiny offline image `FROM scratch` holding the static busybox from Debian's
  * `busybox-static`, with its applets linked into `/bin`. Nothing is pulled. Returns the tag,
  * which is derived from the busybox binary and the Dockerfile, so a rebuild happens only when

@@ -1,5 +1,5 @@
 import type { TestProject } from "vitest/node";
-import { ensureDocker, ensureTestImage } from "./docker.js";
+import { ensureDocker, ensureTestImage, removeStoppedTestContainers } from "./docker.js";
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -8,9 +8,17 @@ declare module "vitest" {
   }
 }
 
-/** Vitest global setup: a Docker engine and the offline test image, for every test file. */
+/**
+ * Vitest global setup: a Docker engine and the offline test image, for every test file. At the
+ * end, the stopped test containers this run created are removed, then the engine is stopped if
+ * this run started it.
+ */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const started = new Date();
   const engine = await ensureDocker();
   project.provide("testImage", ensureTestImage());
-  return () => engine.stop();
+  return async () => {
+    removeStoppedTestContainers(started);
+    await engine.stop();
+  };
 }

@@ -15,5 +15,6 @@ export { describeBudgetStore, replayBudgetLedger } from "./budget-store-conforma
 export { describeWorkHook } from "./work-hook-conformance.js";
 export { describeProposalStore } from "./proposal-store-conformance.js";
 export { describeSessionRegistry } from "./session-registry-conformance.js";
+export { describeSandboxBackend, type SandboxBackendFixture } from "./sandbox-backend-conformance.js";
 export { describeMemoryStore, sampleMemoryEntry } from "./memory-store-conformance.js";
 export { claudeCodeBinary, claudeCodeEnv, codexEntry, runAgentCli, writeCodexConfig, type AgentCliRun } from "./agent-cli.js";

@@ -128,7 +128,7 @@ describe.each(majors)("budgetMiddleware with the real $name", ({ sdk, Mock, midd
 
   it("refuses a call when the generation budget is spent, before the model runs", async () => {
     const budget = createBudget({ limits: { generation: 100 } });
-    budget.charge({ generation: 100 });
+    budget.charge({ spent: { generation: 100 } });
     const inner = new Mock({
       doGenerate: async () => ({ content: [], finishReason: { unified: "stop", raw: "stop" }, usage: usage(1, 1), warnings: [] }),
     });

@@ -88,7 +88,7 @@ function createMiddleware<TVersion extends "v3" | "v4">(
     price = true,
   }: BudgetMiddlewareOptions,
 ): BudgetLanguageModelMiddleware<TVersion> {
-  if (!(budget instanceof Budget)) throw new InvalidArgumentError("options.budget", "expected a Budget from createBudget");
+  if (!Budget.isInstance(budget)) throw new InvalidArgumentError("options.budget", "expected a Budget from createBudget");
   if (!(Number.isInteger(defaultMaxOutputTokens) && defaultMaxOutputTokens > 0))
     throw new InvalidArgumentError("options.defaultMaxOutputTokens", `expected a positive whole number, got ${defaultMaxOutputTokens}`);
   let ownCounter: BudgetTokenCounter | undefined;

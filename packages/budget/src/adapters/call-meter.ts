@@ -42,19 +42,19 @@ export function createCallMeter({ budget, tracker, repo, operation, price }: Cal
       const room = Math.min(budget.available("generation"), budget.available("sessionTotal") - inputTokens);
       const limit = Math.min(wanted, room);
       if (limit <= 0)
-        throw new BudgetExceededError(
-          budget.id,
-          "generation",
-          wanted,
-          Math.max(0, room),
-          budget.limit("generation") ?? budget.limit("sessionTotal") ?? 0,
-        );
+        throw new BudgetExceededError({
+          budgetId: budget.id,
+          kind: "generation",
+          requested: wanted,
+          available: Math.max(0, room),
+          limit: budget.limit("generation") ?? budget.limit("sessionTotal") ?? 0,
+        });
       return limit;
     },
-    reserve: (inputTokens, outputLimit) => budget.reserve({ contextRead: inputTokens, generation: outputLimit }),
+    reserve: (inputTokens, outputLimit) => budget.reserve({ amounts: { contextRead: inputTokens, generation: outputLimit } }),
     book(lease, usage, model) {
       const options = price ? { model } : {};
-      budget.settle(lease, usage, options);
+      budget.settle({ lease, spent: usage, ...options });
       if (!tracker) return;
       const span = tracker.startSpan({ repo, operation, ...options });
       try {

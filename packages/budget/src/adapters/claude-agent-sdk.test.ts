@@ -15,7 +15,7 @@ const sideRequests = (request: { body: Record<string, unknown> | undefined }): S
     ? undefined
     : { text: "ok", usage: { uncachedInputTokens: 1, outputTokens: 1 } };
 
-async function run(turns: ScriptedTurn[], budget: Budget, hookOptions: BudgetHooksOptions = {}) {
+async function run(turns: ScriptedTurn[], budget: Budget, hookOptions: Omit<BudgetHooksOptions, "budget"> = {}) {
   await using upstream = await createScriptedUpstream({ turns, respond: sideRequests });
   await using home = createTempDir();
   await using work = createTempDir();
@@ -28,7 +28,7 @@ async function run(turns: ScriptedTurn[], budget: Budget, hookOptions: BudgetHoo
         permissionMode: "bypassPermissions",
         includePartialMessages: true,
         allowDangerouslySkipPermissions: true,
-        hooks: budgetHooks(budget, hookOptions),
+        hooks: budgetHooks({ ...hookOptions, budget }),
         env: {
           PATH: process.env.PATH,
           HOME: home.path,

@@ -4,8 +4,14 @@ import { Budget, type Lease } from "../create-budget.js";
 import { createTokenCounter, type BudgetTokenCounter } from "../create-token-counter.js";
 import { createClaudeMeter, type ClaudeCodeStreamResult, type MeterClaudeCodeStreamOptions } from "./meter-claude-code-stream.js";
 
+/** The options of {@link budgetHooks}. */
 export interface BudgetHooksOptions {
-  /** The most tool calls allowed, counted across the main agent and its subagents. Unlimited by default. */
+  /** The budget whose tool-call limit (and session total, dollars) the hooks enforce. */
+  budget: Budget;
+  /**
+   * The most tool calls allowed, counted across the main agent and its subagents.
+   * @default undefined (no count limit; the tool-call budget still applies)
+   */
   maxToolCalls?: number;
   /** Counts tool inputs and results. @default an o200k_base counter */
   counter?: TokenCounter;
@@ -35,7 +41,7 @@ const isObject = (value: unknown): value is Json => typeof value === "object" &&
 const text = (value: unknown) => (typeof value === "string" ? value : (JSON.stringify(value) ?? ""));
 
 /**
- * The tool-call budget as Claude Agent SDK hooks (`query({ prompt, options: { hooks: budgetHooks(budget) } })`):
+ * The tool-call budget as Claude Agent SDK hooks (`query({ prompt, options: { hooks: budgetHooks({ budget }) } })`):
  * `PreToolUse` reserves the call's input tokens (`beforeToolCall`) and denies the call, with a
  * message for the model that says what was spent, when the tool budget, the session total, the
  * dollar budget or `maxToolCalls` says no; `PostToolUse` settles the call with its input and
@@ -43,11 +49,12 @@ const text = (value: unknown) => (typeof value === "string" ? value : (JSON.stri
  * (`canUseTool` does not run under `acceptEdits`), and for subagents' tool calls too.
  *
  * @example
- * const hooks = budgetHooks(budget, { maxToolCalls: 40 });
+ * const hooks = budgetHooks({ budget, maxToolCalls: 40 });
  * for await (const message of meterAgentSdk(query({ prompt, options: { hooks } }), { budget })) console.log(message.type);
  */
-export function budgetHooks(budget: Budget, { maxToolCalls, counter }: BudgetHooksOptions = {}): BudgetHooks {
-  if (!(budget instanceof Budget)) throw new InvalidArgumentError("budget", "expected a Budget from createBudget");
+export function budgetHooks(options: BudgetHooksOptions): BudgetHooks {
+  const { budget, maxToolCalls, counter } = options ?? ({} as Partial<BudgetHooksOptions>);
+  if (!Budget.isInstance(budget)) throw new InvalidArgumentError("options.budget", "expected a Budget from createBudget");
   if (maxToolCalls !== undefined && !(Number.isInteger(maxToolCalls) && maxToolCalls >= 0))
     throw new InvalidArgumentError("options.maxToolCalls", `expected a whole number of calls, got ${maxToolCalls}`);
   let ownCounter: BudgetTokenCounter | undefined;
@@ -81,7 +88,8 @@ export function budgetHooks(budget: Budget, { maxToolCalls, counter }: BudgetHoo
     if (!held || id === undefined) return { continue: true };
     leases.delete(id);
     const resultTokens = event.hook_event_name === "PostToolUse" ? count(event.tool_response) : 0;
-    if (held.lease.state === "active" || held.lease.state === "expired") budget.settle(held.lease, held.inputTokens + resultTokens);
+    if (held.lease.state === "active" || held.lease.state === "expired")
+      budget.settle({ lease: held.lease, spent: held.inputTokens + resultTokens });
     return { continue: true };
   };
   return { PreToolUse: [{ hooks: [pre] }], PostToolUse: [{ hooks: [post] }], PostToolUseFailure: [{ hooks: [post] }] };

@@ -80,7 +80,7 @@ describe("meterAnthropic with the real Anthropic SDK", () => {
   it("refuses before anything is sent when the budget has nothing left", async () => {
     await using upstream = await createScriptedUpstream();
     const budget = createBudget({ limits: { generation: 300 } });
-    budget.charge({ generation: 300 });
+    budget.charge({ spent: { generation: 300 } });
     const anthropic = meterAnthropic(client(upstream.url), { budget });
     await expect(anthropic.messages.create(params)).rejects.toBeInstanceOf(BudgetExceededError);
     await expect(anthropic.beta.messages.create(params)).rejects.toBeInstanceOf(BudgetExceededError);

@@ -127,7 +127,7 @@ export function meterAnthropic<TClient extends AnthropicLike>(
   client: TClient,
   { budget, tracker, repo = "default", operation = "generate", counter, price = true }: MeterAnthropicOptions,
 ): TClient {
-  if (!(budget instanceof Budget)) throw new InvalidArgumentError("options.budget", "expected a Budget from createBudget");
+  if (!Budget.isInstance(budget)) throw new InvalidArgumentError("options.budget", "expected a Budget from createBudget");
   if (!isObject(client as unknown) || typeof client.withOptions !== "function" || !Array.isArray(client.middleware))
     throw new InvalidArgumentError(
       "client",

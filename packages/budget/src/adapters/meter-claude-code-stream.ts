@@ -112,7 +112,7 @@ export function createClaudeMeter({ budget, tracker, repo = "default", operation
     result.usage = addUsage(result.usage, usage);
     span?.record(usage);
     if (!budget) return;
-    budget.charge(usage);
+    budget.charge({ spent: usage });
     check();
   };
   const grow = (id: string, usage: Usage) => {
@@ -174,7 +174,7 @@ export function createClaudeMeter({ budget, tracker, repo = "default", operation
       // Claude Code's own figure for the run. A budget that prices usage itself has booked the
       // dollars already; any other budget gets them from here, so a usd limit is fed.
       if (budget && result.costUsd !== undefined && result.costUsd > 0 && budget.pricedModel === undefined) {
-        budget.charge({ usd: result.costUsd });
+        budget.charge({ spent: { usd: result.costUsd } });
         check();
       }
     }

@@ -84,7 +84,7 @@ export async function meterCodexStream(
           const usage = usageOnly(normalizeUsage("codex", event.usage));
           result.usage = addUsage(result.usage, usage);
           span?.record(usage);
-          budget?.charge(usage, model === undefined ? {} : { model });
+          budget?.charge({ spent: usage, ...(model === undefined ? {} : { model }) });
           check();
           break;
         }

@@ -126,7 +126,7 @@ describe("meterOpenAI with the real openai SDK", () => {
   it("refuses with BudgetExceededError before anything is sent, and is not retried as a connection error", async () => {
     await using upstream = await createScriptedUpstream();
     const budget = createBudget({ limits: { generation: 10 } });
-    budget.charge({ generation: 10 });
+    budget.charge({ spent: { generation: 10 } });
     const openai = meterOpenAI(new OpenAI({ baseURL: `${upstream.url}/v1`, apiKey: "sk-test" }), { budget });
     await expect(openai.chat.completions.create({ model: "gpt-5.1", messages })).rejects.toBeInstanceOf(BudgetExceededError);
     await expect(openai.responses.create({ model: "gpt-5.1", input: "x" })).rejects.toBeInstanceOf(BudgetExceededError);

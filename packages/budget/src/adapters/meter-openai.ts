@@ -88,7 +88,7 @@ export function meterOpenAI<TClient extends OpenAILike>(
   client: TClient,
   { budget, tracker, repo = "default", operation = "generate", counter, defaultMaxOutputTokens = 4096, price = true }: MeterOpenAIOptions,
 ): TClient {
-  if (!(budget instanceof Budget)) throw new InvalidArgumentError("options.budget", "expected a Budget from createBudget");
+  if (!Budget.isInstance(budget)) throw new InvalidArgumentError("options.budget", "expected a Budget from createBudget");
   if (typeof client !== "object" || client === null || typeof client.withOptions !== "function")
     throw new InvalidArgumentError("client", "expected an OpenAI client (new OpenAI() from the openai package)");
   if (!(Number.isInteger(defaultMaxOutputTokens) && defaultMaxOutputTokens > 0))
