@@ -8,13 +8,12 @@
 // Run with `npm run bench -- gateway`.
 import { spawn } from "node:child_process";
 import { Agent, request } from "node:http";
-import { availableParallelism, loadavg } from "node:os";
 import { createInterface } from "node:readline";
 import { createBudget, normalizeUsage, usageOnly } from "@bulkhead/budget";
 import { createGateway } from "@bulkhead/gateway";
 import { createScriptedUpstream } from "@bulkhead/test-utils";
+import { begin, median, report, RUNS, toSample } from "./lib/bench-helper.js";
 
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const LATENCY_REQUESTS = Number(process.env.BENCH_LATENCY_REQUESTS ?? 400);
 const STREAM_DELTAS = Number(process.env.BENCH_STREAM_DELTAS ?? 20_000);
 const CONCURRENT = 64;
@@ -64,7 +63,6 @@ function post(base: string, headers: Record<string, string>, body: Record<string
 
 const percentile = (values: number[], share: number) =>
   [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(values.length * share))]!;
-const median = (values: number[]) => percentile(values, 0.5);
 const ms = (value: number) => `${value.toFixed(3)} ms`;
 
 async function latency(base: string, headers: Record<string, string>, stream: boolean): Promise<number[]> {
@@ -84,6 +82,7 @@ async function latency(base: string, headers: Record<string, string>, stream: bo
   return times;
 }
 
+/** One long stream: its wall time in ms (its bytes are the same on both paths). */
 async function throughput(base: string, headers: Record<string, string>): Promise<number> {
   const started = performance.now();
   const answer = await post(base, headers, {
@@ -93,9 +92,9 @@ async function throughput(base: string, headers: Record<string, string>): Promis
     bench_deltas: STREAM_DELTAS,
     messages: [{ role: "user", content: "go" }],
   });
-  const seconds = (performance.now() - started) / 1000;
+  const elapsed = performance.now() - started;
   if (answer.status !== 200) throw new Error(`status ${answer.status}`);
-  return answer.bytes / seconds;
+  return elapsed;
 }
 
 /** Starts this file in a child process in one role and reads the first line it prints. */
@@ -130,44 +129,62 @@ async function main(): Promise<void> {
   await latency(upstreamUrl, direct, false);
   await latency(gatewayUrl, through, false);
 
-  console.log(
-    `bench/gateway: ${ROUNDS} rounds; latency over ${LATENCY_REQUESTS} sequential requests; a ${STREAM_DELTAS}-delta stream; ${CONCURRENT} concurrent streams`,
+  // Through bench/lib/bench-helper: the load before and after, RUNS rounds (≥ 3), each round the
+  // direct path then the gateway, min and median of the rounds, ratios to the direct path.
+  const mark = begin(
+    `bench/gateway: ${RUNS} rounds; per round the p50 of ${LATENCY_REQUESTS} sequential requests, and one ${STREAM_DELTAS}-delta stream; then ${CONCURRENT} concurrent streams`,
   );
-  const figures: Record<string, number> = {};
+  const samples = [];
+  const notes: string[] = [];
   for (const stream of [false, true]) {
-    const directTimes: number[] = [];
-    const gatewayTimes: number[] = [];
-    for (let round = 0; round < ROUNDS; round++) {
-      directTimes.push(...(await latency(upstreamUrl, direct, stream)));
-      gatewayTimes.push(...(await latency(gatewayUrl, through, stream)));
+    const directP50: number[] = [];
+    const gatewayP50: number[] = [];
+    const directAll: number[] = [];
+    const gatewayAll: number[] = [];
+    for (let round = 0; round < RUNS; round++) {
+      const directTimes = await latency(upstreamUrl, direct, stream);
+      const gatewayTimes = await latency(gatewayUrl, through, stream);
+      directP50.push(median(directTimes));
+      gatewayP50.push(median(gatewayTimes));
+      directAll.push(...directTimes);
+      gatewayAll.push(...gatewayTimes);
     }
     const label = stream ? "small stream" : "non-streamed";
-    figures[`${label} added p50`] = median(gatewayTimes) - median(directTimes);
-    console.log(
-      `${label.padEnd(13)} direct p50 ${ms(median(directTimes))} p99 ${ms(percentile(directTimes, 0.99))} | gateway p50 ${ms(median(gatewayTimes))} p99 ${ms(percentile(gatewayTimes, 0.99))} | added p50 ${ms(median(gatewayTimes) - median(directTimes))} p99 ${ms(percentile(gatewayTimes, 0.99) - percentile(directTimes, 0.99))}`,
+    samples.push(toSample(`${label}: direct to the upstream, p50 per request`, directP50));
+    samples.push(toSample(`${label}: through the gateway, p50 per request`, gatewayP50));
+    notes.push(
+      `${label}: added p50 ${ms(median(gatewayAll) - median(directAll))}, p99 direct ${ms(percentile(directAll, 0.99))} / gateway ${ms(percentile(gatewayAll, 0.99))} over all ${directAll.length} requests per side`,
     );
   }
+  report(mark, samples.slice(0, 2), { baseline: samples[0]!.label, notes: notes.slice(0, 1) });
+  report(mark, samples.slice(2), { baseline: samples[2]!.label, notes: notes.slice(1) });
 
-  const directRates: number[] = [];
-  const gatewayRates: number[] = [];
+  const directStream: number[] = [];
+  const gatewayStream: number[] = [];
   const cpu = async () => {
     gateway.process.stdin!.write("cpu\n");
     return Number(await gateway.next());
   };
   let gatewayCpuMicros = 0;
-  for (let round = 0; round < ROUNDS; round++) {
-    directRates.push(await throughput(upstreamUrl, direct));
+  for (let round = 0; round < RUNS; round++) {
+    directStream.push(await throughput(upstreamUrl, direct));
     const before = await cpu();
-    gatewayRates.push(await throughput(gatewayUrl, through));
+    gatewayStream.push(await throughput(gatewayUrl, through));
     gatewayCpuMicros += (await cpu()) - before;
   }
-  const mb = (rate: number) => `${(rate / 1e6).toFixed(1)} MB/s`;
   const streamBytes = (
     await post(upstreamUrl, direct, { model: MODEL, max_tokens: 1_000_000, stream: true, bench_deltas: STREAM_DELTAS, messages: [] })
   ).bytes;
-  console.log(
-    `stream throughput  direct ${mb(median(directRates))} | gateway ${mb(median(gatewayRates))} | ratio ${(median(gatewayRates) / median(directRates)).toFixed(2)}x (median of ${ROUNDS}); ` +
-      `gateway CPU ${(gatewayCpuMicros / 1000 / ROUNDS).toFixed(0)} ms per ${(streamBytes / 1e6).toFixed(1)} MB stream = ${mb((streamBytes * ROUNDS) / (gatewayCpuMicros / 1e6))} per CPU core; load average ${loadavg()[0]!.toFixed(1)} on ${availableParallelism()} cores`,
+  const rate = (sample: { median: number }) => `${(streamBytes / 1e3 / sample.median).toFixed(1)} MB/s`;
+  report(
+    mark,
+    [toSample("one long stream, direct to the upstream", directStream), toSample("one long stream, through the gateway", gatewayStream)],
+    {
+      extra: { "MB/s (median)": rate },
+      notes: [
+        `stream of ${(streamBytes / 1e6).toFixed(1)} MB; the gateway process's CPU: ${(gatewayCpuMicros / 1000 / RUNS).toFixed(0)} ms per stream = ${((streamBytes * RUNS) / gatewayCpuMicros).toFixed(1)} MB/s per CPU core`,
+      ],
+    },
   );
 
   // 64 concurrent streams through the gateway: every one whole, every usage booked exactly.
@@ -186,7 +203,7 @@ async function main(): Promise<void> {
   );
   const seconds = (performance.now() - started) / 1000;
   gateway.process.stdin!.write("report\n");
-  const report = JSON.parse(await gateway.next()) as { calls: number; exact: number; reserved: number };
+  const booked = JSON.parse(await gateway.next()) as { calls: number; exact: number; reserved: number };
   const whole = answers.filter(
     (answer) =>
       answer.status === 200 &&
@@ -194,12 +211,12 @@ async function main(): Promise<void> {
       (answer.text.match(/text_delta/g) ?? []).length === 500,
   );
   console.log(
-    `${CONCURRENT} concurrent streams: ${whole.length}/${CONCURRENT} whole, ${report.exact}/${report.calls} booked exactly, ${report.reserved} tokens left reserved, ${(seconds * 1000).toFixed(0)} ms`,
+    `${CONCURRENT} concurrent streams: ${whole.length}/${CONCURRENT} whole, ${booked.exact}/${booked.calls} booked exactly, ${booked.reserved} tokens left reserved, ${(seconds * 1000).toFixed(0)} ms`,
   );
   agent.destroy();
   gateway.process.stdin!.end();
   upstream.process.stdin!.end();
-  if (whole.length !== CONCURRENT || report.exact !== CONCURRENT || report.calls !== CONCURRENT || report.reserved !== 0)
+  if (whole.length !== CONCURRENT || booked.exact !== CONCURRENT || booked.calls !== CONCURRENT || booked.reserved !== 0)
     process.exitCode = 1;
 }
 

@@ -14,19 +14,23 @@ import { createWorkHook } from "@bulkhead/git-lead";
 import { createPostgresBudgetStore, createPostgresWorkHookStore } from "@bulkhead/postgres";
 import pg from "pg";
 import { startTestPostgres } from "../tools/test-utils/src/postgres.ts";
+import { begin, report, RUNS, toSample, type Sample } from "./lib/bench-helper.js";
 
 const OPS = Number(process.env.BENCH_STORE_OPS ?? 1_000);
-const ROUNDS = 10;
-/** Runs each measurement once per round, in an order that alternates between rounds (no one always goes first). */
-async function interleave(rounds: number, measures: (() => Promise<number>)[]): Promise<number[]> {
-  const totals = measures.map(() => 0);
+// Through bench/lib/bench-helper: at least 3 rounds (10 by default), each case once per round.
+const ROUNDS = Math.max(10, RUNS);
+/** Runs each measurement once per round, in an order that alternates between rounds (no one always goes first); the ms of each round. */
+async function interleave(rounds: number, measures: (() => Promise<number>)[]): Promise<number[][]> {
+  const timings = measures.map(() => [] as number[]);
   for (let round = 0; round < rounds; round++) {
     const order = measures.map((_, index) => index);
     if (round % 2 === 1) order.reverse();
-    for (const index of order) totals[index]! += await measures[index]!();
+    for (const index of order) timings[index]!.push(await measures[index]!());
   }
-  return totals;
+  return timings;
 }
+/** Operations per second at a sample's median round. */
+const rate = (perRound: number) => (sample: Sample) => perSecond(perRound, sample.median).toLocaleString("en-US");
 const HOST_OPS = Number(process.env.BENCH_STORE_HOST_OPS ?? 300);
 const perSecond = (count: number, ms: number) => Math.round((count / ms) * 1000);
 const time = async (work: () => Promise<void>) => {
@@ -35,8 +39,10 @@ const time = async (work: () => Promise<void>) => {
   return performance.now() - started;
 };
 
+const mark = begin(
+  `bench/store: ${OPS} operations per case in ${ROUNDS} rounds, ${HOST_OPS} per host when scaling; PostgreSQL 15, fsync and synchronous commit on`,
+);
 const server = await startTestPostgres({ durable: true });
-const rows: string[][] = [];
 try {
   // --- reservations: the store through createBudget
   const store = createPostgresBudgetStore({ connectionString: server.url, schema: "bench" });
@@ -111,17 +117,18 @@ try {
         for (let index = 0; index < OPS / ROUNDS; index++)
           await fileTask.settleAsync({ lease: await fileTask.reserveAsync({ amounts: { generation: 100 } }), spent: 60 });
       }),
-  ])) as [number, number, number];
+  ])) as [number[], number[], number[]];
   await fileStore.close();
   rmSync(dir, { recursive: true, force: true });
-  rows.push([
-    "reservation cycles/s, one host",
-    String(perSecond(OPS, storeMs)),
-    String(perSecond(OPS, bareMs)),
-    (bareMs / storeMs).toFixed(2),
-    String(perSecond(OPS, fileMs)),
-  ]);
-
+  report(
+    mark,
+    [
+      toSample("bare SQL, the same statements on one connection (baseline)", bareMs),
+      toSample("reservation cycles: bulkhead on PostgreSQL, one host", storeMs),
+      toSample("reservation cycles: file store, one host", fileMs),
+    ],
+    { extra: { "cycles/s": rate(OPS / ROUNDS) } },
+  );
   // --- claims: the store through createWorkHook, a bare loop, the file hook
   const hookStore = createPostgresWorkHookStore({ connectionString: server.url, schema: "bench" });
   const hook = createWorkHook({ store: hookStore });
@@ -143,35 +150,39 @@ try {
       );
     }
   };
-  const [claimMs, bareClaimMs] = (await interleave(ROUNDS, [
+  // The file hook on one host, the same claims (a claim reads only the claimed task since issue 19).
+  const hookDir = mkdtempSync(join(tmpdir(), "bulkhead-bench-hook-"));
+  const fileHook = createWorkHook({ dir: hookDir });
+  await fileHook.add(ids("c"));
+  const [claimMs, bareClaimMs, fileClaimMs] = (await interleave(ROUNDS, [
     () =>
       time(async () => {
         for (let index = 0; index < OPS / ROUNDS; index++) await hook.complete({ claim: (await hook.claimNext({ worker: "bench" }))! });
       }),
     () => time(bareClaims),
-  ])) as [number, number];
-  const hookDir = mkdtempSync(join(tmpdir(), "bulkhead-bench-hook-"));
-  const fileHook = createWorkHook({ dir: hookDir });
-  const fileOps = Math.min(OPS, 300); // the file hook lists every task per claim: O(tasks) each
-  await fileHook.add(ids("c").slice(0, fileOps));
-  const fileClaimMs = await time(async () => {
-    for (let index = 0; index < fileOps; index++) await fileHook.complete({ claim: (await fileHook.claimNext({ worker: "bench" }))! });
-  });
+    () =>
+      time(async () => {
+        for (let index = 0; index < OPS / ROUNDS; index++)
+          await fileHook.complete({ claim: (await fileHook.claimNext({ worker: "bench" }))! });
+      }),
+  ])) as [number[], number[], number[]];
   rmSync(hookDir, { recursive: true, force: true });
-  rows.push([
-    "claims/s, one host",
-    String(perSecond(OPS, claimMs)),
-    String(perSecond(OPS, bareClaimMs)),
-    (bareClaimMs / claimMs).toFixed(2),
-    `${perSecond(fileOps, fileClaimMs)} (${fileOps} tasks)`,
-  ]);
+  report(
+    mark,
+    [
+      toSample("bare SQL claim + complete on one connection (baseline)", bareClaimMs),
+      toSample("claims: bulkhead on PostgreSQL, one host", claimMs),
+      toSample("claims: file hook, one host", fileClaimMs),
+    ],
+    { extra: { "claims/s": rate(OPS / ROUNDS) } },
+  );
   await client.end();
   await hookStore.close?.();
   await store.close();
 
   // --- scaling: 1, 4 and 8 hosts, each its own process and pool, all on one team budget
-  const scale = async (mode: "budget" | "claims", hosts: number) => {
-    const schema = `scale_${mode}_${hosts}`;
+  const scale = async (mode: "budget" | "claims", hosts: number, round: number) => {
+    const schema = `scale_${mode}_${hosts}_${round}`;
     if (mode === "claims") {
       const seed = createPostgresWorkHookStore({ connectionString: server.url, schema });
       await seed.add(Array.from({ length: hosts * HOST_OPS }, (_, index) => ({ id: `t-${String(index).padStart(6, "0")}` })));
@@ -199,18 +210,24 @@ try {
     const started = performance.now();
     for (const child of children) child.stdin.write("go\n");
     await Promise.all(outputs.map((output) => output.done));
-    return perSecond(hosts * HOST_OPS, performance.now() - started);
+    return performance.now() - started;
   };
+  // RUNS rounds of 1, 4 and 8 hosts, interleaved; each round on its own schema.
   for (const mode of ["budget", "claims"] as const) {
-    const figures = [];
-    for (const hosts of [1, 4, 8]) figures.push(await scale(mode, hosts));
-    rows.push([`${mode === "budget" ? "reservation cycles" : "claims"}/s with 1 / 4 / 8 hosts`, figures.join(" / "), "", "", ""]);
+    const timings = new Map<number, number[]>([1, 4, 8].map((hosts) => [hosts, []]));
+    for (let round = 0; round < RUNS; round++) for (const hosts of [1, 4, 8]) timings.get(hosts)!.push(await scale(mode, hosts, round));
+    const label = mode === "budget" ? "reservation cycles" : "claims";
+    report(
+      mark,
+      [...timings].map(([hosts, ms]) => toSample(`${label}, ${hosts} host${hosts === 1 ? "" : "s"} (${hosts * HOST_OPS} in all)`, ms)),
+      {
+        extra: {
+          [`${label}/s`]: (sample) => perSecond(Number(/\((\d+) in all\)/.exec(sample.label)![1]), sample.median).toLocaleString("en-US"),
+        },
+        notes: ["time ÷ baseline here is the whole run's time with N hosts doing N times the work, beside 1 host"],
+      },
+    );
   }
 } finally {
   await server.stop();
 }
-
-console.log(`\nbench/store (${OPS} operations per figure, ${HOST_OPS} per host when scaling; PostgreSQL 15, fsync on)\n`);
-console.log("| | bulkhead on PostgreSQL | bare SQL, same statements | ratio | file store, one host |");
-console.log("|---|---:|---:|---:|---:|");
-for (const row of rows) console.log(`| ${row.join(" | ")} |`);

@@ -40,12 +40,14 @@ await withEngine(async () => {
   const stale = stalePackages();
   if (stale.length > 0) run("npm", ["run", "build", ...stale.flatMap((dir) => ["-w", dir])], quiet);
   else console.error("\n[bulkhead] every package is built and unchanged: not building");
-  // tsx's own entry point, run by this Node: `npx tsx` would spend a second finding it.
-  run(process.execPath, [
-    join("node_modules", "tsx", "dist", "cli.mjs"),
-    "--tsconfig",
-    "tsconfig.check.json",
-    "examples/rate-limit/index.ts",
-    ...args,
-  ]);
+  // The example runs in this process, through tsx's loader: tsx's command line would start a
+  // second Node (and npx a third) before the demo's first line.
+  const { register } = await import("tsx/esm/api");
+  const unregister = register({ tsconfig: "tsconfig.check.json" });
+  console.error("\n[bulkhead] running examples/rate-limit/index.ts (TypeScript, through tsx's loader, in this process)");
+  try {
+    await import(new URL("../examples/rate-limit/index.ts", import.meta.url).href);
+  } finally {
+    await unregister();
+  }
 });

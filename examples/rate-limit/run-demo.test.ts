@@ -46,8 +46,8 @@ describe("the rate-limit example (npm run demo)", () => {
     );
 
     // On the wire: four calls forwarded, each with max_tokens clamped to the generation budget
-    // left; the fifth refused before forwarding (its prompt did not fit in the session total), and
-    // Claude Code's retries of it refused the same way. The model never saw them.
+    // left; the fifth refused before forwarding (its prompt did not fit in the session total), as
+    // a 402 billing_error, which Claude Code does not send again. The model never saw it.
     expect(messages).toHaveLength(4);
     const forwarded = result.audit.filter((record) => record.outcome === "ok");
     expect(forwarded).toHaveLength(4);
@@ -55,9 +55,8 @@ describe("the rate-limit example (npm run demo)", () => {
     expect(forwarded.every((record) => record.budget.some((act) => act.kind === "generation" && act.action === "clamped"))).toBe(true);
     expect(messages.map((received) => received.body?.max_tokens)).toEqual([10_000, 9_690, 6_790, 6_150]);
     const refused = result.audit.slice(4);
-    expect(refused.length).toBeGreaterThanOrEqual(1);
-    for (const record of refused)
-      expect(record).toMatchObject({ outcome: "refused", status: 400, budget: [{ kind: "sessionTotal", action: "refused" }] });
+    expect(refused).toHaveLength(1);
+    expect(refused[0]).toMatchObject({ outcome: "refused", status: 402, budget: [{ kind: "sessionTotal", action: "refused" }] });
     expect(result.refusedBy).toBe("sessionTotal");
     expect(
       lines.some((line) =>
@@ -65,7 +64,7 @@ describe("the rate-limit example (npm run demo)", () => {
       ),
     ).toBe(true);
     expect(
-      lines.some((line) => line.startsWith("claude: ✗ API Error: 400 bulkhead gateway: this call does not fit the session-total budget")),
+      lines.some((line) => line.startsWith("claude: ✗ API Error: 402 bulkhead gateway: this call does not fit the session-total budget")),
     ).toBe(true);
 
     // The handover's token numbers are the gateway's, and equal, exactly, what the upstream sent.

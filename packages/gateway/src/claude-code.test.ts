@@ -147,7 +147,10 @@ describe("the real Claude Code CLI through the gateway", () => {
     expect(handovers).toEqual([{ sessionId: "cc-4", budgetId: "cc-4", kind: "sessionTotal", used: 200_500, limit: 200_000 }]);
     const records = gateway.audit("cc-4");
     expect(records[0]!.outcome).toBe("ok");
-    expect(records[1]).toMatchObject({ outcome: "refused", status: 400, budget: [{ kind: "sessionTotal", action: "refused" }] });
+    expect(records[1]).toMatchObject({ outcome: "refused", status: 402, budget: [{ kind: "sessionTotal", action: "refused" }] });
+    // Exactly one refused call: Claude Code does not send a billing_error's call again (a 400 made
+    // it resend the refused call five times, without deferred tools and thinking display).
+    expect(records).toHaveLength(2);
     expect(upstream.requestsFor("anthropic-messages")).toHaveLength(1);
     // Claude Code shows the gateway's message: the agent (and its log) says why it stopped.
     expect(result.stdout).toContain("session-total budget");

@@ -110,10 +110,10 @@ describe("createGateway with the Anthropic SDK", () => {
     const refused = await anthropic.messages
       .create({ model: MODEL, max_tokens: 10, messages: [{ role: "user", content: "again" }] })
       .catch((caught: unknown) => caught);
-    expect(refused).toBeInstanceOf(Anthropic.BadRequestError);
-    expect((refused as InstanceType<typeof Anthropic.BadRequestError>).error).toMatchObject({
+    expect(refused).toBeInstanceOf(Anthropic.PaymentRequiredError);
+    expect((refused as InstanceType<typeof Anthropic.PaymentRequiredError>).error).toMatchObject({
       type: "error",
-      error: { type: "invalid_request_error", message: expect.stringContaining("generation budget") },
+      error: { type: "billing_error", message: expect.stringContaining("generation budget") },
     });
     expect(upstream.requests).toHaveLength(1);
     expect(budget.reserved("generation")).toBe(0);
@@ -191,7 +191,7 @@ describe("createGateway with the Anthropic SDK", () => {
       const refused = await anthropic.messages
         .create({ model: MODEL, max_tokens: 5, messages: [{ role: "user", content: "more" }] })
         .catch((caught: unknown) => caught);
-      expect(refused).toBeInstanceOf(Anthropic.BadRequestError);
+      expect(refused).toBeInstanceOf(Anthropic.PaymentRequiredError);
       expect(String((refused as Error).message)).toContain("session-total budget");
     }
     expect(upstream.requests).toHaveLength(1);
@@ -211,7 +211,7 @@ describe("createGateway with the Anthropic SDK", () => {
     const refused = await client(gateway, session.token)
       .messages.create({ model: MODEL, max_tokens: 5, messages: [{ role: "user", content: "word ".repeat(2_000) }] })
       .catch((caught: unknown) => caught);
-    expect(refused).toBeInstanceOf(Anthropic.BadRequestError);
+    expect(refused).toBeInstanceOf(Anthropic.PaymentRequiredError);
     const message = String((refused as Error).message);
     expect(message).toContain("this call does not fit the session-total budget of session");
     expect(message).toMatch(/it needs up to [\d,]+ tokens and 400 tokens are left/);

@@ -191,8 +191,11 @@ const ERRORS = {
     authentication: [401, "authentication_error", null],
     "not-found": [404, "not_found_error", null],
     "too-large": [413, "request_too_large", null],
-    // 400, not 429: agent CLIs retry 429 for minutes; a spent budget does not come back.
-    budget: [400, "invalid_request_error", null],
+    // Anthropic's own answer to spending that is not allowed (402 billing_error). Not 429: agent
+    // CLIs retry 429 for minutes, and a spent budget does not come back. Not 400: Claude Code
+    // takes a 400 for a feature the API refused and sends the call again without it, five times;
+    // billing_error is the one type it ends on at once.
+    budget: [402, "billing_error", null],
     "tools-changed": [403, "permission_error", null],
     upstream: [502, "api_error", null],
     timeout: [504, "api_error", null],

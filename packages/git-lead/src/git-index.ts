@@ -37,149 +37,283 @@ function encodeVarint(value: number): Buffer {
 
 /** Parses an index; undefined for a format this code leaves alone (unknown version, split or sparse index, corrupt). */
 export function parseIndex(data: Buffer): IndexFile | undefined {
-  return parseWithOffsets(data)?.index;
+  const scanned = scanIndex(data);
+  return scanned && { version: scanned.version, entries: scanned.entries.toArray() };
 }
 
 /**
- * Parses an index and keeps where each entry's bytes start in `data`: for versions 2 and 3 those
- * bytes are exactly what {@link serializeIndex} writes (git pads the same way), so the first edit
- * of an index file re-encodes only what it changed, as later edits do.
+ * Where each entry of a version 2 or 3 index starts (one more offset: where the entries end),
+ * found from the name lengths in the flags without copying a name or making an entry object: a
+ * 100k-entry index is one pass over 100k flags. Version 4 (names prefix-compressed, each one
+ * depending on the one before) is decoded whole. Undefined for a format this code does not write.
  */
-function parseWithOffsets(data: Buffer): { index: IndexFile; serialized: Serialized } | undefined {
+function scanIndex(data: Buffer): { version: IndexFile["version"]; entries: IndexEntries } | undefined {
   if (data.length < 32 || data.toString("latin1", 0, 4) !== "DIRC") return undefined;
   const version = data.readUInt32BE(4);
   if (version !== 2 && version !== 3 && version !== 4) return undefined;
   const count = data.readUInt32BE(8);
-  const entries: IndexEntry[] = [];
-  const offsets: number[] = [];
+  const limit = data.length - 20;
   let offset = 12;
-  let previous: Buffer = Buffer.alloc(0);
-  for (let index = 0; index < count; index++) {
-    if (offset + 62 > data.length - 20) return undefined;
-    offsets.push(offset);
-    const flags = data.readUInt16BE(offset + 60);
-    const headLength = flags & 0x4000 ? 64 : 62;
-    // Views into the file's bytes, not copies: 100k entries are 200k buffers otherwise. Nothing
-    // writes into an entry's head in place (serializeIndex copies before setting the flags).
-    const head = data.subarray(offset, offset + headLength);
-    const at = offset + headLength;
-    let name: Buffer;
-    if (version === 4) {
-      const { value: strip, next } = decodeVarint(data, at);
+  let entries: IndexEntries;
+  if (version === 4) {
+    const decoded: IndexEntry[] = [];
+    let previous: Buffer = Buffer.alloc(0);
+    for (let index = 0; index < count; index++) {
+      if (offset + 62 > limit) return undefined;
+      const headLength = data.readUInt16BE(offset + 60) & 0x4000 ? 64 : 62;
+      // Views into the file's bytes, not copies. Nothing writes into an entry's head in place
+      // (entryBytes copies before setting the flags).
+      const head = data.subarray(offset, offset + headLength);
+      const { value: strip, next } = decodeVarint(data, offset + headLength);
       const end = data.indexOf(0, next);
-      if (end === -1 || strip > previous.length) return undefined;
-      name = Buffer.concat([previous.subarray(0, previous.length - strip), data.subarray(next, end)]);
+      if (end === -1 || end >= limit || strip > previous.length) return undefined;
+      const name = Buffer.concat([previous.subarray(0, previous.length - strip), data.subarray(next, end)]);
+      decoded.push({ name, head });
+      previous = name;
       offset = end + 1;
-    } else {
-      const end = data.indexOf(0, at);
-      if (end === -1) return undefined;
-      name = data.subarray(at, end);
+    }
+    entries = IndexEntries.of(decoded);
+  } else {
+    const offsets = new Uint32Array(count + 1);
+    for (let index = 0; index < count; index++) {
+      if (offset + 62 > limit) return undefined;
+      offsets[index] = offset;
+      // Bytes, not readUInt16BE: this loop runs 100k times before the JIT has warmed up.
+      const flags = (data[offset + 60]! << 8) | data[offset + 61]!;
+      const at = offset + (flags & 0x4000 ? 64 : 62);
+      const short = flags & 0xfff;
+      // A name of 0xfff bytes or more says 0xfff: its end is its NUL.
+      const end = short < 0xfff ? at + short : data.indexOf(0, at + 0xfff);
+      if (end === -1 || end >= limit || data[end] !== 0) return undefined;
       const length = end - offset;
       offset += length + (8 - (length % 8));
     }
-    entries.push({ name, head });
-    previous = name;
+    offsets[count] = offset;
+    entries = IndexEntries.fromFile({ content: data, offsets });
   }
-  offsets.push(offset);
+  if (offset > limit) return undefined;
   // Optional extensions (upper-case signature) describe the old index (cache-tree, untracked
   // cache, fsmonitor, offsets) and are dropped; git rebuilds them. A required one (split index
   // "link", sparse "sdir") means a format this code leaves to git.
-  for (let at = offset; at < data.length - 20;) {
+  for (let at = offset; at < limit;) {
     const signature = data.toString("latin1", at, at + 4);
     if (signature[0]! < "A" || signature[0]! > "Z") return undefined;
     at += 8 + data.readUInt32BE(at + 4);
   }
-  return { index: { version, entries }, serialized: { version, entries: [...entries], content: data, offsets } };
+  return { version, entries };
 }
 
-/** The bytes of entries as serialized, and where each one starts (one more offset: the end). */
-interface Serialized {
-  version: IndexFile["version"];
-  entries: readonly IndexEntry[];
+/** Serialized entries of a version 2 or 3 index: the bytes, and where each entry starts (one more offset: the end). */
+interface IndexBytes {
   content: Buffer;
-  offsets: number[];
+  offsets: Uint32Array;
 }
 
-function entryBytes(entry: IndexEntry, version: IndexFile["version"], previous: Buffer): Buffer[] {
+/** A run of entries: `count` entries of a file's bytes from entry `from`, or entries in memory. */
+type Segment = { bytes: IndexBytes; from: number; count: number } | { list: readonly IndexEntry[]; count: number };
+
+/** More runs than this and the next write joins them into one buffer again. */
+const MAX_SEGMENTS = 256;
+
+/**
+ * The sorted entries of an index as runs: runs of the file's own bytes (read lazily, an entry
+ * object made only for a position someone looks at) and runs of entries in memory that an edit
+ * put in. An edit of a few paths of a 100k-entry index splits a run or two, and writing it back
+ * copies the untouched runs as bytes: no whole-index parse, no re-encoding, on the first edit as
+ * on later ones. Runs are never changed in place, so a copy ({@link clone}) is independent.
+ */
+export class IndexEntries {
+  #segments: Segment[];
+  #starts: number[] | undefined;
+  #length: number;
+
+  private constructor(segments: Segment[]) {
+    this.#segments = segments.filter((segment) => segment.count > 0);
+    this.#length = this.#segments.reduce((sum, segment) => sum + segment.count, 0);
+  }
+
+  /** Entries in memory. */
+  static of(entries: readonly IndexEntry[]): IndexEntries {
+    return new IndexEntries([{ list: [...entries], count: entries.length }]);
+  }
+
+  /** @internal Every entry of a version 2 or 3 file's bytes. */
+  static fromFile(bytes: IndexBytes): IndexEntries {
+    return new IndexEntries([{ bytes, from: 0, count: bytes.offsets.length - 1 }]);
+  }
+
+  get length(): number {
+    return this.#length;
+  }
+
+  /** An independent copy (runs are shared, never changed in place). */
+  clone(): IndexEntries {
+    return new IndexEntries([...this.#segments]);
+  }
+
+  /** The entry at `position` (0 ≤ position < length). */
+  at(position: number): IndexEntry {
+    const { segment, within } = this.#locate(position);
+    if ("list" in segment) return segment.list[within]!;
+    return entryOfFile(segment.bytes, segment.from + within);
+  }
+
+  /** The name at `position`, as a view (no entry object for a file's run). */
+  nameAt(position: number): Buffer {
+    const { segment, within } = this.#locate(position);
+    if ("list" in segment) return segment.list[within]!.name;
+    return nameOfFile(segment.bytes, segment.from + within);
+  }
+
+  /** Where `name` is, or where it would go (binary search over the names). */
+  find(name: Buffer): { at: number; found: boolean } {
+    let low = 0;
+    let high = this.#length;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if (Buffer.compare(this.nameAt(middle), name) < 0) low = middle + 1;
+      else high = middle;
+    }
+    return { at: low, found: low < this.#length && this.nameAt(low).equals(name) };
+  }
+
+  /** Removes `deleteCount` entries at `start` and puts `items` there, as Array.prototype.splice does (without returning them). */
+  splice(start: number, deleteCount: number, ...items: IndexEntry[]): void {
+    const begin = Math.max(0, Math.min(start, this.#length));
+    const end = Math.min(this.#length, begin + Math.max(0, deleteCount));
+    const before: Segment[] = [];
+    const after: Segment[] = [];
+    let position = 0;
+    for (const segment of this.#segments) {
+      const segmentEnd = position + segment.count;
+      if (segmentEnd <= begin) before.push(segment);
+      else if (position >= end) after.push(segment);
+      else {
+        if (position < begin) before.push(slice(segment, 0, begin - position));
+        if (segmentEnd > end) after.push(slice(segment, end - position, segment.count));
+      }
+      position = segmentEnd;
+    }
+    const inserted: Segment[] = items.length > 0 ? [{ list: items, count: items.length }] : [];
+    this.#segments = [...before, ...inserted, ...after].filter((segment) => segment.count > 0);
+    this.#length += items.length - (end - begin);
+    this.#starts = undefined;
+  }
+
+  /** Every entry as an object (a whole parse: for tests and small indexes). */
+  toArray(): IndexEntry[] {
+    return Array.from({ length: this.#length }, (_, position) => this.at(position));
+  }
+
+  /** @internal The runs, in order. */
+  get segments(): readonly Segment[] {
+    return this.#segments;
+  }
+
+  #locate(position: number): { segment: Segment; within: number } {
+    if (position < 0 || position >= this.#length) throw new RangeError(`index entry ${position} of ${this.#length}`);
+    if (!this.#starts) {
+      let sum = 0;
+      this.#starts = this.#segments.map((segment) => {
+        const start = sum;
+        sum += segment.count;
+        return start;
+      });
+    }
+    const starts = this.#starts;
+    let low = 0;
+    let high = starts.length - 1;
+    while (low < high) {
+      const middle = (low + high + 1) >>> 1;
+      if (starts[middle]! <= position) low = middle;
+      else high = middle - 1;
+    }
+    return { segment: this.#segments[low]!, within: position - starts[low]! };
+  }
+}
+
+function slice(segment: Segment, from: number, to: number): Segment {
+  if ("list" in segment) return { list: segment.list.slice(from, to), count: to - from };
+  return { bytes: segment.bytes, from: segment.from + from, count: to - from };
+}
+
+function nameOfFile({ content, offsets }: IndexBytes, index: number): Buffer {
+  const offset = offsets[index]!;
+  const flags = content.readUInt16BE(offset + 60);
+  const at = offset + (flags & 0x4000 ? 64 : 62);
+  const short = flags & 0xfff;
+  return content.subarray(at, short < 0xfff ? at + short : content.indexOf(0, at + 0xfff));
+}
+
+function entryOfFile(bytes: IndexBytes, index: number): IndexEntry {
+  const offset = bytes.offsets[index]!;
+  const headLength = bytes.content.readUInt16BE(offset + 60) & 0x4000 ? 64 : 62;
+  return { name: nameOfFile(bytes, index), head: bytes.content.subarray(offset, offset + headLength) };
+}
+
+function entryBytes(entry: IndexEntry, version: IndexFile["version"], previous: Buffer): Buffer {
   const head = Buffer.from(entry.head);
   head.writeUInt16BE((head.readUInt16BE(60) & 0xf000) | Math.min(entry.name.length, 0xfff), 60);
   if (version === 4) {
     let common = 0;
     while (common < previous.length && common < entry.name.length && previous[common] === entry.name[common]) common++;
-    return [head, encodeVarint(previous.length - common), entry.name.subarray(common), Buffer.alloc(1)];
+    return Buffer.concat([head, encodeVarint(previous.length - common), entry.name.subarray(common), Buffer.alloc(1)]);
   }
   const length = head.length + entry.name.length;
-  return [head, entry.name, Buffer.alloc(8 - (length % 8))];
+  return Buffer.concat([head, entry.name, Buffer.alloc(8 - (length % 8))]);
 }
 
 /**
- * Serializes entries; with `reuse` (the last serialization), the unchanged runs at both ends are
- * copied as bytes and only the entries between are encoded, so a commit that touches a few paths
- * of a 100k-entry index encodes a few entries. (Version 4 entries depend on the one before, so a
- * v4 index is encoded whole.)
+ * The bytes of an index without its checksum, as parts: the header, then per run either the
+ * file's bytes for it (a view: in versions 2 and 3 an entry does not depend on the one before,
+ * so git's bytes for it are copied as they are) or its entries encoded.
  */
-function serializeEntries(index: IndexFile, reuse: Serialized | undefined): Serialized {
-  const { version, entries } = index;
+function serializeParts(version: IndexFile["version"], entries: IndexEntries): Buffer[] {
   const header = Buffer.alloc(12);
   header.write("DIRC", 0, "latin1");
   header.writeUInt32BE(version, 4);
   header.writeUInt32BE(entries.length, 8);
-  let prefix = 0;
-  let suffix = 0;
-  if (reuse && reuse.version === version && version !== 4) {
-    const old = reuse.entries;
-    while (prefix < entries.length && prefix < old.length && entries[prefix] === old[prefix]) prefix++;
-    while (
-      suffix < entries.length - prefix &&
-      suffix < old.length - prefix &&
-      entries[entries.length - 1 - suffix] === old[old.length - 1 - suffix]
-    )
-      suffix++;
-  }
   const parts: Buffer[] = [header];
-  const offsets: number[] = [];
-  let size = 12;
-  if (prefix > 0) {
-    const start = reuse!.offsets[0]!;
-    const end = reuse!.offsets[prefix]!;
-    parts.push(reuse!.content.subarray(start, end));
-    for (let at = 0; at < prefix; at++) offsets.push(reuse!.offsets[at]! - start + size);
-    size += end - start;
-  }
-  let previous: Buffer = prefix > 0 ? entries[prefix - 1]!.name : Buffer.alloc(0);
-  for (let at = prefix; at < entries.length - suffix; at++) {
-    offsets.push(size);
-    for (const part of entryBytes(entries[at]!, version, previous)) {
-      parts.push(part);
-      size += part.length;
+  let previous: Buffer = Buffer.alloc(0);
+  for (const segment of entries.segments) {
+    if ("list" in segment) {
+      for (const entry of segment.list) {
+        parts.push(entryBytes(entry, version, previous));
+        previous = entry.name;
+      }
+    } else {
+      const { content, offsets } = segment.bytes;
+      parts.push(content.subarray(offsets[segment.from]!, offsets[segment.from + segment.count]!));
     }
-    previous = entries[at]!.name;
   }
-  if (suffix > 0) {
-    const old = reuse!;
-    const first = old.entries.length - suffix;
-    const start = old.offsets[first]!;
-    const end = old.offsets[old.entries.length]!;
-    parts.push(old.content.subarray(start, end));
-    for (let at = first; at < old.entries.length; at++) offsets.push(old.offsets[at]! - start + size);
-    size += end - start;
-  }
-  offsets.push(size);
-  return { version, entries: [...entries], content: Buffer.concat(parts, size), offsets };
+  return parts;
+}
+
+/** Joins parts into one run of a file's bytes (version 2 or 3), its offsets found again by a scan. */
+function joinRuns(parts: readonly Buffer[]): IndexEntries {
+  const content = Buffer.concat([...parts, Buffer.alloc(20)]);
+  return scanIndex(content)?.entries ?? IndexEntries.fromFile({ content, offsets: new Uint32Array([12]) });
 }
 
 /** Writes an index back in its own version, with git's trailing checksum. */
 export function serializeIndex(index: IndexFile): Buffer {
-  const { content } = serializeEntries(index, undefined);
+  const content = Buffer.concat(serializeParts(index.version, IndexEntries.of(index.entries)));
   return Buffer.concat([content, createHash("sha1").update(content).digest()]);
 }
 
-/** Writes entries and git's trailing checksum without joining them into one more buffer. */
-function writeIndexFile(path: string, content: Buffer): void {
+/**
+ * Writes the parts and git's trailing checksum, hashing as it writes: the 10 MB of a 100k-entry
+ * index are never joined into one more buffer.
+ */
+function writeIndexFile(path: string, parts: readonly Buffer[]): void {
+  const hash = createHash("sha1");
   const descriptor = openSync(path, "w");
   try {
-    writeAll(descriptor, content);
-    writeAll(descriptor, createHash("sha1").update(content).digest());
+    for (const part of parts) {
+      hash.update(part);
+      writeAll(descriptor, part);
+    }
+    writeAll(descriptor, hash.digest());
   } finally {
     closeSync(descriptor);
   }
@@ -217,11 +351,17 @@ export function describeIndexEntry(entry: IndexEntry): { oid: string; mode: stri
   };
 }
 
+/** An index as {@link editIndex} hands it to an edit: its version and its entries, read lazily. */
+export interface EditableIndex {
+  version: IndexFile["version"];
+  entries: IndexEntries;
+}
+
 /**
- * The last index this process wrote, by file identity: a match skips reading and parsing it
- * again, and its serialization is reused for the entries the next edit does not touch.
+ * The last index this process wrote, by file identity: a match skips reading it again, and its
+ * runs (the file's bytes it came from, the entries edits put in) are reused as they are.
  */
-let lastWritten: { key: string; index: IndexFile; serialized: Serialized } | undefined;
+let lastWritten: { key: string; index: EditableIndex } | undefined;
 
 const identity = (path: string, stats: Stats) => `${path}:${stats.ino}:${stats.size}:${stats.mtimeMs}`;
 
@@ -233,26 +373,27 @@ const identity = (path: string, stats: Stats) => `${path}:${stats.ino}:${stats.s
  */
 export async function editIndex(
   indexPath: string,
-  edit: (index: IndexFile) => Promise<boolean>,
+  edit: (index: EditableIndex) => Promise<boolean>,
   { timeoutMs }: { timeoutMs?: number } = {},
 ): Promise<{ edited: boolean; leftAlone?: string }> {
   return withGitLock(
     indexPath,
     async (lockPath, consumed) => {
       const current = statSync(indexPath, { throwIfNoEntry: false });
-      let index: IndexFile | undefined;
-      let reuse: Serialized | undefined;
-      if (!current) index = { version: 2, entries: [] };
-      else if (lastWritten?.key === identity(indexPath, current)) ({ index, serialized: reuse } = lastWritten);
-      else ({ index, serialized: reuse } = parseWithOffsets(readFileSync(indexPath)) ?? { index: undefined, serialized: undefined });
+      let index: EditableIndex | undefined;
+      if (!current) index = { version: 2, entries: IndexEntries.of([]) };
+      else if (lastWritten?.key === identity(indexPath, current)) index = lastWritten.index;
+      else index = scanIndex(readFileSync(indexPath));
       if (!index) return { edited: false, leftAlone: `${indexPath} is in a format the lead does not write (split, sparse or unknown)` };
-      const kept = { version: index.version, entries: [...index.entries] };
+      const kept: EditableIndex = { version: index.version, entries: index.entries.clone() };
       if (!(await edit(kept))) return { edited: false };
-      const serialized = serializeEntries(kept, reuse);
-      writeIndexFile(lockPath, serialized.content);
+      const parts = serializeParts(kept.version, kept.entries);
+      // Each commit adds a run or two; past MAX_SEGMENTS they are joined once, so a lookup stays short.
+      if (kept.version !== 4 && kept.entries.segments.length > MAX_SEGMENTS) kept.entries = joinRuns(parts);
+      writeIndexFile(lockPath, parts);
       renameSync(lockPath, indexPath);
       consumed();
-      lastWritten = { key: identity(indexPath, statSync(indexPath)), index: kept, serialized };
+      lastWritten = { key: identity(indexPath, statSync(indexPath)), index: kept };
       return { edited: true };
     },
     timeoutMs === undefined ? {} : { timeoutMs },
@@ -260,7 +401,8 @@ export async function editIndex(
 }
 
 /** Where `name` is in the sorted entries, or where it would go. */
-export function findIndexEntry(entries: readonly IndexEntry[], name: Buffer): { at: number; found: boolean } {
+export function findIndexEntry(entries: readonly IndexEntry[] | IndexEntries, name: Buffer): { at: number; found: boolean } {
+  if (entries instanceof IndexEntries) return entries.find(name);
   let low = 0;
   let high = entries.length;
   while (low < high) {

@@ -15,7 +15,7 @@ import { randomBytes } from "node:crypto";
 import { basename, dirname, join } from "node:path";
 import { resolvePathInside } from "@bulkhead/core";
 import { hashObject } from "./build-commit.js";
-import { createIndexEntry, describeIndexEntry, editIndex, findIndexEntry, type IndexEntry } from "./git-index.js";
+import { createIndexEntry, describeIndexEntry, editIndex, type IndexEntries } from "./git-index.js";
 import type { ObjectStore, TreeEntry } from "./object-store.js";
 
 /** A working tree that has the branch checked out, and its index. */
@@ -81,16 +81,19 @@ async function writeWorking(store: ObjectStore, workdir: string, path: string, e
 }
 
 /** Removes a path's entries (every stage), entries below it, and entries for its ancestors (a file where a directory now is). */
-function removeEntries(entries: IndexEntry[], path: string): void {
+function removeEntries(entries: IndexEntries, path: string): void {
   const name = Buffer.from(path);
-  for (let { at } = findIndexEntry(entries, name); at < entries.length && entries[at]!.name.equals(name);) entries.splice(at, 1);
-  const below = Buffer.from(`${path}/`);
-  const { at } = findIndexEntry(entries, below);
+  const { at } = entries.find(name);
   let end = at;
-  while (end < entries.length && entries[end]!.name.subarray(0, below.length).equals(below)) end++;
+  while (end < entries.length && entries.nameAt(end).equals(name)) end++;
   entries.splice(at, end - at);
+  const below = Buffer.from(`${path}/`);
+  const first = entries.find(below).at;
+  let last = first;
+  while (last < entries.length && entries.nameAt(last).subarray(0, below.length).equals(below)) last++;
+  entries.splice(first, last - first);
   for (let slash = path.indexOf("/"); slash !== -1; slash = path.indexOf("/", slash + 1)) {
-    const ancestor = findIndexEntry(entries, Buffer.from(path.slice(0, slash)));
+    const ancestor = entries.find(Buffer.from(path.slice(0, slash)));
     if (ancestor.found) entries.splice(ancestor.at, 1);
   }
 }
@@ -135,8 +138,8 @@ export async function syncCheckouts({
             leave("is a directory on one side of the commit");
             continue;
           }
-          const found = findIndexEntry(index.entries, Buffer.from(path));
-          const staged = found.found ? describeIndexEntry(index.entries[found.at]!) : undefined;
+          const found = index.entries.find(Buffer.from(path));
+          const staged = found.found ? describeIndexEntry(index.entries.at(found.at)) : undefined;
           if (staged && staged.stage !== 0) {
             leave("has a merge conflict in the index");
             continue;
@@ -162,7 +165,7 @@ export async function syncCheckouts({
           if (after) {
             const stats = lstatSync(join(workdir, path));
             const entry = createIndexEntry(path, after.oid, Number.parseInt(after.mode, 8), stats);
-            index.entries.splice(findIndexEntry(index.entries, entry.name).at, 0, entry);
+            index.entries.splice(index.entries.find(entry.name).at, 0, entry);
           }
           edited = true;
         }
