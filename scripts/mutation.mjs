@@ -98,14 +98,19 @@ export const TARGETS = [
     functions: ["compareCandidates", "compareStanding", "buildRepoViews", "touchDepth", "classify"],
     equivalent: [
       {
-        code: "return compareStanding(left, right) || (left.entry.id < right.entry.id ? -1 : left.entry.id > right.entry.id ? 1 : 0);",
+        code: "(left.entry.id < right.entry.id ? -1 : left.entry.id > right.entry.id ? 1 : 0)",
         from: "<",
         reason: "entry ids are unique, so no two compare equal",
       },
       {
-        code: "return compareStanding(left, right) || (left.entry.id < right.entry.id ? -1 : left.entry.id > right.entry.id ? 1 : 0);",
+        code: "(left.entry.id < right.entry.id ? -1 : left.entry.id > right.entry.id ? 1 : 0)",
         from: ">",
         reason: "entry ids are unique, so no two compare equal",
+      },
+      {
+        code: "for (let index = 0; index < path.length; index++) if (path.charCodeAt(index) === 47) depth++;",
+        from: "<",
+        reason: "charCodeAt past the end is NaN, never a slash",
       },
       {
         code: 'return slash <= 0 ? "." : path.slice(0, slash);',

@@ -51,6 +51,14 @@ describe("selectMemory", () => {
     expect((await selectMemory({ entries: [long, deep], spec })).selected.map((item) => item.entry.id)).toEqual(["m-deep", "m-long"]);
   });
 
+  it("ranks an entry on a directory before one on the repository's root path", async () => {
+    const spec = specFor([{ name: "api", paths: ["src"] }]);
+    const root = accepted("m-root", [{ repo: "api", paths: ["."] }]);
+    const directory = accepted("m-src", [{ repo: "api", paths: ["src"] }]);
+    const selection = await selectMemory({ entries: [root, directory], spec });
+    expect(selection.selected.map((item) => item.entry.id)).toEqual(["m-src", "m-root"]);
+  });
+
   it("carries a workspace learning from repo A to a task scoped only to repo B; repo A's own stays in A", async () => {
     const learnedInA = accepted("m-from-a-workspace", "workspace", {
       kind: "learning",
