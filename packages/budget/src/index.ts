@@ -80,6 +80,7 @@ export {
   type LedgerEvent,
   type RestoreOptions,
 } from "./ledger.js";
+export { OutputMeter, type SyncCounter } from "./output-meter.js";
 export { normalizeUsage, usageOnly, USAGE_SOURCES, type NormalizedUsage, type UsageSource } from "./normalize-usage.js";
 export { loadPriceTable, priceUsage, type PricedUsage, type PriceUsageOptions } from "./price-usage.js";
 export { priceEntrySchema, priceTableSchema, type PriceEntry } from "./prices.js";

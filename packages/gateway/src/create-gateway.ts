@@ -18,6 +18,7 @@ import {
   createTokenCounter,
   createTracker,
   normalizeUsage,
+  OutputMeter,
   priceUsage,
   usageOnly,
   type BudgetKind,
@@ -30,7 +31,6 @@ import { addUsage, emptyUsage, InvalidArgumentError, lazySchema, TypedEmitter, v
 import { z } from "zod";
 import type { AuditRecord, CallOutcome, SessionStats, ToolSetChange } from "./audit-record.js";
 import { GatewayFailedError } from "./gateway-failed-error.js";
-import { OutputMeter } from "./output-meter.js";
 import { SseParser } from "./sse-parser.js";
 import { anthropicCountTokens, anthropicMessages } from "./wire-anthropic.js";
 import {

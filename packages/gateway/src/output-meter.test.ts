@@ -1,7 +1,6 @@
-import { createTokenCounter } from "@bulkhead/budget";
+import { createTokenCounter, OutputMeter } from "@bulkhead/budget";
 import fc from "fast-check";
 import { afterAll, describe, expect, it } from "vitest";
-import { OutputMeter } from "./output-meter.js";
 import { anthropicMessages } from "./wire-anthropic.js";
 import { SseParser } from "./sse-parser.js";
 

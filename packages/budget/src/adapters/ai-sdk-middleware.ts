@@ -4,7 +4,7 @@ import { createTokenCounter, type BudgetTokenCounter } from "../create-token-cou
 import type { Tracker } from "../create-tracker.js";
 import { normalizeUsage, usageOnly } from "../normalize-usage.js";
 import { createCallMeter, estimatedUsage } from "./call-meter.js";
-import { OutputMeter } from "./output-meter.js";
+import { OutputMeter } from "../output-meter.js";
 
 export interface BudgetMiddlewareOptions {
   budget: Budget;

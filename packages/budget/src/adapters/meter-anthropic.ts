@@ -7,7 +7,7 @@ import { normalizeUsage, usageOnly } from "../normalize-usage.js";
 import { createCallMeter, estimatedUsage } from "./call-meter.js";
 import { mergeUsage } from "./merge-usage.js";
 import { observeSse, sseEventName, sseJson, hasBytesAt } from "./observe-sse.js";
-import { OutputMeter } from "./output-meter.js";
+import { OutputMeter } from "../output-meter.js";
 import { onJsonBody } from "./on-json-body.js";
 
 /**

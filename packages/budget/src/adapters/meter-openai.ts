@@ -6,7 +6,7 @@ import { openAiEncoding } from "../encodings.js";
 import { normalizeUsage, usageOnly } from "../normalize-usage.js";
 import { createCallMeter, estimatedUsage } from "./call-meter.js";
 import { observeSse, sseJson } from "./observe-sse.js";
-import { OutputMeter } from "./output-meter.js";
+import { OutputMeter } from "../output-meter.js";
 import { onJsonBody } from "./on-json-body.js";
 
 /** What the adapter needs of an `openai` client (4.x and later): `withOptions`, and its `fetch`. */

@@ -1,5 +1,5 @@
-// Internal: the lazy output count of a metered stream (the same design as the gateway's
-// packages/gateway/src/output-meter.ts, which cannot be imported here: the gateway depends on budget).
+// The lazy output count of a metered stream: the stream adapters here and the model gateway
+// (which imports it from this package) both use it.
 
 /** What the meter counts with: a counter whose counts are ready now. */
 export interface SyncCounter {
