@@ -147,7 +147,7 @@ async function checkAdapterConsumers(project) {
       "void openai.responses.create;",
       "const middleware: LanguageModelV4Middleware = budgetMiddleware({ budget });",
       "void middleware;",
-      'const hooks: Options["hooks"] = budgetHooks(budget);',
+      'const hooks: Options["hooks"] = budgetHooks({ budget });',
       'const run = meterAgentSdk(query({ prompt: "x", options: { hooks } }), { budget });',
       "void run.interrupt;",
       "const metered: ClaudeCodeStreamResult = run.metered;",
