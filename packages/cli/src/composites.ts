@@ -76,7 +76,8 @@ export async function dispatch(
   );
   progress(`resolving the scope over ${Object.keys(repos).length} repo(s)`);
   using counter = createTokenCounter({ encoding: "o200k_base" });
-  const scope = await resolveScope(spec, { repos, counter });
+  // Over a limit, refused as soon as that is certain (the rest listed from its size), not after counting it all.
+  const scope = await resolveScope(spec, { repos, counter, stopAtLimit: true });
   scope.assertWithinLimits();
   const budget = createBudget({
     id: spec.id ?? "task",

@@ -355,7 +355,7 @@ async function continueSession(sessionId: string, flags: Flags, io: Io): Promise
     const { renderTaskPrompt } = await import("@bulkhead/handover");
     using counter = createTokenCounter({ encoding: "o200k_base" });
     const scopeRepos = Object.fromEntries(spec.contextScope.repos.map((entry) => [entry.name, repos[entry.name]!]));
-    const scope = await resolveScope(spec, { repos: scopeRepos, counter });
+    const scope = await resolveScope(spec, { repos: scopeRepos, counter, stopAtLimit: true });
     scope.assertWithinLimits();
     prompt = renderTaskPrompt({ spec, scope });
   }
