@@ -196,11 +196,19 @@ describe("bulkhead CLI", () => {
       expect(JSON.parse((await cli(["code", "fetch", id, "--json"])).out)).toEqual([
         expect.objectContaining({ repo: "app", status: "unchanged" }),
       ]);
-      expect((await cli(["session", "stop", id])).code).toBe(0);
+      const stopped = await cli(["session", "stop", id, "--json"]);
+      expect(stopped.code).toBe(0);
+      expect(JSON.parse(stopped.out)).toMatchObject({
+        stopped: id,
+        container: "stopped",
+        kept: { workspace: expect.stringContaining(id) },
+      });
       expect(JSON.parse((await cli(["session", "reconcile", "--json"])).out)).toMatchObject({ stopped: [id], started: [] });
       expect(JSON.parse((await cli(["session", "reconcile", "--start", "--json"])).out)).toMatchObject({ started: [id] });
       expect(JSON.parse((await cli(["session", "reconcile", "--json"])).out)).toMatchObject({ stopped: [], missingContainers: [] });
-      expect((await cli(["session", "rm", id])).code).toBe(0);
+      const removed = await cli(["session", "rm", id]);
+      expect(removed.code).toBe(0);
+      expect(removed.out).toContain(`removed ${id} (container removed, `);
       expect(JSON.parse((await cli(["session", "list", "--json"])).out)).toEqual([]);
     } finally {
       delete process.env.BULKHEAD_HOME;

@@ -540,8 +540,8 @@ const commands: Record<string, Command> = {
     example: "bulkhead session stop s123",
     async run([id]) {
       const { getSession } = await import("@bulkhead/sandbox");
-      await getSession(id!).stop();
-      return ok({ stopped: id }, [`stopped ${id}`]);
+      const report = await getSession(id!).stop();
+      return ok({ stopped: id, ...report }, [`stopped ${id} (container ${report.container}); kept its workspace ${report.kept.workspace}`]);
     },
   },
   "session rm": {
@@ -550,10 +550,14 @@ const commands: Record<string, Command> = {
     async run([id], flags) {
       const { getSession } = await import("@bulkhead/sandbox");
       const { withTeamRegistration } = await import("./team-registration.js");
-      await withTeamRegistration((registration) =>
+      const report = await withTeamRegistration((registration) =>
         getSession(id!).remove({ force: flags.force === true, ...(registration ? { registration } : {}) }),
       );
-      return ok({ removed: id }, [`removed ${id}`]);
+      const refs = report.kept.refs;
+      return ok({ removed: id, ...report }, [
+        `removed ${id} (container ${report.container}, ${report.removedDir})`,
+        ...(refs.length > 0 ? [`kept ${refs.length} fetched ref(s): ${refs.map((ref) => `${ref.repo}:${ref.ref}`).join(", ")}`] : []),
+      ]);
     },
   },
   "session gc": {
