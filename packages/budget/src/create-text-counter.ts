@@ -7,7 +7,7 @@ export type CountText = (text: string) => number;
  * the encoding's split pattern on ASCII (where the pattern's classes are plain character ranges)
  * and hands any piece touching a non-ASCII character to the pattern itself, so the pieces are the
  * pattern's pieces exactly; `countPiece` (gpt-tokenizer's byte-pair merge) counts each distinct
- * piece, and a bounded map remembers it. Source code repeats its pieces heavily (the vercel/ai
+ * piece, and a bounded table remembers it. Source code repeats its pieces heavily (the vercel/ai
  * tree: 11M pieces, 138k distinct), so nearly every piece costs a map lookup instead of a merge.
  *
  * Self-contained on purpose (no imports, no closures over module state): worker threads receive
@@ -16,7 +16,6 @@ export type CountText = (text: string) => number;
 export function createTextCounter(countPiece: (text: string) => number, splitRegex: RegExp | undefined, maxPieces = 262_144): CountText {
   if (!splitRegex) return countPiece;
   const sticky = new RegExp(splitRegex.source, "uy");
-  const pieces = new Map<string, number>();
   // 0 other (not letter, digit or whitespace), 1 upper, 2 lower, 3 digit, 4 blank (\t \v \f space), 5 newline (\r \n).
   const classes = new Uint8Array(128);
   for (let code = 0; code < 128; code++) {
@@ -33,12 +32,54 @@ export function createTextCounter(countPiece: (text: string) => number, splitReg
                 ? 4
                 : 0;
   }
+  // Most pieces of source code are short and ASCII: those are keyed by their characters packed
+  // into two integers, in an open-addressing table of four-integer rows (the key, its length and
+  // its count), so a piece seen before costs one probe in one cache line and no allocation.
+  // Longer or non-ASCII pieces go to a Map. Each holds at most `maxPieces`.
+  let capacity = 1024;
+  while (capacity < maxPieces * 2) capacity *= 2;
+  const mask = capacity - 1;
+  const rows = new Int32Array(capacity * 4);
+  let packed = 0;
+  const others = new Map<string, number>();
   const lookup = (text: string, start: number, end: number): number => {
+    const length = end - start;
+    if (length <= 8) {
+      let low = 0;
+      let high = 0;
+      let index = 0;
+      for (; index < length; index++) {
+        const code = text.charCodeAt(start + index);
+        if (code > 127) break;
+        if (index < 4) low |= code << (index << 3);
+        else high |= code << ((index - 4) << 3);
+      }
+      if (index === length) {
+        let mixed = Math.imul(low, -1640531535) ^ Math.imul(high + length, -2048144789);
+        mixed ^= mixed >>> 15;
+        let at = (mixed & mask) << 2;
+        for (;;) {
+          const rowLength = rows[at + 2]!;
+          if (rowLength === 0) break;
+          if (rowLength === length && rows[at] === low && rows[at + 1] === high) return rows[at + 3]!;
+          at = (at + 4) & (mask << 2);
+        }
+        const tokens = countPiece(text.slice(start, end));
+        if (packed < maxPieces) {
+          rows[at] = low;
+          rows[at + 1] = high;
+          rows[at + 2] = length;
+          rows[at + 3] = tokens;
+          packed++;
+        }
+        return tokens;
+      }
+    }
     const piece = text.slice(start, end);
-    let tokens = pieces.get(piece);
+    let tokens = others.get(piece);
     if (tokens === undefined) {
       tokens = countPiece(piece);
-      if (pieces.size < maxPieces) pieces.set(piece, tokens);
+      if (others.size < maxPieces) others.set(piece, tokens);
     }
     return tokens;
   };
