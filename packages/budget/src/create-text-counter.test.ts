@@ -77,6 +77,29 @@ describe("countMany", () => {
     expect(await tiktokenCounter.countMany(texts)).toEqual(counts);
   });
 
+  it("countManyBytes decodes on the threads as Buffer.toString does: a BOM kept, bad UTF-8 replaced", async () => {
+    using counter = createTokenCounter({ encoding: "o200k_base" });
+    const texts = Array.from({ length: 300 }, (_, index) =>
+      Buffer.concat([
+        Buffer.from(index % 3 === 0 ? "\ufeffexport const bom = 1;\n" : "const x = 'é🚀';\n"),
+        // A lone continuation byte, a truncated sequence and an overlong form: each is U+FFFD.
+        Buffer.from([0x80, 0x41, 0xe2, 0x82, 0x20, 0xc0, 0xaf]),
+        Buffer.from(`value${index}\n`.repeat(200)),
+      ]),
+    );
+    // Past the inline threshold, so the batch goes to the worker threads.
+    expect(texts.reduce((total, text) => total + text.length, 0)).toBeGreaterThan(512 * 1024);
+    const expected = texts.map((bytes) => counter.count(bytes.toString("utf8")));
+    expect(await counter.countManyBytes(texts)).toEqual(expected);
+    // Views into a larger buffer (as Buffer.allocUnsafe pools small files) are copied, not moved.
+    const pooled = Buffer.concat(texts);
+    let offset = 0;
+    const views = texts.map((text) => pooled.subarray(offset, (offset += text.length)));
+    expect(await counter.countManyBytes(views)).toEqual(expected);
+    expect(pooled.byteLength).toBe(offset);
+    await expect(counter.countManyBytes(["text" as unknown as Uint8Array])).rejects.toThrow("expected an array of Uint8Array");
+  });
+
   it("refuses what is not an array of strings, and an aborted signal", async () => {
     using counter = createTokenCounter({ encoding: "cl100k_base" });
     await expect(counter.countMany([1 as unknown as string])).rejects.toThrow("expected an array of strings");

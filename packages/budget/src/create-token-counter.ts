@@ -39,6 +39,10 @@ function releaseEncoder(encoding: Encoding): void {
 export const TOKENIZER_ENGINES = ["gpt-tokenizer", "tiktoken"] as const;
 export type TokenizerEngine = (typeof TOKENIZER_ENGINES)[number];
 
+/** A text given as its UTF-8 bytes, decoded the way `Buffer.toString("utf8")` decodes a file. */
+const decodeText = (text: string | Uint8Array): string =>
+  typeof text === "string" ? text : Buffer.from(text.buffer, text.byteOffset, text.byteLength).toString("utf8");
+
 /** One gpt-tokenizer text counter per encoding for the whole process (its rank table is ~40 MB). */
 const textCounters = new Map<Encoding, CountText>();
 
@@ -108,6 +112,8 @@ export interface BudgetTokenCounter extends TokenCounter, Disposable {
    * and enough text, the work is spread over one worker thread per core.
    */
   countMany(texts: readonly string[], options?: { abortSignal?: AbortSignal }): Promise<number[]>;
+  /** {@link BudgetTokenCounter.countMany} for UTF-8 bytes, decoded on the thread that counts them. */
+  countManyBytes(texts: readonly Uint8Array[], options?: { abortSignal?: AbortSignal }): Promise<number[]>;
   /** Counts text and says how sure the count is. */
   countWithBound(text: string): TokenCount;
   /** Counts chat messages with {@link MESSAGE_FRAMING}. */
@@ -216,6 +222,28 @@ export function createTokenCounter(options: CreateTokenCounterOptions): BudgetTo
     return { tokens: estimate, upperBound: Math.ceil(estimate * margin()), method: "estimate" };
   };
 
+  const countBatch = async <T extends string | Uint8Array>(
+    texts: readonly T[],
+    kind: "string" | "bytes",
+    { abortSignal }: { abortSignal?: AbortSignal } = {},
+  ): Promise<number[]> => {
+    assertUsable();
+    if (!Array.isArray(texts) || texts.some((text) => (kind === "string" ? typeof text !== "string" : !(text instanceof Uint8Array))))
+      throw new InvalidArgumentError(
+        "texts",
+        kind === "string" ? "expected an array of strings" : "expected an array of Uint8Array (UTF-8 bytes)",
+      );
+    let size = 0;
+    for (const text of texts) size += text.length;
+    // Small batches are counted inline, unless the threads are running already (then the tail
+    // of a large job goes to them too, and this thread never loads a tokenizer of its own).
+    if (engine !== "gpt-tokenizer" || (size < PARALLEL_MIN_CHARS && !pool))
+      return texts.map((text) => bounded(raw(decodeText(text))).tokens);
+    pool ??= acquireTokenCountPool(encoding);
+    const counts = await pool.count(texts, abortSignal);
+    return counts.map((tokens) => bounded(tokens).tokens);
+  };
+
   const counter: BudgetTokenCounter = {
     name: factor === undefined ? encoding : `${encoding}×${model}`,
     get estimated() {
@@ -225,19 +253,8 @@ export function createTokenCounter(options: CreateTokenCounterOptions): BudgetTo
     model,
     engine,
     count: (text) => bounded(exact(text)).tokens,
-    async countMany(texts, { abortSignal } = {}) {
-      assertUsable();
-      if (!Array.isArray(texts) || texts.some((text) => typeof text !== "string"))
-        throw new InvalidArgumentError("texts", "expected an array of strings");
-      let chars = 0;
-      for (const text of texts) chars += text.length;
-      // Small batches are counted inline, unless the threads are running already (then the tail
-      // of a large job goes to them too, and this thread never loads a tokenizer of its own).
-      if (engine !== "gpt-tokenizer" || (chars < PARALLEL_MIN_CHARS && !pool)) return texts.map((text) => bounded(raw(text)).tokens);
-      pool ??= acquireTokenCountPool(encoding);
-      const counts = await pool.count(texts, abortSignal);
-      return counts.map((tokens) => bounded(tokens).tokens);
-    },
+    countMany: (texts, options) => countBatch(texts, "string", options),
+    countManyBytes: (texts, options) => countBatch(texts, "bytes", options),
     countWithBound: (text) => bounded(exact(text)),
     countMessages(messages) {
       let tokens = MESSAGE_FRAMING.replyPriming;

@@ -10,7 +10,8 @@ const require = createRequire(import.meta.url);
 /** Counts batches of texts on worker threads, one gpt-tokenizer per thread. */
 export interface TokenCountPool {
   readonly threads: number;
-  count(texts: readonly string[], abortSignal?: AbortSignal): Promise<number[]>;
+  /** Counts texts; those given as UTF-8 bytes are copied into one buffer that moves to the thread, and decoded there. */
+  count(texts: readonly (string | Uint8Array)[], abortSignal?: AbortSignal): Promise<number[]>;
   /** Ends the threads once no counter holds the pool. */
   release(): void;
 }
@@ -39,9 +40,14 @@ function workerSource(): string {
     const options = { disallowedSpecial: new Set() };
     const splitRegex = workerData.constantsPath ? require(workerData.constantsPath).O200K_TOKEN_SPLIT_REGEX : undefined;
     const count = (${createTextCounter.toString()})((text) => encoding.countTokens(text, options), splitRegex);
-    parentPort.on("message", ({ id, texts }) => {
+    // ignoreBOM keeps a leading byte order mark as text, as Buffer.toString("utf8") does.
+    const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
+    parentPort.on("message", ({ id, texts, bytes, ends }) => {
       try {
-        parentPort.postMessage({ id, counts: texts.map(count) });
+        const counts = [];
+        if (texts) for (const text of texts) counts.push(count(text));
+        else for (let index = 0, start = 0; index < ends.length; start = ends[index++]) counts.push(count(decoder.decode(bytes.subarray(start, ends[index]))));
+        parentPort.postMessage({ id, counts });
       } catch (error) {
         parentPort.postMessage({ id, error: String(error && error.stack || error) });
       }
@@ -125,7 +131,23 @@ function createPool(encoding: Encoding, onEnd: () => void): TokenCountPool {
       const id = nextId++;
       return new Promise<number[]>((resolve, reject) => {
         pending.set(id, { resolve, reject, slot });
-        slot.worker.postMessage({ id, texts });
+        if (texts.every((text) => typeof text === "string")) {
+          slot.worker.postMessage({ id, texts });
+          return;
+        }
+        // Bytes: one copy into a buffer the thread takes over (no decoding, no cloning here).
+        let total = 0;
+        for (const text of texts) total += typeof text === "string" ? Buffer.byteLength(text) : text.byteLength;
+        const bytes = new Uint8Array(total);
+        const ends = new Uint32Array(texts.length);
+        let offset = 0;
+        texts.forEach((text, index) => {
+          const encoded = typeof text === "string" ? Buffer.from(text, "utf8") : text;
+          bytes.set(encoded, offset);
+          offset += encoded.byteLength;
+          ends[index] = offset;
+        });
+        slot.worker.postMessage({ id, bytes, ends }, [bytes.buffer, ends.buffer]);
       });
     },
     release() {

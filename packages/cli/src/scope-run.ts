@@ -33,6 +33,7 @@ function lazyCounter(): TokenCounter & Disposable {
     estimated: false,
     count: async (text) => (await load()).count(text),
     countMany: async (texts, options) => (await load()).countMany!(texts, options),
+    countManyBytes: async (texts, options) => (await load()).countManyBytes!(texts, options),
     [Symbol.dispose]() {
       void loaded?.then((counter) => counter[Symbol.dispose]());
     },

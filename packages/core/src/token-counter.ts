@@ -14,6 +14,12 @@ export interface TokenCounter {
    * (over worker threads, say) implements it, and `resolveScope` then counts in batches.
    */
   countMany?(texts: readonly string[], options?: { abortSignal?: AbortSignal }): Promise<number[]>;
+  /**
+   * {@link TokenCounter.countMany} for texts given as their UTF-8 bytes (files as read, decoded as
+   * `buffer.toString("utf8")` decodes them), so a counter that counts on other threads can hand
+   * them over without decoding and copying them here. `resolveScope` prefers it when present.
+   */
+  countManyBytes?(texts: readonly Uint8Array[], options?: { abortSignal?: AbortSignal }): Promise<number[]>;
 }
 
 /** Bytes per token of the fallback estimate: a common figure for English text and code. */
