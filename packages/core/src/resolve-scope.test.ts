@@ -1,5 +1,6 @@
 import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import fc from "fast-check";
 import { createTempDir, git, initRepo, type TempDir } from "@bulkhead/test-utils";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseTaskSpec } from "./parse-task-spec.js";
@@ -299,6 +300,62 @@ describe("resolveScope over a real tree", () => {
     ).rejects.toMatchObject({ code: "ABORTED" });
     await expect(resolveScope(spec({ paths: ["."] }), { repos: { "backend-api": repo }, concurrency: 0 })).rejects.toThrow(
       "invalid options: concurrency:",
+    );
+  });
+});
+
+describe("resolveScope and .gitignore, against git", () => {
+  // Rules at several levels: directory rules, negations, a directory re-included by a deeper
+  // .gitignore (git then judges its files by their own names), anchored and ** patterns.
+  const patterns = ["build/", "!build/", "*.log", "!keep.log", "/top.ts", "a/", "!a/", "**/gen/", "*.tmp", "!*.tmp", "x*", "b/c/", "c"];
+  const names = ["a", "b", "build", "gen", "c"];
+  const files = ["x.ts", "keep.log", "y.log", "top.ts", "z.tmp"];
+  const directory = fc.array(fc.constantFrom(...names), { minLength: 0, maxLength: 3 }).map((parts) => parts.join("/"));
+  const tree = fc.record({
+    files: fc.array(fc.tuple(directory, fc.constantFrom(...files)), { minLength: 1, maxLength: 14 }),
+    ignores: fc.array(fc.tuple(directory, fc.array(fc.constantFrom(...patterns), { minLength: 1, maxLength: 4 })), { maxLength: 4 }),
+  });
+
+  it("property: lists exactly the files git ls-files --others --exclude-standard lists", async () => {
+    await fc.assert(
+      fc.asyncProperty(tree, async ({ files: placed, ignores }) => {
+        const temp = createTempDir();
+        try {
+          const root = join(temp.path, "repo");
+          git(temp.path, ["init", "--quiet", root]);
+          for (const [dir, name] of placed) {
+            mkdirSync(join(root, dir), { recursive: true });
+            writeFileSync(join(root, dir, name), `${dir}/${name}\n`);
+          }
+          for (const [dir, rules] of ignores) {
+            mkdirSync(join(root, dir), { recursive: true });
+            writeFileSync(join(root, dir, ".gitignore"), `${rules.join("\n")}\n`);
+          }
+          const scope = await resolveScope(spec({ paths: ["."], maxFiles: 1000 }), { repos: { "backend-api": root }, cache: false });
+          const theirs = git(root, ["ls-files", "--others", "--exclude-standard"]).split("\n").filter(Boolean).sort();
+          expect(scope.files.map((file) => file.path)).toEqual(theirs);
+        } finally {
+          temp.remove();
+        }
+      }),
+      {
+        numRuns: 60,
+        // git enters a/build (re-included below) and judges a/build/x.ts by its own name.
+        examples: [
+          [
+            {
+              files: [
+                ["a/build", "x.ts"],
+                ["build", "x.ts"],
+              ],
+              ignores: [
+                ["", ["build/"]],
+                ["a", ["!build/"]],
+              ],
+            },
+          ],
+        ],
+      },
     );
   });
 });

@@ -288,20 +288,37 @@ function readSmallText(path: string): string {
   }
 }
 
+/** One `.gitignore`'s verdict on one path: matched by a rule, or by a negated (`!`) rule. */
+interface RuleVerdict {
+  ignored: boolean;
+  unignored: boolean;
+}
+
+/** A `.gitignore`'s rules, compiled: the verdict of its own rules on a path relative to it. */
+type CompiledRules = (path: string) => RuleVerdict;
+
 /**
- * Compiled `.gitignore` rules by their text, kept across resolves: an `ignore` instance remembers
- * each path's decision, so a warm resolve of an unchanged tree asks the rules nothing new.
- * Decisions depend only on the rules' text and the path relative to the file, so sharing one
- * instance between directories or repos with the same text is exact. Bounded: oldest out.
+ * Compiled `.gitignore` rules by their text, kept across resolves. Verdicts depend only on the
+ * rules' text and the path relative to the file, so sharing one between directories or repos
+ * with the same text is exact. Bounded: oldest out.
  */
-const compiled = new Map<string, Ignore>();
+const compiled = new Map<string, CompiledRules>();
 const COMPILED_RULES_MAX = 2_000;
 
-function compiledRules(text: string): Ignore {
+function compiledRules(text: string): CompiledRules {
   let rules = compiled.get(text);
   if (!rules) {
     ignoreFactory ??= require("ignore") as (options?: IgnoreOptions) => Ignore;
-    rules = ignoreFactory().add(text);
+    const set = ignoreFactory().add(text);
+    // ignore's public test() also judges each of the path's parents and keeps every path it was
+    // asked about in an object that only grows. The walk never lists a directory git would not
+    // enter, so a path is judged by its own rules alone, the way git judges each level (and a
+    // directory a deeper .gitignore re-includes has its files judged as git does, not as its
+    // excluded parent). ignore 7 exposes that one-path test as its rule list's test(); with
+    // another ignore the public test() is used.
+    const list = (set as unknown as { _rules?: { test?: (path: string, mode: string) => RuleVerdict } })._rules;
+    const own = list?.test;
+    rules = typeof own === "function" ? (path) => own.call(list, path, "regex") : (path) => set.test(path);
     compiled.set(text, rules);
     if (compiled.size > COMPILED_RULES_MAX) compiled.delete(compiled.keys().next().value!);
   }
@@ -312,11 +329,11 @@ async function isDirectoryTarget(path: string): Promise<boolean> {
   return (await stat(path).catch(() => undefined))?.isDirectory() ?? false;
 }
 
-function isIgnored(rules: readonly { dir: string; rules: Ignore }[], path: string, isDirectory: boolean): boolean {
+function isIgnored(rules: readonly { dir: string; rules: CompiledRules }[], path: string, isDirectory: boolean): boolean {
   let ignored = false;
-  for (const { dir, rules: set } of rules) {
+  for (const { dir, rules: verdict } of rules) {
     const local = dir === "." ? path : path.slice(dir.length + 1);
-    const result = set.test(isDirectory ? `${local}/` : local);
+    const result = verdict(isDirectory ? `${local}/` : local);
     if (result.ignored) ignored = true;
     else if (result.unignored) ignored = false;
   }
@@ -515,8 +532,8 @@ interface MeasureContext {
   startedAt: number;
 }
 
-/** Bytes sent to `countMany` at once, and batches in flight before reading waits for one. */
-const BATCH_BYTES = 1 << 20;
+/** Characters sent to `countMany` at once, and batches in flight before reading waits for one. */
+const BATCH_CHARS = 1 << 20;
 const BATCHES_IN_FLIGHT = 8;
 
 const estimateOf = (bytes: number) => Math.ceil(bytes / ESTIMATE_BYTES_PER_TOKEN);
@@ -535,16 +552,15 @@ async function measureAll(
   const { counter, cache, abortSignal, limits } = context;
   const files: ScopeFile[] = [];
   const inFlight: Promise<void>[] = [];
-  // Texts go to the counter as the bytes read: a thread that counts them decodes them there.
-  let batch: { file: ScopeFile; hash: string; bytes: Buffer }[] = [];
-  let batchBytes = 0;
-  /** Tokens known exactly so far, and bytes sent or about to be sent for counting. */
+  let batch: { file: ScopeFile; hash: string; text: string }[] = [];
+  let batchChars = 0;
+  /** Tokens known exactly so far, and characters sent or about to be sent for counting. */
   let counted = 0;
-  let pendingBytes = 0;
-  /** Bytes counted and the tokens they held: the scope's own tokens per byte, to predict the limit. */
-  let countedBytes = 0;
-  let byteTokens = 0;
-  const predicted = (bytes: number) => (countedBytes > 0 ? Math.ceil((bytes * byteTokens) / countedBytes) : estimateOf(bytes));
+  let pendingChars = 0;
+  /** Characters counted and the tokens they held: the scope's own tokens per character, to predict the limit. */
+  let countedChars = 0;
+  let charTokens = 0;
+  const predicted = (chars: number) => (countedChars > 0 ? Math.ceil((chars * charTokens) / countedChars) : estimateOf(chars));
   let stopped: "max-files" | "max-tokens" | undefined;
   const tally = (tokens: number) => {
     counted += tokens;
@@ -553,26 +569,18 @@ async function measureAll(
   const flush = async () => {
     if (batch.length === 0) return;
     const sent = batch;
-    const sentBytes = batchBytes;
+    const sentChars = batchChars;
     batch = [];
-    batchBytes = 0;
-    const options = abortSignal ? { abortSignal } : undefined;
-    const counting = (
-      counter.countManyBytes
-        ? counter.countManyBytes(
-            sent.map((entry) => entry.bytes),
-            options,
-          )
-        : counter.countMany!(
-            sent.map((entry) => entry.bytes.toString("utf8")),
-            options,
-          )
+    batchChars = 0;
+    const counting = counter.countMany!(
+      sent.map((entry) => entry.text),
+      abortSignal ? { abortSignal } : undefined,
     ).then((counts) => {
-      pendingBytes -= sentBytes;
-      countedBytes += sentBytes;
+      pendingChars -= sentChars;
+      countedChars += sentChars;
       sent.forEach((entry, index) => {
         entry.file.tokens = counts[index]!;
-        byteTokens += entry.file.tokens;
+        charTokens += entry.file.tokens;
         cache?.setTokens(counter.name, entry.hash, entry.file.tokens);
         tally(entry.file.tokens);
       });
@@ -593,22 +601,22 @@ async function measureAll(
     if (!read) continue;
     files.push(read.file);
     if (limits && files.length > limits.maxFiles) stopped = "max-files";
-    if (read.bytes === undefined) {
+    if (read.text === undefined) {
       tally(read.file.tokens);
       continue;
     }
-    if (counter.countMany || counter.countManyBytes) {
-      batch.push({ file: read.file, hash: read.hash!, bytes: read.bytes });
-      batchBytes += read.bytes.length;
-      pendingBytes += read.bytes.length;
-      if (batchBytes >= BATCH_BYTES) await flush();
+    if (counter.countMany) {
+      batch.push({ file: read.file, hash: read.hash!, text: read.text });
+      batchChars += read.text.length;
+      pendingChars += read.text.length;
+      if (batchChars >= BATCH_CHARS) await flush();
       // Near the limit by the prediction (the tokens per character counted so far, bytes/4 before
       // any): wait for the exact counts before reading on, so a refusal never counts far past its
       // limit, and a scope just under it is not counted one file at a time for long.
-      if (limits && stopped === undefined && counted + predicted(pendingBytes) > limits.maxTokens) await drain();
+      if (limits && stopped === undefined && counted + predicted(pendingChars) > limits.maxTokens) await drain();
       continue;
     }
-    const tokens = counter.count(read.bytes.toString("utf8"));
+    const tokens = counter.count(read.text);
     read.file.tokens = typeof tokens === "number" ? tokens : await tokens;
     cache?.setTokens(counter.name, read.hash!, read.file.tokens);
     tally(read.file.tokens);
@@ -660,7 +668,7 @@ function estimateCandidate(candidate: Candidate, context: MeasureContext): Scope
 function readCandidate(
   candidate: Candidate,
   context: MeasureContext,
-): { file: ScopeFile; hash: string | undefined; bytes: Buffer | undefined } | undefined {
+): { file: ScopeFile; hash: string | undefined; text: string | undefined } | undefined {
   const { repo, root, path, follow } = candidate;
   const { cache, counter, bytesOnly, maxFileBytes } = context;
   // The cache knows a file by its absolute path (the root is a real path): one string for both.
@@ -697,12 +705,12 @@ function readCandidate(
     const file: ScopeFile = { repo, path, bytes: content.bytes, tokens: 0 };
     if (bytesOnly) {
       file.tokens = estimateOf(content.bytes);
-      return { file, hash: undefined, bytes: undefined };
+      return { file, hash: undefined, text: undefined };
     }
     const tokens = content.hash === undefined ? undefined : cache?.getTokens(counter.name, content.hash);
     if (tokens !== undefined) {
       file.tokens = tokens;
-      return { file, hash: content.hash, bytes: undefined };
+      return { file, hash: content.hash, text: undefined };
     }
     // A cached fingerprint whose count was evicted (or never taken: an estimate's entry): read again.
     buffer ??= readWithStats(absolute, maxFileBytes, follow).buffer ?? Buffer.alloc(0);
@@ -711,7 +719,7 @@ function readCandidate(
       hash = createHash("sha256").update(buffer).digest("hex");
       cache?.setContent(key, { ...content, hash });
     }
-    return { file, hash, bytes: buffer };
+    return { file, hash, text: buffer.toString("utf8") };
   } catch (error) {
     if ((error as { code?: string }).code === undefined) throw error;
     context.skipped.push({ repo, path, reason: "unreadable" });
