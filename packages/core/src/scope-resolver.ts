@@ -532,8 +532,8 @@ interface MeasureContext {
   startedAt: number;
 }
 
-/** Characters sent to `countMany` at once, and batches in flight before reading waits for one. */
-const BATCH_CHARS = 1 << 20;
+/** Bytes sent to `countMany` at once, and batches in flight before reading waits for one. */
+const BATCH_BYTES = 1 << 20;
 const BATCHES_IN_FLIGHT = 8;
 
 const estimateOf = (bytes: number) => Math.ceil(bytes / ESTIMATE_BYTES_PER_TOKEN);
@@ -552,15 +552,16 @@ async function measureAll(
   const { counter, cache, abortSignal, limits } = context;
   const files: ScopeFile[] = [];
   const inFlight: Promise<void>[] = [];
-  let batch: { file: ScopeFile; hash: string; text: string }[] = [];
-  let batchChars = 0;
-  /** Tokens known exactly so far, and characters sent or about to be sent for counting. */
+  // Texts go to the counter as the bytes read: a thread that counts them decodes them there.
+  let batch: { file: ScopeFile; hash: string; bytes: Buffer }[] = [];
+  let batchBytes = 0;
+  /** Tokens known exactly so far, and bytes sent or about to be sent for counting. */
   let counted = 0;
-  let pendingChars = 0;
-  /** Characters counted and the tokens they held: the scope's own tokens per character, to predict the limit. */
-  let countedChars = 0;
-  let charTokens = 0;
-  const predicted = (chars: number) => (countedChars > 0 ? Math.ceil((chars * charTokens) / countedChars) : estimateOf(chars));
+  let pendingBytes = 0;
+  /** Bytes counted and the tokens they held: the scope's own tokens per byte, to predict the limit. */
+  let countedBytes = 0;
+  let byteTokens = 0;
+  const predicted = (bytes: number) => (countedBytes > 0 ? Math.ceil((bytes * byteTokens) / countedBytes) : estimateOf(bytes));
   let stopped: "max-files" | "max-tokens" | undefined;
   const tally = (tokens: number) => {
     counted += tokens;
@@ -569,18 +570,26 @@ async function measureAll(
   const flush = async () => {
     if (batch.length === 0) return;
     const sent = batch;
-    const sentChars = batchChars;
+    const sentBytes = batchBytes;
     batch = [];
-    batchChars = 0;
-    const counting = counter.countMany!(
-      sent.map((entry) => entry.text),
-      abortSignal ? { abortSignal } : undefined,
+    batchBytes = 0;
+    const options = abortSignal ? { abortSignal } : undefined;
+    const counting = (
+      counter.countManyBytes
+        ? counter.countManyBytes(
+            sent.map((entry) => entry.bytes),
+            options,
+          )
+        : counter.countMany!(
+            sent.map((entry) => entry.bytes.toString("utf8")),
+            options,
+          )
     ).then((counts) => {
-      pendingChars -= sentChars;
-      countedChars += sentChars;
+      pendingBytes -= sentBytes;
+      countedBytes += sentBytes;
       sent.forEach((entry, index) => {
         entry.file.tokens = counts[index]!;
-        charTokens += entry.file.tokens;
+        byteTokens += entry.file.tokens;
         cache?.setTokens(counter.name, entry.hash, entry.file.tokens);
         tally(entry.file.tokens);
       });
@@ -601,22 +610,22 @@ async function measureAll(
     if (!read) continue;
     files.push(read.file);
     if (limits && files.length > limits.maxFiles) stopped = "max-files";
-    if (read.text === undefined) {
+    if (read.bytes === undefined) {
       tally(read.file.tokens);
       continue;
     }
-    if (counter.countMany) {
-      batch.push({ file: read.file, hash: read.hash!, text: read.text });
-      batchChars += read.text.length;
-      pendingChars += read.text.length;
-      if (batchChars >= BATCH_CHARS) await flush();
+    if (counter.countMany || counter.countManyBytes) {
+      batch.push({ file: read.file, hash: read.hash!, bytes: read.bytes });
+      batchBytes += read.bytes.length;
+      pendingBytes += read.bytes.length;
+      if (batchBytes >= BATCH_BYTES) await flush();
       // Near the limit by the prediction (the tokens per character counted so far, bytes/4 before
       // any): wait for the exact counts before reading on, so a refusal never counts far past its
       // limit, and a scope just under it is not counted one file at a time for long.
-      if (limits && stopped === undefined && counted + predicted(pendingChars) > limits.maxTokens) await drain();
+      if (limits && stopped === undefined && counted + predicted(pendingBytes) > limits.maxTokens) await drain();
       continue;
     }
-    const tokens = counter.count(read.text);
+    const tokens = counter.count(read.bytes.toString("utf8"));
     read.file.tokens = typeof tokens === "number" ? tokens : await tokens;
     cache?.setTokens(counter.name, read.hash!, read.file.tokens);
     tally(read.file.tokens);
@@ -668,7 +677,7 @@ function estimateCandidate(candidate: Candidate, context: MeasureContext): Scope
 function readCandidate(
   candidate: Candidate,
   context: MeasureContext,
-): { file: ScopeFile; hash: string | undefined; text: string | undefined } | undefined {
+): { file: ScopeFile; hash: string | undefined; bytes: Buffer | undefined } | undefined {
   const { repo, root, path, follow } = candidate;
   const { cache, counter, bytesOnly, maxFileBytes } = context;
   // The cache knows a file by its absolute path (the root is a real path): one string for both.
@@ -705,12 +714,12 @@ function readCandidate(
     const file: ScopeFile = { repo, path, bytes: content.bytes, tokens: 0 };
     if (bytesOnly) {
       file.tokens = estimateOf(content.bytes);
-      return { file, hash: undefined, text: undefined };
+      return { file, hash: undefined, bytes: undefined };
     }
     const tokens = content.hash === undefined ? undefined : cache?.getTokens(counter.name, content.hash);
     if (tokens !== undefined) {
       file.tokens = tokens;
-      return { file, hash: content.hash, text: undefined };
+      return { file, hash: content.hash, bytes: undefined };
     }
     // A cached fingerprint whose count was evicted (or never taken: an estimate's entry): read again.
     buffer ??= readWithStats(absolute, maxFileBytes, follow).buffer ?? Buffer.alloc(0);
@@ -719,7 +728,7 @@ function readCandidate(
       hash = createHash("sha256").update(buffer).digest("hex");
       cache?.setContent(key, { ...content, hash });
     }
-    return { file, hash, text: buffer.toString("utf8") };
+    return { file, hash, bytes: buffer };
   } catch (error) {
     if ((error as { code?: string }).code === undefined) throw error;
     context.skipped.push({ repo, path, reason: "unreadable" });
