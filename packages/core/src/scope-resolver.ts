@@ -9,7 +9,18 @@ import { InvalidArgumentError } from "./invalid-argument-error.js";
 import { resolvePathInside } from "./resolve-path-inside.js";
 import { isPathWithin, normalizeRepoPath } from "./repo-path.js";
 import type { RefusedPath, ResolvedScope, ResolveScopeOptions, ScopeFile, ScopeLink, SkippedFile } from "./resolve-scope.js";
-import { createScopeCache, type CachedContent, type CachedListing, type ScopeCache } from "./scope-cache.js";
+import { createScopeCache, type CachedListing, type ScopeCache } from "./scope-cache.js";
+import {
+  directoryFingerprint,
+  dropSnapshot,
+  getSnapshot,
+  identityOf,
+  replaySnapshot,
+  sameIdentity,
+  setSnapshot,
+  type Identity,
+  type WalkSnapshot,
+} from "./scope-snapshot.js";
 import { ScopeLimitError, type ScopeHotspot, type ScopeViolation } from "./scope-limit-error.js";
 import { compileEntries, createScopeMatcher, globBase, isGlob, touchesGitDirectory } from "./scope-matcher.js";
 import type { ScopeRepo, TaskSpec } from "./task-spec.js";
@@ -57,6 +68,13 @@ class RepoWalker {
   /** Directory symlinks followed inside the repo: link path → target path. */
   readonly links = new Map<string, string>();
   readonly reportedLinks: ScopeLink[] = [];
+  /** Every directory listed and rule file read, for a {@link WalkSnapshot}. */
+  readonly listed: [path: string, fingerprint: string][] = [];
+  readonly ruleFiles: [path: string, identity: Identity | undefined][] = [];
+  readonly linksSeen: WalkSnapshot["links"][number][] = [];
+  readonly brokenSeen: WalkSnapshot["broken"][number][] = [];
+  /** False once the walk met something a snapshot cannot replay (a directory that would not stat, an odd rule file). */
+  snapshotable = true;
   readonly #chains = new Map<string, RuleChain>();
   /** Every directory walked, by device and inode: a directory is walked once, whatever the links. */
   readonly #visited = new Set<string>();
@@ -125,13 +143,16 @@ class RepoWalker {
   }
 
   /** Resolves a symlink; records a refusal or a broken link and returns undefined when it cannot be followed. */
-  async follow(path: string): Promise<{ path: string; isDirectory: boolean } | undefined> {
+  async follow(path: string): Promise<{ path: string; real: string; isDirectory: boolean } | undefined> {
     const absolute = join(this.root, path);
     let real: string;
     try {
       real = await realpath(absolute);
     } catch {
-      this.skipped.push({ repo: this.repo.name, path, reason: "broken-symlink" });
+      const skip: SkippedFile = { repo: this.repo.name, path, reason: "broken-symlink" };
+      this.skipped.push(skip);
+      const info = lstatSync(absolute, { throwIfNoEntry: false });
+      if (info?.isSymbolicLink()) this.brokenSeen.push([absolute, identityOf(info), skip]);
       return undefined;
     }
     const inside = relative(this.root, real);
@@ -146,7 +167,7 @@ class RepoWalker {
     }
     const info = await stat(real);
     if (info.isDirectory()) this.links.set(path, targetPath);
-    return { path: targetPath, isDirectory: info.isDirectory() };
+    return { path: targetPath, real, isDirectory: info.isDirectory() };
   }
 
   add(path: string, follow = false, throughLink = true): void {
@@ -195,14 +216,20 @@ class RepoWalker {
         // so a file reached by two paths (`.claude/skills -> ../skills`) is counted once.
         if (match && !match(path) && !(await isDirectoryTarget(join(this.root, path)))) continue;
         const target = await this.follow(path);
-        if (target)
-          this.reportedLinks.push({
+        if (target) {
+          const link: ScopeLink = {
             repo: this.repo.name,
             path,
             target: target.path,
             kind: target.isDirectory ? "directory" : "file",
             walked: false,
-          });
+          };
+          this.reportedLinks.push(link);
+          const absolute = join(this.root, path);
+          const info = lstatSync(absolute, { throwIfNoEntry: false });
+          if (info?.isSymbolicLink()) this.linksSeen.push([absolute, identityOf(info), target.real, target.isDirectory, link]);
+          else this.snapshotable = false;
+        }
       } else if (kind === "d") await this.walk(path, match, `${real}/${name}`);
       else if (!match || match(path)) this.add(path, false, throughLink);
     }
@@ -215,7 +242,9 @@ class RepoWalker {
    */
   #entries(directory: string, real: string, info: Stats | undefined): CachedListing["entries"] {
     const key = `${this.root}\u0000${directory}`;
-    const fingerprint = info ? `${info.dev}:${info.ino}:${info.mtimeMs}:${info.ctimeMs}` : "";
+    const fingerprint = info ? directoryFingerprint(info) : "";
+    if (info) this.listed.push([real, fingerprint]);
+    else this.snapshotable = false;
     const cached = info ? this.cache?.getListing(key) : undefined;
     if (cached && cached.fingerprint === fingerprint && cached.rules === this.#chain(directory, cached.hasGitignore).key)
       return cached.entries;
@@ -252,8 +281,8 @@ class RepoWalker {
     if (chain) return chain;
     const parent =
       directory === "." ? GIT_RULES : this.#chain(directory.includes("/") ? directory.slice(0, directory.lastIndexOf("/")) : ".");
-    let text = hasGitignore === false ? "" : readSmallText(join(this.root, directory, ".gitignore"));
-    if (directory === ".") text = `${text}\n${readSmallText(join(this.root, ".git", "info", "exclude"))}`;
+    let text = hasGitignore === false ? "" : this.#readRules(join(this.root, directory, ".gitignore"));
+    if (directory === ".") text = `${text}\n${this.#readRules(join(this.root, ".git", "info", "exclude"))}`;
     chain =
       text.trim() === ""
         ? parent
@@ -264,25 +293,37 @@ class RepoWalker {
     this.#chains.set(directory, chain);
     return chain;
   }
+
+  /** A rule file's text ({@link readSmallText}), its identity noted for a snapshot. */
+  #readRules(path: string): string {
+    const read = readSmallText(path);
+    if (read.identity || read.missing) this.ruleFiles.push([path, read.identity]);
+    else this.snapshotable = false;
+    return read.text;
+  }
 }
 
 const NO_RULES: RuleChain = { key: "off", texts: [] };
 const GIT_RULES: RuleChain = { key: "git", texts: [] };
 
-/** A small text file's content, or "" when it is missing, not a regular file, or a link (git ignores a linked .gitignore). */
-function readSmallText(path: string): string {
+/**
+ * A small text file's content, or "" when it is missing, not a regular file, or a link (git
+ * ignores a linked .gitignore); with the identity of the file read, or `missing` when there is none.
+ */
+function readSmallText(path: string): { text: string; identity: Identity | undefined; missing: boolean } {
   let descriptor: number;
   try {
     descriptor = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-  } catch {
-    return "";
+  } catch (error) {
+    return { text: "", identity: undefined, missing: (error as { code?: string }).code === "ENOENT" };
   }
   try {
     const info = fstatSync(descriptor);
-    if (!info.isFile() || info.size > 1 << 20) return "";
+    if (!info.isFile()) return { text: "", identity: undefined, missing: false };
+    if (info.size > 1 << 20) return { text: "", identity: identityOf(info), missing: false };
     const buffer = Buffer.allocUnsafe(info.size);
     const read = readSync(descriptor, buffer, 0, info.size, 0);
-    return buffer.toString("utf8", 0, read);
+    return { text: buffer.toString("utf8", 0, read), identity: identityOf(info), missing: false };
   } finally {
     closeSync(descriptor);
   }
@@ -378,29 +419,85 @@ export async function resolveValidatedScope(spec: TaskSpec, options: ResolveScop
     roots.set(repo, root);
   }
 
+  // The estimate made here counts the file's bytes: no text to decode, no hash to take.
+  const bytesOnly = given === undefined;
+  // A repo resolved before with this cache, these entries and this counter is replayed from its
+  // snapshot when nothing it depended on changed: one stat per directory, one lstat per file.
+  const snapshotKey = (repo: ScopeRepo) =>
+    JSON.stringify([roots.get(repo.name), repo.name, repo.paths, repo.exclude, gitignore, maxFileBytes, counter.name, bytesOnly]);
+  const replayed: { files: ScopeFile[]; skipped: SkippedFile[] }[] = [];
   const walkers = await Promise.all(
     spec.contextScope.repos.map(async (repo) => {
       const walker = new RepoWalker(repo, roots.get(repo.name)!, gitignore, abortSignal, cache || undefined, startedAt);
+      const snapshot = cache ? getSnapshot(cache, snapshotKey(repo)) : undefined;
+      const replay = snapshot && replaySnapshot(snapshot);
+      if (replay) {
+        replayed.push(replay);
+        walker.snapshotable = false;
+        walker.reportedLinks.push(...replay.links);
+        for (const [path, target] of replay.linkMap) walker.links.set(path, target);
+        return walker;
+      }
+      if (cache && snapshot) dropSnapshot(cache, snapshotKey(repo));
       for (const entry of repo.paths) await walker.addEntry(entry);
       return walker;
     }),
   );
+  throwIfAborted(abortSignal, "resolveScope");
 
   const candidates = walkers.flatMap((walker) => walker.candidates);
   const skipped = walkers.flatMap((walker) => walker.skipped);
   const { maxFiles, maxTokens } = spec.contextScope;
+  const trace = cache && candidates.length > 0 ? new Map<string, WalkSnapshot["files"][number][]>() : undefined;
+  const spoiled = new Set<string>();
   const measured = await measureAll(candidates, {
     counter,
-    // The estimate made here counts the file's bytes: no text to decode, no hash to take.
-    bytesOnly: given === undefined,
+    bytesOnly,
     cache: cache || undefined,
     maxFileBytes,
     skipped,
     abortSignal,
     limits: stopAtLimit ? { maxFiles, maxTokens } : undefined,
     startedAt,
+    trace,
+    spoiled,
+    identity: undefined,
+    absolute: "",
   });
   if (cache) await cache.save();
+  if (cache && trace && measured.stopped === undefined) {
+    for (const walker of walkers) {
+      const name = walker.repo.name;
+      // Links only as reported in a walk (git's way), each noted with its identity and target.
+      const plain =
+        walker.refused.length === 0 &&
+        walker.notFound.length === 0 &&
+        walker.skipped.length === walker.brokenSeen.length &&
+        walker.reportedLinks.length === walker.linksSeen.length;
+      if (!walker.snapshotable || !plain || spoiled.has(name)) continue;
+      const entries = (trace.get(name) ?? []).map(
+        ([absolute, identity, result, isSkipped]) => [absolute, identity, { ...result }, isSkipped] as const,
+      );
+      setSnapshot(cache, snapshotKey(walker.repo), {
+        directories: walker.listed,
+        ruleFiles: walker.ruleFiles,
+        links: walker.linksSeen.map(([absolute, identity, real, isDirectory, link]) => [
+          absolute,
+          identity,
+          real,
+          isDirectory,
+          { ...link },
+        ]),
+        linkMap: [...walker.links],
+        broken: walker.brokenSeen.map(([absolute, identity, skip]) => [absolute, identity, { ...skip }]),
+        files: entries,
+      });
+    }
+  }
+  for (const replay of replayed) {
+    for (const file of replay.files) measured.files.push(file);
+    for (const entry of replay.skipped) skipped.push(entry);
+  }
   const files = measured.files.sort(compareFiles);
   const complete = measured.stopped === undefined;
 
@@ -482,15 +579,6 @@ function compareFiles(left: { repo: string; path: string }, right: { repo: strin
   return left.path < right.path ? -1 : left.path > right.path ? 1 : 0;
 }
 
-const identityOf = (info: Stats): CachedContent["identity"] => [info.dev, info.ino, info.size, info.mtimeMs, info.ctimeMs];
-/** Compared field by field: no string is built for the file a warm resolve only stats. */
-const sameIdentity = (info: Stats, identity: CachedContent["identity"]) =>
-  info.mtimeMs === identity[3] &&
-  info.ctimeMs === identity[4] &&
-  info.size === identity[2] &&
-  info.ino === identity[1] &&
-  info.dev === identity[0];
-
 const OPEN_WALKED = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 const OPEN_NAMED = constants.O_RDONLY | constants.O_NONBLOCK;
 
@@ -530,6 +618,13 @@ interface MeasureContext {
   /** With `stopAtLimit`: stop once the files read certainly exceed one of these. */
   limits: { maxFiles: number; maxTokens: number } | undefined;
   startedAt: number;
+  /** Per repo, each candidate's absolute path, identity and result, for a {@link WalkSnapshot}; undefined with no cache. */
+  trace: Map<string, WalkSnapshot["files"][number][]> | undefined;
+  /** Repos whose trace cannot be replayed (an unreadable file, a link named in `paths`). */
+  spoiled: Set<string>;
+  /** The identity readCandidate last judged a file by, and its absolute path (the content cache's key, shared). */
+  identity: Identity | undefined;
+  absolute: string;
 }
 
 /** Bytes sent to `countMany` at once, and batches in flight before reading waits for one. */
@@ -606,7 +701,18 @@ async function measureAll(
     // Files are read synchronously; yield now and then so timers and aborts get a turn.
     if (index % 256 === 255) await new Promise((resolve) => setImmediate(resolve));
     throwIfAborted(abortSignal, "resolveScope");
-    const read = readCandidate(candidates[index]!, context);
+    const candidate = candidates[index]!;
+    context.identity = undefined;
+    const read = readCandidate(candidate, context);
+    if (context.trace) {
+      const identity = context.identity;
+      if (identity === undefined || candidate.follow) context.spoiled.add(candidate.repo);
+      else {
+        let entries = context.trace.get(candidate.repo);
+        if (!entries) context.trace.set(candidate.repo, (entries = []));
+        entries.push([context.absolute, identity, read ? read.file : context.skipped[context.skipped.length - 1]!, !read]);
+      }
+    }
     if (!read) continue;
     files.push(read.file);
     if (limits && files.length > limits.maxFiles) stopped = "max-files";
@@ -683,6 +789,7 @@ function readCandidate(
   // The cache knows a file by its absolute path (the root is a real path): one string for both.
   const absolute = `${root}/${path}`;
   const key = absolute;
+  context.absolute = absolute;
   try {
     // Seen before: one lstat says whether it changed. Never seen: read it without a separate stat.
     let content = cache?.getContent(key);
@@ -694,6 +801,7 @@ function readCandidate(
     if (!content) {
       const read = readWithStats(absolute, maxFileBytes, follow);
       if (!read.buffer) {
+        context.identity = identityOf(read.info);
         context.skipped.push({ repo, path, reason: "too-large" });
         return undefined;
       }
@@ -707,6 +815,7 @@ function readCandidate(
       if (!bytesOnly && !content.binary) content.hash = createHash("sha256").update(buffer).digest("hex");
       cache?.setContent(key, content);
     }
+    context.identity = content.identity;
     if (content.binary) {
       context.skipped.push({ repo, path, reason: "binary" });
       return undefined;
