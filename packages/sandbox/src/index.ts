@@ -35,4 +35,11 @@ export { type JobRecord, type SessionState } from "./session-state-store.js";
 export { type FetchCodeOptions, type FetchResult } from "./workspace-inspection.js";
 export { type ChangesOptions } from "./session-changes.js";
 export { MAX_CHANGED_FILE_BYTES } from "./read-changes.js";
-export { createSessions, gc, reconcile, type ReconcileOptions, type Reconciliation } from "./manage-sessions.js";
+export {
+  createSessions,
+  gc,
+  reconcile,
+  type CreateSessionsOptions,
+  type ReconcileOptions,
+  type Reconciliation,
+} from "./manage-sessions.js";
