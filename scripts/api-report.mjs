@@ -1,5 +1,5 @@
 // `npm run api:check` (part of `npm run lint`) and `npm run api:update`: the public API of each
-// package, as the TypeScript compiler sees its src/index.ts, written to packages/<name>/api.txt.
+// package, as the TypeScript compiler sees its src/index.ts (and each subpath entry of its exports map), written to packages/<name>/api.txt.
 // A report lists every exported name with its kind, and for a class its public members; anything
 // tagged `@internal` is left out, as the build strips it from the published types (stripInternal).
 // The check fails when a report differs from the sources, so a new or lost export is a reviewed
