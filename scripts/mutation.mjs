@@ -78,16 +78,27 @@ export const TARGETS = [
     package: "gateway",
     file: "packages/gateway/src/sse-parser.ts",
     tests: ["packages/gateway/src/sse-parser.test.ts"],
+    // The field rules are budget's sseFields (the target below); this file is the frame scanner and its fast path.
+    equivalent: [
+      {
+        code: "if (start < chunk.length) {",
+        from: "<",
+        reason: "at start === chunk.length the kept part is empty and adds 0 bytes",
+      },
+    ],
+  },
+  {
+    package: "budget",
+    file: "packages/budget/src/adapters/observe-sse.ts",
+    // The SSE field parser the gateway and the meters share.
+    functions: ["sseFields"],
+    tests: ["packages/budget/src/adapters/observe-sse.test.ts"],
+    filter: "sseFields|SSE rules",
     equivalent: [
       {
         code: 'if (line === "" || line.startsWith(":")) continue;',
         from: "||",
         reason: "an empty or comment line has no field the parser keeps",
-      },
-      {
-        code: "if (start < chunk.length) {",
-        from: "<",
-        reason: "at start === chunk.length the kept part is empty and adds 0 bytes",
       },
     ],
   },

@@ -18,6 +18,7 @@ import { renderHandover, renderTaskPrompt } from "@bulkhead/handover";
 import { buildImage, createSession, getSession, loadProject, type Project } from "@bulkhead/sandbox";
 import { describeDispatchMemory, prepareDispatchMemory, resolveMemoryDir, type DispatchMemoryRecord } from "./dispatch-memory.js";
 import { dispatchRecordPath, type DispatchRecord } from "./dispatch-record.js";
+import { socketIdentity } from "./gateway-socket.js";
 import { harvest } from "./harvest.js";
 import { meterAgentJob } from "./meter-agent-job.js";
 import { runGatewayAgent } from "./run-gateway-agent.js";
@@ -189,6 +190,8 @@ async function dispatchThroughGateway({
       socketPath = join(inSession, "gateway.sock");
       kept = true;
     }
+    // Taken before the agent runs, when the socket is certainly the gateway's: continue checks it by this.
+    const gatewaySocketId = socketIdentity(socketPath!);
     log(`session: ${session.id}`);
     // --- memory: written into the workspace before the agent starts ---
     const memoryRecord = await memory.give(session.state.workspace);
@@ -207,6 +210,7 @@ async function dispatchThroughGateway({
         agent: agent.provider.name,
         memory: memoryRecord,
         gatewaySocket: socketPath!,
+        gatewaySocketId,
         toolResultTokens: run.toolResultTokens,
       } satisfies DispatchRecord),
     );

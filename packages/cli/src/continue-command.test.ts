@@ -5,7 +5,7 @@
 // Claude Code CLI sealed to the gateway (a scripted Messages API on 127.0.0.1 behind it), and
 // with the project's agent command (a script printing Claude Code's stream-json; no model), which
 // resumes the conversation named in BULKHEAD_RESUME, as `claude --resume <id>` would.
-import { readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { lstatSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { connect, createServer } from "node:net";
 import { join } from "node:path";
 import { agentImage } from "@bulkhead/agents";
@@ -112,23 +112,40 @@ describe("bulkhead continue <session> with the real Claude Code, sealed to the g
       const withTools = () => upstream.requestsFor("anthropic-messages").filter((received) => Array.isArray(received.body?.tools));
       expect(withTools()).toHaveLength(1);
       // dispatch's own gateway socket lives in the session's directory, where continue serves one again.
-      const record = JSON.parse(readFileSync(join(home, "sessions", session, "dispatch.json"), "utf8")) as { gatewaySocket: string };
+      const recordFile = join(home, "sessions", session, "dispatch.json");
+      const recordText = readFileSync(recordFile, "utf8");
+      const record = JSON.parse(recordText) as { gatewaySocket: string; gatewaySocketId: { dev: string; ino: string } };
       expect(record.gatewaySocket).toBe(join(home, "sessions", session, "gateway", "gateway.sock"));
+      // The socket's identity, taken before the agent ran: continue connects only to that socket.
+      expect(record.gatewaySocketId).toEqual({ dev: expect.stringMatching(/^\d+$/), ino: expect.stringMatching(/^\d+$/) });
 
-      // Something already serving that socket is not replaced, and nothing is booked: the ledger stays unwritten.
+      // The socket dispatch recorded, still served (as a gateway of the caller's would be): not
+      // replaced, and nothing is booked: the ledger stays unwritten.
       rmSync(record.gatewaySocket, { force: true });
       const squatter = createServer((socket) => socket.destroy());
       await new Promise<void>((resolve) => squatter.listen(record.gatewaySocket, resolve));
+      const served = lstatSync(record.gatewaySocket, { bigint: true });
+      writeFileSync(recordFile, JSON.stringify({ ...record, gatewaySocketId: { dev: `${served.dev}`, ino: `${served.ino}` } }));
       const busy = await cli(["continue", session, "--extend", "generation=+5000", "--approved-by", "ana", "--json"]);
       await new Promise((resolve) => squatter.close(resolve));
+      writeFileSync(recordFile, recordText);
       expect(busy.code).toBe(1);
       expect(JSON.parse(busy.out)).toMatchObject({
         error: { code: "GATEWAY_FAILED", message: expect.stringContaining("a gateway already serves") },
       });
       expect(readdirSync(join(home, "sessions", session)).filter((name) => name.startsWith("budget-"))).toEqual([]);
 
+      // A link planted in the socket's place, to another listening socket: continue never connects
+      // through it (the old check did, and refused as if a gateway served there); the link is
+      // treated as stale and replaced by the continuation's gateway.
+      let decoyConnections = 0;
+      const decoy = createServer((socket) => (decoyConnections++, socket.destroy()));
+      await new Promise<void>((resolve) => decoy.listen(join(dir.path, "decoy.sock"), resolve));
+      symlinkSync(join(dir.path, "decoy.sock"), record.gatewaySocket);
       const before = upstream.requests.length;
       const extended = await cli(["continue", session, "--extend", "generation=+5000", "--approved-by", "ana", "--json"]);
+      await new Promise((resolve) => decoy.close(resolve));
+      expect(decoyConnections).toBe(0);
       expect(extended.code, extended.out).toBe(0);
       const result = JSON.parse(extended.out) as {
         job: string;

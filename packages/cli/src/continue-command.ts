@@ -1,5 +1,4 @@
-import { existsSync, readFileSync } from "node:fs";
-import { connect } from "node:net";
+import { existsSync, readFileSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import type { Budget } from "@bulkhead/budget";
 import type { AgentProvider, TaskSpec, UsageReport, Usage } from "@bulkhead/core";
@@ -210,15 +209,6 @@ interface ContinuationInput {
   progress: (line: string) => void;
 }
 
-/** True when something accepts connections on the unix socket at `path`. */
-function isServing(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(path);
-    socket.once("connect", () => (socket.destroy(), resolve(true)));
-    socket.once("error", () => resolve(false));
-  });
-}
-
 /**
  * A built-in provider's continuation, sealed to the gateway as dispatch's run was: a gateway is
  * served again at the socket the session's box was created with (the host's credentials and
@@ -333,11 +323,23 @@ async function continueSession(sessionId: string, flags: Flags, io: Io): Promise
         { session: sessionId },
         `session ${sessionId} is not sealed to a gateway: its ${provider.name} agent cannot run again`,
       );
-    if (await isServing(socketPath)) {
+    // Read by identity, never through a link: the socket's directory is mounted into the box.
+    const { gatewaySocketState } = await import("./gateway-socket.js");
+    const found = await gatewaySocketState(socketPath, record.gatewaySocketId);
+    // dispatch's own socket directory is the session's; a socket path of the caller's may hold their gateway.
+    const own = socketPath === join(session.home, "sessions", session.id, "gateway", "gateway.sock");
+    if (found.state === "serving" || found.state === "blocked" || (found.state === "foreign" && !own)) {
       const { GatewayFailedError } = await import("@bulkhead/gateway");
       throw new GatewayFailedError(
-        `a gateway already serves ${socketPath}, the socket session ${sessionId} is sealed to: stop it (or continue from the program that serves it) and run continue again`,
+        found.state === "serving"
+          ? `a gateway already serves ${socketPath}, the socket session ${sessionId} is sealed to: stop it (or continue from the program that serves it) and run continue again`
+          : `${found.reason}: session ${sessionId} is sealed to that path, so nothing there was connected to or replaced; remove it (or continue from the program whose gateway serves there) and run continue again`,
       );
+    }
+    if (found.state === "foreign") {
+      // unlink removes a link itself, never what it points at; the continuation's gateway then listens afresh.
+      io.progress(`${found.reason}: treated as stale, not connected to, and replaced by the continuation's gateway`);
+      unlinkSync(socketPath);
     }
   }
   let resume: ContinuationInput["resume"];

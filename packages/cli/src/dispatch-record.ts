@@ -2,6 +2,7 @@ import { join } from "node:path";
 import type { UsageReport } from "@bulkhead/core";
 import type { Session } from "@bulkhead/sandbox";
 import type { DispatchMemoryRecord } from "./dispatch-memory.js";
+import type { SocketIdentity } from "./gateway-socket.js";
 
 /**
  * What `dispatch` (and each `continue`) records for `harvest` and `continue`: on the host, beside
@@ -22,6 +23,11 @@ export interface DispatchRecord {
    * box's mount of its directory is fixed at creation). Absent for the project's agent command.
    */
   gatewaySocket?: string;
+  /**
+   * The device and inode of that socket when dispatch created it (before the agent ran): `continue`
+   * connects only to this socket, never to a link or another socket found in its place.
+   */
+  gatewaySocketId?: SocketIdentity;
   /**
    * Tool-result tokens the gateway charged to the tool-call budget in the last run (inside the
    * report's context read: the upstream counts them as prompt tokens). The handover shows them

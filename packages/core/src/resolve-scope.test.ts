@@ -298,8 +298,8 @@ describe("resolveScope over a real tree", () => {
     await expect(
       resolveScope(spec({ paths: ["."] }), { repos: { "backend-api": repo }, abortSignal: AbortSignal.abort() }),
     ).rejects.toMatchObject({ code: "ABORTED" });
-    await expect(resolveScope(spec({ paths: ["."] }), { repos: { "backend-api": repo }, concurrency: 0 })).rejects.toThrow(
-      "invalid options: concurrency:",
+    await expect(resolveScope(spec({ paths: ["."] }), { repos: { "backend-api": repo }, maxFileBytes: 0 })).rejects.toThrow(
+      "invalid options: maxFileBytes:",
     );
   });
 });

@@ -105,8 +105,6 @@ export interface ResolveScopeOptions {
    * @default false
    */
   stopAtLimit?: boolean;
-  /** @deprecated Ignored: files are read one at a time and counted in batches (see `TokenCounter.countMany`). */
-  concurrency?: number;
 }
 
 // Built on first use: importing core builds no schema.
@@ -127,7 +125,6 @@ const schemaOf = () =>
     maxFileBytes: z.number().int().positive().optional(),
     gitignore: z.boolean().optional(),
     stopAtLimit: z.boolean().optional(),
-    concurrency: z.number().int().min(1).max(1024).optional(),
   }) as z.ZodType<ResolveScopeOptions>);
 
 /**

@@ -1,6 +1,7 @@
+import { sseFields } from "@bulkhead/budget";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { hasBytesAt, parseSseFields, SseParser } from "./sse-parser.js";
+import { hasBytesAt, SseParser } from "./sse-parser.js";
 
 const frameArbitrary = fc.record({
   event: fc.option(fc.stringMatching(/^[a-z_.]{1,20}$/), { nil: undefined }),
@@ -80,7 +81,7 @@ describe("SseParser", () => {
         const text = `${lines.join(newline)}${newline}${newline}`;
         const [frame] = new SseParser().push(Buffer.from(text));
         // Either field may be asked first; both must agree with the whole parse.
-        const [event, data] = parseSseFields(Buffer.from(text));
+        const { event, data } = sseFields(Buffer.from(text));
         if (eventFirst) {
           expect(frame!.event).toBe(event);
           expect(frame!.data).toBe(data);

@@ -1,3 +1,5 @@
+import { sseFields } from "@bulkhead/budget";
+
 /** One server-sent event as it came off the wire: its bytes, its `event:` name and its `data:`. */
 export interface SseFrame {
   /** The frame's exact bytes, its blank-line terminator included, for pass-through. */
@@ -138,26 +140,10 @@ class LazyFrame implements SseFrame {
   }
 
   #parse(): void {
-    [this.#event, this.#data] = parseSseFields(this.raw);
+    // The slow path: budget's field parser, the one implementation (its tests hold the SSE rules).
+    ({ event: this.#event, data: this.#data } = sseFields(this.raw));
     this.#state = 2;
   }
 }
 
 const parseFrame = (raw: Buffer): SseFrame => new LazyFrame(raw);
-
-/** A frame's `event:` and `data:` by the SSE field rules, every line read (the slow path of a frame). */
-export function parseSseFields(raw: Buffer): [event: string | undefined, data: string] {
-  let event: string | undefined;
-  let data: string | undefined;
-  for (let line of raw.toString("utf8").split("\n")) {
-    if (line.endsWith("\r")) line = line.slice(0, -1);
-    if (line === "" || line.startsWith(":")) continue;
-    const colon = line.indexOf(":");
-    const field = colon === -1 ? line : line.slice(0, colon);
-    let value = colon === -1 ? "" : line.slice(colon + 1);
-    if (value.startsWith(" ")) value = value.slice(1);
-    if (field === "event") event = value;
-    else if (field === "data") data = data === undefined ? value : `${data}\n${value}`;
-  }
-  return [event, data ?? ""];
-}

@@ -17,7 +17,7 @@ export {
 export { createSession, type CreateSessionOptions } from "./create-session.js";
 export { gatewayRouteSchema, type GatewayRoute, type GatewayRouteOptions } from "./gateway-route.js";
 export { getSession, type GetSessionOptions } from "./get-session.js";
-export { openShell, type ShellStreams } from "./open-shell.js";
+export { openShell, type OpenShellOptions, type ShellStreams } from "./open-shell.js";
 export { Job, MAX_JOB_LOG_BYTES, type JobKillOptions, type JobLogsOptions, type JobWaitOptions } from "./job.js";
 export { listSessions, type ListSessionsOptions, type SessionListing } from "./list-sessions.js";
 export { listTeamSessions, registerSession, unregisterSession, type SessionRegistration } from "./session-registration.js";
@@ -35,4 +35,11 @@ export { type JobRecord, type SessionState } from "./session-state-store.js";
 export { type FetchCodeOptions, type FetchResult } from "./workspace-inspection.js";
 export { type ChangesOptions } from "./session-changes.js";
 export { MAX_CHANGED_FILE_BYTES } from "./read-changes.js";
-export { createSessions, gc, reconcile, type ReconcileOptions, type Reconciliation } from "./manage-sessions.js";
+export {
+  createSessions,
+  gc,
+  reconcile,
+  type CreateSessionsOptions,
+  type ReconcileOptions,
+  type Reconciliation,
+} from "./manage-sessions.js";

@@ -1,10 +1,11 @@
 import { existsSync, mkdirSync, rmSync, utimesSync } from "node:fs";
 import { join } from "node:path";
-import { createTempDir, docker, initRepo } from "@bulkhead/test-utils";
+import { createTempDir, docker, initRepo, type TempDir } from "@bulkhead/test-utils";
 import Docker from "dockerode";
-import { describe, expect, inject, it } from "vitest";
-import { createSessions, gc, reconcile } from "./manage-sessions.js";
-import { defineProject } from "./project-config.js";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import type { SandboxBackend } from "@bulkhead/core";
+import { createSessions, gc, reconcile, type CreateSessionsOptions } from "./manage-sessions.js";
+import { defineProject, type Project } from "./project-config.js";
 import { listSessions } from "./index.js";
 
 describe("fan-out, reconcile and gc", () => {
@@ -75,5 +76,39 @@ describe("fan-out, reconcile and gc", () => {
     } finally {
       for (const session of sessions) await session.remove({ force: true }).catch(() => undefined);
     }
+  });
+});
+
+describe("createSessions: its arguments are checked before anything is made", () => {
+  let dir: TempDir;
+  let project: Project;
+  beforeAll(() => {
+    dir = createTempDir();
+    initRepo(join(dir.path, "app"));
+    project = defineProject({ name: "checked", repos: [{ name: "app", path: join(dir.path, "app") }], image: { existing: "none:latest" } });
+  });
+  afterAll(() => dir?.remove());
+  // A backend that records any call: a refused argument must reach none of it.
+  const calls: string[] = [];
+  const backend = new Proxy({} as SandboxBackend, {
+    get: (_target, name) => () => {
+      calls.push(String(name));
+      throw new Error(`backend.${String(name)} called`);
+    },
+  });
+
+  it.each([
+    ["a count of 0", 0, {}, "invalid count: expected a whole number of sessions from 1 to 1000, got 0"],
+    ["a fractional count", 2.5, {}, "invalid count: expected a whole number of sessions from 1 to 1000, got 2.5"],
+    ["a count over 1000", 1001, {}, "invalid count: expected a whole number of sessions from 1 to 1000, got 1001"],
+    ["a concurrency of 0", 2, { concurrency: 0 }, "invalid options: concurrency: expected a positive whole number"],
+    ["a home that is not a string", 2, { home: 5 }, "invalid options: home:"],
+    ["an abortSignal that is not a signal", 2, { abortSignal: "stop" }, "invalid options: abortSignal:"],
+    ["an unknown option", 2, { concurency: 2 }, 'invalid options: Unrecognized key: "concurency"'],
+  ])("refuses %s with INVALID_ARGUMENT", async (_name, count, options, message) => {
+    const refused = createSessions(project, count, { backend, ...options } as CreateSessionsOptions);
+    await expect(refused).rejects.toThrow(message);
+    await expect(refused).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
+    expect(calls).toEqual([]);
   });
 });

@@ -1,6 +1,6 @@
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { InvalidArgumentError, validateOptions, type SandboxBackend } from "@bulkhead/core";
+import { validateOptions, type SandboxBackend } from "@bulkhead/core";
 import pLimit from "p-limit";
 import { z } from "zod";
 import { backendSchema } from "./backend-option.js";
@@ -13,6 +13,31 @@ import { createSession } from "./create-session.js";
 import type { Session } from "./session.js";
 import { defaultHome, type SessionState } from "./session-state-store.js";
 
+/** Options of {@link createSessions}. */
+export interface CreateSessionsOptions {
+  /** How many are created at once. @default 4 */
+  readonly concurrency?: number;
+  /** Where the containers run. @default the Docker backend */
+  readonly backend?: SandboxBackend;
+  /** The state directory. @default `$BULKHEAD_HOME`, else `~/.bulkhead` */
+  readonly home?: string;
+  /** An abort removes the sessions already created and throws `AbortedError`. @default no signal */
+  readonly abortSignal?: AbortSignal;
+}
+
+const countSchema = () =>
+  z.number().refine((count) => Number.isInteger(count) && count >= 1 && count <= 1000, {
+    error: (issue) => `expected a whole number of sessions from 1 to 1000, got ${String(issue.input)}`,
+  });
+
+const createSessionsOptionsSchema = () =>
+  z.strictObject({
+    concurrency: z.number().int("expected a positive whole number").min(1, "expected a positive whole number").optional(),
+    backend: backendSchema().optional(),
+    home: z.string().min(1).optional(),
+    abortSignal: z.instanceof(AbortSignal).optional(),
+  });
+
 /**
  * Creates `count` sessions of one project, `concurrency` at a time, baking the image once. All or
  * nothing: if one fails, the ones already created are removed and the error is thrown.
@@ -20,29 +45,14 @@ import { defaultHome, type SessionState } from "./session-state-store.js";
  * @example
  * const sessions = await createSessions(project, 8, { concurrency: 4 });
  */
-export async function createSessions(
-  project: Project,
-  count: number,
-  {
+export async function createSessions(project: Project, count: number, options: CreateSessionsOptions = {}): Promise<Session[]> {
+  validateOptions(countSchema(), count, "count");
+  const {
     concurrency = 4,
     backend = createDockerBackend(),
     home = defaultHome(),
     abortSignal,
-  }: {
-    /** How many are created at once. @default 4 */
-    concurrency?: number;
-    /** Where the containers run. @default the Docker backend */
-    backend?: SandboxBackend;
-    /** The state directory. @default `$BULKHEAD_HOME`, else `~/.bulkhead` */
-    home?: string;
-    /** An abort removes the sessions already created and throws `AbortedError`. @default no signal */
-    abortSignal?: AbortSignal;
-  } = {},
-): Promise<Session[]> {
-  if (!Number.isInteger(count) || count < 1 || count > 1000)
-    throw new InvalidArgumentError("count", `expected a whole number of sessions from 1 to 1000, got ${count}`);
-  if (!Number.isInteger(concurrency) || concurrency < 1)
-    throw new InvalidArgumentError("options.concurrency", `expected a positive whole number, got ${concurrency}`);
+  } = validateOptions(createSessionsOptionsSchema(), options, "options");
   const { tag } = await buildImage(project, { backend, ...(abortSignal ? { abortSignal } : {}) });
   const limit = pLimit(concurrency);
   const outcomes = await Promise.allSettled(

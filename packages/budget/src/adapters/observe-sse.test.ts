@@ -165,4 +165,39 @@ describe("observeSse", () => {
     expect(sseEventName(Buffer.from(frames[3]!))).toBeUndefined();
     expect(sseFields(Buffer.from("event:x\r\ndata: a\ndata:b\n: comment\n\n"))).toEqual({ event: "x", data: "a\nb" });
   });
+
+  it("reads every field rule of sseFields: bare names, the last event, one space dropped, other fields ignored", () => {
+    const cases: [text: string, event: string | undefined, data: string][] = [
+      [": keep-alive\n\n", undefined, ""],
+      ["event: x\ndata: a\ndata: b\n\n", "x", "a\nb"],
+      ["data: a\nx\ndata: b\n\n", undefined, "a\nb"], // a line of another field, without a colon
+      ["event\ndata\n\n", "", ""], // a field named without a colon is empty
+      ["event: a\nevent: b\ndata: 1\n\n", "b", "1"],
+      ["data:  two spaces\n\n", undefined, " two spaces"],
+      ["data:\ndata:\n\n", undefined, "\n"],
+      ["id: 7\nretry: 10\ndata: {}\n\n", undefined, "{}"],
+      ["eventx: y\ndata: z\r\n\r\n", undefined, "z"],
+      ["event: é\r\ndata: ünï\r\n\r\n", "é", "ünï"],
+      ["data: no terminator", undefined, "no terminator"],
+    ];
+    for (const [text, event, data] of cases) expect(sseFields(Buffer.from(text)), text).toEqual({ event, data });
+  });
+
+  it("sseFields returns the event and data a frame was written with, whatever its line ends", () => {
+    fc.assert(
+      fc.property(
+        fc.option(fc.stringMatching(/^[a-z_.]{1,20}$/), { nil: undefined }),
+        fc.array(
+          fc.string({ maxLength: 20 }).map((text) => text.replace(/[\r\n]/g, " ")),
+          { minLength: 1, maxLength: 3 },
+        ),
+        fc.boolean(),
+        (event, lines, crlf) => {
+          const newline = crlf ? "\r\n" : "\n";
+          const text = `${event === undefined ? "" : `event: ${event}${newline}`}${lines.map((line) => `data: ${line}${newline}`).join("")}${newline}`;
+          expect(sseFields(Buffer.from(text))).toEqual({ event, data: lines.join("\n") });
+        },
+      ),
+    );
+  });
 });

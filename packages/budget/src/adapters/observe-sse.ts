@@ -39,7 +39,17 @@ export function sseEventName(frame: Buffer): string | undefined {
   return frame.toString("latin1", start, end);
 }
 
-/** A frame's `event:` and `data:` by the SSE field rules, every line read (for the few frames a meter parses). */
+/**
+ * One server-sent-events frame's `event:` and `data:` by the field rules of the HTML standard,
+ * every line read: CRLF or LF line ends, comment lines (`:`) skipped, one space after the colon
+ * dropped, a field named without a colon taken as empty, the last `event:` kept, `data:` lines
+ * joined with "\n" (`""` when there are none), other fields (`id:`, `retry:`) ignored. The one
+ * field parser of bulkhead: the meters here read the few frames they parse with it, and the
+ * gateway reads a frame with it when it needs more than the event name of the first line.
+ *
+ * @example
+ * sseFields(Buffer.from("event: ping\ndata: {}\n\n")); // { event: "ping", data: "{}" }
+ */
 export function sseFields(frame: Buffer): { event: string | undefined; data: string } {
   let event: string | undefined;
   let data: string | undefined;
