@@ -15,6 +15,19 @@ export interface BenchCase {
   run: () => unknown;
   /** Called before each run, untimed (a fresh copy, a cleared cache). */
   before?: () => unknown;
+  /** Called after each run, untimed (removing what the run made: a container, a clone). */
+  after?: () => unknown;
+}
+
+/** Options of {@link measure}. */
+export interface MeasureOptions {
+  /**
+   * The order of the cases within a round. `fixed`: as given. `rotate`: round n starts with case
+   * n (so no case always meets the coldest page cache). `shuffle`: a fresh random order per round
+   * (so no case always follows the same one, when one leaves state the next one pays for).
+   * @default "fixed"
+   */
+  order?: "fixed" | "rotate" | "shuffle";
 }
 
 /** The timings of one case, in milliseconds: wall time, and CPU time (this process, its threads and its finished children). */
@@ -84,19 +97,48 @@ export async function timeWithCpu(run: () => unknown): Promise<{ ms: number; cpu
   return { ms: Number(process.hrtime.bigint() - start) / 1e6, cpuMs: cpuTime() - cpu };
 }
 
-/** Runs every case `runs` times, round-robin, and returns one sample per case. */
-export async function measure(cases: readonly BenchCase[], runs = RUNS): Promise<Sample[]> {
+/**
+ * Runs every case `runs` times, round-robin, and returns one sample per case. Run n of every case
+ * is in round n, whatever the order: {@link pairedRatio} relies on it.
+ */
+export async function measure(cases: readonly BenchCase[], runs = RUNS, options: MeasureOptions = {}): Promise<Sample[]> {
   const timings = cases.map(() => [] as number[]);
   const cpu = cases.map(() => [] as number[]);
+  const positions = [...cases.keys()];
   for (let index = 0; index < runs; index++) {
-    for (const [position, entry] of cases.entries()) {
+    const order =
+      options.order === "rotate"
+        ? positions.map((position) => (position + index) % cases.length)
+        : options.order === "shuffle"
+          ? shuffled(positions)
+          : positions;
+    for (const position of order) {
+      const entry = cases[position]!;
       await entry.before?.();
       const taken = await timeWithCpu(entry.run);
       timings[position]!.push(taken.ms);
       cpu[position]!.push(taken.cpuMs);
+      await entry.after?.();
     }
   }
   return cases.map((entry, position) => toSample(entry.label, timings[position]!, cpu[position]!));
+}
+
+function shuffled(values: readonly number[]): number[] {
+  const result = [...values];
+  for (let index = result.length - 1; index > 0; index--) {
+    const other = Math.floor(Math.random() * (index + 1));
+    [result[index], result[other]] = [result[other]!, result[index]!];
+  }
+  return result;
+}
+
+/**
+ * The median of the per-round ratios `sample` ÷ `baseline` (run n of each was taken in the same
+ * round, seconds apart): less exposed to the machine's drift than the ratio of two medians.
+ */
+export function pairedRatio(sample: Sample, baseline: Sample): number {
+  return median(sample.ms.slice(0, baseline.ms.length).map((ms, index) => ms / baseline.ms[index]!));
 }
 
 /** A sample from timings taken elsewhere (per-operation latencies, say). */
