@@ -4,7 +4,7 @@ import { createTokenCounter, type BudgetTokenCounter } from "../create-token-cou
 import type { Tracker } from "../create-tracker.js";
 import { normalizeUsage, usageOnly } from "../normalize-usage.js";
 import { createCallMeter, estimatedUsage } from "./call-meter.js";
-import { OutputMeter } from "../output-meter.js";
+import { OutputMeter, tokenCeiling } from "../output-meter.js";
 
 export interface BudgetMiddlewareOptions {
   budget: Budget;
@@ -72,9 +72,17 @@ type AiSdkUsage = { inputTokens?: { total?: number | undefined }; outputTokens?:
 function fromAiSdk(usage: unknown, fallback: () => Usage): Usage {
   const shaped = usage as AiSdkUsage | undefined;
   if (!shaped || shaped.inputTokens?.total === undefined || shaped.outputTokens?.total === undefined) return fallback();
-  const { raw: _raw, ...known } = usage as Record<string, unknown>;
-  return usageOnly(normalizeUsage("ai-sdk", known));
+  // The provider's `raw` usage is among the fields normalizeUsage("ai-sdk") knows and skips.
+  return usageOnly(normalizeUsage("ai-sdk", usage));
 }
+
+/**
+ * Settles a stream the consumer dropped unfinished: ai@7 and ai@6 keep a result's stream for
+ * replay (`result.text` still resolves after a `break` out of `textStream`), so a `break` never
+ * cancels the model's stream and only the result's collection shows the call is over. The held
+ * value books what was counted and cancels the upstream; it must not reference the wrapper stream.
+ */
+const dropped = new FinalizationRegistry<() => void>((settleDropped) => settleDropped());
 
 function createMiddleware<TVersion extends "v3" | "v4">(
   specificationVersion: TVersion,
@@ -96,10 +104,24 @@ function createMiddleware<TVersion extends "v3" | "v4">(
 
   const meter = createCallMeter({ budget, tracker, repo, operation, price });
   const { book } = meter;
-  const reserve = (params: AiSdkCallOptions): { lease: Lease; inputTokens: number; outputLimit: number } => {
-    const inputTokens = count(promptText(params.prompt));
-    const outputLimit = meter.outputLimit(inputTokens, params.maxOutputTokens ?? defaultMaxOutputTokens);
-    return { lease: meter.reserve(inputTokens, outputLimit), inputTokens, outputLimit };
+  /**
+   * Reserves the prompt and the output. While the budget has room for a ceiling of the prompt's
+   * tokens (from its UTF-8 length) and the whole output asked for, the ceiling is reserved and the
+   * prompt is not tokenized: the provider's usage settles it. Nearer the limit it is counted, so
+   * the output limit is not lowered by the ceiling. `inputTokens()` counts it when a fallback needs it.
+   */
+  const reserve = (params: AiSdkCallOptions): { lease: Lease; inputTokens: () => number; outputLimit: number } => {
+    const text = promptText(params.prompt);
+    const wanted = params.maxOutputTokens ?? defaultMaxOutputTokens;
+    const ceiling = tokenCeiling(text);
+    let exact: number | undefined;
+    const roomy =
+      ceiling <= budget.available("contextRead") &&
+      wanted <= budget.available("generation") &&
+      ceiling + wanted <= budget.available("sessionTotal");
+    const reserved = roomy ? ceiling : (exact = count(text));
+    const outputLimit = meter.outputLimit(reserved, wanted);
+    return { lease: meter.reserve(reserved, outputLimit), inputTokens: () => (exact ??= count(text)), outputLimit };
   };
 
   return {
@@ -115,7 +137,7 @@ function createMiddleware<TVersion extends "v3" | "v4">(
       }
       book(
         lease,
-        fromAiSdk((result as { usage?: unknown }).usage, () => estimatedUsage(inputTokens, 0)),
+        fromAiSdk((result as { usage?: unknown }).usage, () => estimatedUsage(inputTokens(), 0)),
         model.modelId,
       );
       return result;
@@ -131,67 +153,71 @@ function createMiddleware<TVersion extends "v3" | "v4">(
       }
       // Deltas are counted only when the output nears the limit, or when the stream ends without
       // the provider's usage: a complete stream is booked from its finish part.
-      const meter = new OutputMeter({ count }, outputLimit);
+      const output = new OutputMeter({ count }, outputLimit);
       let settled = false;
-      const settle = (usage: Usage) => {
+      // Takes the usage as a function: the local count (tokenizing the prompt and the output) is
+      // work only a stream that ends without the provider's usage needs.
+      const settle = (usage: () => Usage) => {
         if (settled) return;
         settled = true;
+        dropped.unregister(onDropped);
         params.abortSignal?.removeEventListener("abort", onAbort);
-        book(lease, usage, model.modelId);
+        book(lease, usage(), model.modelId);
       };
-      const counted = () => estimatedUsage(inputTokens, meter.tokens);
+      const counted = () => estimatedUsage(inputTokens(), output.tokens);
       const reader = (upstream.stream as ReadableStream<Part>).getReader();
-      // An aborted call may never cancel this stream: book what was counted when the signal fires.
-      const onAbort = () => {
-        settle(counted());
-        void reader.cancel(params.abortSignal?.reason).catch(() => undefined);
+      const stop = (reason: unknown) => {
+        settle(counted);
+        return reader.cancel(reason).catch(() => undefined);
       };
+      // An aborted call may never cancel this stream: book what was counted when the signal fires.
+      const onAbort = () => void stop(params.abortSignal?.reason);
+      const onDropped = () => void stop("the stream was dropped unfinished");
       params.abortSignal?.addEventListener("abort", onAbort, { once: true });
-      const stream = new ReadableStream<Part>({
-        async pull(controller) {
-          const next = await reader.read().catch((error: unknown) => {
-            settle(counted());
-            throw error;
-          });
-          if (next.done) {
-            settle(counted());
-            controller.close();
-            return;
-          }
-          const part = next.value;
-          if (part.type === "finish") {
-            settle(fromAiSdk(part.usage, counted));
-            controller.enqueue(part);
-            return;
-          }
-          if ((part.type === "text-delta" || part.type === "reasoning-delta") && typeof part.delta === "string") {
-            const delta = part.delta;
-            // A UTF-16 unit is at most 3 UTF-8 bytes: a ceiling of the delta's bytes without encoding it.
-            if (!meter.admit(3 * delta.length, () => delta)) {
-              // The generation budget is reached: cancel upstream, keep what fit, finish as "length".
-              await reader.cancel("generation budget reached").catch(() => undefined);
-              const outputTokens = meter.tokens;
-              settle(counted());
+      // One read per part, and no async function: the per-part check is synchronous.
+      const forward = (
+        controller: { enqueue(part: Part): void; close(): void },
+        next: { done: false; value: Part } | { done: true; value?: Part | undefined },
+      ): void | Promise<void> => {
+        if (next.done) {
+          settle(counted);
+          controller.close();
+          return;
+        }
+        const part = next.value;
+        if (part.type === "finish") {
+          settle(() => fromAiSdk(part.usage, counted));
+        } else if ((part.type === "text-delta" || part.type === "reasoning-delta") && typeof part.delta === "string") {
+          if (!output.admitText(part.delta)) {
+            // The generation budget is reached: cancel upstream, keep what fit, finish as "length".
+            const outputTokens = output.tokens;
+            const promptTokens = inputTokens();
+            return stop("generation budget reached").then(() => {
               controller.enqueue({
                 type: "finish",
                 finishReason: { unified: "length", raw: "bulkhead-generation-budget" },
                 usage: {
-                  inputTokens: { total: inputTokens, noCache: inputTokens, cacheRead: 0, cacheWrite: 0 },
+                  inputTokens: { total: promptTokens, noCache: promptTokens, cacheRead: 0, cacheWrite: 0 },
                   outputTokens: { total: outputTokens, text: outputTokens, reasoning: undefined },
                 },
               } as Part);
               controller.close();
-              return;
-            }
+            });
           }
-          controller.enqueue(part);
-        },
-        async cancel(reason) {
-          // The consumer aborted: book what was counted so the spend is not lost.
-          settle(counted());
-          await reader.cancel(reason).catch(() => undefined);
-        },
+        }
+        controller.enqueue(part);
+        return;
+      };
+      const failed = (error: unknown) => {
+        settle(counted);
+        throw error;
+      };
+      const stream = new ReadableStream<Part>({
+        pull: (controller) => reader.read().then((next) => forward(controller, next), failed),
+        // The consumer cancelled: book what was counted so the spend is not lost.
+        cancel: (reason) => stop(reason),
       });
+      dropped.register(stream, onDropped, onDropped);
       return { ...upstream, stream } as typeof upstream;
     },
   };
