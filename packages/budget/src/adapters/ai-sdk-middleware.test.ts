@@ -214,6 +214,60 @@ describe.each(majors)("budgetMiddleware with the real $name", ({ sdk, Mock, midd
     expect(await reservedAtCall({ sessionTotal: exact + 150 })).toBe(exact);
   });
 
+  it("streamText: a model stream that fails midway is settled with what was counted, and the error reaches the caller", async () => {
+    const budget = createBudget({ limits: { generation: 10_000 } });
+    const parts: LanguageModelV4StreamPart[] = [
+      { type: "stream-start", warnings: [] },
+      { type: "text-start", id: "t" },
+      { type: "text-delta", id: "t", delta: " partial answer" },
+    ];
+    const inner = new Mock({
+      doStream: async () => ({
+        stream: new ReadableStream({
+          pull(controller) {
+            const part = parts.shift();
+            if (part) controller.enqueue(part);
+            else controller.error(new Error("connection reset by the provider"));
+          },
+        }),
+      }),
+    });
+    const model = sdk.wrapLanguageModel({ model: inner, middleware: middleware({ budget }) });
+    const result = sdk.streamText({ model, prompt: "x", maxRetries: 0, onError: () => undefined });
+    await expect(
+      (async () => {
+        for await (const _part of result.fullStream);
+      })(),
+    ).rejects.toThrow("connection reset by the provider");
+    expect(budget.reserved("generation")).toBe(0);
+    expect(budget.reserved("contextRead")).toBe(0);
+    expect(budget.used("generation")).toBe(2);
+  });
+
+  it.each(["getReader", "for await", "pipeTo", "pipeThrough with options"] as const)(
+    "wrapStream read by %s (not the AI SDK's own pipe): the same parts, metered and settled",
+    async (how) => {
+      const budget = createBudget({ limits: { generation: 10_000 } });
+      const inner = streamingModel(5);
+      const { stream } = await middleware({ budget }).wrapStream({
+        doStream: () => inner.doStream({ prompt: [{ role: "user", content: [{ type: "text", text: "x" }] }] } as never),
+        params: { prompt: [{ role: "user", content: [{ type: "text", text: "x" }] }] },
+        model: inner,
+      });
+      const parts: { type: string }[] = [];
+      const sink = new WritableStream<{ type: string }>({ write: (part) => void parts.push(part) });
+      if (how === "getReader") {
+        const reader = stream.getReader();
+        for (let next = await reader.read(); !next.done; next = await reader.read()) parts.push(next.value as { type: string });
+      } else if (how === "for await") {
+        for await (const part of stream as unknown as AsyncIterable<{ type: string }>) parts.push(part);
+      } else if (how === "pipeTo") await stream.pipeTo(sink as WritableStream<unknown>);
+      else await stream.pipeThrough(new TransformStream(), { preventCancel: false }).pipeTo(sink as WritableStream<unknown>);
+      expect(parts.map((part) => part.type)).toEqual(["stream-start", "text-start", ...Array(5).fill("text-delta"), "text-end", "finish"]);
+      expect(budget.snapshot()).toMatchObject({ used: { contextRead: 400, generation: 10 }, reserved: { generation: 0, contextRead: 0 } });
+    },
+  );
+
   it.each(["textStream", "fullStream"] as const)(
     "streamText: a consumer that breaks out of %s with no abortSignal has the call booked once the result is dropped",
     async (projection) => {

@@ -84,6 +84,61 @@ function fromAiSdk(usage: unknown, fallback: () => Usage): Usage {
  */
 const dropped = new FinalizationRegistry<() => void>((settleDropped) => settleDropped());
 
+const getReader = ReadableStream.prototype.getReader;
+const pipeThrough = ReadableStream.prototype.pipeThrough as (this: ReadableStream, ...args: unknown[]) => ReadableStream;
+const cancelStream = ReadableStream.prototype.cancel;
+
+type ReadResult = { done: false; value: Part } | { done: true; value?: Part | undefined };
+/** Where checked parts go: a stream's controller, or the writer of a pipe. */
+type Sink = { enqueue(part: Part): void; close(): void };
+
+/**
+ * `source.pipeThrough(transform)` as the platform runs it (read, write, wait while the writer is
+ * full; an upstream error aborts the writer, a closed or failed writer cancels the source), with
+ * `step` seeing each part first. Defined here, outside the middleware's closures, so the
+ * writer is reachable only from the pipe (the finalization of a dropped stream relies on it).
+ */
+function pipeParts(
+  reader: ReadableStreamDefaultReader<Part>,
+  writer: WritableStreamDefaultWriter<Part>,
+  step: (sink: Sink, next: ReadResult) => void | Promise<void>,
+  onError: (error: unknown) => void,
+  onCancel: (reason: unknown) => void,
+): void {
+  let done = false;
+  const sink: Sink = {
+    enqueue: (part) => void writer.write(part).catch(() => undefined),
+    close: () => {
+      done = true;
+      void writer.close().catch(() => undefined);
+    },
+  };
+  const fail = (error: unknown) => {
+    if (done) return;
+    done = true;
+    onError(error);
+    void writer.abort(error).catch(() => undefined);
+  };
+  const pump = (): void => {
+    if (done) return;
+    if ((writer.desiredSize ?? 1) <= 0) {
+      writer.ready.then(pump, () => undefined);
+      return;
+    }
+    reader.read().then((next) => {
+      const after = step(sink, next);
+      if (after) after.then(pump, fail);
+      else pump();
+    }, fail);
+  };
+  writer.closed.catch((reason: unknown) => {
+    if (done) return;
+    done = true;
+    onCancel(reason);
+  });
+  pump();
+}
+
 function createMiddleware<TVersion extends "v3" | "v4">(
   specificationVersion: TVersion,
   {
@@ -165,23 +220,22 @@ function createMiddleware<TVersion extends "v3" | "v4">(
         book(lease, usage(), model.modelId);
       };
       const counted = () => estimatedUsage(inputTokens(), output.tokens);
-      const reader = (upstream.stream as ReadableStream<Part>).getReader();
+      const source = upstream.stream as ReadableStream<Part>;
+      /** Our reader of the model's stream, taken when someone first reads it. */
+      let reader: ReadableStreamDefaultReader<Part> | undefined;
       const stop = (reason: unknown) => {
         settle(counted);
-        return reader.cancel(reason).catch(() => undefined);
+        return (reader ? reader.cancel(reason) : cancelStream.call(source, reason)).catch(() => undefined);
       };
       // An aborted call may never cancel this stream: book what was counted when the signal fires.
       const onAbort = () => void stop(params.abortSignal?.reason);
       const onDropped = () => void stop("the stream was dropped unfinished");
       params.abortSignal?.addEventListener("abort", onAbort, { once: true });
-      // One read per part, and no async function: the per-part check is synchronous.
-      const forward = (
-        controller: { enqueue(part: Part): void; close(): void },
-        next: { done: false; value: Part } | { done: true; value?: Part | undefined },
-      ): void | Promise<void> => {
+      /** One part on its way, checked synchronously: passed on, or the stream ends there. */
+      const forward = (sink: Sink, next: ReadResult): void | Promise<void> => {
         if (next.done) {
           settle(counted);
-          controller.close();
+          sink.close();
           return;
         }
         const part = next.value;
@@ -193,7 +247,7 @@ function createMiddleware<TVersion extends "v3" | "v4">(
             const outputTokens = output.tokens;
             const promptTokens = inputTokens();
             return stop("generation budget reached").then(() => {
-              controller.enqueue({
+              sink.enqueue({
                 type: "finish",
                 finishReason: { unified: "length", raw: "bulkhead-generation-budget" },
                 usage: {
@@ -201,24 +255,54 @@ function createMiddleware<TVersion extends "v3" | "v4">(
                   outputTokens: { total: outputTokens, text: outputTokens, reasoning: undefined },
                 },
               } as Part);
-              controller.close();
+              sink.close();
             });
           }
         }
-        controller.enqueue(part);
+        sink.enqueue(part);
         return;
       };
-      const failed = (error: unknown) => {
-        settle(counted);
-        throw error;
+      const failed = () => settle(counted);
+      // The AI SDK reads a model's stream with `pipeThrough(transform)`: that pipe is run here
+      // (see pipeParts), so metering adds no second stream. Every other way to read it (a reader,
+      // `pipeTo`, `tee`, `for await`, a pipe with options) gets a metered stream of the same parts.
+      let metered: ReadableStream<Part> | undefined;
+      const asStream = (): ReadableStream<Part> => {
+        if (metered) return metered;
+        const own = (reader ??= getReader.call(source) as ReadableStreamDefaultReader<Part>);
+        metered = new ReadableStream<Part>({
+          pull: (controller) =>
+            own.read().then(
+              (next) => forward(controller, next),
+              (error: unknown) => {
+                failed();
+                throw error;
+              },
+            ),
+          // The consumer cancelled: book what was counted so the spend is not lost.
+          cancel: (reason) => stop(reason),
+        });
+        dropped.register(metered, onDropped, onDropped);
+        return metered;
       };
-      const stream = new ReadableStream<Part>({
-        pull: (controller) => reader.read().then((next) => forward(controller, next), failed),
-        // The consumer cancelled: book what was counted so the spend is not lost.
-        cancel: (reason) => stop(reason),
-      });
-      dropped.register(stream, onDropped, onDropped);
-      return { ...upstream, stream } as typeof upstream;
+      const methods = source as unknown as Record<string | symbol, unknown>;
+      methods.pipeThrough = (transform: { writable: WritableStream<Part>; readable: ReadableStream<unknown> }, options?: unknown) => {
+        if (options !== undefined || metered || reader)
+          return pipeThrough.call(metered ?? (reader ? source : asStream()), transform, options);
+        const writer = transform.writable.getWriter();
+        reader = getReader.call(source) as ReadableStreamDefaultReader<Part>;
+        pipeParts(reader, writer, forward, failed, (reason) => void stop(reason));
+        dropped.register(writer, onDropped, onDropped);
+        return transform.readable;
+      };
+      for (const name of ["getReader", "pipeTo", "tee", "values"] as const) {
+        const method = ReadableStream.prototype[name] as (...args: unknown[]) => unknown;
+        methods[name] = (...args: unknown[]) => method.apply(asStream(), args);
+      }
+      methods[Symbol.asyncIterator] = (...args: unknown[]) =>
+        (ReadableStream.prototype.values as (...args: unknown[]) => unknown).apply(asStream(), args);
+      methods.cancel = (reason?: unknown) => (metered || reader ? cancelStream.call(source, reason) : stop(reason));
+      return upstream;
     },
   };
 }
