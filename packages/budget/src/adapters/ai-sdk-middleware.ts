@@ -310,11 +310,13 @@ function createMiddleware<TVersion extends "v3" | "v4">(
 /**
  * Embeds the budget in the Vercel AI SDK 7 (`wrapLanguageModel({ model, middleware })`, a
  * `LanguageModelV4Middleware`; for ai@6 use {@link budgetMiddlewareV3}). Each call reserves its
- * prompt (counted) and its output (`maxOutputTokens`, or what the budget has left) before it
- * runs, refuses with {@link BudgetExceededError} when that does not fit, settles with the
- * provider's usage after (priced by the model's id), stops a stream at the reserved output
- * keeping the partial text (finish reason `length`), and books what was counted when a stream
- * is aborted. Every step of a tool loop is its own metered call.
+ * prompt (a ceiling of its tokens while the budget has room, its count near the limits) and its
+ * output (`maxOutputTokens`, or what the budget has left) before it runs, refuses with
+ * {@link BudgetExceededError} when that does not fit, settles with the provider's usage after
+ * (priced by the model's id), stops a stream at the reserved output keeping the partial text
+ * (finish reason `length`), and books what was counted when a stream is aborted, cancelled, or
+ * dropped unfinished (a `break` out of `textStream`: booked when the result is collected; see
+ * docs/adapters.md). Every step of a tool loop is its own metered call.
  *
  * @example
  * const model = wrapLanguageModel({ model: openai("gpt-5.1"), middleware: budgetMiddleware({ budget, tracker }) });
