@@ -244,19 +244,23 @@ describe.each(majors)("budgetMiddleware with the real $name", ({ sdk, Mock, midd
     expect(budget.used("generation")).toBe(2);
   });
 
-  it.each(["getReader", "for await", "pipeTo", "pipeThrough with options"] as const)(
+  it.each(["getReader", "for await", "pipeTo", "pipeThrough with options", "getReader of a frozen model stream"] as const)(
     "wrapStream read by %s (not the AI SDK's own pipe): the same parts, metered and settled",
     async (how) => {
       const budget = createBudget({ limits: { generation: 10_000 } });
       const inner = streamingModel(5);
       const { stream } = await middleware({ budget }).wrapStream({
-        doStream: () => inner.doStream({ prompt: [{ role: "user", content: [{ type: "text", text: "x" }] }] } as never),
+        doStream: async () => {
+          const result = await inner.doStream({ prompt: [{ role: "user", content: [{ type: "text", text: "x" }] }] } as never);
+          // A stream that cannot take own methods is metered through a copy.
+          return how === "getReader of a frozen model stream" ? { ...result, stream: Object.freeze(result.stream) } : result;
+        },
         params: { prompt: [{ role: "user", content: [{ type: "text", text: "x" }] }] },
         model: inner,
       });
       const parts: { type: string }[] = [];
       const sink = new WritableStream<{ type: string }>({ write: (part) => void parts.push(part) });
-      if (how === "getReader") {
+      if (how === "getReader" || how === "getReader of a frozen model stream") {
         const reader = stream.getReader();
         for (let next = await reader.read(); !next.done; next = await reader.read()) parts.push(next.value as { type: string });
       } else if (how === "for await") {

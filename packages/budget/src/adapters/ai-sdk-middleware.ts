@@ -269,7 +269,9 @@ function createMiddleware<TVersion extends "v3" | "v4">(
       let metered: ReadableStream<Part> | undefined;
       const asStream = (): ReadableStream<Part> => {
         if (metered) return metered;
-        const own = (reader ??= getReader.call(source) as ReadableStreamDefaultReader<Part>);
+        const own = (reader ??= (
+          native ? getReader.call(source) : (source as { getReader(): unknown }).getReader()
+        ) as ReadableStreamDefaultReader<Part>);
         metered = new ReadableStream<Part>({
           pull: (controller) =>
             own.read().then(
@@ -285,6 +287,9 @@ function createMiddleware<TVersion extends "v3" | "v4">(
         dropped.register(metered, onDropped, onDropped);
         return metered;
       };
+      // A stream that is not the platform's, or that cannot take own methods: the metered copy.
+      const native = source instanceof ReadableStream;
+      if (!native || !Object.isExtensible(source)) return { ...upstream, stream: asStream() };
       const methods = source as unknown as Record<string | symbol, unknown>;
       methods.pipeThrough = (transform: { writable: WritableStream<Part>; readable: ReadableStream<unknown> }, options?: unknown) => {
         if (options !== undefined || metered || reader)
