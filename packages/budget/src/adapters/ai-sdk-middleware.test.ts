@@ -244,6 +244,26 @@ describe.each(majors)("budgetMiddleware with the real $name", ({ sdk, Mock, midd
     expect(budget.used("generation")).toBe(2);
   });
 
+  it("streamText: a finish part whose usage cannot be read fails the stream and books the local count", async () => {
+    const budget = createBudget({ limits: { generation: 10_000 } });
+    const chunks: LanguageModelV4StreamPart[] = [
+      { type: "stream-start", warnings: [] },
+      { type: "text-start", id: "t" },
+      { type: "text-delta", id: "t", delta: " partial answer" },
+      { type: "text-end", id: "t" },
+      { type: "finish", finishReason: { unified: "stop", raw: "stop" }, usage: usage(400, -5) },
+    ];
+    const inner = new Mock({ doStream: async () => ({ stream: sdk.simulateReadableStream({ chunks }) }) });
+    const model = sdk.wrapLanguageModel({ model: inner, middleware: middleware({ budget }) });
+    const result = sdk.streamText({ model, prompt: "x", maxRetries: 0, onError: () => undefined });
+    await expect(
+      (async () => {
+        for await (const _part of result.fullStream);
+      })(),
+    ).rejects.toThrow(/token counts are never negative/);
+    expect(budget.snapshot()).toMatchObject({ used: { generation: 2 }, reserved: { generation: 0, contextRead: 0 } });
+  });
+
   it.each(["getReader", "for await", "pipeTo", "pipeThrough with options", "getReader of a frozen model stream"] as const)(
     "wrapStream read by %s (not the AI SDK's own pipe): the same parts, metered and settled",
     async (how) => {

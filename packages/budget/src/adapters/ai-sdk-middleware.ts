@@ -80,7 +80,8 @@ function fromAiSdk(usage: unknown, fallback: () => Usage): Usage {
  * Settles a stream the consumer dropped unfinished: ai@7 and ai@6 keep a result's stream for
  * replay (`result.text` still resolves after a `break` out of `textStream`), so a `break` never
  * cancels the model's stream and only the result's collection shows the call is over. The held
- * value books what was counted and cancels the upstream; it must not reference the wrapper stream.
+ * value books what was counted and cancels the upstream; it must not reference what is registered
+ * (the metered stream, or the writer of the pipe), or that would never be collected.
  */
 const dropped = new FinalizationRegistry<() => void>((settleDropped) => settleDropped());
 
@@ -126,7 +127,15 @@ function pipeParts(
       return;
     }
     reader.read().then((next) => {
-      const after = step(sink, next);
+      let after;
+      try {
+        after = step(sink, next);
+      } catch (error) {
+        // A part the check cannot take (a malformed usage): the pipe fails, as a failed pull would.
+        fail(error);
+        void reader.cancel(error).catch(() => undefined);
+        return;
+      }
       if (after) after.then(pump, fail);
       else pump();
     }, fail);
@@ -217,7 +226,15 @@ function createMiddleware<TVersion extends "v3" | "v4">(
         settled = true;
         dropped.unregister(onDropped);
         params.abortSignal?.removeEventListener("abort", onAbort);
-        book(lease, usage(), model.modelId);
+        let spent: Usage;
+        try {
+          spent = usage();
+        } catch (error) {
+          // A usage that cannot be read (InvalidUsageError): book the local count, then fail the stream.
+          book(lease, counted(), model.modelId);
+          throw error;
+        }
+        book(lease, spent, model.modelId);
       };
       const counted = () => estimatedUsage(inputTokens(), output.tokens);
       const source = upstream.stream as ReadableStream<Part>;
