@@ -12,6 +12,13 @@ export interface SyncCounter {
  */
 const bound = (bytes: number) => 2 * bytes + 1;
 
+/**
+ * A ceiling of a text's tokens without tokenizing it (see `bound`), for a reservation that must
+ * never be lower than what the text could count as. Internal: the AI SDK middleware reserves a
+ * prompt with it while the budget has room, and tokenizes only near the limit.
+ */
+export const tokenCeiling = (text: string): number => bound(Buffer.byteLength(text));
+
 /** Deltas held undecoded at most this many frame bytes; past it they are counted, so memory stays bounded. */
 const MAX_PENDING_BYTES = 8 * 1024 * 1024;
 
@@ -36,7 +43,7 @@ export class OutputMeter {
   readonly #allowance: number;
   /** Exact tokens of the deltas already counted. */
   #counted = 0;
-  /** Deltas delivered but not counted yet: decoded texts first (up to `#decoded`), then undecoded ones. */
+  /** Deltas delivered but not counted yet: decoded texts first (up to `#decoded`), then ones held by a loose ceiling (a decode function, or a text from `admitText`). */
   #pending: (string | (() => string))[] = [];
   #decoded = 0;
   /** Token ceilings of the decoded and the undecoded pending deltas. */
@@ -83,6 +90,23 @@ export class OutputMeter {
     this.#counted += added.tokens;
     this.#tail = added.tail;
     return true;
+  }
+
+  /**
+   * {@link admit} for a delta whose text is at hand (no decoding to defer): the same check,
+   * without a closure per delta.
+   */
+  admitText(text: string): boolean {
+    // A UTF-16 unit is at most 3 UTF-8 bytes: a ceiling of the text's bytes without encoding it.
+    const textBytes = 3 * text.length;
+    if (bound(textBytes) <= this.#room()) {
+      this.#pending.push(text);
+      this.#lazyBound += bound(textBytes);
+      this.#lazyBytes += textBytes;
+      if (this.#lazyBytes + this.#decodedBytes > MAX_PENDING_BYTES) this.#flush();
+      return true;
+    }
+    return this.admit(textBytes, () => text);
   }
 
   /** The tokens `text` adds after what was counted so far, and the tail the text then ends with. */

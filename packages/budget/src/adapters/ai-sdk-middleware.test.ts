@@ -7,6 +7,8 @@ import * as ai7 from "ai";
 import * as ai7Test from "ai/test";
 import * as ai6 from "ai-v6";
 import * as ai6Test from "ai-v6/test";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { describe, expect, it } from "vitest";
 import { BudgetExceededError } from "../budget-exceeded-error.js";
 import { createBudget } from "../create-budget.js";
@@ -20,6 +22,10 @@ const _v4: LanguageModelV4Middleware = budgetMiddleware({ budget: budget0 });
 const _v3: LanguageModelV3Middleware = budgetMiddlewareV3({ budget: budget0 });
 void ai6.wrapLanguageModel({ model: new ai6Test.MockLanguageModelV3(), middleware: budgetMiddlewareV3({ budget: budget0 }) });
 void ai7.wrapLanguageModel({ model: new ai7Test.MockLanguageModelV4(), middleware: budgetMiddleware({ budget: budget0 }) });
+
+// A full collection on demand, to observe what happens once the AI SDK's result is unreachable.
+setFlagsFromString("--expose-gc");
+const collectGarbage = runInNewContext("gc") as () => void;
 
 const usage = (input: number, output: number) => ({
   inputTokens: { total: input, noCache: input - 100, cacheRead: 100, cacheWrite: 0 },
@@ -45,7 +51,7 @@ const majors = [
 ];
 
 describe.each(majors)("budgetMiddleware with the real $name", ({ sdk, Mock, middleware }) => {
-  const streamingModel = (words: number) => {
+  const streamingModel = (words: number, delays: { initialDelayInMs?: null; chunkDelayInMs?: null } = {}) => {
     const chunks: LanguageModelV4StreamPart[] = [
       { type: "stream-start", warnings: [] },
       { type: "text-start", id: "t" },
@@ -53,7 +59,7 @@ describe.each(majors)("budgetMiddleware with the real $name", ({ sdk, Mock, midd
       { type: "text-end", id: "t" },
       { type: "finish", finishReason: { unified: "stop", raw: "stop" }, usage: usage(400, words * 2) },
     ];
-    return new Mock({ doStream: async () => ({ stream: sdk.simulateReadableStream({ chunks }) }) });
+    return new Mock({ doStream: async () => ({ stream: sdk.simulateReadableStream({ chunks, ...delays }) }) });
   };
 
   it("generateText: reserves before the call and settles with the provider's usage", async () => {
@@ -179,6 +185,138 @@ describe.each(majors)("budgetMiddleware with the real $name", ({ sdk, Mock, midd
     expect(budget.reserved("generation")).toBe(0);
     expect(budget.used("generation")).toBeGreaterThan(0);
   });
+
+  it("streamText: reserves a ceiling of the prompt while the budget has room, and the exact count near its limit", async () => {
+    using counter = createTokenCounter({ encoding: "o200k_base" });
+    const prompt = "Add a rate limit of 100 requests per minute to the user API. ".repeat(20);
+    const exact = counter.count(`user\n${prompt}\n`);
+    const reservedAtCall = async (limits: Parameters<typeof createBudget>[0]["limits"]) => {
+      const budget = createBudget({ limits });
+      let reserved = -1;
+      const inner = new Mock({
+        doStream: async () => {
+          reserved = budget.reserved("contextRead");
+          return {
+            stream: sdk.simulateReadableStream({
+              chunks: [{ type: "finish", finishReason: { unified: "stop", raw: "stop" }, usage: usage(500, 0) }],
+            }),
+          };
+        },
+      });
+      const model = sdk.wrapLanguageModel({ model: inner, middleware: middleware({ budget, counter }) });
+      await sdk.streamText({ model, prompt, maxOutputTokens: 100 }).text;
+      expect(budget.snapshot()).toMatchObject({ used: { contextRead: 500 }, reserved: { contextRead: 0, generation: 0 } });
+      return reserved;
+    };
+    // Room for the ceiling: never below the count, and not tokenized.
+    expect(await reservedAtCall({ generation: 10_000 })).toBeGreaterThan(exact);
+    // A session total the ceiling would squeeze the output in: counted exactly.
+    expect(await reservedAtCall({ sessionTotal: exact + 150 })).toBe(exact);
+  });
+
+  it("streamText: a model stream that fails midway is settled with what was counted, and the error reaches the caller", async () => {
+    const budget = createBudget({ limits: { generation: 10_000 } });
+    const parts: LanguageModelV4StreamPart[] = [
+      { type: "stream-start", warnings: [] },
+      { type: "text-start", id: "t" },
+      { type: "text-delta", id: "t", delta: " partial answer" },
+    ];
+    const inner = new Mock({
+      doStream: async () => ({
+        stream: new ReadableStream({
+          pull(controller) {
+            const part = parts.shift();
+            if (part) controller.enqueue(part);
+            else controller.error(new Error("connection reset by the provider"));
+          },
+        }),
+      }),
+    });
+    const model = sdk.wrapLanguageModel({ model: inner, middleware: middleware({ budget }) });
+    const result = sdk.streamText({ model, prompt: "x", maxRetries: 0, onError: () => undefined });
+    await expect(
+      (async () => {
+        for await (const _part of result.fullStream);
+      })(),
+    ).rejects.toThrow("connection reset by the provider");
+    expect(budget.reserved("generation")).toBe(0);
+    expect(budget.reserved("contextRead")).toBe(0);
+    expect(budget.used("generation")).toBe(2);
+  });
+
+  it("streamText: a finish part whose usage cannot be read fails the stream and books the local count", async () => {
+    const budget = createBudget({ limits: { generation: 10_000 } });
+    const chunks: LanguageModelV4StreamPart[] = [
+      { type: "stream-start", warnings: [] },
+      { type: "text-start", id: "t" },
+      { type: "text-delta", id: "t", delta: " partial answer" },
+      { type: "text-end", id: "t" },
+      { type: "finish", finishReason: { unified: "stop", raw: "stop" }, usage: usage(400, -5) },
+    ];
+    const inner = new Mock({ doStream: async () => ({ stream: sdk.simulateReadableStream({ chunks }) }) });
+    const model = sdk.wrapLanguageModel({ model: inner, middleware: middleware({ budget }) });
+    const result = sdk.streamText({ model, prompt: "x", maxRetries: 0, onError: () => undefined });
+    await expect(
+      (async () => {
+        for await (const _part of result.fullStream);
+      })(),
+    ).rejects.toThrow(/token counts are never negative/);
+    expect(budget.snapshot()).toMatchObject({ used: { generation: 2 }, reserved: { generation: 0, contextRead: 0 } });
+  });
+
+  it.each(["getReader", "for await", "pipeTo", "pipeThrough with options", "getReader of a frozen model stream"] as const)(
+    "wrapStream read by %s (not the AI SDK's own pipe): the same parts, metered and settled",
+    async (how) => {
+      const budget = createBudget({ limits: { generation: 10_000 } });
+      const inner = streamingModel(5);
+      const { stream } = await middleware({ budget }).wrapStream({
+        doStream: async () => {
+          const result = await inner.doStream({ prompt: [{ role: "user", content: [{ type: "text", text: "x" }] }] } as never);
+          // A stream that cannot take own methods is metered through a copy.
+          return how === "getReader of a frozen model stream" ? { ...result, stream: Object.freeze(result.stream) } : result;
+        },
+        params: { prompt: [{ role: "user", content: [{ type: "text", text: "x" }] }] },
+        model: inner,
+      });
+      const parts: { type: string }[] = [];
+      const sink = new WritableStream<{ type: string }>({ write: (part) => void parts.push(part) });
+      if (how === "getReader" || how === "getReader of a frozen model stream") {
+        const reader = stream.getReader();
+        for (let next = await reader.read(); !next.done; next = await reader.read()) parts.push(next.value as { type: string });
+      } else if (how === "for await") {
+        for await (const part of stream as unknown as AsyncIterable<{ type: string }>) parts.push(part);
+      } else if (how === "pipeTo") await stream.pipeTo(sink as WritableStream<unknown>);
+      else await stream.pipeThrough(new TransformStream(), { preventCancel: false }).pipeTo(sink as WritableStream<unknown>);
+      expect(parts.map((part) => part.type)).toEqual(["stream-start", "text-start", ...Array(5).fill("text-delta"), "text-end", "finish"]);
+      expect(budget.snapshot()).toMatchObject({ used: { contextRead: 400, generation: 10 }, reserved: { generation: 0, contextRead: 0 } });
+    },
+  );
+
+  it.each(["textStream", "fullStream"] as const)(
+    "streamText: a consumer that breaks out of %s with no abortSignal has the call booked once the result is dropped",
+    async (projection) => {
+      // The AI SDK keeps a result's stream for replay, so a break never cancels the model's stream:
+      // only the result's collection shows the call is over (else the lease is held to its expiry).
+      const budget = createBudget({ limits: { generation: 10_000 } });
+      // No chunk delays: a pending timer would keep the stream reachable until the pipe stalls.
+      const unpaced = streamingModel(100, { initialDelayInMs: null, chunkDelayInMs: null });
+      const model = sdk.wrapLanguageModel({ model: unpaced, middleware: middleware({ budget }) });
+      const consume = async () => {
+        const result = sdk.streamText({ model, prompt: "x" });
+        let seen = 0;
+        for await (const _part of result[projection]) if (++seen === 10) break;
+      };
+      await consume();
+      expect(budget.reserved("generation")).toBeGreaterThan(0);
+      // Collection and the finalization callbacks after it take a few turns of the event loop.
+      for (let turn = 0; turn < 50 && budget.reserved("generation") > 0; turn++) {
+        collectGarbage();
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      expect(budget.reserved("generation")).toBe(0);
+      expect(budget.used("contextRead")).toBeGreaterThan(0);
+    },
+  );
 
   it("a usd limit: a model without a price fails closed for the next call", async () => {
     const budget = createBudget({ limits: { usd: 1 } });

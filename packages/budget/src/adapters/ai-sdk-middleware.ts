@@ -4,7 +4,7 @@ import { createTokenCounter, type BudgetTokenCounter } from "../create-token-cou
 import type { Tracker } from "../create-tracker.js";
 import { normalizeUsage, usageOnly } from "../normalize-usage.js";
 import { createCallMeter, estimatedUsage } from "./call-meter.js";
-import { OutputMeter } from "../output-meter.js";
+import { OutputMeter, tokenCeiling } from "../output-meter.js";
 
 export interface BudgetMiddlewareOptions {
   budget: Budget;
@@ -72,8 +72,80 @@ type AiSdkUsage = { inputTokens?: { total?: number | undefined }; outputTokens?:
 function fromAiSdk(usage: unknown, fallback: () => Usage): Usage {
   const shaped = usage as AiSdkUsage | undefined;
   if (!shaped || shaped.inputTokens?.total === undefined || shaped.outputTokens?.total === undefined) return fallback();
-  const { raw: _raw, ...known } = usage as Record<string, unknown>;
-  return usageOnly(normalizeUsage("ai-sdk", known));
+  // The provider's `raw` usage is among the fields normalizeUsage("ai-sdk") knows and skips.
+  return usageOnly(normalizeUsage("ai-sdk", usage));
+}
+
+/**
+ * Settles a stream the consumer dropped unfinished: ai@7 and ai@6 keep a result's stream for
+ * replay (`result.text` still resolves after a `break` out of `textStream`), so a `break` never
+ * cancels the model's stream and only the result's collection shows the call is over. The held
+ * value books what was counted and cancels the upstream; it must not reference what is registered
+ * (the metered stream, or the writer of the pipe), or that would never be collected.
+ */
+const dropped = new FinalizationRegistry<() => void>((settleDropped) => settleDropped());
+
+const getReader = ReadableStream.prototype.getReader;
+const pipeThrough = ReadableStream.prototype.pipeThrough as (this: ReadableStream, ...args: unknown[]) => ReadableStream;
+const cancelStream = ReadableStream.prototype.cancel;
+
+type ReadResult = { done: false; value: Part } | { done: true; value?: Part | undefined };
+/** Where checked parts go: a stream's controller, or the writer of a pipe. */
+type Sink = { enqueue(part: Part): void; close(): void };
+
+/**
+ * `source.pipeThrough(transform)` as the platform runs it (read, write, wait while the writer is
+ * full; an upstream error aborts the writer, a closed or failed writer cancels the source), with
+ * `step` seeing each part first. Defined here, outside the middleware's closures, so the
+ * writer is reachable only from the pipe (the finalization of a dropped stream relies on it).
+ */
+function pipeParts(
+  reader: ReadableStreamDefaultReader<Part>,
+  writer: WritableStreamDefaultWriter<Part>,
+  step: (sink: Sink, next: ReadResult) => void | Promise<void>,
+  onError: (error: unknown) => void,
+  onCancel: (reason: unknown) => void,
+): void {
+  let done = false;
+  const sink: Sink = {
+    enqueue: (part) => void writer.write(part).catch(() => undefined),
+    close: () => {
+      done = true;
+      void writer.close().catch(() => undefined);
+    },
+  };
+  const fail = (error: unknown) => {
+    if (done) return;
+    done = true;
+    onError(error);
+    void writer.abort(error).catch(() => undefined);
+  };
+  const pump = (): void => {
+    if (done) return;
+    if ((writer.desiredSize ?? 1) <= 0) {
+      writer.ready.then(pump, () => undefined);
+      return;
+    }
+    reader.read().then((next) => {
+      let after;
+      try {
+        after = step(sink, next);
+      } catch (error) {
+        // A part the check cannot take (a malformed usage): the pipe fails, as a failed pull would.
+        fail(error);
+        void reader.cancel(error).catch(() => undefined);
+        return;
+      }
+      if (after) after.then(pump, fail);
+      else pump();
+    }, fail);
+  };
+  writer.closed.catch((reason: unknown) => {
+    if (done) return;
+    done = true;
+    onCancel(reason);
+  });
+  pump();
 }
 
 function createMiddleware<TVersion extends "v3" | "v4">(
@@ -96,10 +168,24 @@ function createMiddleware<TVersion extends "v3" | "v4">(
 
   const meter = createCallMeter({ budget, tracker, repo, operation, price });
   const { book } = meter;
-  const reserve = (params: AiSdkCallOptions): { lease: Lease; inputTokens: number; outputLimit: number } => {
-    const inputTokens = count(promptText(params.prompt));
-    const outputLimit = meter.outputLimit(inputTokens, params.maxOutputTokens ?? defaultMaxOutputTokens);
-    return { lease: meter.reserve(inputTokens, outputLimit), inputTokens, outputLimit };
+  /**
+   * Reserves the prompt and the output. While the budget has room for a ceiling of the prompt's
+   * tokens (from its UTF-8 length) and the whole output asked for, the ceiling is reserved and the
+   * prompt is not tokenized: the provider's usage settles it. Nearer the limit it is counted, so
+   * the output limit is not lowered by the ceiling. `inputTokens()` counts it when a fallback needs it.
+   */
+  const reserve = (params: AiSdkCallOptions): { lease: Lease; inputTokens: () => number; outputLimit: number } => {
+    const text = promptText(params.prompt);
+    const wanted = params.maxOutputTokens ?? defaultMaxOutputTokens;
+    const ceiling = tokenCeiling(text);
+    let exact: number | undefined;
+    const roomy =
+      ceiling <= budget.available("contextRead") &&
+      wanted <= budget.available("generation") &&
+      ceiling + wanted <= budget.available("sessionTotal");
+    const reserved = roomy ? ceiling : (exact = count(text));
+    const outputLimit = meter.outputLimit(reserved, wanted);
+    return { lease: meter.reserve(reserved, outputLimit), inputTokens: () => (exact ??= count(text)), outputLimit };
   };
 
   return {
@@ -115,7 +201,7 @@ function createMiddleware<TVersion extends "v3" | "v4">(
       }
       book(
         lease,
-        fromAiSdk((result as { usage?: unknown }).usage, () => estimatedUsage(inputTokens, 0)),
+        fromAiSdk((result as { usage?: unknown }).usage, () => estimatedUsage(inputTokens(), 0)),
         model.modelId,
       );
       return result;
@@ -131,68 +217,114 @@ function createMiddleware<TVersion extends "v3" | "v4">(
       }
       // Deltas are counted only when the output nears the limit, or when the stream ends without
       // the provider's usage: a complete stream is booked from its finish part.
-      const meter = new OutputMeter({ count }, outputLimit);
+      const output = new OutputMeter({ count }, outputLimit);
       let settled = false;
-      const settle = (usage: Usage) => {
+      // Takes the usage as a function: the local count (tokenizing the prompt and the output) is
+      // work only a stream that ends without the provider's usage needs.
+      const settle = (usage: () => Usage) => {
         if (settled) return;
         settled = true;
+        dropped.unregister(onDropped);
         params.abortSignal?.removeEventListener("abort", onAbort);
-        book(lease, usage, model.modelId);
+        let spent: Usage;
+        try {
+          spent = usage();
+        } catch (error) {
+          // A usage that cannot be read (InvalidUsageError): book the local count, then fail the stream.
+          book(lease, counted(), model.modelId);
+          throw error;
+        }
+        book(lease, spent, model.modelId);
       };
-      const counted = () => estimatedUsage(inputTokens, meter.tokens);
-      const reader = (upstream.stream as ReadableStream<Part>).getReader();
+      const counted = () => estimatedUsage(inputTokens(), output.tokens);
+      const source = upstream.stream as ReadableStream<Part>;
+      /** Our reader of the model's stream, taken when someone first reads it. */
+      let reader: ReadableStreamDefaultReader<Part> | undefined;
+      const stop = (reason: unknown) => {
+        settle(counted);
+        return (reader ? reader.cancel(reason) : cancelStream.call(source, reason)).catch(() => undefined);
+      };
       // An aborted call may never cancel this stream: book what was counted when the signal fires.
-      const onAbort = () => {
-        settle(counted());
-        void reader.cancel(params.abortSignal?.reason).catch(() => undefined);
-      };
+      const onAbort = () => void stop(params.abortSignal?.reason);
+      const onDropped = () => void stop("the stream was dropped unfinished");
       params.abortSignal?.addEventListener("abort", onAbort, { once: true });
-      const stream = new ReadableStream<Part>({
-        async pull(controller) {
-          const next = await reader.read().catch((error: unknown) => {
-            settle(counted());
-            throw error;
-          });
-          if (next.done) {
-            settle(counted());
-            controller.close();
-            return;
-          }
-          const part = next.value;
-          if (part.type === "finish") {
-            settle(fromAiSdk(part.usage, counted));
-            controller.enqueue(part);
-            return;
-          }
-          if ((part.type === "text-delta" || part.type === "reasoning-delta") && typeof part.delta === "string") {
-            const delta = part.delta;
-            // A UTF-16 unit is at most 3 UTF-8 bytes: a ceiling of the delta's bytes without encoding it.
-            if (!meter.admit(3 * delta.length, () => delta)) {
-              // The generation budget is reached: cancel upstream, keep what fit, finish as "length".
-              await reader.cancel("generation budget reached").catch(() => undefined);
-              const outputTokens = meter.tokens;
-              settle(counted());
-              controller.enqueue({
+      /** One part on its way, checked synchronously: passed on, or the stream ends there. */
+      const forward = (sink: Sink, next: ReadResult): void | Promise<void> => {
+        if (next.done) {
+          settle(counted);
+          sink.close();
+          return;
+        }
+        const part = next.value;
+        if (part.type === "finish") {
+          settle(() => fromAiSdk(part.usage, counted));
+        } else if ((part.type === "text-delta" || part.type === "reasoning-delta") && typeof part.delta === "string") {
+          if (!output.admitText(part.delta)) {
+            // The generation budget is reached: cancel upstream, keep what fit, finish as "length".
+            const outputTokens = output.tokens;
+            const promptTokens = inputTokens();
+            return stop("generation budget reached").then(() => {
+              sink.enqueue({
                 type: "finish",
                 finishReason: { unified: "length", raw: "bulkhead-generation-budget" },
                 usage: {
-                  inputTokens: { total: inputTokens, noCache: inputTokens, cacheRead: 0, cacheWrite: 0 },
+                  inputTokens: { total: promptTokens, noCache: promptTokens, cacheRead: 0, cacheWrite: 0 },
                   outputTokens: { total: outputTokens, text: outputTokens, reasoning: undefined },
                 },
               } as Part);
-              controller.close();
-              return;
-            }
+              sink.close();
+            });
           }
-          controller.enqueue(part);
-        },
-        async cancel(reason) {
-          // The consumer aborted: book what was counted so the spend is not lost.
-          settle(counted());
-          await reader.cancel(reason).catch(() => undefined);
-        },
-      });
-      return { ...upstream, stream } as typeof upstream;
+        }
+        sink.enqueue(part);
+        return;
+      };
+      const failed = () => settle(counted);
+      // The AI SDK reads a model's stream with `pipeThrough(transform)`: that pipe is run here
+      // (see pipeParts), so metering adds no second stream. Every other way to read it (a reader,
+      // `pipeTo`, `tee`, `for await`, a pipe with options) gets a metered stream of the same parts.
+      let metered: ReadableStream<Part> | undefined;
+      const asStream = (): ReadableStream<Part> => {
+        if (metered) return metered;
+        const own = (reader ??= (
+          native ? getReader.call(source) : (source as { getReader(): unknown }).getReader()
+        ) as ReadableStreamDefaultReader<Part>);
+        metered = new ReadableStream<Part>({
+          pull: (controller) =>
+            own.read().then(
+              (next) => forward(controller, next),
+              (error: unknown) => {
+                failed();
+                throw error;
+              },
+            ),
+          // The consumer cancelled: book what was counted so the spend is not lost.
+          cancel: (reason) => stop(reason),
+        });
+        dropped.register(metered, onDropped, onDropped);
+        return metered;
+      };
+      // A stream that is not the platform's, or that cannot take own methods: the metered copy.
+      const native = source instanceof ReadableStream;
+      if (!native || !Object.isExtensible(source)) return { ...upstream, stream: asStream() };
+      const methods = source as unknown as Record<string | symbol, unknown>;
+      methods.pipeThrough = (transform: { writable: WritableStream<Part>; readable: ReadableStream<unknown> }, options?: unknown) => {
+        if (options !== undefined || metered || reader)
+          return pipeThrough.call(metered ?? (reader ? source : asStream()), transform, options);
+        const writer = transform.writable.getWriter();
+        reader = getReader.call(source) as ReadableStreamDefaultReader<Part>;
+        pipeParts(reader, writer, forward, failed, (reason) => void stop(reason));
+        dropped.register(writer, onDropped, onDropped);
+        return transform.readable;
+      };
+      for (const name of ["getReader", "pipeTo", "tee", "values"] as const) {
+        const method = ReadableStream.prototype[name] as (...args: unknown[]) => unknown;
+        methods[name] = (...args: unknown[]) => method.apply(asStream(), args);
+      }
+      methods[Symbol.asyncIterator] = (...args: unknown[]) =>
+        (ReadableStream.prototype.values as (...args: unknown[]) => unknown).apply(asStream(), args);
+      methods.cancel = (reason?: unknown) => (metered || reader ? cancelStream.call(source, reason) : stop(reason));
+      return upstream;
     },
   };
 }
@@ -200,11 +332,13 @@ function createMiddleware<TVersion extends "v3" | "v4">(
 /**
  * Embeds the budget in the Vercel AI SDK 7 (`wrapLanguageModel({ model, middleware })`, a
  * `LanguageModelV4Middleware`; for ai@6 use {@link budgetMiddlewareV3}). Each call reserves its
- * prompt (counted) and its output (`maxOutputTokens`, or what the budget has left) before it
- * runs, refuses with {@link BudgetExceededError} when that does not fit, settles with the
- * provider's usage after (priced by the model's id), stops a stream at the reserved output
- * keeping the partial text (finish reason `length`), and books what was counted when a stream
- * is aborted. Every step of a tool loop is its own metered call.
+ * prompt (a ceiling of its tokens while the budget has room, its count near the limits) and its
+ * output (`maxOutputTokens`, or what the budget has left) before it runs, refuses with
+ * {@link BudgetExceededError} when that does not fit, settles with the provider's usage after
+ * (priced by the model's id), stops a stream at the reserved output keeping the partial text
+ * (finish reason `length`), and books what was counted when a stream is aborted, cancelled, or
+ * dropped unfinished (a `break` out of `textStream`: booked when the result is collected; see
+ * docs/adapters.md). Every step of a tool loop is its own metered call.
  *
  * @example
  * const model = wrapLanguageModel({ model: openai("gpt-5.1"), middleware: budgetMiddleware({ budget, tracker }) });
