@@ -120,7 +120,18 @@ function rate(value: number | TieredPrices | undefined, inputTokens: number): { 
   return { rate: price, tiered };
 }
 
+/** Rates of catalog entries with no long-context tier: the same for every call, so built once. */
+const flatRates = new WeakMap<object, Rates>();
+
 function catalogRates(entry: { model: string; prices: ModelPrice; effectiveFrom: string }, inputTokens: number): Rates {
+  const known = flatRates.get(entry);
+  if (known) return known;
+  const rates = buildCatalogRates(entry, inputTokens);
+  if (!Object.values(entry.prices).some((value) => typeof value === "object" && value !== null)) flatRates.set(entry, rates);
+  return rates;
+}
+
+function buildCatalogRates(entry: { model: string; prices: ModelPrice; effectiveFrom: string }, inputTokens: number): Rates {
   const get = (key: string) => rate(entry.prices[key], inputTokens);
   const input = get("input_mtok") ?? { rate: 0, tiered: false };
   const output = get("output_mtok") ?? { rate: 0, tiered: false };
