@@ -65,6 +65,34 @@ describe("createTextCounter (o200k pieces)", () => {
   });
 });
 
+describe("createTextCounter on a pathological piece", () => {
+  it("merges a piece over 2,048 characters in slices, so the merge is never quadratic", () => {
+    const longest: number[] = [];
+    const count = createTextCounter((piece) => {
+      longest.push(piece.length);
+      return gpt.countTokens(piece, { disallowedSpecial: new Set() });
+    }, O200K_TOKEN_SPLIT_REGEX);
+    // A megabyte of spaces, of one letter and of dashes: each is a single piece of the split
+    // pattern. Merged whole, the first took minutes; sliced, each merge sees 2,048 characters.
+    const runs = [" ".repeat(1 << 20), "a".repeat(1 << 20), "-".repeat(1 << 20), `x${"é".repeat(5000)}🚀`.repeat(3)];
+    const encoder = tiktoken.get_encoding("o200k_base");
+    try {
+      for (const run of runs) {
+        const tokens = count(run);
+        expect(tokens).toBeGreaterThan(0);
+        // Within a token per slice of the exact count, checked where the exact merge is affordable.
+        if (run.length < 50_000)
+          expect(Math.abs(tokens - encoder.encode_ordinary(run).length)).toBeLessThanOrEqual(Math.ceil(run.length / 2048));
+      }
+      expect(Math.max(...longest)).toBeLessThanOrEqual(2048);
+      // Real text is unaffected: its pieces are far shorter.
+      expect(count("const x = 1;\n".repeat(1000))).toBe(encoder.encode_ordinary("const x = 1;\n".repeat(1000)).length);
+    } finally {
+      encoder.free();
+    }
+  });
+});
+
 describe("countMany", () => {
   it("counts a large batch on worker threads exactly as count does", async () => {
     using counter = createTokenCounter({ encoding: "o200k_base" });

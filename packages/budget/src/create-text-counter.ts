@@ -9,12 +9,16 @@ export type CountText = (text: string) => number;
  * pattern's pieces exactly; `countPiece` (gpt-tokenizer's byte-pair merge) counts each distinct
  * piece, and a bounded table remembers it. Source code repeats its pieces heavily (the vercel/ai
  * tree: 11M pieces, 138k distinct), so nearly every piece costs a map lookup instead of a merge.
+ * A piece over 2,048 characters (a run of one class, never seen in real source) is merged in
+ * 2,048-character slices, so counting stays linear in the text's length; its count may then
+ * differ from tiktoken's by about a token per slice.
  *
  * Self-contained on purpose (no imports, no closures over module state): worker threads receive
  * its source text and build the very same counter.
  */
 export function createTextCounter(countPiece: (text: string) => number, splitRegex: RegExp | undefined, maxPieces = 262_144): CountText {
   if (!splitRegex) return countPiece;
+  const LONG_PIECE = 2048;
   const sticky = new RegExp(splitRegex.source, "uy");
   // 0 other (not letter, digit or whitespace), 1 upper, 2 lower, 3 digit, 4 blank (\t \v \f space), 5 newline (\r \n).
   const classes = new Uint8Array(128);
@@ -74,6 +78,22 @@ export function createTextCounter(countPiece: (text: string) => number, splitReg
         }
         return tokens;
       }
+    }
+    // A piece longer than any in real source (the vercel/ai tree's longest is 201 characters) is
+    // a run of one class: letters, blanks or punctuation. The byte-pair merge is quadratic in a
+    // piece's length (a megabyte of spaces took minutes), so such a piece is merged in slices of
+    // LONG_PIECE characters, cut between code points: linear, within a token or so per slice of
+    // the whole merge, and never remembered.
+    if (end - start > LONG_PIECE) {
+      let tokens = 0;
+      for (let cut = start; cut < end;) {
+        let next = Math.min(end, cut + LONG_PIECE);
+        const last = text.charCodeAt(next - 1);
+        if (next < end && last >= 0xd800 && last <= 0xdbff) next--;
+        tokens += countPiece(text.slice(cut, next));
+        cut = next;
+      }
+      return tokens;
     }
     const piece = text.slice(start, end);
     let tokens = others.get(piece);
