@@ -105,6 +105,30 @@ describe("countMany", () => {
     expect(await tiktokenCounter.countMany(texts)).toEqual(counts);
   });
 
+  it("property: the threads share one piece table and still count every text exactly", async () => {
+    // Batches sent at once go to both threads, which insert the same new pieces concurrently.
+    const word = fc.array(fc.constantFrom(..."abcdeXYZ_01 .\n"), { minLength: 1, maxLength: 9 }).map((chars) => chars.join(""));
+    await fc.assert(
+      fc.asyncProperty(fc.array(word, { minLength: 50, maxLength: 200 }), fc.integer({ min: 0, max: 1e9 }), async (words, seed) => {
+        using counter = createTokenCounter({ encoding: "o200k_base" });
+        const texts = Array.from({ length: 240 }, (_, index) => {
+          let text = "";
+          for (let at = 0; text.length < 7000; at++) text += words[(seed + index * 7 + at * 13) % words.length];
+          return text;
+        });
+        const batches = [texts.slice(0, 80), texts.slice(80, 160), texts.slice(160)];
+        const counts = (await Promise.all(batches.map((batch) => counter.countManyBytes(batch.map((text) => Buffer.from(text)))))).flat();
+        const encoder = tiktoken.get_encoding("o200k_base");
+        try {
+          expect(counts).toEqual(texts.map((text) => encoder.encode_ordinary(text).length));
+        } finally {
+          encoder.free();
+        }
+      }),
+      { numRuns: 6 },
+    );
+  });
+
   it("countManyBytes decodes on the threads as Buffer.toString does: a BOM kept, bad UTF-8 replaced", async () => {
     using counter = createTokenCounter({ encoding: "o200k_base" });
     const texts = Array.from({ length: 300 }, (_, index) =>

@@ -16,7 +16,12 @@ export type CountText = (text: string) => number;
  * Self-contained on purpose (no imports, no closures over module state): worker threads receive
  * its source text and build the very same counter.
  */
-export function createTextCounter(countPiece: (text: string) => number, splitRegex: RegExp | undefined, maxPieces = 262_144): CountText {
+export function createTextCounter(
+  countPiece: (text: string) => number,
+  splitRegex: RegExp | undefined,
+  maxPieces = 262_144,
+  shared?: Int32Array,
+): CountText {
   if (!splitRegex) return countPiece;
   const LONG_PIECE = 2048;
   const sticky = new RegExp(splitRegex.source, "uy");
@@ -40,10 +45,18 @@ export function createTextCounter(countPiece: (text: string) => number, splitReg
   // into two integers, in an open-addressing table of four-integer rows (the key, its length and
   // its count), so a piece seen before costs one probe in one cache line and no allocation.
   // Longer or non-ASCII pieces go to a Map. Each holds at most `maxPieces`.
+  //
+  // With `shared` (from {@link createSharedPieceTable}), the
+  // table is the one every counting thread uses, so each distinct piece is merged once in all:
+  // a row is claimed by a compare-and-swap of its length (0, empty, to -1, being written), its
+  // key and count written, then its length stored; a reader loads the length atomically first,
+  // so it sees a row whole or not at all. The last integer counts the rows filled.
   let capacity = 1024;
   while (capacity < maxPieces * 2) capacity *= 2;
+  if (shared) capacity = (shared.length - 1) / 4;
   const mask = capacity - 1;
-  const rows = new Int32Array(capacity * 4);
+  const rows = shared ?? new Int32Array(capacity * 4);
+  const filled = capacity * 4;
   let packed = 0;
   const others = new Map<string, number>();
   const lookup = (text: string, start: number, end: number): number => {
@@ -63,13 +76,22 @@ export function createTextCounter(countPiece: (text: string) => number, splitReg
         mixed ^= mixed >>> 15;
         let at = (mixed & mask) << 2;
         for (;;) {
-          const rowLength = rows[at + 2]!;
+          const rowLength = shared ? Atomics.load(rows, at + 2) : rows[at + 2]!;
           if (rowLength === 0) break;
           if (rowLength === length && rows[at] === low && rows[at + 1] === high) return rows[at + 3]!;
           at = (at + 4) & (mask << 2);
         }
         const tokens = countPiece(text.slice(start, end));
-        if (packed < maxPieces) {
+        if (shared) {
+          // Another thread may take this row first: then this piece is simply not remembered here.
+          if (Atomics.load(rows, filled) < maxPieces && Atomics.compareExchange(rows, at + 2, 0, -1) === 0) {
+            rows[at] = low;
+            rows[at + 1] = high;
+            rows[at + 3] = tokens;
+            Atomics.store(rows, at + 2, length);
+            Atomics.add(rows, filled, 1);
+          }
+        } else if (packed < maxPieces) {
           rows[at] = low;
           rows[at + 1] = high;
           rows[at + 2] = length;
@@ -184,4 +206,15 @@ export function createTextCounter(countPiece: (text: string) => number, splitReg
     }
     return tokens;
   };
+}
+
+/**
+ * A piece table for {@link createTextCounter}'s `shared`, on a SharedArrayBuffer that every
+ * counting thread is given: the rows of a table for `maxPieces` pieces (a power of two, at least
+ * twice `maxPieces`, as the counter sizes its own) and one integer counting the rows filled.
+ */
+export function createSharedPieceTable(maxPieces = 262_144): Int32Array {
+  let capacity = 1024;
+  while (capacity < maxPieces * 2) capacity *= 2;
+  return new Int32Array(new SharedArrayBuffer((capacity * 4 + 1) * Int32Array.BYTES_PER_ELEMENT));
 }

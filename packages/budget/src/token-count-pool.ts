@@ -2,7 +2,7 @@ import { createRequire } from "node:module";
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import { AbortedError } from "@bulkhead/core";
-import { createTextCounter } from "./create-text-counter.js";
+import { createSharedPieceTable, createTextCounter } from "./create-text-counter.js";
 import type { Encoding } from "./encodings.js";
 
 const require = createRequire(import.meta.url);
@@ -39,7 +39,8 @@ function workerSource(): string {
     const encoding = require(workerData.encodingPath);
     const options = { disallowedSpecial: new Set() };
     const splitRegex = workerData.constantsPath ? require(workerData.constantsPath).O200K_TOKEN_SPLIT_REGEX : undefined;
-    const count = (${createTextCounter.toString()})((text) => encoding.countTokens(text, options), splitRegex);
+    // One piece table for all the threads (o200k): each distinct piece is merged once in all.
+    const count = (${createTextCounter.toString()})((text) => encoding.countTokens(text, options), splitRegex, undefined, workerData.pieces);
     // ignoreBOM keeps a leading byte order mark as text, as Buffer.toString("utf8") does.
     const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
     parentPort.on("message", ({ id, texts, bytes, ends }) => {
@@ -85,6 +86,7 @@ function createPool(encoding: Encoding, onEnd: () => void): TokenCountPool {
   const workerData = {
     encodingPath: require.resolve(`gpt-tokenizer/cjs/encoding/${encoding}`),
     constantsPath: encoding === "o200k_base" ? require.resolve("gpt-tokenizer/cjs/encodingParams/constants") : undefined,
+    pieces: encoding === "o200k_base" ? createSharedPieceTable() : undefined,
   };
   const slots: Slot[] = [];
   const pending = new Map<number, Pending>();
