@@ -41,9 +41,10 @@ export function createTextCounter(
                 ? 4
                 : 0;
   }
-  // Most pieces of source code are short and ASCII: those are keyed by their characters packed
-  // into two integers, in an open-addressing table of four-integer rows (the key, its length and
-  // its count), so a piece seen before costs one probe in one cache line and no allocation.
+  // Most pieces of source code are short and ASCII: those of up to 16 characters are keyed by
+  // their characters packed four to an integer, in an open-addressing table of eight-integer rows
+  // (the key, its length and its count), so a piece seen before costs one probe in one cache line
+  // and no allocation.
   // Longer or non-ASCII pieces go to a Map. Each holds at most `maxPieces`.
   //
   // With `shared` (from {@link createSharedPieceTable}), the
@@ -53,49 +54,60 @@ export function createTextCounter(
   // so it sees a row whole or not at all. The last integer counts the rows filled.
   let capacity = 1024;
   while (capacity < maxPieces * 2) capacity *= 2;
-  if (shared) capacity = (shared.length - 1) / 4;
+  if (shared) capacity = (shared.length - 1) / 8;
   const mask = capacity - 1;
-  const rows = shared ?? new Int32Array(capacity * 4);
-  const filled = capacity * 4;
+  const rows = shared ?? new Int32Array(capacity * 8);
+  const filled = capacity * 8;
   let packed = 0;
   const others = new Map<string, number>();
   const lookup = (text: string, start: number, end: number): number => {
     const length = end - start;
-    if (length <= 8) {
-      let low = 0;
-      let high = 0;
+    if (length <= 16) {
+      // Up to 16 ASCII characters, four to an integer.
+      let k0 = 0;
+      let k1 = 0;
+      let k2 = 0;
+      let k3 = 0;
       let index = 0;
       for (; index < length; index++) {
         const code = text.charCodeAt(start + index);
         if (code > 127) break;
-        if (index < 4) low |= code << (index << 3);
-        else high |= code << ((index - 4) << 3);
+        const shift = (index & 3) << 3;
+        if (index < 4) k0 |= code << shift;
+        else if (index < 8) k1 |= code << shift;
+        else if (index < 12) k2 |= code << shift;
+        else k3 |= code << shift;
       }
       if (index === length) {
-        let mixed = Math.imul(low, -1640531535) ^ Math.imul(high + length, -2048144789);
+        let mixed = Math.imul(k0, -1640531535) ^ Math.imul(k1 + length, -2048144789) ^ Math.imul(k2, 668265263) ^ Math.imul(k3, 374761393);
         mixed ^= mixed >>> 15;
-        let at = (mixed & mask) << 2;
+        let at = (mixed & mask) << 3;
         for (;;) {
-          const rowLength = shared ? Atomics.load(rows, at + 2) : rows[at + 2]!;
+          const rowLength = shared ? Atomics.load(rows, at + 4) : rows[at + 4]!;
           if (rowLength === 0) break;
-          if (rowLength === length && rows[at] === low && rows[at + 1] === high) return rows[at + 3]!;
-          at = (at + 4) & (mask << 2);
+          if (rowLength === length && rows[at] === k0 && rows[at + 1] === k1 && rows[at + 2] === k2 && rows[at + 3] === k3)
+            return rows[at + 5]!;
+          at = (at + 8) & (mask << 3);
         }
         const tokens = countPiece(text.slice(start, end));
         if (shared) {
           // Another thread may take this row first: then this piece is simply not remembered here.
-          if (Atomics.load(rows, filled) < maxPieces && Atomics.compareExchange(rows, at + 2, 0, -1) === 0) {
-            rows[at] = low;
-            rows[at + 1] = high;
-            rows[at + 3] = tokens;
-            Atomics.store(rows, at + 2, length);
+          if (Atomics.load(rows, filled) < maxPieces && Atomics.compareExchange(rows, at + 4, 0, -1) === 0) {
+            rows[at] = k0;
+            rows[at + 1] = k1;
+            rows[at + 2] = k2;
+            rows[at + 3] = k3;
+            rows[at + 5] = tokens;
+            Atomics.store(rows, at + 4, length);
             Atomics.add(rows, filled, 1);
           }
         } else if (packed < maxPieces) {
-          rows[at] = low;
-          rows[at + 1] = high;
-          rows[at + 2] = length;
-          rows[at + 3] = tokens;
+          rows[at] = k0;
+          rows[at + 1] = k1;
+          rows[at + 2] = k2;
+          rows[at + 3] = k3;
+          rows[at + 4] = length;
+          rows[at + 5] = tokens;
           packed++;
         }
         return tokens;
@@ -216,5 +228,5 @@ export function createTextCounter(
 export function createSharedPieceTable(maxPieces = 262_144): Int32Array {
   let capacity = 1024;
   while (capacity < maxPieces * 2) capacity *= 2;
-  return new Int32Array(new SharedArrayBuffer((capacity * 4 + 1) * Int32Array.BYTES_PER_ELEMENT));
+  return new Int32Array(new SharedArrayBuffer((capacity * 8 + 1) * Int32Array.BYTES_PER_ELEMENT));
 }
