@@ -9,37 +9,16 @@ import { join } from "node:path";
 import { createCommitLead } from "@bulkhead/git-lead";
 import git from "isomorphic-git";
 import { begin, cpuTime, median, report, RUNS, toSample } from "./lib/bench-helper.js";
+import { BENCH_GIT_ENV, leadRepository } from "./lib/lead-repo.js";
 
 const FILES = Number(process.env.BENCH_LEAD_FILES ?? 10_000);
 const COMMITS = Number(process.env.BENCH_LEAD_COMMITS ?? 20);
 const data = join(import.meta.dirname, ".data");
-const template = join(data, `lead-${FILES}`);
+const template = leadRepository(FILES);
 const author = { name: "Bench", email: "bench@example.com" };
-const env = {
-  ...process.env,
-  GIT_AUTHOR_NAME: "Bench",
-  GIT_AUTHOR_EMAIL: "bench@example.com",
-  GIT_COMMITTER_NAME: "Bench",
-  GIT_COMMITTER_EMAIL: "bench@example.com",
-};
+const env = BENCH_GIT_ENV;
 const sh = (cwd: string, args: string[]) => execFileSync("git", args, { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
 
-if (!fs.existsSync(join(template, ".done"))) {
-  fs.rmSync(template, { recursive: true, force: true });
-  for (let index = 0; index < FILES; index++) {
-    const dir = join(template, "src", `pkg${Math.floor(index / 100)}`);
-    if (index % 100 === 0) fs.mkdirSync(dir, { recursive: true });
-    fs.writeFileSync(join(dir, `file${index}.ts`), `export const value${index} = ${index};\n`);
-  }
-  sh(template, ["init", "--quiet", "--initial-branch=main"]);
-  // No background `gc --auto` after the 10k-object commit: it would pack and delete loose objects
-  // while the copies below are being made.
-  sh(template, ["config", "gc.auto", "0"]);
-  sh(template, ["add", "--all"]);
-  sh(template, ["commit", "--quiet", "-m", "initial"]);
-  fs.writeFileSync(join(template, ".git", "info", "exclude"), ".done\n");
-  fs.writeFileSync(join(template, ".done"), "");
-}
 const fresh = (name: string) => {
   const dir = join(data, name);
   fs.rmSync(dir, { recursive: true, force: true });

@@ -15,10 +15,10 @@ import { createMemoryProposalStore, createMultiRepoGuard, parseTaskSpec } from "
 import { createDockerBackend, createSession, defineProject, type Session } from "@bulkhead/sandbox";
 import { ensureDocker, ensureTestImage } from "@bulkhead/test-utils";
 import Docker from "dockerode";
-import { BENCH_RUN_LABEL, containersLabelled, removeContainersLabelled, sessionHomeLabel } from "./lib/bench-containers.js";
+import { BENCH_RUN_LABEL, sweepBench } from "./lib/bench-containers.js";
 import { begin, measure, median, pairedRatio, report, type BenchCase } from "./lib/bench-helper.js";
 import { copyOf, leadRepository } from "./lib/lead-repo.js";
-import { buildOldCode, type OldCode } from "./lib/old-code.js";
+import { buildOldCode, oldCodeFailed, type OldCode } from "./lib/old-code.js";
 
 const OLD_COMMIT = "9c0e3e4";
 const FILES = 10_000;
@@ -64,8 +64,7 @@ try {
     handover: await oldCode.load("handover"),
   };
 } catch (error) {
-  oldProblem = `the code at ${OLD_COMMIT} no longer builds or loads (${(error as Error).message.split("\n")[0]}): compared against the shell script only`;
-  console.log(oldProblem);
+  oldProblem = oldCodeFailed(OLD_COMMIT, error);
 }
 
 const engine = await ensureDocker();
@@ -285,12 +284,6 @@ try {
 } finally {
   for (const label of [...live.keys()]) await removeLive(label).catch(() => undefined);
   removeShell();
-  const swept = removeContainersLabelled(sessionHomeLabel(home)) + removeContainersLabelled(runLabel);
-  fs.rmSync(scratch, { recursive: true, force: true });
-  oldCode?.dispose();
+  sweepBench({ home, runLabel, scratch, oldCode });
   await engine.stop();
-  const left = containersLabelled(sessionHomeLabel(home)).length + containersLabelled(runLabel).length;
-  console.log(
-    `\ncleanup: ${swept} container(s) swept after the runs; left behind: ${left} container(s), temp dirs ${fs.existsSync(scratch) || (oldCode && fs.existsSync(oldCode.dir)) ? "LEFT" : "none"}`,
-  );
 }

@@ -15,10 +15,10 @@ import { createDockerBackend, createSession, defineProject, type Session } from 
 import { ensureDocker, ensureTestImage } from "@bulkhead/test-utils";
 import Docker from "dockerode";
 import pLimit from "p-limit";
-import { BENCH_RUN_LABEL, containersLabelled, removeContainersLabelled, sessionHomeLabel } from "./lib/bench-containers.js";
+import { BENCH_RUN_LABEL, sweepBench } from "./lib/bench-containers.js";
 import { begin, measure, pairedRatio, report, RUNS, type BenchCase, type Sample } from "./lib/bench-helper.js";
 import { copyOf, leadRepository } from "./lib/lead-repo.js";
-import { buildOldCode, type OldCode } from "./lib/old-code.js";
+import { buildOldCode, oldCodeFailed, type OldCode } from "./lib/old-code.js";
 
 const OLD_COMMIT = "b2a01d0";
 const EXECS = Number(process.env.BENCH_EXECS ?? 100);
@@ -48,8 +48,7 @@ try {
   oldCode = buildOldCode(OLD_COMMIT, ["core", "sandbox"]);
   old = await oldCode.load("sandbox");
 } catch (error) {
-  oldProblem = `the code at ${OLD_COMMIT} no longer builds or loads (${(error as Error).message.split("\n")[0]}): compared against the shell script only`;
-  console.log(oldProblem);
+  oldProblem = oldCodeFailed(OLD_COMMIT, error);
 }
 
 const engine = await ensureDocker();
@@ -195,12 +194,6 @@ try {
   });
 } finally {
   await removeLive().catch(() => undefined);
-  const swept = removeContainersLabelled(sessionHomeLabel(home)) + removeContainersLabelled(runLabel);
-  fs.rmSync(scratch, { recursive: true, force: true });
-  oldCode?.dispose();
+  sweepBench({ home, runLabel, scratch, oldCode });
   await engine.stop();
-  const left = containersLabelled(sessionHomeLabel(home)).length + containersLabelled(runLabel).length;
-  console.log(
-    `\ncleanup: ${swept} container(s) swept after the runs; left behind: ${left} container(s), temp dirs ${fs.existsSync(scratch) || (oldCode && fs.existsSync(oldCode.dir)) ? "LEFT" : "none"}`,
-  );
 }

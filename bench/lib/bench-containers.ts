@@ -3,6 +3,7 @@
 // state directory's hash). Nothing else on the shared engine is touched.
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
+import { existsSync, rmSync } from "node:fs";
 import { resolve } from "node:path";
 
 /** The label a bench puts on the containers it runs itself (`docker run --label`). */
@@ -27,4 +28,29 @@ export function removeContainersLabelled(label: string): number {
   const ids = containersLabelled(label);
   if (ids.length > 0) execFileSync("docker", ["rm", "--force", "--volumes", ...ids], { stdio: "ignore" });
   return ids.length;
+}
+
+/**
+ * The end of a Docker bench, untimed: removes its sessions' containers (of `home`) and its own
+ * (`runLabel`), its scratch directory and the old code it built, then prints what is left.
+ */
+export function sweepBench({
+  home,
+  runLabel,
+  scratch,
+  oldCode,
+}: {
+  home: string;
+  runLabel: string;
+  scratch: string;
+  oldCode: { dir: string; dispose(): void } | undefined;
+}): void {
+  const swept = removeContainersLabelled(sessionHomeLabel(home)) + removeContainersLabelled(runLabel);
+  rmSync(scratch, { recursive: true, force: true });
+  oldCode?.dispose();
+  const left = containersLabelled(sessionHomeLabel(home)).length + containersLabelled(runLabel).length;
+  const leftDirs = existsSync(scratch) || (oldCode !== undefined && existsSync(oldCode.dir));
+  console.log(
+    `\ncleanup: ${swept} container(s) swept after the runs; left behind: ${left} container(s), temp dirs ${leftDirs ? "LEFT" : "none"}`,
+  );
 }

@@ -7,6 +7,15 @@ import { join } from "node:path";
 
 const data = join(import.meta.dirname, "..", ".data");
 
+/** The environment the benches run git in: a fixed author and committer. */
+export const BENCH_GIT_ENV = {
+  ...process.env,
+  GIT_AUTHOR_NAME: "Bench",
+  GIT_AUTHOR_EMAIL: "bench@example.com",
+  GIT_COMMITTER_NAME: "Bench",
+  GIT_COMMITTER_EMAIL: "bench@example.com",
+};
+
 /** The path of the generated `files`-file repository (`bench/.data/lead-<files>`), made when it is missing. */
 export function leadRepository(files: number): string {
   const template = join(data, `lead-${files}`);
@@ -17,13 +26,6 @@ export function leadRepository(files: number): string {
     if (index % 100 === 0) fs.mkdirSync(dir, { recursive: true });
     fs.writeFileSync(join(dir, `file${index}.ts`), `export const value${index} = ${index};\n`);
   }
-  const env = {
-    ...process.env,
-    GIT_AUTHOR_NAME: "Bench",
-    GIT_AUTHOR_EMAIL: "bench@example.com",
-    GIT_COMMITTER_NAME: "Bench",
-    GIT_COMMITTER_EMAIL: "bench@example.com",
-  };
   // No background `gc --auto` after the big commit: it would pack objects while copies are made.
   for (const args of [
     ["init", "--quiet", "--initial-branch=main"],
@@ -31,7 +33,7 @@ export function leadRepository(files: number): string {
     ["add", "--all"],
     ["commit", "--quiet", "-m", "initial"],
   ])
-    execFileSync("git", args, { cwd: template, env, stdio: "ignore" });
+    execFileSync("git", args, { cwd: template, env: BENCH_GIT_ENV, stdio: "ignore" });
   fs.writeFileSync(join(template, ".git", "info", "exclude"), ".done\n");
   fs.writeFileSync(join(template, ".done"), "");
   return template;

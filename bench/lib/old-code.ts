@@ -50,3 +50,10 @@ export function buildOldCode(commit: string, packages: readonly string[]): OldCo
     dispose,
   };
 }
+
+/** Says why the old code could not be built or loaded: the bench then compares against its shell baseline only. */
+export function oldCodeFailed(commit: string, error: unknown): string {
+  const problem = `the code at ${commit} no longer builds or loads (${(error as Error).message.split("\n")[0]}): compared against the shell script only`;
+  console.log(problem);
+  return problem;
+}
