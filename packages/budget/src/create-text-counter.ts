@@ -90,25 +90,23 @@ export function createTextCounter(
           at = (at + 8) & (mask << 3);
         }
         const tokens = countPiece(text.slice(start, end));
-        if (shared) {
-          // Another thread may take this row first: then this piece is simply not remembered here.
-          if (Atomics.load(rows, filled) < maxPieces && Atomics.compareExchange(rows, at + 4, 0, -1) === 0) {
-            rows[at] = k0;
-            rows[at + 1] = k1;
-            rows[at + 2] = k2;
-            rows[at + 3] = k3;
-            rows[at + 5] = tokens;
-            Atomics.store(rows, at + 4, length);
-            Atomics.add(rows, filled, 1);
-          }
-        } else if (packed < maxPieces) {
+        // Shared: another thread may take this row first; then this piece is simply not remembered here.
+        const claimed = shared
+          ? Atomics.load(rows, filled) < maxPieces && Atomics.compareExchange(rows, at + 4, 0, -1) === 0
+          : packed < maxPieces;
+        if (claimed) {
           rows[at] = k0;
           rows[at + 1] = k1;
           rows[at + 2] = k2;
           rows[at + 3] = k3;
-          rows[at + 4] = length;
           rows[at + 5] = tokens;
-          packed++;
+          if (shared) {
+            Atomics.store(rows, at + 4, length);
+            Atomics.add(rows, filled, 1);
+          } else {
+            rows[at + 4] = length;
+            packed++;
+          }
         }
         return tokens;
       }

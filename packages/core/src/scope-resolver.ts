@@ -311,21 +311,12 @@ const GIT_RULES: RuleChain = { key: "git", texts: [] };
  * ignores a linked .gitignore); with the identity of the file read, or `missing` when there is none.
  */
 function readSmallText(path: string): { text: string; identity: Identity | undefined; missing: boolean } {
-  let descriptor: number;
   try {
-    descriptor = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    const { info, buffer } = readWithStats(path, 1 << 20, false);
+    return { text: buffer?.toString("utf8") ?? "", identity: identityOf(info), missing: false };
   } catch (error) {
+    // Missing (ENOENT), a link (ELOOP: opened without following) or not a regular file (EFTYPE).
     return { text: "", identity: undefined, missing: (error as { code?: string }).code === "ENOENT" };
-  }
-  try {
-    const info = fstatSync(descriptor);
-    if (!info.isFile()) return { text: "", identity: undefined, missing: false };
-    if (info.size > 1 << 20) return { text: "", identity: identityOf(info), missing: false };
-    const buffer = Buffer.allocUnsafe(info.size);
-    const read = readSync(descriptor, buffer, 0, info.size, 0);
-    return { text: buffer.toString("utf8", 0, read), identity: identityOf(info), missing: false };
-  } finally {
-    closeSync(descriptor);
   }
 }
 
@@ -429,7 +420,8 @@ export async function resolveValidatedScope(spec: TaskSpec, options: ResolveScop
   const walkers = await Promise.all(
     spec.contextScope.repos.map(async (repo) => {
       const walker = new RepoWalker(repo, roots.get(repo.name)!, gitignore, abortSignal, cache || undefined, startedAt);
-      const snapshot = cache ? getSnapshot(cache, snapshotKey(repo)) : undefined;
+      const key = snapshotKey(repo);
+      const snapshot = cache ? getSnapshot(cache, key) : undefined;
       const replay = snapshot && replaySnapshot(snapshot);
       if (replay) {
         replayed.push(replay);
@@ -438,7 +430,7 @@ export async function resolveValidatedScope(spec: TaskSpec, options: ResolveScop
         for (const [path, target] of replay.linkMap) walker.links.set(path, target);
         return walker;
       }
-      if (cache && snapshot) dropSnapshot(cache, snapshotKey(repo));
+      if (cache && snapshot) dropSnapshot(cache, key);
       for (const entry of repo.paths) await walker.addEntry(entry);
       return walker;
     }),
