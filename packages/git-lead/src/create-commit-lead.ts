@@ -8,6 +8,7 @@ import {
   createDeadline,
   InvalidArgumentError,
   isProcessAlive,
+  lazySchema,
   sleep,
   TypedEmitter,
   validateOptions,
@@ -178,11 +179,9 @@ const buildRecoverSchema = () =>
     abortSignal: z.instanceof(AbortSignal, { message: "expected an AbortSignal" }).optional(),
   });
 
-let optionsSchemaCache: ReturnType<typeof buildOptionsSchema> | undefined;
-let recoverSchemaCache: ReturnType<typeof buildRecoverSchema> | undefined;
 // Built on first use, not at import.
-const optionsSchema = () => (optionsSchemaCache ??= buildOptionsSchema());
-const recoverSchema = () => (recoverSchemaCache ??= buildRecoverSchema());
+const optionsSchema = lazySchema(buildOptionsSchema);
+const recoverSchema = lazySchema(buildRecoverSchema);
 
 /** Resolves when `work` settles or `signal` fires, whichever is first; never rejects. */
 function untilSettledOrAborted(work: Promise<unknown>, signal: AbortSignal): Promise<void> {

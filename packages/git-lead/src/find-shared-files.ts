@@ -1,4 +1,4 @@
-import { resolveScope, validateOptions, type TaskSpec } from "@bulkhead/core";
+import { lazySchema, resolveScope, validateOptions, type TaskSpec } from "@bulkhead/core";
 import { z } from "zod";
 import { validateTasks } from "./plan-waves.js";
 
@@ -43,13 +43,13 @@ export interface FindSharedFilesOptions {
   repos: Record<string, string>;
 }
 
-let schema: z.ZodType<FindSharedFilesOptions> | undefined;
 // Built on first use, not at import.
-const findSharedFilesSchema = () =>
-  (schema ??= z.object({
+const findSharedFilesSchema = lazySchema((): z.ZodType<FindSharedFilesOptions> =>
+  z.object({
     tasks: z.custom<readonly ScopedTask[]>((value) => Array.isArray(value), "expected a list of tasks"),
     repos: z.record(z.string(), z.string().min(1)),
-  }));
+  }),
+);
 
 /** Each task (dependencies merged with its spec's own `depends_on`) with the files it claims. */
 export interface ResolvedTask {

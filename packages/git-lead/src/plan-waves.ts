@@ -1,4 +1,4 @@
-import { InvalidArgumentError, validateOptions } from "@bulkhead/core";
+import { InvalidArgumentError, lazySchema, validateOptions } from "@bulkhead/core";
 import { z } from "zod";
 import { InvalidPlanError } from "./git-lead-errors.js";
 
@@ -52,13 +52,13 @@ export interface PlanWavesOptions {
   maxPerWave?: number;
 }
 
-let schema: z.ZodType<PlanWavesOptions> | undefined;
 // Built on first use, not at import.
-const planWavesSchema = () =>
-  (schema ??= z.object({
+const planWavesSchema = lazySchema((): z.ZodType<PlanWavesOptions> =>
+  z.object({
     tasks: z.custom<readonly PlannedTask[]>((value) => Array.isArray(value), "expected a list of tasks"),
     maxPerWave: z.number().int().min(1).or(z.literal(Infinity)).optional(),
-  }));
+  }),
+);
 
 /**
  * Plans waves (seed 001, "fewer workers, more waves"): a task runs only after every task it

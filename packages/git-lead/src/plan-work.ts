@@ -1,4 +1,4 @@
-import { validateOptions } from "@bulkhead/core";
+import { lazySchema, validateOptions } from "@bulkhead/core";
 import { z } from "zod";
 import { resolveTaskFiles, sharedFilesOf, type ResolvedTask, type ScopedTask, type SharedFile } from "./find-shared-files.js";
 import { planWaves } from "./plan-waves.js";
@@ -23,14 +23,14 @@ export interface WorkPlan {
   tasks: ResolvedTask[];
 }
 
-let schema: z.ZodType<PlanWorkOptions> | undefined;
 // Built on first use, not at import.
-const optionsSchema = () =>
-  (schema ??= z.object({
+const optionsSchema = lazySchema((): z.ZodType<PlanWorkOptions> =>
+  z.object({
     tasks: z.custom<readonly ScopedTask[]>((value) => Array.isArray(value), "expected a list of tasks"),
     repos: z.record(z.string(), z.string().min(1)),
     maxPerWave: z.number().int().min(1).or(z.literal(Infinity)).optional(),
-  }));
+  }),
+);
 
 /**
  * The one planner behind the API and `bulkhead plan`: resolves every task's scope once (files a

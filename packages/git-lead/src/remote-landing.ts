@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { sleep } from "@bulkhead/core";
+import { lazySchema, sleep } from "@bulkhead/core";
 import { z } from "zod";
 import { GitConflictError } from "./git-lead-errors.js";
 import { compareAndSwapBranch, readBranch } from "./git-refs.js";
@@ -36,8 +36,6 @@ export interface RemoteLandingOptions {
   maxAttempts?: number;
 }
 
-let landingSchema: ReturnType<typeof buildRemoteLandingSchema> | undefined;
-
 function buildRemoteLandingSchema() {
   return z.object({
     // No leading "-": git would take it as an option. No ext:: or fd:: transports (they run commands).
@@ -54,7 +52,7 @@ function buildRemoteLandingSchema() {
 }
 
 /** The schema of {@link RemoteLandingOptions}, built on first use. */
-export const remoteLandingSchema = (): ReturnType<typeof buildRemoteLandingSchema> => (landingSchema ??= buildRemoteLandingSchema());
+export const remoteLandingSchema = lazySchema(buildRemoteLandingSchema);
 
 /** What the scan of the remote's new commits found about a submission. */
 export type RemoteCheck = { landed: string } | { refuse: string } | undefined;
