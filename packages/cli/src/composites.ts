@@ -17,7 +17,7 @@ import { createGateway, type Gateway } from "@bulkhead/gateway";
 import { renderHandover, renderTaskPrompt } from "@bulkhead/handover";
 import { buildImage, createSession, getSession, loadProject, type Project } from "@bulkhead/sandbox";
 import { describeDispatchMemory, prepareDispatchMemory, resolveMemoryDir, type DispatchMemoryRecord } from "./dispatch-memory.js";
-import { dispatchRecordPath, type DispatchRecord } from "./dispatch-record.js";
+import { dispatchRecordPath, sessionGatewayDir, type DispatchRecord } from "./dispatch-record.js";
 import { socketIdentity } from "./gateway-socket.js";
 import { harvest } from "./harvest.js";
 import { meterAgentJob } from "./meter-agent-job.js";
@@ -178,17 +178,16 @@ async function dispatchThroughGateway({
       );
     socketPath = address.path;
   }
-  let kept = false;
   const gateway = agent.gateway ?? (await createGateway({ listen: { path: socketPath! } }));
   try {
     progress(`cloning ${project.repos.length} repo(s) and starting the container, sealed to the gateway`);
     const session = await createSession(project, { tag, home, gateway: { socketPath: socketPath! } });
     if (ownDir) {
       // Renamed, not copied: the box's mount follows the directory, and the listening socket with it.
-      const inSession = join(home, "sessions", session.id, "gateway");
+      const inSession = sessionGatewayDir(session);
       renameSync(ownDir, inSession);
       socketPath = join(inSession, "gateway.sock");
-      kept = true;
+      ownDir = undefined;
     }
     // Taken before the agent runs, when the socket is certainly the gateway's: continue checks it by this.
     const gatewaySocketId = socketIdentity(socketPath!);
@@ -217,7 +216,8 @@ async function dispatchThroughGateway({
     return { session: session.id, job: job.id, exitCode, report, stoppedBy, prompt, memory: memoryRecord };
   } finally {
     if (!agent.gateway) await gateway.close();
-    if (ownDir && !kept) rmSync(ownDir, { recursive: true, force: true });
+    // Still set only when the session was not made: the directory was never moved into it.
+    if (ownDir) rmSync(ownDir, { recursive: true, force: true });
   }
 }
 

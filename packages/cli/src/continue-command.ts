@@ -4,7 +4,7 @@ import type { Budget } from "@bulkhead/budget";
 import type { AgentProvider, TaskSpec, UsageReport, Usage } from "@bulkhead/core";
 import type { Session } from "@bulkhead/sandbox";
 import { single, UsageError, type Command, type Flags, type Io, type Outcome } from "./command.js";
-import { dispatchRecordPath, type DispatchRecord } from "./dispatch-record.js";
+import { dispatchRecordPath, sessionGatewayDir, type DispatchRecord } from "./dispatch-record.js";
 import { repoMap } from "./repo-map.js";
 
 /** `--ref <repo>/<file>:<line>=<what>` (or without the repo) → a pattern reference for the continuation prompt. */
@@ -304,7 +304,7 @@ async function continueSession(sessionId: string, flags: Flags, io: Io): Promise
       );
   }
 
-  const { loadTaskSpec, resolveScope, writeFileAtomic } = await import("@bulkhead/core");
+  const { addUsage, loadTaskSpec, resolveScope, writeFileAtomic } = await import("@bulkhead/core");
   const { createBudget, createFileLedger, createTokenCounter, restoreBudget } = await import("@bulkhead/budget");
   const specPath = narrower ?? record.spec;
   const spec = await loadTaskSpec(specPath);
@@ -327,7 +327,7 @@ async function continueSession(sessionId: string, flags: Flags, io: Io): Promise
     const { gatewaySocketState } = await import("./gateway-socket.js");
     const found = await gatewaySocketState(socketPath, record.gatewaySocketId);
     // dispatch's own socket directory is the session's; a socket path of the caller's may hold their gateway.
-    const own = socketPath === join(session.home, "sessions", session.id, "gateway", "gateway.sock");
+    const own = socketPath === join(sessionGatewayDir(session), "gateway.sock");
     if (found.state === "serving" || found.state === "blocked" || (found.state === "foreign" && !own)) {
       const { GatewayFailedError } = await import("@bulkhead/gateway");
       throw new GatewayFailedError(
@@ -396,7 +396,7 @@ async function continueSession(sessionId: string, flags: Flags, io: Io): Promise
     spec: resolve(specPath),
     job: job.id,
     // The task's consumption so far (the dispatch and every continuation): what harvest's handover reports.
-    report: addReports(record.report, report, (await import("@bulkhead/core")).addUsage),
+    report: addReports(record.report, report, addUsage),
     stoppedBy,
     toolResultTokens: (record.toolResultTokens ?? 0) + (run.toolResultTokens ?? 0),
     continuations: [

@@ -41,3 +41,9 @@ export interface DispatchRecord {
 /** Where a session's dispatch record is kept: `<home>/sessions/<id>/dispatch.json`. */
 export const dispatchRecordPath = (session: Pick<Session, "home" | "id">): string =>
   join(session.home, "sessions", session.id, "dispatch.json");
+
+/**
+ * The directory of a session's own gateway socket, `<home>/sessions/<id>/gateway` (mounted into
+ * the box): dispatch moves its socket there, and continue knows a socket there as dispatch's own.
+ */
+export const sessionGatewayDir = (session: Pick<Session, "home" | "id">): string => join(session.home, "sessions", session.id, "gateway");
