@@ -68,10 +68,7 @@ export class OutputMeter {
    */
   admit(textBytes: number, decode: () => string): boolean {
     if (bound(textBytes) <= this.#room()) {
-      this.#pending.push(decode);
-      this.#lazyBound += bound(textBytes);
-      this.#lazyBytes += textBytes;
-      if (this.#lazyBytes + this.#decodedBytes > MAX_PENDING_BYTES) this.#flush();
+      this.#hold(decode, textBytes);
       return true;
     }
     this.#tighten();
@@ -100,13 +97,18 @@ export class OutputMeter {
     // A UTF-16 unit is at most 3 UTF-8 bytes: a ceiling of the text's bytes without encoding it.
     const textBytes = 3 * text.length;
     if (bound(textBytes) <= this.#room()) {
-      this.#pending.push(text);
-      this.#lazyBound += bound(textBytes);
-      this.#lazyBytes += textBytes;
-      if (this.#lazyBytes + this.#decodedBytes > MAX_PENDING_BYTES) this.#flush();
+      this.#hold(text, textBytes);
       return true;
     }
     return this.admit(textBytes, () => text);
+  }
+
+  /** Keeps a delta that fits by its ceiling, to be counted later (or never); counts what is held once it grows too large. */
+  #hold(delta: string | (() => string), textBytes: number): void {
+    this.#pending.push(delta);
+    this.#lazyBound += bound(textBytes);
+    this.#lazyBytes += textBytes;
+    if (this.#lazyBytes + this.#decodedBytes > MAX_PENDING_BYTES) this.#flush();
   }
 
   /** The tokens `text` adds after what was counted so far, and the tail the text then ends with. */

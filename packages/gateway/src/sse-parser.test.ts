@@ -1,7 +1,8 @@
 import { sseFields } from "@bulkhead/budget";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { hasBytesAt, SseParser } from "./sse-parser.js";
+import { hasBytesAt } from "@bulkhead/budget";
+import { SseParser } from "./sse-parser.js";
 
 const frameArbitrary = fc.record({
   event: fc.option(fc.stringMatching(/^[a-z_.]{1,20}$/), { nil: undefined }),

@@ -1,4 +1,4 @@
-import { sseFields } from "@bulkhead/budget";
+import { hasBytesAt, sseFields } from "@bulkhead/budget";
 
 /** One server-sent event as it came off the wire: its bytes, its `event:` name and its `data:`. */
 export interface SseFrame {
@@ -84,13 +84,6 @@ export class SseParser {
     this.#size = 0;
     return whole;
   }
-}
-
-/** Whether `bytes` holds `expected` at `offset`: a plain loop, cheaper than `Buffer#compare` for a short prefix per frame. */
-export function hasBytesAt(bytes: Buffer, offset: number, expected: Buffer): boolean {
-  if (offset + expected.length > bytes.length) return false;
-  for (let index = 0; index < expected.length; index++) if (bytes[offset + index] !== expected[index]) return false;
-  return true;
 }
 
 const EVENT_FIELD = Buffer.from("event:");

@@ -1,4 +1,5 @@
-import { hasBytesAt, type SseFrame } from "./sse-parser.js";
+import { hasBytesAt } from "@bulkhead/budget";
+import type { SseFrame } from "./sse-parser.js";
 import {
   dataOf,
   errorType,
