@@ -1,4 +1,4 @@
-import { readFileSync, statSync, writeFileSync } from "node:fs";
+import { readFileSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createTempDir, git, initRepo } from "@bulkhead/test-utils";
 import { describe, expect, it } from "vitest";
@@ -30,7 +30,7 @@ describe("editIndex", () => {
     const blob = git(repo, ["hash-object", "-w", "src/new.ts"]).trim();
     // First edit parses the file; the next ones reuse the last serialization.
     for (const [round, path] of ["src/f10.ts", "src/f59.ts", "src/f00.ts"].entries()) {
-      const result = await editIndex(indexPath, async (index) => {
+      const result = await editIndex({ indexPath, workdir: repo }, async (index) => {
         const found = findIndexEntry(index.entries, Buffer.from(path));
         index.entries.splice(found.at, 1);
         if (round === 0) {
@@ -67,7 +67,7 @@ describe("editIndex", () => {
     const indexPath = join(repo, ".git", "index");
     const before = readFileSync(indexPath);
     expect(before.readUInt32BE(4)).toBe(3);
-    const result = await editIndex(indexPath, async (index) => {
+    const result = await editIndex({ indexPath, workdir: repo }, async (index) => {
       const found = findIndexEntry(index.entries, Buffer.from("m.ts"));
       expect(found.found).toBe(true);
       index.entries.splice(found.at, 1);
@@ -99,7 +99,7 @@ describe("editIndex", () => {
     const blob = git(repo, ["hash-object", "-w", "extra.ts"]);
     // 300 edits, each removing one entry and adding one (every other edit at the far end).
     for (let round = 0; round < 300; round++) {
-      await editIndex(indexPath, async (index) => {
+      await editIndex({ indexPath, workdir: repo }, async (index) => {
         const gone = findIndexEntry(index.entries, Buffer.from(`src/f${String(round).padStart(3, "0")}.ts`));
         expect(gone.found).toBe(true);
         index.entries.splice(gone.at, 1);
@@ -118,7 +118,7 @@ describe("editIndex", () => {
 
     git(repo, ["update-index", "--index-version", "4"]);
     expect(readFileSync(indexPath).readUInt32BE(4)).toBe(4);
-    await editIndex(indexPath, async (index) => {
+    await editIndex({ indexPath, workdir: repo }, async (index) => {
       const found = findIndexEntry(index.entries, Buffer.from("src/f399.ts"));
       expect(found.found).toBe(true);
       index.entries.splice(found.at, 1);
@@ -137,16 +137,48 @@ describe("editIndex", () => {
     initRepo(repo, { "a.ts": "a\n" });
     const indexPath = join(repo, ".git", "index");
     const before = readFileSync(indexPath);
-    expect(await editIndex(indexPath, async (index) => (index.entries.splice(0, 1), false))).toEqual({ edited: false });
+    expect(await editIndex({ indexPath, workdir: repo }, async (index) => (index.entries.splice(0, 1), false))).toEqual({ edited: false });
     expect(readFileSync(indexPath).equals(before)).toBe(true);
     expect(listed(repo)).toHaveLength(1);
     git(repo, ["update-index", "--split-index"]);
     const split = readFileSync(indexPath);
     let called = false;
-    const result = await editIndex(indexPath, async () => (called = true));
+    const result = await editIndex({ indexPath, workdir: repo }, async () => (called = true));
     expect(result.edited).toBe(false);
     expect(result.leftAlone).toContain("split, sparse or unknown");
     expect(called).toBe(false);
     expect(readFileSync(indexPath).equals(split)).toBe(true);
+  });
+
+  it("smudges a racily clean entry it keeps (git's racy-git rule), so git still sees the file changed after the index gets newer", async () => {
+    await using dir = createTempDir();
+    const repo = join(dir.path, "repo");
+    initRepo(repo, { "a.ts": "aaaa\n", "b.ts": "b\n", "c.ts": "c\n" });
+    const indexPath = join(repo, ".git", "index");
+    const committed = git(repo, ["rev-parse", "HEAD:a.ts"]);
+    // The user's edit lands in the same second as the index: same size, and the entry's stat data
+    // is the file's (as when git stats a file and it changes again within that second).
+    const second = new Date("2020-01-01T00:00:00.250Z");
+    writeFileSync(join(repo, "a.ts"), "bbbb\n");
+    utimesSync(join(repo, "a.ts"), second, second);
+    const entries = parseIndex(readFileSync(indexPath))!.entries.map((entry) =>
+      entry.name.toString() === "a.ts" ? createIndexEntry("a.ts", committed, 0o100644, statSync(join(repo, "a.ts"))) : entry,
+    );
+    writeFileSync(indexPath, serializeIndex({ version: 2, entries }));
+    utimesSync(indexPath, second, new Date("2020-01-01T00:00:00.750Z"));
+    // git, reading that index, treats the entry as racy and compares the content.
+    expect(git(repo, ["diff-files", "--name-only"])).toBe("a.ts");
+    const result = await editIndex({ indexPath, workdir: repo }, async (index) => {
+      index.entries.splice(findIndexEntry(index.entries, Buffer.from("c.ts")).at, 1);
+      return true;
+    });
+    expect(result).toEqual({ edited: true });
+    // The rewritten index is newer than the file: without the smudge git would trust the stat.
+    expect(git(repo, ["diff-files", "--name-only"])).toBe("a.ts");
+    expect(git(repo, ["status", "--porcelain", "--", "a.ts", "b.ts"])).toBe("M a.ts");
+    // Entries whose files did not change keep their stat data (b.ts was written in that second too).
+    const kept = parseIndex(readFileSync(indexPath))!.entries;
+    expect(kept.find((entry) => entry.name.toString() === "a.ts")!.head.readUInt32BE(36)).toBe(0);
+    expect(kept.find((entry) => entry.name.toString() === "b.ts")!.head.readUInt32BE(36)).toBe(2);
   });
 });

@@ -1,5 +1,7 @@
 import { createHash } from "node:crypto";
-import { closeSync, openSync, readFileSync, renameSync, statSync, writeSync, type Stats } from "node:fs";
+import { closeSync, openSync, readFileSync, readlinkSync, renameSync, statSync, writeSync, type Stats } from "node:fs";
+import { resolvePathInside } from "@bulkhead/core";
+import { hashObject } from "./build-commit.js";
 import { withGitLock } from "./file-lock.js";
 
 /** One index entry: its name (bytes, as git stores it) and its fixed header (62 bytes, 64 with extended flags). */
@@ -200,6 +202,27 @@ export class IndexEntries {
     this.#starts = undefined;
   }
 
+  /** Puts each entry of `replacements` at its position (0 ≤ position < length), in one pass over the runs. */
+  replace(replacements: ReadonlyMap<number, IndexEntry>): void {
+    const positions = [...replacements.keys()].sort((left, right) => left - right);
+    const segments: Segment[] = [];
+    let start = 0;
+    let next = 0;
+    for (const segment of this.#segments) {
+      let from = 0;
+      while (next < positions.length && positions[next]! < start + segment.count) {
+        const within = positions[next]! - start;
+        segments.push(slice(segment, from, within), { list: [replacements.get(positions[next]!)!], count: 1 });
+        from = within + 1;
+        next++;
+      }
+      segments.push(slice(segment, from, segment.count));
+      start += segment.count;
+    }
+    this.#segments = segments.filter((segment) => segment.count > 0);
+    this.#starts = undefined;
+  }
+
   /** Every entry as an object (a whole parse: for tests and small indexes). */
   toArray(): IndexEntry[] {
     return Array.from({ length: this.#length }, (_, position) => this.at(position));
@@ -365,14 +388,78 @@ let lastWritten: { key: string; index: EditableIndex } | undefined;
 
 const identity = (path: string, stats: Stats) => `${path}:${stats.ino}:${stats.size}:${stats.mtimeMs}`;
 
+/** An entry's modification time in whole seconds: git (built without USE_NSEC, as Debian's is) compares no finer. */
+const entryMtimeSeconds = (head: Buffer, at = 0) => head.readUInt32BE(at + 8);
+
+/**
+ * Whether the working-tree file still has the entry's stat data (git's `ce_match_stat_basic`, to
+ * the second) but other content: a "racily clean" entry, which git would wrongly trust once the
+ * index it sits in is newer than the file. Lost names (not UTF-8) and links on the way count as
+ * changed, so they are smudged too.
+ */
+function racilyClean(workdir: string, entry: IndexEntry): boolean {
+  const path = entry.name.toString("utf8");
+  if (!Buffer.from(path, "utf8").equals(entry.name)) return true;
+  const resolved = resolvePathInside(workdir, path, { links: "refuse" });
+  if (!resolved.ok) return true;
+  const stats = resolved.stats;
+  if (!stats) return false;
+  const head = entry.head;
+  const sameStat =
+    head.readUInt32BE(36) === stats.size >>> 0 &&
+    entryMtimeSeconds(head) === Math.floor(stats.mtimeMs / 1000) >>> 0 &&
+    head.readUInt32BE(0) === Math.floor(stats.ctimeMs / 1000) >>> 0 &&
+    head.readUInt32BE(20) === stats.ino >>> 0;
+  if (!sameStat) return false;
+  const mode = head.readUInt32BE(24);
+  const type = mode & 0o170000;
+  if (type === 0o160000) return false;
+  const bytes =
+    type === 0o120000 && stats.isSymbolicLink()
+      ? Buffer.from(readlinkSync(resolved.absolute))
+      : stats.isFile()
+        ? readFileSync(resolved.absolute)
+        : undefined;
+  return bytes === undefined || hashObject("blob", bytes) !== head.toString("hex", 40, 60);
+}
+
+/**
+ * git's answer to the "racy git" problem (Documentation/technical/racy-git.txt), done before an
+ * index is written: an entry whose file changed within the same second as the index it came from
+ * keeps the old stat data, and git trusts it only while the index is no newer than the file.
+ * Rewriting the index makes it newer, so each such entry (modified no earlier than the index as
+ * read) is checked against its file, and one whose content changed gets size 0 (git's
+ * `ce_smudge_racily_clean_entry`): git then hashes the file instead of trusting its stat.
+ */
+function smudgeRacilyClean(entries: IndexEntries, workdir: string, indexSeconds: number): void {
+  const smudged = new Map<number, IndexEntry>();
+  let position = 0;
+  for (const segment of entries.segments) {
+    for (let within = 0; within < segment.count; within++, position++) {
+      const seconds =
+        "list" in segment
+          ? entryMtimeSeconds(segment.list[within]!.head)
+          : entryMtimeSeconds(segment.bytes.content, segment.bytes.offsets[segment.from + within]!);
+      if (seconds < indexSeconds) continue;
+      const entry = entries.at(position);
+      if ((entry.head.readUInt16BE(60) >> 12) & 3 || !racilyClean(workdir, entry)) continue;
+      const head = Buffer.from(entry.head);
+      head.writeUInt32BE(0, 36);
+      smudged.set(position, { name: entry.name, head });
+    }
+  }
+  if (smudged.size > 0) entries.replace(smudged);
+}
+
 /**
  * Edits an index under git's own `index.lock` (waiting up to `timeoutMs` for a git process that
- * holds it), and writes it back only when `edit` returns true. Nothing else runs: no git, no hook,
- * no configuration. Returns why it left the index alone when its format is one this code does not
- * write (a split or sparse index, an unknown version): `edit` is then not called.
+ * holds it), and writes it back only when `edit` returns true, with racily clean entries of
+ * `workdir` (the checkout the index describes) smudged as git smudges them. Nothing else runs:
+ * no git, no hook, no configuration. Returns why it left the index alone when its format is one
+ * this code does not write (a split or sparse index, an unknown version): `edit` is then not called.
  */
 export async function editIndex(
-  indexPath: string,
+  { indexPath, workdir }: { indexPath: string; workdir: string },
   edit: (index: EditableIndex) => Promise<boolean>,
   { timeoutMs }: { timeoutMs?: number } = {},
 ): Promise<{ edited: boolean; leftAlone?: string }> {
@@ -387,6 +474,7 @@ export async function editIndex(
       if (!index) return { edited: false, leftAlone: `${indexPath} is in a format the lead does not write (split, sparse or unknown)` };
       const kept: EditableIndex = { version: index.version, entries: index.entries.clone() };
       if (!(await edit(kept))) return { edited: false };
+      if (current) smudgeRacilyClean(kept.entries, workdir, Math.floor(current.mtimeMs / 1000));
       const parts = serializeParts(kept.version, kept.entries);
       // Each commit adds a run or two; past MAX_SEGMENTS they are joined once, so a lookup stays short.
       if (kept.version !== 4 && kept.entries.segments.length > MAX_SEGMENTS) kept.entries = joinRuns(parts);

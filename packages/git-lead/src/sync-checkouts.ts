@@ -127,7 +127,7 @@ export async function syncCheckouts({
   const problems: string[] = [];
   for (const { workdir, indexPath } of findCheckouts(gitdir, branch)) {
     const outcome = await editIndex(
-      indexPath,
+      { indexPath, workdir },
       async (index) => {
         let edited = false;
         for (const path of paths) {
