@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
 import { mkdir, open, rename, rm } from "node:fs/promises";
 import { dirname } from "node:path";
@@ -11,7 +10,14 @@ export interface WriteFileAtomicOptions {
   fsync?: boolean;
 }
 
-const temporaryFor = (path: string) => `${path}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
+let written = 0;
+/**
+ * A temporary name beside `path`, unique to this process and write (the pid, a counter, the
+ * clock): no random bytes, which cost a CSPRNG call per write. It is created exclusively, so a
+ * clash (another pid namespace on a shared volume) fails instead of sharing a file.
+ */
+const temporaryFor = (path: string) =>
+  `${path}.${process.pid}.${(written++).toString(36)}${(process.hrtime.bigint() & 0xffffffffn).toString(36)}.tmp`;
 
 /** Flushes a directory's entries (the rename) to disk; a file system that cannot is left as it is. */
 function syncDirectory(directory: string): void {

@@ -77,9 +77,12 @@ function scanIndex(data: Buffer): { version: IndexFile["version"]; entries: Inde
     entries = IndexEntries.of(decoded);
   } else {
     const offsets = new Uint32Array(count + 1);
+    let newestSeconds = 0;
     for (let index = 0; index < count; index++) {
       if (offset + 62 > limit) return undefined;
       offsets[index] = offset;
+      const seconds = ((data[offset + 8]! << 24) | (data[offset + 9]! << 16) | (data[offset + 10]! << 8) | data[offset + 11]!) >>> 0;
+      if (seconds > newestSeconds) newestSeconds = seconds;
       // Bytes, not readUInt16BE: this loop runs 100k times before the JIT has warmed up.
       const flags = (data[offset + 60]! << 8) | data[offset + 61]!;
       const at = offset + (flags & 0x4000 ? 64 : 62);
@@ -91,7 +94,7 @@ function scanIndex(data: Buffer): { version: IndexFile["version"]; entries: Inde
       offset += length + (8 - (length % 8));
     }
     offsets[count] = offset;
-    entries = IndexEntries.fromFile({ content: data, offsets });
+    entries = IndexEntries.fromFile({ content: data, offsets, newestSeconds });
   }
   if (offset > limit) return undefined;
   // Optional extensions (upper-case signature) describe the old index (cache-tree, untracked
@@ -109,6 +112,8 @@ function scanIndex(data: Buffer): { version: IndexFile["version"]; entries: Inde
 interface IndexBytes {
   content: Buffer;
   offsets: Uint32Array;
+  /** The latest modification second of any entry: a run older than an index has no racy entry. */
+  newestSeconds: number;
 }
 
 /** A run of entries: `count` entries of a file's bytes from entry `from`, or entries in memory. */
@@ -315,7 +320,7 @@ function serializeParts(version: IndexFile["version"], entries: IndexEntries): B
 /** Joins parts into one run of a file's bytes (version 2 or 3), its offsets found again by a scan. */
 function joinRuns(parts: readonly Buffer[]): IndexEntries {
   const content = Buffer.concat([...parts, Buffer.alloc(20)]);
-  return scanIndex(content)?.entries ?? IndexEntries.fromFile({ content, offsets: new Uint32Array([12]) });
+  return scanIndex(content)?.entries ?? IndexEntries.fromFile({ content, offsets: new Uint32Array([12]), newestSeconds: 0 });
 }
 
 /** Writes an index back in its own version, with git's trailing checksum. */
@@ -435,6 +440,10 @@ function smudgeRacilyClean(entries: IndexEntries, workdir: string, indexSeconds:
   const smudged = new Map<number, IndexEntry>();
   let position = 0;
   for (const segment of entries.segments) {
+    if ("bytes" in segment && segment.bytes.newestSeconds < indexSeconds) {
+      position += segment.count;
+      continue;
+    }
     for (let within = 0; within < segment.count; within++, position++) {
       const seconds =
         "list" in segment
