@@ -1,6 +1,6 @@
 // bench/work-hook: drains a file work hook of BENCH_HOOK_TASKS tasks (default 5,000) with 1, 2
-// and 8 processes calling claimNext, beside the floor: 8 processes doing the same claims with
-// one atomic mkdir per attempt and no hook at all. Processes load first and start together on
+// and 8 processes calling claimNext, beside the floor: 1, 2 and 8 processes doing the same claims
+// with one atomic mkdir per attempt and no hook at all (the baseline is the 8-process floor). Processes load first and start together on
 // a signal, so the figures are claim throughput, not Node start-up. Every task must be claimed
 // exactly once; the bench fails loudly otherwise. Run with `npm run bench -- work-hook`.
 import { spawn } from "node:child_process";
@@ -56,7 +56,13 @@ const cases = [
     mode: "hook" as const,
     processes,
   })),
-  { label: "floor: atomic mkdir per claim, 8 processes", mode: "floor" as const, processes: 8 },
+  // The floor at 1 and 2 processes too: how far the file system itself lets claims grow with
+  // processes on this machine (a claim is a create in one shared directory).
+  ...[1, 2, 8].map((processes) => ({
+    label: `floor: atomic mkdir per claim, ${processes} process${processes > 1 ? "es" : ""}`,
+    mode: "floor" as const,
+    processes,
+  })),
 ];
 
 process.on("exit", () => rmSync(root, { recursive: true, force: true }));
