@@ -1,8 +1,9 @@
 // bench/work-hook: drains a file work hook of BENCH_HOOK_TASKS tasks (default 5,000) with 1, 2
 // and 8 processes calling claimNext, beside the floor: 1, 2 and 8 processes doing the same claims
-// with one atomic mkdir per attempt and no hook at all (the baseline is the 8-process floor). Processes load first and start together on
-// a signal, so the figures are claim throughput, not Node start-up. Every task must be claimed
-// exactly once; the bench fails loudly otherwise. Run with `npm run bench -- work-hook`.
+// with one atomic mkdir per attempt and no hook at all (the baseline is the 8-process floor).
+// Processes load first and start together on a signal, so the figures are claim throughput, not
+// Node start-up. Every task must be claimed exactly once; the bench fails loudly otherwise. Run
+// with `npm run bench -- work-hook`.
 import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
