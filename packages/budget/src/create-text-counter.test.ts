@@ -1,13 +1,14 @@
 import { createRequire } from "node:module";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { createTextCounter } from "./create-text-counter.js";
+import { createRankedPieceCounter, createTextCounter } from "./create-text-counter.js";
 import { createTokenCounter } from "./create-token-counter.js";
 
 const require = createRequire(import.meta.url);
 const tiktoken = require("tiktoken") as { get_encoding(name: string): { encode_ordinary(text: string): Uint32Array; free(): void } };
 const gpt = require("gpt-tokenizer/cjs/encoding/o200k_base") as { countTokens(text: string, options: object): number };
 const { O200K_TOKEN_SPLIT_REGEX } = require("gpt-tokenizer/cjs/encodingParams/constants") as { O200K_TOKEN_SPLIT_REGEX: RegExp };
+const ranks = (require("gpt-tokenizer/cjs/bpeRanks/o200k_base") as { default: (string | number[])[] }).default;
 
 // Characters that sit on the split pattern's edges: case changes, contractions, digits, every
 // kind of whitespace, slashes after punctuation, and non-ASCII letters, marks and spaces.
@@ -27,7 +28,7 @@ const text = fc.array(fc.constantFrom(...alphabet), { maxLength: 80 }).map((char
 
 describe("createTextCounter (o200k pieces)", () => {
   const encoder = tiktoken.get_encoding("o200k_base");
-  const count = createTextCounter((piece) => gpt.countTokens(piece, { disallowedSpecial: new Set() }), O200K_TOKEN_SPLIT_REGEX);
+  const count = createTextCounter(createRankedPieceCounter(ranks), O200K_TOKEN_SPLIT_REGEX);
 
   it("property: counts exactly what tiktoken's encode_ordinary counts", () => {
     fc.assert(
@@ -35,6 +36,20 @@ describe("createTextCounter (o200k pieces)", () => {
         expect(count(sample)).toBe(encoder.encode_ordinary(sample).length);
       }),
       { numRuns: 3000 },
+    );
+  });
+
+  it("property: merges any piece as tiktoken does, non-UTF-8 tokens and lone surrogates included", () => {
+    // Whole texts of any code points (astral ones, unpaired surrogates, controls) through the split
+    // and the merge, and each piece alone, merged with the rank table, beside gpt-tokenizer.
+    const countPiece = createRankedPieceCounter(ranks);
+    fc.assert(
+      fc.property(fc.string({ unit: "binary", maxLength: 40 }), (sample) => {
+        expect(count(sample)).toBe(encoder.encode_ordinary(sample).length);
+        for (const [piece] of sample.matchAll(O200K_TOKEN_SPLIT_REGEX))
+          expect(countPiece(piece)).toBe(gpt.countTokens(piece, { disallowedSpecial: new Set() }));
+      }),
+      { numRuns: 2000 },
     );
   });
 

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { createRequire } from "node:module";
 import { InvalidArgumentError, type TokenCounter } from "@bulkhead/core";
 import { z } from "zod";
-import { createTextCounter, type CountText } from "./create-text-counter.js";
+import { createRankedPieceCounter, createTextCounter, type CountText } from "./create-text-counter.js";
 import { CLAUDE_UPPER_BOUND_MARGIN, claudeFactor, ENCODINGS, knownModelFamilies, openAiEncoding, type Encoding } from "./encodings.js";
 import { acquireTokenCountPool, type TokenCountPool } from "./token-count-pool.js";
 import { UnknownModelError } from "./unknown-model-error.js";
@@ -50,13 +50,16 @@ function gptTokenizerCounter(encoding: Encoding): CountText {
   let counter = textCounters.get(encoding);
   if (!counter) {
     // Special tokens such as <|endoftext|> in a file are ordinary text, as in encode_ordinary.
-    const options = { disallowedSpecial: new Set<string>() };
-    const loaded = require(`gpt-tokenizer/cjs/encoding/${encoding}`) as { countTokens(text: string, options: object): number };
-    const splitRegex =
-      encoding === "o200k_base"
-        ? (require("gpt-tokenizer/cjs/encodingParams/constants") as { O200K_TOKEN_SPLIT_REGEX: RegExp }).O200K_TOKEN_SPLIT_REGEX
-        : undefined;
-    counter = createTextCounter((text) => loaded.countTokens(text, options), splitRegex);
+    if (encoding === "o200k_base") {
+      // The pieces are split here and merged with the rank table itself, as tiktoken does.
+      const { O200K_TOKEN_SPLIT_REGEX } = require("gpt-tokenizer/cjs/encodingParams/constants") as { O200K_TOKEN_SPLIT_REGEX: RegExp };
+      const ranks = (require("gpt-tokenizer/cjs/bpeRanks/o200k_base") as { default: (string | number[])[] }).default;
+      counter = createTextCounter(createRankedPieceCounter(ranks), O200K_TOKEN_SPLIT_REGEX);
+    } else {
+      const options = { disallowedSpecial: new Set<string>() };
+      const loaded = require(`gpt-tokenizer/cjs/encoding/${encoding}`) as { countTokens(text: string, options: object): number };
+      counter = (text) => loaded.countTokens(text, options);
+    }
     textCounters.set(encoding, counter);
   }
   return counter;

@@ -1,8 +1,8 @@
-import { createRequire } from "node:module";
+import module, { createRequire } from "node:module";
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import { AbortedError } from "@bulkhead/core";
-import { createSharedPieceTable, createTextCounter } from "./create-text-counter.js";
+import { createRankedPieceCounter, createSharedPieceTable, createTextCounter } from "./create-text-counter.js";
 import type { Encoding } from "./encodings.js";
 
 const require = createRequire(import.meta.url);
@@ -36,11 +36,16 @@ function workerSource(): string {
   return `
     var __name = (target) => target;
     const { parentPort, workerData } = require("node:worker_threads");
-    const encoding = require(workerData.encodingPath);
-    const options = { disallowedSpecial: new Set() };
+    // The main thread's V8 code cache, when it has one: the rank table compiles once, not per thread.
+    if (workerData.compileCacheDir) require("node:module").enableCompileCache?.(workerData.compileCacheDir);
     const splitRegex = workerData.constantsPath ? require(workerData.constantsPath).O200K_TOKEN_SPLIT_REGEX : undefined;
+    const options = { disallowedSpecial: new Set() };
+    // o200k: pieces merged with the rank table itself; other encodings: gpt-tokenizer counts whole texts.
+    const countPiece = splitRegex
+      ? (${createRankedPieceCounter.toString()})(require(workerData.ranksPath).default)
+      : ((encoding) => (text) => encoding.countTokens(text, options))(require(workerData.encodingPath));
     // One piece table for all the threads (o200k): each distinct piece is merged once in all.
-    const count = (${createTextCounter.toString()})((text) => encoding.countTokens(text, options), splitRegex, undefined, workerData.pieces);
+    const count = (${createTextCounter.toString()})(countPiece, splitRegex, undefined, workerData.pieces);
     // ignoreBOM keeps a leading byte order mark as text, as Buffer.toString("utf8") does.
     const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
     parentPort.on("message", ({ id, texts, bytes, ends }) => {
@@ -84,8 +89,10 @@ function createPool(encoding: Encoding, onEnd: () => void): TokenCountPool {
   // One thread per core: the thread that walks and reads is mostly waiting on the file system.
   const threads = Math.max(1, availableParallelism());
   const workerData = {
+    compileCacheDir: (module as { getCompileCacheDir?: () => string | undefined }).getCompileCacheDir?.(),
     encodingPath: require.resolve(`gpt-tokenizer/cjs/encoding/${encoding}`),
     constantsPath: encoding === "o200k_base" ? require.resolve("gpt-tokenizer/cjs/encodingParams/constants") : undefined,
+    ranksPath: require.resolve(`gpt-tokenizer/cjs/bpeRanks/${encoding}`),
     pieces: encoding === "o200k_base" ? createSharedPieceTable() : undefined,
   };
   const slots: Slot[] = [];
