@@ -14,11 +14,36 @@ export type CountText = (text: string) => number;
 export function createRankedPieceCounter(ranks: readonly (string | readonly number[])[]): (piece: string) => number {
   const table = new Map<string, number>();
   const ascii = /^[\x00-\x7f]*$/;
+  // ASCII tokens are their own keys; the others are UTF-8 encoded all at once (one string, one
+  // encode) and cut by their byte lengths, counted here as the encoder counts them.
+  const wide: number[] = [];
   for (let rank = 0; rank < ranks.length; rank++) {
     const token = ranks[rank]!;
-    const key =
-      typeof token !== "string" ? String.fromCharCode(...token) : ascii.test(token) ? token : Buffer.from(token, "utf8").toString("latin1");
-    table.set(key, rank);
+    if (typeof token !== "string") {
+      table.set(String.fromCharCode(...token), rank);
+      continue;
+    }
+    let index = 0;
+    while (index < token.length && token.charCodeAt(index) < 128) index++;
+    if (index === token.length) table.set(token, rank);
+    else wide.push(rank);
+  }
+  const encoded = Buffer.from(wide.map((rank) => ranks[rank] as string).join(""), "utf8").toString("latin1");
+  let offset = 0;
+  for (const rank of wide) {
+    const token = ranks[rank] as string;
+    let bytes = 0;
+    for (let index = 0; index < token.length; index++) {
+      const code = token.charCodeAt(index);
+      if (code < 0x80) bytes += 1;
+      else if (code < 0x800) bytes += 2;
+      else if (code >= 0xd800 && code <= 0xdbff && (token.charCodeAt(index + 1) & 0xfc00) === 0xdc00) {
+        bytes += 4;
+        index++;
+      } else bytes += 3;
+    }
+    table.set(encoded.slice(offset, offset + bytes), rank);
+    offset += bytes;
   }
   const NONE = Number.POSITIVE_INFINITY;
   const starts: number[] = [];
