@@ -6,7 +6,7 @@ export {
   type BudgetLanguageModelMiddleware,
   type BudgetMiddlewareOptions,
 } from "./adapters/ai-sdk-middleware.js";
-export { hasBytesAt, sseFields } from "./adapters/observe-sse.js";
+export { anthropicDeltaTextBytes, hasBytesAt, sseFields } from "./adapters/observe-sse.js";
 export { meterAnthropic, type AnthropicLike, type AnthropicParams, type MeterAnthropicOptions } from "./adapters/meter-anthropic.js";
 export {
   budgetHooks,

@@ -1,4 +1,4 @@
-import { hasBytesAt } from "@bulkhead/budget";
+import { anthropicDeltaTextBytes } from "@bulkhead/budget";
 import type { SseFrame } from "./sse-parser.js";
 import {
   dataOf,
@@ -76,28 +76,6 @@ function prepare(body: Json): PreparedRequest {
   };
 }
 
-/** How every delta of the API begins, up to its text's first byte (index digits aside). */
-const DELTA_HEAD = Buffer.from('event: content_block_delta\ndata: {"type":"content_block_delta","index":');
-const DELTA_TEXT_KEYS = [
-  Buffer.from(',"delta":{"type":"text_delta","text":"'),
-  Buffer.from(',"delta":{"type":"input_json_delta","partial_json":"'),
-];
-
-/**
- * A ceiling of a delta's text length without decoding it: in a delta of the API's own shape no
- * string but the two type names comes before the text, so the text lies in the bytes after that
- * head (whatever else the frame holds, later keys included). Otherwise the frame's size.
- */
-function deltaTextBytes(raw: Buffer): number {
-  if (!hasBytesAt(raw, 0, DELTA_HEAD)) return raw.length;
-  let index = DELTA_HEAD.length;
-  while (index < raw.length && raw[index]! >= 0x30 && raw[index]! <= 0x39) index++;
-  for (const keys of DELTA_TEXT_KEYS) {
-    if (hasBytesAt(raw, index, keys)) return raw.length - index - keys.length;
-  }
-  return raw.length;
-}
-
 class AnthropicStream implements StreamState {
   rawUsage: Json | undefined;
   hasInputUsage = false;
@@ -114,7 +92,7 @@ class AnthropicStream implements StreamState {
         return info;
       case "content_block_delta":
         // Most frames of a stream: passed on as bytes, decoded only if the meter must count them.
-        info.textBytes = deltaTextBytes(frame.raw);
+        info.textBytes = anthropicDeltaTextBytes(frame.raw);
         info.text = () => {
           const delta = dataOf(frame)?.delta;
           const text = isObject(delta) ? (delta.text ?? delta.partial_json ?? delta.thinking) : undefined;

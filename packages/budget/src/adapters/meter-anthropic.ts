@@ -6,7 +6,7 @@ import { claudeFactor } from "../encodings.js";
 import { normalizeUsage, usageOnly } from "../normalize-usage.js";
 import { createCallMeter, estimatedUsage } from "./call-meter.js";
 import { mergeUsage } from "./merge-usage.js";
-import { observeSse, sseEventName, sseJson, hasBytesAt } from "./observe-sse.js";
+import { anthropicDeltaTextBytes, observeSse, sseEventName, sseJson } from "./observe-sse.js";
 import { OutputMeter } from "../output-meter.js";
 import { onJsonBody } from "./on-json-body.js";
 
@@ -55,27 +55,6 @@ function textOf(value: unknown): string {
     return JSON.stringify(value);
   }
   return "";
-}
-
-/** How every delta of the API begins, up to its text's first byte (index digits aside). */
-const DELTA_HEAD = Buffer.from('event: content_block_delta\ndata: {"type":"content_block_delta","index":');
-const DELTA_TEXT_KEYS = [
-  Buffer.from(',"delta":{"type":"text_delta","text":"'),
-  Buffer.from(',"delta":{"type":"thinking_delta","thinking":"'),
-  Buffer.from(',"delta":{"type":"input_json_delta","partial_json":"'),
-];
-
-/**
- * A ceiling of a delta's text length without decoding it: in a delta of the API's own shape no
- * string but the two type names comes before the text, so the text lies in the bytes after that
- * head. Otherwise the frame's size (JSON escapes only lengthen a text).
- */
-function deltaTextBytes(frame: Buffer): number {
-  if (!hasBytesAt(frame, 0, DELTA_HEAD)) return frame.length;
-  let index = DELTA_HEAD.length;
-  while (index < frame.length && frame[index]! >= 0x30 && frame[index]! <= 0x39) index++;
-  for (const keys of DELTA_TEXT_KEYS) if (hasBytesAt(frame, index, keys)) return frame.length - index - keys.length;
-  return frame.length;
 }
 
 /** The generated text of a `content_block_delta` frame (text, thinking or tool input). */
@@ -210,7 +189,7 @@ export function meterAnthropic<TClient extends AnthropicLike>(
       (frame) => {
         switch (sseEventName(frame) ?? sseJson(frame)?.type) {
           case "content_block_delta":
-            if (meter.admit(deltaTextBytes(frame), () => deltaText(frame))) return undefined;
+            if (meter.admit(anthropicDeltaTextBytes(frame), () => deltaText(frame))) return undefined;
             // Over the reservation: end the message as the API does at max_tokens, so the SDK's
             // stream and MessageStream finish normally with what was let through.
             return { end: true, append: closing(openBlock && blockIndex(openBlock), meter.tokens) };

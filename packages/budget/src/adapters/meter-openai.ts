@@ -165,7 +165,7 @@ export function meterOpenAI<TClient extends OpenAILike>(
         const event = sseJson(frame);
         if (!event) return undefined;
         const text = generatedText(event);
-        if (text !== "") meter.admit(Buffer.byteLength(text), () => text);
+        if (text !== "") meter.admitText(text);
         const usage = isObject(event.usage)
           ? event.usage
           : isObject(event.response) && isObject(event.response.usage)

@@ -24,6 +24,29 @@ export function hasBytesAt(bytes: Buffer, offset: number, expected: Buffer): boo
   return true;
 }
 
+/** How every delta of the Anthropic API begins, up to its text's first byte (index digits aside). */
+const DELTA_HEAD = Buffer.from('event: content_block_delta\ndata: {"type":"content_block_delta","index":');
+const DELTA_TEXT_KEYS = [
+  Buffer.from(',"delta":{"type":"text_delta","text":"'),
+  Buffer.from(',"delta":{"type":"thinking_delta","thinking":"'),
+  Buffer.from(',"delta":{"type":"input_json_delta","partial_json":"'),
+];
+
+/**
+ * A ceiling of an Anthropic `content_block_delta` frame's text length (text, thinking or tool
+ * input) without decoding it: in a delta of the API's own shape no string but the two type
+ * names comes before the text, so the text lies in the bytes after that head (whatever else the
+ * frame holds, later keys included). Otherwise the frame's size (JSON escapes only lengthen a
+ * text). The budget's Anthropic meter and the gateway both bound a delta with it.
+ */
+export function anthropicDeltaTextBytes(frame: Buffer): number {
+  if (!hasBytesAt(frame, 0, DELTA_HEAD)) return frame.length;
+  let index = DELTA_HEAD.length;
+  while (index < frame.length && frame[index]! >= 0x30 && frame[index]! <= 0x39) index++;
+  for (const keys of DELTA_TEXT_KEYS) if (hasBytesAt(frame, index, keys)) return frame.length - index - keys.length;
+  return frame.length;
+}
+
 const EVENT_FIELD = Buffer.from("event:");
 
 /**
