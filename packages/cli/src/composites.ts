@@ -1,5 +1,4 @@
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from "node:fs";
-import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { type Budget, BudgetExceededError, createBudget, createTokenCounter } from "@bulkhead/budget";
 import {
@@ -20,6 +19,7 @@ import { describeDispatchMemory, prepareDispatchMemory, resolveMemoryDir, type D
 import { dispatchRecordPath, sessionGatewayDir, type DispatchRecord } from "./dispatch-record.js";
 import { socketIdentity } from "./gateway-socket.js";
 import { harvest } from "./harvest.js";
+import { bulkheadHome } from "./home.js";
 import { meterAgentJob } from "./meter-agent-job.js";
 import { runGatewayAgent } from "./run-gateway-agent.js";
 
@@ -160,7 +160,7 @@ async function dispatchThroughGateway({
   progress: (line: string) => void;
 }): Promise<DispatchResult> {
   // The same home createSession defaults to, given explicitly so the gateway directory sits beside the session's.
-  const home = process.env.BULKHEAD_HOME ?? join(homedir(), ".bulkhead");
+  const home = bulkheadHome();
   let ownDir: string | undefined;
   if (!agent.gateway && !agent.socketPath) {
     mkdirSync(join(home, "sessions"), { recursive: true });

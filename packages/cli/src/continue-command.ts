@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import type { Budget } from "@bulkhead/budget";
-import type { AgentProvider, TaskSpec, UsageReport, Usage } from "@bulkhead/core";
+import type { AgentProvider, TaskSpec, UsageReport } from "@bulkhead/core";
 import type { Session } from "@bulkhead/sandbox";
 import { single, UsageError, type Command, type Flags, type Io, type Outcome } from "./command.js";
 import { dispatchRecordPath, sessionGatewayDir, type DispatchRecord } from "./dispatch-record.js";
@@ -153,38 +153,6 @@ async function widening(firstPath: string, nextPath: string, repos: Record<strin
   return problems;
 }
 
-/**
- * Two runs' usage reports as one: every count added, dollars only when both runs were priced.
- * `addUsage` is core's, passed in so that loading this module (for `--help`) loads no package.
- */
-function addReports(first: UsageReport, second: UsageReport, addUsage: (left: Usage, right: Usage) => Usage): UsageReport {
-  const breakdowns = (left: UsageReport["byRepo"], right: UsageReport["byRepo"]) => {
-    const merged = { ...left };
-    for (const [name, entry] of Object.entries(right)) {
-      const earlier = merged[name];
-      merged[name] = !earlier
-        ? entry
-        : {
-            usage: addUsage(earlier.usage, entry.usage),
-            totalTokens: earlier.totalTokens + entry.totalTokens,
-            ...(earlier.usd !== undefined && entry.usd !== undefined ? { usd: earlier.usd + entry.usd } : {}),
-          };
-    }
-    return merged;
-  };
-  return {
-    ...(first.taskId !== undefined ? { taskId: first.taskId } : {}),
-    contextReadTokens: first.contextReadTokens + second.contextReadTokens,
-    generationTokens: first.generationTokens + second.generationTokens,
-    toolCallTokens: first.toolCallTokens + second.toolCallTokens,
-    totalTokens: first.totalTokens + second.totalTokens,
-    ...(first.usd !== undefined && second.usd !== undefined ? { usd: first.usd + second.usd } : {}),
-    usage: addUsage(first.usage, second.usage),
-    byRepo: breakdowns(first.byRepo, second.byRepo),
-    byOperation: breakdowns(first.byOperation, second.byOperation),
-  };
-}
-
 /** How a continuation run ended, or why it could not start (a refusal, exit 2). */
 type ContinuationRun =
   | { refused: string }
@@ -304,7 +272,7 @@ async function continueSession(sessionId: string, flags: Flags, io: Io): Promise
       );
   }
 
-  const { addUsage, loadTaskSpec, resolveScope, writeFileAtomic } = await import("@bulkhead/core");
+  const { addUsageReports, loadTaskSpec, resolveScope, writeFileAtomic } = await import("@bulkhead/core");
   const { createBudget, createFileLedger, createTokenCounter, restoreBudget } = await import("@bulkhead/budget");
   const specPath = narrower ?? record.spec;
   const spec = await loadTaskSpec(specPath);
@@ -396,7 +364,7 @@ async function continueSession(sessionId: string, flags: Flags, io: Io): Promise
     spec: resolve(specPath),
     job: job.id,
     // The task's consumption so far (the dispatch and every continuation): what harvest's handover reports.
-    report: addReports(record.report, report, addUsage),
+    report: addUsageReports(record.report, report),
     stoppedBy,
     toolResultTokens: (record.toolResultTokens ?? 0) + (run.toolResultTokens ?? 0),
     continuations: [

@@ -1,15 +1,15 @@
 import { existsSync } from "node:fs";
-import { homedir } from "node:os";
 import { join } from "node:path";
 import type { Proposal, ProposalLanding } from "@bulkhead/core";
 import { ok, single, UsageError, type Command, type Flags, type Outcome } from "./command.js";
+import { bulkheadHome } from "./home.js";
 
 /**
  * Where proposals live: `--store`, else `$BULKHEAD_HOME/proposals` (where `bulkhead harvest`
  * keeps what the guard held), else `~/.bulkhead/proposals`.
  */
 export function proposalsDir(flags: Flags): string {
-  return single(flags, "store") ?? join(process.env.BULKHEAD_HOME ?? join(homedir(), ".bulkhead"), "proposals");
+  return single(flags, "store") ?? join(bulkheadHome(), "proposals");
 }
 
 async function storeOf(flags: Flags) {

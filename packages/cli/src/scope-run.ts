@@ -1,9 +1,9 @@
 import { createHash } from "node:crypto";
 import { closeSync, openSync, readSync } from "node:fs";
 import { createRequire } from "node:module";
-import { homedir } from "node:os";
 import { join } from "node:path";
 import type { ResolvedScope, TaskSpec, TokenCounter } from "@bulkhead/core/scope";
+import { bulkheadHome } from "./home.js";
 
 // How the command line resolves a spec's scope (`scope resolve`, `budget check`). Start-up is most
 // of a small resolve's time, so on a warm run nothing heavy loads: `@bulkhead/core/scope` (no zod,
@@ -13,7 +13,7 @@ import type { ResolvedScope, TaskSpec, TokenCounter } from "@bulkhead/core/scope
 /** Where the command line keeps its caches: `$BULKHEAD_HOME/cache`, else `~/.bulkhead/cache`; `BULKHEAD_SCOPE_CACHE=off` turns them off. */
 export function cacheDirectory(): string | undefined {
   if (process.env.BULKHEAD_SCOPE_CACHE === "off") return undefined;
-  return join(process.env.BULKHEAD_HOME ?? join(homedir(), ".bulkhead"), "cache");
+  return join(bulkheadHome(), "cache");
 }
 
 /**

@@ -101,6 +101,7 @@ export { ESTIMATE_BYTES_PER_TOKEN, createByteEstimateCounter, type TokenCounter 
 export { TypedEmitter, type EventListener } from "./typed-emitter.js";
 export {
   addUsage,
+  addUsageReports,
   emptyUsage,
   usageBreakdownSchema,
   usageReportSchema,

@@ -80,3 +80,39 @@ export function addUsage(left: Usage, right: Usage): Usage {
   for (const key of Object.keys(sum) as (keyof Usage)[]) sum[key] = left[key] + right[key];
   return sum;
 }
+
+/**
+ * Two usage reports as one (two runs of a task, say): every count added, by repo and by
+ * operation too, and dollars only where both sides were priced (a sum with an unpriced side
+ * would read as the whole price). The first report's `taskId` is kept.
+ *
+ * @example
+ * const total = addUsageReports(firstRun.report, secondRun.report);
+ */
+export function addUsageReports(first: UsageReport, second: UsageReport): UsageReport {
+  const breakdowns = (left: UsageReport["byRepo"], right: UsageReport["byRepo"]) => {
+    const merged = { ...left };
+    for (const [name, entry] of Object.entries(right)) {
+      const earlier = merged[name];
+      merged[name] = !earlier
+        ? entry
+        : {
+            usage: addUsage(earlier.usage, entry.usage),
+            totalTokens: earlier.totalTokens + entry.totalTokens,
+            ...(earlier.usd !== undefined && entry.usd !== undefined ? { usd: earlier.usd + entry.usd } : {}),
+          };
+    }
+    return merged;
+  };
+  return {
+    ...(first.taskId !== undefined ? { taskId: first.taskId } : {}),
+    contextReadTokens: first.contextReadTokens + second.contextReadTokens,
+    generationTokens: first.generationTokens + second.generationTokens,
+    toolCallTokens: first.toolCallTokens + second.toolCallTokens,
+    totalTokens: first.totalTokens + second.totalTokens,
+    ...(first.usd !== undefined && second.usd !== undefined ? { usd: first.usd + second.usd } : {}),
+    usage: addUsage(first.usage, second.usage),
+    byRepo: breakdowns(first.byRepo, second.byRepo),
+    byOperation: breakdowns(first.byOperation, second.byOperation),
+  };
+}
