@@ -3,6 +3,8 @@
 // got; their readers are wrapped, so the bytes pass through as they came (no second stream, no
 // re-encoding) while each complete frame is shown to the meter.
 
+import { readIfUnread } from "./read-if-unread.js";
+
 /** What a frame handler decides: pass the frame on, or end the stream before it with `append` (raw SSE). */
 export type SseDecision = undefined | { end: true; append?: string };
 
@@ -347,20 +349,11 @@ export function observeSse(response: Response, onFrame: (frame: Buffer) => SseDe
     }
     return cancel(reason);
   };
-  // The SDKs begin to read a stream in the same turn as the adapter returns it. One that nobody
-  // has begun to read by the next turn (an `asResponse()` kept for later, a `Stream` handed on) is
-  // read in the background from a clone, so the call is booked whether or not it is read; the
-  // caller's body keeps every byte for when it reads (the clone's tee holds them).
-  setImmediate(() => {
-    if (inner || finished) return;
-    try {
-      void response
-        .clone()
-        .body?.pipeTo(new WritableStream())
-        .catch(() => undefined);
-    } catch {
-      // Already read some way not seen here: that reader has it.
-    }
-  });
+  // Not read by the next turn: the clone is drained, and this stream's observer meters it.
+  readIfUnread(
+    response,
+    () => inner !== undefined || finished,
+    (copy) => void copy.body?.pipeTo(new WritableStream()).catch(() => undefined),
+  );
   return response;
 }

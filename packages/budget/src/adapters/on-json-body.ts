@@ -1,5 +1,7 @@
 // Internal: the usage of a non-streamed response, read from the body as the SDK itself reads it.
 
+import { readIfUnread } from "./read-if-unread.js";
+
 const BODY_READERS = ["json", "text", "arrayBuffer", "blob"] as const;
 const STREAM_CONSUMERS = ["getReader", "tee", "pipeTo", "pipeThrough", "values", Symbol.asyncIterator] as const;
 
@@ -67,21 +69,16 @@ export function onJsonBody(response: Response, onBody: (data: unknown) => void):
       };
     }
   }
-  // The SDKs read the body in the same turn as the adapter returns it (their parse is a chain of
-  // promise callbacks), so this check costs the read path nothing but one immediate.
-  setImmediate(() => {
-    if (reading || delivered) return;
-    reading = true;
-    let copy: Response;
-    try {
-      copy = response.clone();
-    } catch {
-      return; // read some way not seen here (the body is already used): that reader has it
-    }
-    void copy.text().then(
-      (text) => deliver(parse(text)),
-      () => deliver(undefined),
-    );
-  });
+  readIfUnread(
+    response,
+    () => reading || delivered,
+    (copy) => {
+      reading = true;
+      void copy.text().then(
+        (text) => deliver(parse(text)),
+        () => deliver(undefined),
+      );
+    },
+  );
   return response;
 }
