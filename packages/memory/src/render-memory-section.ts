@@ -53,6 +53,18 @@ export function renderMemoryBlock(entry: MemoryEntry, specificity: MemorySpecifi
  * const prompt = [taskPrompt, renderMemorySection(await selectMemory({ entries, spec, scope, counter }))].join("\n");
  */
 export function renderMemorySection(selection: { readonly selected: readonly SelectedMemoryEntry[] }): string {
-  if (selection.selected.length === 0) return "";
-  return MEMORY_SECTION_HEADER + selection.selected.map((item) => renderMemoryBlock(item.entry, item.specificity)).join("");
+  return memorySectionText(selection.selected);
+}
+
+/**
+ * @internal The section's text: the header, then each entry's block, where `rendered[index]`
+ * stands for a block already rendered (selectMemory counts the section from the blocks its
+ * fitting loop rendered). Empty for no entries.
+ */
+export function memorySectionText(selected: readonly SelectedMemoryEntry[], rendered: readonly (string | undefined)[] = []): string {
+  if (selected.length === 0) return "";
+  let section = MEMORY_SECTION_HEADER;
+  for (let index = 0; index < selected.length; index++)
+    section += rendered[index] ?? renderMemoryBlock(selected[index]!.entry, selected[index]!.specificity);
+  return section;
 }

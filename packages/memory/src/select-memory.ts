@@ -12,7 +12,7 @@ import {
 import { z } from "zod";
 import type { MemoryEntry } from "./memory-entry.js";
 import type { MemoryUsage } from "./memory-store.js";
-import { MEMORY_SECTION_HEADER, renderMemoryBlock } from "./render-memory-section.js";
+import { MEMORY_SECTION_HEADER, memorySectionText, renderMemoryBlock } from "./render-memory-section.js";
 
 /** The memory share of the context-read budget when no other is given. */
 export const DEFAULT_MEMORY_SHARE = 0.1;
@@ -578,11 +578,8 @@ async function countSection(
     )
   )
     return known.tokens;
-  // The same text as renderMemorySection: the header, then each block (rendered here only when the fitting loop did not).
-  let section = MEMORY_SECTION_HEADER;
-  for (let index = 0; index < selected.length; index++)
-    section += texts[index] ?? renderMemoryBlock(selected[index]!.entry, selected[index]!.specificity);
-  const tokens = await count(section);
+  // The text renderMemorySection gives, from the blocks the fitting loop rendered.
+  const tokens = await count(memorySectionText(selected, texts));
   if (!byCounter) sectionCache.set(first, (byCounter = new Map()));
   byCounter.set(counterName, { selected: [...selected], tokens });
   return tokens;
