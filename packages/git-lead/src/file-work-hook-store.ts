@@ -204,7 +204,6 @@ export function createFileWorkHookStore({ dir, defaultTtlMs = 600_000, now = Dat
   let listing: string[] = [];
   let position = 0;
   let generation: string | undefined;
-  let losses = 0;
   const claimNext = async (worker: string, claimOptions: { ttlMs?: number } = {}): Promise<Claim | undefined> => {
     const ttlMs = claimOptions.ttlMs ?? defaultTtlMs;
     const stamp = statSync(generationFile, { throwIfNoEntry: false, bigint: true });
@@ -216,16 +215,23 @@ export function createFileWorkHookStore({ dir, defaultTtlMs = 600_000, now = Dat
         listing = existsSync(readyDir) ? readdirSync(readyDir).sort() : [];
         position = 0;
       }
+      let jumps = 0;
+      // Another claimer got here first: jump to a random place in the listing, so claimers
+      // spread over the index instead of working through it in step (each meeting the other's
+      // claims, in the same directories at the same moment). At most one jump per entry, so a
+      // pass ends; what is skipped stays in the index for the next listing.
+      const elsewhere = () => {
+        if (jumps++ < listing.length) position = Math.floor(Math.random() * listing.length);
+      };
       while (position < listing.length) {
         const id = listing[position++]!;
-        if (existsSync(claimFile(id))) continue;
+        if (existsSync(claimFile(id))) {
+          elsewhere();
+          continue;
+        }
         const claim: Claim = { taskId: id, worker, token: randomBytes(8).toString("hex"), expiresAt: now() + ttlMs };
         if (!createClaim(claim)) {
-          // Lost the race for it to another claimer: skip a few entries, so claimers under
-          // contention spread over the index instead of all queueing on its head. What is
-          // skipped stays in the index for the next listing.
-          losses++;
-          position += losses % 4;
+          elsewhere();
           continue;
         }
         try {
