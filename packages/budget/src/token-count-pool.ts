@@ -90,9 +90,10 @@ function createPool(encoding: Encoding, onEnd: () => void): TokenCountPool {
   const threads = Math.max(1, availableParallelism());
   const workerData = {
     compileCacheDir: (module as { getCompileCacheDir?: () => string | undefined }).getCompileCacheDir?.(),
-    encodingPath: require.resolve(`gpt-tokenizer/cjs/encoding/${encoding}`),
+    // o200k counts pieces with the rank table; other encodings count whole texts with gpt-tokenizer.
+    encodingPath: encoding === "o200k_base" ? undefined : require.resolve(`gpt-tokenizer/cjs/encoding/${encoding}`),
     constantsPath: encoding === "o200k_base" ? require.resolve("gpt-tokenizer/cjs/encodingParams/constants") : undefined,
-    ranksPath: require.resolve(`gpt-tokenizer/cjs/bpeRanks/${encoding}`),
+    ranksPath: encoding === "o200k_base" ? require.resolve("gpt-tokenizer/cjs/bpeRanks/o200k_base") : undefined,
     pieces: encoding === "o200k_base" ? createSharedPieceTable() : undefined,
   };
   const slots: Slot[] = [];

@@ -10,6 +10,7 @@ import {
   readlinkSync,
   symlinkSync,
   writeFileSync,
+  type Stats,
 } from "node:fs";
 import { join } from "node:path";
 import { InvalidArgumentError, resolvePathInside, type ChangedPath } from "@bulkhead/core";
@@ -24,6 +25,15 @@ export type TreeChanges = Map<string, TreeEntry | null>;
 /** The git object id of `content` as an object of `type`. */
 export function hashObject(type: "blob" | "tree" | "commit", content: Uint8Array): string {
   return createHash("sha1").update(`${type} ${content.byteLength}\0`).update(content).digest("hex");
+}
+
+/**
+ * The blob id of what a working-tree path holds, as git hashes it (no filters): a link's target,
+ * a file's bytes; undefined for anything else. `stats` is the path's `lstat`.
+ */
+export function workingBlobId(absolute: string, stats: Stats): string | undefined {
+  if (stats.isSymbolicLink()) return hashObject("blob", Buffer.from(readlinkSync(absolute)));
+  return stats.isFile() ? hashObject("blob", readFileSync(absolute)) : undefined;
 }
 
 /**

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
-import { closeSync, openSync, readFileSync, readlinkSync, renameSync, statSync, writeSync, type Stats } from "node:fs";
+import { closeSync, openSync, readFileSync, renameSync, statSync, writeSync, type Stats } from "node:fs";
 import { resolvePathInside } from "@bulkhead/core";
-import { hashObject } from "./build-commit.js";
+import { workingBlobId } from "./build-commit.js";
 import { withGitLock } from "./file-lock.js";
 
 /** One index entry: its name (bytes, as git stores it) and its fixed header (62 bytes, 64 with extended flags). */
@@ -416,16 +416,8 @@ function racilyClean(workdir: string, entry: IndexEntry): boolean {
     head.readUInt32BE(0) === Math.floor(stats.ctimeMs / 1000) >>> 0 &&
     head.readUInt32BE(20) === stats.ino >>> 0;
   if (!sameStat) return false;
-  const mode = head.readUInt32BE(24);
-  const type = mode & 0o170000;
-  if (type === 0o160000) return false;
-  const bytes =
-    type === 0o120000 && stats.isSymbolicLink()
-      ? Buffer.from(readlinkSync(resolved.absolute))
-      : stats.isFile()
-        ? readFileSync(resolved.absolute)
-        : undefined;
-  return bytes === undefined || hashObject("blob", bytes) !== head.toString("hex", 40, 60);
+  if ((head.readUInt32BE(24) & 0o170000) === 0o160000) return false;
+  return workingBlobId(resolved.absolute, stats) !== head.toString("hex", 40, 60);
 }
 
 /**

@@ -4,7 +4,6 @@ import {
   mkdirSync,
   readdirSync,
   readFileSync,
-  readlinkSync,
   renameSync,
   rmSync,
   symlinkSync,
@@ -14,7 +13,7 @@ import {
 import { randomBytes } from "node:crypto";
 import { basename, dirname, join } from "node:path";
 import { resolvePathInside } from "@bulkhead/core";
-import { hashObject } from "./build-commit.js";
+import { workingBlobId } from "./build-commit.js";
 import { createIndexEntry, describeIndexEntry, editIndex, type IndexEntries } from "./git-index.js";
 import type { ObjectStore, TreeEntry } from "./object-store.js";
 
@@ -55,10 +54,9 @@ function workingEntry(
   if (!resolved.ok) return resolved;
   const stats = resolved.stats;
   if (!stats) return { ok: true, entry: undefined };
-  if (stats.isSymbolicLink())
-    return { ok: true, entry: { mode: "120000", oid: hashObject("blob", Buffer.from(readlinkSync(resolved.absolute))) } };
-  if (!stats.isFile()) return { ok: false, reason: "is not a file in the working tree" };
-  return { ok: true, entry: { mode: stats.mode & 0o111 ? "100755" : "100644", oid: hashObject("blob", readFileSync(resolved.absolute)) } };
+  const oid = workingBlobId(resolved.absolute, stats);
+  if (oid === undefined) return { ok: false, reason: "is not a file in the working tree" };
+  return { ok: true, entry: { mode: stats.isSymbolicLink() ? "120000" : stats.mode & 0o111 ? "100755" : "100644", oid } };
 }
 
 const same = (left: Pick<TreeEntry, "mode" | "oid"> | undefined, right: Pick<TreeEntry, "mode" | "oid"> | undefined) =>
